@@ -1,0 +1,1 @@
+"""The thin HTTP layer: one router per context, the problem+json handlers and request middleware."""

@@ -1,0 +1,87 @@
+"""Per-request plumbing: request id, access log, HTTP metrics, and the last-resort 500."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from billfold.api.problems import internal_error
+from billfold.platform.logging import get_logger, request_id_var
+from billfold.platform.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
+
+REQUEST_ID_HEADER = b"x-request-id"
+# A client may choose its request id if it is short and plain; otherwise we make one.
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+log = get_logger("billfold.http")
+
+
+class RequestContextMiddleware:
+    """Tag each request with an id, log and count it, and turn an unhandled error into a 500.
+
+    The id comes from the X-Request-ID header when acceptable, is echoed in the response header,
+    and is on every log line written while the request is served. Unhandled errors are logged
+    here with that id and answered with a problem that carries no internal detail.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        token = request_id_var.set(request_id)
+        started_at = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                id_header = (REQUEST_ID_HEADER, request_id.encode())
+                message["headers"] = [*message.get("headers", []), id_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error", method=scope["method"], path=scope["path"])
+            if response_started:
+                raise
+            await internal_error(request_id)(scope, receive, send_with_id)
+        finally:
+            _observe(scope, status, time.perf_counter() - started_at)
+            request_id_var.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            candidate: str = value.decode("latin-1")
+            if _CLIENT_REQUEST_ID.match(candidate):
+                return candidate
+    return uuid.uuid4().hex
+
+
+def _observe(scope: Scope, status: int, duration_s: float) -> None:
+    method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
+    # The route template (/accounts/{id}), never the raw path, keeps label cardinality bounded.
+    route = getattr(scope.get("route"), "path", "unmatched")
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_REQUEST_DURATION.labels(method, route).observe(duration_s)
+    log.info(
+        "request",
+        method=scope["method"],
+        path=scope["path"],
+        route=route,
+        status=status,
+        duration_ms=round(duration_s * 1000, 3),
+    )

@@ -1,0 +1,84 @@
+"""The ASGI app. Nothing happens at import: `create_app` builds it and its lifespan connects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+
+from billfold.api import health
+from billfold.api.middleware import RequestContextMiddleware
+from billfold.api.problems import install_problem_handlers
+from billfold.config import Settings
+from billfold.platform.db import create_pool
+from billfold.platform.embedded import ensure_database, ensure_redis
+from billfold.platform.logging import configure_logging, get_logger
+from billfold.platform.metrics import mark_worker_exited
+from billfold.platform.migrate import apply_migrations
+from billfold.platform.redis import create_redis
+
+log = get_logger("billfold.app")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The service, configured by `settings`. Connections are opened by its lifespan."""
+    app = FastAPI(
+        title="Billfold",
+        summary="An open-source digital wallet backend.",
+        version=_package_version(),
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    return app
+
+
+def factory() -> FastAPI:
+    """Entry point for `uvicorn --factory billfold.app:factory`: settings from the environment.
+
+    Each uvicorn worker process calls this, so it also sets up that process's logging.
+    """
+    settings = Settings()
+    configure_logging(settings)
+    return create_app(settings)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from billfold.ledger.engine import Ledger
+
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        database_url = await asyncio.to_thread(ensure_database, settings)
+        redis_url = await asyncio.to_thread(ensure_redis, settings)
+        pool = await create_pool(database_url, settings)
+        stack.push_async_callback(pool.close)
+        redis = await create_redis(redis_url)
+        stack.push_async_callback(redis.aclose)
+        if settings.migrate_on_start:
+            async with pool.acquire() as conn:
+                applied = await apply_migrations(conn)
+            for name in applied:
+                log.info("migration applied", migration=name)
+        ledger = Ledger(pool, settings)
+        await ledger.start()
+        stack.push_async_callback(ledger.stop)
+        stack.callback(mark_worker_exited)
+        app.state.pool = pool
+        app.state.redis = redis
+        app.state.ledger = ledger
+        log.info("started", workers=settings.workers, migrate_on_start=settings.migrate_on_start)
+        yield
+        log.info("stopping")
+
+
+def _package_version() -> str:
+    try:
+        return version("billfold")
+    except PackageNotFoundError:
+        return "0.0.0"

@@ -1,0 +1,1 @@
+"""Benchmarks, run as commands (`billfold bench ...`), never as timed tests."""

@@ -1,0 +1,85 @@
+"""The `billfold bench` command group. Every command takes --json to print one JSON object."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from billfold.config import Settings
+
+bench_app = typer.Typer(help="Benchmarks", no_args_is_help=True)
+
+LEDGER_SCENARIOS = ["uniform", "hot", "uniform-single", "hot-single"]
+
+
+@bench_app.command("ledger")
+def ledger(
+    accounts: Annotated[int, typer.Option(help="Wallets to open and fund.")] = 100_000,
+    submitters: Annotated[int, typer.Option(help="Concurrent callers, one transfer each.")] = 500,
+    seconds: Annotated[float, typer.Option(help="Length of each scenario.")] = 10.0,
+    runs: Annotated[int, typer.Option(help="Repeat everything; report medians.")] = 3,
+    scenario: Annotated[list[str] | None, typer.Option(help="Run only these scenarios.")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
+) -> None:
+    """Transfers per second and p50/p99 latency of the ledger engine, batched and not."""
+    from billfold.bench.ledger import run_ledger_bench
+    from billfold.platform.embedded import ensure_database
+
+    settings = Settings()
+    dsn = ensure_database(settings)
+    chosen = scenario or LEDGER_SCENARIOS
+    for name in chosen:
+        if name not in LEDGER_SCENARIOS:
+            raise typer.BadParameter(f"scenario '{name}' is not one of {LEDGER_SCENARIOS}")
+    outcomes = []
+    for run in range(1, runs + 1):
+        typer.echo(f"run {run}/{runs}", err=True)
+        outcomes.append(
+            asyncio.run(
+                run_ledger_bench(
+                    settings, dsn, accounts=accounts, submitters=submitters, seconds=seconds,
+                    scenarios=chosen,
+                )
+            )
+        )
+    summary = _medians(outcomes)
+    if json:
+        typer.echo(orjson.dumps(summary).decode())
+    else:
+        typer.echo(f"medians of {runs} runs:")
+        for name, figures in summary["scenarios"].items():
+            typer.echo(
+                f"  {name:<15} {figures['transfers_per_s']:>9,.0f}/s  p50 "
+                f"{figures['latency_ms_p50']:.1f} ms  p99 {figures['latency_ms_p99']:.1f} ms"
+            )
+        for name, ratio in summary["ratios"].items():
+            typer.echo(f"  {name}: {ratio}x")
+    if not all(o["reconciled"] for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _medians(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    scenarios: dict[str, dict[str, float]] = {}
+    for name in [r["scenario"] for r in outcomes[0]["results"]]:
+        rows = [r for o in outcomes for r in o["results"] if r["scenario"] == name]
+        scenarios[name] = {
+            key: statistics.median(r[key] for r in rows)
+            for key in ("transfers_per_s", "latency_ms_p50", "latency_ms_p99")
+        }
+    ratios = {
+        key: statistics.median(o["ratios"][key] for o in outcomes) for key in outcomes[0]["ratios"]
+    }
+    return {
+        "benchmark": "ledger",
+        "accounts": outcomes[0]["accounts"],
+        "submitters": outcomes[0]["submitters"],
+        "seconds": outcomes[0]["seconds"],
+        "runs": outcomes,
+        "scenarios": scenarios,
+        "ratios": ratios,
+        "reconciled": all(o["reconciled"] for o in outcomes),
+    }

@@ -1,0 +1,48 @@
+"""One Settings object, read from the environment once and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Billfold's configuration. Every field maps to an environment variable (see README)."""
+
+    model_config = SettingsConfigDict(env_prefix="BILLFOLD_", extra="ignore", frozen=True)
+
+    # DATABASE_URL / REDIS_URL are the conventional un-prefixed names.
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    data_dir: Path = Path(".billfold")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    # A transfer waits at most this long for a row lock before the engine retries it.
+    lock_timeout_ms: int = 2000
+    statement_timeout_ms: int = 30000
+
+    # Group commit: gather transfers for at most batch_window_ms or until batch_max arrive.
+    batch_window_ms: float = 1.0
+    batch_max: int = 1000
+    batch_retries: int = 8
+    # Number of batches that may be in flight at once (each on its own connection).
+    batch_concurrency: int = 2
+
+    migrate_on_start: bool = True
+
+    @property
+    def embedded_db(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None

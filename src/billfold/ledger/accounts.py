@@ -1,0 +1,101 @@
+"""Opening and reading accounts. Balances change only through the engine's transfers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from billfold.ledger.errors import AccountNotFound, InvalidTransfer
+from billfold.ledger.model import Account, AccountKind
+
+ACCOUNT_COLUMNS = """
+id, kind, owner, name, currency, posted_minor, pending_debits_minor, pending_credits_minor,
+overdraft_limit_minor, max_balance_minor, version, created_at
+"""
+
+
+def check_open_account(
+    kind: AccountKind, currency: str, overdraft_limit_minor: int, max_balance_minor: int | None
+) -> None:
+    if len(currency) != 3 or not currency.isascii() or not currency.isupper():
+        raise InvalidTransfer(f"currency '{currency}' is not an ISO 4217 code", field="currency")
+    if overdraft_limit_minor < 0:
+        raise InvalidTransfer(f"overdraft limit {overdraft_limit_minor} must not be negative")
+    if kind is AccountKind.WALLET and overdraft_limit_minor != 0:
+        raise InvalidTransfer("a wallet cannot have an overdraft limit", field="overdraft_limit")
+    if max_balance_minor is not None and max_balance_minor < 0:
+        raise InvalidTransfer(f"maximum balance {max_balance_minor} must not be negative")
+
+
+async def open_account(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    kind: AccountKind,
+    owner: str,
+    currency: str,
+    name: str | None = None,
+    overdraft_limit_minor: int = 0,
+    max_balance_minor: int | None = None,
+) -> Account:
+    """Open an account with a zero balance. A named account is opened once: a second call with
+    the same name returns the existing one (system accounts are opened this way at start-up)."""
+    check_open_account(kind, currency, overdraft_limit_minor, max_balance_minor)
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO accounts (kind, owner, name, currency, overdraft_limit_minor, max_balance_minor)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (name) WHERE name IS NOT NULL DO NOTHING
+        RETURNING {ACCOUNT_COLUMNS}
+        """,
+        kind.value,
+        owner,
+        name,
+        currency,
+        overdraft_limit_minor,
+        max_balance_minor,
+    )
+    if row is None:
+        row = await conn.fetchrow(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = $1", name)
+    assert row is not None
+    return account_from_row(row)
+
+
+async def get_account(conn: asyncpg.Connection | asyncpg.Pool, account_id: int) -> Account:
+    row = await conn.fetchrow(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1", account_id)
+    if row is None:
+        raise AccountNotFound(f"account {account_id} does not exist", account_id=account_id)
+    return account_from_row(row)
+
+
+async def balance_at(
+    conn: asyncpg.Connection | asyncpg.Pool, account_id: int, at: datetime
+) -> int:
+    """The account's posted balance at a past moment, read from its entries' running balances."""
+    value = await conn.fetchval(
+        """
+        SELECT balance_after_minor FROM entries
+         WHERE account_id = $1 AND created_at <= $2
+         ORDER BY account_seq DESC LIMIT 1
+        """,
+        account_id,
+        at,
+    )
+    return int(value or 0)
+
+
+def account_from_row(row: asyncpg.Record) -> Account:
+    return Account(
+        id=row["id"],
+        kind=AccountKind(row["kind"]),
+        owner=row["owner"],
+        name=row["name"],
+        currency=row["currency"],
+        posted_minor=row["posted_minor"],
+        pending_debits_minor=row["pending_debits_minor"],
+        pending_credits_minor=row["pending_credits_minor"],
+        overdraft_limit_minor=row["overdraft_limit_minor"],
+        max_balance_minor=row["max_balance_minor"],
+        version=row["version"],
+        created_at=row["created_at"],
+    )

@@ -1,0 +1,290 @@
+"""Apply a batch of commands, in order, to locked account state held in memory.
+
+Pure Python, no I/O: the engine loads and locks the accounts, calls `apply_batch`, then writes the
+rows it returns in one statement. Each command succeeds or fails on its own; a failure leaves the
+state exactly as it was, so its neighbours in the batch see no trace of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from billfold.ledger.errors import (
+    AccountNotFound,
+    BalanceLimitExceeded,
+    CurrencyMismatch,
+    HoldExpired,
+    HoldNotPending,
+    InsufficientFunds,
+    InvalidTransfer,
+    LedgerError,
+    NotAHold,
+    NotReversible,
+    ReversalExceedsOriginal,
+    TransferNotFound,
+)
+from billfold.ledger.model import Command, Entry, Kind, Leg, Transfer
+
+
+@dataclass(slots=True)
+class AccountState:
+    """An account's balances as the batch sees them, plus what the batch changed."""
+
+    id: int
+    currency: str
+    posted: int
+    pending_debits: int
+    pending_credits: int
+    overdraft_limit: int
+    max_balance: int | None
+    version: int
+    delta_posted: int = 0
+    delta_pending_debits: int = 0
+    delta_pending_credits: int = 0
+    delta_version: int = 0
+
+
+@dataclass(slots=True)
+class Target:
+    """A transfer that a post, void or reversal refers to, with its current resolution."""
+
+    transfer: Transfer
+    resolved: bool = False  # holds: already posted or voided
+    reversed_minor: int = 0  # transfers: how much has been reversed so far
+
+
+@dataclass(slots=True)
+class BatchResult:
+    outcomes: list[Transfer | LedgerError] = field(default_factory=list)
+    transfers: list[Transfer] = field(default_factory=list)
+
+
+def apply_batch(
+    commands: list[Command],
+    accounts: dict[int, AccountState],
+    targets: dict[int, Target],
+    next_id: Callable[[], int],
+    now: datetime,
+) -> BatchResult:
+    result = BatchResult()
+    for cmd in commands:
+        try:
+            transfer = _apply_one(cmd, accounts, targets, next_id, now)
+        except LedgerError as error:
+            result.outcomes.append(error)
+        else:
+            result.outcomes.append(transfer)
+            result.transfers.append(transfer)
+    return result
+
+
+def _apply_one(
+    cmd: Command,
+    accounts: dict[int, AccountState],
+    targets: dict[int, Target],
+    next_id: Callable[[], int],
+    now: datetime,
+) -> Transfer:
+    pending_id = reverses_id = None
+    release: tuple[Leg, ...] = ()
+    posted: tuple[Leg, ...] = ()
+    held: tuple[Leg, ...] = ()
+    target = None
+    if cmd.kind is Kind.TRANSFER:
+        posted = cmd.legs
+    elif cmd.kind is Kind.HOLD:
+        held = cmd.legs
+    elif cmd.kind in (Kind.POST, Kind.VOID):
+        target = _pending_hold(cmd, targets, now)
+        pending_id = target.transfer.id
+        release = _legs_of(target.transfer)
+        if cmd.kind is Kind.POST:
+            posted = _scaled(release, cmd.amount_minor, "post")
+    else:
+        target = _reversible(cmd, targets)
+        reverses_id = target.transfer.id
+        original = _legs_of(target.transfer)
+        amount = cmd.amount_minor or target.transfer.amount_minor - target.reversed_minor
+        posted = _negated(_scaled(original, amount, "reversal"))
+
+    states = _check_accounts(posted + held + release, accounts)
+    _check_funds(states, posted, held, release)
+
+    transfer_id = next_id()
+    entries = sorted(
+        [*_book(states, held, pending=True), *_book(states, posted, pending=False)],
+        key=lambda entry: entry.account_id,
+    )
+    for leg in release:
+        _release(states[leg.account_id], leg)
+    if cmd.kind in (Kind.POST, Kind.VOID):
+        assert target is not None
+        target.resolved = True
+    elif cmd.kind is Kind.REVERSAL:
+        assert target is not None
+        target.reversed_minor += _credits(posted)
+    headline = held or posted or release
+    return Transfer(
+        id=transfer_id,
+        kind=cmd.kind,
+        code=cmd.code,
+        amount_minor=_credits(headline) if cmd.kind is not Kind.VOID else _credits(release),
+        currency=headline[0].currency,
+        pending_id=pending_id,
+        reverses_id=reverses_id,
+        expires_at=cmd.expires_at,
+        metadata=cmd.metadata,
+        created_at=now,
+        entries=tuple(entries),
+    )
+
+
+def _pending_hold(cmd: Command, targets: dict[int, Target], now: datetime) -> Target:
+    target = targets.get(cmd.target_id or 0)
+    if target is None:
+        raise TransferNotFound(f"hold {cmd.target_id} does not exist", transfer_id=cmd.target_id)
+    hold = target.transfer
+    if hold.kind is not Kind.HOLD:
+        raise NotAHold(f"transfer {hold.id} is a {hold.kind}, not a hold", transfer_id=hold.id)
+    if target.resolved:
+        raise HoldNotPending(f"hold {hold.id} is already posted or voided", transfer_id=hold.id)
+    if cmd.kind is Kind.POST and hold.expires_at is not None and hold.expires_at <= now:
+        raise HoldExpired(
+            f"hold {hold.id} expired at {hold.expires_at.isoformat()}", transfer_id=hold.id
+        )
+    return target
+
+
+def _reversible(cmd: Command, targets: dict[int, Target]) -> Target:
+    target = targets.get(cmd.target_id or 0)
+    if target is None:
+        raise TransferNotFound(f"transfer {cmd.target_id} does not exist", transfer_id=cmd.target_id)
+    original = target.transfer
+    if original.kind not in (Kind.TRANSFER, Kind.POST):
+        raise NotReversible(
+            f"transfer {original.id} is a {original.kind}; only transfers and posts reverse",
+            transfer_id=original.id,
+        )
+    remaining = original.amount_minor - target.reversed_minor
+    wanted = cmd.amount_minor if cmd.amount_minor is not None else remaining
+    if remaining == 0 or wanted > remaining:
+        raise ReversalExceedsOriginal(
+            f"transfer {original.id} has {remaining} left to reverse, asked for {wanted}",
+            transfer_id=original.id,
+            remaining_minor=remaining,
+        )
+    return target
+
+
+def _legs_of(transfer: Transfer) -> tuple[Leg, ...]:
+    return tuple(Leg(e.account_id, e.amount_minor, e.currency) for e in transfer.entries)
+
+
+def _scaled(legs: tuple[Leg, ...], amount: int | None, what: str) -> tuple[Leg, ...]:
+    """The legs moving `amount` instead of their whole; only a two-leg transfer splits."""
+    if amount is None or amount == _credits(legs):
+        return legs
+    if amount > _credits(legs):
+        raise InvalidTransfer(f"{what} amount {amount} exceeds the original {_credits(legs)}")
+    if len(legs) != 2:
+        raise InvalidTransfer(f"a partial {what} needs a two-leg transfer, this has {len(legs)}")
+    return tuple(Leg(leg.account_id, amount if leg.amount_minor > 0 else -amount, leg.currency)
+                 for leg in legs)
+
+
+def _negated(legs: tuple[Leg, ...]) -> tuple[Leg, ...]:
+    return tuple(Leg(leg.account_id, -leg.amount_minor, leg.currency) for leg in legs)
+
+
+def _credits(legs: tuple[Leg, ...]) -> int:
+    return sum(leg.amount_minor for leg in legs if leg.amount_minor > 0)
+
+
+def _check_accounts(
+    legs: tuple[Leg, ...], accounts: dict[int, AccountState]
+) -> dict[int, AccountState]:
+    states: dict[int, AccountState] = {}
+    for leg in legs:
+        state = accounts.get(leg.account_id)
+        if state is None:
+            raise AccountNotFound(
+                f"account {leg.account_id} does not exist", account_id=leg.account_id
+            )
+        if state.currency != leg.currency:
+            raise CurrencyMismatch(
+                f"account {leg.account_id} holds {state.currency}, not {leg.currency}",
+                account_id=leg.account_id,
+            )
+        states[leg.account_id] = state
+    return states
+
+
+def _check_funds(
+    states: dict[int, AccountState],
+    posted: tuple[Leg, ...],
+    held: tuple[Leg, ...],
+    release: tuple[Leg, ...],
+) -> None:
+    """Refuse the command if any account would end outside its limits; change nothing."""
+    after: dict[int, list[int]] = {
+        id_: [s.posted, s.pending_debits, s.pending_credits] for id_, s in states.items()
+    }
+    for leg in posted:
+        after[leg.account_id][0] += leg.amount_minor
+    for leg in held:
+        after[leg.account_id][1 if leg.amount_minor < 0 else 2] += abs(leg.amount_minor)
+    for leg in release:
+        after[leg.account_id][1 if leg.amount_minor < 0 else 2] -= abs(leg.amount_minor)
+    for id_, (posted_minor, debits, credits) in after.items():
+        state = states[id_]
+        available = posted_minor - debits
+        if available + state.overdraft_limit < 0:
+            raise InsufficientFunds(
+                f"account {id_} has {state.posted - state.pending_debits} available, "
+                f"needs {state.posted - state.pending_debits - available} more than that allows",
+                account_id=id_,
+                available_minor=state.posted - state.pending_debits,
+            )
+        if state.max_balance is not None and posted_minor + credits > state.max_balance:
+            raise BalanceLimitExceeded(
+                f"account {id_} would hold {posted_minor + credits}, over its maximum "
+                f"{state.max_balance}",
+                account_id=id_,
+                max_balance_minor=state.max_balance,
+            )
+
+
+def _book(states: dict[int, AccountState], legs: tuple[Leg, ...], pending: bool) -> Iterator[Entry]:
+    for leg in legs:
+        state = states[leg.account_id]
+        state.version += 1
+        state.delta_version += 1
+        if pending:
+            if leg.amount_minor < 0:
+                state.pending_debits -= leg.amount_minor
+                state.delta_pending_debits -= leg.amount_minor
+            else:
+                state.pending_credits += leg.amount_minor
+                state.delta_pending_credits += leg.amount_minor
+        else:
+            state.posted += leg.amount_minor
+            state.delta_posted += leg.amount_minor
+        yield Entry(
+            leg.account_id, state.version, leg.amount_minor, leg.currency, pending, state.posted
+        )
+
+
+def _release(state: AccountState, leg: Leg) -> None:
+    if leg.amount_minor < 0:
+        state.pending_debits += leg.amount_minor
+        state.delta_pending_debits += leg.amount_minor
+    else:
+        state.pending_credits -= leg.amount_minor
+        state.delta_pending_credits -= leg.amount_minor
+
+
+def outcome_to_stored(outcome: Transfer | LedgerError) -> dict[str, Any] | None:
+    return outcome.to_dict() if isinstance(outcome, LedgerError) else None

@@ -1,0 +1,340 @@
+"""The group-commit engine: one call per transfer for the caller, one transaction per batch inside.
+
+Callers `await ledger.submit(command)`. Commands gather for a moment (batch_window_ms, or until
+batch_max arrive), then one transaction locks every account the batch touches in ascending id
+order, applies the commands in arrival order in memory (`apply.apply_batch`), writes all rows and
+netted balances in one statement, and commits. Each caller gets its own outcome.
+
+Idempotency: a key already in flight in this process waits for the first request's outcome; a key
+stored by another transaction makes the batch's write store fewer outcomes than sent, so the batch
+rolls back, those commands are answered from the stored outcome, and the rest run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from billfold.config import Settings
+from billfold.ledger import store
+from billfold.ledger.apply import Target, apply_batch
+from billfold.ledger.errors import (
+    IdempotencyKeyReused,
+    InvalidTransfer,
+    LedgerBusy,
+    LedgerError,
+    error_from_stored,
+)
+from billfold.ledger.model import Command, Kind, Leg, Transfer
+
+log = logging.getLogger(__name__)
+
+# Failures that say "try the same batch again", never "the transfer is invalid".
+RETRYABLE = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.UniqueViolationError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+ID_BLOCK = 1000  # must equal the transfer_ids sequence's INCREMENT
+
+
+class _KeysTaken(Exception):
+    """Another transaction stored an outcome for one of the batch's keys first."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Pending:
+    command: Command
+    future: asyncio.Future[Transfer]
+
+
+class Ledger:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, *, batch_max: int | None = None):
+        self._pool = pool
+        self._window_s = settings.batch_window_ms / 1000
+        self._batch_max = batch_max or settings.batch_max
+        self._retries = settings.batch_retries
+        self._slots = asyncio.Semaphore(settings.batch_concurrency)
+        self._waiting: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._full = asyncio.Event()
+        self._inflight: dict[tuple[str, str], _Pending] = {}
+        self._next_id = 0
+        self._id_end = 0
+        self._collector: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self.batches = 0
+        self.commands = 0
+
+    async def start(self) -> None:
+        if self._collector is None:
+            self._collector = asyncio.create_task(self._collect(), name="ledger-collector")
+
+    async def stop(self) -> None:
+        """Finish every command already submitted, then stop."""
+        while self._waiting or self._running:
+            self._wakeup.set()
+            await asyncio.sleep(self._window_s or 0.001)
+        if self._collector is not None:
+            self._collector.cancel()
+            await asyncio.gather(self._collector, return_exceptions=True)
+            self._collector = None
+
+    async def submit(self, command: Command) -> Transfer:
+        """Run one command; return its transfer or raise its LedgerError."""
+        key = (command.client_id, command.key)
+        first = self._inflight.get(key)
+        if first is not None:
+            return await _answer_duplicate(command, first)
+        if self._collector is None:
+            raise RuntimeError("Ledger.start() was not called")
+        pending = _Pending(command, asyncio.get_running_loop().create_future())
+        self._inflight[key] = pending
+        self._waiting.append(pending)
+        if len(self._waiting) == 1:
+            self._wakeup.set()
+        if len(self._waiting) >= self._batch_max:
+            self._full.set()
+        try:
+            return await pending.future
+        finally:
+            if self._inflight.get(key) is pending:
+                del self._inflight[key]
+
+    async def _collect(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if not self._waiting:
+                continue
+            if len(self._waiting) < self._batch_max and self._window_s > 0:
+                try:
+                    await asyncio.wait_for(self._full.wait(), self._window_s)
+                except TimeoutError:
+                    pass
+            await self._slots.acquire()
+            batch = self._waiting[: self._batch_max]
+            del self._waiting[: self._batch_max]
+            self._full.clear()
+            if self._waiting:
+                self._wakeup.set()
+            task = asyncio.create_task(self._execute(batch))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slots.release()
+
+    async def _execute(self, batch: list[_Pending]) -> None:
+        try:
+            await self._execute_with_retries(batch)
+        except Exception as error:  # noqa: BLE001 - every caller must get an answer, whatever broke
+            log.exception("ledger batch failed")
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+
+    async def _execute_with_retries(self, batch: list[_Pending]) -> None:
+        self.batches += 1
+        self.commands += len(batch)
+        todo = batch
+        attempt = 0
+        while todo:
+            try:
+                async with self._pool.acquire() as conn:
+                    await self._run(conn, todo)
+                return
+            except _KeysTaken:
+                todo = await self._answer_from_storage(todo)
+            except RETRYABLE as error:
+                attempt += 1
+                if attempt > self._retries:
+                    busy = LedgerBusy(f"the ledger stayed contended after {attempt} tries: {error}")
+                    for pending in todo:
+                        pending.future.set_exception(busy)
+                    return
+                await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+            except asyncpg.PostgresError:
+                if len(todo) == 1:
+                    raise
+                # A statement failed for a reason no retry fixes. Run each command alone so
+                # that the one at fault fails and its neighbours do not.
+                await asyncio.gather(*(self._execute_with_retries([p]) for p in todo))
+                return
+
+    async def _run(self, conn: asyncpg.Connection, batch: list[_Pending]) -> None:
+        commands = [p.command for p in batch]
+        targets: dict[int, Target] = {}
+        referenced = {c.target_id for c in commands if c.target_id is not None}
+        async with conn.transaction():
+            loaded = await store.load_transfers(conn, referenced) if referenced else {}
+            account_ids = sorted(
+                {leg.account_id for c in commands for leg in c.legs}
+                | {e.account_id for t in loaded.values() for e in t.entries}
+            )
+            accounts, now = await store.lock_accounts(conn, account_ids)
+            if loaded:
+                targets = await store.load_targets(conn, loaded)
+            await self._reserve_ids(conn, len(commands))
+            result = apply_batch(commands, accounts, targets, self._take_id, now)
+            outcomes = [
+                (
+                    c.client_id,
+                    c.key,
+                    c.request_hash,
+                    o.id if isinstance(o, Transfer) else None,
+                    o.to_dict() if isinstance(o, LedgerError) else None,
+                )
+                for c, o in zip(commands, result.outcomes, strict=True)
+            ]
+            stored = await store.write_batch(
+                conn, result.transfers, accounts.values(), outcomes, now
+            )
+            if stored != len(outcomes):
+                raise _KeysTaken
+        for pending, outcome in zip(batch, result.outcomes, strict=True):
+            if isinstance(outcome, Transfer):
+                pending.future.set_result(outcome)
+            else:
+                pending.future.set_exception(outcome)
+
+    async def _answer_from_storage(self, batch: list[_Pending]) -> list[_Pending]:
+        """Answer the commands whose keys are already stored; return the ones still to run."""
+        keys = [(p.command.client_id, p.command.key) for p in batch]
+        async with self._pool.acquire() as conn:
+            stored = await store.load_outcomes(conn, keys)
+            ids = [r["transfer_id"] for r in stored.values() if r["transfer_id"] is not None]
+            transfers = await store.load_transfers(conn, ids) if ids else {}
+        todo = []
+        for pending, key in zip(batch, keys, strict=True):
+            row = stored.get(key)
+            if row is None:
+                todo.append(pending)
+            else:
+                _settle_replay(pending, row, transfers)
+        return todo
+
+    async def _reserve_ids(self, conn: asyncpg.Connection, count: int) -> None:
+        while self._id_end - self._next_id < count:
+            start = await conn.fetchval("SELECT nextval('transfer_ids')")
+            if start == self._id_end:
+                self._id_end += ID_BLOCK
+            else:
+                self._next_id, self._id_end = start, start + ID_BLOCK
+
+    def _take_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+    # The commands, one method each. Each returns the committed transfer or raises LedgerError.
+
+    async def transfer(
+        self, client_id: str, key: str, legs: Sequence[Leg], *, code: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> Transfer:
+        """Move money now along balanced legs."""
+        return await self.submit(
+            Command(Kind.TRANSFER, client_id, key, code, tuple(legs), metadata=metadata)
+        )
+
+    async def move(
+        self, client_id: str, key: str, *, debit_account_id: int, credit_account_id: int,
+        amount_minor: int, currency: str, code: str, metadata: dict[str, Any] | None = None,
+    ) -> Transfer:
+        """Move `amount_minor` from one account to another: the two-leg transfer."""
+        return await self.transfer(
+            client_id, key, _two_legs(debit_account_id, credit_account_id, amount_minor, currency),
+            code=code, metadata=metadata,
+        )
+
+    async def hold(
+        self, client_id: str, key: str, *, debit_account_id: int, credit_account_id: int,
+        amount_minor: int, currency: str, code: str, expires_at: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Transfer:
+        """Reserve money (pending) until it is posted or voided, or until it expires."""
+        legs = _two_legs(debit_account_id, credit_account_id, amount_minor, currency)
+        return await self.submit(
+            Command(Kind.HOLD, client_id, key, code, legs, expires_at=expires_at, metadata=metadata)
+        )
+
+    async def post(
+        self, client_id: str, key: str, hold_id: int, *, amount_minor: int | None = None,
+        code: str = "post",
+    ) -> Transfer:
+        """Post a hold, in full or (for a two-leg hold) in part; the rest is released."""
+        return await self.submit(
+            Command(Kind.POST, client_id, key, code, target_id=hold_id, amount_minor=amount_minor)
+        )
+
+    async def void(self, client_id: str, key: str, hold_id: int, *, code: str = "void") -> Transfer:
+        """Release a hold without moving money."""
+        return await self.submit(Command(Kind.VOID, client_id, key, code, target_id=hold_id))
+
+    async def reverse(
+        self, client_id: str, key: str, transfer_id: int, *, amount_minor: int | None = None,
+        code: str = "reversal", metadata: dict[str, Any] | None = None,
+    ) -> Transfer:
+        """Move money back along a transfer, in full or in part, never beyond the original."""
+        return await self.submit(
+            Command(Kind.REVERSAL, client_id, key, code, target_id=transfer_id,
+                    amount_minor=amount_minor, metadata=metadata)
+        )
+
+    async def get_transfer(self, transfer_id: int) -> Transfer | None:
+        async with self._pool.acquire() as conn:
+            found = await store.load_transfers(conn, [transfer_id])
+        return found.get(transfer_id)
+
+
+def _two_legs(debit_id: int, credit_id: int, amount: int, currency: str) -> tuple[Leg, Leg]:
+    if amount <= 0:
+        raise InvalidTransfer(f"amount {amount} must be positive", field="amount_minor")
+    return (Leg(debit_id, -amount, currency), Leg(credit_id, amount, currency))
+
+
+def _settle_replay(
+    pending: _Pending, row: asyncpg.Record, transfers: dict[int, Transfer]
+) -> None:
+    command = pending.command
+    if bytes(row["request_hash"]) != command.request_hash:
+        pending.future.set_exception(_reused(command))
+    elif row["transfer_id"] is not None:
+        pending.future.set_result(dataclasses.replace(transfers[row["transfer_id"]], replayed=True))
+    else:
+        pending.future.set_exception(error_from_stored(row["error"]))
+
+
+async def _answer_duplicate(command: Command, first: _Pending) -> Transfer:
+    """A second request with a key already in flight gets the first request's outcome."""
+    try:
+        transfer = await asyncio.shield(first.future)
+    except LedgerBusy:
+        raise
+    except LedgerError as error:
+        if first.command.request_hash != command.request_hash:
+            raise _reused(command) from None
+        raise error_from_stored(error.to_dict()) from None
+    if first.command.request_hash != command.request_hash:
+        raise _reused(command)
+    return dataclasses.replace(transfer, replayed=True)
+
+
+def _reused(command: Command) -> IdempotencyKeyReused:
+    return IdempotencyKeyReused(
+        f"idempotency key '{command.key}' was first used for a different request",
+        idempotency_key=command.key,
+    )
+

@@ -1,0 +1,113 @@
+"""The ledger's failures. Each has a stable code; the engine stores them as idempotent outcomes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from billfold.platform.errors import BillfoldError
+
+
+class LedgerError(BillfoldError):
+    code = "ledger_error"
+    status = 422
+    title = "Ledger refused the transfer"
+
+
+class InvalidTransfer(LedgerError):
+    code = "invalid_transfer"
+    title = "Invalid transfer"
+
+
+class AccountNotFound(LedgerError):
+    code = "account_not_found"
+    status = 404
+    title = "Account not found"
+
+
+class TransferNotFound(LedgerError):
+    code = "transfer_not_found"
+    status = 404
+    title = "Transfer not found"
+
+
+class CurrencyMismatch(LedgerError):
+    code = "currency_mismatch"
+    title = "Currency does not match the account"
+
+
+class InsufficientFunds(LedgerError):
+    code = "insufficient_funds"
+    title = "Insufficient funds"
+
+
+class BalanceLimitExceeded(LedgerError):
+    code = "balance_limit_exceeded"
+    title = "Account balance limit exceeded"
+
+
+class HoldNotPending(LedgerError):
+    code = "hold_not_pending"
+    status = 409
+    title = "Hold already resolved"
+
+
+class HoldExpired(LedgerError):
+    code = "hold_expired"
+    status = 409
+    title = "Hold expired"
+
+
+class NotAHold(LedgerError):
+    code = "not_a_hold"
+    title = "Transfer is not a hold"
+
+
+class NotReversible(LedgerError):
+    code = "not_reversible"
+    title = "Transfer cannot be reversed"
+
+
+class ReversalExceedsOriginal(LedgerError):
+    code = "reversal_exceeds_original"
+    title = "Reversal exceeds what remains of the original"
+
+
+class IdempotencyKeyReused(LedgerError):
+    code = "idempotency_key_reused"
+    title = "Idempotency key reused with a different request"
+
+
+class LedgerBusy(BillfoldError):
+    """Contention outlasted the engine's retries. Safe to retry with the same idempotency key."""
+
+    code = "ledger_busy"
+    status = 503
+    title = "Ledger busy, retry"
+
+
+# Outcomes stored with an idempotency key are rebuilt from their code on replay.
+_STORED: dict[str, type[LedgerError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidTransfer,
+        AccountNotFound,
+        TransferNotFound,
+        CurrencyMismatch,
+        InsufficientFunds,
+        BalanceLimitExceeded,
+        HoldNotPending,
+        HoldExpired,
+        NotAHold,
+        NotReversible,
+        ReversalExceedsOriginal,
+    )
+}
+
+
+def error_from_stored(stored: dict[str, Any]) -> LedgerError:
+    """Rebuild the error a stored outcome records, so a replay raises what the first call did."""
+    fields = dict(stored)
+    code = fields.pop("code")
+    detail = fields.pop("detail")
+    cls = _STORED.get(code, LedgerError)
+    return cls(detail, **fields)

@@ -1,0 +1,218 @@
+"""Reconciliation: recompute the ledger from its entries and compare with what it stores.
+
+Checks, each over the whole ledger:
+- every transfer's entries sum to zero per currency, every non-void transfer has entries and
+  every entry belongs to a transfer;
+- total debits equal total credits, per currency;
+- each account's posted balance equals the sum of its posted entries, its version equals its
+  entry count, its entries are numbered 1..n without gaps, and each entry's running balance
+  equals the previous one plus its amount;
+- each account's pending debits and credits equal the legs of its unresolved holds.
+
+The work is split into id ranges so that it runs on several connections at once and reports its
+progress as it goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+
+CHUNKS = 64
+MAX_EXAMPLES = 20
+
+TRANSFER_CHUNK = """
+WITH sums AS (
+    SELECT transfer_id, currency, sum(amount_minor) AS total,
+           sum(-amount_minor) FILTER (WHERE amount_minor < 0) AS debits,
+           sum(amount_minor) FILTER (WHERE amount_minor > 0) AS credits
+      FROM entries WHERE transfer_id >= $1 AND transfer_id < $2
+     GROUP BY transfer_id, currency
+), per_transfer AS (
+    SELECT transfer_id, bool_or(total <> 0) AS unbalanced FROM sums GROUP BY transfer_id
+)
+SELECT
+    (SELECT coalesce(jsonb_agg(jsonb_build_array(currency, debits, credits)), '[]'::jsonb)
+       FROM (SELECT currency, sum(coalesce(debits, 0))::bigint AS debits,
+                    sum(coalesce(credits, 0))::bigint AS credits
+               FROM sums GROUP BY currency) c) AS totals,
+    (SELECT coalesce(array_agg(transfer_id), '{}') FROM
+        (SELECT transfer_id FROM per_transfer WHERE unbalanced LIMIT 20) u) AS unbalanced,
+    (SELECT coalesce(array_agg(id), '{}') FROM
+        (SELECT t.id FROM transfers t LEFT JOIN per_transfer p ON p.transfer_id = t.id
+          WHERE t.id >= $1 AND t.id < $2 AND t.kind <> 'void' AND p.transfer_id IS NULL
+          LIMIT 20) m) AS without_entries,
+    (SELECT coalesce(array_agg(transfer_id), '{}') FROM
+        (SELECT p.transfer_id FROM per_transfer p LEFT JOIN transfers t ON t.id = p.transfer_id
+          WHERE t.id IS NULL LIMIT 20) o) AS orphans,
+    (SELECT count(*) FROM transfers WHERE id >= $1 AND id < $2) AS transfers,
+    (SELECT coalesce(sum(1), 0) FROM sums) AS groups
+"""
+
+ACCOUNT_CHUNK = """
+WITH e AS (
+    SELECT account_id, account_seq, amount_minor, pending, balance_after_minor,
+           lag(balance_after_minor) OVER w AS previous_balance,
+           lag(account_seq) OVER w AS previous_seq
+      FROM entries WHERE account_id >= $1 AND account_id < $2
+    WINDOW w AS (PARTITION BY account_id ORDER BY account_seq)
+), per_account AS (
+    SELECT account_id,
+           coalesce(sum(amount_minor) FILTER (WHERE NOT pending), 0) AS posted,
+           count(*) AS entries,
+           count(*) FILTER (WHERE account_seq <> coalesce(previous_seq, 0) + 1) AS gaps,
+           count(*) FILTER (WHERE balance_after_minor <> coalesce(previous_balance, 0)
+                            + CASE WHEN pending THEN 0 ELSE amount_minor END) AS broken
+      FROM e GROUP BY account_id
+)
+SELECT a.id, a.posted_minor, a.version,
+       coalesce(p.posted, 0) AS entries_posted, coalesce(p.entries, 0) AS entries,
+       coalesce(p.gaps, 0) AS gaps, coalesce(p.broken, 0) AS broken,
+       (SELECT count(*) FROM entries WHERE account_id >= $1 AND account_id < $2) AS scanned
+  FROM accounts a LEFT JOIN per_account p ON p.account_id = a.id
+ WHERE a.id >= $1 AND a.id < $2
+   AND (a.posted_minor <> coalesce(p.posted, 0) OR a.version <> coalesce(p.entries, 0)
+        OR coalesce(p.gaps, 0) > 0 OR coalesce(p.broken, 0) > 0)
+"""
+
+ENTRY_COUNT = "SELECT count(*) FROM entries WHERE account_id >= $1 AND account_id < $2"
+
+PENDING = """
+WITH open_legs AS (
+    SELECT e.account_id,
+           sum(-e.amount_minor) FILTER (WHERE e.amount_minor < 0) AS debits,
+           sum(e.amount_minor) FILTER (WHERE e.amount_minor > 0) AS credits
+      FROM transfers h JOIN entries e ON e.transfer_id = h.id
+     WHERE h.kind = 'hold'
+       AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = h.id)
+     GROUP BY e.account_id
+)
+SELECT a.id, a.pending_debits_minor, a.pending_credits_minor,
+       coalesce(o.debits, 0) AS open_debits, coalesce(o.credits, 0) AS open_credits
+  FROM accounts a LEFT JOIN open_legs o ON o.account_id = a.id
+ WHERE a.pending_debits_minor <> coalesce(o.debits, 0)
+    OR a.pending_credits_minor <> coalesce(o.credits, 0)
+ LIMIT 20
+"""
+
+
+@dataclass
+class Report:
+    transfers: int = 0
+    entries: int = 0
+    accounts: int = 0
+    totals: dict[str, list[int]] = field(default_factory=dict)  # currency -> [debits, credits]
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problem(self, text: str) -> None:
+        if len(self.problems) < MAX_EXAMPLES * 5:
+            self.problems.append(text)
+
+    def render(self) -> str:
+        lines = [
+            f"reconciled {self.transfers} transfers, {self.entries} entries, "
+            f"{self.accounts} accounts in {self.seconds:.1f}s",
+        ]
+        for currency, (debits, credits) in sorted(self.totals.items()):
+            mark = "ok" if debits == credits else "MISMATCH"
+            lines.append(f"  {currency}: debits {debits}, credits {credits}: {mark}")
+        if self.ok:
+            lines.append("no discrepancies")
+        else:
+            lines.append(f"{len(self.problems)} discrepancies:")
+            lines.extend(f"  - {p}" for p in self.problems)
+        return "\n".join(lines)
+
+
+Progress = Callable[[str, int, int], None]
+
+
+async def reconcile(
+    pool: asyncpg.Pool, *, workers: int = 2, progress: Progress | None = None
+) -> Report:
+    """Check every ledger invariant; return a report listing each discrepancy found."""
+    started = time.perf_counter()
+    report = Report()
+    async with pool.acquire() as conn:
+        t_lo, t_hi = await conn.fetchrow("SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM transfers")
+        a_lo, a_hi, report.accounts = await conn.fetchrow(
+            "SELECT coalesce(min(id), 0), coalesce(max(id), 0), count(*) FROM accounts"
+        )
+    jobs = [("transfers", lo, hi) for lo, hi in _ranges(t_lo, t_hi)]
+    jobs += [("accounts", lo, hi) for lo, hi in _ranges(a_lo, a_hi)]
+    done = 0
+    slots = asyncio.Semaphore(workers)
+
+    async def run(kind: str, lo: int, hi: int) -> None:
+        nonlocal done
+        async with slots, pool.acquire() as conn:
+            await conn.execute("SET work_mem = '256MB'")
+            if kind == "transfers":
+                await _check_transfers(conn, lo, hi, report)
+            else:
+                await _check_accounts(conn, lo, hi, report)
+        done += 1
+        if progress is not None:
+            progress(kind, done, len(jobs))
+
+    await asyncio.gather(*(run(*job) for job in jobs))
+    async with pool.acquire() as conn:
+        for row in await conn.fetch(PENDING):
+            report.problem(
+                f"account {row['id']}: pending debits/credits stored "
+                f"{row['pending_debits_minor']}/{row['pending_credits_minor']}, open holds sum to "
+                f"{row['open_debits']}/{row['open_credits']}"
+            )
+    for currency, (debits, credits) in report.totals.items():
+        if debits != credits:
+            report.problem(f"{currency}: total debits {debits} differ from total credits {credits}")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _ranges(lo: int, hi: int) -> list[tuple[int, int]]:
+    if hi < lo or (lo == 0 and hi == 0):
+        return []
+    step = max(1, (hi - lo + 1) // CHUNKS + 1)
+    return [(start, min(start + step, hi + 1)) for start in range(lo, hi + 1, step)]
+
+
+async def _check_transfers(conn: asyncpg.Connection, lo: int, hi: int, report: Report) -> None:
+    row = await conn.fetchrow(TRANSFER_CHUNK, lo, hi)
+    report.transfers += row["transfers"]
+    for currency, debits, credits in row["totals"]:
+        total = report.totals.setdefault(currency, [0, 0])
+        total[0] += debits
+        total[1] += credits
+    for transfer_id in row["unbalanced"]:
+        report.problem(f"transfer {transfer_id}: entries do not sum to zero")
+    for transfer_id in row["without_entries"]:
+        report.problem(f"transfer {transfer_id}: has no entries")
+    for transfer_id in row["orphans"]:
+        report.problem(f"entries name transfer {transfer_id}, which does not exist")
+
+
+async def _check_accounts(conn: asyncpg.Connection, lo: int, hi: int, report: Report) -> None:
+    rows = await conn.fetch(ACCOUNT_CHUNK, lo, hi)
+    report.entries += rows[0]["scanned"] if rows else await conn.fetchval(ENTRY_COUNT, lo, hi)
+    for r in rows:
+        if r["posted_minor"] != r["entries_posted"]:
+            report.problem(
+                f"account {r['id']}: posted balance {r['posted_minor']}, "
+                f"its entries sum to {r['entries_posted']}"
+            )
+        if r["version"] != r["entries"]:
+            report.problem(f"account {r['id']}: version {r['version']}, {r['entries']} entries")
+        if r["gaps"]:
+            report.problem(f"account {r['id']}: {r['gaps']} gaps in its entry numbering")
+        if r["broken"]:
+            report.problem(f"account {r['id']}: {r['broken']} entries break the running balance")

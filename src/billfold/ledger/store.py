@@ -1,0 +1,231 @@
+"""The ledger's SQL: every statement the engine runs, each one round trip for a whole batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from billfold.ledger.apply import AccountState, Target
+from billfold.ledger.model import Entry, Kind, Transfer
+
+# Rows come back locked in ascending id order: the subquery's ORDER BY runs below its row locks,
+# so every batch takes its locks in the same order and batches cannot deadlock on accounts.
+# clock_timestamp() is read after the locks, so an account's entries get non-decreasing times.
+LOCK_ACCOUNTS = """
+SELECT a.*, clock_timestamp() AS now FROM (
+    SELECT id, currency, posted_minor, pending_debits_minor, pending_credits_minor,
+           overdraft_limit_minor, max_balance_minor, version
+      FROM accounts WHERE id = ANY($1::bigint[])
+     ORDER BY id FOR NO KEY UPDATE
+) a
+"""
+
+CLOCK = "SELECT clock_timestamp()"
+
+TARGET_RESOLUTION = """
+SELECT t.id,
+       EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = t.id) AS resolved,
+       coalesce((SELECT sum(r.amount_minor) FROM transfers r WHERE r.reverses_id = t.id), 0)::bigint
+           AS reversed_minor
+  FROM unnest($1::bigint[]) AS t(id)
+"""
+
+LOAD_TRANSFERS = """
+SELECT t.id, t.kind, t.code, t.amount_minor, t.currency, t.pending_id, t.reverses_id,
+       t.expires_at, t.metadata, t.created_at,
+       coalesce((SELECT jsonb_agg(jsonb_build_array(e.account_id, e.account_seq, e.amount_minor,
+                                                    e.currency, e.pending, e.balance_after_minor)
+                                  ORDER BY e.account_id)
+                   FROM entries e WHERE e.transfer_id = t.id), '[]'::jsonb) AS entries
+  FROM transfers t WHERE t.id = ANY($1::bigint[])
+"""
+
+LOAD_OUTCOMES = """
+SELECT k.client_id, k.key, k.request_hash, k.transfer_id, k.error
+  FROM idempotency_keys k
+  JOIN unnest($1::text[], $2::text[]) AS w(client_id, key)
+    ON k.client_id = w.client_id AND k.key = w.key
+"""
+
+# One statement writes a whole batch: transfers, entries, netted account balances and the
+# idempotency outcomes. It returns how many keys it stored; fewer than sent means another
+# transaction stored one of them first, and the caller rolls the batch back.
+WRITE_BATCH = """
+WITH new_transfers AS (
+    INSERT INTO transfers (id, kind, code, pending_id, reverses_id, amount_minor, currency,
+                           expires_at, metadata, created_at)
+    SELECT u.*, $10::timestamptz
+      FROM unnest($1::text::bigint[], $2::text::text[], $3::text::text[], $4::text::bigint[],
+                  $5::text::bigint[], $6::text::bigint[], $7::text::text[],
+                  $8::text::timestamptz[], $9::text::jsonb[]) AS u
+),
+new_entries AS (
+    INSERT INTO entries (account_id, account_seq, transfer_id, amount_minor, currency, pending,
+                         balance_after_minor, created_at)
+    SELECT u.*, $10::timestamptz
+      FROM unnest($11::text::bigint[], $12::text::bigint[], $13::text::bigint[],
+                  $14::text::bigint[], $15::text::text[], $16::text::boolean[],
+                  $17::text::bigint[]) AS u
+),
+balances AS (
+    UPDATE accounts a
+       SET posted_minor = a.posted_minor + d.posted,
+           pending_debits_minor = a.pending_debits_minor + d.pending_debits,
+           pending_credits_minor = a.pending_credits_minor + d.pending_credits,
+           version = a.version + d.version
+      FROM unnest($18::text::bigint[], $19::text::bigint[], $20::text::bigint[],
+                  $21::text::bigint[], $22::text::bigint[])
+           AS d(id, posted, pending_debits, pending_credits, version)
+     WHERE a.id = d.id
+),
+outcomes AS (
+    INSERT INTO idempotency_keys (client_id, key, request_hash, transfer_id, error, created_at)
+    SELECT u.*, $10::timestamptz
+      FROM unnest($23::text::text[], $24::text::text[], $25::text::bytea[],
+                  $26::text::bigint[], $27::text::jsonb[]) AS u
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM outcomes
+"""
+
+
+async def lock_accounts(
+    conn: asyncpg.Connection, account_ids: Sequence[int]
+) -> tuple[dict[int, AccountState], datetime]:
+    rows = await conn.fetch(LOCK_ACCOUNTS, account_ids)
+    if not rows:
+        return {}, await conn.fetchval(CLOCK)
+    accounts = {
+        r["id"]: AccountState(
+            id=r["id"],
+            currency=r["currency"],
+            posted=r["posted_minor"],
+            pending_debits=r["pending_debits_minor"],
+            pending_credits=r["pending_credits_minor"],
+            overdraft_limit=r["overdraft_limit_minor"],
+            max_balance=r["max_balance_minor"],
+            version=r["version"],
+        )
+        for r in rows
+    }
+    return accounts, max(r["now"] for r in rows)
+
+
+async def load_transfers(conn: asyncpg.Connection, ids: Iterable[int]) -> dict[int, Transfer]:
+    rows = await conn.fetch(LOAD_TRANSFERS, list(ids))
+    return {r["id"]: transfer_from_row(r) for r in rows}
+
+
+def transfer_from_row(row: asyncpg.Record, replayed: bool = False) -> Transfer:
+    return Transfer(
+        id=row["id"],
+        kind=Kind(row["kind"]),
+        code=row["code"],
+        amount_minor=row["amount_minor"],
+        currency=row["currency"],
+        pending_id=row["pending_id"],
+        reverses_id=row["reverses_id"],
+        expires_at=row["expires_at"],
+        metadata=row["metadata"],
+        created_at=row["created_at"],
+        entries=tuple(Entry(*e) for e in row["entries"]),
+        replayed=replayed,
+    )
+
+
+async def load_targets(conn: asyncpg.Connection, transfers: dict[int, Transfer]) -> dict[int, Target]:
+    """Read, under the account locks, whether each hold is resolved and how much is reversed."""
+    rows = await conn.fetch(TARGET_RESOLUTION, list(transfers))
+    return {
+        r["id"]: Target(transfers[r["id"]], resolved=r["resolved"], reversed_minor=r["reversed_minor"])
+        for r in rows
+    }
+
+
+async def load_outcomes(
+    conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], asyncpg.Record]:
+    rows = await conn.fetch(LOAD_OUTCOMES, [k[0] for k in keys], [k[1] for k in keys])
+    return {(r["client_id"], r["key"]): r for r in rows}
+
+
+async def write_batch(
+    conn: asyncpg.Connection,
+    transfers: list[Transfer],
+    accounts: Iterable[AccountState],
+    outcomes: list[tuple[str, str, bytes, int | None, dict[str, Any] | None]],
+    now: datetime,
+) -> int:
+    """Write the batch; return the number of idempotency outcomes stored."""
+    entries = [(t.id, e) for t in transfers for e in t.entries]
+    changed = [a for a in accounts if a.delta_version or a.delta_pending_debits or a.delta_pending_credits]
+    stored: int = await conn.fetchval(
+        WRITE_BATCH,
+        *_literals(
+            [t.id for t in transfers],
+            [t.kind.value for t in transfers],
+            [t.code for t in transfers],
+            [t.pending_id for t in transfers],
+            [t.reverses_id for t in transfers],
+            [t.amount_minor for t in transfers],
+            [t.currency for t in transfers],
+            [t.expires_at for t in transfers],
+            [t.metadata for t in transfers],
+        ),
+        now,
+        *_literals(
+            [e.account_id for _, e in entries],
+            [e.account_seq for _, e in entries],
+            [tid for tid, _ in entries],
+            [e.amount_minor for _, e in entries],
+            [e.currency for _, e in entries],
+            [e.pending for _, e in entries],
+            [e.balance_after_minor for _, e in entries],
+            [a.id for a in changed],
+            [a.delta_posted for a in changed],
+            [a.delta_pending_debits for a in changed],
+            [a.delta_pending_credits for a in changed],
+            [a.delta_version for a in changed],
+            [o[0] for o in outcomes],
+            [o[1] for o in outcomes],
+            [o[2] for o in outcomes],
+            [o[3] for o in outcomes],
+            [o[4] for o in outcomes],
+        ),
+    )
+    return stored
+
+
+def _literals(*columns: list[Any]) -> list[str]:
+    return [array_literal(column) for column in columns]
+
+
+def array_literal(values: list[Any]) -> str:
+    """A PostgreSQL array literal. Sent as text and cast in SQL: for the wide batch statement this
+    is several times cheaper than asyncpg's per-element array encoding."""
+    if values and type(values[0]) is int and None not in values:
+        return "{" + ",".join(map(str, values)) + "}"
+    return "{" + ",".join(map(_element, values)) + "}"
+
+
+def _element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, bytes):
+        return "\\\\x" + value.hex()
+    if isinstance(value, datetime):
+        text = value.isoformat()
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = orjson.dumps(value).decode()
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,1 @@
+"""What every context shares: database and Redis access, embedded servers, errors, logs."""

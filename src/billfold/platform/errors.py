@@ -1,0 +1,57 @@
+"""One error base class with a stable machine code, rendered as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class BillfoldError(Exception):
+    """A client-visible failure: a stable `code`, an HTTP status and the values at fault.
+
+    Subclasses set `code`, `status` and `title`; instances carry a human `detail` that names the
+    offending value and structured `fields` that a program can read.
+    """
+
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str, **fields: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.fields = fields
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        problem: dict[str, Any] = {
+            "type": f"https://billfold.dev/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+        }
+        if instance is not None:
+            problem["instance"] = instance
+        problem.update(self.fields)
+        return problem
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form of an outcome (idempotency records keep failures too)."""
+        return {"code": self.code, "detail": self.detail, **self.fields}
+
+
+class ValidationFailed(BillfoldError):
+    code = "validation_error"
+    status = 422
+    title = "Invalid request"
+
+
+class NotFound(BillfoldError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class Unavailable(BillfoldError):
+    code = "unavailable"
+    status = 503
+    title = "Service unavailable"

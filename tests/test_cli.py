@@ -1,0 +1,58 @@
+"""The billfold command: migrations from the shell, and clean messages for bad configuration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from billfold.platform.migrate import load_migrations
+
+BILLFOLD = str(Path(sys.executable).with_name("billfold"))
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BILLFOLD, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_migrate_applies_then_reports_up_to_date(
+    database_factory: Callable[[], Awaitable[str]],
+) -> None:
+    """`migrate --status` lists every migration on a new database; `migrate` applies them all."""
+    dsn = await database_factory()
+    names = [migration.name for migration in load_migrations()]
+
+    before = run("migrate", "--status", DATABASE_URL=dsn)
+    applied = run("migrate", DATABASE_URL=dsn)
+    after = run("migrate", "--status", DATABASE_URL=dsn)
+
+    assert before.stdout.split("\n")[: len(names)] == [f"pending  {name}" for name in names]
+    assert applied.stdout.split("\n")[: len(names)] == [f"applied  {name}" for name in names]
+    assert (after.returncode, after.stdout) == (0, "up to date\n")
+
+
+def test_unreachable_database_is_one_line_without_traceback() -> None:
+    """A DATABASE_URL nobody listens on exits 1 with a short error naming the problem."""
+    result = run("migrate", DATABASE_URL="postgresql://postgres@127.0.0.1:1/nowhere")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot migrate: ")
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_invalid_setting_is_named() -> None:
+    result = run("migrate", BILLFOLD_PORT="eighty")
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: invalid configuration: BILLFOLD_PORT 'eighty': ")
+    assert "Traceback" not in result.stderr
