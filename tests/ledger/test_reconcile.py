@@ -78,7 +78,7 @@ async def test_each_kind_of_corruption_is_reported(
     text = "\n".join(report.problems)
     assert f"transfer {sent}: entries do not sum to zero" in text
     assert f"account {a}: posted balance 801, its entries sum to 800" in text
-    assert f"account {b}: 1 entries break the running balance" in text
+    assert f"account {b}: 2 entries break the running balance" in text
     assert f"account {b}: pending debits/credits stored 0/0, open holds sum to 0/200" in text
     assert "USD: total debits 1600 differ from total credits 1607" in text
     assert not report.ok
