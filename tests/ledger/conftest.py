@@ -30,7 +30,11 @@ async def ledger(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[Ledger
 async def bank(pool: asyncpg.Pool) -> Account:
     """The system clearing account that funds test wallets; it may go far below zero."""
     return await open_account(
-        pool, kind=AccountKind.SYSTEM, owner="system", currency="USD", name="test:bank",
+        pool,
+        kind=AccountKind.SYSTEM,
+        owner="system",
+        currency="USD",
+        name="test:bank",
         overdraft_limit_minor=10**15,
     )
 
@@ -45,8 +49,12 @@ def open_wallet(pool: asyncpg.Pool, ledger: Ledger, bank: Account) -> OpenWallet
         )
         if balance:
             await ledger.move(
-                "test", f"fund-{uuid.uuid4()}", debit_account_id=bank.id,
-                credit_account_id=account.id, amount_minor=balance, currency="USD",
+                "test",
+                f"fund-{uuid.uuid4()}",
+                debit_account_id=bank.id,
+                credit_account_id=account.id,
+                amount_minor=balance,
+                currency="USD",
                 code="add_funds",
             )
         return account.id

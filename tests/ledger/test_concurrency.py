@@ -46,13 +46,20 @@ async def test_200_debits_of_80_from_100_exactly_one_succeeds(
 ) -> None:
     """200 concurrent debits of 80 from a wallet holding 100: one succeeds, 199 find no funds."""
     source, sink = await open_wallet(100), await open_wallet()
-    outcomes = await _gather([
-        engines[i % PROCESSES].move(
-            "c", str(uuid.uuid4()), debit_account_id=source, credit_account_id=sink,
-            amount_minor=80, currency="USD", code="p2p",
-        )
-        for i in range(200)
-    ])
+    outcomes = await _gather(
+        [
+            engines[i % PROCESSES].move(
+                "c",
+                str(uuid.uuid4()),
+                debit_account_id=source,
+                credit_account_id=sink,
+                amount_minor=80,
+                currency="USD",
+                code="p2p",
+            )
+            for i in range(200)
+        ]
+    )
     assert sum(isinstance(o, Transfer) for o in outcomes) == 1
     assert sum(isinstance(o, errors.InsufficientFunds) for o in outcomes) == 199
     assert (await get_account(pool, source)).posted_minor == 20
@@ -64,14 +71,20 @@ async def test_opposite_direction_storm_never_deadlocks(
     """Transfers both ways between the same accounts all complete: no deadlock reaches a caller."""
     a, b, c = await open_wallet(100_000), await open_wallet(100_000), await open_wallet(100_000)
     pairs = [(a, b), (b, a), (b, c), (c, b), (c, a), (a, c)]
-    outcomes = await _gather([
-        engines[i % PROCESSES].move(
-            "c", str(uuid.uuid4()), debit_account_id=pairs[i % 6][0],
-            credit_account_id=pairs[i % 6][1], amount_minor=1 + i % 7, currency="USD",
-            code="p2p",
-        )
-        for i in range(600)
-    ])
+    outcomes = await _gather(
+        [
+            engines[i % PROCESSES].move(
+                "c",
+                str(uuid.uuid4()),
+                debit_account_id=pairs[i % 6][0],
+                credit_account_id=pairs[i % 6][1],
+                amount_minor=1 + i % 7,
+                currency="USD",
+                code="p2p",
+            )
+            for i in range(600)
+        ]
+    )
     assert [o for o in outcomes if not isinstance(o, Transfer)] == []
     total = sum([(await get_account(pool, x)).posted_minor for x in (a, b, c)])
     assert total == 300_000
@@ -83,13 +96,20 @@ async def test_50_concurrent_requests_with_one_key_make_one_transfer(
     """50 concurrent identical requests with one key move the money once; all see one transfer."""
     source, sink = await open_wallet(1_000), await open_wallet()
     key = str(uuid.uuid4())
-    outcomes = await _gather([
-        engines[i % PROCESSES].move(
-            "c", key, debit_account_id=source, credit_account_id=sink, amount_minor=100,
-            currency="USD", code="p2p",
-        )
-        for i in range(50)
-    ])
+    outcomes = await _gather(
+        [
+            engines[i % PROCESSES].move(
+                "c",
+                key,
+                debit_account_id=source,
+                credit_account_id=sink,
+                amount_minor=100,
+                currency="USD",
+                code="p2p",
+            )
+            for i in range(50)
+        ]
+    )
     transfers = [o for o in outcomes if isinstance(o, Transfer)]
     assert len(transfers) == 50
     assert len({t.id for t in transfers}) == 1
@@ -103,12 +123,17 @@ async def test_100_concurrent_posts_of_one_hold_post_it_once(
     """100 concurrent posts of one hold, each with its own key: one posts, 99 find it resolved."""
     source, sink = await open_wallet(1_000), await open_wallet()
     hold = await engines[0].hold(
-        "c", str(uuid.uuid4()), debit_account_id=source, credit_account_id=sink,
-        amount_minor=400, currency="USD", code="p2p",
+        "c",
+        str(uuid.uuid4()),
+        debit_account_id=source,
+        credit_account_id=sink,
+        amount_minor=400,
+        currency="USD",
+        code="p2p",
     )
-    outcomes = await _gather([
-        engines[i % PROCESSES].post("c", str(uuid.uuid4()), hold.id) for i in range(100)
-    ])
+    outcomes = await _gather(
+        [engines[i % PROCESSES].post("c", str(uuid.uuid4()), hold.id) for i in range(100)]
+    )
     assert sum(isinstance(o, Transfer) for o in outcomes) == 1
     assert sum(isinstance(o, errors.HoldNotPending) for o in outcomes) == 99
     account = await get_account(pool, source)
@@ -123,18 +148,29 @@ async def test_batch_mixing_good_and_failing_transfers_answers_each(
     engine = Ledger(pool, settings.model_copy(update={"batch_window_ms": 200.0}))
     await engine.start()
     plan = [(rich, 100), (poor, 50), (rich, 200), (poor, 10), (rich, 800), (poor, 1)]
-    outcomes = await _gather([
-        engine.move(
-            "c", str(uuid.uuid4()), debit_account_id=debit, credit_account_id=sink,
-            amount_minor=amount, currency="USD", code="p2p",
-        )
-        for debit, amount in plan
-    ])
+    outcomes = await _gather(
+        [
+            engine.move(
+                "c",
+                str(uuid.uuid4()),
+                debit_account_id=debit,
+                credit_account_id=sink,
+                amount_minor=amount,
+                currency="USD",
+                code="p2p",
+            )
+            for debit, amount in plan
+        ]
+    )
     await engine.stop()
     assert engine.batches == 1
     kinds = [type(o).__name__ for o in outcomes]
     assert kinds == [
-        "Transfer", "InsufficientFunds", "Transfer", "Transfer", "InsufficientFunds",
+        "Transfer",
+        "InsufficientFunds",
+        "Transfer",
+        "Transfer",
+        "InsufficientFunds",
         "InsufficientFunds",
     ]
     assert (await get_account(pool, rich)).posted_minor == 700

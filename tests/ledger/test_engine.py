@@ -1,4 +1,4 @@
-"""The engine's behaviour one command at a time: transfers, holds, reversals, idempotency, errors."""
+"""The engine one command at a time: transfers, holds, reversals, idempotency, errors."""
 
 from __future__ import annotations
 
@@ -27,8 +27,13 @@ async def test_transfer_moves_money_and_records_running_balances(
     """A two-leg transfer debits one wallet, credits the other and records each balance after."""
     alice, bob = await open_wallet(10_000), await open_wallet(500)
     transfer = await ledger.move(
-        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=2_500,
-        currency="USD", code="p2p",
+        "c",
+        new_key(),
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount_minor=2_500,
+        currency="USD",
+        code="p2p",
     )
     assert transfer.kind is Kind.TRANSFER
     assert transfer.amount_minor == 2_500
@@ -57,8 +62,13 @@ async def test_insufficient_funds_changes_nothing(
     alice, bob = await open_wallet(100), await open_wallet()
     with pytest.raises(errors.InsufficientFunds) as refused:
         await ledger.move(
-            "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=101,
-            currency="USD", code="p2p",
+            "c",
+            new_key(),
+            debit_account_id=alice,
+            credit_account_id=bob,
+            amount_minor=101,
+            currency="USD",
+            code="p2p",
         )
     assert refused.value.fields == {"account_id": alice, "available_minor": 100}
     assert (await get_account(pool, alice)).posted_minor == 100
@@ -72,23 +82,43 @@ async def test_replay_returns_first_outcome_and_reused_key_is_refused(
     alice, bob = await open_wallet(1_000), await open_wallet()
     key = new_key()
     first = await ledger.move(
-        "c", key, debit_account_id=alice, credit_account_id=bob, amount_minor=100,
-        currency="USD", code="p2p",
+        "c",
+        key,
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount_minor=100,
+        currency="USD",
+        code="p2p",
     )
     again = await ledger.move(
-        "c", key, debit_account_id=alice, credit_account_id=bob, amount_minor=100,
-        currency="USD", code="p2p",
+        "c",
+        key,
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount_minor=100,
+        currency="USD",
+        code="p2p",
     )
     assert again.replayed and not first.replayed
     assert again.id == first.id and again.entries == first.entries
     with pytest.raises(errors.IdempotencyKeyReused):
         await ledger.move(
-            "c", key, debit_account_id=alice, credit_account_id=bob, amount_minor=101,
-            currency="USD", code="p2p",
+            "c",
+            key,
+            debit_account_id=alice,
+            credit_account_id=bob,
+            amount_minor=101,
+            currency="USD",
+            code="p2p",
         )
     other_client = await ledger.move(
-        "other", key, debit_account_id=alice, credit_account_id=bob, amount_minor=100,
-        currency="USD", code="p2p",
+        "other",
+        key,
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount_minor=100,
+        currency="USD",
+        code="p2p",
     )
     assert other_client.id != first.id
 
@@ -100,14 +130,22 @@ async def test_stored_failure_is_never_turned_into_success(
     alice, bob = await open_wallet(50), await open_wallet()
     key = new_key()
     request = {
-        "debit_account_id": alice, "credit_account_id": bob, "amount_minor": 80,
-        "currency": "USD", "code": "p2p",
+        "debit_account_id": alice,
+        "credit_account_id": bob,
+        "amount_minor": 80,
+        "currency": "USD",
+        "code": "p2p",
     }
     with pytest.raises(errors.InsufficientFunds):
         await ledger.move("c", key, **request)
     await ledger.move(
-        "c", new_key(), debit_account_id=bank.id, credit_account_id=alice, amount_minor=1_000,
-        currency="USD", code="add_funds",
+        "c",
+        new_key(),
+        debit_account_id=bank.id,
+        credit_account_id=alice,
+        amount_minor=1_000,
+        currency="USD",
+        code="add_funds",
     )
     with pytest.raises(errors.InsufficientFunds) as replay:
         await ledger.move("c", key, **request)
@@ -120,16 +158,26 @@ async def test_hold_reserves_then_partial_post_releases_the_rest(
     """A hold lowers available at once; posting part of it moves that part and frees the rest."""
     alice, bob = await open_wallet(1_000), await open_wallet()
     hold = await ledger.hold(
-        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=700,
-        currency="USD", code="cash_out",
+        "c",
+        new_key(),
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount_minor=700,
+        currency="USD",
+        code="cash_out",
     )
     held = await get_account(pool, alice)
     assert (held.posted_minor, held.available_minor) == (1_000, 300)
     assert (await get_account(pool, bob)).pending_credits_minor == 700
     with pytest.raises(errors.InsufficientFunds):
         await ledger.move(
-            "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=301,
-            currency="USD", code="p2p",
+            "c",
+            new_key(),
+            debit_account_id=alice,
+            credit_account_id=bob,
+            amount_minor=301,
+            currency="USD",
+            code="p2p",
         )
     post = await ledger.post("c", new_key(), hold.id, amount_minor=400)
     assert post.pending_id == hold.id and post.amount_minor == 400
@@ -147,15 +195,26 @@ async def test_void_releases_and_expired_hold_cannot_post(
     """Voiding frees the reserved money; a hold past its expiry can be voided but not posted."""
     alice, bob = await open_wallet(500), await open_wallet()
     hold = await ledger.hold(
-        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=500,
-        currency="USD", code="p2p",
+        "c",
+        new_key(),
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount_minor=500,
+        currency="USD",
+        code="p2p",
     )
     void = await ledger.void("c", new_key(), hold.id)
     assert void.kind is Kind.VOID and void.entries == ()
     assert (await get_account(pool, alice)).available_minor == 500
     expired = await ledger.hold(
-        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=100,
-        currency="USD", code="p2p", expires_at=datetime.now(UTC) - timedelta(seconds=1),
+        "c",
+        new_key(),
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount_minor=100,
+        currency="USD",
+        code="p2p",
+        expires_at=datetime.now(UTC) - timedelta(seconds=1),
     )
     with pytest.raises(errors.HoldExpired):
         await ledger.post("c", new_key(), expired.id)
@@ -167,16 +226,26 @@ async def test_post_refuses_non_holds_and_too_much(ledger: Ledger, open_wallet: 
     """Posting a plain transfer, a missing id, or more than was held is refused."""
     alice, bob = await open_wallet(500), await open_wallet()
     plain = await ledger.move(
-        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=1,
-        currency="USD", code="p2p",
+        "c",
+        new_key(),
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount_minor=1,
+        currency="USD",
+        code="p2p",
     )
     with pytest.raises(errors.NotAHold):
         await ledger.post("c", new_key(), plain.id)
     with pytest.raises(errors.TransferNotFound):
         await ledger.post("c", new_key(), 10**12)
     hold = await ledger.hold(
-        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=100,
-        currency="USD", code="p2p",
+        "c",
+        new_key(),
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount_minor=100,
+        currency="USD",
+        code="p2p",
     )
     with pytest.raises(errors.InvalidTransfer):
         await ledger.post("c", new_key(), hold.id, amount_minor=101)
@@ -188,8 +257,13 @@ async def test_reversal_never_exceeds_the_original(
     """Partial reversals add up to the original at most; a further one is refused."""
     alice, bob = await open_wallet(1_000), await open_wallet()
     original = await ledger.move(
-        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=600,
-        currency="USD", code="p2p",
+        "c",
+        new_key(),
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount_minor=600,
+        currency="USD",
+        code="p2p",
     )
     first = await ledger.reverse("c", new_key(), original.id, amount_minor=200)
     assert first.reverses_id == original.id
@@ -231,13 +305,23 @@ async def test_unknown_account_and_currency_mismatch(
     euro = await open_account(pool, kind=AccountKind.WALLET, owner="t", currency="EUR")
     with pytest.raises(errors.AccountNotFound):
         await ledger.move(
-            "c", new_key(), debit_account_id=alice, credit_account_id=10**12, amount_minor=1,
-            currency="USD", code="p2p",
+            "c",
+            new_key(),
+            debit_account_id=alice,
+            credit_account_id=10**12,
+            amount_minor=1,
+            currency="USD",
+            code="p2p",
         )
     with pytest.raises(errors.CurrencyMismatch):
         await ledger.move(
-            "c", new_key(), debit_account_id=alice, credit_account_id=euro.id, amount_minor=1,
-            currency="USD", code="p2p",
+            "c",
+            new_key(),
+            debit_account_id=alice,
+            credit_account_id=euro.id,
+            amount_minor=1,
+            currency="USD",
+            code="p2p",
         )
 
 
@@ -247,12 +331,22 @@ async def test_balance_at_a_past_moment(
     """The running balances give an account's balance at any past moment."""
     alice, bob = await open_wallet(1_000), await open_wallet()
     first = await ledger.move(
-        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=100,
-        currency="USD", code="p2p",
+        "c",
+        new_key(),
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount_minor=100,
+        currency="USD",
+        code="p2p",
     )
     await ledger.move(
-        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=300,
-        currency="USD", code="p2p",
+        "c",
+        new_key(),
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount_minor=300,
+        currency="USD",
+        code="p2p",
     )
     assert await balance_at(pool, alice, first.created_at) == 900
     assert await balance_at(pool, alice, datetime.now(UTC)) == 600

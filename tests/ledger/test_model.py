@@ -56,10 +56,15 @@ class LedgerModel(RuleBasedStateMachine):
     def open_accounts(self) -> None:
         rt = RUNTIME
         self.client = f"model-{uuid.uuid4().hex[:8]}"
-        self.bank = rt.run(open_account(
-            rt.pool, kind=AccountKind.SYSTEM, owner="model", currency="USD",
-            overdraft_limit_minor=10**12,
-        )).id
+        self.bank = rt.run(
+            open_account(
+                rt.pool,
+                kind=AccountKind.SYSTEM,
+                owner="model",
+                currency="USD",
+                overdraft_limit_minor=10**12,
+            )
+        ).id
         self.wallets = [
             rt.run(open_account(rt.pool, kind=AccountKind.WALLET, owner="model", currency="USD")).id
             for _ in range(WALLETS)
@@ -83,7 +88,11 @@ class LedgerModel(RuleBasedStateMachine):
         """The error code the command must fail with, or None when it must succeed."""
         if cmd.kind in (Kind.TRANSFER, Kind.HOLD):
             debit = cmd.legs[0]
-            return "insufficient_funds" if self._available(debit.account_id) < -debit.amount_minor else None
+            return (
+                "insufficient_funds"
+                if self._available(debit.account_id) < -debit.amount_minor
+                else None
+            )
         if cmd.kind in (Kind.POST, Kind.VOID):
             assert cmd.target_id is not None
             if cmd.target_id in self.resolved:
@@ -109,7 +118,9 @@ class LedgerModel(RuleBasedStateMachine):
                 self.reversible[transfer.id] = (debit, credit, transfer.amount_minor)
             else:
                 assert cmd.target_id is not None
-                self.reversed[cmd.target_id] = self.reversed.get(cmd.target_id, 0) + transfer.amount_minor
+                self.reversed[cmd.target_id] = (
+                    self.reversed.get(cmd.target_id, 0) + transfer.amount_minor
+                )
         elif cmd.kind is Kind.HOLD:
             debit, credit = cmd.legs[0].account_id, cmd.legs[1].account_id
             books[debit][1] += transfer.amount_minor
@@ -195,19 +206,29 @@ class LedgerModel(RuleBasedStateMachine):
         if not self.sent:
             return
         first = self.sent[pick % len(self.sent)].command
-        other = Command(Kind.TRANSFER, first.client_id, first.key, "other",
-                        legs=self._legs(self.bank, self.wallets[0], 1))
+        other = Command(
+            Kind.TRANSFER,
+            first.client_id,
+            first.key,
+            "other",
+            legs=self._legs(self.bank, self.wallets[0], 1),
+        )
         with pytest.raises(errors.IdempotencyKeyReused):
             RUNTIME.run(RUNTIME.ledger.submit(other))
 
     @invariant()
     def database_matches_model(self) -> None:
-        rows = RUNTIME.run(RUNTIME.pool.fetch(
-            "SELECT id, posted_minor, pending_debits_minor, pending_credits_minor FROM accounts"
-            " WHERE id = ANY($1::bigint[])",
-            list(self.books),
-        ))
-        actual = {r["id"]: [r["posted_minor"], r["pending_debits_minor"], r["pending_credits_minor"]] for r in rows}
+        rows = RUNTIME.run(
+            RUNTIME.pool.fetch(
+                "SELECT id, posted_minor, pending_debits_minor, pending_credits_minor FROM accounts"
+                " WHERE id = ANY($1::bigint[])",
+                list(self.books),
+            )
+        )
+        actual = {
+            r["id"]: [r["posted_minor"], r["pending_debits_minor"], r["pending_credits_minor"]]
+            for r in rows
+        }
         assert actual == self.books
         assert sum(b[0] for b in self.books.values()) == 0
         assert sum(b[1] for b in self.books.values()) == sum(b[2] for b in self.books.values())
@@ -235,7 +256,9 @@ def test_ledger_matches_model(settings: Settings, pool: asyncpg.Pool) -> None:
 
 def settings_for_machine(machine: type[RuleBasedStateMachine]) -> type[RuleBasedStateMachine]:
     machine.TestCase.settings = hypothesis_settings(
-        max_examples=40, stateful_step_count=30, deadline=None,
+        max_examples=40,
+        stateful_step_count=30,
+        deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
     return machine

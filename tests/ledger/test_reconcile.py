@@ -37,12 +37,33 @@ async def _some_activity(pool: asyncpg.Pool, settings: Settings) -> tuple[int, i
     b = await open_account(pool, kind=AccountKind.WALLET, owner="b", currency="USD")
     ledger = Ledger(pool, settings)
     await ledger.start()
-    await ledger.move("t", str(uuid.uuid4()), debit_account_id=bank.id, credit_account_id=a.id,
-                      amount_minor=1_000, currency="USD", code="add_funds")
-    sent = await ledger.move("t", str(uuid.uuid4()), debit_account_id=a.id,
-                             credit_account_id=b.id, amount_minor=300, currency="USD", code="p2p")
-    await ledger.hold("t", str(uuid.uuid4()), debit_account_id=a.id, credit_account_id=b.id,
-                      amount_minor=200, currency="USD", code="p2p")
+    await ledger.move(
+        "t",
+        str(uuid.uuid4()),
+        debit_account_id=bank.id,
+        credit_account_id=a.id,
+        amount_minor=1_000,
+        currency="USD",
+        code="add_funds",
+    )
+    sent = await ledger.move(
+        "t",
+        str(uuid.uuid4()),
+        debit_account_id=a.id,
+        credit_account_id=b.id,
+        amount_minor=300,
+        currency="USD",
+        code="p2p",
+    )
+    await ledger.hold(
+        "t",
+        str(uuid.uuid4()),
+        debit_account_id=a.id,
+        credit_account_id=b.id,
+        amount_minor=200,
+        currency="USD",
+        code="p2p",
+    )
     await ledger.reverse("t", str(uuid.uuid4()), sent.id, amount_minor=100)
     await ledger.stop()
     return a.id, b.id, sent.id
@@ -72,7 +93,8 @@ async def test_each_kind_of_corruption_is_reported(
         await conn.execute(
             "UPDATE entries SET amount_minor = amount_minor + 7, balance_after_minor = 1"
             " WHERE transfer_id = $1 AND account_id = $2",
-            sent, b,
+            sent,
+            b,
         )
     report = await reconcile(scratch_pool)
     text = "\n".join(report.problems)

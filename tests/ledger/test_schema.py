@@ -16,8 +16,13 @@ OpenWallet = Callable[..., Awaitable[int]]
 
 async def _transfer(ledger: Ledger, debit: int, credit: int, amount: int) -> int:
     transfer = await ledger.move(
-        "c", str(uuid.uuid4()), debit_account_id=debit, credit_account_id=credit,
-        amount_minor=amount, currency="USD", code="p2p",
+        "c",
+        str(uuid.uuid4()),
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount_minor=amount,
+        currency="USD",
+        code="p2p",
     )
     return transfer.id
 
@@ -76,16 +81,15 @@ async def test_unbalanced_transfer_is_refused_at_commit(
             await _raw_transfer(conn, 10**13 + 2, [(b, 5)])
             await conn.execute(
                 "INSERT INTO entries VALUES ($1, 1, $2, -5, 'USD', false, -5, now())",
-                a, 10**13 + 2,
+                a,
+                10**13 + 2,
             )
             await conn.execute(
                 "UPDATE accounts SET kind = 'system', overdraft_limit_minor = 5, posted_minor = -5,"
                 " version = 1 WHERE id = $1",
                 a,
             )
-            await conn.execute(
-                "UPDATE accounts SET posted_minor = 5, version = 1 WHERE id = $1", b
-            )
+            await conn.execute("UPDATE accounts SET posted_minor = 5, version = 1 WHERE id = $1", b)
 
 
 async def test_entries_cannot_join_an_earlier_transfer(
@@ -100,11 +104,15 @@ async def test_entries_cannot_join_an_earlier_transfer(
                 await conn.execute(
                     """INSERT INTO entries VALUES ($1, 100, $3, -1, 'USD', false, 0, now()),
                                                   ($2, 100, $3, 1, 'USD', false, 0, now())""",
-                    a, b, transfer_id,
+                    a,
+                    b,
+                    transfer_id,
                 )
 
 
-async def test_entry_in_another_currency_is_refused(pool: asyncpg.Pool, open_wallet: OpenWallet) -> None:
+async def test_entry_in_another_currency_is_refused(
+    pool: asyncpg.Pool, open_wallet: OpenWallet
+) -> None:
     """An entry's currency must be its account's, even when the transfer balances."""
     a, b = await open_wallet(), await open_wallet()
     async with pool.acquire() as conn:
@@ -118,11 +126,15 @@ async def test_entry_in_another_currency_is_refused(pool: asyncpg.Pool, open_wal
                 await conn.execute(
                     """INSERT INTO entries VALUES ($1, 1, $3, -5, 'EUR', false, -5, now()),
                                                   ($2, 1, $3, 5, 'EUR', false, 5, now())""",
-                    a, b, 10**13 + 3,
+                    a,
+                    b,
+                    10**13 + 3,
                 )
 
 
-async def _raw_transfer(conn: asyncpg.Connection, transfer_id: int, legs: list[tuple[int, int]]) -> None:
+async def _raw_transfer(
+    conn: asyncpg.Connection, transfer_id: int, legs: list[tuple[int, int]]
+) -> None:
     await conn.execute(
         """INSERT INTO transfers (id, kind, code, amount_minor, currency, created_at)
            VALUES ($1, 'transfer', 'raw', 5, 'USD', now())""",
@@ -131,5 +143,7 @@ async def _raw_transfer(conn: asyncpg.Connection, transfer_id: int, legs: list[t
     for account_id, amount in legs:
         await conn.execute(
             "INSERT INTO entries VALUES ($1, 1, $2, $3, 'USD', false, $3, now())",
-            account_id, transfer_id, amount,
+            account_id,
+            transfer_id,
+            amount,
         )

@@ -23,7 +23,9 @@ def ledger(
     seconds: Annotated[float, typer.Option(help="Length of each scenario.")] = 10.0,
     runs: Annotated[int, typer.Option(help="Repeat everything; report medians.")] = 3,
     scenario: Annotated[list[str] | None, typer.Option(help="Run only these scenarios.")] = None,
-    json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print the figures as one JSON object.")
+    ] = False,
 ) -> None:
     """Transfers per second and p50/p99 latency of the ledger engine, batched and not."""
     from billfold.bench.ledger import run_ledger_bench
@@ -41,7 +43,11 @@ def ledger(
         outcomes.append(
             asyncio.run(
                 run_ledger_bench(
-                    settings, dsn, accounts=accounts, submitters=submitters, seconds=seconds,
+                    settings,
+                    dsn,
+                    accounts=accounts,
+                    submitters=submitters,
+                    seconds=seconds,
                     scenarios=chosen,
                 )
             )
@@ -83,3 +89,30 @@ def _medians(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
         "ratios": ratios,
         "reconciled": all(o["reconciled"] for o in outcomes),
     }
+
+
+@bench_app.command("reconcile")
+def reconcile_bench(
+    entries: Annotated[int, typer.Option(help="Entries to generate (two per transfer).")] = 10_000_000,
+    accounts: Annotated[int, typer.Option(help="Accounts the entries spread over.")] = 100_000,
+    workers: Annotated[int, typer.Option(help="Connections reconciling at once.")] = 2,
+    json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
+) -> None:
+    """Time `billfold reconcile` over a generated ledger of N entries."""
+    from billfold.bench.reconcile import run_reconcile_bench
+    from billfold.platform.embedded import ensure_database
+
+    settings = Settings()
+    dsn = ensure_database(settings)
+    result = asyncio.run(
+        run_reconcile_bench(settings, dsn, entries=entries, accounts=accounts, workers=workers)
+    )
+    if json:
+        typer.echo(orjson.dumps(result).decode())
+    else:
+        typer.echo(
+            f"reconciled {result['entries']:,} entries in {result['seconds']}s "
+            f"({result['entries_per_s']:,} entries/s): {'ok' if result['ok'] else 'DISCREPANCIES'}"
+        )
+    if not result["ok"]:
+        raise typer.Exit(1)

@@ -53,7 +53,8 @@ class Result:
 
     def line(self) -> str:
         return (
-            f"{self.scenario:<15} {self.transfers_per_s:>9,.0f}/s  p50 {self.latency_ms_p50:6.1f} ms"
+            f"{self.scenario:<15} {self.transfers_per_s:>9,.0f}/s"
+            f"  p50 {self.latency_ms_p50:6.1f} ms"
             f"  p99 {self.latency_ms_p99:6.1f} ms  ({self.transfers:,} transfers, "
             f"{self.failed} refused, {self.batches:,} transactions, {self.submitters} submitters)"
         )
@@ -82,7 +83,9 @@ async def run_ledger_bench(
             wallets, hot = await _open_accounts(pool, bench_settings, accounts, say)
             results = []
             for scenario in scenarios:
-                result = await _scenario(pool, bench_settings, scenario, wallets, hot, submitters, seconds)
+                result = await _scenario(
+                    pool, bench_settings, scenario, wallets, hot, submitters, seconds
+                )
                 say(result.line())
                 results.append(result)
             say("reconciling ...")
@@ -95,7 +98,9 @@ async def run_ledger_bench(
         await admin.close()
     by_name = {r.scenario: r for r in results}
     ratios = {
-        f"{base}_vs_single": round(by_name[base].transfers_per_s / by_name[f"{base}-single"].transfers_per_s, 2)
+        f"{base}_vs_single": round(
+            by_name[base].transfers_per_s / by_name[f"{base}-single"].transfers_per_s, 2
+        )
         for base in ("uniform", "hot")
         if base in by_name and f"{base}-single" in by_name
     }
@@ -117,10 +122,16 @@ async def _open_accounts(
 ) -> tuple[list[int], int]:
     say(f"opening and funding {count:,} wallets ...")
     bank = await open_account(
-        pool, kind=AccountKind.SYSTEM, owner="system", currency="USD", name="bench:bank",
+        pool,
+        kind=AccountKind.SYSTEM,
+        owner="system",
+        currency="USD",
+        name="bench:bank",
         overdraft_limit_minor=10**15,
     )
-    hot = await open_account(pool, kind=AccountKind.MERCHANT, owner="bench", currency="USD", name="bench:hot")
+    hot = await open_account(
+        pool, kind=AccountKind.MERCHANT, owner="bench", currency="USD", name="bench:hot"
+    )
     async with pool.acquire() as conn:
         ids = await conn.fetchval(
             """
@@ -179,8 +190,13 @@ async def _scenario(
             started = time.perf_counter()
             try:
                 await ledger.move(
-                    "bench", f"{run_id}-{n}-{i}", debit_account_id=debit, credit_account_id=credit,
-                    amount_minor=rng.randint(1, 10_000), currency="USD", code="p2p",
+                    "bench",
+                    f"{run_id}-{n}-{i}",
+                    debit_account_id=debit,
+                    credit_account_id=credit,
+                    amount_minor=rng.randint(1, 10_000),
+                    currency="USD",
+                    code="p2p",
                 )
             except LedgerError:
                 failed += 1

@@ -68,9 +68,7 @@ async def get_account(conn: asyncpg.Connection | asyncpg.Pool, account_id: int) 
     return account_from_row(row)
 
 
-async def balance_at(
-    conn: asyncpg.Connection | asyncpg.Pool, account_id: int, at: datetime
-) -> int:
+async def balance_at(conn: asyncpg.Connection | asyncpg.Pool, account_id: int, at: datetime) -> int:
     """The account's posted balance at a past moment, read from its entries' running balances."""
     value = await conn.fetchval(
         """

@@ -161,7 +161,9 @@ def _pending_hold(cmd: Command, targets: dict[int, Target], now: datetime) -> Ta
 def _reversible(cmd: Command, targets: dict[int, Target]) -> Target:
     target = targets.get(cmd.target_id or 0)
     if target is None:
-        raise TransferNotFound(f"transfer {cmd.target_id} does not exist", transfer_id=cmd.target_id)
+        raise TransferNotFound(
+            f"transfer {cmd.target_id} does not exist", transfer_id=cmd.target_id
+        )
     original = target.transfer
     if original.kind not in (Kind.TRANSFER, Kind.POST):
         raise NotReversible(
@@ -191,8 +193,10 @@ def _scaled(legs: tuple[Leg, ...], amount: int | None, what: str) -> tuple[Leg, 
         raise InvalidTransfer(f"{what} amount {amount} exceeds the original {_credits(legs)}")
     if len(legs) != 2:
         raise InvalidTransfer(f"a partial {what} needs a two-leg transfer, this has {len(legs)}")
-    return tuple(Leg(leg.account_id, amount if leg.amount_minor > 0 else -amount, leg.currency)
-                 for leg in legs)
+    return tuple(
+        Leg(leg.account_id, amount if leg.amount_minor > 0 else -amount, leg.currency)
+        for leg in legs
+    )
 
 
 def _negated(legs: tuple[Leg, ...]) -> tuple[Leg, ...]:

@@ -13,6 +13,7 @@ rolls back, those commands are answered from the stored outcome, and the rest ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
@@ -119,10 +120,8 @@ class Ledger:
             if not self._waiting:
                 continue
             if len(self._waiting) < self._batch_max and self._window_s > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self._window_s)
-                except TimeoutError:
-                    pass
             await self._slots.acquire()
             batch = self._waiting[: self._batch_max]
             del self._waiting[: self._batch_max]
@@ -140,7 +139,7 @@ class Ledger:
     async def _execute(self, batch: list[_Pending]) -> None:
         try:
             await self._execute_with_retries(batch)
-        except Exception as error:  # noqa: BLE001 - every caller must get an answer, whatever broke
+        except Exception as error:
             log.exception("ledger batch failed")
             for pending in batch:
                 if not pending.future.done():
@@ -241,7 +240,12 @@ class Ledger:
     # The commands, one method each. Each returns the committed transfer or raises LedgerError.
 
     async def transfer(
-        self, client_id: str, key: str, legs: Sequence[Leg], *, code: str,
+        self,
+        client_id: str,
+        key: str,
+        legs: Sequence[Leg],
+        *,
+        code: str,
         metadata: dict[str, Any] | None = None,
     ) -> Transfer:
         """Move money now along balanced legs."""
@@ -250,18 +254,37 @@ class Ledger:
         )
 
     async def move(
-        self, client_id: str, key: str, *, debit_account_id: int, credit_account_id: int,
-        amount_minor: int, currency: str, code: str, metadata: dict[str, Any] | None = None,
+        self,
+        client_id: str,
+        key: str,
+        *,
+        debit_account_id: int,
+        credit_account_id: int,
+        amount_minor: int,
+        currency: str,
+        code: str,
+        metadata: dict[str, Any] | None = None,
     ) -> Transfer:
         """Move `amount_minor` from one account to another: the two-leg transfer."""
         return await self.transfer(
-            client_id, key, _two_legs(debit_account_id, credit_account_id, amount_minor, currency),
-            code=code, metadata=metadata,
+            client_id,
+            key,
+            _two_legs(debit_account_id, credit_account_id, amount_minor, currency),
+            code=code,
+            metadata=metadata,
         )
 
     async def hold(
-        self, client_id: str, key: str, *, debit_account_id: int, credit_account_id: int,
-        amount_minor: int, currency: str, code: str, expires_at: datetime | None = None,
+        self,
+        client_id: str,
+        key: str,
+        *,
+        debit_account_id: int,
+        credit_account_id: int,
+        amount_minor: int,
+        currency: str,
+        code: str,
+        expires_at: datetime | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Transfer:
         """Reserve money (pending) until it is posted or voided, or until it expires."""
@@ -271,7 +294,12 @@ class Ledger:
         )
 
     async def post(
-        self, client_id: str, key: str, hold_id: int, *, amount_minor: int | None = None,
+        self,
+        client_id: str,
+        key: str,
+        hold_id: int,
+        *,
+        amount_minor: int | None = None,
         code: str = "post",
     ) -> Transfer:
         """Post a hold, in full or (for a two-leg hold) in part; the rest is released."""
@@ -284,13 +312,26 @@ class Ledger:
         return await self.submit(Command(Kind.VOID, client_id, key, code, target_id=hold_id))
 
     async def reverse(
-        self, client_id: str, key: str, transfer_id: int, *, amount_minor: int | None = None,
-        code: str = "reversal", metadata: dict[str, Any] | None = None,
+        self,
+        client_id: str,
+        key: str,
+        transfer_id: int,
+        *,
+        amount_minor: int | None = None,
+        code: str = "reversal",
+        metadata: dict[str, Any] | None = None,
     ) -> Transfer:
         """Move money back along a transfer, in full or in part, never beyond the original."""
         return await self.submit(
-            Command(Kind.REVERSAL, client_id, key, code, target_id=transfer_id,
-                    amount_minor=amount_minor, metadata=metadata)
+            Command(
+                Kind.REVERSAL,
+                client_id,
+                key,
+                code,
+                target_id=transfer_id,
+                amount_minor=amount_minor,
+                metadata=metadata,
+            )
         )
 
     async def get_transfer(self, transfer_id: int) -> Transfer | None:
@@ -305,9 +346,7 @@ def _two_legs(debit_id: int, credit_id: int, amount: int, currency: str) -> tupl
     return (Leg(debit_id, -amount, currency), Leg(credit_id, amount, currency))
 
 
-def _settle_replay(
-    pending: _Pending, row: asyncpg.Record, transfers: dict[int, Transfer]
-) -> None:
+def _settle_replay(pending: _Pending, row: asyncpg.Record, transfers: dict[int, Transfer]) -> None:
     command = pending.command
     if bytes(row["request_hash"]) != command.request_hash:
         pending.future.set_exception(_reused(command))
@@ -337,4 +376,3 @@ def _reused(command: Command) -> IdempotencyKeyReused:
         f"idempotency key '{command.key}' was first used for a different request",
         idempotency_key=command.key,
     )
-

@@ -1,4 +1,4 @@
-"""The ledger's vocabulary: legs, commands (what a caller asks for) and transfers (what happened)."""
+"""The ledger's vocabulary: legs, commands (what a caller asks) and transfers (what happened)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class Command:
 
 
 def check_command(cmd: Command) -> None:
-    """Validate what can be validated without the database; raise InvalidTransfer naming the value."""
+    """Check what needs no database; raise InvalidTransfer naming the offending value."""
     if not 1 <= len(cmd.key) <= MAX_KEY_LENGTH:
         raise InvalidTransfer(
             f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters, got {len(cmd.key)}",
@@ -74,7 +74,9 @@ def check_command(cmd: Command) -> None:
     if not 1 <= len(cmd.client_id) <= MAX_KEY_LENGTH:
         raise InvalidTransfer(f"client id '{cmd.client_id[:40]}' is empty or too long")
     if not 1 <= len(cmd.code) <= MAX_CODE_LENGTH:
-        raise InvalidTransfer(f"transfer code '{cmd.code[:80]}' must be 1 to {MAX_CODE_LENGTH} chars")
+        raise InvalidTransfer(
+            f"transfer code '{cmd.code[:80]}' must be 1 to {MAX_CODE_LENGTH} chars"
+        )
     if cmd.amount_minor is not None and not 0 < cmd.amount_minor <= MAX_AMOUNT_MINOR:
         raise InvalidTransfer(f"amount {cmd.amount_minor} must be positive", field="amount_minor")
     if cmd.kind in (Kind.TRANSFER, Kind.HOLD):
@@ -121,7 +123,9 @@ def hash_command(cmd: Command) -> bytes:
         cmd.expires_at.isoformat() if cmd.expires_at else None,
         cmd.metadata,
     )
-    return hashlib.blake2b(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+    return hashlib.blake2b(
+        orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS), digest_size=16
+    ).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +140,7 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
-    """A committed transfer with its entries. `replayed` is set when an idempotent retry found it."""
+    """A committed transfer with its entries; `replayed` when an idempotent retry found it."""
 
     id: int
     kind: Kind

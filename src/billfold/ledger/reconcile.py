@@ -16,11 +16,14 @@ progress as it goes.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import asyncpg
+
+from billfold.config import Settings
 
 CHUNKS = 64
 MAX_EXAMPLES = 20
@@ -143,7 +146,9 @@ async def reconcile(
     started = time.perf_counter()
     report = Report()
     async with pool.acquire() as conn:
-        t_lo, t_hi = await conn.fetchrow("SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM transfers")
+        t_lo, t_hi = await conn.fetchrow(
+            "SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM transfers"
+        )
         a_lo, a_hi, report.accounts = await conn.fetchrow(
             "SELECT coalesce(min(id), 0), coalesce(max(id), 0), count(*) FROM accounts"
         )
@@ -203,7 +208,9 @@ async def _check_transfers(conn: asyncpg.Connection, lo: int, hi: int, report: R
 
 async def _check_accounts(conn: asyncpg.Connection, lo: int, hi: int, report: Report) -> None:
     rows = await conn.fetch(ACCOUNT_CHUNK, lo, hi)
-    report.entries += rows[0]["scanned"] if rows else await conn.fetchval(ENTRY_COUNT, lo, hi)
+    # Awaited before the += so that concurrent chunks cannot lose each other's counts.
+    scanned = rows[0]["scanned"] if rows else await conn.fetchval(ENTRY_COUNT, lo, hi)
+    report.entries += scanned
     for r in rows:
         if r["posted_minor"] != r["entries_posted"]:
             report.problem(
@@ -216,3 +223,33 @@ async def _check_accounts(conn: asyncpg.Connection, lo: int, hi: int, report: Re
             report.problem(f"account {r['id']}: {r['gaps']} gaps in its entry numbering")
         if r["broken"]:
             report.problem(f"account {r['id']}: {r['broken']} entries break the running balance")
+
+
+def run_cli(settings: Settings, *, workers: int = 2) -> None:
+    """`billfold reconcile`: print the report, progress on stderr; exit 1 on any discrepancy."""
+    report = asyncio.run(_reconcile_configured(settings, workers))
+    print(report.render())
+    if not report.ok:
+        raise SystemExit(1)
+
+
+async def _reconcile_configured(settings: Settings, workers: int) -> Report:
+    from billfold.platform.db import create_pool
+    from billfold.platform.embedded import ensure_database
+
+    dsn = await asyncio.to_thread(ensure_database, settings)
+    sized = settings.model_copy(update={"db_pool_min": 1, "db_pool_max": workers + 1})
+    pool = await create_pool(dsn, sized)
+    try:
+        return await reconcile(pool, workers=workers, progress=_print_progress)
+    finally:
+        await pool.close()
+
+
+def _print_progress(kind: str, done: int, total: int) -> None:
+    if done == total or done % max(1, total // 20) == 0:
+        print(
+            f"reconcile: {done}/{total} ranges checked ({100 * done // total}%)",
+            file=sys.stderr,
+            flush=True,
+        )

