@@ -42,6 +42,7 @@ def main() -> None:
 def serve(host: Host = None, port: Port = None, workers: Workers = None) -> None:
     """Run the HTTP service (embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL)."""
     settings = _with_overrides(_load_settings(), host, port, workers)
+    _configure_logging(settings)
     settings = _run(_prepare(settings), "start")
     _serve(settings)
 
@@ -68,17 +69,24 @@ def migrate(
 def demo(host: Host = None, port: Port = None) -> None:
     """Seed demo data, then serve as `serve` does."""
     settings = _with_overrides(_load_settings(), host, port, None)
+    _configure_logging(settings)
     settings = _run(_prepare(settings), "start")
     _run(_seed(settings), "seed demo data")
     _serve(settings)
 
 
 @app.command()
-def reconcile() -> None:
+def reconcile(
+    workers: Annotated[int, typer.Option(min=1, help="Ranges checked in parallel.")] = 2,
+) -> None:
     """Check the ledger's invariants against the database and report any difference."""
     from billfold.ledger.reconcile import run_cli
 
-    run_cli(_load_settings())
+    settings = _load_settings()
+    try:
+        run_cli(settings, workers=workers)
+    except _environment_errors() as error:
+        _fail(f"cannot reconcile: {_describe(error)}")
 
 
 def _load_settings() -> Settings:
@@ -87,6 +95,15 @@ def _load_settings() -> Settings:
     except pydantic.ValidationError as error:
         problems = "; ".join(_describe_setting(item) for item in error.errors())
         _fail(f"invalid configuration: {problems}", code=2)
+
+
+def _configure_logging(settings: Settings) -> None:
+    from billfold.platform.logging import configure_logging
+
+    try:
+        configure_logging(settings)
+    except ValueError as error:
+        _fail(f"invalid configuration: {error}", code=2)
 
 
 def _with_overrides(
@@ -193,10 +210,8 @@ async def _seed(settings: Settings) -> None:
 def _serve(settings: Settings) -> None:
     import uvicorn
 
-    from billfold.platform.logging import configure_logging
     from billfold.platform.metrics import prepare_multiprocess_dir
 
-    configure_logging(settings)
     prepare_multiprocess_dir(settings)
     os.environ["BILLFOLD_WORKERS"] = str(settings.workers)
     # Once shut down, uvicorn re-raises the signal that stopped it under the handler found at

@@ -147,3 +147,27 @@ async def _raw_transfer(
             transfer_id,
             amount,
         )
+
+
+async def test_service_role_may_append_but_never_change_the_ledger(
+    pool: asyncpg.Pool, ledger: Ledger, open_wallet: OpenWallet
+) -> None:
+    """The production role can read and insert transfers and entries, not update or delete."""
+    transfer_id = await _transfer(ledger, await open_wallet(100), await open_wallet(), 10)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "DO $$ BEGIN CREATE ROLE billfold_test_app; EXCEPTION WHEN duplicate_object THEN"
+            " NULL; END $$"
+        )
+        await conn.execute("SELECT billfold_grant_service_role('billfold_test_app')")
+        async with conn.transaction():
+            await conn.execute("SET LOCAL ROLE billfold_test_app")
+            assert await conn.fetchval("SELECT count(*) FROM transfers WHERE id = $1", transfer_id)
+            await conn.execute("SAVEPOINT before")
+            for statement in (
+                "UPDATE transfers SET code = 'x' WHERE id = $1",
+                "DELETE FROM entries WHERE transfer_id = $1",
+            ):
+                with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+                    await conn.execute(statement, transfer_id)
+                await conn.execute("ROLLBACK TO SAVEPOINT before")

