@@ -74,7 +74,9 @@ class Ledger:
         self._next_id = 0
         self._id_end = 0
         self._collector: asyncio.Task[None] | None = None
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], list[_Pending]] = {}
+        # Accounts that running batches hold locks on (or will), with how many batches each.
+        self._held: dict[int, int] = {}
         self.batches = 0
         self.commands = 0
 
@@ -123,18 +125,65 @@ class Ledger:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self._window_s)
             await self._slots.acquire()
-            batch = self._waiting[: self._batch_max]
-            del self._waiting[: self._batch_max]
+            batch = self._take_batch()
             self._full.clear()
+            if not batch:
+                # Everything waiting touches an account a running batch holds; the running
+                # batch wakes the collector when it finishes.
+                self._slots.release()
+                continue
             if self._waiting:
                 self._wakeup.set()
             task = asyncio.create_task(self._execute(batch))
-            self._running.add(task)
+            self._running[task] = batch
             task.add_done_callback(self._finished)
 
+    def _take_batch(self) -> list[_Pending]:
+        """Up to batch_max waiting commands, in arrival order, that can run beside the batches
+        already running.
+
+        A batch locks its accounts until it commits, so a second batch that shares an account
+        would only wait for the first. Instead the second batch takes the commands whose accounts
+        no running batch holds, and PostgreSQL works on both at once. A command passed over
+        blocks its accounts for the rest of the scan, so that commands on one account still run
+        in arrival order. Posts, voids and reversals, whose accounts are not known before their
+        transfer is read, go only into a batch that runs alone.
+        """
+        held = self._held
+        if not held:
+            batch = self._waiting[: self._batch_max]
+            del self._waiting[: self._batch_max]
+        else:
+            batch, rest = [], []
+            blocked: set[int] = set()
+            for pending in self._waiting:
+                legs = pending.command.legs
+                if (
+                    len(batch) < self._batch_max
+                    and legs
+                    and not any(leg.account_id in held or leg.account_id in blocked for leg in legs)
+                ):
+                    batch.append(pending)
+                else:
+                    rest.append(pending)
+                    blocked.update(leg.account_id for leg in legs)
+            self._waiting = rest
+        for pending in batch:
+            for leg in pending.command.legs:
+                held[leg.account_id] = held.get(leg.account_id, 0) + 1
+        return batch
+
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
+        held = self._held
+        for pending in self._running.pop(task):
+            for leg in pending.command.legs:
+                if held[leg.account_id] == 1:
+                    del held[leg.account_id]
+                else:
+                    held[leg.account_id] -= 1
         self._slots.release()
+        if self._waiting:
+            self._wakeup.set()
 
     async def _execute(self, batch: list[_Pending]) -> None:
         try:
@@ -177,7 +226,8 @@ class Ledger:
         commands = [p.command for p in batch]
         targets: dict[int, Target] = {}
         referenced = {c.target_id for c in commands if c.target_id is not None}
-        async with conn.transaction():
+        await conn.execute(store.BEGIN_BATCH)
+        try:
             loaded = await store.load_transfers(conn, referenced) if referenced else {}
             account_ids = sorted(
                 {leg.account_id for c in commands for leg in c.legs}
@@ -203,6 +253,13 @@ class Ledger:
             )
             if stored != len(outcomes):
                 raise _KeysTaken
+        except BaseException:
+            # The pool rolls back too when it takes the connection back; this makes it prompt.
+            if not conn.is_closed():
+                with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                    await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
         for pending, outcome in zip(batch, result.outcomes, strict=True):
             if isinstance(outcome, Transfer):
                 pending.future.set_result(outcome)

@@ -12,6 +12,16 @@ import orjson
 from billfold.ledger.apply import AccountState, Target
 from billfold.ledger.model import Entry, Kind, Transfer
 
+# Every statement of a batch finds its rows by primary key. The planner, seeing a thousand keys
+# and a table it thinks small or bloated, may choose to hash a whole table instead; for a batch
+# that is always slower, and it grows with the table. So a batch transaction rules that out.
+BEGIN_BATCH = """
+BEGIN;
+SET LOCAL enable_seqscan = off;
+SET LOCAL enable_hashjoin = off;
+SET LOCAL enable_mergejoin = off;
+"""
+
 # Rows come back locked in ascending id order: the subquery's ORDER BY runs below its row locks,
 # so every batch takes its locks in the same order and batches cannot deadlock on accounts.
 # clock_timestamp() is read after the locks, so an account's entries get non-decreasing times.
