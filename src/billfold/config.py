@@ -32,7 +32,7 @@ class Settings(BaseSettings):
 
     # Group commit: gather transfers for at most batch_window_ms or until batch_max arrive.
     batch_window_ms: float = 1.0
-    batch_max: int = 1000
+    batch_max: int = 250
     batch_retries: int = 8
     # Number of batches that may be in flight at once (each on its own connection).
     batch_concurrency: int = 2
