@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -66,7 +66,9 @@ class Ledger:
         self._window_s = settings.batch_window_ms / 1000
         self._batch_max = batch_max or settings.batch_max
         self._retries = settings.batch_retries
+        self._concurrency = settings.batch_concurrency
         self._slots = asyncio.Semaphore(settings.batch_concurrency)
+        self._idle: list[asyncpg.Connection] = []
         self._waiting: list[_Pending] = []
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
@@ -93,6 +95,26 @@ class Ledger:
             self._collector.cancel()
             await asyncio.gather(self._collector, return_exceptions=True)
             self._collector = None
+        while self._idle:
+            await self._pool.release(self._idle.pop())
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection for one batch. The engine keeps one per batch slot rather than taking
+        one from the pool each time: the pool resets a connection it takes back, which costs a
+        round trip per batch. A connection that broke is handed back for the pool to discard."""
+        conn = self._idle.pop() if self._idle else await self._pool.acquire()
+        broken = False
+        try:
+            yield conn
+        except (asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError, OSError):
+            broken = True
+            raise
+        finally:
+            if broken or conn.is_closed() or len(self._idle) >= self._concurrency:
+                await self._pool.release(conn)
+            else:
+                self._idle.append(conn)
 
     async def submit(self, command: Command) -> Transfer:
         """Run one command; return its transfer or raise its LedgerError."""
@@ -201,7 +223,7 @@ class Ledger:
         attempt = 0
         while todo:
             try:
-                async with self._pool.acquire() as conn:
+                async with self._connection() as conn:
                     await self._run(conn, todo)
                 return
             except _KeysTaken:
