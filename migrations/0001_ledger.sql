@@ -134,90 +134,112 @@ CREATE TRIGGER entries_no_truncate
 -- every entry must belong to a transfer created in the same transaction (so that the check sees
 -- every entry a transfer will ever have).
 --
--- PostgreSQL's deferred constraint triggers fire once per row. To keep the cost of a batch of a
--- thousand transfers at a few set-based queries instead of thousands, statement triggers note the
--- new ids in transaction-local settings, and the first deferred firing at commit checks them all;
--- the other firings find nothing left to check.
-CREATE FUNCTION ledger_note_new_rows() RETURNS trigger
+-- PostgreSQL's deferred constraint triggers are row-level: one on entries would fire twice per
+-- transfer. Instead, statement triggers summarise what each INSERT wrote from its transition table
+-- (new transfer ids, the transfers that got entries, any per-currency sums that are not zero yet)
+-- into transaction-local settings, and register the transaction once in ledger_commit_checks. A
+-- deferred constraint trigger on that table fires once per transaction, at commit, and checks the
+-- summary. A batch of a thousand transfers costs a few set-based statements, not thousands.
+CREATE UNLOGGED TABLE ledger_commit_checks (
+    txid xid8 PRIMARY KEY
+);
+
+CREATE FUNCTION ledger_append_setting(name text, items text) RETURNS void
+LANGUAGE sql AS $$
+    SELECT set_config(name, coalesce(current_setting(name, true), '') || coalesce(items, ''), true);
+$$;
+
+CREATE FUNCTION ledger_note_new_transfers() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    setting text := 'billfold.unchecked_' || TG_TABLE_NAME;
 BEGIN
-    IF TG_TABLE_NAME = 'transfers' THEN
-        PERFORM set_config(setting, coalesce(current_setting(setting, true), '')
-            || (SELECT string_agg(id::text, ',') FROM new_rows) || ',', true);
-    ELSE
-        PERFORM set_config(setting, coalesce(current_setting(setting, true), '')
-            || (SELECT string_agg(DISTINCT transfer_id::text, ',') FROM new_rows) || ',', true);
+    PERFORM ledger_append_setting('billfold.new_transfers',
+        (SELECT string_agg(id::text || ',', '') FROM new_rows WHERE kind <> 'void'));
+    INSERT INTO ledger_commit_checks VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+
+-- The SET clauses keep the planner from hashing a whole table to find a batch's rows by key.
+CREATE FUNCTION ledger_note_new_entries() RETURNS trigger
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+DECLARE
+    bad record;
+BEGIN
+    SELECT n.account_id, n.currency, a.currency AS account_currency INTO bad
+      FROM new_rows n JOIN accounts a ON a.id = n.account_id
+     WHERE a.currency <> n.currency
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'an entry in % on account %, which holds %',
+            bad.currency, bad.account_id, bad.account_currency
+            USING ERRCODE = 'check_violation';
     END IF;
+    PERFORM ledger_append_setting('billfold.transfers_with_entries',
+        (SELECT string_agg(DISTINCT transfer_id::text || ',', '') FROM new_rows));
+    PERFORM ledger_append_setting('billfold.open_sums',
+        (SELECT string_agg(transfer_id::text || ':' || currency || ':' || total::text || ',', '')
+           FROM (SELECT transfer_id, currency, sum(amount_minor) AS total
+                   FROM new_rows GROUP BY transfer_id, currency) s
+          WHERE total <> 0));
+    INSERT INTO ledger_commit_checks VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING;
     RETURN NULL;
 END;
 $$;
 
 CREATE TRIGGER transfers_note_new
     AFTER INSERT ON transfers REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger_note_new_rows();
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_note_new_transfers();
 CREATE TRIGGER entries_note_new
     AFTER INSERT ON entries REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger_note_new_rows();
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_note_new_entries();
 
--- The SET clauses keep the planner from hashing a whole table to find a batch's rows by index.
-CREATE FUNCTION ledger_check_new_transfers() RETURNS trigger
-LANGUAGE plpgsql SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+CREATE FUNCTION ledger_check_commit() RETURNS trigger
+LANGUAGE plpgsql AS $$
 DECLARE
-    new_transfers text := coalesce(current_setting('billfold.unchecked_transfers', true), '');
-    new_entries text := coalesce(current_setting('billfold.unchecked_entries', true), '');
-    ids bigint[];
+    created bigint[] := string_to_array(
+        rtrim(coalesce(current_setting('billfold.new_transfers', true), ''), ','), ',')::bigint[];
+    with_entries bigint[] := string_to_array(
+        rtrim(coalesce(current_setting('billfold.transfers_with_entries', true), ''), ','),
+        ',')::bigint[];
+    sums text := coalesce(current_setting('billfold.open_sums', true), '');
     bad record;
 BEGIN
-    IF new_transfers = '' AND new_entries = '' THEN
-        RETURN NULL;  -- already checked, with every other row of this transaction
-    END IF;
-    PERFORM set_config('billfold.unchecked_transfers', '', true);
-    PERFORM set_config('billfold.unchecked_entries', '', true);
-    ids := string_to_array(rtrim(new_transfers, ','), ',')::bigint[];
+    DELETE FROM ledger_commit_checks WHERE txid = NEW.txid;
 
     SELECT stray.id INTO bad
-      FROM (SELECT unnest(string_to_array(rtrim(new_entries, ','), ',')::bigint[])
-            EXCEPT
-            SELECT unnest(ids)) AS stray(id)
-     LIMIT 1;
+      FROM (SELECT unnest(with_entries) EXCEPT SELECT unnest(created)) AS stray(id) LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'entries for transfer % must be written in the transaction that creates it',
-            bad.id
+        RAISE EXCEPTION 'entries for transfer % must be written in the transaction that creates '
+                        'it, and a void has none', bad.id
             USING ERRCODE = 'foreign_key_violation';
     END IF;
 
-    SELECT e.transfer_id, e.currency, sum(e.amount_minor) AS total
-      INTO bad
-      FROM entries e JOIN accounts a ON a.id = e.account_id
-     WHERE e.transfer_id = ANY (ids)
-     GROUP BY e.transfer_id, e.currency
-    HAVING sum(e.amount_minor) <> 0 OR bool_or(a.currency <> e.currency)
-     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'transfer % is unbalanced or crosses accounts of another currency: '
-                        'its % entries sum to %', bad.transfer_id, bad.currency, bad.total
-            USING ERRCODE = 'check_violation';
-    END IF;
-
-    SELECT t.id INTO bad
-      FROM transfers t
-     WHERE t.id = ANY (ids) AND t.kind <> 'void'
-       AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.transfer_id = t.id)
-     LIMIT 1;
+    SELECT missing.id INTO bad
+      FROM (SELECT unnest(created) EXCEPT SELECT unnest(with_entries)) AS missing(id) LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'transfer % has no entries', bad.id USING ERRCODE = 'check_violation';
+    END IF;
+
+    IF sums <> '' THEN
+        SELECT part[1] AS transfer_id, part[2] AS currency, sum(part[3]::bigint) AS total
+          INTO bad
+          FROM (SELECT string_to_array(item, ':') AS part
+                  FROM unnest(string_to_array(rtrim(sums, ','), ',')) AS item) parts
+         GROUP BY part[1], part[2]
+        HAVING sum(part[3]::bigint) <> 0
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'transfer % is unbalanced: its % entries sum to %',
+                bad.transfer_id, bad.currency, bad.total
+                USING ERRCODE = 'check_violation';
+        END IF;
     END IF;
     RETURN NULL;
 END;
 $$;
 
-CREATE CONSTRAINT TRIGGER transfers_balanced
-    AFTER INSERT ON transfers
+CREATE CONSTRAINT TRIGGER ledger_commit_balanced
+    AFTER INSERT ON ledger_commit_checks
     DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION ledger_check_new_transfers();
-CREATE CONSTRAINT TRIGGER entries_balanced
-    AFTER INSERT ON entries
-    DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION ledger_check_new_transfers();
+    FOR EACH ROW EXECUTE FUNCTION ledger_check_commit();

@@ -15,5 +15,6 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT, UPDATE ON accounts TO %I', service_role);
     EXECUTE format('GRANT USAGE ON SEQUENCE transfer_ids, accounts_id_seq TO %I', service_role);
     EXECUTE format('GRANT SELECT ON schema_migrations TO %I', service_role);
+    EXECUTE format('GRANT SELECT, INSERT, DELETE ON ledger_commit_checks TO %I', service_role);
 END;
 $$;

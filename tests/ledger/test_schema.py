@@ -116,7 +116,7 @@ async def test_entry_in_another_currency_is_refused(
     """An entry's currency must be its account's, even when the transfer balances."""
     a, b = await open_wallet(), await open_wallet()
     async with pool.acquire() as conn:
-        with pytest.raises(asyncpg.CheckViolationError, match="another currency"):
+        with pytest.raises(asyncpg.CheckViolationError, match="which holds USD"):
             async with conn.transaction():
                 await conn.execute(
                     """INSERT INTO transfers (id, kind, code, amount_minor, currency, created_at)
