@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+import uvloop
 
 from billfold.config import Settings
 
@@ -41,7 +42,7 @@ def ledger(
     for run in range(1, runs + 1):
         typer.echo(f"run {run}/{runs}", err=True)
         outcomes.append(
-            asyncio.run(
+            uvloop.run(
                 run_ledger_bench(
                     settings,
                     dsn,
@@ -108,7 +109,7 @@ def reconcile_bench(
 
     settings = Settings()
     dsn = ensure_database(settings)
-    result = asyncio.run(
+    result = uvloop.run(
         run_reconcile_bench(settings, dsn, entries=entries, accounts=accounts, workers=workers)
     )
     if json:
