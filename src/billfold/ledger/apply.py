@@ -72,13 +72,91 @@ def apply_batch(
     result = BatchResult()
     for cmd in commands:
         try:
-            transfer = _apply_one(cmd, accounts, targets, next_id, now)
+            if cmd.kind is Kind.TRANSFER:
+                transfer = _apply_transfer(cmd, accounts, next_id, now)
+            else:
+                transfer = _apply_one(cmd, accounts, targets, next_id, now)
         except LedgerError as error:
             result.outcomes.append(error)
         else:
             result.outcomes.append(transfer)
             result.transfers.append(transfer)
     return result
+
+
+def _apply_transfer(
+    cmd: Command, accounts: dict[int, AccountState], next_id: Callable[[], int], now: datetime
+) -> Transfer:
+    """The common command, money moved now, without the machinery holds and reversals need.
+
+    The legs name distinct accounts (see model.check_legs), so each leg is checked on its own.
+    """
+    states = []
+    credits = 0
+    for leg in cmd.legs:
+        state = _state_for(leg, accounts)
+        amount = leg.amount_minor
+        if amount < 0:
+            available = state.posted - state.pending_debits
+            if available + amount + state.overdraft_limit < 0:
+                raise _insufficient(state, available, -amount)
+        else:
+            credits += amount
+            if state.max_balance is not None:
+                _check_max_balance(state, state.posted + state.pending_credits + amount)
+        states.append(state)
+    entries = []
+    for leg, state in zip(cmd.legs, states, strict=True):
+        state.version += 1
+        state.delta_version += 1
+        state.posted += leg.amount_minor
+        state.delta_posted += leg.amount_minor
+        entries.append(
+            Entry(state.id, state.version, leg.amount_minor, leg.currency, False, state.posted)
+        )
+    entries.sort()
+    return Transfer(
+        id=next_id(),
+        kind=Kind.TRANSFER,
+        code=cmd.code,
+        amount_minor=credits,
+        currency=cmd.legs[0].currency,
+        pending_id=None,
+        reverses_id=None,
+        expires_at=None,
+        metadata=cmd.metadata,
+        created_at=now,
+        entries=tuple(entries),
+    )
+
+
+def _state_for(leg: Leg, accounts: dict[int, AccountState]) -> AccountState:
+    state = accounts.get(leg.account_id)
+    if state is None:
+        raise AccountNotFound(f"account {leg.account_id} does not exist", account_id=leg.account_id)
+    if state.currency != leg.currency:
+        raise CurrencyMismatch(
+            f"account {leg.account_id} holds {state.currency}, not {leg.currency}",
+            account_id=leg.account_id,
+        )
+    return state
+
+
+def _insufficient(state: AccountState, available: int, needed: int) -> InsufficientFunds:
+    return InsufficientFunds(
+        f"account {state.id} has {available} available, the transfer needs {needed}",
+        account_id=state.id,
+        available_minor=available,
+    )
+
+
+def _check_max_balance(state: AccountState, balance: int) -> None:
+    if state.max_balance is not None and balance > state.max_balance:
+        raise BalanceLimitExceeded(
+            f"account {state.id} would hold {balance}, over its maximum {state.max_balance}",
+            account_id=state.id,
+            max_balance_minor=state.max_balance,
+        )
 
 
 def _apply_one(
@@ -114,10 +192,7 @@ def _apply_one(
     _check_funds(states, posted, held, release)
 
     transfer_id = next_id()
-    entries = sorted(
-        [*_book(states, held, pending=True), *_book(states, posted, pending=False)],
-        key=lambda entry: entry.account_id,
-    )
+    entries = sorted([*_book(states, held, pending=True), *_book(states, posted, pending=False)])
     for leg in release:
         _release(states[leg.account_id], leg)
     if cmd.kind in (Kind.POST, Kind.VOID):
@@ -210,20 +285,7 @@ def _credits(legs: tuple[Leg, ...]) -> int:
 def _check_accounts(
     legs: tuple[Leg, ...], accounts: dict[int, AccountState]
 ) -> dict[int, AccountState]:
-    states: dict[int, AccountState] = {}
-    for leg in legs:
-        state = accounts.get(leg.account_id)
-        if state is None:
-            raise AccountNotFound(
-                f"account {leg.account_id} does not exist", account_id=leg.account_id
-            )
-        if state.currency != leg.currency:
-            raise CurrencyMismatch(
-                f"account {leg.account_id} holds {state.currency}, not {leg.currency}",
-                account_id=leg.account_id,
-            )
-        states[leg.account_id] = state
-    return states
+    return {leg.account_id: _state_for(leg, accounts) for leg in legs}
 
 
 def _check_funds(
@@ -244,21 +306,10 @@ def _check_funds(
         after[leg.account_id][1 if leg.amount_minor < 0 else 2] -= abs(leg.amount_minor)
     for id_, (posted_minor, debits, credits) in after.items():
         state = states[id_]
-        available = posted_minor - debits
-        if available + state.overdraft_limit < 0:
-            raise InsufficientFunds(
-                f"account {id_} has {state.posted - state.pending_debits} available, "
-                f"needs {state.posted - state.pending_debits - available} more than that allows",
-                account_id=id_,
-                available_minor=state.posted - state.pending_debits,
-            )
-        if state.max_balance is not None and posted_minor + credits > state.max_balance:
-            raise BalanceLimitExceeded(
-                f"account {id_} would hold {posted_minor + credits}, over its maximum "
-                f"{state.max_balance}",
-                account_id=id_,
-                max_balance_minor=state.max_balance,
-            )
+        available = state.posted - state.pending_debits
+        if posted_minor - debits + state.overdraft_limit < 0:
+            raise _insufficient(state, available, available - (posted_minor - debits))
+        _check_max_balance(state, posted_minor + credits)
 
 
 def _book(states: dict[int, AccountState], legs: tuple[Leg, ...], pending: bool) -> Iterator[Entry]:
