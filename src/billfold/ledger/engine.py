@@ -345,12 +345,9 @@ class Ledger:
         metadata: dict[str, Any] | None = None,
     ) -> Transfer:
         """Move `amount_minor` from one account to another: the two-leg transfer."""
-        return await self.transfer(
-            client_id,
-            key,
-            _two_legs(debit_account_id, credit_account_id, amount_minor, currency),
-            code=code,
-            metadata=metadata,
+        legs = _two_legs(debit_account_id, credit_account_id, amount_minor, currency)
+        return await self.submit(
+            Command(Kind.TRANSFER, client_id, key, code, legs, metadata=metadata)
         )
 
     async def hold(

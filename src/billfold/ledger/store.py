@@ -114,20 +114,9 @@ async def lock_accounts(
     rows = await conn.fetch(LOCK_ACCOUNTS, account_ids)
     if not rows:
         return {}, await conn.fetchval(CLOCK)
-    accounts = {
-        r["id"]: AccountState(
-            id=r["id"],
-            currency=r["currency"],
-            posted=r["posted_minor"],
-            pending_debits=r["pending_debits_minor"],
-            pending_credits=r["pending_credits_minor"],
-            overdraft_limit=r["overdraft_limit_minor"],
-            max_balance=r["max_balance_minor"],
-            version=r["version"],
-        )
-        for r in rows
-    }
-    return accounts, max(r["now"] for r in rows)
+    # Positional: the row's first eight columns are AccountState's first eight fields, in order.
+    accounts = {r[0]: AccountState(*r[:8]) for r in rows}
+    return accounts, max(r[8] for r in rows)
 
 
 async def load_transfers(conn: asyncpg.Connection, ids: Iterable[int]) -> dict[int, Transfer]:
@@ -231,6 +220,8 @@ def array_literal(values: list[Any]) -> str:
     if not values:
         return "{}"
     first = type(values[0])
+    if values[0] is None and values.count(None) == len(values):
+        return "{" + ",".join(["NULL"] * len(values)) + "}"
     if first is int and None not in values:
         return "{" + ",".join(map(str, values)) + "}"
     if first is str and None not in values:
