@@ -19,6 +19,7 @@ from billfold.platform.logging import configure_logging, get_logger
 from billfold.platform.metrics import mark_worker_exited
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.redis import create_redis
+from billfold.platform.runtime import tune_gc
 
 log = get_logger("billfold.app")
 
@@ -73,6 +74,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis = redis
         app.state.ledger = ledger
         log.info("started", workers=settings.workers, migrate_on_start=settings.migrate_on_start)
+        tune_gc()
         yield
         log.info("stopping")
 

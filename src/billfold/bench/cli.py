@@ -10,6 +10,7 @@ import typer
 import uvloop
 
 from billfold.config import Settings
+from billfold.platform.runtime import tune_gc
 
 bench_app = typer.Typer(help="Benchmarks", no_args_is_help=True)
 
@@ -33,6 +34,7 @@ def ledger(
 
     settings = Settings()
     dsn = ensure_database(settings)
+    tune_gc()
     chosen = scenario or LEDGER_SCENARIOS
     for name in chosen:
         if name not in LEDGER_SCENARIOS:
