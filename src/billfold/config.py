@@ -39,6 +39,14 @@ class Settings(BaseSettings):
 
     migrate_on_start: bool = True
 
+    # Signs access tokens. Unset, a random key is made once and kept in the data dir (0600), so
+    # that every worker on that dir shares it; set it in production.
+    secret_key: str | None = Field(default=None, min_length=32)
+    token_ttl_s: int = 3600
+    # After this many wrong passwords in a row a handle is locked for login_lock_s seconds.
+    login_max_failures: int = 10
+    login_lock_s: int = 1800
+
     @property
     def embedded_db(self) -> bool:
         return self.database_url is None

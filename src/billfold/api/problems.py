@@ -74,7 +74,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 async def _billfold_error(request: Request, error: BillfoldError) -> ProblemResponse:
-    return ProblemResponse(error.to_problem(instance=request.url.path), status_code=error.status)
+    return ProblemResponse(
+        error.to_problem(instance=request.url.path),
+        status_code=error.status,
+        headers=error.headers(),
+    )
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> ProblemResponse:

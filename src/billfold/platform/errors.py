@@ -34,6 +34,10 @@ class BillfoldError(Exception):
         problem.update(self.fields)
         return problem
 
+    def headers(self) -> dict[str, str] | None:
+        """HTTP headers the error's response carries (Retry-After, WWW-Authenticate)."""
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """The stored form of an outcome (idempotency records keep failures too)."""
         return {"code": self.code, "detail": self.detail, **self.fields}
@@ -49,6 +53,17 @@ class NotFound(BillfoldError):
     code = "not_found"
     status = 404
     title = "Not found"
+
+
+class TooManyRequests(BillfoldError):
+    """A rate limit or lock-out; `retry_after_s` says when to try again."""
+
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.fields.get("retry_after_s", 1))}
 
 
 class Unavailable(BillfoldError):

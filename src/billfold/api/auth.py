@@ -1,0 +1,86 @@
+"""Sign-up, login and the dependency that names the caller of every other endpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from billfold.platform.errors import NotFound
+from billfold.platform.security import Unauthenticated, issue_token, read_token, secret_key
+from billfold.wallet.users import User, authenticate, check_sign_up, do_create_user, get_user
+
+router = APIRouter(prefix="/api/v1", tags=["users"])
+_bearer = HTTPBearer(auto_error=False)
+
+
+class SignUpBody(BaseModel):
+    username: str
+    email: str
+    phone: str
+    password: str
+
+
+class UserOut(BaseModel):
+    user_id: str
+    username: str
+    email: str
+    phone: str
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+async def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The user the request's bearer token names; 401 without a valid token."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("this endpoint needs an 'Authorization: Bearer' token")
+    user_id = read_token(credentials.credentials, _key(request))
+    try:
+        return await get_user(request.app.state.pool, user_id)
+    except NotFound:
+        raise Unauthenticated("the access token names no user") from None
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+@router.post("/users", status_code=201, response_model=UserOut)
+async def sign_up(request: Request, body: SignUpBody) -> UserOut:
+    """Create a user and their USD wallet. Handles are normalised; a taken one is a 409."""
+    user = await do_create_user(
+        request.app.state.pool, check_sign_up(body.username, body.email, body.phone, body.password)
+    )
+    return UserOut(user_id=str(user.id), username=user.username, email=user.email, phone=user.phone)
+
+
+@router.post("/auth/token", response_model=TokenOut)
+async def login(
+    request: Request,
+    username: Annotated[str, Form(max_length=254)],
+    password: Annotated[str, Form(max_length=128)],
+) -> TokenOut:
+    """OAuth2 password login: `username` may be any of the user's handles."""
+    state = request.app.state
+    user = await authenticate(state.pool, state.redis, state.settings, username, password)
+    ttl = state.settings.token_ttl_s
+    return TokenOut(
+        access_token=issue_token(user.id, _key(request), ttl),
+        token_type="bearer",  # noqa: S106 - the OAuth2 token type, not a secret
+        expires_in=ttl,
+    )
+
+
+def _key(request: Request) -> str:
+    key = getattr(request.app.state, "secret_key", None)
+    if key is None:
+        key = request.app.state.secret_key = secret_key(request.app.state.settings)
+    return str(key)

@@ -1,0 +1,128 @@
+"""Wallets and person-to-person transfers."""
+
+from __future__ import annotations
+
+import contextlib
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
+
+from billfold.api.auth import CurrentUser
+from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
+from billfold.wallet.transfers import (
+    access_transfer,
+    check_p2p,
+    do_p2p,
+    ledger_client,
+    parse_user_id,
+    transfer_view,
+    wallet_view,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["wallet"])
+# A request holds its idempotency key in Redis this long at most, in case it dies holding it.
+IN_FLIGHT_TTL_MS = 30_000
+
+
+class IdempotencyKeyInUse(BillfoldError):
+    code = "idempotency_key_in_use"
+    status = 409
+    title = "A request with this idempotency key is still running"
+
+
+class TransferBody(BaseModel):
+    sender_id: str = Field(max_length=64)
+    recipient: str = Field(max_length=254)
+    amount: Decimal | int | str = Field(description="A decimal string ('50.00') or a number.")
+    note: str | None = None
+    idempotency_key: str | None = Field(default=None, max_length=255)
+
+
+class WalletOut(BaseModel):
+    user_id: str
+    currency: str
+    balance: str
+    available_balance: str
+    pending_balance: str
+
+
+class TransferOut(BaseModel):
+    transfer_id: str
+    status: str
+    amount: str
+    currency: str
+    sender_id: str | None
+    recipient_id: str | None
+    sender_balance: str | None
+    note: str | None
+    created_at: str
+
+
+@router.get("/wallet/{user_id}", response_model=WalletOut)
+async def get_wallet(request: Request, user_id: str, user: CurrentUser) -> dict[str, Any]:
+    """Balance (posted), available balance (spendable now) and pending incoming money."""
+    if parse_user_id(user_id) != user.id:
+        raise NotFound(f"wallet '{user_id[:64]}' does not exist", user_id=user_id[:64])
+    return await wallet_view(request.app.state.pool, user)
+
+
+@router.post("/transfers", status_code=201, response_model=TransferOut)
+async def send_money(
+    request: Request,
+    response: Response,
+    body: TransferBody,
+    user: CurrentUser,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> dict[str, Any]:
+    """Send money to a username, email or phone number. Retries with the same Idempotency-Key
+    and body get the first answer (with `Idempotent-Replayed: true`)."""
+    key = idempotency_key or body.idempotency_key
+    if not key:
+        raise ValidationFailed(
+            "an Idempotency-Key header (or idempotency_key field) is required",
+            field="idempotency_key",
+        )
+    if parse_user_id(body.sender_id) != user.id:
+        raise NotFound(f"wallet '{body.sender_id[:64]}' does not exist", user_id=body.sender_id)
+    state = request.app.state
+    p2p = await check_p2p(state.pool, user, body.recipient, body.amount, body.note)
+    marker = f"in-flight:{ledger_client(user)}:{key}"
+    held = await _hold_key(state.redis, marker)
+    try:
+        transfer = await do_p2p(state.ledger, p2p, key)
+    finally:
+        if held:
+            await _release_key(state.redis, marker)
+    if transfer.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+        response.status_code = 201
+    return transfer_view(transfer)
+
+
+@router.get("/transfers/{transfer_id}", response_model=TransferOut)
+async def get_transfer(request: Request, transfer_id: str, user: CurrentUser) -> dict[str, Any]:
+    """A transfer the caller sent or received."""
+    return transfer_view(await access_transfer(request.app.state.ledger, user, transfer_id))
+
+
+async def _hold_key(redis: Any, marker: str) -> bool:
+    """Mark the key in flight; a second request with it while the first runs gets a 409. The
+    ledger alone decides exactly-once: this only turns a wait into a clear answer."""
+    try:
+        acquired = await redis.set(marker, "1", nx=True, px=IN_FLIGHT_TTL_MS)
+    except RedisError:
+        return False
+    if not acquired:
+        raise IdempotencyKeyInUse(
+            "a request with this idempotency key is still running; retry shortly",
+            idempotency_key=marker.rsplit(":", 1)[-1],
+        )
+    return True
+
+
+async def _release_key(redis: Any, marker: str) -> None:
+    with contextlib.suppress(RedisError):
+        await redis.delete(marker)

@@ -1,0 +1,82 @@
+"""Password hashing (Argon2id) and signed access tokens (JWT, HS256)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import uuid
+from pathlib import Path
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from billfold.config import Settings
+from billfold.platform.errors import BillfoldError
+
+_hasher = PasswordHasher()
+# Verified against when a handle does not exist, so that a miss takes as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("billfold-no-such-user")
+TOKEN_ALGORITHM = "HS256"  # noqa: S105 - an algorithm name
+
+
+class Unauthenticated(BillfoldError):
+    code = "unauthenticated"
+    status = 401
+    title = "Not authenticated"
+
+    def headers(self) -> dict[str, str] | None:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def secret_key(settings: Settings) -> str:
+    """The configured key, or one made once and kept in the data dir."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.data_dir) / "secret_key"
+    if not path.exists():
+        # Written whole to a file of our own, then linked into place: a process that starts at
+        # the same moment either links first or finds the complete key, never half of one.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f"secret_key.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
+def issue_token(user_id: uuid.UUID, key: str, ttl_s: int) -> str:
+    now = int(time.time())
+    claims = {"sub": str(user_id), "iat": now, "exp": now + ttl_s, "jti": secrets.token_hex(8)}
+    return jwt.encode(claims, key, algorithm=TOKEN_ALGORITHM)
+
+
+def read_token(token: str, key: str) -> uuid.UUID:
+    """The user id a valid token names; Unauthenticated for an expired, forged or bad one."""
+    try:
+        claims = jwt.decode(
+            token, key, algorithms=[TOKEN_ALGORITHM], options={"require": ["sub", "exp"]}
+        )
+        return uuid.UUID(claims["sub"])
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated("the access token has expired") from None
+    except (jwt.InvalidTokenError, ValueError):
+        raise Unauthenticated("the access token is not valid") from None

@@ -1,0 +1,155 @@
+"""Person-to-person transfers, wallet balances and the transfers a user may see."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from billfold.ledger.accounts import get_account
+from billfold.ledger.engine import Ledger
+from billfold.ledger.errors import TransferNotFound
+from billfold.ledger.model import Transfer
+from billfold.platform.errors import BillfoldError, ValidationFailed
+from billfold.wallet.handles import parse_handle
+from billfold.wallet.money import format_amount, parse_amount
+from billfold.wallet.users import WALLET_CURRENCY, User, find_user
+
+MAX_NOTE_LENGTH = 280
+P2P = "p2p"
+
+
+class RecipientNotFound(BillfoldError):
+    code = "recipient_not_found"
+    status = 404
+    title = "Recipient not found"
+
+
+class SelfTransfer(BillfoldError):
+    code = "self_transfer"
+    status = 422
+    title = "Cannot send money to yourself"
+
+
+class WalletFrozen(BillfoldError):
+    code = "wallet_frozen"
+    status = 403
+    title = "Wallet frozen"
+
+
+@dataclass(frozen=True)
+class P2PRequest:
+    sender: User
+    recipient: User
+    amount_minor: int
+    note: str | None
+
+
+def ledger_client(user: User) -> str:
+    """Idempotency keys are unique per client; each user is a client of the ledger."""
+    return f"user:{user.id}"
+
+
+async def check_p2p(
+    pool: asyncpg.Pool, sender: User, recipient_text: str, amount: object, note: str | None
+) -> P2PRequest:
+    amount_minor = parse_amount(amount, WALLET_CURRENCY)
+    if note is not None and len(note) > MAX_NOTE_LENGTH:
+        raise ValidationFailed(
+            f"note is {len(note)} characters, at most {MAX_NOTE_LENGTH}", field="note"
+        )
+    try:
+        handle = parse_handle(recipient_text)
+    except ValidationFailed:
+        raise RecipientNotFound(
+            f"recipient '{recipient_text[:60]}' is not a username, email or phone number",
+            recipient=recipient_text[:60],
+        ) from None
+    recipient = await find_user(pool, handle)
+    if recipient is None:
+        raise RecipientNotFound(
+            f"no user has the {handle.kind} '{handle.value}'", recipient=recipient_text[:60]
+        )
+    if recipient.id == sender.id:
+        raise SelfTransfer("sender and recipient are the same user")
+    for user in (sender, recipient):
+        if user.frozen:
+            whose = "your" if user is sender else "the recipient's"
+            raise WalletFrozen(f"{whose} wallet is frozen")
+    return P2PRequest(sender, recipient, amount_minor, note)
+
+
+async def do_p2p(ledger: Ledger, request: P2PRequest, idempotency_key: str) -> Transfer:
+    """Move the money through the ledger; the ledger locks both wallets and stores the outcome
+    under the sender's idempotency key."""
+    metadata: dict[str, Any] = {
+        "sender_id": str(request.sender.id),
+        "recipient_id": str(request.recipient.id),
+    }
+    if request.note:
+        metadata["note"] = request.note
+    return await ledger.move(
+        ledger_client(request.sender),
+        idempotency_key,
+        debit_account_id=request.sender.account_id,
+        credit_account_id=request.recipient.account_id,
+        amount_minor=request.amount_minor,
+        currency=WALLET_CURRENCY,
+        code=P2P,
+        metadata=metadata,
+    )
+
+
+def transfer_view(transfer: Transfer) -> dict[str, Any]:
+    """The public form of a P2P transfer. Built from the stored transfer alone, so that a replay
+    answers exactly what the first request did."""
+    metadata = transfer.metadata or {}
+    sender_id = metadata.get("sender_id")
+    debit = next((e for e in transfer.entries if e.amount_minor < 0), None)
+    return {
+        "transfer_id": str(transfer.id),
+        "status": "COMPLETED",
+        "amount": format_amount(transfer.amount_minor, transfer.currency),
+        "currency": transfer.currency,
+        "sender_id": sender_id,
+        "recipient_id": metadata.get("recipient_id"),
+        "sender_balance": format_amount(debit.balance_after_minor, transfer.currency)
+        if debit
+        else None,
+        "note": metadata.get("note"),
+        "created_at": transfer.created_at.isoformat(),
+    }
+
+
+async def access_transfer(ledger: Ledger, user: User, transfer_id: str) -> Transfer:
+    """A transfer the user took part in; any other id, or one that does not exist, is a 404."""
+    missing = TransferNotFound(
+        f"transfer '{transfer_id[:40]}' does not exist", transfer_id=transfer_id[:40]
+    )
+    if not transfer_id.isdigit() or len(transfer_id) > 18:
+        raise missing
+    transfer = await ledger.get_transfer(int(transfer_id))
+    if transfer is None or transfer.entry_for(user.account_id) is None:
+        raise missing
+    return transfer
+
+
+async def wallet_view(pool: asyncpg.Pool, user: User) -> dict[str, Any]:
+    account = await get_account(pool, user.account_id)
+    currency = account.currency
+    return {
+        "user_id": str(user.id),
+        "currency": currency,
+        "balance": format_amount(account.posted_minor, currency),
+        "available_balance": format_amount(account.available_minor, currency),
+        "pending_balance": format_amount(account.pending_credits_minor, currency),
+    }
+
+
+def parse_user_id(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None

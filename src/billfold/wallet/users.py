@@ -1,0 +1,178 @@
+"""Users: sign-up with three handles, login with any of them, and each user's wallet."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from billfold.config import Settings
+from billfold.ledger.accounts import open_account
+from billfold.ledger.model import AccountKind
+from billfold.platform.errors import BillfoldError, NotFound, TooManyRequests, ValidationFailed
+from billfold.platform.security import Unauthenticated, hash_password, verify_password
+from billfold.wallet.handles import (
+    Handle,
+    normalise_email,
+    normalise_phone,
+    normalise_username,
+    parse_handle,
+)
+
+WALLET_CURRENCY = "USD"
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 128
+
+USER_COLUMNS = "u.id, u.username, u.email, u.phone, u.is_admin, u.status, w.account_id"
+
+
+class HandleTaken(BillfoldError):
+    code = "handle_taken"
+    status = 409
+    title = "Handle already taken"
+
+
+class LoginLocked(TooManyRequests):
+    code = "login_locked"
+    title = "Too many failed logins"
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    username: str
+    email: str
+    phone: str
+    is_admin: bool
+    status: str
+    account_id: int  # the user's USD wallet in the ledger
+
+    @property
+    def frozen(self) -> bool:
+        return self.status == "frozen"
+
+
+@dataclass(frozen=True)
+class SignUp:
+    username: str
+    email: str
+    phone: str
+    password: str
+
+
+def check_sign_up(username: str, email: str, phone: str, password: str) -> SignUp:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
+            field="password",
+        )
+    return SignUp(
+        normalise_username(username), normalise_email(email), normalise_phone(phone), password
+    )
+
+
+async def do_create_user(pool: asyncpg.Pool, sign_up: SignUp) -> User:
+    """Create the user and open their USD wallet, in one transaction.
+
+    Takes no locks beyond the unique indexes on the handles, which decide between two sign-ups
+    racing for one handle."""
+    password_hash = hash_password(sign_up.password)
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            user_id = await conn.fetchval(
+                "INSERT INTO users (username, email, phone, password_hash)"
+                " VALUES ($1, $2, $3, $4) RETURNING id",
+                sign_up.username,
+                sign_up.email,
+                sign_up.phone,
+                password_hash,
+            )
+        except asyncpg.UniqueViolationError as taken:
+            field = str(taken.constraint_name).removeprefix("users_").removesuffix("_key")
+            value = getattr(sign_up, field, "")
+            raise HandleTaken(f"{field} '{value}' is already taken", field=field) from None
+        account = await open_account(
+            conn, kind=AccountKind.WALLET, owner=f"user:{user_id}", currency=WALLET_CURRENCY
+        )
+        await conn.execute(
+            "INSERT INTO wallets (user_id, currency, account_id) VALUES ($1, $2, $3)",
+            user_id,
+            WALLET_CURRENCY,
+            account.id,
+        )
+    return User(
+        user_id, sign_up.username, sign_up.email, sign_up.phone, False, "active", account.id
+    )
+
+
+async def find_user(conn: asyncpg.Pool | asyncpg.Connection, handle: Handle) -> User | None:
+    row = await conn.fetchrow(
+        f"SELECT {USER_COLUMNS} FROM users u JOIN wallets w ON w.user_id = u.id"
+        f" AND w.currency = '{WALLET_CURRENCY}' WHERE u.{handle.kind} = $1",
+        handle.value,
+    )
+    return User(*row) if row else None
+
+
+async def get_user(conn: asyncpg.Pool | asyncpg.Connection, user_id: uuid.UUID) -> User:
+    row = await conn.fetchrow(
+        f"SELECT {USER_COLUMNS} FROM users u JOIN wallets w ON w.user_id = u.id"
+        f" AND w.currency = '{WALLET_CURRENCY}' WHERE u.id = $1",
+        user_id,
+    )
+    if row is None:
+        raise NotFound(f"user {user_id} does not exist", user_id=str(user_id))
+    return User(*row)
+
+
+async def authenticate(
+    pool: asyncpg.Pool, redis: Redis, settings: Settings, handle_text: str, password: str
+) -> User:
+    """The user a handle and password name. Each wrong password counts against the handle; at
+    login_max_failures in a row the handle is locked for login_lock_s seconds."""
+    try:
+        handle = parse_handle(handle_text)
+    except ValidationFailed:
+        raise Unauthenticated("wrong handle or password") from None
+    lock_key = f"login-failures:{handle.kind}:{handle.value}"
+    await _refuse_if_locked(redis, settings, lock_key)
+    row = await pool.fetchrow(
+        f"SELECT u.password_hash FROM users u WHERE u.{handle.kind} = $1", handle.value
+    )
+    if not verify_password(row["password_hash"] if row else None, password):
+        await _count_failure(redis, settings, lock_key)
+        raise Unauthenticated("wrong handle or password")
+    with contextlib.suppress(RedisError):
+        await redis.delete(lock_key)
+    user = await find_user(pool, handle)
+    assert user is not None
+    return user
+
+
+async def _refuse_if_locked(redis: Redis, settings: Settings, lock_key: str) -> None:
+    try:
+        async with redis.pipeline() as pipe:
+            pipe.get(lock_key)
+            pipe.ttl(lock_key)
+            failures, ttl = await pipe.execute()
+    except RedisError:
+        return  # Redis holds no money: without it, logins go on unthrottled rather than stop.
+    if failures is not None and int(failures) >= settings.login_max_failures:
+        raise LoginLocked(
+            f"too many failed logins; try again in {max(ttl, 1)} seconds",
+            retry_after_s=max(ttl, 1),
+        )
+
+
+async def _count_failure(redis: Redis, settings: Settings, lock_key: str) -> None:
+    try:
+        async with redis.pipeline() as pipe:
+            pipe.incr(lock_key)
+            pipe.expire(lock_key, settings.login_lock_s)
+            await pipe.execute()
+    except RedisError:
+        return

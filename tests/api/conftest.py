@@ -1,0 +1,108 @@
+"""An app with its lifespan run, an HTTP client on it, and helpers to make funded users."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from billfold.app import create_app
+from billfold.config import Settings
+from billfold.ledger.accounts import open_account
+from billfold.ledger.model import AccountKind
+
+
+@dataclass
+class Person:
+    user_id: str
+    username: str
+    email: str
+    phone: str
+    password: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+MakePerson = Callable[..., Awaitable[Person]]
+_phone_counter = iter(range(1_000_000))
+
+
+@pytest.fixture(scope="module")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    app = create_app(settings.model_copy(update={"secret_key": "k" * 48}))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="module")
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def make_person(app: FastAPI, client: httpx.AsyncClient) -> MakePerson:
+    """Signs a new person up, logs them in and, if asked, puts dollars in their wallet."""
+
+    async def make(balance: str | None = None) -> Person:
+        tag = uuid.uuid4().hex[:10]
+        phone = f"+1415{5_550_000 + next(_phone_counter):07d}"
+        body = {
+            "username": f"u_{tag}",
+            "email": f"{tag}@example.com",
+            "phone": phone,
+            "password": "correct horse battery",
+        }
+        signed_up = await client.post("/api/v1/users", json=body)
+        assert signed_up.status_code == 201, signed_up.text
+        token = await client.post(
+            "/api/v1/auth/token", data={"username": body["username"], "password": body["password"]}
+        )
+        assert token.status_code == 200, token.text
+        person = Person(
+            signed_up.json()["user_id"],
+            body["username"],
+            body["email"],
+            phone,
+            body["password"],
+            token.json()["access_token"],
+        )
+        if balance is not None:
+            await fund(app, person, int(balance.replace(".", "")))
+        return person
+
+    return make
+
+
+async def fund(app: FastAPI, person: Person, amount_minor: int) -> None:
+    """Money in from the bank clearing account, straight through the ledger (funding over HTTP
+    is a later issue)."""
+    pool = app.state.pool
+    bank = await open_account(
+        pool,
+        kind=AccountKind.SYSTEM,
+        owner="system",
+        currency="USD",
+        name="test:bank_clearing:USD",
+        overdraft_limit_minor=10**15,
+    )
+    account_id = await pool.fetchval(
+        "SELECT account_id FROM wallets WHERE user_id = $1", uuid.UUID(person.user_id)
+    )
+    await app.state.ledger.move(
+        "test",
+        str(uuid.uuid4()),
+        debit_account_id=bank.id,
+        credit_account_id=account_id,
+        amount_minor=amount_minor,
+        currency="USD",
+        code="add_funds",
+    )
