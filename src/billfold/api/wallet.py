@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
@@ -36,7 +35,11 @@ class IdempotencyKeyInUse(BillfoldError):
 class TransferBody(BaseModel):
     sender_id: str = Field(max_length=64)
     recipient: str = Field(max_length=254)
-    amount: Decimal | int | str = Field(description="A decimal string ('50.00') or a number.")
+    # Any JSON value: parse_amount decides, so that every bad amount is an `invalid_amount`.
+    amount: Any = Field(
+        description="A decimal string ('50.00') or a JSON number, in dollars.",
+        json_schema_extra={"anyOf": [{"type": "string"}, {"type": "number"}]},
+    )
     note: str | None = None
     idempotency_key: str | None = Field(default=None, max_length=255)
 

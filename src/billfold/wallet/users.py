@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass
@@ -80,7 +81,8 @@ async def do_create_user(pool: asyncpg.Pool, sign_up: SignUp) -> User:
 
     Takes no locks beyond the unique indexes on the handles, which decide between two sign-ups
     racing for one handle."""
-    password_hash = hash_password(sign_up.password)
+    # Argon2 takes a sizeable fraction of a second by design: off the event loop.
+    password_hash = await asyncio.to_thread(hash_password, sign_up.password)
     async with pool.acquire() as conn, conn.transaction():
         try:
             user_id = await conn.fetchval(
@@ -143,7 +145,8 @@ async def authenticate(
     row = await pool.fetchrow(
         f"SELECT u.password_hash FROM users u WHERE u.{handle.kind} = $1", handle.value
     )
-    if not verify_password(row["password_hash"] if row else None, password):
+    stored_hash = row["password_hash"] if row else None
+    if not await asyncio.to_thread(verify_password, stored_hash, password):
         await _count_failure(redis, settings, lock_key)
         raise Unauthenticated("wrong handle or password")
     with contextlib.suppress(RedisError):

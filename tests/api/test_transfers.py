@@ -1,0 +1,160 @@
+"""P2P transfers over HTTP: the contract, every error code, idempotency and who sees what."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+MakePerson = Callable[..., Awaitable[Any]]
+
+
+def send(client: httpx.AsyncClient, sender: Any, recipient: str, amount: Any, **extra: Any) -> Any:
+    key = extra.pop("key", str(uuid.uuid4()))
+    body = {"sender_id": sender.user_id, "recipient": recipient, "amount": amount, **extra}
+    return client.post(
+        "/api/v1/transfers", json=body, headers={**sender.auth, "Idempotency-Key": key}
+    )
+
+
+async def balance(client: httpx.AsyncClient, person: Any) -> str:
+    response = await client.get(f"/api/v1/wallet/{person.user_id}", headers=person.auth)
+    return str(response.json()["balance"])
+
+
+@pytest.mark.parametrize("by", ["username", "at_username", "email", "phone"])
+async def test_send_by_any_handle(
+    client: httpx.AsyncClient, make_person: MakePerson, by: str
+) -> None:
+    """A transfer to a username (with or without '@'), an email or a phone completes at once."""
+    alice, bob = await make_person("100.00"), await make_person()
+    recipient = {
+        "username": bob.username,
+        "at_username": f"@{bob.username}",
+        "email": bob.email.upper(),
+        "phone": bob.phone,
+    }[by]
+    response = await send(client, alice, recipient, "12.50", note="lunch")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["status"] == "COMPLETED"
+    assert (body["amount"], body["currency"], body["sender_balance"]) == ("12.50", "USD", "87.50")
+    assert (body["sender_id"], body["recipient_id"]) == (alice.user_id, bob.user_id)
+    assert await balance(client, bob) == "12.50"
+
+
+async def test_json_number_amounts_are_accepted(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    alice, bob = await make_person("10.00"), await make_person()
+    assert (await send(client, alice, bob.username, 2)).json()["amount"] == "2.00"
+    assert (await send(client, alice, bob.username, 0.5)).json()["amount"] == "0.50"
+    assert await balance(client, alice) == "7.50"
+
+
+@pytest.mark.parametrize("amount", ["12.345", "0", "-5", "abc", "NaN", "1e30", True, None, [1]])
+async def test_invalid_amounts_are_refused_and_change_nothing(
+    client: httpx.AsyncClient, make_person: MakePerson, amount: Any
+) -> None:
+    alice, bob = await make_person("10.00"), await make_person()
+    response = await send(client, alice, bob.username, amount)
+    assert response.status_code == 422
+    assert response.json()["code"] in {"invalid_amount", "validation_error"}
+    assert await balance(client, alice) == "10.00"
+
+
+async def test_errors_each_have_their_code_and_change_nothing(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    alice, bob = await make_person("10.00"), await make_person()
+    cases = [
+        (send(client, alice, bob.username, "10.01"), 422, "insufficient_funds"),
+        (send(client, alice, "nobody_here", "1.00"), 404, "recipient_not_found"),
+        (send(client, alice, "nobody@example.com", "1.00"), 404, "recipient_not_found"),
+        (send(client, alice, alice.email, "1.00"), 422, "self_transfer"),
+    ]
+    for call, status, code in cases:
+        response = await call
+        assert (response.status_code, response.json()["code"]) == (status, code), response.text
+        assert response.headers["content-type"] == "application/problem+json"
+    await app.state.pool.execute(
+        "UPDATE users SET status = 'frozen' WHERE id = $1", uuid.UUID(alice.user_id)
+    )
+    frozen = await send(client, alice, bob.username, "1.00")
+    assert (frozen.status_code, frozen.json()["code"]) == (403, "wallet_frozen")
+    assert await balance(client, alice) == "10.00"
+    assert await balance(client, bob) == "0.00"
+
+
+async def test_replay_returns_the_first_response_and_reuse_is_refused(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    alice, bob = await make_person("10.00"), await make_person()
+    first = await send(client, alice, bob.username, "3.00", key="k-1")
+    again = await send(client, alice, bob.username, "3.00", key="k-1")
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    reused = await send(client, alice, bob.username, "4.00", key="k-1")
+    assert (reused.status_code, reused.json()["code"]) == (422, "idempotency_key_reused")
+    body_key = await client.post(
+        "/api/v1/transfers",
+        headers=alice.auth,
+        json={
+            "sender_id": alice.user_id,
+            "recipient": bob.username,
+            "amount": "1.00",
+            "idempotency_key": "k-2",
+        },
+    )
+    assert body_key.status_code == 201
+    missing = await client.post(
+        "/api/v1/transfers",
+        headers=alice.auth,
+        json={"sender_id": alice.user_id, "recipient": bob.username, "amount": "1.00"},
+    )
+    assert (missing.status_code, missing.json()["field"]) == (422, "idempotency_key")
+    assert await balance(client, alice) == "6.00"
+
+
+async def test_50_parallel_identical_requests_make_one_transfer(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Each of 50 concurrent copies replays the one transfer or is told the key is in use."""
+    alice, bob = await make_person("100.00"), await make_person()
+    responses = await asyncio.gather(
+        *(send(client, alice, bob.username, "1.00", key="same-key") for _ in range(50))
+    )
+    created = [r for r in responses if r.status_code == 201]
+    in_use = [r for r in responses if r.status_code == 409]
+    assert len(created) + len(in_use) == 50
+    assert {r.json()["transfer_id"] for r in created} == {created[0].json()["transfer_id"]}
+    assert all(r.json()["code"] == "idempotency_key_in_use" for r in in_use)
+    assert await balance(client, alice) == "99.00"
+
+
+async def test_only_sender_and_recipient_see_a_transfer(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Another user's transfer, wallet or sender id answers 404, exactly like a missing one."""
+    alice, bob, eve = await make_person("10.00"), await make_person(), await make_person("5.00")
+    sent = (await send(client, alice, bob.username, "1.00")).json()
+    url = f"/api/v1/transfers/{sent['transfer_id']}"
+    assert (await client.get(url, headers=alice.auth)).json() == sent
+    assert (await client.get(url, headers=bob.auth)).status_code == 200
+    for response in (
+        await client.get(url, headers=eve.auth),
+        await client.get("/api/v1/transfers/999999999999", headers=eve.auth),
+        await client.get("/api/v1/transfers/not-a-number", headers=eve.auth),
+        await client.get(f"/api/v1/wallet/{alice.user_id}", headers=eve.auth),
+        await client.get(f"/api/v1/wallet/{uuid.uuid4()}", headers=eve.auth),
+        await send(client, eve, bob.username, "1.00", sender_id=alice.user_id),
+    ):
+        assert response.status_code == 404, response.text
+    assert await balance(client, alice) == "9.00"
+    assert await balance(client, eve) == "5.00"
