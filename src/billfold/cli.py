@@ -72,16 +72,9 @@ def demo(host: Host = None, port: Port = None) -> None:
     _configure_logging(settings)
     settings = _run(_prepare(settings), "start")
     _run(_seed(settings), "seed demo data")
-    base = f"http://{settings.host}:{settings.port}"
-    typer.echo(
-        f"\nBillfold demo: wallets for alice, bob and carol hold $500.00 each.\n"
-        f"  API docs:    {base}/docs\n"
-        f"  readiness:   curl {base}/readyz\n"
-        f"  metrics:     curl {base}/metrics\n"
-        f"  the ledger:  .venv/bin/billfold reconcile   (in another terminal)\n"
-        f"Stop with Ctrl+C.\n",
-        err=True,
-    )
+    from billfold.demo import banner
+
+    typer.echo(banner(f"http://{settings.host}:{settings.port}"), err=True)
     _serve(settings)
 
 

@@ -1,4 +1,4 @@
-"""Demo data: a bank clearing account and a few wallets holding money, with some history."""
+"""Demo data: alice, bob and carol, each with a wallet holding $500.00."""
 
 from __future__ import annotations
 
@@ -8,13 +8,20 @@ from billfold.config import Settings
 from billfold.ledger.accounts import open_account
 from billfold.ledger.engine import Ledger
 from billfold.ledger.model import AccountKind
+from billfold.wallet.handles import Handle
+from billfold.wallet.users import check_sign_up, do_create_user, find_user
 
-DEMO_PEOPLE = ("alice", "bob", "carol")
+DEMO_PASSWORD = "billfold-demo"  # noqa: S105 - a published demo password, demo data only
+DEMO_PEOPLE = {
+    "alice": "+14155550101",
+    "bob": "+14155550102",
+    "carol": "+14155550103",
+}
 OPENING_BALANCE_MINOR = 500_00
 
 
 async def seed(pool: asyncpg.Pool, settings: Settings) -> None:
-    """Open the demo accounts and fund them once; running it again changes nothing."""
+    """Open the demo users and fund them once; running it again changes nothing."""
     bank = await open_account(
         pool,
         kind=AccountKind.SYSTEM,
@@ -26,35 +33,39 @@ async def seed(pool: asyncpg.Pool, settings: Settings) -> None:
     ledger = Ledger(pool, settings)
     await ledger.start()
     try:
-        wallets = {}
-        for person in DEMO_PEOPLE:
-            wallet = await open_account(
-                pool,
-                kind=AccountKind.WALLET,
-                owner=f"demo:{person}",
-                currency="USD",
-                name=f"demo:{person}:USD",
-            )
-            wallets[person] = wallet.id
-            # Idempotency keys make the seed safe to repeat: a second run replays these.
+        for name, phone in DEMO_PEOPLE.items():
+            user = await find_user(pool, Handle("username", name))
+            if user is None:
+                user = await do_create_user(
+                    pool, check_sign_up(name, f"{name}@example.com", phone, DEMO_PASSWORD)
+                )
+            # The idempotency key makes a second seed replay this instead of paying again.
             await ledger.move(
                 "demo",
-                f"fund-{person}",
+                f"fund-{name}",
                 debit_account_id=bank.id,
-                credit_account_id=wallet.id,
+                credit_account_id=user.account_id,
                 amount_minor=OPENING_BALANCE_MINOR,
                 currency="USD",
                 code="add_funds",
             )
-        await ledger.move(
-            "demo",
-            "alice-pays-bob-dinner",
-            debit_account_id=wallets["alice"],
-            credit_account_id=wallets["bob"],
-            amount_minor=42_50,
-            currency="USD",
-            code="p2p",
-            metadata={"note": "dinner"},
-        )
     finally:
         await ledger.stop()
+
+
+def banner(base: str) -> str:
+    """What `billfold demo` prints: where to look and how to move money with curl."""
+    auth = '-H "Authorization: Bearer $TOKEN"'
+    return f"""
+Billfold demo: alice, bob and carol each hold $500.00 (password: {DEMO_PASSWORD}).
+  API docs:    {base}/docs
+  log in:      curl -s -d username=alice -d password={DEMO_PASSWORD} {base}/api/v1/auth/token
+  then:        export TOKEN=<the access_token it printed>
+  who am I:    curl -s {auth} {base}/api/v1/users/me
+  balance:     curl -s {auth} {base}/api/v1/wallet/<your user_id>
+  send money:  curl -s {auth} -H "Idempotency-Key: demo-1" \\
+                 -H "Content-Type: application/json" {base}/api/v1/transfers \\
+                 -d '{{"sender_id": "<your user_id>", "recipient": "@bob", "amount": "12.50"}}'
+  the ledger:  .venv/bin/billfold reconcile   (in another terminal)
+Stop with Ctrl+C.
+"""

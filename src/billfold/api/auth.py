@@ -62,6 +62,12 @@ async def sign_up(request: Request, body: SignUpBody) -> UserOut:
     return UserOut(user_id=str(user.id), username=user.username, email=user.email, phone=user.phone)
 
 
+@router.get("/users/me", response_model=UserOut)
+async def me(user: CurrentUser) -> UserOut:
+    """The caller: their user id and handles."""
+    return UserOut(user_id=str(user.id), username=user.username, email=user.email, phone=user.phone)
+
+
 @router.post("/auth/token", response_model=TokenOut)
 async def login(
     request: Request,
