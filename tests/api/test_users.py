@@ -128,3 +128,15 @@ async def test_missing_tampered_and_expired_tokens_are_401(
     assert response.status_code == 401
     assert response.json()["code"] == "unauthenticated"
     assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_me_names_the_caller(client: httpx.AsyncClient, make_person: MakePerson) -> None:
+    person = await make_person()
+    response = await client.get("/api/v1/users/me", headers=person.auth)
+    assert response.json() == {
+        "user_id": person.user_id,
+        "username": person.username,
+        "email": person.email,
+        "phone": person.phone,
+    }
+    assert (await client.get("/api/v1/users/me")).status_code == 401
