@@ -1,0 +1,83 @@
+"""A wallet's transaction history, searchable and paged."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from billfold.api.auth import CurrentUser
+from billfold.platform.errors import NotFound
+from billfold.wallet.history import HistoryQuery, parse_moment, read_history
+from billfold.wallet.money import InvalidAmount, parse_amount
+from billfold.wallet.transfers import parse_user_id
+from billfold.wallet.users import WALLET_CURRENCY
+
+router = APIRouter(prefix="/api/v1", tags=["wallet"])
+
+
+class HistoryItem(BaseModel):
+    id: str
+    type: str
+    direction: str
+    amount: str
+    currency: str
+    counterparty: str | None
+    timestamp: str
+    status: str
+    note: str | None
+
+
+class HistoryOut(BaseModel):
+    transactions: list[HistoryItem]
+    balance: str
+    next_cursor: str | None
+
+
+@router.get("/wallet/{user_id}/transactions", response_model=HistoryOut)
+async def transactions(
+    request: Request,
+    user_id: str,
+    user: CurrentUser,
+    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    to: Annotated[str | None, Query(max_length=40)] = None,
+    type_: Annotated[list[str] | None, Query(alias="type", max_length=20)] = None,
+    direction: Annotated[str | None, Query(max_length=3)] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    min_amount: Annotated[str | None, Query(max_length=24)] = None,
+    max_amount: Annotated[str | None, Query(max_length=24)] = None,
+    counterparty: Annotated[str | None, Query(max_length=254)] = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """The caller's transactions, newest first. Filters combine; `next_cursor` pages on."""
+    if parse_user_id(user_id) != user.id:
+        raise NotFound(f"wallet '{user_id[:64]}' does not exist", user_id=user_id[:64])
+    start = parse_moment(from_, "from", end_of_day=False)[0] if from_ else None
+    end, end_inclusive = parse_moment(to, "to", end_of_day=True) if to else (None, True)
+    query = HistoryQuery(
+        start=start,
+        end=end,
+        end_inclusive=end_inclusive,
+        types=tuple(type_ or ()),
+        direction=direction,
+        status=status,
+        min_amount_minor=_amount(min_amount, "min_amount"),
+        max_amount_minor=_amount(max_amount, "max_amount"),
+        counterparty=counterparty,
+        text=q,
+        limit=limit,
+        cursor=cursor,
+    )
+    return await read_history(request.app.state.pool, user, query)
+
+
+def _amount(raw: str | None, field: str) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return parse_amount(raw, WALLET_CURRENCY)
+    except InvalidAmount as error:
+        raise InvalidAmount(error.detail.replace("amount", field, 1), field=field) from None
