@@ -20,6 +20,7 @@ from billfold.platform.metrics import mark_worker_exited
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.redis import create_redis
 from billfold.platform.runtime import tune_gc
+from billfold.wallet.balances import BalanceCache
 
 log = get_logger("billfold.app")
 
@@ -70,12 +71,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             for name in applied:
                 log.info("migration applied", migration=name)
         ledger = Ledger(pool, settings)
+        balances = BalanceCache(redis)
+        ledger.after_commit = balances.put_many
         await ledger.start()
         stack.push_async_callback(ledger.stop)
         stack.callback(mark_worker_exited)
         app.state.pool = pool
         app.state.redis = redis
         app.state.ledger = ledger
+        app.state.balances = balances
         log.info("started", workers=settings.workers, migrate_on_start=settings.migrate_on_start)
         tune_gc()
         yield

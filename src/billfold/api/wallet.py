@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from billfold.api.auth import CurrentUser
+from billfold.api.limits import limit_money
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.wallet.transfers import (
     access_transfer,
@@ -69,10 +70,15 @@ async def get_wallet(request: Request, user_id: str, user: CurrentUser) -> dict[
     """Balance (posted), available balance (spendable now) and pending incoming money."""
     if parse_user_id(user_id) != user.id:
         raise NotFound(f"wallet '{user_id[:64]}' does not exist", user_id=user_id[:64])
-    return await wallet_view(request.app.state.pool, user)
+    return await wallet_view(request.app.state.pool, request.app.state.balances, user)
 
 
-@router.post("/transfers", status_code=201, response_model=TransferOut)
+@router.post(
+    "/transfers",
+    status_code=201,
+    response_model=TransferOut,
+    dependencies=[Depends(limit_money)],
+)
 async def send_money(
     request: Request,
     response: Response,

@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ from billfold.ledger.errors import (
     LedgerError,
     error_from_stored,
 )
-from billfold.ledger.model import Command, Kind, Leg, Transfer
+from billfold.ledger.model import AccountBalance, Command, Kind, Leg, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,10 @@ class Ledger:
         self._running: dict[asyncio.Task[None], list[_Pending]] = {}
         # Accounts that running batches hold locks on (or will), with how many batches each.
         self._held: dict[int, int] = {}
+        # Called with the committed balances of every account a batch changed, for caches to
+        # follow the ledger (see wallet/balances.py). It never delays the callers' answers.
+        self.after_commit: Callable[[list[AccountBalance]], Coroutine[Any, Any, None]] | None = None
+        self._publishing: set[asyncio.Task[None]] = set()
         self.batches = 0
         self.commands = 0
 
@@ -97,6 +101,7 @@ class Ledger:
             self._collector = None
         while self._idle:
             await self._pool.release(self._idle.pop())
+        await asyncio.gather(*self._publishing, return_exceptions=True)
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -197,6 +202,17 @@ class Ledger:
                 held[leg.account_id] = held.get(leg.account_id, 0) + 1
         return batch
 
+    def _publish(self, balances: list[AccountBalance]) -> None:
+        assert self.after_commit is not None
+        task = asyncio.create_task(self.after_commit(balances))
+        self._publishing.add(task)
+        task.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        self._publishing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("after-commit hook failed: %s", task.exception())
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         held = self._held
         for pending in self._running.pop(task):
@@ -284,6 +300,14 @@ class Ledger:
                     await conn.execute("ROLLBACK")
             raise
         await conn.execute("COMMIT")
+        if self.after_commit is not None:
+            self._publish(
+                [
+                    AccountBalance(a.id, a.posted, a.pending_debits, a.pending_credits, a.version)
+                    for a in accounts.values()
+                    if a.delta_version or a.delta_pending_debits or a.delta_pending_credits
+                ]
+            )
         for pending, outcome in zip(batch, result.outcomes, strict=True):
             if isinstance(outcome, Transfer):
                 pending.future.set_result(outcome)

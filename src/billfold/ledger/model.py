@@ -142,6 +142,16 @@ def hash_command(cmd: Command) -> bytes:
     ).digest()
 
 
+class AccountBalance(NamedTuple):
+    """An account's balances as a commit left them; `version` orders them (higher is newer)."""
+
+    account_id: int
+    posted_minor: int
+    pending_debits_minor: int
+    pending_credits_minor: int
+    version: int
+
+
 class Entry(NamedTuple):
     """One leg as booked. A named tuple: the engine makes two per transfer, so they must be cheap,
     and entries of one transfer sort by account id."""

@@ -11,8 +11,9 @@ import asyncpg
 from billfold.ledger.accounts import get_account
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import TransferNotFound
-from billfold.ledger.model import Transfer
+from billfold.ledger.model import AccountBalance, Transfer
 from billfold.platform.errors import BillfoldError, ValidationFailed
+from billfold.wallet.balances import BalanceCache
 from billfold.wallet.handles import parse_handle
 from billfold.wallet.money import format_amount, parse_amount
 from billfold.wallet.users import WALLET_CURRENCY, User, find_user
@@ -136,15 +137,29 @@ async def access_transfer(ledger: Ledger, user: User, transfer_id: str) -> Trans
     return transfer
 
 
-async def wallet_view(pool: asyncpg.Pool, user: User) -> dict[str, Any]:
-    account = await get_account(pool, user.account_id)
-    currency = account.currency
+async def wallet_view(pool: asyncpg.Pool, cache: BalanceCache, user: User) -> dict[str, Any]:
+    """Balances from the cache; on a miss from PostgreSQL, which then fills the cache (the
+    cache's version check keeps this read from overwriting a newer commit)."""
+    balance = await cache.get(user.account_id)
+    if balance is None:
+        account = await get_account(pool, user.account_id)
+        balance = AccountBalance(
+            account.id,
+            account.posted_minor,
+            account.pending_debits_minor,
+            account.pending_credits_minor,
+            account.version,
+        )
+        await cache.put_many([balance])
+    currency = WALLET_CURRENCY
     return {
         "user_id": str(user.id),
         "currency": currency,
-        "balance": format_amount(account.posted_minor, currency),
-        "available_balance": format_amount(account.available_minor, currency),
-        "pending_balance": format_amount(account.pending_credits_minor, currency),
+        "balance": format_amount(balance.posted_minor, currency),
+        "available_balance": format_amount(
+            balance.posted_minor - balance.pending_debits_minor, currency
+        ),
+        "pending_balance": format_amount(balance.pending_credits_minor, currency),
     }
 
 
