@@ -21,6 +21,7 @@ from billfold.platform.migrate import apply_migrations
 from billfold.platform.redis import create_redis
 from billfold.platform.runtime import tune_gc
 from billfold.wallet.balances import BalanceCache
+from billfold.wallet.risk import AllowAll
 
 log = get_logger("billfold.app")
 
@@ -80,6 +81,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis = redis
         app.state.ledger = ledger
         app.state.balances = balances
+        app.state.risk = AllowAll()
         log.info("started", workers=settings.workers, migrate_on_start=settings.migrate_on_start)
         tune_gc()
         yield

@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     # After this many wrong passwords in a row a handle is locked for login_lock_s seconds.
     login_max_failures: int = 10
     login_lock_s: int = 1800
+    # The risk engine must score a movement within this budget, or the movement goes on.
+    risk_budget_ms: float = 5.0
+
+    # Rate limits, each a number of requests per rate_limit_period_s (a burst of that many, then
+    # an even pace); 0 turns one off. They live in Redis: without it, requests go unthrottled.
+    rate_limit_period_s: int = Field(default=60, ge=1)
+    login_limit_per_address: int = Field(default=30, ge=0)
+    money_limit_per_user: int = Field(default=600, ge=0)
+    money_limit_per_address: int = Field(default=1200, ge=0)
+    # Take the client's address from the first X-Forwarded-For entry. Only behind a proxy that
+    # sets that header, or any client can pick its own address and escape the per-address limits.
+    trust_forwarded_for: bool = False
 
     @property
     def embedded_db(self) -> bool:

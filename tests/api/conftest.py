@@ -36,7 +36,11 @@ _phone_counter = iter(range(1_000_000))
 
 @pytest.fixture(scope="module")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    app = create_app(settings.model_copy(update={"secret_key": "k" * 48}))
+    # Every test here logs in from one address; test_limits.py tests the rate limits.
+    unlimited = dict.fromkeys(
+        ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
+    )
+    app = create_app(settings.model_copy(update={"secret_key": "k" * 48, **unlimited}))
     async with app.router.lifespan_context(app):
         yield app
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from billfold.platform.errors import NotFound
-from billfold.platform.security import Unauthenticated, issue_token, read_token, secret_key
-from billfold.wallet.users import User, authenticate, check_sign_up, do_create_user, get_user
+from billfold.api.identity import CurrentUser, signing_key
+from billfold.api.limits import limit_login
+from billfold.platform.security import issue_token
+from billfold.wallet.users import authenticate, check_sign_up, do_create_user
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
-_bearer = HTTPBearer(auto_error=False)
 
 
 class SignUpBody(BaseModel):
@@ -36,23 +35,6 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
-async def current_user(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    """The user the request's bearer token names; 401 without a valid token."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthenticated("this endpoint needs an 'Authorization: Bearer' token")
-    user_id = read_token(credentials.credentials, _key(request))
-    try:
-        return await get_user(request.app.state.pool, user_id)
-    except NotFound:
-        raise Unauthenticated("the access token names no user") from None
-
-
-CurrentUser = Annotated[User, Depends(current_user)]
-
-
 @router.post("/users", status_code=201, response_model=UserOut)
 async def sign_up(request: Request, body: SignUpBody) -> UserOut:
     """Create a user and their USD wallet. Handles are normalised; a taken one is a 409."""
@@ -68,7 +50,7 @@ async def me(user: CurrentUser) -> UserOut:
     return UserOut(user_id=str(user.id), username=user.username, email=user.email, phone=user.phone)
 
 
-@router.post("/auth/token", response_model=TokenOut)
+@router.post("/auth/token", response_model=TokenOut, dependencies=[Depends(limit_login)])
 async def login(
     request: Request,
     username: Annotated[str, Form(max_length=254)],
@@ -79,14 +61,7 @@ async def login(
     user = await authenticate(state.pool, state.redis, state.settings, username, password)
     ttl = state.settings.token_ttl_s
     return TokenOut(
-        access_token=issue_token(user.id, _key(request), ttl),
+        access_token=issue_token(user.id, signing_key(request), ttl),
         token_type="bearer",  # noqa: S106 - the OAuth2 token type, not a secret
         expires_in=ttl,
     )
-
-
-def _key(request: Request) -> str:
-    key = getattr(request.app.state, "secret_key", None)
-    if key is None:
-        key = request.app.state.secret_key = secret_key(request.app.state.settings)
-    return str(key)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from billfold.api.auth import CurrentUser
+from billfold.api.identity import CurrentUser
 from billfold.platform.errors import NotFound
 from billfold.wallet.history import HistoryQuery, parse_moment, read_history
 from billfold.wallet.money import InvalidAmount, parse_amount

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
-from billfold.api.auth import CurrentUser
+from billfold.api.identity import CurrentUser
 from billfold.api.limits import limit_money
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
+from billfold.wallet.risk import Movement, assess_within_budget
 from billfold.wallet.transfers import (
     access_transfer,
     check_p2p,
@@ -98,6 +99,10 @@ async def send_money(
         raise NotFound(f"wallet '{body.sender_id[:64]}' does not exist", user_id=body.sender_id)
     state = request.app.state
     p2p = await check_p2p(state.pool, user, body.recipient, body.amount, body.note)
+    # Scored before money moves. A retry is scored again; the risk engine (issue 5) must answer
+    # a retry of a transfer it allowed the same way, or look up the key first.
+    movement = Movement("p2p", str(user.id), str(p2p.recipient.id), p2p.amount_minor, "USD")
+    await assess_within_budget(state.risk, movement, state.settings.risk_budget_ms)
     marker = f"in-flight:{ledger_client(user)}:{key}"
     held = await _hold_key(state.redis, marker)
     try:

@@ -110,14 +110,17 @@ def parse_moment(raw: str, field: str, end_of_day: bool) -> tuple[datetime, bool
 def check_history_query(query: HistoryQuery) -> None:
     for kind in query.types:
         if kind not in TYPES:
-            raise ValidationFailed(f"type '{kind[:40]}' is not one of {', '.join(TYPES)}",
-                                   field="type")
+            raise ValidationFailed(
+                f"type '{kind[:40]}' is not one of {', '.join(TYPES)}", field="type"
+            )
     if query.direction not in (None, "in", "out"):
-        raise ValidationFailed(f"direction '{query.direction}' must be 'in' or 'out'",
-                               field="direction")
+        raise ValidationFailed(
+            f"direction '{query.direction}' must be 'in' or 'out'", field="direction"
+        )
     if query.status is not None and query.status.upper() not in STATUSES:
-        raise ValidationFailed(f"status '{query.status[:40]}' is not one of {', '.join(STATUSES)}",
-                               field="status")
+        raise ValidationFailed(
+            f"status '{query.status[:40]}' is not one of {', '.join(STATUSES)}", field="status"
+        )
     if not 1 <= query.limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit {query.limit} must be 1 to {MAX_LIMIT}", field="limit")
     if query.text is not None and len(query.text) > MAX_QUERY_LENGTH:
@@ -137,8 +140,9 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError(text)
         return int(text[1:])
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationFailed(f"cursor '{cursor[:40]}' is not one this API gave out",
-                               field="cursor") from None
+        raise ValidationFailed(
+            f"cursor '{cursor[:40]}' is not one this API gave out", field="cursor"
+        ) from None
 
 
 async def read_history(pool: asyncpg.Pool, user: User, query: HistoryQuery) -> dict[str, Any]:
@@ -156,9 +160,15 @@ async def read_history(pool: asyncpg.Pool, user: User, query: HistoryQuery) -> d
             rows: list[asyncpg.Record] = []
         else:
             rows = await conn.fetch(
-                HISTORY, account, upper, lower, list(query.types) or None,
+                HISTORY,
+                account,
+                upper,
+                lower,
+                list(query.types) or None,
                 {"in": 1, "out": -1}.get(query.direction or ""),
-                query.min_amount_minor, query.max_amount_minor, other,
+                query.min_amount_minor,
+                query.max_amount_minor,
+                other,
                 query.status.upper() if query.status else None,
                 f"%{_escape_like(query.text)}%" if query.text else None,
                 query.limit + 1,
@@ -212,4 +222,3 @@ def _row_view(row: asyncpg.Record) -> dict[str, Any]:
         "status": row["status"],
         "note": metadata.get("note"),
     }
-

@@ -1,0 +1,38 @@
+"""Who is calling: the bearer-token dependency every protected endpoint takes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from billfold.platform.errors import NotFound
+from billfold.platform.security import Unauthenticated, read_token, secret_key
+from billfold.wallet.users import User, get_user
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The user the request's bearer token names; 401 without a valid token."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("this endpoint needs an 'Authorization: Bearer' token")
+    user_id = read_token(credentials.credentials, signing_key(request))
+    try:
+        return await get_user(request.app.state.pool, user_id)
+    except NotFound:
+        raise Unauthenticated("the access token names no user") from None
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def signing_key(request: Request) -> str:
+    key = getattr(request.app.state, "secret_key", None)
+    if key is None:
+        key = request.app.state.secret_key = secret_key(request.app.state.settings)
+    return str(key)

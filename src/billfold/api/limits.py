@@ -1,0 +1,53 @@
+"""Rate limits as route dependencies: login per client address, money per user and per address."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from billfold.api.identity import CurrentUser
+from billfold.config import Settings
+from billfold.platform.ratelimit import Limit, hit
+
+# The longest IPv6 address in text is 45 characters; a longer X-Forwarded-For entry is cut, so
+# that a client cannot make Redis keys as long as it likes.
+MAX_ADDRESS_LENGTH = 64
+
+
+async def limit_login(request: Request) -> None:
+    """429 once a client address has asked for more than login_limit_per_address tokens."""
+    settings: Settings = request.app.state.settings
+    await hit(
+        request.app.state.redis,
+        Limit(
+            "login_per_address",
+            client_address(request, settings),
+            settings.login_limit_per_address,
+            settings.rate_limit_period_s,
+        ),
+    )
+
+
+async def limit_money(request: Request, user: CurrentUser) -> None:
+    """429 once the caller, or their address, has moved money too often. Runs after the caller
+    is authenticated, so that only a valid token counts against a user."""
+    settings: Settings = request.app.state.settings
+    period_s = settings.rate_limit_period_s
+    await hit(
+        request.app.state.redis,
+        Limit("money_per_user", str(user.id), settings.money_limit_per_user, period_s),
+        Limit(
+            "money_per_address",
+            client_address(request, settings),
+            settings.money_limit_per_address,
+            period_s,
+        ),
+    )
+
+
+def client_address(request: Request, settings: Settings) -> str:
+    """The first X-Forwarded-For entry if settings.trust_forwarded_for, else the peer's address."""
+    if settings.trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for", "").split(",", 1)[0].strip()
+        if forwarded:
+            return forwarded[:MAX_ADDRESS_LENGTH]
+    return request.client.host if request.client else "unknown"

@@ -1,0 +1,65 @@
+"""The place on the money path where the risk engine scores a movement before it happens.
+
+Every P2P transfer is assessed after its inputs are checked and before the ledger moves money.
+The assessment has a time budget: the risk engine (a later issue) must answer within it. Until
+that engine exists, `AllowAll` lets everything through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from billfold.platform.errors import BillfoldError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Movement:
+    kind: str  # "p2p", later "add_funds", "cash_out", "merchant_payment"
+    user_id: str
+    counterparty_id: str | None
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: str  # "allow", later "step_up", "review", "decline"
+    score: float = 0.0
+    reasons: tuple[str, ...] = ()
+
+
+class DeclinedByRisk(BillfoldError):
+    code = "declined_by_risk"
+    status = 403
+    title = "Declined by risk checks"
+
+
+class RiskEngine(Protocol):
+    async def assess(self, movement: Movement) -> Verdict: ...
+
+
+class AllowAll:
+    async def assess(self, movement: Movement) -> Verdict:
+        return Verdict("allow")
+
+
+async def assess_within_budget(engine: RiskEngine, movement: Movement, budget_ms: float) -> Verdict:
+    """The engine's verdict, or `allow` with reason `risk_timeout` if it overruns its budget.
+
+    Failing open keeps payments flowing when scoring is slow. The timeout is recorded as a
+    reason, so that operators see it and the risk engine can fail closed for large amounts once
+    it exists."""
+    try:
+        async with asyncio.timeout(budget_ms / 1000):
+            verdict = await engine.assess(movement)
+    except TimeoutError:
+        log.warning("risk assessment overran its %s ms budget", budget_ms)
+        return Verdict("allow", reasons=("risk_timeout",))
+    if verdict.action == "decline":
+        raise DeclinedByRisk("the transfer was declined by risk checks", reasons=verdict.reasons)
+    return verdict

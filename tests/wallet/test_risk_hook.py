@@ -1,0 +1,43 @@
+"""The risk hook: a verdict within the budget decides; an overrun lets the movement go on."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from billfold.wallet.risk import (
+    AllowAll,
+    DeclinedByRisk,
+    Movement,
+    Verdict,
+    assess_within_budget,
+)
+
+MOVEMENT = Movement("p2p", "u1", "u2", 100, "USD")
+
+
+class Slow:
+    async def assess(self, movement: Movement) -> Verdict:
+        await asyncio.sleep(1)
+        return Verdict("decline")
+
+
+class Declines:
+    async def assess(self, movement: Movement) -> Verdict:
+        return Verdict("decline", 0.99, ("new_device", "new_country"))
+
+
+async def test_allow_all_allows() -> None:
+    assert (await assess_within_budget(AllowAll(), MOVEMENT, 5)).action == "allow"
+
+
+async def test_an_engine_over_budget_is_cut_off_and_recorded() -> None:
+    verdict = await assess_within_budget(Slow(), MOVEMENT, 5)
+    assert verdict == Verdict("allow", reasons=("risk_timeout",))
+
+
+async def test_a_decline_refuses_with_its_reasons() -> None:
+    with pytest.raises(DeclinedByRisk) as declined:
+        await assess_within_budget(Declines(), MOVEMENT, 5)
+    assert declined.value.fields["reasons"] == ("new_device", "new_country")
