@@ -122,3 +122,42 @@ def reconcile_bench(
         )
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+@bench_app.command("api")
+def api_bench(
+    users: Annotated[
+        int, typer.Option(help="People signed up, each with a funded wallet.")
+    ] = 10_000,
+    clients: Annotated[int, typer.Option(help="Concurrent keep-alive connections.")] = 64,
+    seconds: Annotated[float, typer.Option(help="Length of each phase.")] = 60.0,
+    rate: Annotated[int, typer.Option(help="Transfers/s of the steady phase.")] = 2_000,
+    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print the figures as one JSON object.")
+    ] = False,
+) -> None:
+    """P2P transfers per second and latency over HTTP against the real server."""
+    from billfold.bench.api import run_api_bench
+    from billfold.platform.embedded import ensure_database, ensure_redis
+
+    settings = Settings()
+    dsn = ensure_database(settings)
+    redis_url = ensure_redis(settings)
+    tune_gc()
+    result = uvloop.run(
+        run_api_bench(
+            settings,
+            dsn,
+            redis_url,
+            users=users,
+            clients=clients,
+            seconds=seconds,
+            rate=rate,
+            workers=workers,
+        )
+    )
+    if json:
+        typer.echo(orjson.dumps(result).decode())
+    if not result["reconciled"]:
+        raise typer.Exit(1)

@@ -82,6 +82,8 @@ async def run_reconcile_bench(
                 await conn.execute(GENERATE[1], entries // 2)
                 await conn.execute(GENERATE[2], entries // 2, accounts)
                 await conn.execute(GENERATE[3])
+                # The pool no longer resets sessions (see platform/db.py): undo these by hand.
+                await conn.execute("RESET session_replication_role; RESET work_mem")
                 await conn.execute("VACUUM ANALYZE accounts")
                 await conn.execute("VACUUM ANALYZE transfers")
                 await conn.execute("VACUUM ANALYZE entries")

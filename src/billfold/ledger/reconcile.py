@@ -159,8 +159,8 @@ async def reconcile(
 
     async def run(kind: str, lo: int, hi: int) -> None:
         nonlocal done
-        async with slots, pool.acquire() as conn:
-            await conn.execute("SET work_mem = '256MB'")
+        async with slots, pool.acquire() as conn, conn.transaction(readonly=True):
+            await conn.execute("SET LOCAL work_mem = '256MB'")
             if kind == "transfers":
                 await _check_transfers(conn, lo, hi, report)
             else:

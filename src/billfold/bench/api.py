@@ -1,0 +1,265 @@
+"""`billfold bench api`: the real server, driven over HTTP by many logged-in users.
+
+It makes a fresh database (dropped afterwards) and signs up `users` people with one wallet each,
+funded. It starts `billfold serve` with its workers as a separate process and mints each person
+an access token. Then it runs two phases:
+- throughput: `clients` keep-alive connections send P2P transfers back to back, each with a fresh
+  Idempotency-Key, for `seconds`;
+- latency: the same at a steady `rate` per second (open loop: latency counts from when a request
+  was due, so a stall is not hidden).
+
+It reports transfers/s, errors and p50/p99, stops the server, and reconciles the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import orjson
+
+from billfold.bench.http import Connection
+from billfold.config import Settings
+from billfold.ledger.accounts import open_account
+from billfold.ledger.engine import Ledger
+from billfold.ledger.model import AccountKind, Leg
+from billfold.ledger.reconcile import reconcile
+from billfold.platform.db import create_pool, dsn_for_database
+from billfold.platform.migrate import apply_migrations
+from billfold.platform.security import hash_password, issue_token
+
+FUNDING_MINOR = 1_000_000_00
+FUNDING_LEGS = 60
+BENCH_REDIS_DB = 9
+SEED_USERS = """
+WITH people AS (
+    INSERT INTO users (username, email, phone, password_hash)
+    SELECT 'bench_' || g, 'bench_' || g || '@example.com', '+1' || lpad(g::text, 10, '0'), $2
+      FROM generate_series(1, $1) g
+    RETURNING id
+), opened AS (
+    INSERT INTO accounts (kind, owner, currency)
+    SELECT 'wallet', 'user:' || id, 'USD' FROM people
+    RETURNING id, owner
+)
+INSERT INTO wallets (user_id, currency, account_id)
+SELECT substr(owner, 6)::uuid, 'USD', id FROM opened
+RETURNING user_id, account_id
+"""
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def run_api_bench(
+    settings: Settings,
+    dsn: str,
+    redis_url: str,
+    *,
+    users: int,
+    clients: int,
+    seconds: float,
+    rate: int,
+    workers: int,
+) -> dict[str, Any]:
+    name = f"billfold_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    database_url = dsn_for_database(dsn, name)
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        pool = await create_pool(database_url, settings)
+        try:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn)
+            people = await _seed(pool, settings, users)
+            key = secrets.token_urlsafe(48)
+            port = _free_port()
+            server = _start_server(database_url, _bench_redis(redis_url), key, port, workers)
+            await _wait_ready(port, server)
+            tokens = [issue_token(uuid.UUID(p), key, 3600 * 4) for p in people]
+            _say(f"server up with {workers} workers; {clients} clients")
+            peak = await _drive(port, people, tokens, clients, seconds, rate=None)
+            _say(_line("throughput", peak))
+            steady = await _drive(port, people, tokens, clients, seconds, rate=rate)
+            _say(_line(f"steady {rate}/s", steady))
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=30)
+            report = await reconcile(pool)
+            await pool.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    _say(report.render().splitlines()[0] + (": ok" if report.ok else ": DISCREPANCIES"))
+    return {
+        "benchmark": "api",
+        "users": users,
+        "clients": clients,
+        "workers": workers,
+        "seconds": seconds,
+        "throughput": peak,
+        "steady": steady,
+        "reconciled": report.ok,
+    }
+
+
+async def _seed(pool: asyncpg.Pool, settings: Settings, count: int) -> list[str]:
+    """People made in one statement (one shared password hash: hashing 10,000 passwords would
+    take minutes), each funded through the ledger."""
+    _say(f"signing up and funding {count:,} people ...")
+    rows = await pool.fetch(SEED_USERS, count, hash_password(secrets.token_hex(8)))
+    bank = await open_account(
+        pool,
+        kind=AccountKind.SYSTEM,
+        owner="system",
+        currency="USD",
+        name="system:bank_clearing:USD",
+        overdraft_limit_minor=10**15,
+    )
+    ledger = Ledger(pool, settings)
+    await ledger.start()
+    accounts = [r["account_id"] for r in rows]
+    chunks = [accounts[i : i + FUNDING_LEGS] for i in range(0, len(accounts), FUNDING_LEGS)]
+
+    async def fund(n: int, chunk: list[int]) -> None:
+        legs = [Leg(bank.id, -FUNDING_MINOR * len(chunk), "USD")]
+        legs += [Leg(a, FUNDING_MINOR, "USD") for a in chunk]
+        await ledger.transfer("bench", f"fund-{n}", legs, code="add_funds")
+
+    await asyncio.gather(*(fund(n, c) for n, c in enumerate(chunks)))
+    await ledger.stop()
+    return [str(r["user_id"]) for r in rows]
+
+
+def _bench_redis(url: str) -> str:
+    """A Redis database of the benchmark's own, so its cached balances meet no other data."""
+    if url.startswith("unix://"):
+        return url.split("?", 1)[0] + f"?db={BENCH_REDIS_DB}"
+    base, _, _db = url.rpartition("/")
+    return f"{base}/{BENCH_REDIS_DB}" if base.count("/") >= 2 else f"{url}/{BENCH_REDIS_DB}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _start_server(
+    database_url: str, redis_url: str, key: str, port: int, workers: int
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "BILLFOLD_SECRET_KEY": key,
+        "BILLFOLD_PORT": str(port),
+        "BILLFOLD_WORKERS": str(workers),
+        # The load comes from one address and a few users at a high rate; the limits would
+        # refuse it. Request logs are off: writing 5,000 JSON lines a second is its own load.
+        "BILLFOLD_LOGIN_LIMIT_PER_ADDRESS": "0",
+        "BILLFOLD_MONEY_LIMIT_PER_USER": "0",
+        "BILLFOLD_MONEY_LIMIT_PER_ADDRESS": "0",
+        "BILLFOLD_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-c", "from billfold.cli import main; main()", "serve"]
+    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)  # noqa: S603
+
+
+async def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
+    connection = Connection("127.0.0.1", port)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with status {server.returncode}")
+        try:
+            status, _ = await connection.request("GET", "/readyz", {})
+            if status == 200:
+                await connection.close()
+                return
+        except OSError:
+            await connection.close()
+        await asyncio.sleep(0.2)
+    raise TimeoutError("the server did not become ready within 60 s")
+
+
+async def _drive(
+    port: int,
+    people: list[str],
+    tokens: list[str],
+    clients: int,
+    seconds: float,
+    rate: int | None,
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    started = time.perf_counter()
+    stop_at = started + seconds
+    interval = clients / rate if rate else 0.0
+
+    async def client(n: int) -> None:
+        rng = random.Random(n)
+        connection = Connection("127.0.0.1", port)
+        due = started + rng.random() * interval
+        while True:
+            if rate:
+                due += interval
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            now = time.perf_counter()
+            if now >= stop_at:
+                break
+            sender = rng.randrange(len(people))
+            recipient = (sender + 1 + rng.randrange(len(people) - 1)) % len(people)
+            body = orjson.dumps(
+                {
+                    "sender_id": people[sender],
+                    "recipient": f"bench_{recipient + 1}",
+                    "amount": f"{rng.randint(1, 500)}.{rng.randint(0, 99):02d}",
+                }
+            )
+            headers = {
+                "Authorization": f"Bearer {tokens[sender]}",
+                "Idempotency-Key": uuid.uuid4().hex,
+                "Content-Type": "application/json",
+            }
+            status, _ = await connection.request("POST", "/api/v1/transfers", headers, body)
+            statuses[status] = statuses.get(status, 0) + 1
+            latencies.append(time.perf_counter() - (due if rate else now))
+        await connection.close()
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    done = len(latencies)
+    return {
+        "transfers_per_s": round(statuses.get(201, 0) / elapsed, 1),
+        "requests": done,
+        "errors": done - statuses.get(201, 0),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "latency_ms_p50": round(statistics.median(latencies) * 1000, 2) if done else None,
+        "latency_ms_p99": round(latencies[int(done * 0.99)] * 1000, 2) if done else None,
+    }
+
+
+def _line(name: str, figures: dict[str, Any]) -> str:
+    return (
+        f"{name:<14} {figures['transfers_per_s']:>9,.0f}/s  p50 {figures['latency_ms_p50']} ms"
+        f"  p99 {figures['latency_ms_p99']} ms  errors {figures['errors']}"
+        f"  statuses {figures['statuses']}"
+    )
