@@ -140,3 +140,15 @@ async def test_me_names_the_caller(client: httpx.AsyncClient, make_person: MakeP
         "phone": person.phone,
     }
     assert (await client.get("/api/v1/users/me")).status_code == 401
+
+
+async def test_malformed_json_is_named_as_the_body(client: httpx.AsyncClient) -> None:
+    """A body that is not JSON is a 422 naming the body, not a character offset."""
+    response = await client.post(
+        "/api/v1/users", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert (response.json()["field"], response.json()["detail"]) == (
+        "body",
+        "body: is not valid JSON",
+    )

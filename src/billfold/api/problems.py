@@ -109,6 +109,9 @@ async def _http_error(request: Request, error: HTTPException) -> ProblemResponse
 
 def _describe(item: Any) -> dict[str, Any]:
     """One pydantic error as {field, message[, value]}; `body.amount` becomes `amount`."""
+    if item.get("type") == "json_invalid":
+        # The location of a JSON syntax error is a character offset, not a field.
+        return {"field": "body", "message": "is not valid JSON", "type": "json_invalid"}
     location = [str(part) for part in item.get("loc", ())]
     if len(location) > 1 and location[0] in ("body", "query", "path", "header", "cookie"):
         location = location[1:]

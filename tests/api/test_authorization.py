@@ -1,0 +1,235 @@
+"""Every route but a short public list refuses bad tokens and hides other users' ids as missing.
+
+The routes are read from the app itself, so an endpoint added later is covered without editing
+this file; one whose path parameter or body this file cannot fill fails here until it is taught.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.routing import BaseRoute, compile_path
+
+MakePerson = Callable[..., Awaitable[Any]]
+
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    *((method, path) for method in ("GET", "HEAD") for path in ("/docs", "/docs/oauth2-redirect")),
+    *((method, path) for method in ("GET", "HEAD") for path in ("/redoc", "/openapi.json")),
+    ("POST", "/api/v1/users"),
+    ("POST", "/api/v1/auth/token"),
+}
+# A floor, so that a change in how routes are listed cannot make every check below vacuous.
+KNOWN_PROTECTED = {
+    ("GET", "/api/v1/users/me"),
+    ("GET", "/api/v1/wallet/{user_id}"),
+    ("POST", "/api/v1/transfers"),
+    ("GET", "/api/v1/transfers/{transfer_id}"),
+}
+# Path parameters this file can fill with an id of Alice's, or with one that names nothing.
+PATH_PARAMS = {"user_id", "transfer_id"}
+# The body sent to each protected route that takes one, filled in like the path. Fields that name
+# an owner must be listed in OWNER_FIELDS.
+BODIES: dict[tuple[str, str], dict[str, str]] = {
+    ("POST", "/api/v1/transfers"): {
+        "sender_id": "{user_id}",
+        "recipient": "{recipient}",
+        "amount": "1.00",
+    },
+}
+OWNER_FIELDS = {"sender_id"}
+# An id in this shape passes every format check but names nothing.
+MISSING_TRANSFER_ID = "999999999999999"
+
+
+@dataclass
+class Cast:
+    alice: Any
+    bob: Any
+    eve: Any
+    transfer_id: str
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    url: str
+    body: dict[str, Any] | None
+    owned_ids: list[str]
+
+    def send(self, client: httpx.AsyncClient, headers: dict[str, str]) -> Awaitable[httpx.Response]:
+        headers = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+        return client.request(self.method, self.url, json=self.body, headers=headers)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url}"
+
+
+@pytest.fixture(scope="module")
+async def cast(client: httpx.AsyncClient, make_person: MakePerson) -> Cast:
+    """Alice sent Bob a dollar; Eve has money of her own and no part in it."""
+    alice, bob, eve = await make_person("10.00"), await make_person(), await make_person("7.00")
+    sent = await client.post(
+        "/api/v1/transfers",
+        json={"sender_id": alice.user_id, "recipient": bob.username, "amount": "1.00"},
+        headers={**alice.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert sent.status_code == 201, sent.text
+    return Cast(alice, bob, eve, sent.json()["transfer_id"])
+
+
+def protected_routes(app: FastAPI) -> list[tuple[str, str, BaseRoute]]:
+    """(method, path, route) for every route the app serves that is not on the public list."""
+    served: list[tuple[str, str, BaseRoute]] = []
+    for context in iter_route_contexts(app.routes):
+        assert context.path and context.methods, f"{context!r} is not an HTTP route; list it here"
+        served += [(method, context.path, context.original_route) for method in context.methods]
+    assert {(method, path) for method, path, _ in served} >= PUBLIC, "a public route is gone"
+    protected = sorted(
+        ((m, p, r) for m, p, r in served if (m, p) not in PUBLIC), key=lambda row: row[:2]
+    )
+    assert {(method, path) for method, path, _ in protected} >= KNOWN_PROTECTED
+    return protected
+
+
+def calls(app: FastAPI, ids: dict[str, str]) -> list[Call]:
+    """One request per protected route, its path and body filled from `ids`."""
+    made = []
+    for method, path, route in protected_routes(app):
+        params = set(compile_path(path)[2])
+        unknown = params - PATH_PARAMS
+        assert not unknown, f"{method} {path}: no value to fill {sorted(unknown)} with; add one"
+        takes_body = isinstance(route, APIRoute) and route.body_field is not None
+        assert not takes_body or (method, path) in BODIES, f"{method} {path}: add it to BODIES"
+        template = BODIES.get((method, path))
+        body = {k: v.format(**ids) for k, v in template.items()} if template else None
+        owned = [ids[name] for name in sorted(params)]
+        owned += [body[name] for name in sorted(OWNER_FIELDS & (body or {}).keys())]
+        made.append(Call(method, path, path.format(**ids), body, owned))
+    return made
+
+
+def alices_ids(cast: Cast) -> dict[str, str]:
+    return {
+        "user_id": cast.alice.user_id,
+        "transfer_id": cast.transfer_id,
+        "recipient": cast.bob.username,
+    }
+
+
+def missing_ids(cast: Cast) -> dict[str, str]:
+    return {
+        "user_id": str(uuid.uuid4()),
+        "transfer_id": MISSING_TRANSFER_ID,
+        "recipient": cast.bob.username,
+    }
+
+
+async def balances(client: httpx.AsyncClient, cast: Cast) -> dict[str, str]:
+    read = {}
+    for person in (cast.alice, cast.bob, cast.eve):
+        response = await client.get(f"/api/v1/wallet/{person.user_id}", headers=person.auth)
+        assert response.status_code == 200, response.text
+        read[person.username] = response.json()["balance"]
+    return read
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def tampered(token: str) -> str:
+    return token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+
+
+def expired(user_id: str) -> str:
+    claims = {"sub": user_id, "iat": int(time.time()) - 3600, "exp": int(time.time()) - 5}
+    return jwt.encode(claims, "k" * 48, algorithm="HS256")
+
+
+@pytest.mark.parametrize("credentials", ["none", "tampered", "expired", "not_bearer"])
+async def test_every_protected_route_refuses_a_bad_token(
+    app: FastAPI, client: httpx.AsyncClient, cast: Cast, credentials: str
+) -> None:
+    """No token, a tampered or expired one, or another scheme: 401 problem+json, nothing moves."""
+    headers = {
+        "none": {},
+        "tampered": bearer(tampered(cast.alice.token)),
+        "expired": bearer(expired(cast.alice.user_id)),
+        "not_bearer": {"Authorization": f"Basic {cast.alice.token}"},
+    }[credentials]
+    before = await balances(client, cast)
+    wrong = []
+    for call in calls(app, alices_ids(cast)):
+        response = await call.send(client, headers)
+        seen = (
+            response.status_code,
+            response.headers.get("content-type"),
+            response.headers.get("www-authenticate"),
+            _problem_code(response),
+        )
+        if seen != (401, "application/problem+json", "Bearer", "unauthenticated"):
+            wrong.append(f"{call}: {seen} {response.text}")
+    assert not wrong, "\n".join(wrong)
+    assert await balances(client, cast) == before
+
+
+async def test_another_users_ids_are_404_like_missing_ones_and_change_nothing(
+    app: FastAPI, client: httpx.AsyncClient, cast: Cast
+) -> None:
+    """Eve naming Alice's wallet or transfer gets the very answer a made-up id gets."""
+    before = await balances(client, cast)
+    owned = [call for call in calls(app, alices_ids(cast)) if call.owned_ids]
+    unowned = [call for call in calls(app, missing_ids(cast)) if call.owned_ids]
+    assert {(c.method, c.path) for c in owned} >= KNOWN_PROTECTED - {("GET", "/api/v1/users/me")}
+    wrong = []
+    for theirs, missing in zip(owned, unowned, strict=True):
+        answers = [
+            await theirs.send(client, cast.eve.auth),
+            await missing.send(client, cast.eve.auth),
+        ]
+        shapes = [
+            (r.status_code, r.headers.get("content-type"), _masked(r.text, call.owned_ids))
+            for r, call in zip(answers, (theirs, missing), strict=True)
+        ]
+        if shapes[0] != shapes[1] or shapes[0][:2] != (404, "application/problem+json"):
+            wrong.append(f"{theirs} vs {missing}: {shapes}")
+    assert not wrong, "\n".join(wrong)
+    assert await balances(client, cast) == before
+
+
+async def test_the_requests_eve_is_refused_succeed_for_alice(
+    app: FastAPI, client: httpx.AsyncClient, cast: Cast
+) -> None:
+    """A control for the test above: its 404s come from ownership, not from a malformed request."""
+    refused = []
+    for call in calls(app, alices_ids(cast)):
+        response = await call.send(client, cast.alice.auth)
+        if not response.is_success:
+            refused.append(f"{call}: {response.status_code} {response.text}")
+    assert not refused, "\n".join(refused)
+
+
+def _masked(text: str, ids: list[str]) -> str:
+    """The body with the ids the request named replaced, so that only the echo of them differs."""
+    for value in ids:
+        text = text.replace(value, "<id>")
+    return text
+
+
+def _problem_code(response: httpx.Response) -> str | None:
+    if response.headers.get("content-type") != "application/problem+json":
+        return None
+    return str(response.json().get("code"))
