@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncpg
 
 from billfold.config import Settings
-from billfold.ledger.accounts import open_account
+from billfold.ledger.accounts import open_clearing_account
 from billfold.ledger.engine import Ledger
-from billfold.ledger.model import AccountKind
 from billfold.wallet.handles import Handle
 from billfold.wallet.users import check_sign_up, do_create_user, find_user
 
@@ -22,14 +21,7 @@ OPENING_BALANCE_MINOR = 500_00
 
 async def seed(pool: asyncpg.Pool, settings: Settings) -> None:
     """Open the demo users and fund them once; running it again changes nothing."""
-    bank = await open_account(
-        pool,
-        kind=AccountKind.SYSTEM,
-        owner="system",
-        currency="USD",
-        name="system:bank_clearing:USD",
-        overdraft_limit_minor=10**15,
-    )
+    bank = await open_clearing_account(pool, "USD")
     ledger = Ledger(pool, settings)
     await ledger.start()
     try:

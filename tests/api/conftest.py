@@ -12,8 +12,7 @@ from fastapi import FastAPI
 
 from billfold.app import create_app
 from billfold.config import Settings
-from billfold.ledger.accounts import open_account
-from billfold.ledger.model import AccountKind
+from billfold.ledger.accounts import open_clearing_account
 
 
 @dataclass
@@ -90,14 +89,7 @@ async def fund(app: FastAPI, person: Person, amount_minor: int) -> None:
     """Money in from the bank clearing account, straight through the ledger (funding over HTTP
     is a later issue)."""
     pool = app.state.pool
-    bank = await open_account(
-        pool,
-        kind=AccountKind.SYSTEM,
-        owner="system",
-        currency="USD",
-        name="test:bank_clearing:USD",
-        overdraft_limit_minor=10**15,
-    )
+    bank = await open_clearing_account(pool, "USD", name="test:bank_clearing:USD")
     account_id = await pool.fetchval(
         "SELECT account_id FROM wallets WHERE user_id = $1", uuid.UUID(person.user_id)
     )

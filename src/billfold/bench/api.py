@@ -29,17 +29,15 @@ import asyncpg
 import orjson
 
 from billfold.bench.http import Connection
+from billfold.bench.seed import fund_all
 from billfold.config import Settings
-from billfold.ledger.accounts import open_account
-from billfold.ledger.engine import Ledger
-from billfold.ledger.model import AccountKind, Leg
+from billfold.ledger.accounts import open_clearing_account
 from billfold.ledger.reconcile import reconcile
 from billfold.platform.db import create_pool, dsn_for_database
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.security import hash_password, issue_token
 
 FUNDING_MINOR = 1_000_000_00
-FUNDING_LEGS = 60
 BENCH_REDIS_DB = 9
 SEED_USERS = """
 WITH people AS (
@@ -121,26 +119,8 @@ async def _seed(pool: asyncpg.Pool, settings: Settings, count: int) -> list[str]
     take minutes), each funded through the ledger."""
     _say(f"signing up and funding {count:,} people ...")
     rows = await pool.fetch(SEED_USERS, count, hash_password(secrets.token_hex(8)))
-    bank = await open_account(
-        pool,
-        kind=AccountKind.SYSTEM,
-        owner="system",
-        currency="USD",
-        name="system:bank_clearing:USD",
-        overdraft_limit_minor=10**15,
-    )
-    ledger = Ledger(pool, settings)
-    await ledger.start()
-    accounts = [r["account_id"] for r in rows]
-    chunks = [accounts[i : i + FUNDING_LEGS] for i in range(0, len(accounts), FUNDING_LEGS)]
-
-    async def fund(n: int, chunk: list[int]) -> None:
-        legs = [Leg(bank.id, -FUNDING_MINOR * len(chunk), "USD")]
-        legs += [Leg(a, FUNDING_MINOR, "USD") for a in chunk]
-        await ledger.transfer("bench", f"fund-{n}", legs, code="add_funds")
-
-    await asyncio.gather(*(fund(n, c) for n, c in enumerate(chunks)))
-    await ledger.stop()
+    bank = await open_clearing_account(pool, "USD")
+    await fund_all(pool, settings, bank.id, [r["account_id"] for r in rows], FUNDING_MINOR)
     return [str(r["user_id"]) for r in rows]
 
 

@@ -26,17 +26,17 @@ from typing import Any
 
 import asyncpg
 
+from billfold.bench.seed import fund_all
 from billfold.config import Settings
-from billfold.ledger.accounts import open_account
+from billfold.ledger.accounts import open_account, open_clearing_account
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import LedgerError
-from billfold.ledger.model import AccountKind, Leg
+from billfold.ledger.model import AccountKind
 from billfold.ledger.reconcile import reconcile
 from billfold.platform.db import create_pool, dsn_for_database
 from billfold.platform.migrate import apply_migrations
 
 FUNDING_MINOR = 1_000_000_00
-FUNDING_LEGS = 60
 PICKS = 1024
 
 
@@ -122,14 +122,7 @@ async def _open_accounts(
     pool: asyncpg.Pool, settings: Settings, count: int, say: Any
 ) -> tuple[list[int], int]:
     say(f"opening and funding {count:,} wallets ...")
-    bank = await open_account(
-        pool,
-        kind=AccountKind.SYSTEM,
-        owner="system",
-        currency="USD",
-        name="bench:bank",
-        overdraft_limit_minor=10**15,
-    )
+    bank = await open_clearing_account(pool, "USD", name="bench:bank")
     hot = await open_account(
         pool, kind=AccountKind.MERCHANT, owner="bench", currency="USD", name="bench:hot"
     )
@@ -144,17 +137,7 @@ async def _open_accounts(
             """,
             count,
         )
-    ledger = Ledger(pool, settings)
-    await ledger.start()
-    chunks = [ids[i : i + FUNDING_LEGS] for i in range(0, len(ids), FUNDING_LEGS)]
-
-    async def fund(n: int, chunk: list[int]) -> None:
-        legs = [Leg(bank.id, -FUNDING_MINOR * len(chunk), "USD")]
-        legs += [Leg(a, FUNDING_MINOR, "USD") for a in chunk]
-        await ledger.transfer("bench", f"fund-{n}", legs, code="add_funds")
-
-    await asyncio.gather(*(fund(n, c) for n, c in enumerate(chunks)))
-    await ledger.stop()
+    await fund_all(pool, settings, bank.id, list(ids), FUNDING_MINOR)
     return list(ids), hot.id
 
 

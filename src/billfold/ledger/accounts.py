@@ -97,3 +97,22 @@ def account_from_row(row: asyncpg.Record) -> Account:
         version=row["version"],
         created_at=row["created_at"],
     )
+
+
+# Far beyond any real position; the clearing account mirrors money held at the bank, so it runs
+# negative by everything that was ever deposited.
+CLEARING_OVERDRAFT_MINOR = 10**15
+
+
+async def open_clearing_account(
+    conn: asyncpg.Connection | asyncpg.Pool, currency: str, name: str | None = None
+) -> Account:
+    """The system account money enters from and leaves to the bank, one per currency."""
+    return await open_account(
+        conn,
+        kind=AccountKind.SYSTEM,
+        owner="system",
+        currency=currency,
+        name=name or f"system:bank_clearing:{currency}",
+        overdraft_limit_minor=CLEARING_OVERDRAFT_MINOR,
+    )

@@ -1,0 +1,33 @@
+"""Money for the benchmarks' accounts, moved through the ledger like any other."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from billfold.config import Settings
+from billfold.ledger.engine import Ledger
+from billfold.ledger.model import Leg
+
+# Credits per funding transfer: one debit of the clearing account, then this many credits.
+FUNDING_LEGS = 60
+
+
+async def fund_all(
+    pool: asyncpg.Pool, settings: Settings, source_id: int, account_ids: list[int], amount: int
+) -> None:
+    """Credit each account with `amount` from `source_id`, in N-leg transfers run together."""
+    ledger = Ledger(pool, settings)
+    await ledger.start()
+    chunks = [account_ids[i : i + FUNDING_LEGS] for i in range(0, len(account_ids), FUNDING_LEGS)]
+
+    async def fund(n: int, chunk: list[int]) -> None:
+        legs = [Leg(source_id, -amount * len(chunk), "USD")]
+        legs += [Leg(a, amount, "USD") for a in chunk]
+        await ledger.transfer("bench", f"fund-{n}", legs, code="add_funds")
+
+    try:
+        await asyncio.gather(*(fund(n, c) for n, c in enumerate(chunks)))
+    finally:
+        await ledger.stop()
