@@ -161,3 +161,33 @@ def api_bench(
         typer.echo(orjson.dumps(result).decode())
     if not result["reconciled"]:
         raise typer.Exit(1)
+
+
+@bench_app.command("history")
+def history_bench(
+    entries: Annotated[int, typer.Option(help="Entries in the ledger.")] = 10_000_000,
+    accounts: Annotated[int, typer.Option(help="Wallets they spread over.")] = 100_000,
+    hero_entries: Annotated[int, typer.Option(help="Entries of the user read.")] = 100_000,
+    queries: Annotated[int, typer.Option(help="Pages read per kind of query.")] = 300,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """History page latency for one user with many transactions, in a large ledger."""
+    from billfold.bench.history import run_history_bench
+    from billfold.platform.embedded import ensure_database
+
+    settings = Settings()
+    dsn = ensure_database(settings)
+    result = uvloop.run(
+        run_history_bench(
+            settings,
+            dsn,
+            entries=entries,
+            accounts=accounts,
+            hero_entries=hero_entries,
+            queries=queries,
+        )
+    )
+    if json:
+        typer.echo(orjson.dumps(result).decode())
+    if not result["reconciled"]:
+        raise typer.Exit(1)

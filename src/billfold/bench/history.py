@@ -1,0 +1,170 @@
+"""`billfold bench history`: history pages for a user with 100,000 transactions in a big ledger.
+
+The ledger is generated in SQL, as in `bench reconcile`: transfers over a year between
+`accounts` wallets, each with a user, and one user (the "hero") in `hero_entries` of them. Then
+the benchmark reads pages of the hero's history the way the API does (`wallet.history`), with
+a type filter and a random 30-day window, and reports p50/p99. The figures exclude HTTP; `bench
+api` measures the HTTP layer's cost separately.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from billfold.config import Settings
+from billfold.ledger.reconcile import reconcile
+from billfold.platform.db import create_pool, dsn_for_database
+from billfold.platform.migrate import apply_migrations
+from billfold.wallet.history import HistoryQuery, read_history
+from billfold.wallet.users import get_user
+
+YEAR_START = datetime(2026, 1, 1, tzinfo=UTC)
+GENERATE = [
+    """
+    WITH people AS (
+        INSERT INTO users (username, email, phone, password_hash)
+        SELECT 'hist_' || g, 'hist_' || g || '@example.com', '+1' || lpad(g::text, 10, '0'), 'x'
+          FROM generate_series(1, $1) g
+        RETURNING id
+    ), opened AS (
+        INSERT INTO accounts (kind, owner, currency, overdraft_limit_minor)
+        SELECT 'system', 'user:' || id, 'USD', 1000000000000000 FROM people
+        RETURNING id, owner
+    )
+    INSERT INTO wallets (user_id, currency, account_id)
+    SELECT substr(owner, 6)::uuid, 'USD', id FROM opened
+    """,
+    # Transfer g happens at a time that grows with g, over one year; every (T / H)-th one
+    # involves account 1, the hero, alternately paying and being paid.
+    """
+    INSERT INTO transfers (id, kind, code, amount_minor, currency, metadata, created_at)
+    SELECT g, 'transfer', (ARRAY['p2p', 'p2p', 'add_funds', 'cash_out'])[1 + g % 4],
+           1 + g % 997, 'USD', jsonb_build_object('note', 'note ' || g % 1000),
+           $2::timestamptz + (g * interval '1 second' * (31536000.0 / $1))
+      FROM generate_series(1, $1::bigint) g
+    """,
+    """
+    INSERT INTO entries (account_id, account_seq, transfer_id, amount_minor, currency, pending,
+                         balance_after_minor, created_at)
+    SELECT account_id, row_number() OVER w, transfer_id, amount_minor, 'USD', false,
+           sum(amount_minor) OVER (w ROWS UNBOUNDED PRECEDING), created_at
+      FROM (
+            SELECT t.id AS transfer_id, t.created_at,
+                   CASE WHEN t.id % $2 = 0 AND (t.id / $2) % 2 = 0 THEN 1
+                        ELSE 2 + (t.id * 7919) % ($1 - 1) END AS account_id,
+                   -t.amount_minor AS amount_minor
+              FROM transfers t
+            UNION ALL
+            SELECT t.id, t.created_at,
+                   CASE WHEN t.id % $2 = 0 AND (t.id / $2) % 2 = 1 THEN 1
+                        ELSE 2 + (t.id * 7919 + 1 + t.id % ($1 - 2)) % ($1 - 1) END,
+                   t.amount_minor
+              FROM transfers t
+           ) legs
+    WINDOW w AS (PARTITION BY account_id ORDER BY transfer_id)
+    """,
+    """
+    UPDATE accounts a SET posted_minor = s.total, version = s.n
+      FROM (SELECT account_id, sum(amount_minor) AS total, count(*) AS n
+              FROM entries GROUP BY account_id) s
+     WHERE a.id = s.account_id
+    """,
+]
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def run_history_bench(
+    settings: Settings,
+    dsn: str,
+    *,
+    entries: int,
+    accounts: int,
+    hero_entries: int,
+    queries: int,
+) -> dict[str, Any]:
+    name = f"billfold_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        sized = settings.model_copy(update={"statement_timeout_ms": 0})
+        pool = await create_pool(dsn_for_database(dsn, name), sized)
+        try:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn)
+                await _generate(conn, entries, accounts, hero_entries)
+            hero_id = await pool.fetchval("SELECT user_id FROM wallets WHERE account_id = 1")
+            hero = await get_user(pool, hero_id)
+            results = {
+                "first_page": await _time(pool, hero, queries, lambda _r: HistoryQuery()),
+                "type_and_30_days": await _time(pool, hero, queries, _type_and_window),
+                "q_text_search": await _time(
+                    pool, hero, queries, lambda r: HistoryQuery(text=f"note {r.randrange(1000)}")
+                ),
+            }
+            report = await reconcile(pool)
+        finally:
+            await pool.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    for label, figures in results.items():
+        _say(
+            f"{label:<18} p50 {figures['latency_ms_p50']} ms  p99 {figures['latency_ms_p99']} ms"
+            f"  ({figures['rows_per_page']} rows a page)"
+        )
+    return {
+        "benchmark": "history",
+        "entries": report.entries,
+        "hero_entries": hero_entries,
+        "results": results,
+        "reconciled": report.ok,
+    }
+
+
+async def _generate(conn: asyncpg.Connection, entries: int, accounts: int, hero: int) -> None:
+    transfers = entries // 2
+    _say(f"generating {entries:,} entries over {accounts:,} wallets, {hero:,} of them the hero's")
+    started = time.perf_counter()
+    async with conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute("SET LOCAL work_mem = '1GB'")
+        await conn.execute(GENERATE[0], accounts)
+        await conn.execute(GENERATE[1], transfers, YEAR_START)
+        await conn.execute(GENERATE[2], accounts, max(1, transfers // hero))
+        await conn.execute(GENERATE[3])
+    for table in ("accounts", "transfers", "entries", "users", "wallets"):
+        await conn.execute(f"VACUUM ANALYZE {table}")
+    _say(f"generated in {time.perf_counter() - started:.0f}s; reading history ...")
+
+
+def _type_and_window(rng: random.Random) -> HistoryQuery:
+    start = YEAR_START + timedelta(days=rng.randrange(330))
+    return HistoryQuery(types=("p2p",), start=start, end=start + timedelta(days=30))
+
+
+async def _time(pool: asyncpg.Pool, hero: Any, count: int, make: Any) -> dict[str, Any]:
+    rng = random.Random(7)
+    latencies, rows = [], []
+    for _ in range(count):
+        query = make(rng)
+        started = time.perf_counter()
+        page = await read_history(pool, hero, query)
+        latencies.append(time.perf_counter() - started)
+        rows.append(len(page["transactions"]))
+    latencies.sort()
+    return {
+        "latency_ms_p50": round(statistics.median(latencies) * 1000, 2),
+        "latency_ms_p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
+        "rows_per_page": round(statistics.mean(rows), 1),
+    }
