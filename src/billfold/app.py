@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
+import asyncpg
 from fastapi import FastAPI
 
 from billfold.api import auth, health, history, wallet
 from billfold.api.middleware import RequestContextMiddleware
 from billfold.api.problems import install_problem_handlers
 from billfold.config import Settings
+from billfold.ledger.engine import Ledger
 from billfold.platform.db import create_pool
 from billfold.platform.embedded import ensure_database, ensure_redis
 from billfold.platform.logging import configure_logging, get_logger
@@ -56,8 +58,6 @@ def factory() -> FastAPI:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    from billfold.ledger.engine import Ledger
-
     settings: Settings = app.state.settings
     async with AsyncExitStack() as stack:
         database_url = await asyncio.to_thread(ensure_database, settings)
@@ -76,6 +76,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         ledger.after_commit = balances.put_many
         await ledger.start()
         stack.push_async_callback(ledger.stop)
+        sweeper = asyncio.create_task(_sweep_expired_holds(ledger), name="hold-sweeper")
+        stack.callback(sweeper.cancel)
         stack.callback(mark_worker_exited)
         app.state.pool = pool
         app.state.redis = redis
@@ -93,3 +95,21 @@ def _package_version() -> str:
         return version("billfold")
     except PackageNotFoundError:
         return "0.0.0"
+
+
+# How often each process looks for expired holds to void.
+SWEEP_INTERVAL_S = 5.0
+
+
+async def _sweep_expired_holds(ledger: Ledger) -> None:
+    """Release the money of holds past their expiry, every few seconds, for as long as the
+    process serves. A failed sweep is logged and the next one tries again."""
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL_S)
+        try:
+            voided = await ledger.void_expired_holds()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("hold sweep failed", error=str(error))
+            continue
+        if voided:
+            log.info("expired holds voided", count=voided)

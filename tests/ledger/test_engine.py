@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -351,3 +352,45 @@ async def test_balance_at_a_past_moment(
     assert await balance_at(pool, alice, first.created_at) == 900
     assert await balance_at(pool, alice, datetime.now(UTC)) == 600
     assert await balance_at(pool, alice, first.created_at - timedelta(days=1)) == 0
+
+
+async def test_expired_holds_are_voided_once_by_concurrent_sweeps(
+    ledger: Ledger, pool: asyncpg.Pool, open_wallet: OpenWallet
+) -> None:
+    """Sweeps void every expired hold, releasing its money; running three at once voids each
+    hold once. A hold not yet expired stays."""
+    alice, bob = await open_wallet(1_000), await open_wallet()
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    expired = [
+        await ledger.hold(
+            "c",
+            new_key(),
+            debit_account_id=alice,
+            credit_account_id=bob,
+            amount_minor=100,
+            currency="USD",
+            code="p2p",
+            expires_at=past,
+        )
+        for _ in range(3)
+    ]
+    live = await ledger.hold(
+        "c",
+        new_key(),
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount_minor=50,
+        currency="USD",
+        code="p2p",
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    assert (await get_account(pool, alice)).available_minor == 650
+    voided = await asyncio.gather(*(ledger.void_expired_holds() for _ in range(3)))
+    assert sum(voided) >= 3
+    voids = await pool.fetch(
+        "SELECT pending_id FROM transfers WHERE kind = 'void' AND pending_id = ANY($1::bigint[])",
+        [h.id for h in [*expired, live]],
+    )
+    assert sorted(r["pending_id"] for r in voids) == sorted(h.id for h in expired)
+    account = await get_account(pool, alice)
+    assert (account.available_minor, account.pending_debits_minor) == (950, 50)

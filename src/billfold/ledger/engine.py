@@ -48,6 +48,8 @@ RETRYABLE = (
     OSError,
 )
 ID_BLOCK = 1000  # must equal the transfer_ids sequence's INCREMENT
+EXPIRY_BATCH = 500
+SYSTEM_CLIENT = "system"
 
 
 class _KeysTaken(Exception):
@@ -435,6 +437,19 @@ class Ledger:
                 metadata=metadata,
             )
         )
+
+    async def void_expired_holds(self, limit: int = EXPIRY_BATCH) -> int:
+        """Void up to `limit` holds whose expiry has passed, releasing their money; return how
+        many. Each void's idempotency key names the hold, so engines in several processes
+        sweeping at once void each hold once (the others replay it)."""
+        async with self._pool.acquire() as conn:
+            ids = await conn.fetch(store.EXPIRED_HOLDS, limit)
+        voids = [
+            self.void(SYSTEM_CLIENT, f"expire:{row['id']}", row["id"], code="hold_expired")
+            for row in ids
+        ]
+        outcomes = await asyncio.gather(*voids, return_exceptions=True)
+        return sum(isinstance(o, Transfer) and not o.replayed for o in outcomes)
 
     async def get_transfer(self, transfer_id: int) -> Transfer | None:
         async with self._pool.acquire() as conn:

@@ -58,6 +58,15 @@ SELECT t.id, t.kind, t.code, t.amount_minor, t.currency, t.pending_id, t.reverse
   FROM transfers t WHERE t.id = ANY($1::bigint[])
 """
 
+# Holds past their expiry and not yet posted or voided, oldest first (transfers_holds_idx).
+EXPIRED_HOLDS = """
+SELECT h.id FROM transfers h
+ WHERE h.kind = 'hold' AND h.expires_at <= now()
+   AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = h.id)
+ ORDER BY h.expires_at, h.id
+ LIMIT $1
+"""
+
 LOAD_OUTCOMES = """
 SELECT k.client_id, k.key, k.request_hash, k.transfer_id, k.error
   FROM idempotency_keys k
