@@ -29,11 +29,11 @@ import asyncpg
 import orjson
 
 from billfold.bench.http import Connection
-from billfold.bench.seed import fund_all
+from billfold.bench.seed import fund_all, scratch_database
 from billfold.config import Settings
 from billfold.ledger.accounts import open_clearing_account
 from billfold.ledger.reconcile import reconcile
-from billfold.platform.db import create_pool, dsn_for_database
+from billfold.platform.db import create_pool
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.security import hash_password, issue_token
 
@@ -71,12 +71,8 @@ async def run_api_bench(
     rate: int,
     workers: int,
 ) -> dict[str, Any]:
-    name = f"billfold_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    database_url = dsn_for_database(dsn, name)
     server: subprocess.Popen[bytes] | None = None
-    try:
+    async with scratch_database(dsn) as database_url:
         pool = await create_pool(database_url, settings)
         try:
             async with pool.acquire() as conn:
@@ -98,9 +94,6 @@ async def run_api_bench(
                 server.wait(timeout=30)
             report = await reconcile(pool)
             await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     _say(report.render().splitlines()[0] + (": ok" if report.ok else ": DISCREPANCIES"))
     return {
         "benchmark": "api",

@@ -13,15 +13,15 @@ import random
 import statistics
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from billfold.bench.seed import scratch_database
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
-from billfold.platform.db import create_pool, dsn_for_database
+from billfold.platform.db import create_pool
 from billfold.platform.migrate import apply_migrations
 from billfold.wallet.history import HistoryQuery, read_history
 from billfold.wallet.users import get_user
@@ -93,12 +93,9 @@ async def run_history_bench(
     hero_entries: int,
     queries: int,
 ) -> dict[str, Any]:
-    name = f"billfold_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    async with scratch_database(dsn) as database_url:
         sized = settings.model_copy(update={"statement_timeout_ms": 0})
-        pool = await create_pool(dsn_for_database(dsn, name), sized)
+        pool = await create_pool(database_url, sized)
         try:
             async with pool.acquire() as conn:
                 await apply_migrations(conn)
@@ -119,9 +116,6 @@ async def run_history_bench(
             report = await reconcile(pool)
         finally:
             await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     for label, figures in results.items():
         _say(
             f"{label:<18} p50 {figures['latency_ms_p50']} ms  p99 {figures['latency_ms_p99']} ms"

@@ -26,14 +26,14 @@ from typing import Any
 
 import asyncpg
 
-from billfold.bench.seed import fund_all
+from billfold.bench.seed import fund_all, scratch_database
 from billfold.config import Settings
 from billfold.ledger.accounts import open_account, open_clearing_account
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import LedgerError
 from billfold.ledger.model import AccountKind
 from billfold.ledger.reconcile import reconcile
-from billfold.platform.db import create_pool, dsn_for_database
+from billfold.platform.db import create_pool
 from billfold.platform.migrate import apply_migrations
 
 FUNDING_MINOR = 1_000_000_00
@@ -72,12 +72,9 @@ async def run_ledger_bench(
     say: Any = None,
 ) -> dict[str, Any]:
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
-    name = f"billfold_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    async with scratch_database(dsn) as database_url:
         bench_settings = settings.model_copy(update={"db_pool_max": 24, "db_pool_min": 4})
-        pool = await create_pool(dsn_for_database(dsn, name), bench_settings)
+        pool = await create_pool(database_url, bench_settings)
         try:
             async with pool.acquire() as conn:
                 await apply_migrations(conn)
@@ -94,9 +91,6 @@ async def run_ledger_bench(
             say(report.render().splitlines()[0] + (": ok" if report.ok else ": DISCREPANCIES"))
         finally:
             await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     by_name = {r.scenario: r for r in results}
     ratios = {
         f"{base}_vs_single": round(

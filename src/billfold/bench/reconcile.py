@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import sys
 import time
-import uuid
 from typing import Any
 
-import asyncpg
-
+from billfold.bench.seed import scratch_database
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
-from billfold.platform.db import create_pool, dsn_for_database
+from billfold.platform.db import create_pool
 from billfold.platform.migrate import apply_migrations
 
 GENERATE = [
@@ -63,14 +61,11 @@ async def run_reconcile_bench(
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    name = f"billfold_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    async with scratch_database(dsn) as database_url:
         sized = settings.model_copy(
             update={"db_pool_min": 1, "db_pool_max": workers + 1, "statement_timeout_ms": 0}
         )
-        pool = await create_pool(dsn_for_database(dsn, name), sized)
+        pool = await create_pool(database_url, sized)
         try:
             async with pool.acquire() as conn:
                 await apply_migrations(conn)
@@ -97,9 +92,6 @@ async def run_reconcile_bench(
             )
         finally:
             await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     say(report.render())
     return {
         "benchmark": "reconcile",

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 
 from billfold.config import Settings
 from billfold.ledger.engine import Ledger
 from billfold.ledger.model import Leg
+from billfold.platform.db import dsn_for_database
 
 # Credits per funding transfer: one debit of the clearing account, then this many credits.
 FUNDING_LEGS = 60
@@ -31,3 +35,18 @@ async def fund_all(
         await asyncio.gather(*(fund(n, c) for n, c in enumerate(chunks)))
     finally:
         await ledger.stop()
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(dsn: str) -> AsyncIterator[str]:
+    """A fresh, empty database beside `dsn`'s for one benchmark run, dropped afterwards."""
+    name = f"billfold_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield dsn_for_database(dsn, name)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
