@@ -7,7 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from billfold.ledger.errors import AccountNotFound, InvalidTransfer
-from billfold.ledger.model import Account, AccountKind
+from billfold.ledger.model import Account, AccountKind, check_currency
 
 ACCOUNT_COLUMNS = """
 id, kind, owner, name, currency, posted_minor, pending_debits_minor, pending_credits_minor,
@@ -18,8 +18,7 @@ overdraft_limit_minor, max_balance_minor, version, created_at
 def check_open_account(
     kind: AccountKind, currency: str, overdraft_limit_minor: int, max_balance_minor: int | None
 ) -> None:
-    if len(currency) != 3 or not currency.isascii() or not currency.isupper():
-        raise InvalidTransfer(f"currency '{currency}' is not an ISO 4217 code", field="currency")
+    check_currency(currency)
     if overdraft_limit_minor < 0:
         raise InvalidTransfer(f"overdraft limit {overdraft_limit_minor} must not be negative")
     if kind is AccountKind.WALLET and overdraft_limit_minor != 0:

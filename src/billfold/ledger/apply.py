@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from billfold.ledger.errors import (
     AccountNotFound,
@@ -45,6 +44,11 @@ class AccountState:
     delta_pending_debits: int = 0
     delta_pending_credits: int = 0
     delta_version: int = 0
+
+    @property
+    def changed(self) -> bool:
+        """Whether the batch changed this account (every entry bumps its version)."""
+        return bool(self.delta_version or self.delta_pending_debits or self.delta_pending_credits)
 
 
 @dataclass(slots=True)
@@ -339,7 +343,3 @@ def _release(state: AccountState, leg: Leg) -> None:
     else:
         state.pending_credits -= leg.amount_minor
         state.delta_pending_credits -= leg.amount_minor
-
-
-def outcome_to_stored(outcome: Transfer | LedgerError) -> dict[str, Any] | None:
-    return outcome.to_dict() if isinstance(outcome, LedgerError) else None

@@ -307,7 +307,7 @@ class Ledger:
                 [
                     AccountBalance(a.id, a.posted, a.pending_debits, a.pending_credits, a.version)
                     for a in accounts.values()
-                    if a.delta_version or a.delta_pending_debits or a.delta_pending_credits
+                    if a.changed
                 ]
             )
         for pending, outcome in zip(batch, result.outcomes, strict=True):

@@ -179,9 +179,7 @@ async def write_batch(
 ) -> int:
     """Write the batch; return the number of idempotency outcomes stored."""
     entries = [(t.id, e) for t in transfers for e in t.entries]
-    changed = [
-        a for a in accounts if a.delta_version or a.delta_pending_debits or a.delta_pending_credits
-    ]
+    changed = [a for a in accounts if a.changed]
     stored: int = await conn.fetchval(
         WRITE_BATCH,
         *_literals(
