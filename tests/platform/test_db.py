@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from billfold.config import Settings
-from billfold.platform.db import connect, create_pool, dsn_for_database
+from billfold.platform.db import connect, create_pool, dsn_for_database, fetch, fetchrow
 
 
 async def test_pool_connections_keep_their_parameters(
@@ -24,6 +24,33 @@ async def test_pool_connections_keep_their_parameters(
     finally:
         await pool.close()
     assert tuple(row) == ("billfold", "1234ms")
+
+
+async def test_stateless_reads_skip_the_reset_and_other_uses_keep_it(
+    database_factory: Callable[[], Awaitable[str]],
+) -> None:
+    """fetchrow/fetch hand their connection back without the reset round trip; any other use of
+    a pooled connection is still reset when it comes back."""
+    dsn = await database_factory()
+    settings = Settings(DATABASE_URL=dsn, db_pool_min=1, db_pool_max=1, lock_timeout_ms=1234)
+    pool = await create_pool(dsn, settings)
+    monitor = await connect(dsn, settings)
+    # An idle backend's pg_stat_activity.query is the last statement it ran.
+    last_statement = "SELECT query FROM pg_stat_activity WHERE pid = $1"
+    try:
+        row = await fetchrow(pool, "SELECT pg_backend_pid()")
+        assert row is not None
+        pid = row[0]
+        assert await monitor.fetchval(last_statement, pid) == "SELECT pg_backend_pid()"
+        async with pool.acquire() as conn:
+            await conn.execute("SET lock_timeout = 5")
+        assert "RESET ALL" in await monitor.fetchval(last_statement, pid)
+        rows = await fetch(pool, "SELECT pg_backend_pid(), current_setting('lock_timeout')")
+        assert [tuple(r) for r in rows] == [(pid, "1234ms")]
+        assert "RESET ALL" not in await monitor.fetchval(last_statement, pid)
+    finally:
+        await monitor.close()
+        await pool.close()
 
 
 async def test_json_and_jsonb_round_trip(database_factory: Callable[[], Awaitable[str]]) -> None:

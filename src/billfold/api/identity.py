@@ -1,7 +1,8 @@
-"""Who is calling: the bearer-token dependency every protected endpoint takes."""
+"""Who is calling: the bearer-token dependencies every protected endpoint takes."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,14 +15,23 @@ from billfold.wallet.users import User, get_user
 _bearer = HTTPBearer(auto_error=False)
 
 
-async def current_user(
+async def authenticated_id(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    """The user the request's bearer token names; 401 without a valid token."""
+) -> uuid.UUID:
+    """The user id the request's valid bearer token names; 401 without one. Checks the token
+    alone: an endpoint that needs the user's row takes CurrentUser, or loads it with what else
+    it reads."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("this endpoint needs an 'Authorization: Bearer' token")
-    user_id = read_token(credentials.credentials, signing_key(request))
+    return read_token(credentials.credentials, signing_key(request))
+
+
+AuthenticatedId = Annotated[uuid.UUID, Depends(authenticated_id)]
+
+
+async def current_user(request: Request, user_id: AuthenticatedId) -> User:
+    """The user the request's bearer token names; 401 without a valid token."""
     try:
         return await get_user(request.app.state.pool, user_id)
     except NotFound:

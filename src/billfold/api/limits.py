@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from billfold.api.identity import CurrentUser
+from billfold.api.identity import AuthenticatedId
 from billfold.config import Settings
 from billfold.platform.ratelimit import Limit, hit
 
@@ -27,14 +27,14 @@ async def limit_login(request: Request) -> None:
     )
 
 
-async def limit_money(request: Request, user: CurrentUser) -> None:
-    """429 once the caller, or their address, has moved money too often. Runs after the caller
-    is authenticated, so that only a valid token counts against a user."""
+async def limit_money(request: Request, user_id: AuthenticatedId) -> None:
+    """429 once the caller, or their address, has moved money too often. Runs after the caller's
+    token is checked, so that only a valid token counts against a user."""
     settings: Settings = request.app.state.settings
     period_s = settings.rate_limit_period_s
     await hit(
         request.app.state.redis,
-        Limit("money_per_user", str(user.id), settings.money_limit_per_user, period_s),
+        Limit("money_per_user", str(user_id), settings.money_limit_per_user, period_s),
         Limit(
             "money_per_address",
             client_address(request, settings),

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
-from billfold.api.identity import CurrentUser
+from billfold.api.identity import AuthenticatedId, CurrentUser
 from billfold.api.limits import limit_money
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.wallet.risk import Movement, assess_within_budget
@@ -24,7 +24,9 @@ from billfold.wallet.transfers import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"])
-# A request holds its idempotency key in Redis this long at most, in case it dies holding it.
+# A request marks its idempotency key in flight in Redis for this long (a request that fails
+# removes its mark at once). The mark only turns a wait into a clear 409: the ledger alone
+# decides exactly-once.
 IN_FLIGHT_TTL_MS = 30_000
 
 
@@ -84,7 +86,7 @@ async def send_money(
     request: Request,
     response: Response,
     body: TransferBody,
-    user: CurrentUser,
+    user_id: AuthenticatedId,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> dict[str, Any]:
     """Send money to a username, email or phone number. Retries with the same Idempotency-Key
@@ -95,21 +97,31 @@ async def send_money(
             "an Idempotency-Key header (or idempotency_key field) is required",
             field="idempotency_key",
         )
-    if parse_user_id(body.sender_id) != user.id:
+    if parse_user_id(body.sender_id) != user_id:
         raise NotFound(f"wallet '{body.sender_id[:64]}' does not exist", user_id=body.sender_id)
     state = request.app.state
-    p2p = await check_p2p(state.pool, user, body.recipient, body.amount, body.note)
+    p2p = await check_p2p(state.pool, user_id, body.recipient, body.amount, body.note)
+    user = p2p.sender
     # Scored before money moves. A retry is scored again; the risk engine (issue 5) must answer
     # a retry of a transfer it allowed the same way, or look up the key first.
     movement = Movement("p2p", str(user.id), str(p2p.recipient.id), p2p.amount_minor, "USD")
     await assess_within_budget(state.risk, movement, state.settings.risk_budget_ms)
-    marker = f"in-flight:{ledger_client(user)}:{key}"
+    client = ledger_client(user)
+    marker = f"in-flight:{client}:{key}"
     held = await _hold_key(state.redis, marker)
+    if held is False and not await state.ledger.has_outcome(client, key):
+        raise IdempotencyKeyInUse(
+            "a request with this idempotency key is still running; retry shortly",
+            idempotency_key=key,
+        )
     try:
         transfer = await do_p2p(state.ledger, p2p, key)
-    finally:
+    except BaseException:
+        # The outcome may not be stored (the ledger was busy, the request was cancelled): a
+        # retry must be able to run at once. A stored failure is replayed by the ledger.
         if held:
             await _release_key(state.redis, marker)
+        raise
     if transfer.replayed:
         response.headers["Idempotent-Replayed"] = "true"
         response.status_code = 201
@@ -122,19 +134,15 @@ async def get_transfer(request: Request, transfer_id: str, user: CurrentUser) ->
     return transfer_view(await access_transfer(request.app.state.ledger, user, transfer_id))
 
 
-async def _hold_key(redis: Any, marker: str) -> bool:
-    """Mark the key in flight; a second request with it while the first runs gets a 409. The
-    ledger alone decides exactly-once: this only turns a wait into a clear answer."""
+async def _hold_key(redis: Any, marker: str) -> bool | None:
+    """Mark the key in flight. True: marked. False: marked already, by a request that is still
+    running or one that finished in the last IN_FLIGHT_TTL_MS (a successful request leaves its
+    mark, which saves a Redis round trip; the ledger's stored outcome tells the two apart).
+    None: Redis is unreachable, and the ledger alone decides, as it always does."""
     try:
-        acquired = await redis.set(marker, "1", nx=True, px=IN_FLIGHT_TTL_MS)
+        return bool(await redis.set(marker, "1", nx=True, px=IN_FLIGHT_TTL_MS))
     except RedisError:
-        return False
-    if not acquired:
-        raise IdempotencyKeyInUse(
-            "a request with this idempotency key is still running; retry shortly",
-            idempotency_key=marker.rsplit(":", 1)[-1],
-        )
-    return True
+        return None
 
 
 async def _release_key(redis: Any, marker: str) -> None:

@@ -2,7 +2,9 @@
 
 It makes a fresh database (dropped afterwards) and signs up `users` people with one wallet each,
 funded. It starts `billfold serve` with its workers as a separate process and mints each person
-an access token. Then it runs two phases:
+an access token. Then it runs three phases:
+- baseline: the same connections send GET /healthz back to back. It measures what the HTTP stack
+  and the load generator alone reach on this machine, in the same run;
 - throughput: `clients` keep-alive connections send P2P transfers back to back, each with a fresh
   Idempotency-Key, for `seconds`;
 - latency: the same at a steady `rate` per second (open loop: latency counts from when a request
@@ -84,6 +86,8 @@ async def run_api_bench(
             await _wait_ready(port, server)
             tokens = [issue_token(uuid.UUID(p), key, 3600 * 4) for p in people]
             _say(f"server up with {workers} workers; {clients} clients")
+            baseline = await _drive(port, people, tokens, clients, seconds, rate=None, probe=True)
+            _say(_line("GET /healthz", baseline))
             peak = await _drive(port, people, tokens, clients, seconds, rate=None)
             _say(_line("throughput", peak))
             steady = await _drive(port, people, tokens, clients, seconds, rate=rate)
@@ -101,8 +105,10 @@ async def run_api_bench(
         "clients": clients,
         "workers": workers,
         "seconds": seconds,
+        "healthz": baseline,
         "throughput": peak,
         "steady": steady,
+        "throughput_vs_healthz": round(peak["transfers_per_s"] / baseline["transfers_per_s"], 3),
         "reconciled": report.ok,
     }
 
@@ -177,7 +183,10 @@ async def _drive(
     clients: int,
     seconds: float,
     rate: int | None,
+    probe: bool = False,
 ) -> dict[str, Any]:
+    """`clients` connections send transfers (or, with `probe`, GET /healthz: the HTTP stack's
+    own ceiling on this machine, the baseline for the transfer figures)."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     started = time.perf_counter()
@@ -197,6 +206,11 @@ async def _drive(
             now = time.perf_counter()
             if now >= stop_at:
                 break
+            if probe:
+                status, _ = await connection.request("GET", "/healthz", {})
+                statuses[status] = statuses.get(status, 0) + 1
+                latencies.append(time.perf_counter() - now)
+                continue
             sender = rng.randrange(len(people))
             recipient = (sender + 1 + rng.randrange(len(people) - 1)) % len(people)
             body = orjson.dumps(
@@ -220,10 +234,11 @@ async def _drive(
     elapsed = time.perf_counter() - started
     latencies.sort()
     done = len(latencies)
+    ok = statuses.get(200 if probe else 201, 0)
     return {
-        "transfers_per_s": round(statuses.get(201, 0) / elapsed, 1),
+        "transfers_per_s": round(ok / elapsed, 1),
         "requests": done,
-        "errors": done - statuses.get(201, 0),
+        "errors": done - ok,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "latency_ms_p50": round(statistics.median(latencies) * 1000, 2) if done else None,
         "latency_ms_p99": round(latencies[int(done * 0.99)] * 1000, 2) if done else None,

@@ -34,6 +34,7 @@ from billfold.ledger.errors import (
     error_from_stored,
 )
 from billfold.ledger.model import AccountBalance, Command, Kind, Leg, Transfer
+from billfold.platform import db
 
 log = logging.getLogger(__name__)
 
@@ -450,6 +451,11 @@ class Ledger:
         ]
         outcomes = await asyncio.gather(*voids, return_exceptions=True)
         return sum(isinstance(o, Transfer) and not o.replayed for o in outcomes)
+
+    async def has_outcome(self, client_id: str, key: str) -> bool:
+        """Whether a request with this key has finished (its outcome is stored)."""
+        row = await db.fetchrow(self._pool, store.HAS_OUTCOME, client_id, key)
+        return row is not None
 
     async def get_transfer(self, transfer_id: int) -> Transfer | None:
         async with self._pool.acquire() as conn:

@@ -67,6 +67,8 @@ SELECT h.id FROM transfers h
  LIMIT $1
 """
 
+HAS_OUTCOME = "SELECT 1 FROM idempotency_keys WHERE client_id = $1 AND key = $2"
+
 LOAD_OUTCOMES = """
 SELECT k.client_id, k.key, k.request_hash, k.transfer_id, k.error
   FROM idempotency_keys k

@@ -16,6 +16,34 @@ CONNECT_TIMEOUT_S = 10.0
 _JSONB_VERSION = b"\x01"
 
 
+class BillfoldConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A connection that knows when its last use from the pool left no session state behind.
+
+    The pool resets every connection it takes back (RESET ALL, UNLISTEN, CLOSE ALL, advisory
+    locks), which costs a round trip. After `fetchrow` or `fetch` below, which ran one
+    read-only statement, there is nothing to reset, and the round trip is skipped.
+    """
+
+    __slots__ = ("_stateless_use",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stateless_use = False
+
+    def mark_stateless_use(self) -> None:
+        self._stateless_use = True
+
+
+async def _reset(conn: BillfoldConnection) -> None:
+    """What the pool runs on a connection it takes back (after rolling back any transaction)."""
+    if conn._stateless_use:
+        conn._stateless_use = False
+        return
+    query = conn.get_reset_query()
+    if query:
+        await conn.execute(query)
+
+
 async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
     """A pool of settings.db_pool_min..db_pool_max connections, each set up by `init_connection`."""
     return await asyncpg.create_pool(
@@ -25,7 +53,29 @@ async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
         timeout=CONNECT_TIMEOUT_S,
         server_settings=server_settings(settings),
         init=init_connection,
+        connection_class=BillfoldConnection,
+        reset=_reset,
     )
+
+
+async def fetchrow(pool: asyncpg.Pool, query: str, *args: Any) -> asyncpg.Record | None:
+    """One row of one read-only statement, on a pooled connection given back without a reset.
+
+    Only for constant SELECTs of our own: a statement that changed session state (SET,
+    set_config, an advisory lock, LISTEN) would leak it to the connection's next user.
+    """
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(query, *args)
+        conn.mark_stateless_use()
+        return row
+
+
+async def fetch(pool: asyncpg.Pool, query: str, *args: Any) -> list[asyncpg.Record]:
+    """All rows of one read-only statement; as `fetchrow`."""
+    async with pool.acquire() as conn:
+        rows: list[asyncpg.Record] = await conn.fetch(query, *args)
+        conn.mark_stateless_use()
+        return rows
 
 
 async def connect(dsn: str, settings: Settings) -> asyncpg.Connection:

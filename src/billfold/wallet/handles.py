@@ -15,6 +15,7 @@ USERNAME = re.compile(r"[a-z0-9_.]{3,30}")
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 MAX_EMAIL_LENGTH = 254
 DEFAULT_REGION = "US"
+HANDLE_KINDS = ("username", "email", "phone")
 
 
 @dataclass(frozen=True)

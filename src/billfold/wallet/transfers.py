@@ -12,11 +12,12 @@ from billfold.ledger.accounts import get_account
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import TransferNotFound
 from billfold.ledger.model import AccountBalance, Transfer
-from billfold.platform.errors import BillfoldError, ValidationFailed
+from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
+from billfold.platform.security import Unauthenticated
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.handles import parse_handle
 from billfold.wallet.money import format_amount, parse_amount
-from billfold.wallet.users import WALLET_CURRENCY, User, find_user
+from billfold.wallet.users import WALLET_CURRENCY, User, get_user_and_find
 
 MAX_NOTE_LENGTH = 280
 P2P = "p2p"
@@ -54,8 +55,9 @@ def ledger_client(user: User) -> str:
 
 
 async def check_p2p(
-    pool: asyncpg.Pool, sender: User, recipient_text: str, amount: object, note: str | None
+    pool: asyncpg.Pool, sender_id: uuid.UUID, recipient_text: str, amount: object, note: str | None
 ) -> P2PRequest:
+    """Validate a transfer request; load the sender and find the recipient in one query."""
     amount_minor = parse_amount(amount, WALLET_CURRENCY)
     if note is not None and len(note) > MAX_NOTE_LENGTH:
         raise ValidationFailed(
@@ -68,7 +70,10 @@ async def check_p2p(
             f"recipient '{recipient_text[:60]}' is not a username, email or phone number",
             recipient=recipient_text[:60],
         ) from None
-    recipient = await find_user(pool, handle)
+    try:
+        sender, recipient = await get_user_and_find(pool, sender_id, handle)
+    except NotFound:
+        raise Unauthenticated("the access token names no user") from None
     if recipient is None:
         raise RecipientNotFound(
             f"no user has the {handle.kind} '{handle.value}'", recipient=recipient_text[:60]

@@ -14,9 +14,11 @@ from redis.exceptions import RedisError
 from billfold.config import Settings
 from billfold.ledger.accounts import open_account
 from billfold.ledger.model import AccountKind
+from billfold.platform import db
 from billfold.platform.errors import BillfoldError, NotFound, TooManyRequests, ValidationFailed
 from billfold.platform.security import Unauthenticated, hash_password, verify_password
 from billfold.wallet.handles import (
+    HANDLE_KINDS,
     Handle,
     normalise_email,
     normalise_phone,
@@ -111,24 +113,44 @@ async def do_create_user(pool: asyncpg.Pool, sign_up: SignUp) -> User:
     )
 
 
-async def find_user(conn: asyncpg.Pool | asyncpg.Connection, handle: Handle) -> User | None:
-    row = await conn.fetchrow(
-        f"SELECT {USER_COLUMNS} FROM users u JOIN wallets w ON w.user_id = u.id"
-        f" AND w.currency = '{WALLET_CURRENCY}' WHERE u.{handle.kind} = $1",
-        handle.value,
-    )
+_USERS_WITH_WALLET = (
+    f"SELECT {USER_COLUMNS} FROM users u"
+    f" JOIN wallets w ON w.user_id = u.id AND w.currency = '{WALLET_CURRENCY}'"
+)
+_BY_HANDLE = {kind: f"{_USERS_WITH_WALLET} WHERE u.{kind} = $1" for kind in HANDLE_KINDS}
+_BY_ID = f"{_USERS_WITH_WALLET} WHERE u.id = $1"
+# The caller (by id) and the user a handle names, in one round trip: the caller's row first.
+_PARTIES = {
+    kind: f"({_BY_ID}) UNION ALL ({_USERS_WITH_WALLET} WHERE u.{kind} = $2)"
+    for kind in HANDLE_KINDS
+}
+
+
+async def find_user(source: asyncpg.Pool | asyncpg.Connection, handle: Handle) -> User | None:
+    query = _BY_HANDLE[handle.kind]
+    if isinstance(source, asyncpg.Pool):
+        row = await db.fetchrow(source, query, handle.value)
+    else:
+        row = await source.fetchrow(query, handle.value)
     return User(*row) if row else None
 
 
-async def get_user(conn: asyncpg.Pool | asyncpg.Connection, user_id: uuid.UUID) -> User:
-    row = await conn.fetchrow(
-        f"SELECT {USER_COLUMNS} FROM users u JOIN wallets w ON w.user_id = u.id"
-        f" AND w.currency = '{WALLET_CURRENCY}' WHERE u.id = $1",
-        user_id,
-    )
+async def get_user(pool: asyncpg.Pool, user_id: uuid.UUID) -> User:
+    row = await db.fetchrow(pool, _BY_ID, user_id)
     if row is None:
         raise NotFound(f"user {user_id} does not exist", user_id=str(user_id))
     return User(*row)
+
+
+async def get_user_and_find(
+    pool: asyncpg.Pool, user_id: uuid.UUID, handle: Handle
+) -> tuple[User, User | None]:
+    """The user with `user_id` and the user `handle` names (None if nobody), in one query.
+    Raises NotFound when `user_id` names nobody."""
+    rows = await db.fetch(pool, _PARTIES[handle.kind], user_id, handle.value)
+    if not rows or rows[0]["id"] != user_id:
+        raise NotFound(f"user {user_id} does not exist", user_id=str(user_id))
+    return User(*rows[0]), User(*rows[1]) if len(rows) > 1 else None
 
 
 async def authenticate(
