@@ -24,6 +24,7 @@ from billfold.platform.redis import create_redis
 from billfold.platform.runtime import tune_gc
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.risk import AllowAll
+from billfold.wallet.users import UserCache
 
 log = get_logger("billfold.app")
 
@@ -84,6 +85,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ledger = ledger
         app.state.balances = balances
         app.state.risk = AllowAll()
+        app.state.users = UserCache(settings.user_cache_ttl_s)
         log.info("started", workers=settings.workers, migrate_on_start=settings.migrate_on_start)
         tune_gc()
         yield

@@ -89,6 +89,26 @@ async def test_errors_each_have_their_code_and_change_nothing(
     assert (frozen.status_code, frozen.json()["code"]) == (403, "wallet_frozen")
     assert await balance(client, alice) == "10.00"
     assert await balance(client, bob) == "0.00"
+    await app.state.pool.execute(
+        "UPDATE users SET status = 'active' WHERE id = $1", uuid.UUID(alice.user_id)
+    )
+    assert (await send(client, alice, bob.username, "1.00")).status_code == 201
+
+
+async def test_a_freeze_stops_money_out_at_once(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """The transfer path keeps users it has looked up for a while; the ledger's own freeze check
+    still refuses the very next transfer out of a wallet frozen in the meantime."""
+    alice, bob = await make_person("10.00"), await make_person("10.00")
+    assert (await send(client, alice, bob.username, "1.00")).status_code == 201
+    assert (await send(client, bob, alice.username, "1.00")).status_code == 201
+    await app.state.pool.execute(
+        "UPDATE users SET status = 'frozen' WHERE id = $1", uuid.UUID(bob.user_id)
+    )
+    refused = await send(client, bob, alice.username, "1.00")
+    assert (refused.status_code, refused.json()["code"]) == (403, "wallet_frozen")
+    assert await balance(client, bob) == "10.00"
 
 
 async def test_replay_returns_the_first_response_and_reuse_is_refused(

@@ -394,3 +394,32 @@ async def test_expired_holds_are_voided_once_by_concurrent_sweeps(
     assert sorted(r["pending_id"] for r in voids) == sorted(h.id for h in expired)
     account = await get_account(pool, alice)
     assert (account.available_minor, account.pending_debits_minor) == (950, 50)
+
+
+async def test_a_frozen_account_is_not_debited_but_holds_still_resolve(
+    ledger: Ledger, pool: asyncpg.Pool, open_wallet: OpenWallet
+) -> None:
+    """A frozen account refuses transfers and holds out of it, and the refusal is the stored
+    outcome of its key; money still comes in, and an existing hold can still be voided."""
+    alice, bob = await open_wallet(10_000), await open_wallet(10_000)
+    hold = await ledger.hold(
+        "c", new_key(), debit_account_id=alice, credit_account_id=bob, amount_minor=1_000,
+        currency="USD", code="checkout",
+    )  # fmt: skip
+    await pool.execute("UPDATE accounts SET frozen = true WHERE id = $1", alice)
+    key = new_key()
+    move = {"debit_account_id": alice, "credit_account_id": bob, "amount_minor": 100}
+    with pytest.raises(errors.AccountFrozen):
+        await ledger.move("c", key, **move, currency="USD", code="p2p")
+    with pytest.raises(errors.AccountFrozen):
+        await ledger.hold("c", new_key(), **move, currency="USD", code="checkout")
+    await ledger.move(
+        "c", new_key(), debit_account_id=bob, credit_account_id=alice, amount_minor=50,
+        currency="USD", code="p2p",
+    )  # fmt: skip
+    await ledger.void("c", new_key(), hold.id)
+    await pool.execute("UPDATE accounts SET frozen = false WHERE id = $1", alice)
+    with pytest.raises(errors.AccountFrozen):  # the key's stored outcome, never a success
+        await ledger.move("c", key, **move, currency="USD", code="p2p")
+    account = await get_account(pool, alice)
+    assert (account.posted_minor, account.pending_debits_minor) == (10_050, 0)

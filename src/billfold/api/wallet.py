@@ -100,7 +100,7 @@ async def send_money(
     if parse_user_id(body.sender_id) != user_id:
         raise NotFound(f"wallet '{body.sender_id[:64]}' does not exist", user_id=body.sender_id)
     state = request.app.state
-    p2p = await check_p2p(state.pool, user_id, body.recipient, body.amount, body.note)
+    p2p = await check_p2p(state.pool, state.users, user_id, body.recipient, body.amount, body.note)
     user = p2p.sender
     # Scored before money moves. A retry is scored again; the risk engine (issue 5) must answer
     # a retry of a transfer it allowed the same way, or look up the key first.

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from billfold.ledger.errors import (
+    AccountFrozen,
     AccountNotFound,
     BalanceLimitExceeded,
     CurrencyMismatch,
@@ -40,6 +41,7 @@ class AccountState:
     overdraft_limit: int
     max_balance: int | None
     version: int
+    frozen: bool = False  # no debits by transfers or holds
     delta_posted: int = 0
     delta_pending_debits: int = 0
     delta_pending_credits: int = 0
@@ -101,6 +103,8 @@ def _apply_transfer(
         state = _state_for(leg, accounts)
         amount = leg.amount_minor
         if amount < 0:
+            if state.frozen:
+                raise _frozen(state)
             available = state.posted - state.pending_debits
             if available + amount + state.overdraft_limit < 0:
                 raise _insufficient(state, available, -amount)
@@ -144,6 +148,10 @@ def _state_for(leg: Leg, accounts: dict[int, AccountState]) -> AccountState:
             account_id=leg.account_id,
         )
     return state
+
+
+def _frozen(state: AccountState) -> AccountFrozen:
+    return AccountFrozen(f"account {state.id} is frozen", account_id=state.id)
 
 
 def _insufficient(state: AccountState, available: int, needed: int) -> InsufficientFunds:
@@ -193,6 +201,10 @@ def _apply_one(
         posted = _negated(_scaled(original, amount, "reversal"))
 
     states = _check_accounts(posted + held + release, accounts)
+    if cmd.kind in (Kind.TRANSFER, Kind.HOLD):
+        for leg in posted + held:
+            if leg.amount_minor < 0 and states[leg.account_id].frozen:
+                raise _frozen(states[leg.account_id])
     _check_funds(states, posted, held, release)
 
     transfer_id = next_id()

@@ -35,6 +35,12 @@ class CurrencyMismatch(LedgerError):
     title = "Currency does not match the account"
 
 
+class AccountFrozen(LedgerError):
+    code = "account_frozen"
+    status = 403
+    title = "Account frozen"
+
+
 class InsufficientFunds(LedgerError):
     code = "insufficient_funds"
     title = "Insufficient funds"
@@ -93,6 +99,7 @@ _STORED: dict[str, type[LedgerError]] = {
         AccountNotFound,
         TransferNotFound,
         CurrencyMismatch,
+        AccountFrozen,
         InsufficientFunds,
         BalanceLimitExceeded,
         HoldNotPending,

@@ -10,14 +10,14 @@ import asyncpg
 
 from billfold.ledger.accounts import get_account
 from billfold.ledger.engine import Ledger
-from billfold.ledger.errors import TransferNotFound
+from billfold.ledger.errors import AccountFrozen, TransferNotFound
 from billfold.ledger.model import AccountBalance, Transfer
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.platform.security import Unauthenticated
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.handles import parse_handle
 from billfold.wallet.money import format_amount, parse_amount
-from billfold.wallet.users import WALLET_CURRENCY, User, get_user_and_find
+from billfold.wallet.users import WALLET_CURRENCY, User, UserCache
 
 MAX_NOTE_LENGTH = 280
 P2P = "p2p"
@@ -55,9 +55,15 @@ def ledger_client(user: User) -> str:
 
 
 async def check_p2p(
-    pool: asyncpg.Pool, sender_id: uuid.UUID, recipient_text: str, amount: object, note: str | None
+    pool: asyncpg.Pool,
+    users: UserCache,
+    sender_id: uuid.UUID,
+    recipient_text: str,
+    amount: object,
+    note: str | None,
 ) -> P2PRequest:
-    """Validate a transfer request; load the sender and find the recipient in one query."""
+    """Validate a transfer request; find the sender and the recipient (from the cache, or both in
+    one query)."""
     amount_minor = parse_amount(amount, WALLET_CURRENCY)
     if note is not None and len(note) > MAX_NOTE_LENGTH:
         raise ValidationFailed(
@@ -71,7 +77,7 @@ async def check_p2p(
             recipient=recipient_text[:60],
         ) from None
     try:
-        sender, recipient = await get_user_and_find(pool, sender_id, handle)
+        sender, recipient = await users.sender_and_recipient(pool, sender_id, handle)
     except NotFound:
         raise Unauthenticated("the access token names no user") from None
     if recipient is None:
@@ -96,16 +102,21 @@ async def do_p2p(ledger: Ledger, request: P2PRequest, idempotency_key: str) -> T
     }
     if request.note:
         metadata["note"] = request.note
-    return await ledger.move(
-        ledger_client(request.sender),
-        idempotency_key,
-        debit_account_id=request.sender.account_id,
-        credit_account_id=request.recipient.account_id,
-        amount_minor=request.amount_minor,
-        currency=WALLET_CURRENCY,
-        code=P2P,
-        metadata=metadata,
-    )
+    try:
+        return await ledger.move(
+            ledger_client(request.sender),
+            idempotency_key,
+            debit_account_id=request.sender.account_id,
+            credit_account_id=request.recipient.account_id,
+            amount_minor=request.amount_minor,
+            currency=WALLET_CURRENCY,
+            code=P2P,
+            metadata=metadata,
+        )
+    except AccountFrozen:
+        # The ledger's own freeze check: the sender's status may have changed since it was
+        # read (see UserCache).
+        raise WalletFrozen("your wallet is frozen") from None
 
 
 def transfer_view(transfer: Transfer) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 import asyncpg
+from cachetools import TTLCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -140,6 +141,42 @@ async def get_user(pool: asyncpg.Pool, user_id: uuid.UUID) -> User:
     if row is None:
         raise NotFound(f"user {user_id} does not exist", user_id=str(user_id))
     return User(*row)
+
+
+class UserCache:
+    """Users as the transfer path finds them (by id and by handle), kept in this process for
+    `ttl_s` seconds so that a transfer costs no lookup round trip.
+
+    Only what may be a little stale is read from here. Ids, handles and wallet accounts do not
+    change. A user's status may: the ledger itself refuses debits from a frozen wallet (see
+    migrations/0005), so a freeze takes effect at once whatever this cache holds; only the
+    courtesy check that a *recipient* is frozen can lag by up to `ttl_s`. A cached frozen user is
+    read again, so an unfreeze takes effect at once too. Nobody found is not cached, so a new
+    sign-up can be paid at once.
+    """
+
+    def __init__(self, ttl_s: float, max_users: int = 100_000) -> None:
+        self._by_id: TTLCache[uuid.UUID, User] = TTLCache(max_users, ttl_s)
+        self._by_handle: TTLCache[tuple[str, str], User] = TTLCache(3 * max_users, ttl_s)
+
+    def put(self, user: User) -> None:
+        self._by_id[user.id] = user
+        for kind in HANDLE_KINDS:
+            self._by_handle[(kind, getattr(user, kind))] = user
+
+    async def sender_and_recipient(
+        self, pool: asyncpg.Pool, sender_id: uuid.UUID, handle: Handle
+    ) -> tuple[User, User | None]:
+        """As get_user_and_find, from the cache when both are in it."""
+        sender = self._by_id.get(sender_id)
+        recipient = self._by_handle.get((handle.kind, handle.value))
+        if sender is not None and recipient is not None and not (sender.frozen or recipient.frozen):
+            return sender, recipient
+        sender, recipient = await get_user_and_find(pool, sender_id, handle)
+        self.put(sender)
+        if recipient is not None:
+            self.put(recipient)
+        return sender, recipient
 
 
 async def get_user_and_find(
