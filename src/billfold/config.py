@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     # The risk engine must score a movement within this budget, or the movement goes on.
     risk_budget_ms: float = 5.0
     # How long the transfer path trusts a user it has looked up (see wallet.users.UserCache).
-    user_cache_ttl_s: float = 30.0
+    user_cache_ttl_s: float = 300.0
 
     # Rate limits, each a number of requests per rate_limit_period_s (a burst of that many, then
     # an even pace); 0 turns one off. They live in Redis: without it, requests go unthrottled.

@@ -178,3 +178,14 @@ async def test_only_sender_and_recipient_see_a_transfer(
         assert response.status_code == 404, response.text
     assert await balance(client, alice) == "9.00"
     assert await balance(client, eve) == "5.00"
+
+
+async def test_a_balance_read_after_a_transfer_sees_it(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """The cached balance is updated before the transfer's 201 goes out: read your writes."""
+    alice, bob = await make_person("20.00"), await make_person()
+    for n in range(1, 21):
+        assert (await send(client, alice, bob.username, "1.00")).status_code == 201
+        assert await balance(client, alice) == f"{20 - n}.00"
+        assert await balance(client, bob) == f"{n}.00"

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from billfold.platform.errors import NotFound
-from billfold.platform.security import Unauthenticated, read_token, secret_key
+from billfold.platform.security import TokenReader, Unauthenticated, secret_key
 from billfold.wallet.users import User, get_user
 
 _bearer = HTTPBearer(auto_error=False)
@@ -24,7 +24,7 @@ async def authenticated_id(
     it reads."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("this endpoint needs an 'Authorization: Bearer' token")
-    return read_token(credentials.credentials, signing_key(request))
+    return token_reader(request).read(credentials.credentials)
 
 
 AuthenticatedId = Annotated[uuid.UUID, Depends(authenticated_id)]
@@ -39,6 +39,13 @@ async def current_user(request: Request, user_id: AuthenticatedId) -> User:
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def token_reader(request: Request) -> TokenReader:
+    reader = getattr(request.app.state, "token_reader", None)
+    if reader is None:
+        reader = request.app.state.token_reader = TokenReader(signing_key(request))
+    return reader
 
 
 def signing_key(request: Request) -> str:

@@ -51,6 +51,8 @@ RETRYABLE = (
 ID_BLOCK = 1000  # must equal the transfer_ids sequence's INCREMENT
 EXPIRY_BATCH = 500
 SYSTEM_CLIENT = "system"
+# The longest the after-commit hook may hold back a batch's answers.
+AFTER_COMMIT_TIMEOUT_S = 0.25
 
 
 class _KeysTaken(Exception):
@@ -83,9 +85,9 @@ class Ledger:
         # Accounts that running batches hold locks on (or will), with how many batches each.
         self._held: dict[int, int] = {}
         # Called with the committed balances of every account a batch changed, for caches to
-        # follow the ledger (see wallet/balances.py). It never delays the callers' answers.
+        # follow the ledger (see wallet/balances.py). It runs before the callers get their
+        # answers, for at most AFTER_COMMIT_TIMEOUT_S.
         self.after_commit: Callable[[list[AccountBalance]], Coroutine[Any, Any, None]] | None = None
-        self._publishing: set[asyncio.Task[None]] = set()
         self.batches = 0
         self.commands = 0
 
@@ -104,7 +106,6 @@ class Ledger:
             self._collector = None
         while self._idle:
             await self._pool.release(self._idle.pop())
-        await asyncio.gather(*self._publishing, return_exceptions=True)
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -205,16 +206,16 @@ class Ledger:
                 held[leg.account_id] = held.get(leg.account_id, 0) + 1
         return batch
 
-    def _publish(self, balances: list[AccountBalance]) -> None:
+    async def _after_commit(self, balances: list[AccountBalance]) -> None:
+        """Run the after-commit hook before the batch's callers get their answers, so that a
+        caller who reads a balance after a transfer sees it. Bounded: a slow or failing hook
+        (the balance cache, when Redis is down) is logged and costs at most its time limit."""
         assert self.after_commit is not None
-        task = asyncio.create_task(self.after_commit(balances))
-        self._publishing.add(task)
-        task.add_done_callback(self._published)
-
-    def _published(self, task: asyncio.Task[None]) -> None:
-        self._publishing.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("after-commit hook failed: %s", task.exception())
+        try:
+            async with asyncio.timeout(AFTER_COMMIT_TIMEOUT_S):
+                await self.after_commit(balances)
+        except Exception as error:  # noqa: BLE001 - money is committed; the hook is a courtesy
+            log.warning("after-commit hook failed: %r", error)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         held = self._held
@@ -304,7 +305,7 @@ class Ledger:
             raise
         await conn.execute("COMMIT")
         if self.after_commit is not None:
-            self._publish(
+            await self._after_commit(
                 [
                     AccountBalance(a.id, a.posted, a.pending_debits, a.pending_credits, a.version)
                     for a in accounts.values()

@@ -150,7 +150,8 @@ class UserCache:
     Only what may be a little stale is read from here. Ids, handles and wallet accounts do not
     change. A user's status may: the ledger itself refuses debits from a frozen wallet (see
     migrations/0005), so a freeze takes effect at once whatever this cache holds; only the
-    courtesy check that a *recipient* is frozen can lag by up to `ttl_s`. A cached frozen user is
+    courtesy check that a *recipient* is frozen (incoming money is no risk to anyone) can lag by
+    up to `ttl_s`. A cached frozen user is
     read again, so an unfreeze takes effect at once too. Nobody found is not cached, so a new
     sign-up can be paid at once.
     """
