@@ -71,8 +71,8 @@ def issue_token(user_id: uuid.UUID, key: str, ttl_s: int) -> str:
 
 
 class TokenReader:
-    """read_token with a memory of tokens it has verified: an app sends one token many times,
-    and checking its signature again each time costs more than the rest of the check.
+    """Reads access tokens, remembering the ones it has verified: an app sends one token many
+    times, and checking its signature again each time costs more than the rest of the check.
 
     Keyed by the whole token string and this reader's key, so only the very token that was
     verified is found; its expiry is still checked on every use.
@@ -94,12 +94,9 @@ class TokenReader:
         return user_id
 
 
-def read_token(token: str, key: str) -> uuid.UUID:
-    """The user id a valid token names; Unauthenticated for an expired, forged or bad one."""
-    return _verify(token, key)[0]
-
-
 def _verify(token: str, key: str) -> tuple[uuid.UUID, int]:
+    """The user id and expiry of a valid token; Unauthenticated for an expired, forged or bad
+    one."""
     try:
         claims = jwt.decode(
             token, key, algorithms=[TOKEN_ALGORITHM], options={"require": ["sub", "exp"]}

@@ -120,7 +120,7 @@ _USERS_WITH_WALLET = (
 )
 _BY_HANDLE = {kind: f"{_USERS_WITH_WALLET} WHERE u.{kind} = $1" for kind in HANDLE_KINDS}
 _BY_ID = f"{_USERS_WITH_WALLET} WHERE u.id = $1"
-# The caller (by id) and the user a handle names, in one round trip: the caller's row first.
+# The caller (by id) and the user a handle names, in one round trip.
 _PARTIES = {
     kind: f"({_BY_ID}) UNION ALL ({_USERS_WITH_WALLET} WHERE u.{kind} = $2)"
     for kind in HANDLE_KINDS
@@ -151,9 +151,8 @@ class UserCache:
     change. A user's status may: the ledger itself refuses debits from a frozen wallet (see
     migrations/0005), so a freeze takes effect at once whatever this cache holds; only the
     courtesy check that a *recipient* is frozen (incoming money is no risk to anyone) can lag by
-    up to `ttl_s`. A cached frozen user is
-    read again, so an unfreeze takes effect at once too. Nobody found is not cached, so a new
-    sign-up can be paid at once.
+    up to `ttl_s`. A cached frozen user is read again, so an unfreeze takes effect at once too.
+    Nobody found is not cached, so a new sign-up can be paid at once.
     """
 
     def __init__(self, ttl_s: float, max_users: int = 100_000) -> None:
@@ -186,9 +185,12 @@ async def get_user_and_find(
     """The user with `user_id` and the user `handle` names (None if nobody), in one query.
     Raises NotFound when `user_id` names nobody."""
     rows = await db.fetch(pool, _PARTIES[handle.kind], user_id, handle.value)
-    if not rows or rows[0]["id"] != user_id:
+    # Told apart by their columns, not their order: UNION ALL promises none.
+    caller = next((r for r in rows if r["id"] == user_id), None)
+    named = next((r for r in rows if r[handle.kind] == handle.value), None)
+    if caller is None:
         raise NotFound(f"user {user_id} does not exist", user_id=str(user_id))
-    return User(*rows[0]), User(*rows[1]) if len(rows) > 1 else None
+    return User(*caller), User(*named) if named is not None else None
 
 
 async def authenticate(
