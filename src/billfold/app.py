@@ -10,10 +10,12 @@ from importlib.metadata import PackageNotFoundError, version
 import asyncpg
 from fastapi import FastAPI
 
-from billfold.api import auth, health, history, wallet
+from billfold.api import auth, funding, health, history, sandbox, wallet
 from billfold.api.middleware import RequestContextMiddleware
 from billfold.api.problems import install_problem_handlers
 from billfold.config import Settings
+from billfold.funding.cards import NoProcessor, SandboxProcessor
+from billfold.funding.service import Funding
 from billfold.ledger.engine import Ledger
 from billfold.platform.db import create_pool
 from billfold.platform.embedded import ensure_database, ensure_redis
@@ -44,6 +46,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(wallet.router)
     app.include_router(history.router)
+    app.include_router(funding.router)
+    if settings.sandbox_enabled:
+        app.include_router(sandbox.router)
     return app
 
 
@@ -79,6 +84,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(ledger.stop)
         sweeper = asyncio.create_task(_sweep_expired_holds(ledger), name="hold-sweeper")
         stack.callback(sweeper.cancel)
+        app.state.funding = await Funding.start(pool, ledger, settings)
+        app.state.cards = SandboxProcessor(pool) if settings.sandbox_enabled else NoProcessor()
+        if settings.sandbox_enabled and settings.sandbox_settle_after_s > 0:
+            settler = asyncio.create_task(
+                sandbox.auto_settle(app.state.funding, settings.sandbox_settle_after_s),
+                name="sandbox-settler",
+            )
+            stack.callback(settler.cancel)
         stack.callback(mark_worker_exited)
         app.state.pool = pool
         app.state.redis = redis

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import pydantic
@@ -25,6 +26,12 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(bench_app, name="bench")
+users_app = typer.Typer(help="Users: operator roles.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+ach_app = typer.Typer(help="ACH: the NACHA files exchanged with the bank.", no_args_is_help=True)
+app.add_typer(ach_app, name="ach")
+keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 
 Host = Annotated[str | None, typer.Option(help="Interface to bind. [env: BILLFOLD_HOST]")]
@@ -90,6 +97,102 @@ def reconcile(
         run_cli(settings, workers=workers)
     except _environment_errors() as error:
         _fail(f"cannot reconcile: {_describe(error)}")
+
+
+@users_app.command("grant-admin")
+def grant_admin(handle: Annotated[str, typer.Argument(help="Username, email or phone.")]) -> None:
+    """Give a user the admin (operator) role. The only way the role is granted."""
+    from billfold.wallet.users import grant_admin as grant
+
+    settings = _load_settings()
+    user = _run(_with_pool(settings, lambda pool: grant(pool, handle)), "grant the admin role")
+    print(f"{user.username} ({user.id}) is now an admin")
+
+
+@ach_app.command("export")
+def ach_export(
+    out: Annotated[Path, typer.Option(help="Where to write the NACHA file.")] = Path(
+        "billfold-ach.txt"
+    ),
+) -> None:
+    """Write the outgoing NACHA file: every ACH entry not yet sent (add-funds debits, cash-out
+    and micro-deposit credits). The file holds full account numbers: it is written 0600."""
+    from billfold.funding.cli import run
+    from billfold.funding.files import export_file
+
+    settings = _load_settings()
+    try:
+        count = run(settings, lambda funding: export_file(funding, out))
+    except _environment_errors() as error:
+        _fail(f"cannot export: {_describe(error)}")
+    print(f"{count} entries written to {out}" if count else "nothing to send; no file written")
+
+
+@ach_app.command("import")
+def ach_import(file: Annotated[Path, typer.Argument(help="A returns file from the bank.")]) -> None:
+    """Apply each return in a NACHA returns file. A malformed file is refused whole, naming
+    the line and field; exit 1 if any return could not be applied."""
+    from billfold.funding.cli import run
+    from billfold.funding.files import import_returns, print_progress
+    from billfold.funding.nacha_records import NachaError
+
+    settings = _load_settings()
+    try:
+        text = file.read_bytes()
+    except OSError as error:
+        _fail(f"cannot read {file}: {error.strerror}")
+    try:
+        report = run(
+            settings,
+            lambda funding: import_returns(
+                funding, text.decode("latin-1"), name=file.name, progress=print_progress
+            ),
+        )
+    except NachaError as error:
+        _fail(f"{file}: {error}")
+    except _environment_errors() as error:
+        _fail(f"cannot import: {_describe(error)}")
+    print(
+        f"{report.entries} returns: {report.applied} applied, {report.ignored} already applied,"
+        f" {len(report.refused)} refused"
+    )
+    for line in report.refused[:50]:
+        print(f"  refused: {line}")
+    if report.refused:
+        raise typer.Exit(1)
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-wrap every encrypted field under the first key of BILLFOLD_DATA_KEYS, while the
+    service runs. Afterwards the other keys can be removed."""
+    from billfold.funding.cli import run, say
+    from billfold.funding.keys import rotate
+
+    settings = _load_settings()
+
+    def progress(done: int, total: int) -> None:
+        say(f"keys rotate: {done}/{total} re-wrapped")
+
+    try:
+        result = run(settings, lambda funding: rotate(funding, progress))
+    except _environment_errors() as error:
+        _fail(f"cannot rotate keys: {_describe(error)}")
+    print(f"{result.rewrapped} values re-wrapped; {result.remaining} under other keys")
+    if result.remaining:
+        raise typer.Exit(1)
+
+
+async def _with_pool(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    from billfold.platform.db import create_pool
+    from billfold.platform.embedded import ensure_database
+
+    dsn = await asyncio.to_thread(ensure_database, settings)
+    pool = await create_pool(dsn, settings.model_copy(update={"db_pool_min": 1, "db_pool_max": 2}))
+    try:
+        return await work(pool)
+    finally:
+        await pool.close()
 
 
 def _load_settings() -> Settings:

@@ -4,8 +4,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FundingLimits(BaseModel):
+    """What one verification tier may move over the rails, in cents."""
+
+    model_config = {"frozen": True}
+
+    add_funds_daily_minor: int = Field(ge=0)
+    add_funds_monthly_minor: int = Field(ge=0)
+    cash_out_daily_minor: int = Field(ge=0)
+    cash_out_monthly_minor: int = Field(ge=0)
+
+
+DEFAULT_FUNDING_LIMITS = {
+    # A user with a verified bank account.
+    "basic": FundingLimits(
+        add_funds_daily_minor=2_500_00,
+        add_funds_monthly_minor=10_000_00,
+        cash_out_daily_minor=2_500_00,
+        cash_out_monthly_minor=10_000_00,
+    ),
+    # Old enough, with a deposit settled and never a return (see funding.availability).
+    "established": FundingLimits(
+        add_funds_daily_minor=10_000_00,
+        add_funds_monthly_minor=40_000_00,
+        cash_out_daily_minor=10_000_00,
+        cash_out_monthly_minor=40_000_00,
+    ),
+}
 
 
 class Settings(BaseSettings):
@@ -60,6 +89,39 @@ class Settings(BaseSettings):
     # Take the client's address from the first X-Forwarded-For entry. Only behind a proxy that
     # sets that header, or any client can pick its own address and escape the per-address limits.
     trust_forwarded_for: bool = False
+
+    # Encryption at rest (see platform.crypto): `key_id:base64,...`, the first one encrypts.
+    data_keys: str | None = None
+    blind_index_key: str | None = None
+
+    # The bank partner. Its webhooks are signed with this Standard Webhooks secret (whsec_...);
+    # unset, one is made and kept in the data dir (the sandbox partner signs with it too).
+    bank_webhook_secret: str | None = None
+    # The sandbox bank partner and card processor: on by default on the embedded stack only.
+    sandbox: bool | None = None
+    # The sandbox settles every pending ACH transfer this many seconds after it starts; 0: never.
+    sandbox_settle_after_s: float = Field(default=0.0, ge=0)
+    # ACH: an add-funds settles this many banking days after it starts.
+    ach_settlement_days: int = Field(default=3, ge=0, le=10)
+    # The ODFI (our bank) and company identity written into NACHA files.
+    ach_odfi_routing: str = "091000019"
+    ach_company_id: str = "1234567890"
+    ach_company_name: str = "BILLFOLD"
+    # Funds availability: an established user may spend this much of an ACH deposit before it
+    # settles (0, the default: nothing before settlement).
+    ach_instant_limit_minor: int = Field(default=0, ge=0)
+    # Established: a user this old with at least one settled deposit and no return.
+    established_after_days: int = Field(default=30, ge=0)
+    # Card funding: the fee, in basis points of the amount plus a fixed part, paid by the user.
+    card_fee_bps: int = Field(default=300, ge=0, le=10_000)
+    card_fee_fixed_minor: int = Field(default=0, ge=0)
+    funding_limits: dict[str, FundingLimits] = Field(
+        default_factory=lambda: dict(DEFAULT_FUNDING_LIMITS)
+    )
+
+    @property
+    def sandbox_enabled(self) -> bool:
+        return self.embedded_db if self.sandbox is None else self.sandbox
 
     @property
     def embedded_db(self) -> bool:

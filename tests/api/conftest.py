@@ -39,7 +39,9 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     unlimited = dict.fromkeys(
         ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
     )
-    app = create_app(settings.model_copy(update={"secret_key": "k" * 48, **unlimited}))
+    # The sandbox bank partner and card processor on, as on the embedded stack by default.
+    overrides = {"secret_key": "k" * 48, "sandbox": True, **unlimited}
+    app = create_app(settings.model_copy(update=overrides))
     async with app.router.lifespan_context(app):
         yield app
 

@@ -29,6 +29,8 @@ PUBLIC = {
     *((method, path) for method in ("GET", "HEAD") for path in ("/redoc", "/openapi.json")),
     ("POST", "/api/v1/users"),
     ("POST", "/api/v1/auth/token"),
+    # Authenticated by its Standard Webhooks signature (tests/api/test_funding.py).
+    ("POST", "/api/v1/webhooks/bank"),
 }
 # A floor, so that a change in how routes are listed cannot make every check below vacuous.
 KNOWN_PROTECTED = {
@@ -38,17 +40,49 @@ KNOWN_PROTECTED = {
     ("GET", "/api/v1/transfers/{transfer_id}"),
 }
 # Path parameters this file can fill with an id of Alice's, or with one that names nothing.
-PATH_PARAMS = {"user_id", "transfer_id"}
+PATH_PARAMS = {"user_id", "transfer_id", "bank_account_id", "card_id", "funding_id"}
+# Routes that would spoil the ids for the routes after them get ids of their own.
+OWN_IDS = {
+    ("DELETE", "/api/v1/bank-accounts/{bank_account_id}"): {
+        "bank_account_id": "spare_bank_account_id"
+    },
+    ("DELETE", "/api/v1/cards/{card_id}"): {"card_id": "spare_card_id"},
+}
 # The body sent to each protected route that takes one, filled in like the path. Fields that name
 # an owner must be listed in OWNER_FIELDS.
-BODIES: dict[tuple[str, str], dict[str, str]] = {
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/transfers"): {
         "sender_id": "{user_id}",
         "recipient": "{recipient}",
         "amount": "1.00",
     },
+    ("POST", "/api/v1/bank-accounts"): {
+        "routing_number": "011000015",
+        "account_number": "{new_account_number}",
+        "account_holder_name": "Alice",
+        "account_type": "checking",
+    },
+    ("POST", "/api/v1/bank-accounts/{bank_account_id}/verify"): {"amounts": ["0.01", "0.02"]},
+    ("POST", "/api/v1/cards"): {"token": "{card_token}"},
+    ("POST", "/api/v1/wallet/add-funds"): {
+        "user_id": "{user_id}",
+        "amount": "1.00",
+        "bank_account_id": "{bank_account_id}",
+    },
+    ("POST", "/api/v1/wallet/cash-out"): {
+        "user_id": "{user_id}",
+        "amount": "1.00",
+        "bank_account_id": "{bank_account_id}",
+    },
+    ("POST", "/api/v1/sandbox/ach/{funding_id}/return"): {"return_code": "R01"},
+    ("POST", "/api/v1/sandbox/cards/tokenize"): {
+        "number": "4242424242424242",
+        "exp_month": "12",
+        "exp_year": "2031",
+        "cvc": "123",
+    },
 }
-OWNER_FIELDS = {"sender_id"}
+OWNER_FIELDS = {"sender_id", "user_id", "bank_account_id"}
 # An id in this shape passes every format check but names nothing.
 MISSING_TRANSFER_ID = "999999999999999"
 
@@ -59,6 +93,7 @@ class Cast:
     bob: Any
     eve: Any
     transfer_id: str
+    alices: dict[str, str]  # her bank accounts, cards and funding transfers
 
 
 @dataclass
@@ -78,7 +113,7 @@ class Call:
 
 
 @pytest.fixture(scope="module")
-async def cast(client: httpx.AsyncClient, make_person: MakePerson) -> Cast:
+async def cast(app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson) -> Cast:
     """Alice sent Bob a dollar; Eve has money of her own and no part in it."""
     alice, bob, eve = await make_person("10.00"), await make_person(), await make_person("7.00")
     sent = await client.post(
@@ -87,7 +122,69 @@ async def cast(client: httpx.AsyncClient, make_person: MakePerson) -> Cast:
         headers={**alice.auth, "Idempotency-Key": str(uuid.uuid4())},
     )
     assert sent.status_code == 201, sent.text
-    return Cast(alice, bob, eve, sent.json()["transfer_id"])
+    return Cast(alice, bob, eve, sent.json()["transfer_id"], await funding_ids(app, client, alice))
+
+
+async def funding_ids(app: FastAPI, client: httpx.AsyncClient, alice: Any) -> dict[str, str]:
+    """Alice's verified bank account (and a spare), cards, an ACH and a card add-funds."""
+
+    async def bank(number: str) -> str:
+        made = await client.post(
+            "/api/v1/bank-accounts",
+            json={
+                "routing_number": "011000015",
+                "account_number": number,
+                "account_holder_name": "Alice",
+                "account_type": "checking",
+            },
+            headers=alice.auth,
+        )
+        bank_id = made.json()["bank_account_id"]
+        amounts = await app.state.pool.fetchval(
+            "SELECT micro_amounts FROM bank_accounts WHERE id = $1", uuid.UUID(bank_id)
+        )
+        await client.post(
+            f"/api/v1/bank-accounts/{bank_id}/verify",
+            json={"amounts": [f"0.{a:02d}" for a in amounts]},
+            headers=alice.auth,
+        )
+        return str(bank_id)
+
+    async def token() -> str:
+        made = await client.post(
+            "/api/v1/sandbox/cards/tokenize",
+            json={"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "1" * 3},
+            headers=alice.auth,
+        )
+        return str(made.json()["token"])
+
+    async def card() -> str:
+        made = await client.post("/api/v1/cards", json={"token": await token()}, headers=alice.auth)
+        return str(made.json()["card_id"])
+
+    ids = {"bank_account_id": await bank("10000001"), "card_id": await card()}
+    ids["spare_bank_account_id"], ids["spare_card_id"] = await bank("10000002"), await card()
+    ids["card_token"] = await token()
+    ids["new_account_number"] = "10000003"
+    funded = await client.post(
+        "/api/v1/wallet/add-funds",
+        json={"user_id": alice.user_id, "amount": "2.00", "card_id": ids["card_id"]},
+        headers={**alice.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert funded.status_code == 201, funded.text
+    ids["card_funding_id"] = funded.json()["transfer_id"]
+    pending = await client.post(
+        "/api/v1/wallet/add-funds",
+        json={
+            "user_id": alice.user_id,
+            "amount": "2.00",
+            "bank_account_id": ids["bank_account_id"],
+        },
+        headers={**alice.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert pending.status_code == 202, pending.text
+    ids["funding_id"] = pending.json()["transfer_id"]
+    return ids
 
 
 def protected_routes(app: FastAPI) -> list[tuple[str, str, BaseRoute]]:
@@ -113,16 +210,26 @@ def calls(app: FastAPI, ids: dict[str, str]) -> list[Call]:
         assert not unknown, f"{method} {path}: no value to fill {sorted(unknown)} with; add one"
         takes_body = isinstance(route, APIRoute) and route.body_field is not None
         assert not takes_body or (method, path) in BODIES, f"{method} {path}: add it to BODIES"
+        route_ids = {**ids, **{k: ids[v] for k, v in OWN_IDS.get((method, path), {}).items()}}
+        if "/sandbox/cards/" in path:
+            route_ids["funding_id"] = ids["card_funding_id"]
         template = BODIES.get((method, path))
-        body = {k: v.format(**ids) for k, v in template.items()} if template else None
-        owned = [ids[name] for name in sorted(params)]
+        body = {k: _fill(v, route_ids) for k, v in template.items()} if template else None
+        owned = [route_ids[name] for name in sorted(params)]
         owned += [body[name] for name in sorted(OWNER_FIELDS & (body or {}).keys())]
-        made.append(Call(method, path, path.format(**ids), body, owned))
+        made.append(Call(method, path, path.format(**route_ids), body, owned))
     return made
+
+
+def _fill(template: Any, ids: dict[str, str]) -> Any:
+    if isinstance(template, list):
+        return [_fill(item, ids) for item in template]
+    return template.format(**ids)
 
 
 def alices_ids(cast: Cast) -> dict[str, str]:
     return {
+        **cast.alices,
         "user_id": cast.alice.user_id,
         "transfer_id": cast.transfer_id,
         "recipient": cast.bob.username,
@@ -130,7 +237,10 @@ def alices_ids(cast: Cast) -> dict[str, str]:
 
 
 def missing_ids(cast: Cast) -> dict[str, str]:
+    made_up = {name: str(uuid.uuid4()) for name in cast.alices if name.endswith("_id")}
     return {
+        **cast.alices,
+        **made_up,
         "user_id": str(uuid.uuid4()),
         "transfer_id": MISSING_TRANSFER_ID,
         "recipient": cast.bob.username,

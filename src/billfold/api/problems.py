@@ -122,12 +122,19 @@ def _describe(item: Any) -> dict[str, Any]:
     }
     # A missing field has no value of its own (pydantic reports the enclosing object).
     if item.get("type") != "missing" and "input" in item:
-        described["value"] = _echo(item["input"])
+        secret = bool(location) and location[-1] in SECRET_FIELDS
+        described["value"] = "[redacted]" if secret else _echo(item["input"])
     return described
+
+
+# Never echoed back, whatever is wrong with them: card and bank account numbers, CVCs, secrets.
+SECRET_FIELDS = frozenset({"account_number", "number", "cvc", "password", "pin", "token"})
 
 
 def _echo(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
-    text = value if isinstance(value, str) else repr(value)
-    return text[:MAX_ECHOED_VALUE_CHARS]
+    if not isinstance(value, str):
+        # An object or list may hold a card or account number: name its type only.
+        return f"<{type(value).__name__}>"
+    return value[:MAX_ECHOED_VALUE_CHARS]

@@ -9,8 +9,11 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
+from billfold.api.funding import debt_outstanding
 from billfold.api.identity import AuthenticatedId, CurrentUser
 from billfold.api.limits import limit_money
+from billfold.funding import collections
+from billfold.ledger.errors import DebtOutstanding
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.wallet.risk import Movement, assess_within_budget
 from billfold.wallet.transfers import (
@@ -116,6 +119,10 @@ async def send_money(
         )
     try:
         transfer = await do_p2p(state.ledger, p2p, key)
+    except DebtOutstanding:
+        # Repaid first from what came in since; the refusal stands for this key either way.
+        owed = await collections.collect(state.pool, state.ledger, user.id, user.account_id, "USD")
+        raise debt_outstanding(owed) from None
     except BaseException:
         # The outcome may not be stored (the ledger was busy, the request was cancelled): a
         # retry must be able to run at once. A stored failure is replayed by the ledger.

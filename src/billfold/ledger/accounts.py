@@ -115,3 +115,24 @@ async def open_clearing_account(
         name=name or f"system:bank_clearing:{currency}",
         overdraft_limit_minor=CLEARING_OVERDRAFT_MINOR,
     )
+
+
+async def set_owes(conn: asyncpg.Connection | asyncpg.Pool, account_id: int, owes: bool) -> None:
+    """Block (or unblock) the account's debits, but for collections, while its owner owes money.
+    The update waits for any batch holding the account's lock, so once it returns no other
+    debit can commit (see apply._check_debit_allowed)."""
+    await conn.execute("UPDATE accounts SET owes = $2 WHERE id = $1", account_id, owes)
+
+
+async def open_system_account(
+    conn: asyncpg.Connection | asyncpg.Pool, purpose: str, currency: str, *, overdraft: bool
+) -> Account:
+    """A named system account (fee revenue, card clearing, ...), opened once."""
+    return await open_account(
+        conn,
+        kind=AccountKind.SYSTEM,
+        owner="system",
+        currency=currency,
+        name=f"system:{purpose}:{currency}",
+        overdraft_limit_minor=CLEARING_OVERDRAFT_MINOR if overdraft else 0,
+    )

@@ -16,6 +16,7 @@ from billfold.ledger.errors import (
     AccountNotFound,
     BalanceLimitExceeded,
     CurrencyMismatch,
+    DebtOutstanding,
     HoldExpired,
     HoldNotPending,
     InsufficientFunds,
@@ -26,7 +27,7 @@ from billfold.ledger.errors import (
     ReversalExceedsOriginal,
     TransferNotFound,
 )
-from billfold.ledger.model import Command, Entry, Kind, Leg, Transfer
+from billfold.ledger.model import COLLECTION_CODES, Command, Entry, Kind, Leg, Transfer
 
 
 @dataclass(slots=True)
@@ -42,6 +43,7 @@ class AccountState:
     max_balance: int | None
     version: int
     frozen: bool = False  # no debits by transfers or holds
+    owes: bool = False  # the owner owes money: no debits but collections (see COLLECTION_CODES)
     delta_posted: int = 0
     delta_pending_debits: int = 0
     delta_pending_credits: int = 0
@@ -103,8 +105,8 @@ def _apply_transfer(
         state = _state_for(leg, accounts)
         amount = leg.amount_minor
         if amount < 0:
-            if state.frozen:
-                raise _frozen(state)
+            if state.frozen or state.owes:
+                _check_debit_allowed(cmd, state)
             available = state.posted - state.pending_debits
             if available + amount + state.overdraft_limit < 0:
                 raise _insufficient(state, available, -amount)
@@ -150,8 +152,16 @@ def _state_for(leg: Leg, accounts: dict[int, AccountState]) -> AccountState:
     return state
 
 
-def _frozen(state: AccountState) -> AccountFrozen:
-    return AccountFrozen(f"account {state.id} is frozen", account_id=state.id)
+def _check_debit_allowed(cmd: Command, state: AccountState) -> None:
+    """A frozen account, or one whose owner owes money, is debited only to collect what is owed."""
+    if cmd.code in COLLECTION_CODES:
+        return
+    if state.frozen:
+        raise AccountFrozen(f"account {state.id} is frozen", account_id=state.id)
+    raise DebtOutstanding(
+        f"account {state.id} belongs to someone who owes money; it must be repaid first",
+        account_id=state.id,
+    )
 
 
 def _insufficient(state: AccountState, available: int, needed: int) -> InsufficientFunds:
@@ -203,8 +213,9 @@ def _apply_one(
     states = _check_accounts(posted + held + release, accounts)
     if cmd.kind in (Kind.TRANSFER, Kind.HOLD):
         for leg in posted + held:
-            if leg.amount_minor < 0 and states[leg.account_id].frozen:
-                raise _frozen(states[leg.account_id])
+            state = states[leg.account_id]
+            if leg.amount_minor < 0 and (state.frozen or state.owes):
+                _check_debit_allowed(cmd, state)
     _check_funds(states, posted, held, release)
 
     transfer_id = next_id()

@@ -41,6 +41,12 @@ class AccountFrozen(LedgerError):
     title = "Account frozen"
 
 
+class DebtOutstanding(LedgerError):
+    code = "debt_outstanding"
+    status = 403
+    title = "Money is owed; outgoing money is blocked until it is repaid"
+
+
 class InsufficientFunds(LedgerError):
     code = "insufficient_funds"
     title = "Insufficient funds"
@@ -100,6 +106,7 @@ _STORED: dict[str, type[LedgerError]] = {
         TransferNotFound,
         CurrencyMismatch,
         AccountFrozen,
+        DebtOutstanding,
         InsufficientFunds,
         BalanceLimitExceeded,
         HoldNotPending,

@@ -21,6 +21,11 @@ MAX_CODE_LENGTH = 64
 MAX_AMOUNT_MINOR = 10**15
 
 
+# Transfers that collect what a user owes (a returned deposit's claw-back, repayments of the
+# debt it left). They may debit a frozen or owing account: collecting is why those are blocked.
+COLLECTION_CODES = frozenset({"clawback", "debt_repayment"})
+
+
 class Kind(StrEnum):
     TRANSFER = "transfer"
     HOLD = "hold"

@@ -32,7 +32,7 @@ SET LOCAL enable_mergejoin = off;
 LOCK_ACCOUNTS = """
 SELECT a.*, clock_timestamp() AS now FROM (
     SELECT id, currency, posted_minor, pending_debits_minor, pending_credits_minor,
-           overdraft_limit_minor, max_balance_minor, version, frozen
+           overdraft_limit_minor, max_balance_minor, version, frozen, owes
       FROM accounts WHERE id = ANY($1::bigint[])
      ORDER BY id FOR NO KEY UPDATE
 ) a
@@ -125,9 +125,9 @@ async def lock_accounts(
     rows = await conn.fetch(LOCK_ACCOUNTS, account_ids)
     if not rows:
         return {}, await conn.fetchval(CLOCK)
-    # Positional: the row's first nine columns are AccountState's first nine fields, in order.
-    accounts = {r[0]: AccountState(*r[:9]) for r in rows}
-    return accounts, max(r[9] for r in rows)
+    # Positional: the row's first ten columns are AccountState's first ten fields, in order.
+    accounts = {r[0]: AccountState(*r[:10]) for r in rows}
+    return accounts, max(r[10] for r in rows)
 
 
 async def load_transfers(conn: asyncpg.Connection, ids: Iterable[int]) -> dict[int, Transfer]:

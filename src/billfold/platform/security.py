@@ -6,6 +6,7 @@ import os
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import jwt
@@ -46,15 +47,21 @@ def secret_key(settings: Settings) -> str:
     """The configured key, or one made once and kept in the data dir."""
     if settings.secret_key:
         return settings.secret_key
-    path = Path(settings.data_dir) / "secret_key"
+    return kept_secret(settings, "secret_key", lambda: secrets.token_urlsafe(48))
+
+
+def kept_secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
+    """A secret made once by `make` and kept in the data dir (0600), for when the environment
+    sets none: every process on that data dir then shares it. Production sets them all."""
+    path = Path(settings.data_dir) / name
     if not path.exists():
         # Written whole to a file of our own, then linked into place: a process that starts at
-        # the same moment either links first or finds the complete key, never half of one.
+        # the same moment either links first or finds the complete secret, never half of one.
         path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f"secret_key.{os.getpid()}")
+        draft = path.with_name(f"{name}.{os.getpid()}")
         fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(48))
+            out.write(make())
         try:
             os.link(draft, path)
         except FileExistsError:

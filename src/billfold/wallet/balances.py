@@ -19,10 +19,20 @@ log = logging.getLogger(__name__)
 
 # Keys expire after a day without writes, so the cache holds the active wallets only.
 TTL_S = 86_400
+# Newer means a higher version, or the same version with less money pending: an account's
+# version counts its entries, and the one change that writes no entry is a void, which only
+# ever lowers what is pending. So (version, -pending) orders an account's states.
 _PUT_IF_NEWER = """
-local current = redis.call('HGET', KEYS[1], 'version')
-if current and tonumber(current) >= tonumber(ARGV[1]) then
-    return 0
+local current = redis.call('HMGET', KEYS[1], 'version', 'pending_debits', 'pending_credits')
+if current[1] then
+    local version, new_version = tonumber(current[1]), tonumber(ARGV[1])
+    if version > new_version then
+        return 0
+    end
+    local pending = tonumber(current[2]) + tonumber(current[3])
+    if version == new_version and pending <= tonumber(ARGV[3]) + tonumber(ARGV[4]) then
+        return 0
+    end
 end
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'posted', ARGV[2],
            'pending_debits', ARGV[3], 'pending_credits', ARGV[4])

@@ -136,6 +136,16 @@ async def find_user(source: asyncpg.Pool | asyncpg.Connection, handle: Handle) -
     return User(*row) if row else None
 
 
+async def grant_admin(pool: asyncpg.Pool, handle_text: str) -> User:
+    """Give the user `handle_text` names the admin role; NotFound if nobody has it."""
+    handle = parse_handle(handle_text)
+    user = await find_user(pool, handle)
+    if user is None:
+        raise NotFound(f"no user has the {handle.kind} '{handle.value}'", handle=handle_text[:60])
+    await pool.execute("UPDATE users SET is_admin = true WHERE id = $1", user.id)
+    return await get_user(pool, user.id)
+
+
 async def get_user(pool: asyncpg.Pool, user_id: uuid.UUID) -> User:
     row = await db.fetchrow(pool, _BY_ID, user_id)
     if row is None:

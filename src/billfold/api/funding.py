@@ -1,0 +1,255 @@
+"""Money in and out: bank accounts, cards, add-funds, cash-out, the bank partner's webhooks."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from pydantic import BaseModel, Field
+
+from billfold.api.identity import CurrentUser
+from billfold.api.limits import limit_money
+from billfold.funding import bank_accounts, cards, collections, movements, rails, webhooks
+from billfold.funding.service import CURRENCY, Funding
+from billfold.ledger.errors import AccountFrozen, DebtOutstanding
+from billfold.platform.errors import NotFound, ValidationFailed
+from billfold.wallet.money import format_amount, parse_amount
+from billfold.wallet.transfers import WalletFrozen, parse_user_id
+from billfold.wallet.users import User
+
+router = APIRouter(prefix="/api/v1", tags=["funding"])
+MAX_KEY_LENGTH = 255
+
+
+class BankAccountIn(BaseModel):
+    routing_number: str = Field(max_length=32)
+    account_number: str = Field(max_length=32)
+    account_holder_name: str = Field(max_length=200)
+    account_type: str = Field(max_length=20)
+
+
+class BankAccountOut(BaseModel):
+    bank_account_id: str
+    last4: str
+    account_type: str
+    status: str
+    routing_number: str
+    account_holder_name: str
+    created_at: str
+
+
+class VerifyIn(BaseModel):
+    amounts: list[Any] = Field(
+        description="The two micro-deposit amounts, e.g. ['0.32', '0.45'].",
+        json_schema_extra={"items": {"anyOf": [{"type": "string"}, {"type": "number"}]}},
+    )
+
+
+class MovementIn(BaseModel):
+    user_id: str = Field(max_length=64)
+    amount: Any = Field(
+        description="A decimal string ('50.00') or a JSON number, in dollars.",
+        json_schema_extra={"anyOf": [{"type": "string"}, {"type": "number"}]},
+    )
+    bank_account_id: str | None = Field(default=None, max_length=64)
+    card_id: str | None = Field(default=None, max_length=64)
+    idempotency_key: str | None = Field(default=None, max_length=MAX_KEY_LENGTH)
+
+
+class MovementOut(BaseModel):
+    transfer_id: str
+    type: str
+    rail: str
+    status: str
+    amount: str
+    currency: str
+    fee: str
+    available_now: str
+    estimated_completion: str | None
+    return_code: str | None
+    created_at: str
+
+
+class CardIn(BaseModel):
+    token: str = Field(max_length=100)
+
+
+class CardOut(BaseModel):
+    card_id: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    status: str
+
+
+def funding_of(request: Request) -> Funding:
+    funding: Funding = request.app.state.funding
+    return funding
+
+
+@router.post("/bank-accounts", status_code=201, response_model=BankAccountOut)
+async def link_bank_account(request: Request, body: BankAccountIn, user: CurrentUser) -> Any:
+    """Link a bank account. Two micro-deposits are sent; confirm them to verify it."""
+    link = bank_accounts.check_link_bank_account(
+        body.routing_number, body.account_number, body.account_holder_name, body.account_type
+    )
+    return await bank_accounts.do_link_bank_account(funding_of(request), user.id, link)
+
+
+@router.get("/bank-accounts", response_model=list[BankAccountOut])
+async def get_bank_accounts(request: Request, user: CurrentUser) -> Any:
+    return await bank_accounts.list_bank_accounts(request.app.state.pool, user.id)
+
+
+@router.post("/bank-accounts/{bank_account_id}/verify", response_model=BankAccountOut)
+async def verify_bank_account(
+    request: Request, bank_account_id: str, body: VerifyIn, user: CurrentUser
+) -> Any:
+    """Confirm the two micro-deposit amounts. Three wrong tries lock the account."""
+    return await bank_accounts.do_verify_bank_account(
+        funding_of(request), user.id, bank_account_id, body.amounts
+    )
+
+
+@router.delete("/bank-accounts/{bank_account_id}", status_code=204)
+async def unlink_bank_account(request: Request, bank_account_id: str, user: CurrentUser) -> None:
+    await bank_accounts.do_unlink_bank_account(request.app.state.pool, user.id, bank_account_id)
+
+
+@router.post("/cards", status_code=201, response_model=CardOut)
+async def add_card(request: Request, body: CardIn, user: CurrentUser) -> Any:
+    """Store a card tokenised by the processor (the number never reaches Billfold)."""
+    return await cards.add_card(
+        request.app.state.pool, request.app.state.cards, user.id, body.token
+    )
+
+
+@router.get("/cards", response_model=list[CardOut])
+async def get_cards(request: Request, user: CurrentUser) -> Any:
+    return await cards.list_cards(request.app.state.pool, user.id)
+
+
+@router.delete("/cards/{card_id}", status_code=204)
+async def remove_card(request: Request, card_id: str, user: CurrentUser) -> None:
+    await cards.remove_card(request.app.state.pool, user.id, card_id)
+
+
+@router.post(
+    "/wallet/add-funds",
+    status_code=202,
+    response_model=MovementOut,
+    dependencies=[Depends(limit_money)],
+)
+async def add_funds(
+    request: Request,
+    response: Response,
+    body: MovementIn,
+    user: CurrentUser,
+    idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
+) -> Any:
+    """Add money from a verified bank account (ACH: 202 PENDING until it settles) or from a
+    card (`card_id`: 201 COMPLETED at once, with the card fee)."""
+    amount, key = _check_movement(body, user, idempotency_key)
+    funding = funding_of(request)
+    if (body.bank_account_id is None) == (body.card_id is None):
+        raise ValidationFailed(
+            "give exactly one of bank_account_id and card_id", field="bank_account_id"
+        )
+    if body.card_id is not None:
+        ft, replayed = await movements.add_funds_card(
+            funding, request.app.state.cards, user, amount, body.card_id, key
+        )
+        response.status_code = 201
+    else:
+        assert body.bank_account_id is not None
+        ft, replayed = await movements.add_funds_ach(
+            funding, user, amount, body.bank_account_id, key
+        )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return movements.funding_view(ft)
+
+
+@router.post(
+    "/wallet/cash-out",
+    status_code=202,
+    response_model=MovementOut,
+    dependencies=[Depends(limit_money)],
+)
+async def cash_out(
+    request: Request,
+    response: Response,
+    body: MovementIn,
+    user: CurrentUser,
+    idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
+) -> Any:
+    """Send money to a verified bank account: held at once, PENDING until it settles."""
+    amount, key = _check_movement(body, user, idempotency_key)
+    if body.bank_account_id is None:
+        raise ValidationFailed("bank_account_id is required", field="bank_account_id")
+    funding = funding_of(request)
+    # What is owed is repaid first, from what the wallet holds; while anything is still owed,
+    # nothing goes out (and this request changes nothing).
+    owed = await collections.collect(
+        funding.pool, funding.ledger, user.id, user.account_id, CURRENCY
+    )
+    if owed:
+        raise debt_outstanding(owed)
+    try:
+        ft, replayed = await movements.cash_out(funding, user, amount, body.bank_account_id, key)
+    except AccountFrozen:
+        raise WalletFrozen("your wallet is frozen") from None
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return movements.funding_view(ft)
+
+
+@router.get("/funding/{funding_id}", response_model=MovementOut)
+async def get_movement(request: Request, funding_id: str, user: CurrentUser) -> Any:
+    """An add-funds or cash-out of the caller's (its `transfer_id`)."""
+    ft = await _own_movement(request, user, funding_id)
+    return movements.funding_view(ft)
+
+
+@router.post("/webhooks/bank", include_in_schema=True)
+async def bank_webhook(request: Request) -> dict[str, str]:
+    """The bank partner's events (Standard Webhooks signature; no bearer token)."""
+    body = await request.body()
+    delivery = await webhooks.receive(funding_of(request), dict(request.headers), body)
+    return {"status": delivery.status, "detail": delivery.detail}
+
+
+async def _own_movement(request: Request, user: User, transfer_id: str) -> Any:
+    ft = await rails.load(request.app.state.pool, transfer_id)
+    if ft is None or ft.user_id != user.id or ft.purpose == "micro_deposit":
+        raise NotFound(
+            f"transfer '{transfer_id[:40]}' does not exist", transfer_id=transfer_id[:40]
+        )
+    return ft
+
+
+def _check_movement(body: MovementIn, user: User, header_key: str | None) -> tuple[int, str]:
+    key = header_key or body.idempotency_key
+    if not key:
+        raise ValidationFailed(
+            "an Idempotency-Key header (or idempotency_key field) is required",
+            field="idempotency_key",
+        )
+    if parse_user_id(body.user_id) != user.id:
+        raise NotFound(f"wallet '{body.user_id[:64]}' does not exist", user_id=body.user_id[:64])
+    return parse_amount(body.amount, CURRENCY), key
+
+
+def debt_outstanding(owed: int) -> DebtOutstanding:
+    if not owed:
+        return DebtOutstanding(
+            "what you owed is now repaid from money that came in; send again with a new "
+            "Idempotency-Key",
+            amount_owed=format_amount(0, CURRENCY),
+        )
+    return DebtOutstanding(
+        f"you owe {format_amount(owed, CURRENCY)} from a returned deposit; outgoing money is "
+        "blocked until it is repaid",
+        amount_owed=format_amount(owed, CURRENCY),
+    )

@@ -1,0 +1,1 @@
+"""Funding: bank accounts, ACH, cards, cash-out and bank webhooks."""

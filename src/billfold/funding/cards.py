@@ -1,0 +1,229 @@
+"""Cards: the processor tokenises the number; Billfold keeps the token, brand, last4 and expiry.
+
+`CardProcessor` is what Billfold asks of a processor. `SandboxProcessor` is the product's own
+stand-in (on by default on the embedded stack): test numbers that approve, decline, or fail for
+insufficient funds. It keeps no card number either, only what a number behaves like.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import asyncpg
+
+from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
+
+CARD_COLUMNS = "id, user_id, token, brand, last4, exp_month, exp_year, status, created_at"
+MAX_TOKEN_LENGTH = 100
+
+# Test numbers and what they do; any other valid number approves.
+SANDBOX_BEHAVIOUR = {
+    "4000000000000002": "decline",
+    "4000000000009995": "insufficient_funds",
+}
+
+
+class CardProcessorUnavailable(BillfoldError):
+    code = "card_processor_unavailable"
+    status = 503
+    title = "No card processor is configured"
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@dataclass(frozen=True)
+class Charge:
+    approved: bool
+    decline_code: str | None = None
+
+
+class CardProcessor(Protocol):
+    async def describe(self, token: str) -> CardDetails | None: ...
+
+    async def charge(self, token: str, amount_minor: int, idempotency_key: str) -> Charge: ...
+
+
+class NoProcessor:
+    """Where no processor is configured: card requests get a clear 503."""
+
+    async def describe(self, token: str) -> CardDetails | None:
+        raise CardProcessorUnavailable("card funding is not configured on this deployment")
+
+    async def charge(self, token: str, amount_minor: int, idempotency_key: str) -> Charge:
+        raise CardProcessorUnavailable("card funding is not configured on this deployment")
+
+
+class SandboxProcessor:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def tokenize(
+        self, number: str, exp_month: int, exp_year: int, cvc: str
+    ) -> dict[str, Any]:
+        """Check the card as a processor would and hand out a token. Errors never repeat the
+        number or the CVC."""
+        digits = number.replace(" ", "").replace("-", "")
+        if not digits.isdigit() or not 12 <= len(digits) <= 19 or not luhn_ok(digits):
+            raise ValidationFailed("card number is not a valid card number", field="number")
+        check_expiry(exp_month, exp_year)
+        if not (cvc.isdigit() and len(cvc) in (3, 4)):
+            raise ValidationFailed("cvc must be 3 or 4 digits", field="cvc")
+        token = f"tok_{secrets.token_urlsafe(18)}"
+        details = CardDetails(card_brand(digits), digits[-4:], exp_month, exp_year)
+        await self._pool.execute(
+            """INSERT INTO sandbox_card_tokens (token, brand, last4, exp_month, exp_year, behaviour)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            token,
+            details.brand,
+            details.last4,
+            exp_month,
+            exp_year,
+            SANDBOX_BEHAVIOUR.get(digits, "approve"),
+        )
+        return {"token": token, **details.__dict__}
+
+    async def describe(self, token: str) -> CardDetails | None:
+        row = await self._pool.fetchrow(
+            "SELECT brand, last4, exp_month, exp_year FROM sandbox_card_tokens WHERE token = $1",
+            token,
+        )
+        return CardDetails(**dict(row)) if row else None
+
+    async def charge(self, token: str, amount_minor: int, idempotency_key: str) -> Charge:
+        behaviour = await self._pool.fetchval(
+            "SELECT behaviour FROM sandbox_card_tokens WHERE token = $1", token
+        )
+        approved = behaviour == "approve"
+        decline = None if approved else (behaviour or "invalid_token")
+        row = await self._pool.fetchrow(
+            """
+            WITH new AS (
+                INSERT INTO sandbox_card_charges (idempotency_key, token, amount_minor, approved,
+                                                  decline_code)
+                VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING
+                RETURNING approved, decline_code)
+            SELECT * FROM new
+            UNION ALL
+            SELECT approved, decline_code FROM sandbox_card_charges WHERE idempotency_key = $1
+            LIMIT 1
+            """,
+            idempotency_key,
+            token,
+            amount_minor,
+            approved,
+            decline,
+        )
+        assert row is not None
+        return Charge(row["approved"], row["decline_code"])
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def card_brand(digits: str) -> str:
+    if digits.startswith("4"):
+        return "visa"
+    if digits[:2] in {"51", "52", "53", "54", "55"} or "2221" <= digits[:4] <= "2720":
+        return "mastercard"
+    if digits[:2] in {"34", "37"}:
+        return "amex"
+    if digits.startswith("6011") or digits.startswith("65"):
+        return "discover"
+    return "unknown"
+
+
+def check_expiry(exp_month: int, exp_year: int) -> None:
+    if not 1 <= exp_month <= 12:
+        raise ValidationFailed(f"exp_month {exp_month} is not a month", field="exp_month")
+    now = datetime.now(UTC)
+    if not now.year <= exp_year <= now.year + 20 or (exp_year, exp_month) < (now.year, now.month):
+        raise ValidationFailed(
+            f"card expiry {exp_month:02d}/{exp_year} is in the past or too far ahead",
+            field="exp_year",
+        )
+
+
+async def add_card(
+    pool: asyncpg.Pool, processor: CardProcessor, user_id: uuid.UUID, token: str
+) -> dict[str, Any]:
+    """Store a tokenised card: the token and what may be shown."""
+    if not 1 <= len(token) <= MAX_TOKEN_LENGTH:
+        raise ValidationFailed(f"token must be 1 to {MAX_TOKEN_LENGTH} characters", field="token")
+    details = await processor.describe(token)
+    if details is None:
+        raise ValidationFailed(f"token '{token[:40]}' is unknown to the processor", field="token")
+    row = await pool.fetchrow(
+        f"""
+        INSERT INTO cards (user_id, token, brand, last4, exp_month, exp_year)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (token) DO NOTHING
+        RETURNING {CARD_COLUMNS}
+        """,
+        user_id,
+        token,
+        details.brand,
+        details.last4,
+        details.exp_month,
+        details.exp_year,
+    )
+    if row is None:
+        raise ValidationFailed(f"token '{token[:40]}' is already used", field="token")
+    return card_view(row)
+
+
+async def access_card(pool: asyncpg.Pool, user_id: uuid.UUID, card_id: str) -> asyncpg.Record:
+    missing = NotFound(f"card '{card_id[:40]}' does not exist", card_id=card_id[:40])
+    try:
+        parsed = uuid.UUID(card_id)
+    except ValueError:
+        raise missing from None
+    row = await pool.fetchrow(
+        f"SELECT {CARD_COLUMNS} FROM cards WHERE id = $1 AND user_id = $2 AND status = 'active'",
+        parsed,
+        user_id,
+    )
+    if row is None:
+        raise missing
+    return row
+
+
+async def list_cards(pool: asyncpg.Pool, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        f"SELECT {CARD_COLUMNS} FROM cards WHERE user_id = $1 AND status = 'active'"
+        " ORDER BY created_at",
+        user_id,
+    )
+    return [card_view(r) for r in rows]
+
+
+async def remove_card(pool: asyncpg.Pool, user_id: uuid.UUID, card_id: str) -> None:
+    row = await access_card(pool, user_id, card_id)
+    await pool.execute("UPDATE cards SET status = 'removed' WHERE id = $1", row["id"])
+
+
+def card_view(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "card_id": str(row["id"]),
+        "brand": row["brand"],
+        "last4": row["last4"],
+        "exp_month": row["exp_month"],
+        "exp_year": row["exp_year"],
+        "status": row["status"],
+    }

@@ -1,0 +1,305 @@
+"""Starting money movements: ACH add-funds, card add-funds, cash-out.
+
+Each starts the same way: under the user's row lock (so limits hold under concurrency), a
+request already made with the same Idempotency-Key is answered again; otherwise the limits are
+checked and the movement recorded. The ledger then moves or holds the money under keys derived
+from the movement's id, so re-running a step never moves money twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from billfold.funding import collections
+from billfold.funding.bank_accounts import access_bank_account, next_trace_number
+from billfold.funding.calendar import add_banking_days
+from billfold.funding.cards import CardProcessor, access_card
+from billfold.funding.limits import check_limits, instant_minor
+from billfold.funding.service import (
+    CURRENCY,
+    FUNDING_COLUMNS,
+    BankAccountNotVerified,
+    CardDeclined,
+    Funding,
+    FundingTransfer,
+)
+from billfold.ledger.errors import IdempotencyKeyReused
+from billfold.ledger.model import Leg
+from billfold.wallet.money import format_amount
+from billfold.wallet.users import User
+
+CLIENT = "funding"
+ADD_FUNDS = "add_funds"
+CASH_OUT = "cash_out"
+
+
+async def add_funds_ach(
+    funding: Funding, user: User, amount_minor: int, bank_account_id: str, key: str
+) -> tuple[FundingTransfer, bool]:
+    """Pull money from a verified bank account: pending until it settles, but for what the
+    availability policy advances. Returns the movement and whether it is a replay."""
+    bank = await _verified_bank(funding, user, bank_account_id)
+    async with funding.pool.acquire() as conn, conn.transaction():
+        found = await _existing(conn, user, key, ("ach", ADD_FUNDS, amount_minor, bank["id"]))
+        if found is None:
+            tier_name = await check_limits(conn, funding.settings, user.id, ADD_FUNDS, amount_minor)
+            advance = await instant_minor(conn, funding.settings, user.id, tier_name, amount_minor)
+            row = await conn.fetchrow(
+                f"""
+                INSERT INTO funding_transfers (id, user_id, rail, purpose, bank_account_id,
+                    amount_minor, currency, advance_minor, estimated_completion, trace_number,
+                    idempotency_key)
+                VALUES ($9, $1, 'ach', 'add_funds', $2, $3, $4, $5, $6, $7, $8)
+                RETURNING {FUNDING_COLUMNS}
+                """,
+                user.id,
+                bank["id"],
+                amount_minor,
+                CURRENCY,
+                advance,
+                estimated_completion(funding),
+                await next_trace_number(conn, funding.settings.ach_odfi_routing),
+                key,
+                movement_id(user, key),
+            )
+            assert row is not None
+            found = FundingTransfer.from_row(row)
+            replayed = False
+        else:
+            replayed = True
+    return await book_add_funds(funding, user.account_id, found), replayed
+
+
+async def book_add_funds(funding: Funding, wallet_id: int, ft: FundingTransfer) -> FundingTransfer:
+    """The ledger side of an ACH add-funds: the pending hold and the advance. Idempotent."""
+    if ft.hold_id is not None or ft.status != "pending":
+        return ft
+    meta = {"funding_id": str(ft.id), "user_id": str(ft.user_id)}
+    hold_id = None
+    if ft.amount_minor > ft.advance_minor:
+        hold = await funding.ledger.hold(
+            CLIENT,
+            f"{ft.id}:hold",
+            debit_account_id=funding.accounts.bank_clearing,
+            credit_account_id=wallet_id,
+            amount_minor=ft.amount_minor - ft.advance_minor,
+            currency=ft.currency,
+            code=ADD_FUNDS,
+            metadata=meta,
+        )
+        hold_id = hold.id
+    if ft.advance_minor:
+        await funding.ledger.move(
+            CLIENT,
+            f"{ft.id}:advance",
+            debit_account_id=funding.accounts.bank_clearing,
+            credit_account_id=wallet_id,
+            amount_minor=ft.advance_minor,
+            currency=ft.currency,
+            code=ADD_FUNDS,
+            metadata={**meta, "advance": True},
+        )
+    row = await funding.pool.fetchrow(
+        f"UPDATE funding_transfers SET hold_id = $2 WHERE id = $1 RETURNING {FUNDING_COLUMNS}",
+        ft.id,
+        hold_id,
+    )
+    assert row is not None
+    return FundingTransfer.from_row(row)
+
+
+async def cash_out(
+    funding: Funding, user: User, amount_minor: int, bank_account_id: str, key: str
+) -> tuple[FundingTransfer, bool]:
+    """Push money to a verified bank account: held at once, posted when it settles."""
+    bank = await _verified_bank(funding, user, bank_account_id)
+    async with funding.pool.acquire() as conn, conn.transaction():
+        found = await _existing(conn, user, key, ("ach", CASH_OUT, amount_minor, bank["id"]))
+        if found is not None:
+            return found, True
+        await check_limits(conn, funding.settings, user.id, CASH_OUT, amount_minor)
+        funding_id = movement_id(user, key)
+        # The hold first: a refusal (insufficient funds, frozen, money owed) rolls this
+        # transaction back, so nothing is recorded and the request changed nothing.
+        hold = await funding.ledger.hold(
+            CLIENT,
+            f"{funding_id}:hold",
+            debit_account_id=user.account_id,
+            credit_account_id=funding.accounts.bank_clearing,
+            amount_minor=amount_minor,
+            currency=CURRENCY,
+            code=CASH_OUT,
+            metadata={"funding_id": str(funding_id), "user_id": str(user.id)},
+        )
+        row = await conn.fetchrow(
+            f"""
+            INSERT INTO funding_transfers (id, user_id, rail, purpose, bank_account_id,
+                amount_minor, currency, hold_id, estimated_completion, trace_number,
+                idempotency_key)
+            VALUES ($1, $2, 'ach', 'cash_out', $3, $4, $5, $6, $7, $8, $9)
+            RETURNING {FUNDING_COLUMNS}
+            """,
+            funding_id,
+            user.id,
+            bank["id"],
+            amount_minor,
+            CURRENCY,
+            hold.id,
+            estimated_completion(funding),
+            await next_trace_number(conn, funding.settings.ach_odfi_routing),
+            key,
+        )
+        assert row is not None
+        return FundingTransfer.from_row(row), False
+
+
+async def add_funds_card(
+    funding: Funding,
+    processor: CardProcessor,
+    user: User,
+    amount_minor: int,
+    card_id: str,
+    key: str,
+) -> tuple[FundingTransfer, bool]:
+    """Charge a card (amount plus fee) and credit the wallet at once."""
+    card = await access_card(funding.pool, user.id, card_id)
+    fee = card_fee_minor(funding, amount_minor)
+    async with funding.pool.acquire() as conn, conn.transaction():
+        found = await _existing(conn, user, key, ("card", ADD_FUNDS, amount_minor, card["id"]))
+        if found is None:
+            await check_limits(conn, funding.settings, user.id, ADD_FUNDS, amount_minor)
+            # Keyed by the user's own idempotency key: a retry after a crash here is answered by
+            # the processor as the first charge was, never charged twice.
+            charge = await processor.charge(card["token"], amount_minor + fee, f"{user.id}:{key}")
+            if not charge.approved:
+                raise CardDeclined(
+                    f"card ending {card['last4']} was declined ({charge.decline_code})",
+                    decline_code=charge.decline_code,
+                    card_id=str(card["id"]),
+                )
+            row = await conn.fetchrow(
+                f"""
+                INSERT INTO funding_transfers (id, user_id, rail, purpose, card_id, amount_minor,
+                    fee_minor, currency, status, settled_at, idempotency_key)
+                VALUES ($7, $1, 'card', 'add_funds', $2, $3, $4, $5, 'settled', now(), $6)
+                RETURNING {FUNDING_COLUMNS}
+                """,
+                user.id,
+                card["id"],
+                amount_minor,
+                fee,
+                CURRENCY,
+                key,
+                movement_id(user, key),
+            )
+            assert row is not None
+            found, replayed = FundingTransfer.from_row(row), False
+        else:
+            replayed = True
+    return await book_card_funding(funding, user, found), replayed
+
+
+async def book_card_funding(funding: Funding, user: User, ft: FundingTransfer) -> FundingTransfer:
+    if ft.posted_id is not None:
+        return ft
+    legs = [
+        (funding.accounts.card_clearing, -(ft.amount_minor + ft.fee_minor)),
+        (user.account_id, ft.amount_minor),
+    ]
+    if ft.fee_minor:
+        legs.append((funding.accounts.fee_revenue, ft.fee_minor))
+    transfer = await funding.ledger.transfer(
+        CLIENT,
+        f"{ft.id}:capture",
+        [Leg(account, amount, ft.currency) for account, amount in legs],
+        code=ADD_FUNDS,
+        metadata={"funding_id": str(ft.id), "user_id": str(user.id), "fee_minor": ft.fee_minor},
+    )
+    row = await funding.pool.fetchrow(
+        f"UPDATE funding_transfers SET posted_id = $2 WHERE id = $1 RETURNING {FUNDING_COLUMNS}",
+        ft.id,
+        transfer.id,
+    )
+    assert row is not None
+    # Money that comes in repays what the user owes first.
+    await collections.collect(funding.pool, funding.ledger, user.id, user.account_id, CURRENCY)
+    return FundingTransfer.from_row(row)
+
+
+def movement_id(user: User, key: str) -> uuid.UUID:
+    """A movement's id follows from the user's idempotency key, and the ledger keys from the id:
+    a retry after a failure anywhere meets the ledger's record of what the first try did (a
+    cash-out's hold made before a crash is found again, not made twice or left orphaned)."""
+    return uuid.uuid5(_MOVEMENTS, f"{user.id}:{key}")
+
+
+_MOVEMENTS = uuid.UUID("6f1d2b7e-4c1a-4e7b-9a51-0b2f6d9c3e11")
+
+
+def card_fee_minor(funding: Funding, amount_minor: int) -> int:
+    """Basis points of the amount, rounded up to the cent, plus the fixed part."""
+    settings = funding.settings
+    return -(-amount_minor * settings.card_fee_bps // 10_000) + settings.card_fee_fixed_minor
+
+
+def estimated_completion(funding: Funding) -> Any:
+    today = datetime.now(UTC).date()
+    return add_banking_days(today, funding.settings.ach_settlement_days)
+
+
+async def _verified_bank(funding: Funding, user: User, bank_account_id: str) -> asyncpg.Record:
+    bank = await access_bank_account(funding.pool, user.id, bank_account_id)
+    if bank["status"] != "verified":
+        raise BankAccountNotVerified(
+            f"bank account '{bank_account_id}' is {bank['status'].replace('_', ' ')}; "
+            "confirm its micro-deposits first",
+            bank_account_id=bank_account_id,
+        )
+    return bank
+
+
+async def _existing(
+    conn: asyncpg.Connection, user: User, key: str, request: tuple[str, str, int, uuid.UUID]
+) -> FundingTransfer | None:
+    """Lock the user (limits and keys are checked one request at a time per user) and find a
+    movement made with this key; the same key with another request is refused."""
+    await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user.id)
+    row = await conn.fetchrow(
+        f"SELECT {FUNDING_COLUMNS} FROM funding_transfers WHERE user_id = $1"
+        " AND idempotency_key = $2",
+        user.id,
+        key,
+    )
+    if row is None:
+        return None
+    found = FundingTransfer.from_row(row)
+    source = found.bank_account_id or found.card_id
+    if (found.rail, found.purpose, found.amount_minor, source) != request:
+        raise IdempotencyKeyReused(
+            f"idempotency key '{key[:64]}' was used for another request", idempotency_key=key
+        )
+    return found
+
+
+def funding_view(ft: FundingTransfer) -> dict[str, Any]:
+    status = {"pending": "PENDING", "settled": "COMPLETED", "returned": "RETURNED"}[ft.status]
+    view: dict[str, Any] = {
+        "transfer_id": str(ft.id),
+        "type": ft.purpose,
+        "rail": ft.rail,
+        "status": status,
+        "amount": format_amount(ft.amount_minor, ft.currency),
+        "currency": ft.currency,
+        "fee": format_amount(ft.fee_minor, ft.currency),
+        "available_now": format_amount(ft.advance_minor, ft.currency),
+        "estimated_completion": ft.estimated_completion.isoformat()
+        if ft.estimated_completion
+        else None,
+        "return_code": ft.return_code,
+        "created_at": ft.created_at.isoformat(),
+    }
+    return view

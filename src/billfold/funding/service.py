@@ -1,0 +1,104 @@
+"""What every funding path shares: the system accounts, the keys, the errors."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from billfold.config import Settings
+from billfold.ledger.accounts import open_clearing_account, open_system_account
+from billfold.ledger.engine import Ledger
+from billfold.platform.crypto import KeyRing
+from billfold.platform.errors import BillfoldError
+
+CURRENCY = "USD"
+
+
+@dataclass(frozen=True)
+class SystemAccounts:
+    bank_clearing: int  # mirrors money at our bank: ACH in and out
+    card_clearing: int  # mirrors money owed to us by the card processor
+    fee_revenue: int
+    micro_deposits: int  # what verifying bank accounts costs
+
+
+@dataclass
+class Funding:
+    """The funding context's dependencies, built once per process."""
+
+    pool: asyncpg.Pool
+    ledger: Ledger
+    settings: Settings
+    keys: KeyRing
+    accounts: SystemAccounts
+
+    @classmethod
+    async def start(cls, pool: asyncpg.Pool, ledger: Ledger, settings: Settings) -> Funding:
+        accounts = SystemAccounts(
+            bank_clearing=(await open_clearing_account(pool, CURRENCY)).id,
+            card_clearing=(
+                await open_system_account(pool, "card_clearing", CURRENCY, overdraft=True)
+            ).id,
+            fee_revenue=(
+                await open_system_account(pool, "fee_revenue", CURRENCY, overdraft=False)
+            ).id,
+            micro_deposits=(
+                await open_system_account(pool, "micro_deposits", CURRENCY, overdraft=True)
+            ).id,
+        )
+        return cls(pool, ledger, settings, KeyRing.from_settings(settings), accounts)
+
+
+@dataclass(frozen=True)
+class FundingTransfer:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    rail: str
+    purpose: str
+    bank_account_id: uuid.UUID | None
+    card_id: uuid.UUID | None
+    amount_minor: int
+    fee_minor: int
+    currency: str
+    advance_minor: int
+    status: str
+    hold_id: int | None
+    posted_id: int | None
+    estimated_completion: Any
+    trace_number: str | None
+    return_code: str | None
+    settled_at: datetime | None
+    returned_at: datetime | None
+    clawed_back_minor: int
+    owed_minor: int
+    idempotency_key: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> FundingTransfer:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+FUNDING_COLUMNS = ", ".join(FundingTransfer.__dataclass_fields__)
+
+
+class BankAccountNotVerified(BillfoldError):
+    code = "bank_account_not_verified"
+    status = 422
+    title = "Bank account not verified"
+
+
+class LimitExceeded(BillfoldError):
+    code = "limit_exceeded"
+    status = 422
+    title = "Over a funding limit"
+
+
+class CardDeclined(BillfoldError):
+    code = "card_declined"
+    status = 402
+    title = "Card declined"

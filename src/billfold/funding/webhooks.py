@@ -1,0 +1,161 @@
+"""The bank partner's webhooks: verified (Standard Webhooks), stored in an inbox, applied once.
+
+A delivery is checked before anything is stored: HMAC-SHA256 over id, timestamp and body with
+the partner's secret, a timestamp within five minutes. It then goes into `webhook_inbox` under
+its webhook id and is applied while that row is locked, so two deliveries of one id apply it
+once; a delivery whose earlier attempt failed half-way applies it again (every effect is
+idempotent, see funding.rails).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from billfold.config import Settings
+from billfold.funding import rails
+from billfold.funding.service import Funding
+from billfold.platform.errors import BillfoldError, ValidationFailed
+from billfold.platform.security import kept_secret
+
+TOLERANCE_S = 300
+EVENT_TYPES = ("ach.settled", "ach.returned", "card.chargeback")
+MAX_BODY_BYTES = 64 * 1024
+
+
+class InvalidSignature(BillfoldError):
+    code = "invalid_webhook_signature"
+    status = 401
+    title = "Webhook signature invalid"
+
+
+class StaleWebhook(BillfoldError):
+    code = "webhook_timestamp_out_of_range"
+    status = 401
+    title = "Webhook timestamp too far from now"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    status: str  # applied | ignored | refused | duplicate
+    detail: str
+
+
+def webhook_secret(settings: Settings) -> str:
+    if settings.bank_webhook_secret:
+        return settings.bank_webhook_secret
+    return kept_secret(
+        settings,
+        "bank_webhook_secret",
+        lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
+    )
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """The event, if the delivery is authentic and fresh; else a 401 naming what failed."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    stamp = lowered.get("webhook-timestamp", "")
+    if not stamp.isdigit():
+        raise InvalidSignature(
+            "webhook-timestamp header is missing or not a number", header="webhook-timestamp"
+        )
+    if abs(time.time() - int(stamp)) > TOLERANCE_S:
+        raise StaleWebhook(
+            f"webhook-timestamp {stamp[:12]} is more than {TOLERANCE_S} s from now",
+            header="webhook-timestamp",
+        )
+    try:
+        Webhook(secret).verify(body, lowered, json_parse=False)
+    except (WebhookVerificationError, ValueError) as error:
+        raise InvalidSignature(f"webhook signature does not verify: {error}") from None
+    try:
+        event = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ValidationFailed("webhook body is not JSON", field="body") from None
+    return check_event(event)
+
+
+def check_event(event: object) -> dict[str, Any]:
+    if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
+        raise ValidationFailed("webhook body must be an object with 'type' and 'data'")
+    kind = event.get("type")
+    if kind not in EVENT_TYPES:
+        raise ValidationFailed(
+            f"event type '{str(kind)[:40]}' is not one of {', '.join(EVENT_TYPES)}", field="type"
+        )
+    data = event["data"]
+    if not isinstance(data.get("transfer_id"), str):
+        raise ValidationFailed("event data needs a 'transfer_id' string", field="transfer_id")
+    if kind == "ach.returned" and not rails.valid_return_code(data.get("return_code")):
+        raise ValidationFailed(
+            f"return code '{str(data.get('return_code'))[:8]}' is not a NACHA code like R01",
+            field="return_code",
+        )
+    return event
+
+
+def sign(secret: str, event: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+    """Headers and body of a signed delivery: what the partner (or the sandbox) sends."""
+    body = orjson.dumps(event)
+    webhook_id = f"msg_{secrets.token_urlsafe(16)}"
+    now = datetime.now(UTC)
+    signature = Webhook(secret).sign(webhook_id, now, body.decode())
+    headers = {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+    }
+    return headers, body
+
+
+async def receive(funding: Funding, headers: dict[str, str], body: bytes) -> Delivery:
+    """Verify, store in the inbox, apply once."""
+    if len(body) > MAX_BODY_BYTES:
+        raise ValidationFailed(f"webhook body is {len(body)} bytes, at most {MAX_BODY_BYTES}")
+    event = verify(webhook_secret(funding.settings), headers, body)
+    webhook_id = {k.lower(): v for k, v in headers.items()}["webhook-id"][:255]
+    async with funding.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """INSERT INTO webhook_inbox (webhook_id, source, event_type, payload)
+               VALUES ($1, 'bank', $2, $3) ON CONFLICT (webhook_id) DO NOTHING""",
+            webhook_id,
+            event["type"],
+            event,
+        )
+        row = await conn.fetchrow(
+            "SELECT applied_at, outcome FROM webhook_inbox WHERE webhook_id = $1 FOR UPDATE",
+            webhook_id,
+        )
+        assert row is not None
+        if row["applied_at"] is not None:
+            return Delivery("duplicate", f"webhook {webhook_id} was received before")
+        outcome = await apply(funding, event)
+        await conn.execute(
+            "UPDATE webhook_inbox SET applied_at = now(), outcome = $2 WHERE webhook_id = $1",
+            webhook_id,
+            f"{outcome.result}: {outcome.detail}",
+        )
+    return Delivery(outcome.result, outcome.detail)
+
+
+async def apply(funding: Funding, event: dict[str, Any]) -> rails.Outcome:
+    data = event["data"]
+    ft = await rails.load(funding.pool, data["transfer_id"])
+    if ft is None:
+        return rails.Outcome("refused", f"transfer '{data['transfer_id'][:40]}' is unknown")
+    if event["type"] == "ach.settled":
+        return await rails.settle(funding, ft)
+    if event["type"] == "ach.returned":
+        if ft.rail != "ach":
+            return rails.Outcome("refused", f"transfer {ft.id} is not an ACH transfer")
+        return await rails.return_(funding, ft, data["return_code"])
+    if ft.rail != "card":
+        return rails.Outcome("refused", f"transfer {ft.id} is not a card transfer")
+    return await rails.return_(funding, ft, rails.CHARGEBACK)

@@ -1,0 +1,407 @@
+"""Money in and out over HTTP: bank accounts, ACH add-funds and cash-out, returns, claw-back,
+cards, the bank partner's webhooks, limits. The ledger reconciles after every scenario."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+
+from billfold.funding import webhooks
+from billfold.funding.calendar import is_banking_day
+from billfold.ledger.reconcile import reconcile
+
+Person = Any
+MakePerson = Callable[..., Awaitable[Any]]
+ROUTING = "011000015"  # a valid ABA checksum
+ACCOUNT = "000123456789"
+
+
+@pytest.fixture(autouse=True)
+async def ledger_reconciles(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    report = await reconcile(app.state.pool)
+    assert report.ok, report.render()
+
+
+async def linked(
+    app: FastAPI, client: httpx.AsyncClient, person: Person, account: str = ACCOUNT
+) -> str:
+    """A bank account linked and verified with its real micro-deposit amounts."""
+    made = await client.post(
+        "/api/v1/bank-accounts",
+        json={
+            "routing_number": ROUTING,
+            "account_number": account,
+            "account_holder_name": "Ada Lovelace",
+            "account_type": "checking",
+        },
+        headers=person.auth,
+    )
+    assert made.status_code == 201, made.text
+    bank_id = made.json()["bank_account_id"]
+    amounts = await app.state.pool.fetchval(
+        "SELECT micro_amounts FROM bank_accounts WHERE id = $1", uuid.UUID(bank_id)
+    )
+    verified = await client.post(
+        f"/api/v1/bank-accounts/{bank_id}/verify",
+        json={"amounts": [f"0.{a:02d}" for a in amounts]},
+        headers=person.auth,
+    )
+    assert verified.status_code == 200, verified.text
+    return str(bank_id)
+
+
+async def add_funds(
+    client: httpx.AsyncClient, person: Person, amount: str, **source: str
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/wallet/add-funds",
+        json={"user_id": person.user_id, "amount": amount, **source},
+        headers={**person.auth, "Idempotency-Key": uuid.uuid4().hex},
+    )
+
+
+async def cash_out(
+    client: httpx.AsyncClient, person: Person, amount: str, bank_id: str
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/wallet/cash-out",
+        json={"user_id": person.user_id, "amount": amount, "bank_account_id": bank_id},
+        headers={**person.auth, "Idempotency-Key": uuid.uuid4().hex},
+    )
+
+
+async def wallet(client: httpx.AsyncClient, person: Person) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/wallet/{person.user_id}", headers=person.auth)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def sandbox(
+    client: httpx.AsyncClient, person: Person, transfer_id: str, action: str, **body: str
+) -> dict[str, Any]:
+    response = await client.post(
+        f"/api/v1/sandbox/ach/{transfer_id}/{action}", json=body or None, headers=person.auth
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_linking_stores_only_last4_and_checks_every_field(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """A link answers last4 only; bad routing, account, name and type are refused by field,
+    without echoing the account number."""
+    person = await make_person()
+    good = {
+        "routing_number": ROUTING,
+        "account_number": "987654321",
+        "account_holder_name": "Ada",
+        "account_type": "savings",
+    }
+    made = await client.post("/api/v1/bank-accounts", json=good, headers=person.auth)
+    assert made.status_code == 201
+    assert made.json()["last4"] == "4321" and made.json()["status"] == "pending_verification"
+    assert "987654321" not in made.text
+    again = await client.post("/api/v1/bank-accounts", json=good, headers=person.auth)
+    assert again.status_code == 409 and again.json()["code"] == "bank_account_already_linked"
+    for field, value in [
+        ("routing_number", "011000016"),
+        ("account_number", "12a4567"),
+        ("account_number", 55512345678),
+        ("account_holder_name", "  "),
+        ("account_type", "brokerage"),
+    ]:
+        bad = await client.post(
+            "/api/v1/bank-accounts", json={**good, field: value}, headers=person.auth
+        )
+        assert bad.status_code == 422, (field, bad.text)
+        assert bad.json()["field"] == field
+        assert "12a4567" not in bad.text and "55512345678" not in bad.text
+    listed = await client.get("/api/v1/bank-accounts", headers=person.auth)
+    assert [a["last4"] for a in listed.json()] == ["4321"]
+
+
+async def test_three_wrong_micro_deposit_answers_lock_the_account(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Two wrong answers say how many tries are left; the third locks the account for good."""
+    person = await make_person()
+    made = await client.post(
+        "/api/v1/bank-accounts",
+        json={
+            "routing_number": ROUTING,
+            "account_number": "11112222",
+            "account_holder_name": "Ada",
+            "account_type": "checking",
+        },
+        headers=person.auth,
+    )
+    bank_id = made.json()["bank_account_id"]
+    url = f"/api/v1/bank-accounts/{bank_id}/verify"
+    first = await client.post(url, json={"amounts": ["1.00", "2.00"]}, headers=person.auth)
+    assert first.status_code == 422 and first.json()["attempts_left"] == 2
+    await client.post(url, json={"amounts": ["1.00", "2.00"]}, headers=person.auth)
+    third = await client.post(url, json={"amounts": ["1.00", "2.00"]}, headers=person.auth)
+    assert third.status_code == 409 and third.json()["code"] == "bank_account_locked"
+    funds = await add_funds(client, person, "10.00", bank_account_id=bank_id)
+    assert funds.status_code == 422 and funds.json()["code"] == "bank_account_not_verified"
+
+
+async def test_ach_add_funds_is_pending_until_settled_and_settles_once(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """202 PENDING with a banking-day estimate; pending_balance until settled; a second settle
+    and a replayed request change nothing."""
+    person = await make_person()
+    bank_id = await linked(app, client, person)
+    key = uuid.uuid4().hex
+    body = {"user_id": person.user_id, "amount": "125.50", "bank_account_id": bank_id}
+    headers = {**person.auth, "Idempotency-Key": key}
+    started = await client.post("/api/v1/wallet/add-funds", json=body, headers=headers)
+    assert started.status_code == 202, started.text
+    assert started.json()["status"] == "PENDING"
+    assert is_banking_day(date.fromisoformat(started.json()["estimated_completion"]))
+    assert (await wallet(client, person))["pending_balance"] == "125.50"
+    assert (await wallet(client, person))["available_balance"] == "0.00"
+    replay = await client.post("/api/v1/wallet/add-funds", json=body, headers=headers)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["transfer_id"] == started.json()["transfer_id"]
+    other = await client.post(
+        "/api/v1/wallet/add-funds", json={**body, "amount": "1.00"}, headers=headers
+    )
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    transfer_id = started.json()["transfer_id"]
+    assert (await sandbox(client, person, transfer_id, "settle"))["status"] == "applied"
+    assert (await sandbox(client, person, transfer_id, "settle"))["status"] == "ignored"
+    after = await wallet(client, person)
+    assert (after["balance"], after["pending_balance"]) == ("125.50", "0.00")
+    shown = await client.get(f"/api/v1/funding/{transfer_id}", headers=person.auth)
+    assert shown.json()["status"] == "COMPLETED"
+
+
+@pytest.mark.parametrize(
+    ("code", "unlinked", "flagged"),
+    [("R01", False, False), ("R03", True, False), ("R10", True, True)],
+)
+async def test_a_pending_return_voids_and_takes_the_codes_action(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    code: str,
+    unlinked: bool,
+    flagged: bool,
+) -> None:
+    """Returned before settlement: the pending money disappears; account problems unlink the
+    bank account; unauthorised debits also flag the user; a later settle is refused."""
+    person = await make_person()
+    bank_id = await linked(app, client, person)
+    transfer_id = (await add_funds(client, person, "40.00", bank_account_id=bank_id)).json()[
+        "transfer_id"
+    ]
+    returned = await sandbox(client, person, transfer_id, "return", return_code=code)
+    assert returned["status"] == "applied"
+    assert (await sandbox(client, person, transfer_id, "settle"))["status"] == "ignored"
+    money = await wallet(client, person)
+    assert (money["balance"], money["pending_balance"]) == ("0.00", "0.00")
+    banks = (await client.get("/api/v1/bank-accounts", headers=person.auth)).json()
+    assert (banks == []) is unlinked
+    flags = await app.state.pool.fetchval(
+        "SELECT count(*) FROM risk_flags WHERE user_id = $1 AND reason = 'unauthorised_return'",
+        uuid.UUID(person.user_id),
+    )
+    assert (flags > 0) is flagged
+
+
+async def test_a_late_return_of_spent_money_leaves_a_debt_repaid_by_the_next_deposit(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Settled, spent, returned 40 days later (R10): the claw-back takes what the wallet holds,
+    the rest is owed, outgoing money is blocked, and the next deposit repays it first."""
+    person, friend = await make_person(), await make_person()
+    bank_id = await linked(app, client, person)
+    first = (await add_funds(client, person, "100.00", bank_account_id=bank_id)).json()
+    await sandbox(client, person, first["transfer_id"], "settle")
+    sent = await client.post(
+        "/api/v1/transfers",
+        json={"sender_id": person.user_id, "recipient": friend.username, "amount": "70.00"},
+        headers={**person.auth, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert sent.status_code == 201
+    await app.state.pool.execute(
+        "UPDATE funding_transfers SET settled_at = now() - interval '40 days' WHERE id = $1",
+        uuid.UUID(first["transfer_id"]),
+    )
+    # A second bank account: the first is unlinked by the unauthorised return.
+    other_bank = await linked(app, client, person, account="55554444")
+    returned = await sandbox(client, person, first["transfer_id"], "return", return_code="R10")
+    assert returned["status"] == "applied", returned
+    assert (await wallet(client, person))["balance"] == "0.00"
+    blocked = await cash_out(client, person, "1.00", other_bank)
+    assert blocked.status_code == 403 and blocked.json()["code"] == "debt_outstanding"
+    assert blocked.json()["amount_owed"] == "70.00"
+    gift = await client.post(
+        "/api/v1/transfers",
+        json={"sender_id": friend.user_id, "recipient": person.username, "amount": "5.00"},
+        headers={**friend.auth, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert gift.status_code == 201
+    p2p = await client.post(
+        "/api/v1/transfers",
+        json={"sender_id": person.user_id, "recipient": friend.username, "amount": "1.00"},
+        headers={**person.auth, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert p2p.status_code == 403 and p2p.json()["amount_owed"] == "65.00"
+    second = (await add_funds(client, person, "100.00", bank_account_id=other_bank)).json()
+    await sandbox(client, person, second["transfer_id"], "settle")
+    assert (await wallet(client, person))["balance"] == "35.00"
+    assert (await cash_out(client, person, "10.00", other_bank)).status_code == 202
+
+
+async def test_cash_out_holds_at_once_then_settles_or_comes_back(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """The amount leaves available at once; settled, it is posted; returned after settling,
+    it is back; returned while pending, the hold is released."""
+    person = await make_person("100.00")
+    bank_id = await linked(app, client, person)
+    out = await cash_out(client, person, "30.00", bank_id)
+    assert out.status_code == 202 and out.json()["status"] == "PENDING"
+    assert (await wallet(client, person))["available_balance"] == "70.00"
+    await sandbox(client, person, out.json()["transfer_id"], "settle")
+    assert (await wallet(client, person))["balance"] == "70.00"
+    await sandbox(client, person, out.json()["transfer_id"], "return", return_code="R01")
+    assert (await wallet(client, person))["balance"] == "100.00"
+    pending = await cash_out(client, person, "20.00", bank_id)
+    await sandbox(client, person, pending.json()["transfer_id"], "return", return_code="R01")
+    money = await wallet(client, person)
+    assert (money["balance"], money["available_balance"]) == ("100.00", "100.00")
+    too_much = await cash_out(client, person, "100.01", bank_id)
+    assert too_much.status_code == 422 and too_much.json()["code"] == "insufficient_funds"
+
+
+async def test_card_funding_charges_a_fee_declines_cleanly_and_claws_back_a_chargeback(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """A card add-funds completes at once with its fee to revenue; a declined card changes
+    nothing; a chargeback claws back what was charged."""
+    person = await make_person()
+
+    async def card(number: str) -> str:
+        token = await client.post(
+            "/api/v1/sandbox/cards/tokenize",
+            json={"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+            headers=person.auth,
+        )
+        assert token.status_code == 201 and number not in token.text
+        stored = await client.post(
+            "/api/v1/cards", json={"token": token.json()["token"]}, headers=person.auth
+        )
+        assert stored.status_code == 201
+        return str(stored.json()["card_id"])
+
+    good = await card("4242424242424242")
+    funded = await add_funds(client, person, "50.00", card_id=good)
+    assert funded.status_code == 201 and funded.json()["status"] == "COMPLETED"
+    assert funded.json()["fee"] == "1.50"
+    assert (await wallet(client, person))["balance"] == "50.00"
+    declined = await add_funds(client, person, "50.00", card_id=await card("4000000000000002"))
+    assert declined.status_code == 402 and declined.json()["code"] == "card_declined"
+    assert (await wallet(client, person))["balance"] == "50.00"
+    bad = await client.post(
+        "/api/v1/sandbox/cards/tokenize",
+        json={"number": "4242424242424241", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+        headers=person.auth,
+    )
+    assert bad.status_code == 422 and "4242424242424241" not in bad.text
+    charged_back = await client.post(
+        f"/api/v1/sandbox/cards/{funded.json()['transfer_id']}/chargeback", headers=person.auth
+    )
+    assert charged_back.json()["status"] == "applied"
+    assert (await wallet(client, person))["balance"] == "0.00"
+
+
+async def test_webhooks_refuse_forgeries_and_stale_ones_and_apply_each_event_once(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """A wrong signature or an old timestamp is a 401; the same delivery twice, or the same
+    event under a new id, gives one effect."""
+    person = await make_person()
+    bank_id = await linked(app, client, person)
+    transfer_id = (await add_funds(client, person, "20.00", bank_account_id=bank_id)).json()[
+        "transfer_id"
+    ]
+    secret = webhooks.webhook_secret(app.state.settings)
+    event = {"type": "ach.settled", "data": {"transfer_id": transfer_id}}
+    headers, body = webhooks.sign(secret, event)
+    forged = {**headers, "webhook-signature": "v1,AAAA" + headers["webhook-signature"][7:]}
+    response = await client.post("/api/v1/webhooks/bank", content=body, headers=forged)
+    assert response.status_code == 401 and response.json()["code"] == "invalid_webhook_signature"
+    stale = {**headers, "webhook-timestamp": str(int(time.time()) - 600)}
+    response = await client.post("/api/v1/webhooks/bank", content=body, headers=stale)
+    assert response.status_code == 401
+    assert response.json()["code"] == "webhook_timestamp_out_of_range"
+    tampered = body.replace(b"settled", b"returned")
+    response = await client.post("/api/v1/webhooks/bank", content=tampered, headers=headers)
+    assert response.status_code == 401
+    assert (await wallet(client, person))["balance"] == "0.00"
+    first = await client.post("/api/v1/webhooks/bank", content=body, headers=headers)
+    again = await client.post("/api/v1/webhooks/bank", content=body, headers=headers)
+    assert [r.json()["status"] for r in (first, again)] == ["applied", "duplicate"]
+    new_id_headers, new_body = webhooks.sign(secret, event)
+    resent = await client.post("/api/v1/webhooks/bank", content=new_body, headers=new_id_headers)
+    assert resent.json()["status"] == "ignored"
+    assert (await wallet(client, person))["balance"] == "20.00"
+    unknown = webhooks.sign(secret, {"type": "ach.settled", "data": {"transfer_id": "x"}})
+    response = await client.post("/api/v1/webhooks/bank", content=unknown[1], headers=unknown[0])
+    assert response.json()["status"] == "refused"
+    junk = webhooks.sign(secret, {"type": "ach.settled", "data": {}})
+    response = await client.post("/api/v1/webhooks/bank", content=junk[1], headers=junk[0])
+    assert response.status_code == 422
+
+
+async def test_funding_limits_name_the_limit(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Over the tier's daily add-funds limit: 422 limit_exceeded naming it; nothing recorded."""
+    person = await make_person()
+    bank_id = await linked(app, client, person)
+    assert (await add_funds(client, person, "2000.00", bank_account_id=bank_id)).status_code == 202
+    over = await add_funds(client, person, "500.01", bank_account_id=bank_id)
+    assert over.status_code == 422 and over.json()["code"] == "limit_exceeded"
+    assert over.json()["limit"] == "add_funds_daily"
+    assert (await wallet(client, person))["pending_balance"] == "2000.00"
+
+
+async def test_no_full_account_or_card_number_is_stored_or_cached(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """After the bank and card tests, no table and no Redis key holds a full bank account number
+    or a card number."""
+    person = await make_person()
+    await linked(app, client, person, account="99887766554433")
+    pool = app.state.pool
+    tables = await pool.fetch(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+    )
+    for needle in ("99887766554433", ACCOUNT, "4242424242424242", "4000000000000002"):
+        for table in tables:
+            found = await pool.fetchval(
+                f'SELECT count(*) FROM "{table["table_name"]}" t WHERE t::text LIKE $1',
+                f"%{needle}%",
+            )
+            assert found == 0, (needle, table["table_name"])
+    redis = app.state.redis
+    async for key in redis.scan_iter(count=1000):
+        value = orjson.dumps(str(await redis.dump(key)))
+        assert b"99887766554433" not in value and b"4242424242424242" not in value

@@ -1,0 +1,181 @@
+"""NACHA files end to end, key rotation, and the operator commands around them."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from billfold.app import create_app
+from billfold.config import Settings
+from billfold.funding import nacha
+from billfold.funding.bank_accounts import account_number
+from billfold.funding.files import export_file, import_returns
+from billfold.funding.keys import rotate
+from billfold.platform.crypto import DecryptionFailed, Sealed
+
+MakePerson = Callable[..., Awaitable[Any]]
+BILLFOLD = str(Path(sys.executable).with_name("billfold"))
+
+
+@pytest.fixture(scope="module")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    unlimited = dict.fromkeys(
+        ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
+    )
+    configured = settings.model_copy(update={"secret_key": "k" * 48, "sandbox": True, **unlimited})
+    app = create_app(configured)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def person_with_bank(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, number: str
+) -> tuple[Any, str]:
+    person = await make_person("50.00")
+    made = await client.post(
+        "/api/v1/bank-accounts",
+        json={
+            "routing_number": "011000015",
+            "account_number": number,
+            "account_holder_name": "Grace Hopper",
+            "account_type": "savings",
+        },
+        headers=person.auth,
+    )
+    bank_id = made.json()["bank_account_id"]
+    amounts = await app.state.pool.fetchval(
+        "SELECT micro_amounts FROM bank_accounts WHERE id = $1", uuid.UUID(bank_id)
+    )
+    await client.post(
+        f"/api/v1/bank-accounts/{bank_id}/verify",
+        json={"amounts": [a / 100 for a in amounts]},
+        headers=person.auth,
+    )
+    return person, bank_id
+
+
+async def move(client: httpx.AsyncClient, person: Any, path: str, amount: str, bank_id: str) -> str:
+    response = await client.post(
+        f"/api/v1/wallet/{path}",
+        json={"user_id": person.user_id, "amount": amount, "bank_account_id": bank_id},
+        headers={**person.auth, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["transfer_id"])
+
+
+async def test_export_writes_each_entry_once_and_returns_come_back_through_import(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, tmp_path: Path
+) -> None:
+    """The day's file parses back with our entries (full account number, right codes), is
+    private, holds each entry once; the bank's returns file voids the returned ones, once."""
+    person, bank_id = await person_with_bank(app, client, make_person, "123456789012")
+    add_id = await move(client, person, "add-funds", "30.00", bank_id)
+    out_id = await move(client, person, "cash-out", "20.00", bank_id)
+    funding = app.state.funding
+    first = tmp_path / "out.ach"
+    assert await export_file(funding, first) >= 4  # two micro-deposits too
+    assert stat.S_IMODE(first.stat().st_mode) == 0o600
+    assert await export_file(funding, tmp_path / "again.ach") == 0
+    sent = nacha.parse(first.read_text())
+    traces = await app.state.pool.fetch(
+        "SELECT id, trace_number FROM funding_transfers WHERE id = ANY($1::uuid[])",
+        [uuid.UUID(add_id), uuid.UUID(out_id)],
+    )
+    by_trace = {r["trace_number"]: str(r["id"]) for r in traces}
+    ours = {
+        e.trace_number: e for b in sent.batches for e in b.entries if e.trace_number in by_trace
+    }
+    codes = {by_trace[t]: (e.transaction_code, e.amount_minor) for t, e in ours.items()}
+    assert codes == {add_id: (37, 3000), out_id: (32, 2000)}
+    assert {e.account_number for e in ours.values()} == {"123456789012"}
+    returns = nacha.make_returns_file(
+        sent, dict.fromkeys(by_trace, "R01"), created_at=datetime.now(UTC)
+    )
+    path = tmp_path / "returns.ach"
+    path.write_text(nacha.write(returns))
+    report = await import_returns(funding, path.read_text(), name="returns.ach")
+    assert (report.entries, report.applied, report.refused) == (2, 2, [])
+    again = await import_returns(funding, path.read_text(), name="returns.ach")
+    assert (again.applied, again.ignored) == (0, 2)
+    wallet = await client.get(f"/api/v1/wallet/{person.user_id}", headers=person.auth)
+    assert wallet.json()["available_balance"] == "50.00"
+    assert wallet.json()["pending_balance"] == "0.00"
+
+
+async def test_key_rotation_keeps_every_record_readable_and_rows_bound(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """After rotating to a new key every number decrypts with the new key alone; a ciphertext
+    copied onto another row does not decrypt there."""
+    _, first = await person_with_bank(app, client, make_person, "4444333322221111")
+    _, second = await person_with_bank(app, client, make_person, "5555666677778888")
+    funding = app.state.funding
+    funding.keys = funding.keys.with_active("rotated", b"\x07" * 32)
+    result = await rotate(funding)
+    assert result.remaining == 0 and result.rewrapped >= 2
+    funding.keys = funding.keys.only("rotated")
+    assert await account_number(funding, uuid.UUID(first)) == "4444333322221111"
+    assert await account_number(funding, uuid.UUID(second)) == "5555666677778888"
+    row = await app.state.pool.fetchrow(
+        "SELECT account_number_enc, account_number_dek, key_id FROM bank_accounts WHERE id = $1",
+        uuid.UUID(first),
+    )
+    copied = Sealed(row["account_number_enc"], row["account_number_dek"], row["key_id"])
+    with pytest.raises(DecryptionFailed):
+        funding.keys.open(copied, f"bank_accounts.account_number:{second}")
+
+
+def test_a_malformed_returns_file_is_refused_naming_line_and_field(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`billfold ach import` of a broken file: exit 1, one line naming the line and the field,
+    no traceback."""
+    broken = tmp_path / "broken.ach"
+    good = Path(__file__).parents[3] / "shared/testdata/nacha/test/ach-ppd-read/ppd-debit.ach"
+    lines = good.read_text().splitlines()
+    lines[2] = lines[2][:29] + "00000A1000" + lines[2][39:]
+    broken.write_text("\n".join(lines) + "\n")
+    env = {
+        **os.environ,
+        "DATABASE_URL": str(settings.database_url),
+        "REDIS_URL": str(settings.redis_url),
+        "BILLFOLD_DATA_DIR": str(settings.data_dir),
+    }
+    result = subprocess.run(
+        [BILLFOLD, "ach", "import", str(broken)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "line 3" in result.stderr and "amount" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_grant_admin_is_the_way_to_the_admin_role(settings: Settings) -> None:
+    """`billfold users grant-admin` names an unknown handle cleanly."""
+    env = {**os.environ, "DATABASE_URL": str(settings.database_url)}
+    result = subprocess.run(
+        [BILLFOLD, "users", "grant-admin", "@nobody_here"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "nobody_here" in result.stderr and "Traceback" not in result.stderr
