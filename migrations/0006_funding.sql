@@ -132,13 +132,16 @@ CREATE INDEX funding_transfers_unexported ON funding_transfers (created_at)
 CREATE SEQUENCE ach_trace_seq MAXVALUE 9999999 CYCLE;
 
 -- Every event the bank partner sent, stored before it is applied. The webhook id deduplicates:
--- a delivery seen before is acknowledged and not applied again.
+-- a delivery seen before is acknowledged and not applied again. The first delivery claims the
+-- row; a later one may claim it again only if the claim is old and nothing was applied (the
+-- process applying it died), and then applies it again: every effect is idempotent.
 CREATE TABLE webhook_inbox (
     webhook_id   text        PRIMARY KEY,
     source       text        NOT NULL,
     event_type   text        NOT NULL,
     payload      jsonb       NOT NULL,
     received_at  timestamptz NOT NULL DEFAULT now(),
+    claimed_at   timestamptz NOT NULL DEFAULT now(),
     applied_at   timestamptz,
     outcome      text,
 

@@ -3,6 +3,7 @@ cards, the bank partner's webhooks, limits. The ledger reconciles after every sc
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -405,3 +406,55 @@ async def test_no_full_account_or_card_number_is_stored_or_cached(
     async for key in redis.scan_iter(count=1000):
         value = orjson.dumps(str(await redis.dump(key)))
         assert b"99887766554433" not in value and b"4242424242424242" not in value
+
+
+async def test_concurrent_deliveries_and_events_have_one_effect(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Ten copies of one delivery at once, and a settle racing a return: one effect each, and
+    the wallet ends consistent with whichever event won."""
+    person = await make_person()
+    bank_id = await linked(app, client, person)
+    secret = webhooks.webhook_secret(app.state.settings)
+    first = (await add_funds(client, person, "10.00", bank_account_id=bank_id)).json()
+    headers, body = webhooks.sign(
+        secret, {"type": "ach.settled", "data": {"transfer_id": first["transfer_id"]}}
+    )
+    copies = await asyncio.gather(
+        *(client.post("/api/v1/webhooks/bank", content=body, headers=headers) for _ in range(10))
+    )
+    statuses = sorted(r.json()["status"] for r in copies)
+    assert statuses == ["applied"] + ["duplicate"] * 9
+    assert (await wallet(client, person))["balance"] == "10.00"
+    second = (await add_funds(client, person, "5.00", bank_account_id=bank_id)).json()
+    events = [
+        {"type": "ach.settled", "data": {"transfer_id": second["transfer_id"]}},
+        {
+            "type": "ach.returned",
+            "data": {"transfer_id": second["transfer_id"], "return_code": "R01"},
+        },
+    ]
+    signed = [webhooks.sign(secret, event) for event in events]
+    raced = await asyncio.gather(
+        *(client.post("/api/v1/webhooks/bank", content=b, headers=h) for h, b in signed)
+    )
+    assert all(r.status_code == 200 for r in raced)
+    money = await wallet(client, person)
+    # Settled then returned: clawed back; returned first: the settle is refused. Either way the
+    # five dollars are gone and nothing is pending.
+    assert (money["balance"], money["pending_balance"]) == ("10.00", "0.00")
+    shown = await client.get(f"/api/v1/funding/{second['transfer_id']}", headers=person.auth)
+    assert shown.json()["status"] == "RETURNED"
+
+
+async def test_parallel_cash_outs_of_one_user_hold_exactly_what_the_wallet_has(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Twelve $10 cash-outs at once from $100: ten are held, two are refused for funds, none
+    fails otherwise, and the available balance is zero."""
+    person = await make_person("100.00")
+    bank_id = await linked(app, client, person)
+    answers = await asyncio.gather(*(cash_out(client, person, "10.00", bank_id) for _ in range(12)))
+    codes = sorted(r.json().get("code", str(r.status_code)) for r in answers)
+    assert codes == ["202"] * 10 + ["insufficient_funds"] * 2
+    assert (await wallet(client, person))["available_balance"] == "0.00"

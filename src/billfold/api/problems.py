@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from asyncpg.exceptions import LockNotAvailableError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -71,6 +72,21 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BillfoldError, _billfold_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(LockNotAvailableError, _busy)
+
+
+async def _busy(request: Request, error: LockNotAvailableError) -> ProblemResponse:
+    """A row another request holds for longer than lock_timeout: that request's transaction was
+    rolled back, so nothing changed, and trying again shortly will likely work."""
+    response = problem(
+        503,
+        "busy",
+        "Busy",
+        "the data this request needs is locked by another request; retry shortly",
+        instance=request.url.path,
+    )
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 async def _billfold_error(request: Request, error: BillfoldError) -> ProblemResponse:

@@ -163,6 +163,31 @@ def api_bench(
         raise typer.Exit(1)
 
 
+@bench_app.command("ach-import")
+def ach_import_bench(
+    returns: Annotated[int, typer.Option(help="Entries in the returns file.")] = 10_000,
+    runs: Annotated[int, typer.Option(help="Repeat; report the median.")] = 3,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print the figures as one JSON object.")
+    ] = False,
+) -> None:
+    """Seconds to apply a NACHA returns file of `returns` entries (target: 10,000 in < 10 s)."""
+    from billfold.bench.ach import run_ach_bench
+    from billfold.platform.embedded import ensure_database
+
+    settings = Settings()
+    dsn = ensure_database(settings)
+    tune_gc()
+    summary = uvloop.run(run_ach_bench(settings, dsn, returns=returns, runs=runs))
+    if json:
+        typer.echo(orjson.dumps(summary).decode())
+    else:
+        typer.echo(
+            f"{returns:,} returns applied in {summary['apply_s_median']} s (median of {runs}); "
+            f"parsing alone {summary['parse_s_median']} s; reconciled: {summary['reconciled']}"
+        )
+
+
 @bench_app.command("history")
 def history_bench(
     entries: Annotated[int, typer.Option(help="Entries in the ledger.")] = 10_000_000,

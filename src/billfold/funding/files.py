@@ -152,23 +152,24 @@ async def import_returns(
     ]
     report = ImportReport(entries=len(returns))
     rows = await funding.pool.fetch(
-        "SELECT id, trace_number FROM funding_transfers WHERE trace_number = ANY($1::text[])",
+        """SELECT f.*, w.account_id AS wallet_id
+             FROM funding_transfers f
+             JOIN wallets w ON w.user_id = f.user_id AND w.currency = f.currency
+            WHERE f.trace_number = ANY($1::char(15)[])""",
         [trace for trace, _ in returns],
     )
-    by_trace = {r["trace_number"]: r["id"] for r in rows}
+    by_trace = {r["trace_number"]: (FundingTransfer.from_row(r), r["wallet_id"]) for r in rows}
     gate = asyncio.Semaphore(IMPORT_CONCURRENCY)
     done = 0
 
     async def one(trace: str, code: str) -> None:
         nonlocal done
         async with gate:
-            ft: FundingTransfer | None = None
-            if trace in by_trace:
-                ft = await rails.load(funding.pool, str(by_trace[trace]))
-            if ft is None:
+            found = by_trace.get(trace)
+            if found is None:
                 report.refused.append(f"trace {trace}: no such entry was sent")
             else:
-                outcome = await rails.return_(funding, ft, code)
+                outcome = await rails.return_(funding, found[0], code, wallet_id=found[1])
                 if outcome.result == "applied":
                     report.applied += 1
                 elif outcome.result == "ignored":

@@ -43,7 +43,7 @@ async def add_funds_ach(
     """Pull money from a verified bank account: pending until it settles, but for what the
     availability policy advances. Returns the movement and whether it is a replay."""
     bank = await _verified_bank(funding, user, bank_account_id)
-    async with funding.pool.acquire() as conn, conn.transaction():
+    async with funding.user_locks.hold(user.id), funding.pool.acquire() as conn, conn.transaction():
         found = await _existing(conn, user, key, ("ach", ADD_FUNDS, amount_minor, bank["id"]))
         if found is None:
             tier_name = await check_limits(conn, funding.settings, user.id, ADD_FUNDS, amount_minor)
@@ -117,7 +117,7 @@ async def cash_out(
 ) -> tuple[FundingTransfer, bool]:
     """Push money to a verified bank account: held at once, posted when it settles."""
     bank = await _verified_bank(funding, user, bank_account_id)
-    async with funding.pool.acquire() as conn, conn.transaction():
+    async with funding.user_locks.hold(user.id), funding.pool.acquire() as conn, conn.transaction():
         found = await _existing(conn, user, key, ("ach", CASH_OUT, amount_minor, bank["id"]))
         if found is not None:
             return found, True
@@ -168,7 +168,7 @@ async def add_funds_card(
     """Charge a card (amount plus fee) and credit the wallet at once."""
     card = await access_card(funding.pool, user.id, card_id)
     fee = card_fee_minor(funding, amount_minor)
-    async with funding.pool.acquire() as conn, conn.transaction():
+    async with funding.user_locks.hold(user.id), funding.pool.acquire() as conn, conn.transaction():
         found = await _existing(conn, user, key, ("card", ADD_FUNDS, amount_minor, card["id"]))
         if found is None:
             await check_limits(conn, funding.settings, user.id, ADD_FUNDS, amount_minor)

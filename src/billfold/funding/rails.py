@@ -105,7 +105,11 @@ async def settle(funding: Funding, ft: FundingTransfer) -> Outcome:
 
 
 async def return_(
-    funding: Funding, ft: FundingTransfer, code: str, now: datetime | None = None
+    funding: Funding,
+    ft: FundingTransfer,
+    code: str,
+    now: datetime | None = None,
+    wallet_id: int | None = None,
 ) -> Outcome:
     """Undo a movement the bank returned: void what is pending, claw back or reverse what was
     settled, then take the return code's action."""
@@ -116,7 +120,7 @@ async def return_(
     settled_at = ft.settled_at if ft.status == "settled" and ft.rail == "ach" else None
     if settled_at is not None and now - settled_at > action.window:
         return Outcome("refused", f"return {code} for transfer {ft.id} is past its window")
-    wallet_id = await _wallet(funding.pool, ft.user_id)
+    wallet_id = wallet_id or await _wallet(funding.pool, ft.user_id)
     clawed = owed = 0
     if ft.purpose == "add_funds":
         clawed, owed = await _undo_add_funds(funding, ft, wallet_id)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +29,32 @@ class SystemAccounts:
     micro_deposits: int  # what verifying bank accounts costs
 
 
+class UserLocks:
+    """One asyncio lock per user with a money movement starting in this process.
+
+    A movement holds a pooled connection while it waits for the user's row lock; without this,
+    many requests of one user at once could hold every connection, waiting for the one request
+    that needs another connection to finish. So they queue here, holding none.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[uuid.UUID, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, user_id: uuid.UUID) -> AsyncIterator[None]:
+        lock, waiting = self._locks.get(user_id, (asyncio.Lock(), 0))
+        self._locks[user_id] = (lock, waiting + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, waiting = self._locks[user_id]
+            if waiting == 1:
+                del self._locks[user_id]
+            else:
+                self._locks[user_id] = (lock, waiting - 1)
+
+
 @dataclass
 class Funding:
     """The funding context's dependencies, built once per process."""
@@ -35,6 +64,7 @@ class Funding:
     settings: Settings
     keys: KeyRing
     accounts: SystemAccounts
+    user_locks: UserLocks = field(default_factory=UserLocks)
 
     @classmethod
     async def start(cls, pool: asyncpg.Pool, ledger: Ledger, settings: Settings) -> Funding:

@@ -2,9 +2,9 @@
 
 A delivery is checked before anything is stored: HMAC-SHA256 over id, timestamp and body with
 the partner's secret, a timestamp within five minutes. It then goes into `webhook_inbox` under
-its webhook id and is applied while that row is locked, so two deliveries of one id apply it
-once; a delivery whose earlier attempt failed half-way applies it again (every effect is
-idempotent, see funding.rails).
+its webhook id by the first delivery that claims it, so two deliveries of one id apply it once;
+a redelivery after an attempt that died half-way applies it again (every effect is idempotent,
+see funding.rails).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from billfold.platform.security import kept_secret
 TOLERANCE_S = 300
 EVENT_TYPES = ("ach.settled", "ach.returned", "card.chargeback")
 MAX_BODY_BYTES = 64 * 1024
+# A claim this old with nothing applied belongs to a process that died: a redelivery reapplies.
+STALE_CLAIM_S = 60.0
 
 
 class InvalidSignature(BillfoldError):
@@ -121,28 +123,38 @@ async def receive(funding: Funding, headers: dict[str, str], body: bytes) -> Del
         raise ValidationFailed(f"webhook body is {len(body)} bytes, at most {MAX_BODY_BYTES}")
     event = verify(webhook_secret(funding.settings), headers, body)
     webhook_id = {k.lower(): v for k, v in headers.items()}["webhook-id"][:255]
-    async with funding.pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            """INSERT INTO webhook_inbox (webhook_id, source, event_type, payload)
-               VALUES ($1, 'bank', $2, $3) ON CONFLICT (webhook_id) DO NOTHING""",
-            webhook_id,
-            event["type"],
-            event,
-        )
-        row = await conn.fetchrow(
-            "SELECT applied_at, outcome FROM webhook_inbox WHERE webhook_id = $1 FOR UPDATE",
-            webhook_id,
-        )
-        assert row is not None
-        if row["applied_at"] is not None:
-            return Delivery("duplicate", f"webhook {webhook_id} was received before")
-        outcome = await apply(funding, event)
-        await conn.execute(
-            "UPDATE webhook_inbox SET applied_at = now(), outcome = $2 WHERE webhook_id = $1",
-            webhook_id,
-            f"{outcome.result}: {outcome.detail}",
-        )
+    if not await _claim(funding, webhook_id, event):
+        return Delivery("duplicate", f"webhook {webhook_id} was received before")
+    outcome = await apply(funding, event)
+    await funding.pool.execute(
+        "UPDATE webhook_inbox SET applied_at = now(), outcome = $2 WHERE webhook_id = $1",
+        webhook_id,
+        f"{outcome.result}: {outcome.detail}",
+    )
     return Delivery(outcome.result, outcome.detail)
+
+
+async def _claim(funding: Funding, webhook_id: str, event: dict[str, Any]) -> bool:
+    """Whether this delivery applies the event: it is the first, or the earlier claim is stale
+    and nothing was applied. No lock is held while applying, so copies arriving together are
+    answered at once instead of queueing for the first one's connection."""
+    inserted = await funding.pool.fetchval(
+        """INSERT INTO webhook_inbox (webhook_id, source, event_type, payload)
+           VALUES ($1, 'bank', $2, $3) ON CONFLICT (webhook_id) DO NOTHING RETURNING 1""",
+        webhook_id,
+        event["type"],
+        event,
+    )
+    if inserted:
+        return True
+    reclaimed = await funding.pool.fetchval(
+        """UPDATE webhook_inbox SET claimed_at = now()
+            WHERE webhook_id = $1 AND applied_at IS NULL
+              AND claimed_at < now() - make_interval(secs => $2) RETURNING 1""",
+        webhook_id,
+        STALE_CLAIM_S,
+    )
+    return bool(reclaimed)
 
 
 async def apply(funding: Funding, event: dict[str, Any]) -> rails.Outcome:
