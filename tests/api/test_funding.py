@@ -384,13 +384,18 @@ async def test_funding_limits_name_the_limit(
     assert (await wallet(client, person))["pending_balance"] == "2000.00"
 
 
-async def test_no_full_account_or_card_number_is_stored_or_cached(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+async def test_no_full_account_or_card_number_is_stored_cached_or_logged(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """After the bank and card tests, no table and no Redis key holds a full bank account number
-    or a card number."""
+    """After the bank and card tests, no table, no Redis key and no log line holds a full bank
+    account number or a card number."""
     person = await make_person()
     await linked(app, client, person, account="99887766554433")
+    logged = capsys.readouterr()
+    assert "99887766554433" not in logged.out + logged.err
     pool = app.state.pool
     tables = await pool.fetch(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
@@ -458,3 +463,38 @@ async def test_parallel_cash_outs_of_one_user_hold_exactly_what_the_wallet_has(
     codes = sorted(r.json().get("code", str(r.status_code)) for r in answers)
     assert codes == ["202"] * 10 + ["insufficient_funds"] * 2
     assert (await wallet(client, person))["available_balance"] == "0.00"
+
+
+async def test_an_established_user_spends_part_of_a_deposit_at_once_and_owes_it_if_returned(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """With an instant limit, an established user's deposit is partly available before it
+    settles; returned after that part was spent, the part is owed and outgoing money stops."""
+    funding = app.state.funding
+    default = funding.settings
+    funding.settings = default.model_copy(
+        update={"ach_instant_limit_minor": 30_00, "established_after_days": 0}
+    )
+    try:
+        person, friend = await make_person(), await make_person()
+        bank_id = await linked(app, client, person)
+        first = (await add_funds(client, person, "10.00", bank_account_id=bank_id)).json()
+        assert first["available_now"] == "0.00"  # not established yet: nothing settled
+        await sandbox(client, person, first["transfer_id"], "settle")
+        second = (await add_funds(client, person, "100.00", bank_account_id=bank_id)).json()
+        assert second["available_now"] == "30.00"
+        money = await wallet(client, person)
+        assert (money["available_balance"], money["pending_balance"]) == ("40.00", "70.00")
+        sent = await client.post(
+            "/api/v1/transfers",
+            json={"sender_id": person.user_id, "recipient": friend.username, "amount": "40.00"},
+            headers={**person.auth, "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert sent.status_code == 201
+        await sandbox(client, person, second["transfer_id"], "return", return_code="R01")
+        money = await wallet(client, person)
+        assert (money["balance"], money["pending_balance"]) == ("0.00", "0.00")
+        blocked = await cash_out(client, person, "1.00", bank_id)
+        assert blocked.status_code == 403 and blocked.json()["amount_owed"] == "30.00"
+    finally:
+        funding.settings = default

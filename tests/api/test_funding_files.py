@@ -143,7 +143,8 @@ def test_a_malformed_returns_file_is_refused_naming_line_and_field(
     """`billfold ach import` of a broken file: exit 1, one line naming the line and the field,
     no traceback."""
     broken = tmp_path / "broken.ach"
-    good = Path(__file__).parents[3] / "shared/testdata/nacha/test/ach-ppd-read/ppd-debit.ach"
+    corpus = Path(__file__).parents[1] / "funding/testdata/nacha"
+    good = corpus / "test/ach-ppd-read/ppd-debit.ach"
     lines = good.read_text().splitlines()
     lines[2] = lines[2][:29] + "00000A1000" + lines[2][39:]
     broken.write_text("\n".join(lines) + "\n")

@@ -26,7 +26,9 @@ from billfold.funding.nacha import (
     write,
 )
 
-CORPUS = Path(__file__).parents[3] / "shared/testdata/nacha"
+# moov-io/ach's test files (Apache-2.0; see testdata/nacha/README.md and LICENSE), kept in the
+# repository so that a clean clone tests against them.
+CORPUS = Path(__file__).parent / "testdata/nacha"
 INVALID_NAME = re.compile(r"(?i:invalid)|no-|short-line|long-line|Err")
 PADDING = "9" * 94
 
