@@ -104,3 +104,35 @@ async def fund(app: FastAPI, person: Person, amount_minor: int) -> None:
         currency="USD",
         code="add_funds",
     )
+
+
+@pytest.fixture(scope="module")
+def link_bank(app: FastAPI, client: httpx.AsyncClient) -> Callable[..., Awaitable[str]]:
+    """Links a bank account for a person and verifies it with its real micro-deposit amounts;
+    gives its id."""
+
+    async def link(person: Person, number: str, account_type: str = "checking") -> str:
+        made = await client.post(
+            "/api/v1/bank-accounts",
+            json={
+                "routing_number": "011000015",
+                "account_number": number,
+                "account_holder_name": "Ada Lovelace",
+                "account_type": account_type,
+            },
+            headers=person.auth,
+        )
+        assert made.status_code == 201, made.text
+        bank_id = str(made.json()["bank_account_id"])
+        amounts = await app.state.pool.fetchval(
+            "SELECT micro_amounts FROM bank_accounts WHERE id = $1", uuid.UUID(bank_id)
+        )
+        verified = await client.post(
+            f"/api/v1/bank-accounts/{bank_id}/verify",
+            json={"amounts": [f"0.{a:02d}" for a in amounts]},
+            headers=person.auth,
+        )
+        assert verified.status_code == 200, verified.text
+        return bank_id
+
+    return link

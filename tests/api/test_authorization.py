@@ -113,7 +113,9 @@ class Call:
 
 
 @pytest.fixture(scope="module")
-async def cast(app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson) -> Cast:
+async def cast(
+    client: httpx.AsyncClient, make_person: MakePerson, link_bank: Callable[..., Awaitable[str]]
+) -> Cast:
     """Alice sent Bob a dollar; Eve has money of her own and no part in it."""
     alice, bob, eve = await make_person("10.00"), await make_person(), await make_person("7.00")
     sent = await client.post(
@@ -122,33 +124,15 @@ async def cast(app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson)
         headers={**alice.auth, "Idempotency-Key": str(uuid.uuid4())},
     )
     assert sent.status_code == 201, sent.text
-    return Cast(alice, bob, eve, sent.json()["transfer_id"], await funding_ids(app, client, alice))
+    return Cast(
+        alice, bob, eve, sent.json()["transfer_id"], await funding_ids(client, link_bank, alice)
+    )
 
 
-async def funding_ids(app: FastAPI, client: httpx.AsyncClient, alice: Any) -> dict[str, str]:
+async def funding_ids(
+    client: httpx.AsyncClient, link_bank: Callable[..., Awaitable[str]], alice: Any
+) -> dict[str, str]:
     """Alice's verified bank account (and a spare), cards, an ACH and a card add-funds."""
-
-    async def bank(number: str) -> str:
-        made = await client.post(
-            "/api/v1/bank-accounts",
-            json={
-                "routing_number": "011000015",
-                "account_number": number,
-                "account_holder_name": "Alice",
-                "account_type": "checking",
-            },
-            headers=alice.auth,
-        )
-        bank_id = made.json()["bank_account_id"]
-        amounts = await app.state.pool.fetchval(
-            "SELECT micro_amounts FROM bank_accounts WHERE id = $1", uuid.UUID(bank_id)
-        )
-        await client.post(
-            f"/api/v1/bank-accounts/{bank_id}/verify",
-            json={"amounts": [f"0.{a:02d}" for a in amounts]},
-            headers=alice.auth,
-        )
-        return str(bank_id)
 
     async def token() -> str:
         made = await client.post(
@@ -162,8 +146,11 @@ async def funding_ids(app: FastAPI, client: httpx.AsyncClient, alice: Any) -> di
         made = await client.post("/api/v1/cards", json={"token": await token()}, headers=alice.auth)
         return str(made.json()["card_id"])
 
-    ids = {"bank_account_id": await bank("10000001"), "card_id": await card()}
-    ids["spare_bank_account_id"], ids["spare_card_id"] = await bank("10000002"), await card()
+    ids = {"bank_account_id": await link_bank(alice, "10000001"), "card_id": await card()}
+    ids["spare_bank_account_id"], ids["spare_card_id"] = (
+        await link_bank(alice, "10000002"),
+        await card(),
+    )
     ids["card_token"] = await token()
     ids["new_account_number"] = "10000003"
     funded = await client.post(

@@ -21,6 +21,7 @@ from billfold.ledger.reconcile import reconcile
 
 Person = Any
 MakePerson = Callable[..., Awaitable[Any]]
+LinkBank = Callable[..., Awaitable[str]]
 ROUTING = "011000015"  # a valid ABA checksum
 ACCOUNT = "000123456789"
 
@@ -30,34 +31,6 @@ async def ledger_reconciles(app: FastAPI) -> AsyncIterator[None]:
     yield
     report = await reconcile(app.state.pool)
     assert report.ok, report.render()
-
-
-async def linked(
-    app: FastAPI, client: httpx.AsyncClient, person: Person, account: str = ACCOUNT
-) -> str:
-    """A bank account linked and verified with its real micro-deposit amounts."""
-    made = await client.post(
-        "/api/v1/bank-accounts",
-        json={
-            "routing_number": ROUTING,
-            "account_number": account,
-            "account_holder_name": "Ada Lovelace",
-            "account_type": "checking",
-        },
-        headers=person.auth,
-    )
-    assert made.status_code == 201, made.text
-    bank_id = made.json()["bank_account_id"]
-    amounts = await app.state.pool.fetchval(
-        "SELECT micro_amounts FROM bank_accounts WHERE id = $1", uuid.UUID(bank_id)
-    )
-    verified = await client.post(
-        f"/api/v1/bank-accounts/{bank_id}/verify",
-        json={"amounts": [f"0.{a:02d}" for a in amounts]},
-        headers=person.auth,
-    )
-    assert verified.status_code == 200, verified.text
-    return str(bank_id)
 
 
 async def add_funds(
@@ -160,12 +133,12 @@ async def test_three_wrong_micro_deposit_answers_lock_the_account(
 
 
 async def test_ach_add_funds_is_pending_until_settled_and_settles_once(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+    client: httpx.AsyncClient, make_person: MakePerson, link_bank: LinkBank
 ) -> None:
     """202 PENDING with a banking-day estimate; pending_balance until settled; a second settle
     and a replayed request change nothing."""
     person = await make_person()
-    bank_id = await linked(app, client, person)
+    bank_id = await link_bank(person, ACCOUNT)
     key = uuid.uuid4().hex
     body = {"user_id": person.user_id, "amount": "125.50", "bank_account_id": bank_id}
     headers = {**person.auth, "Idempotency-Key": key}
@@ -199,6 +172,7 @@ async def test_a_pending_return_voids_and_takes_the_codes_action(
     app: FastAPI,
     client: httpx.AsyncClient,
     make_person: MakePerson,
+    link_bank: LinkBank,
     code: str,
     unlinked: bool,
     flagged: bool,
@@ -206,7 +180,7 @@ async def test_a_pending_return_voids_and_takes_the_codes_action(
     """Returned before settlement: the pending money disappears; account problems unlink the
     bank account; unauthorised debits also flag the user; a later settle is refused."""
     person = await make_person()
-    bank_id = await linked(app, client, person)
+    bank_id = await link_bank(person, ACCOUNT)
     transfer_id = (await add_funds(client, person, "40.00", bank_account_id=bank_id)).json()[
         "transfer_id"
     ]
@@ -225,12 +199,15 @@ async def test_a_pending_return_voids_and_takes_the_codes_action(
 
 
 async def test_a_late_return_of_spent_money_leaves_a_debt_repaid_by_the_next_deposit(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: LinkBank,
 ) -> None:
     """Settled, spent, returned 40 days later (R10): the claw-back takes what the wallet holds,
     the rest is owed, outgoing money is blocked, and the next deposit repays it first."""
     person, friend = await make_person(), await make_person()
-    bank_id = await linked(app, client, person)
+    bank_id = await link_bank(person, ACCOUNT)
     first = (await add_funds(client, person, "100.00", bank_account_id=bank_id)).json()
     await sandbox(client, person, first["transfer_id"], "settle")
     sent = await client.post(
@@ -244,7 +221,7 @@ async def test_a_late_return_of_spent_money_leaves_a_debt_repaid_by_the_next_dep
         uuid.UUID(first["transfer_id"]),
     )
     # A second bank account: the first is unlinked by the unauthorised return.
-    other_bank = await linked(app, client, person, account="55554444")
+    other_bank = await link_bank(person, "55554444")
     returned = await sandbox(client, person, first["transfer_id"], "return", return_code="R10")
     assert returned["status"] == "applied", returned
     assert (await wallet(client, person))["balance"] == "0.00"
@@ -270,12 +247,15 @@ async def test_a_late_return_of_spent_money_leaves_a_debt_repaid_by_the_next_dep
 
 
 async def test_cash_out_holds_at_once_then_settles_or_comes_back(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: LinkBank,
 ) -> None:
     """The amount leaves available at once; settled, it is posted; returned after settling,
     it is back; returned while pending, the hold is released."""
     person = await make_person("100.00")
-    bank_id = await linked(app, client, person)
+    bank_id = await link_bank(person, ACCOUNT)
     out = await cash_out(client, person, "30.00", bank_id)
     assert out.status_code == 202 and out.json()["status"] == "PENDING"
     assert (await wallet(client, person))["available_balance"] == "70.00"
@@ -333,12 +313,15 @@ async def test_card_funding_charges_a_fee_declines_cleanly_and_claws_back_a_char
 
 
 async def test_webhooks_refuse_forgeries_and_stale_ones_and_apply_each_event_once(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: LinkBank,
 ) -> None:
     """A wrong signature or an old timestamp is a 401; the same delivery twice, or the same
     event under a new id, gives one effect."""
     person = await make_person()
-    bank_id = await linked(app, client, person)
+    bank_id = await link_bank(person, ACCOUNT)
     transfer_id = (await add_funds(client, person, "20.00", bank_account_id=bank_id)).json()[
         "transfer_id"
     ]
@@ -372,11 +355,14 @@ async def test_webhooks_refuse_forgeries_and_stale_ones_and_apply_each_event_onc
 
 
 async def test_funding_limits_name_the_limit(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: LinkBank,
 ) -> None:
     """Over the tier's daily add-funds limit: 422 limit_exceeded naming it; nothing recorded."""
     person = await make_person()
-    bank_id = await linked(app, client, person)
+    bank_id = await link_bank(person, ACCOUNT)
     assert (await add_funds(client, person, "2000.00", bank_account_id=bank_id)).status_code == 202
     over = await add_funds(client, person, "500.01", bank_account_id=bank_id)
     assert over.status_code == 422 and over.json()["code"] == "limit_exceeded"
@@ -388,12 +374,13 @@ async def test_no_full_account_or_card_number_is_stored_cached_or_logged(
     app: FastAPI,
     client: httpx.AsyncClient,
     make_person: MakePerson,
+    link_bank: LinkBank,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """After the bank and card tests, no table, no Redis key and no log line holds a full bank
     account number or a card number."""
     person = await make_person()
-    await linked(app, client, person, account="99887766554433")
+    await link_bank(person, "99887766554433")
     logged = capsys.readouterr()
     assert "99887766554433" not in logged.out + logged.err
     pool = app.state.pool
@@ -414,12 +401,15 @@ async def test_no_full_account_or_card_number_is_stored_cached_or_logged(
 
 
 async def test_concurrent_deliveries_and_events_have_one_effect(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: LinkBank,
 ) -> None:
     """Ten copies of one delivery at once, and a settle racing a return: one effect each, and
     the wallet ends consistent with whichever event won."""
     person = await make_person()
-    bank_id = await linked(app, client, person)
+    bank_id = await link_bank(person, ACCOUNT)
     secret = webhooks.webhook_secret(app.state.settings)
     first = (await add_funds(client, person, "10.00", bank_account_id=bank_id)).json()
     headers, body = webhooks.sign(
@@ -453,12 +443,15 @@ async def test_concurrent_deliveries_and_events_have_one_effect(
 
 
 async def test_parallel_cash_outs_of_one_user_hold_exactly_what_the_wallet_has(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: LinkBank,
 ) -> None:
     """Twelve $10 cash-outs at once from $100: ten are held, two are refused for funds, none
     fails otherwise, and the available balance is zero."""
     person = await make_person("100.00")
-    bank_id = await linked(app, client, person)
+    bank_id = await link_bank(person, ACCOUNT)
     answers = await asyncio.gather(*(cash_out(client, person, "10.00", bank_id) for _ in range(12)))
     codes = sorted(r.json().get("code", str(r.status_code)) for r in answers)
     assert codes == ["202"] * 10 + ["insufficient_funds"] * 2
@@ -466,7 +459,10 @@ async def test_parallel_cash_outs_of_one_user_hold_exactly_what_the_wallet_has(
 
 
 async def test_an_established_user_spends_part_of_a_deposit_at_once_and_owes_it_if_returned(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: LinkBank,
 ) -> None:
     """With an instant limit, an established user's deposit is partly available before it
     settles; returned after that part was spent, the part is owed and outgoing money stops."""
@@ -477,7 +473,7 @@ async def test_an_established_user_spends_part_of_a_deposit_at_once_and_owes_it_
     )
     try:
         person, friend = await make_person(), await make_person()
-        bank_id = await linked(app, client, person)
+        bank_id = await link_bank(person, ACCOUNT)
         first = (await add_funds(client, person, "10.00", bank_account_id=bank_id)).json()
         assert first["available_now"] == "0.00"  # not established yet: nothing settled
         await sandbox(client, person, first["transfer_id"], "settle")

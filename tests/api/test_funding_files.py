@@ -7,7 +7,7 @@ import stat
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from billfold.app import create_app
 from billfold.config import Settings
 from billfold.funding import nacha
 from billfold.funding.bank_accounts import account_number
@@ -25,44 +24,13 @@ from billfold.funding.keys import rotate
 from billfold.platform.crypto import DecryptionFailed, Sealed
 
 MakePerson = Callable[..., Awaitable[Any]]
+LinkBank = Callable[..., Awaitable[str]]
 BILLFOLD = str(Path(sys.executable).with_name("billfold"))
 
 
-@pytest.fixture(scope="module")
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    unlimited = dict.fromkeys(
-        ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
-    )
-    configured = settings.model_copy(update={"secret_key": "k" * 48, "sandbox": True, **unlimited})
-    app = create_app(configured)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-async def person_with_bank(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, number: str
-) -> tuple[Any, str]:
+async def person_with_bank(make_person: MakePerson, link_bank: LinkBank, number: str) -> Any:
     person = await make_person("50.00")
-    made = await client.post(
-        "/api/v1/bank-accounts",
-        json={
-            "routing_number": "011000015",
-            "account_number": number,
-            "account_holder_name": "Grace Hopper",
-            "account_type": "savings",
-        },
-        headers=person.auth,
-    )
-    bank_id = made.json()["bank_account_id"]
-    amounts = await app.state.pool.fetchval(
-        "SELECT micro_amounts FROM bank_accounts WHERE id = $1", uuid.UUID(bank_id)
-    )
-    await client.post(
-        f"/api/v1/bank-accounts/{bank_id}/verify",
-        json={"amounts": [a / 100 for a in amounts]},
-        headers=person.auth,
-    )
-    return person, bank_id
+    return person, await link_bank(person, number, "savings")
 
 
 async def move(client: httpx.AsyncClient, person: Any, path: str, amount: str, bank_id: str) -> str:
@@ -76,11 +44,15 @@ async def move(client: httpx.AsyncClient, person: Any, path: str, amount: str, b
 
 
 async def test_export_writes_each_entry_once_and_returns_come_back_through_import(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, tmp_path: Path
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: LinkBank,
+    tmp_path: Path,
 ) -> None:
     """The day's file parses back with our entries (full account number, right codes), is
     private, holds each entry once; the bank's returns file voids the returned ones, once."""
-    person, bank_id = await person_with_bank(app, client, make_person, "123456789012")
+    person, bank_id = await person_with_bank(make_person, link_bank, "123456789012")
     add_id = await move(client, person, "add-funds", "30.00", bank_id)
     out_id = await move(client, person, "cash-out", "20.00", bank_id)
     funding = app.state.funding
@@ -115,12 +87,12 @@ async def test_export_writes_each_entry_once_and_returns_come_back_through_impor
 
 
 async def test_key_rotation_keeps_every_record_readable_and_rows_bound(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+    app: FastAPI, make_person: MakePerson, link_bank: LinkBank
 ) -> None:
     """After rotating to a new key every number decrypts with the new key alone; a ciphertext
     copied onto another row does not decrypt there."""
-    _, first = await person_with_bank(app, client, make_person, "4444333322221111")
-    _, second = await person_with_bank(app, client, make_person, "5555666677778888")
+    _, first = await person_with_bank(make_person, link_bank, "4444333322221111")
+    _, second = await person_with_bank(make_person, link_bank, "5555666677778888")
     funding = app.state.funding
     funding.keys = funding.keys.with_active("rotated", b"\x07" * 32)
     result = await rotate(funding)
