@@ -136,3 +136,31 @@ async def test_another_users_history_is_404(
     alice, eve = await make_person("1.00"), await make_person()
     response = await client.get(f"/api/v1/wallet/{alice.user_id}/transactions", headers=eve.auth)
     assert response.status_code == 404
+
+
+async def test_q_finds_words_and_word_starts_in_notes_and_names(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """q matches notes holding every word of it (the last may be a word's start), or a
+    counterparty whose username starts with it; paging a search goes on to the oldest match."""
+    alice, bob = await make_person("100.00"), await make_person()
+    for n in range(7):
+        await send(client, alice, bob, f"{n + 1}.00", note=f"Pizza night #{n}")
+    await send(client, alice, bob, "9.00", note="rent share")
+
+    def amounts(response: httpx.Response) -> list[str]:
+        return [r["amount"] for r in response.json()["transactions"]]
+
+    assert amounts(await history(client, alice, q="sha")) == ["9.00"]
+    assert amounts(await history(client, alice, q="pizza 3")) == ["4.00"]
+    assert amounts(await history(client, alice, q="pizza rent")) == []
+    assert amounts(await history(client, alice, q="piz night")) == []
+    assert amounts(await history(client, alice, q="#?!")) == []
+    assert len(amounts(await history(client, alice, q=f"@{bob.username}"))) == 8
+    first = (await history(client, alice, q="pizza", limit="4")).json()
+    second = (
+        await history(client, alice, q="pizza", limit="4", cursor=first["next_cursor"])
+    ).json()
+    seen = [r["amount"] for r in first["transactions"] + second["transactions"]]
+    assert seen == ["7.00", "6.00", "5.00", "4.00", "3.00", "2.00", "1.00"]
+    assert second["next_cursor"] is None

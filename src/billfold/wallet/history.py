@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -54,10 +55,7 @@ WITH page AS (
        AND ($9::text IS NULL OR (CASE WHEN t.kind <> 'hold' THEN 'COMPLETED'
                                       WHEN r.kind IS NULL THEN 'PENDING'
                                       ELSE 'CANCELLED' END) = $9)
-       AND ($10::text IS NULL
-            OR t.metadata ->> 'note' ILIKE $10
-            OR EXISTS (SELECT 1 FROM wallets w JOIN users u ON u.id = w.user_id
-                        WHERE w.account_id = other.account_id AND u.username ILIKE $10))
+       AND ($10::bigint[] IS NULL OR e.account_seq = ANY ($10))
      ORDER BY e.account_seq DESC
      LIMIT $11
 )
@@ -67,6 +65,39 @@ SELECT page.*, u.username AS counterparty
   LEFT JOIN users u ON u.id = w.user_id
  ORDER BY page.account_seq DESC
 """
+
+
+# `q`: the account's entries whose transfer's note has every word of q (the last one may be the
+# start of a word), or whose counterparty's username starts with q. Found through the index on
+# note words and the entries of the matching counterparties, newest first, SEARCH_MAX at a time:
+# a page reads the next SEARCH_MAX matches below its cursor, so paging goes on to the oldest.
+SEARCH = """
+SELECT e.account_seq
+  FROM (
+        SELECT t.id FROM transfers t
+         WHERE $4::tsquery IS NOT NULL AND t.metadata ? 'note'
+           AND to_tsvector('simple', t.metadata ->> 'note') @@ $4
+        UNION
+        SELECT o.transfer_id FROM entries o
+         WHERE o.account_id = ANY ($5::bigint[])
+       ) m
+  JOIN entries e ON e.transfer_id = m.id AND e.account_id = $1
+ WHERE e.account_seq < $2 AND e.account_seq > $3
+ ORDER BY e.account_seq DESC
+ LIMIT $6
+"""
+SEARCH_MAX = 1000
+MIN_PREFIX = 3
+# A search's page reads just the entries it found, by their keys, instead of filtering a scan.
+HISTORY_FOUND = HISTORY.replace(
+    "($10::bigint[] IS NULL OR e.account_seq = ANY ($10))", "e.account_seq = ANY ($10::bigint[])"
+)
+MAX_COUNTERPARTIES = 50
+_COUNTERPARTIES = """
+SELECT w.account_id FROM users u JOIN wallets w ON w.user_id = u.id
+ WHERE u.username LIKE $1 ESCAPE '\\' LIMIT $2
+"""
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -156,11 +187,12 @@ async def read_history(pool: asyncpg.Pool, user: User, query: HistoryQuery) -> d
             upper = min(upper, last + 1)
         lower = await _last_seq_before(conn, account, query.start, False) if query.start else 0
         other = await _counterparty_account(conn, query.counterparty)
-        if other == -1:
+        seqs = await _search(conn, account, upper, lower, query.text) if query.text else None
+        if other == -1 or seqs == []:
             rows: list[asyncpg.Record] = []
         else:
             rows = await conn.fetch(
-                HISTORY,
+                HISTORY if seqs is None else HISTORY_FOUND,
                 account,
                 upper,
                 lower,
@@ -170,7 +202,7 @@ async def read_history(pool: asyncpg.Pool, user: User, query: HistoryQuery) -> d
                 query.max_amount_minor,
                 other,
                 query.status.upper() if query.status else None,
-                f"%{_escape_like(query.text)}%" if query.text else None,
+                seqs,
                 query.limit + 1,
             )
         balance = await conn.fetchval("SELECT posted_minor FROM accounts WHERE id = $1", account)
@@ -202,6 +234,38 @@ async def _counterparty_account(conn: asyncpg.Connection, handle_text: str | Non
     except ValidationFailed:
         return -1
     return user.account_id if user else -1
+
+
+async def _search(
+    conn: asyncpg.Connection, account: int, upper: int, lower: int, text: str
+) -> list[int]:
+    """The sequence numbers of the account's entries below `upper` that `text` finds, newest
+    first, at most SEARCH_MAX. (With other filters as well, a page holds those of these that
+    pass them; a combination that passes none of SEARCH_MAX matches ends the paging early.)"""
+    words = _WORD.findall(text.lower())[:8]
+    # Whole words, but the last, which may be half typed. An exact word lets the index skip
+    # through a common word's long list; a prefix match has to read the lists of every word it
+    # starts, so a prefix shorter than MIN_PREFIX (a few thousand words start with "a") is
+    # taken as a whole word.
+    if words and len(words[-1]) >= MIN_PREFIX:
+        words[-1] += ":*"
+    matcher = " & ".join(words) or None
+    name = text.strip().lower().removeprefix("@")
+    counterparties = (
+        await conn.fetch(_COUNTERPARTIES, f"{_escape_like(name)}%", MAX_COUNTERPARTIES)
+        if name
+        else []
+    )
+    rows = await conn.fetch(
+        SEARCH,
+        account,
+        upper,
+        lower,
+        matcher,
+        [r["account_id"] for r in counterparties],
+        SEARCH_MAX,
+    )
+    return [r["account_seq"] for r in rows]
 
 
 def _escape_like(text: str) -> str:

@@ -1,0 +1,1 @@
+"""Risk: fraud rules, velocity features, the learned model and its offline training."""

@@ -1,0 +1,536 @@
+"""Features of a money movement, computed before it happens from strictly earlier events.
+
+`HistoryState` consumes events in time order. For each new event call `features_for(state, txn)`
+first, then `observe(state, txn)`: the features of an event therefore never see the event itself,
+its label or anything after it. Counterparty features read the counterparty's past the same way.
+
+Every definition is simple enough to be served online: counts and sums over sliding windows are
+Redis counters, "seen before" and "first seen" are per-user sets and timestamps in PostgreSQL, and
+the 30-day amount median is a bounded list. Windows include their edge (age <= window). A missing
+value (no history, not a P2P transfer) is NaN, which LightGBM treats as missing.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
+WEEK, MONTH = 7 * DAY, 30 * DAY
+NEW_ACCOUNT_SECONDS = WEEK
+IMPOSSIBLE_TRAVEL_SECONDS = 4 * HOUR
+UNSETTLED_ACH_SECONDS = 3 * DAY
+TINY_AMOUNT_MINOR = 500
+NEAR_10K = (900_000, 1_000_000)
+NEAR_3K = (270_000, 300_000)
+# Bounds on the state kept per user, so a hyperactive account cannot grow it without limit.
+MAX_WINDOW_ENTRIES = 2_000
+MAX_KNOWN_PARTIES = 1_000
+MAX_KNOWN_PLACES = 100
+NAN = math.nan
+
+FEATURES: tuple[tuple[str, str], ...] = (
+    ("amount_usd", "This movement's amount in dollars."),
+    ("log_amount", "ln(1 + amount in dollars)."),
+    ("is_p2p", "1 for a P2P transfer (the sender is the user)."),
+    ("is_add_funds", "1 for money in from a bank account or card."),
+    ("is_cash_out", "1 for money out to a bank account or card."),
+    ("rail_ach", "1 when add-funds or cash-out goes over ACH."),
+    ("rail_card", "1 when add-funds or cash-out goes over a card."),
+    ("amount_has_cents", "1 when the amount is not a whole number of dollars."),
+    ("amount_round_100", "1 when the amount is a multiple of $100."),
+    ("amount_near_10k", "1 when the amount is in [$9,000, $10,000)."),
+    ("amount_near_3k", "1 when the amount is in [$2,700, $3,000)."),
+    ("amount_tiny", "1 when the amount is under $5."),
+    ("hour_of_day", "Hour of the timestamp, UTC, 0-23."),
+    ("is_weekend", "1 on Saturday or Sunday."),
+    ("is_night", "1 between 00:00 and 05:59."),
+    ("account_age_days", "Days since the user signed up."),
+    ("has_verified_bank", "1 when the user has a verified bank account."),
+    ("days_since_last_event", "Days since the user last initiated any movement."),
+    ("lifetime_events", "Movements the user initiated before this one."),
+    ("median_amount_30d", "Median dollars of the user's movements in 30 days."),
+    ("amount_to_median_30d", "Amount / that median."),
+    ("amount_zscore_30d", "z-score of ln(amount) against the user's 30-day movements."),
+    ("amount_to_max_30d", "Amount / the user's largest movement in 30 days."),
+    ("events_30d", "Movements the user initiated in 30 days."),
+    ("out_count_1m", "Outgoing movements (P2P sent, cash-out) in 1 minute."),
+    ("out_count_1h", "Outgoing movements in 1 hour."),
+    ("out_count_24h", "Outgoing movements in 24 hours."),
+    ("out_count_7d", "Outgoing movements in 7 days."),
+    ("out_sum_1h", "Outgoing dollars in 1 hour."),
+    ("out_sum_24h", "Outgoing dollars in 24 hours."),
+    ("out_sum_7d", "Outgoing dollars in 7 days."),
+    ("hours_since_last_out", "Hours since the user's last outgoing movement."),
+    ("in_count_1h", "P2P transfers received in 1 hour."),
+    ("in_count_24h", "P2P transfers received in 24 hours."),
+    ("in_sum_24h", "Dollars received by P2P in 24 hours."),
+    ("in_sum_7d", "Dollars received by P2P in 7 days."),
+    ("hours_since_last_in", "Hours since the user last received a P2P transfer."),
+    ("senders_24h", "Distinct users who sent to this user in 24 hours."),
+    ("add_count_1h", "Add-funds in 1 hour."),
+    ("add_count_24h", "Add-funds in 24 hours."),
+    ("add_sum_24h", "Dollars added in 24 hours."),
+    ("card_add_count_1h", "Card add-funds in 1 hour."),
+    ("card_add_count_24h", "Card add-funds in 24 hours."),
+    ("tiny_add_count_1h", "Add-funds under $5 in 1 hour."),
+    ("unsettled_ach_usd", "Dollars added by ACH in 3 days, not yet safe from returns."),
+    ("hours_since_last_add", "Hours since the user's last add-funds."),
+    ("last_add_usd", "Dollars of the user's last add-funds."),
+    ("out_to_in_24h", "(Outgoing in 24 h + this, if outgoing) / (1 + added + received in 24 h)."),
+    ("out_to_unsettled_ach", "(Outgoing in 24 h + this, if outgoing) / (1 + unsettled ACH)."),
+    ("cash_equivalent_24h", "Dollars added or cashed out in 24 h, this included (CTR rule)."),
+    ("is_new_recipient", "1 when the user never paid this recipient before."),
+    ("times_paid_recipient", "Earlier P2P transfers from the user to this recipient."),
+    ("recipients_24h", "Distinct recipients the user paid in 24 hours."),
+    ("recipients_7d", "Distinct recipients the user paid in 7 days."),
+    ("new_recipients_24h", "Transfers to first-time recipients in 24 hours."),
+    ("recipient_age_days", "Days since the recipient signed up."),
+    ("recipient_is_new_account", "1 when the recipient signed up less than 7 days ago."),
+    ("recipient_senders_24h", "Distinct users who sent to the recipient in 24 hours."),
+    ("recipient_new_senders_24h", "Of those, senders whose account was under 7 days old then."),
+    ("recipient_in_usd_24h", "Dollars the recipient received in 24 hours."),
+    ("recipient_out_count_24h", "Outgoing movements of the recipient in 24 hours."),
+    ("recipient_paid_user_before", "1 when the recipient has sent money to this user before."),
+    ("recipient_last_to_user_usd", "Dollars of the recipient's last transfer to this user."),
+    ("hours_since_recipient_paid_user", "Hours since that transfer."),
+    ("device_seen_before", "1 when the user acted from this device before."),
+    ("device_age_days", "Days since the user first acted from this device."),
+    ("devices_30d", "Distinct devices the user acted from in 30 days."),
+    ("device_other_users", "Other users ever seen on this device."),
+    ("device_changed", "1 when the device differs from the user's last movement's."),
+    ("country_seen_before", "1 when the user acted from this country before."),
+    ("is_home_country", "1 when the country is the user's home country."),
+    ("country_changed", "1 when the country differs from the user's last movement's."),
+    ("impossible_travel", "1 when the country changed within 4 hours of the last movement."),
+    ("countries_30d", "Distinct countries the user acted from in 30 days."),
+    ("ip_prefix_seen_before", "1 when the user acted from this /16 address block before."),
+    ("near_threshold_7d", "Movements just under $10,000 or $3,000 in 7 days."),
+    ("near_threshold_share_7d", "Their share of the user's movements in 7 days."),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FEATURES)
+FEATURE_INDEX: Mapping[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+class Txn(Protocol):
+    """What the features read of a movement; `synth.Event` and the online request both fit."""
+
+    @property
+    def ts(self) -> datetime: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def counterparty_id(self) -> int | None: ...
+    @property
+    def amount_minor(self) -> int: ...
+    @property
+    def rail(self) -> str | None: ...
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def country(self) -> str: ...
+    @property
+    def ip(self) -> str: ...
+
+
+def _window() -> deque[Any]:
+    return deque(maxlen=MAX_WINDOW_ENTRIES)
+
+
+@dataclass(slots=True)
+class UserHistory:
+    """One user's bounded past. Window deques hold (ts, ...) tuples in time order."""
+
+    signup_ts: float = NAN
+    verified_bank: bool = False
+    home_country: str | None = None
+    outs: deque[tuple[float, int, int, bool]] = field(default_factory=_window)  # to, new payee
+    ins: deque[tuple[float, int, int, bool]] = field(default_factory=_window)  # from, new account
+    adds: deque[tuple[float, int, bool]] = field(default_factory=_window)  # by card
+    amounts: deque[tuple[float, int]] = field(default_factory=_window)  # 30 days, all initiated
+    near_threshold: deque[float] = field(default_factory=_window)
+    recipients: dict[int, int] = field(default_factory=dict)  # times paid
+    senders: dict[int, tuple[float, int]] = field(default_factory=dict)  # last ts, amount
+    devices: dict[str, tuple[float, float]] = field(default_factory=dict)  # first, last seen
+    countries: dict[str, float] = field(default_factory=dict)  # last seen
+    ip_prefixes: dict[str, float] = field(default_factory=dict)
+    last_ts: float = NAN
+    last_device: str | None = None
+    last_country: str | None = None
+    last_out_ts: float = NAN
+    last_in_ts: float = NAN
+    last_add: tuple[float, int] = (NAN, 0)
+    events: int = 0
+
+
+class HistoryState:
+    """Everyone's bounded history, fed in time order by `observe`."""
+
+    def __init__(self) -> None:
+        self._users: dict[int, UserHistory] = {}
+        self._device_users: dict[str, dict[int, None]] = {}
+
+    def register_user(
+        self,
+        user_id: int,
+        signup_at: datetime,
+        verified_bank: bool,
+        home_country: str,
+        devices: Iterable[str] = (),
+    ) -> None:
+        """Records what signup tells: its time, bank verification, home country, first devices."""
+        history = self.history(user_id)
+        history.signup_ts = signup_at.timestamp()
+        history.verified_bank = verified_bank
+        history.home_country = home_country
+        for device in devices:
+            history.devices.setdefault(device, (history.signup_ts, history.signup_ts))
+            self._device_users.setdefault(device, {})[user_id] = None
+        history.countries.setdefault(home_country, history.signup_ts)
+
+    def peek(self, user_id: int) -> UserHistory:
+        """The user's history without creating one: an unknown user has an empty past."""
+        return self._users.get(user_id) or _EMPTY
+
+    def history(self, user_id: int) -> UserHistory:
+        found = self._users.get(user_id)
+        if found is None:
+            found = self._users[user_id] = UserHistory()
+        return found
+
+    def other_users_on(self, device_id: str, user_id: int) -> int:
+        users = self._device_users.get(device_id, {})
+        return len(users) - (1 if user_id in users else 0)
+
+    def note_device(self, device_id: str, user_id: int) -> None:
+        users = self._device_users.setdefault(device_id, {})
+        if user_id not in users and len(users) < MAX_KNOWN_PARTIES:
+            users[user_id] = None
+
+
+_EMPTY = UserHistory()
+
+
+def features_for(state: HistoryState, txn: Txn) -> list[float]:
+    """The feature vector of `txn`, in `FEATURE_NAMES` order, from strictly earlier events."""
+    now = txn.ts.timestamp()
+    user = state.peek(txn.user_id)
+    values: dict[str, float] = {}
+    _movement(values, txn)
+    _profile(values, user, txn, now)
+    outgoing = txn.amount_minor if txn.kind != "add_funds" else 0
+    _outflows(values, user, now)
+    _inflows(values, user, now, outgoing)
+    _recipient(values, state, user, txn, now)
+    _place(values, state, user, txn, now)
+    return [values[name] for name in FEATURE_NAMES]
+
+
+def _movement(values: dict[str, float], txn: Txn) -> None:
+    amount, kind, ts = txn.amount_minor, txn.kind, txn.ts
+    usd = amount / 100
+    values.update(
+        amount_usd=usd,
+        log_amount=math.log1p(usd),
+        is_p2p=float(kind == "p2p"),
+        is_add_funds=float(kind == "add_funds"),
+        is_cash_out=float(kind == "cash_out"),
+        rail_ach=float(txn.rail == "ach"),
+        rail_card=float(txn.rail == "card"),
+        amount_has_cents=float(amount % 100 != 0),
+        amount_round_100=float(amount % 10_000 == 0),
+        amount_near_10k=float(NEAR_10K[0] <= amount < NEAR_10K[1]),
+        amount_near_3k=float(NEAR_3K[0] <= amount < NEAR_3K[1]),
+        amount_tiny=float(amount < TINY_AMOUNT_MINOR),
+        hour_of_day=float(ts.hour),
+        is_weekend=float(ts.weekday() >= 5),
+        is_night=float(ts.hour < 6),
+    )
+
+
+def _near_threshold(amount_minor: int) -> bool:
+    return NEAR_10K[0] <= amount_minor < NEAR_10K[1] or NEAR_3K[0] <= amount_minor < NEAR_3K[1]
+
+
+def _profile(values: dict[str, float], user: UserHistory, txn: Txn, now: float) -> None:
+    """The user's account and their usual amounts over 30 days."""
+    amounts = [a for ts, a in user.amounts if now - ts <= MONTH]
+    week = sum(1 for ts, _ in user.amounts if now - ts <= WEEK)
+    near = sum(1 for ts in user.near_threshold if now - ts <= WEEK)
+    usd = txn.amount_minor / 100
+    median = statistics.median(amounts) / 100 if amounts else NAN
+    zscore = NAN
+    if len(amounts) >= 2:
+        # Plain arithmetic: statistics.pstdev is exact but an order of magnitude slower.
+        logs = [math.log1p(a / 100) for a in amounts]
+        mean = sum(logs) / len(logs)
+        spread = math.sqrt(max(sum(x * x for x in logs) / len(logs) - mean * mean, 0.0))
+        zscore = (math.log1p(usd) - mean) / max(spread, 0.1)
+    values.update(
+        account_age_days=(now - user.signup_ts) / DAY,
+        has_verified_bank=float(user.verified_bank),
+        days_since_last_event=(now - user.last_ts) / DAY,
+        lifetime_events=float(user.events),
+        median_amount_30d=median,
+        amount_to_median_30d=usd / median if median > 0 else NAN,
+        amount_zscore_30d=zscore,
+        amount_to_max_30d=usd * 100 / max(amounts) if amounts else NAN,
+        events_30d=float(len(amounts)),
+        near_threshold_7d=float(near),
+        near_threshold_share_7d=near / week if week else 0.0,
+    )
+
+
+def _outflows(values: dict[str, float], user: UserHistory, now: float) -> None:
+    """Velocity of the user's outgoing money and of new recipients (one pass over 7 days)."""
+    counts, sums = [0, 0, 0, 0], [0, 0, 0]  # 1m/1h/24h/7d counts; 1h/24h/7d sums
+    recipients_24h: set[int] = set()
+    recipients_7d: set[int] = set()
+    new_recipients_24h = cash_out_24h = 0
+    for ts, amount, to, was_new in reversed(user.outs):
+        age = now - ts
+        if age > WEEK:
+            break
+        counts[3], sums[2] = counts[3] + 1, sums[2] + amount
+        if to >= 0:
+            recipients_7d.add(to)
+        if age > DAY:
+            continue
+        counts[2], sums[1] = counts[2] + 1, sums[1] + amount
+        if to >= 0:
+            recipients_24h.add(to)
+            new_recipients_24h += was_new
+        else:
+            cash_out_24h += amount
+        if age <= HOUR:
+            counts[1], sums[0] = counts[1] + 1, sums[0] + amount
+            counts[0] += age <= MINUTE
+    values.update(
+        out_count_1m=float(counts[0]),
+        out_count_1h=float(counts[1]),
+        out_count_24h=float(counts[2]),
+        out_count_7d=float(counts[3]),
+        out_sum_1h=sums[0] / 100,
+        out_sum_24h=sums[1] / 100,
+        out_sum_7d=sums[2] / 100,
+        hours_since_last_out=(now - user.last_out_ts) / HOUR,
+        recipients_24h=float(len(recipients_24h)),
+        recipients_7d=float(len(recipients_7d)),
+        new_recipients_24h=float(new_recipients_24h),
+        cash_equivalent_24h=cash_out_24h / 100,  # The add-funds half is added by _inflows.
+    )
+
+
+def _inflows(values: dict[str, float], user: UserHistory, now: float, outgoing: int) -> None:
+    """Money received and added, and how much of it is leaving again."""
+    in_1h = in_24h = 0
+    in_sum_24h = in_sum_7d = 0
+    senders: set[int] = set()
+    for ts, amount, sender, _ in reversed(user.ins):
+        age = now - ts
+        if age > WEEK:
+            break
+        in_sum_7d += amount
+        if age <= DAY:
+            in_24h, in_sum_24h = in_24h + 1, in_sum_24h + amount
+            in_1h += age <= HOUR
+            senders.add(sender)
+    adds = _add_funds_windows(user, now)
+    outflow = values["out_sum_24h"] + outgoing / 100
+    is_cash = values["is_add_funds"] or values["is_cash_out"]
+    values.update(
+        in_count_1h=float(in_1h),
+        in_count_24h=float(in_24h),
+        in_sum_24h=in_sum_24h / 100,
+        in_sum_7d=in_sum_7d / 100,
+        hours_since_last_in=(now - user.last_in_ts) / HOUR,
+        senders_24h=float(len(senders)),
+        hours_since_last_add=(now - user.last_add[0]) / HOUR,
+        last_add_usd=user.last_add[1] / 100 if user.last_add[1] else NAN,
+        out_to_in_24h=outflow / (1 + adds["add_sum_24h"] + in_sum_24h / 100),
+        out_to_unsettled_ach=outflow / (1 + adds["unsettled_ach_usd"]),
+        **adds,
+    )
+    values["cash_equivalent_24h"] += adds["add_sum_24h"] + values["amount_usd"] * is_cash
+
+
+def _add_funds_windows(user: UserHistory, now: float) -> dict[str, float]:
+    count_1h = count_24h = card_1h = card_24h = tiny_1h = 0
+    sum_24h = unsettled = 0
+    for ts, amount, by_card in reversed(user.adds):
+        age = now - ts
+        if age > UNSETTLED_ACH_SECONDS:
+            break
+        unsettled += 0 if by_card else amount
+        if age <= DAY:
+            count_24h, sum_24h, card_24h = count_24h + 1, sum_24h + amount, card_24h + by_card
+            if age <= HOUR:
+                count_1h, card_1h = count_1h + 1, card_1h + by_card
+                tiny_1h += amount < TINY_AMOUNT_MINOR
+    return {
+        "add_count_1h": float(count_1h),
+        "add_count_24h": float(count_24h),
+        "add_sum_24h": sum_24h / 100,
+        "card_add_count_1h": float(card_1h),
+        "card_add_count_24h": float(card_24h),
+        "tiny_add_count_1h": float(tiny_1h),
+        "unsettled_ach_usd": unsettled / 100,
+    }
+
+
+def _recipient(
+    values: dict[str, float], state: HistoryState, user: UserHistory, txn: Txn, now: float
+) -> None:
+    """Who is being paid: how well the user knows them, and what the recipient's last day looks
+    like (many new senders is a mule collecting; many transfers out is a mule fanning out)."""
+    to = txn.counterparty_id
+    if txn.kind != "p2p" or to is None:
+        values.update(dict.fromkeys(_RECIPIENT_FEATURES, NAN))
+        return
+    recipient = state.peek(to)
+    senders: set[int] = set()
+    new_senders: set[int] = set()
+    received = 0
+    for ts, amount, sender, sender_was_new in reversed(recipient.ins):
+        if now - ts > DAY:
+            break
+        senders.add(sender)
+        received += amount
+        if sender_was_new:
+            new_senders.add(sender)
+    out_24h = 0
+    for ts, *_ in reversed(recipient.outs):
+        if now - ts > DAY:
+            break
+        out_24h += 1
+    age_days = (now - recipient.signup_ts) / DAY
+    paid_user = user.senders.get(to)
+    values.update(
+        is_new_recipient=float(to not in user.recipients),
+        times_paid_recipient=float(user.recipients.get(to, 0)),
+        recipient_age_days=age_days,
+        recipient_is_new_account=float(age_days < NEW_ACCOUNT_SECONDS / DAY),
+        recipient_senders_24h=float(len(senders)),
+        recipient_new_senders_24h=float(len(new_senders)),
+        recipient_in_usd_24h=received / 100,
+        recipient_out_count_24h=float(out_24h),
+        recipient_paid_user_before=float(paid_user is not None),
+        recipient_last_to_user_usd=paid_user[1] / 100 if paid_user else NAN,
+        hours_since_recipient_paid_user=(now - paid_user[0]) / HOUR if paid_user else NAN,
+    )
+
+
+_RECIPIENT_FEATURES = (
+    "is_new_recipient",
+    "times_paid_recipient",
+    "recipient_age_days",
+    "recipient_is_new_account",
+    "recipient_senders_24h",
+    "recipient_new_senders_24h",
+    "recipient_in_usd_24h",
+    "recipient_out_count_24h",
+    "recipient_paid_user_before",
+    "recipient_last_to_user_usd",
+    "hours_since_recipient_paid_user",
+)
+
+
+def _place(
+    values: dict[str, float], state: HistoryState, user: UserHistory, txn: Txn, now: float
+) -> None:
+    """Where the user acts from: device, country, address block, against their own past."""
+    device = user.devices.get(txn.device_id)
+    country_changed = user.last_country is not None and txn.country != user.last_country
+    values.update(
+        device_seen_before=float(device is not None),
+        device_age_days=(now - device[0]) / DAY if device else 0.0,
+        devices_30d=float(sum(1 for _, last in user.devices.values() if now - last <= MONTH)),
+        device_other_users=float(state.other_users_on(txn.device_id, txn.user_id)),
+        device_changed=float(user.last_device is not None and txn.device_id != user.last_device),
+        country_seen_before=float(txn.country in user.countries),
+        is_home_country=float(txn.country == user.home_country),
+        country_changed=float(country_changed),
+        impossible_travel=float(
+            country_changed and now - user.last_ts <= IMPOSSIBLE_TRAVEL_SECONDS
+        ),
+        countries_30d=float(sum(1 for last in user.countries.values() if now - last <= MONTH)),
+        ip_prefix_seen_before=float(_ip_prefix(txn.ip) in user.ip_prefixes),
+    )
+
+
+def _ip_prefix(ip: str) -> str:
+    """The /16 block of an IPv4 address, or the first four groups of an IPv6 one."""
+    if ":" in ip:
+        return ":".join(ip.split(":")[:4])
+    return ".".join(ip.split(".")[:2])
+
+
+def observe(state: HistoryState, txn: Txn) -> None:
+    """Adds `txn` to the history: call after `features_for(state, txn)`, in time order."""
+    now, amount = txn.ts.timestamp(), txn.amount_minor
+    user = state.history(txn.user_id)
+    _prune(user, now)
+    user.amounts.append((now, amount))
+    if _near_threshold(amount):
+        user.near_threshold.append(now)
+    if txn.kind == "add_funds":
+        user.adds.append((now, amount, txn.rail == "card"))
+        user.last_add = (now, amount)
+    elif txn.kind == "p2p" and txn.counterparty_id is not None:
+        _observe_transfer(state, user, txn, now)
+    else:
+        user.outs.append((now, amount, -1, False))
+        user.last_out_ts = now
+    first_seen = user.devices.get(txn.device_id, (now, now))[0]
+    _remember(user.devices, txn.device_id, (first_seen, now), MAX_KNOWN_PLACES)
+    _remember(user.countries, txn.country, now, MAX_KNOWN_PLACES)
+    _remember(user.ip_prefixes, _ip_prefix(txn.ip), now, MAX_KNOWN_PLACES)
+    state.note_device(txn.device_id, txn.user_id)
+    user.last_ts, user.last_device, user.last_country = now, txn.device_id, txn.country
+    user.events += 1
+
+
+def _observe_transfer(state: HistoryState, user: UserHistory, txn: Txn, now: float) -> None:
+    to = txn.counterparty_id
+    if to is None:
+        raise ValueError(
+            f"P2P transfer at {txn.ts.isoformat()} from {txn.user_id} has no recipient"
+        )
+    user.outs.append((now, txn.amount_minor, to, to not in user.recipients))
+    user.last_out_ts = now
+    _remember(user.recipients, to, user.recipients.get(to, 0) + 1, MAX_KNOWN_PARTIES)
+    recipient = state.history(to)
+    _prune(recipient, now)
+    sender_was_new = now - user.signup_ts < NEW_ACCOUNT_SECONDS
+    recipient.ins.append((now, txn.amount_minor, txn.user_id, sender_was_new))
+    recipient.last_in_ts = now
+    _remember(recipient.senders, txn.user_id, (now, txn.amount_minor), MAX_KNOWN_PARTIES)
+
+
+def _remember(known: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    """Sets `key` as the most recent entry, forgetting the least recently seen beyond `limit`."""
+    known.pop(key, None)
+    known[key] = value
+    if len(known) > limit:
+        del known[next(iter(known))]
+
+
+def _prune(user: UserHistory, now: float) -> None:
+    """Drops window entries too old for any feature."""
+    for window, horizon in (
+        (user.outs, WEEK),
+        (user.ins, WEEK),
+        (user.adds, WEEK),
+        (user.amounts, MONTH),
+    ):
+        while window and now - window[0][0] > horizon:
+            window.popleft()
+    while user.near_threshold and now - user.near_threshold[0] > WEEK:
+        user.near_threshold.popleft()
