@@ -15,6 +15,7 @@ from billfold.api.middleware import RequestContextMiddleware
 from billfold.api.problems import install_problem_handlers
 from billfold.config import Settings
 from billfold.funding.cards import NoProcessor, SandboxProcessor
+from billfold.funding.recovery import keep_booking
 from billfold.funding.service import Funding
 from billfold.ledger.engine import Ledger
 from billfold.platform.db import create_pool
@@ -86,6 +87,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.callback(sweeper.cancel)
         app.state.funding = await Funding.start(pool, ledger, settings)
         app.state.cards = SandboxProcessor(pool) if settings.sandbox_enabled else NoProcessor()
+        recovery = asyncio.create_task(keep_booking(app.state.funding), name="funding-recovery")
+        stack.callback(recovery.cancel)
         if settings.sandbox_enabled and settings.sandbox_settle_after_s > 0:
             settler = asyncio.create_task(
                 sandbox.auto_settle(app.state.funding, settings.sandbox_settle_after_s),

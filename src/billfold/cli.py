@@ -89,12 +89,14 @@ def demo(host: Host = None, port: Port = None) -> None:
 def reconcile(
     workers: Annotated[int, typer.Option(min=1, help="Ranges checked in parallel.")] = 2,
 ) -> None:
-    """Check the ledger's invariants against the database and report any difference."""
+    """Check the ledger's invariants, and the funding movements against the ledger; report any
+    difference (exit 1)."""
+    from billfold.funding.reconcile import check_funding
     from billfold.ledger.reconcile import run_cli
 
     settings = _load_settings()
     try:
-        run_cli(settings, workers=workers)
+        run_cli(settings, workers=workers, more_checks=check_funding)
     except _environment_errors() as error:
         _fail(f"cannot reconcile: {_describe(error)}")
 

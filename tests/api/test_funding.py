@@ -17,6 +17,8 @@ from fastapi import FastAPI
 
 from billfold.funding import webhooks
 from billfold.funding.calendar import is_banking_day
+from billfold.funding.reconcile import check_funding
+from billfold.funding.recovery import book_unbooked
 from billfold.ledger.reconcile import reconcile
 
 Person = Any
@@ -28,9 +30,11 @@ ACCOUNT = "000123456789"
 
 @pytest.fixture(autouse=True)
 async def ledger_reconciles(app: FastAPI) -> AsyncIterator[None]:
+    """After every test: the ledger reconciles, and every movement's status matches it."""
     yield
     report = await reconcile(app.state.pool)
     assert report.ok, report.render()
+    assert await check_funding(app.state.pool) == []
 
 
 async def add_funds(
@@ -494,3 +498,49 @@ async def test_an_established_user_spends_part_of_a_deposit_at_once_and_owes_it_
         assert blocked.status_code == 403 and blocked.json()["amount_owed"] == "30.00"
     finally:
         funding.settings = default
+
+
+async def test_funding_reconcile_names_a_status_the_ledger_disagrees_with(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, link_bank: LinkBank
+) -> None:
+    """A settled add-funds marked pending again, and a pending one marked settled, are both
+    reported by name; put back, nothing is."""
+    person = await make_person()
+    bank_id = await link_bank(person, ACCOUNT)
+    settled = (await add_funds(client, person, "3.00", bank_account_id=bank_id)).json()
+    pending = (await add_funds(client, person, "4.00", bank_account_id=bank_id)).json()
+    await sandbox(client, person, settled["transfer_id"], "settle")
+    pool = app.state.pool
+    flip = "UPDATE funding_transfers SET status = $2 WHERE id = $1"
+    await pool.execute(flip, uuid.UUID(settled["transfer_id"]), "pending")
+    await pool.execute(flip, uuid.UUID(pending["transfer_id"]), "settled")
+    found = await check_funding(pool)
+    assert f"funding transfer {settled['transfer_id']}: pending, but its hold is resolved" in found
+    assert (
+        f"funding transfer {pending['transfer_id']}: settled, but its hold was not posted" in found
+    )
+    await pool.execute(flip, uuid.UUID(settled["transfer_id"]), "settled")
+    await pool.execute(flip, uuid.UUID(pending["transfer_id"]), "pending")
+
+
+async def test_a_movement_recorded_but_never_booked_is_booked_by_recovery(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, link_bank: LinkBank
+) -> None:
+    """An add-funds whose hold was never made (its process died) shows up in reconcile, and the
+    recovery sweep books it once: the money is pending as if nothing had happened."""
+    person = await make_person()
+    bank_id = await link_bank(person, ACCOUNT)
+    pool = app.state.pool
+    funding_id = await pool.fetchval(
+        """INSERT INTO funding_transfers (user_id, rail, purpose, bank_account_id, amount_minor,
+               currency, trace_number, idempotency_key, created_at)
+           VALUES ($1, 'ach', 'add_funds', $2, 700, 'USD', '091000019999999', 'crashed',
+                   now() - interval '5 minutes')
+           RETURNING id""",
+        uuid.UUID(person.user_id),
+        uuid.UUID(bank_id),
+    )
+    assert any(str(funding_id) in line for line in await check_funding(pool))
+    assert await book_unbooked(app.state.funding) >= 1
+    assert await book_unbooked(app.state.funding) == 0
+    assert (await wallet(client, person))["pending_balance"] == "7.00"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -225,15 +225,27 @@ async def _check_accounts(conn: asyncpg.Connection, lo: int, hi: int, report: Re
             report.problem(f"account {r['id']}: {r['broken']} entries break the running balance")
 
 
-def run_cli(settings: Settings, *, workers: int = 2) -> None:
-    """`billfold reconcile`: print the report, progress on stderr; exit 1 on any discrepancy."""
-    report = asyncio.run(_reconcile_configured(settings, workers))
+def run_cli(
+    settings: Settings,
+    *,
+    workers: int = 2,
+    more_checks: Callable[[asyncpg.Pool], Awaitable[list[str]]] | None = None,
+) -> None:
+    """`billfold reconcile`: print the report, progress on stderr; exit 1 on any discrepancy.
+    `more_checks` are the other contexts' checks against the ledger, one line per problem."""
+    report, more = asyncio.run(_reconcile_configured(settings, workers, more_checks))
     print(report.render())
-    if not report.ok:
+    if more_checks is not None:
+        print("\n".join(more) if more else "funding movements agree with the ledger")
+    if not report.ok or more:
         raise SystemExit(1)
 
 
-async def _reconcile_configured(settings: Settings, workers: int) -> Report:
+async def _reconcile_configured(
+    settings: Settings,
+    workers: int,
+    more_checks: Callable[[asyncpg.Pool], Awaitable[list[str]]] | None,
+) -> tuple[Report, list[str]]:
     from billfold.platform.db import create_pool
     from billfold.platform.embedded import ensure_database
 
@@ -241,7 +253,8 @@ async def _reconcile_configured(settings: Settings, workers: int) -> Report:
     sized = settings.model_copy(update={"db_pool_min": 1, "db_pool_max": workers + 1})
     pool = await create_pool(dsn, sized)
     try:
-        return await reconcile(pool, workers=workers, progress=_print_progress)
+        report = await reconcile(pool, workers=workers, progress=_print_progress)
+        return report, await more_checks(pool) if more_checks is not None else []
     finally:
         await pool.close()
 

@@ -1,0 +1,88 @@
+"""Funding movements against the ledger: each status must match what the ledger did.
+
+`funding_transfers` is a projection of the ledger's holds, posts, voids and claw-backs (see
+funding.rails). These checks find a row whose status says one thing while the ledger did
+another, and ledger holds of a movement that has no row. An event being applied at the moment
+of the check can show up once (its ledger step done, its status not yet): run it again, or when
+the service is quiet, before acting on a single finding.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+# Each query returns (id, what is wrong) for the rows breaking one rule.
+CHECKS = [
+    # Pending ACH movements hold their money (unless an add-funds was advanced in full).
+    """
+    SELECT f.id, 'pending, but its hold ' ||
+           CASE WHEN f.hold_id IS NULL THEN 'was never booked' ELSE 'is resolved' END
+      FROM funding_transfers f
+     WHERE f.rail = 'ach' AND f.status = 'pending' AND f.purpose IN ('add_funds', 'cash_out')
+       AND f.amount_minor > f.advance_minor
+       AND (f.hold_id IS NULL
+            OR EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = f.hold_id))
+    """,
+    # Settled movements have their hold posted.
+    """
+    SELECT f.id, 'settled, but its hold was not posted'
+      FROM funding_transfers f
+     WHERE f.status = 'settled' AND f.hold_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = f.hold_id AND r.kind = 'post')
+    """,
+    # Returned movements: nothing still pending, and money that arrived was taken back.
+    """
+    SELECT f.id, 'returned, but its hold is still pending'
+      FROM funding_transfers f
+     WHERE f.status = 'returned' AND f.hold_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = f.hold_id)
+    """,
+    """
+    SELECT f.id, 'returned after reaching the wallet, but nothing was clawed back'
+      FROM funding_transfers f
+     WHERE f.status = 'returned' AND f.purpose = 'add_funds'
+       AND (f.rail = 'card' OR f.advance_minor > 0
+            OR EXISTS (SELECT 1 FROM transfers r
+                        WHERE r.pending_id = f.hold_id AND r.kind = 'post'))
+       AND NOT EXISTS (SELECT 1 FROM idempotency_keys k
+                        WHERE k.client_id = 'funding' AND k.key = f.id || ':clawback'
+                          AND k.transfer_id IS NOT NULL)
+    """,
+    """
+    SELECT f.id, 'a cash-out returned after it was paid, but its money was not put back'
+      FROM funding_transfers f
+     WHERE f.status = 'returned' AND f.purpose = 'cash_out'
+       AND EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = f.hold_id AND r.kind = 'post')
+       AND NOT EXISTS (SELECT 1 FROM idempotency_keys k
+                        WHERE k.client_id = 'funding' AND k.key = f.id || ':reverse'
+                          AND k.transfer_id IS NOT NULL)
+    """,
+    # Card add-funds credited the wallet.
+    """
+    SELECT f.id, 'a card add-funds the ledger never credited'
+      FROM funding_transfers f
+     WHERE f.rail = 'card' AND (f.posted_id IS NULL
+            OR NOT EXISTS (SELECT 1 FROM transfers t WHERE t.id = f.posted_id))
+    """,
+    # Every hold of a movement belongs to a recorded movement.
+    """
+    SELECT (t.metadata ->> 'funding_id')::uuid,
+           'a ledger hold (' || t.id || ') of no recorded movement'
+      FROM transfers t
+     WHERE t.kind = 'hold' AND t.code IN ('add_funds', 'cash_out')
+       AND t.metadata ? 'funding_id'
+       AND NOT EXISTS (SELECT 1 FROM funding_transfers f
+                        WHERE f.id = (t.metadata ->> 'funding_id')::uuid)
+    """,
+]
+MAX_LISTED = 1000
+
+
+async def check_funding(pool: asyncpg.Pool) -> list[str]:
+    """One line per discrepancy (at most MAX_LISTED), naming the movement and the rule."""
+    problems: list[str] = []
+    async with pool.acquire() as conn:
+        for check in CHECKS:
+            rows = await conn.fetch(f"{check} LIMIT {MAX_LISTED}")
+            problems += [f"funding transfer {row[0]}: {row[1]}" for row in rows]
+    return problems[:MAX_LISTED]

@@ -1,0 +1,60 @@
+"""Finish movements whose process died between recording them and booking them in the ledger.
+
+An ACH add-funds is recorded, then held in the ledger; a card add-funds is charged and recorded,
+then credited. A crash between the two leaves a row the ledger knows nothing of. Every booking
+step is idempotent (ledger keys derived from the movement), so finishing it is running it again.
+A cash-out can't be left this way: its hold comes before its row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from billfold.funding.movements import book_add_funds, book_card_funding
+from billfold.funding.service import FUNDING_COLUMNS, Funding, FundingTransfer
+from billfold.platform.logging import get_logger
+from billfold.wallet.users import get_user
+
+log = get_logger("billfold.funding.recovery")
+# Younger rows may still be being booked by the request that made them.
+GRACE_S = 60
+BATCH = 200
+INTERVAL_S = 30.0
+
+_UNBOOKED = f"""
+SELECT {FUNDING_COLUMNS} FROM funding_transfers
+ WHERE purpose = 'add_funds' AND created_at < now() - make_interval(secs => $1)
+   AND ((rail = 'ach' AND status = 'pending' AND hold_id IS NULL
+         AND amount_minor > advance_minor)
+        OR (rail = 'card' AND posted_id IS NULL))
+ ORDER BY created_at
+ LIMIT $2
+"""
+
+
+async def book_unbooked(funding: Funding, grace_s: float = GRACE_S) -> int:
+    """Book up to BATCH movements the ledger has not seen; return how many."""
+    rows = await funding.pool.fetch(_UNBOOKED, grace_s, BATCH)
+    for row in rows:
+        ft = FundingTransfer.from_row(row)
+        user = await get_user(funding.pool, ft.user_id)
+        if ft.rail == "ach":
+            await book_add_funds(funding, user.account_id, ft)
+        else:
+            await book_card_funding(funding, user, ft)
+    return len(rows)
+
+
+async def keep_booking(funding: Funding) -> None:
+    """Run book_unbooked every INTERVAL_S for as long as the process serves."""
+    while True:
+        await asyncio.sleep(INTERVAL_S)
+        try:
+            booked = await book_unbooked(funding)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("funding recovery failed", error=str(error))
+            continue
+        if booked:
+            log.warning("unbooked funding movements booked", count=booked)
