@@ -267,6 +267,9 @@ async def _prepare(settings: Settings) -> Settings:
     else:
         conn = await connect(database_url, settings)
         await conn.close()
+    # The workers read the embedded servers' URLs from here, and would then take them for
+    # servers of their own: what depends on the stack being embedded is decided now, for them.
+    os.environ.setdefault("BILLFOLD_SANDBOX", "true" if settings.sandbox_enabled else "false")
     os.environ["DATABASE_URL"] = database_url
     os.environ["REDIS_URL"] = redis_url
     return settings.model_copy(update={"database_url": database_url, "redis_url": redis_url})

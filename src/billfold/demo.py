@@ -59,13 +59,13 @@ Billfold demo: alice, bob and carol each hold $500.00 (password: {DEMO_PASSWORD}
                  -H "Content-Type: application/json" {base}/api/v1/transfers \\
                  -d '{{"sender_id": "<your user_id>", "recipient": "@bob", "amount": "12.50"}}'
   add funds:   a test card from the sandbox processor, then add $20 from it:
-               curl -s {auth} -H "Content-Type: application/json" \
-                 {base}/api/v1/sandbox/cards/tokenize \
+               curl -s {auth} -H "Content-Type: application/json" \\
+                 {base}/api/v1/sandbox/cards/tokenize \\
                  -d '{{"number":"4242424242424242","exp_month":12,"exp_year":2030,"cvc":"123"}}'
-               curl -s {auth} -H "Content-Type: application/json" {base}/api/v1/cards \
+               curl -s {auth} -H "Content-Type: application/json" {base}/api/v1/cards \\
                  -d '{{"token": "<the token>"}}'
-               curl -s {auth} -H "Idempotency-Key: demo-2" -H "Content-Type: application/json" \
-                 {base}/api/v1/wallet/add-funds \
+               curl -s {auth} -H "Idempotency-Key: demo-2" -H "Content-Type: application/json" \\
+                 {base}/api/v1/wallet/add-funds \\
                  -d '{{"user_id": "<your user_id>", "amount": "20.00", "card_id": "<the card_id>"}}'
   bank and ACH: POST /api/v1/bank-accounts, then /verify, /wallet/add-funds, /wallet/cash-out
                and /api/v1/sandbox/ach/<transfer_id>/settle (see /docs and docs/funding.md)
