@@ -1,4 +1,4 @@
-"""The `billfold` command: serve | migrate | demo | reconcile | bench."""
+"""The `billfold` command: serve, migrate, demo, reconcile, users, ach, keys, risk, bench."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import typer
 from billfold.bench.cli import bench_app
 from billfold.config import Settings
 from billfold.platform.errors import BillfoldError
+from billfold.risk.cli import risk_app
 
 T = TypeVar("T")
 
@@ -32,6 +33,7 @@ ach_app = typer.Typer(help="ACH: the NACHA files exchanged with the bank.", no_a
 app.add_typer(ach_app, name="ach")
 keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(risk_app, name="risk")
 
 
 Host = Annotated[str | None, typer.Option(help="Interface to bind. [env: BILLFOLD_HOST]")]

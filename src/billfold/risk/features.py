@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -140,6 +140,21 @@ class Txn(Protocol):
     def ip(self) -> str: ...
 
 
+class Signup(Protocol):
+    """What signup tells about a user; `synth.UserProfile` fits."""
+
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def signup_at(self) -> datetime: ...
+    @property
+    def verified_bank(self) -> bool: ...
+    @property
+    def home_country(self) -> str: ...
+    @property
+    def devices(self) -> tuple[str, ...]: ...
+
+
 def _window() -> deque[Any]:
     return deque(maxlen=MAX_WINDOW_ENTRIES)
 
@@ -192,7 +207,7 @@ class HistoryState:
         history.home_country = home_country
         for device in devices:
             history.devices.setdefault(device, (history.signup_ts, history.signup_ts))
-            self._device_users.setdefault(device, {})[user_id] = None
+            self.note_device(device, user_id)
         history.countries.setdefault(home_country, history.signup_ts)
 
     def peek(self, user_id: int) -> UserHistory:
@@ -534,3 +549,19 @@ def _prune(user: UserHistory, now: float) -> None:
             window.popleft()
     while user.near_threshold and now - user.near_threshold[0] > WEEK:
         user.near_threshold.popleft()
+
+
+def replay(signups: Iterable[Signup], txns: Iterable[Txn]) -> Iterator[list[float]]:
+    """Feature rows of time-ordered `txns`, each from the past only, as the online engine sees it.
+
+    Users are registered when they sign up, not before: registering a later signup early would let
+    its devices show up as shared before the account existed.
+    """
+    state = HistoryState()
+    pending = sorted(signups, key=lambda signup: signup.signup_at, reverse=True)
+    for txn in txns:
+        while pending and pending[-1].signup_at <= txn.ts:
+            p = pending.pop()
+            state.register_user(p.user_id, p.signup_at, p.verified_bank, p.home_country, p.devices)
+        yield features_for(state, txn)
+        observe(state, txn)

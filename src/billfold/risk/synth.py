@@ -200,10 +200,12 @@ class World:
     ) -> None:
         """Records an event from `place` (device, country, address), by default the person's own.
 
-        Events outside the world's days or before the person signed up are dropped, so callers can
-        schedule freely.
+        Events outside the world's days, or before the person or the recipient signed up, are
+        dropped, so callers can schedule freely.
         """
         if not (START <= ts < self.end) or ts < person.profile.signup_at:
+            return
+        if to is not None and ts < self.people[to].profile.signup_at:
             return
         where = place or person.context(ts, self.rng)
         labelled = pattern is not None
@@ -342,6 +344,7 @@ def _friend_groups(world: World) -> None:
 
 
 def _everyday(world: World, p: Person) -> None:
+    """One user's own habits: payments to friends, top-ups, cash-outs, pay, one big purchase."""
     rng, first = world.rng, world.start_day(p)
     rate = SEGMENT_P2P_PER_DAY[p.segment]
     salaried = p.profile.verified_bank and rng.random() < 0.3
@@ -581,6 +584,10 @@ def _account_takeover(world: World, t: datetime) -> None:
     elif roll < 0.5:
         home = victim.profile.home_country
         place = (world.device_id(), home, random_ip(home, rng))
+    if rng.random() < 0.3 and victim.friends:
+        # The victim was using the app, perhaps following the phishing link, just before.
+        before = t - timedelta(minutes=rng.uniform(10, 180))
+        world.emit(victim, before, "p2p", dollars(rng, 22, 0.8), to=rng.choice(victim.friends))
     balance, ts = dollars(rng, 900, 0.8, whole=0.2), t
     if rng.random() < 0.3:
         top_up = dollars(rng, 400, 0.5)
@@ -595,7 +602,8 @@ def _account_takeover(world: World, t: datetime) -> None:
 
 
 def _mule_fan_in(world: World, t: datetime) -> None:
-    """A days-old account receives from many brand-new, card-funded senders and cashes out."""
+    """A new or recruited account receives from many senders, mostly brand-new and card-funded,
+    and cashes out."""
     rng, pattern = world.rng, "mule_fan_in"
     mule = _new_account(world, t, 0.1, 5) if rng.random() < 0.6 else _mule(world, t)
     # Half the farms run a few phones; the other half spoof a fresh device id per account.
@@ -710,7 +718,7 @@ def _structuring(world: World, t: datetime) -> None:
 
 
 def _synthetic_identity(world: World, t: datetime) -> None:
-    """A ring of accounts opened together on shared devices pass sums round, then bust out."""
+    """Accounts opened together, often on shared phones, pass sums round, then bust out."""
     rng, pattern = world.rng, "synthetic_identity"
     born = t - timedelta(days=rng.uniform(10, 40))
     shared = rng.random() < 0.5

@@ -1,0 +1,148 @@
+"""The model: trained and versioned by the command, loaded without pickle, scored one row at a time,
+and evaluated against the rules on a later window and on held-out patterns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from billfold.risk import synth
+from billfold.risk.cli import risk_app
+from billfold.risk.evaluate import BLOCK_POINTS, RULES, combine, rule_hits, rule_points
+from billfold.risk.features import FEATURE_INDEX, FEATURE_NAMES
+from billfold.risk.model import (
+    VERSION_PATTERN,
+    Scorer,
+    average_precision,
+    build_table,
+    recall_at_fpr,
+    threshold_at_fpr,
+)
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small model trained by the `train` command into a directory of its own."""
+    out = tmp_path_factory.mktemp("models")
+    args = ["train", "--users", "2000", "--days", "30", "--seed", "11", "--out", str(out)]
+    result = CliRunner().invoke(risk_app, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_writes_a_version_its_metadata_and_current(models_dir: Path) -> None:
+    """The command prints the version it wrote; CURRENT names it; metadata lists the features."""
+    version = (models_dir / "CURRENT").read_text().strip()
+    assert VERSION_PATTERN.match(version)
+    assert (models_dir / f"{version}.txt").read_text().startswith("tree\n")
+    metadata = json.loads((models_dir / f"{version}.json").read_text())
+    assert metadata["feature_names"] == list(FEATURE_NAMES)
+    assert metadata["data"] == {
+        "generator": "billfold.risk.synth",
+        "users": 2000,
+        "days": 30,
+        "seed": 11,
+    }
+    assert metadata["training_window"]["to"] <= metadata["validation_window"]["from"]
+    assert set(metadata["thresholds"]) == {"0.001", "0.003", "0.01", "0.05"}
+    assert metadata["suggested_verdicts"]["step_up"]["legit_share"] == 0.01
+
+
+def test_scorer_scores_one_row_as_the_batch_does(models_dir: Path) -> None:
+    """One-row scores are probabilities equal to LightGBM's batch predictions."""
+    scorer = Scorer.load(models_dir)
+    table = build_table(synth.generate(400, 14, 2), log=lambda _: None)
+    rows = table.x[-200:].astype(np.float64)
+    one_by_one = np.array([scorer.score(row.tolist()) for row in rows])
+    assert np.all((one_by_one >= 0) & (one_by_one <= 1))
+    assert np.allclose(one_by_one, scorer.score_many(rows))
+    with pytest.raises(ValueError, match="got 3 features, the model expects"):
+        scorer.score([1.0, 2.0, 3.0])
+
+
+def test_scorer_refuses_a_current_that_names_no_version(tmp_path: Path) -> None:
+    """CURRENT cannot point the loader at an arbitrary path."""
+    (tmp_path / "CURRENT").write_text("../../etc/passwd\n")
+    with pytest.raises(ValueError, match=r"names '\.\./\.\./etc/passwd', not a model version"):
+        Scorer.load(tmp_path)
+
+
+def test_scorer_refuses_a_model_trained_on_other_features() -> None:
+    """A model whose feature names differ from FEATURE_NAMES is rejected, naming the difference."""
+    x = np.random.default_rng(0).random((200, 3))
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "num_threads": 1},
+        lgb.Dataset(x, x[:, 0] > 0.5, feature_name=["a", "b", "c"]),
+        num_boost_round=2,
+    )
+    with pytest.raises(ValueError, match="expects other features"):
+        Scorer(booster, {"version": "20250101-0123456789", "thresholds": {}})
+
+
+def test_the_shipped_model_matches_the_features_this_code_computes() -> None:
+    """The model in the package loads, and its feature names are exactly FEATURE_NAMES."""
+    scorer = Scorer.load()
+    assert scorer.metadata["feature_names"] == list(FEATURE_NAMES)
+    assert 0 <= scorer.score([0.0] * len(FEATURE_NAMES)) <= 1
+
+
+def test_metrics_on_known_rankings() -> None:
+    """Average precision and recall at a false-positive rate, ties never flagged."""
+    labels = np.array([True, True, False, False, False])
+    assert average_precision(np.array([0.9, 0.8, 0.3, 0.2, 0.1]), labels) == 1.0
+    assert average_precision(np.array([0.1, 0.2, 0.3, 0.8, 0.9]), labels) == pytest.approx(
+        (1 / 4 + 2 / 5) / 2
+    )
+    negatives = np.arange(1000) / 1000
+    assert threshold_at_fpr(negatives, 0.01) == 0.989
+    tied = np.array([0.5, 0.5, 0.5, 0.1])
+    assert recall_at_fpr(tied, np.array([True, False, False, False]), 0.34) == 0.0
+
+
+def test_rules_fire_on_the_issues_patterns() -> None:
+    """Each rule reads its features; strong hits block on their own, a weak one does not."""
+    rows = np.zeros((4, len(FEATURE_NAMES)))
+    rows[:, FEATURE_INDEX["is_p2p"]] = 1
+    rows[:, FEATURE_INDEX["device_seen_before"]] = 1
+    rows[:, FEATURE_INDEX["country_seen_before"]] = 1
+    rows[0, FEATURE_INDEX["out_count_1m"]] = 5
+    rows[1, [FEATURE_INDEX["is_new_recipient"], FEATURE_INDEX["recipient_new_senders_24h"]]] = [
+        1,
+        3,
+    ]
+    rows[2, [FEATURE_INDEX["amount_near_10k"], FEATURE_INDEX["near_threshold_7d"]]] = 1
+    rows[3, [FEATURE_INDEX["events_30d"], FEATURE_INDEX["amount_to_median_30d"]]] = [5, 12]
+    names = [rule.name for rule in RULES]
+    hits = rule_hits(rows)
+    assert [names[i] for i in np.flatnonzero(hits[0])] == ["velocity_minute"]
+    assert [names[i] for i in np.flatnonzero(hits[1])] == ["mule_fan_in"]
+    assert [names[i] for i in np.flatnonzero(hits[2])] == ["structuring"]
+    assert [names[i] for i in np.flatnonzero(hits[3])] == ["amount_vs_typical"]
+    points = rule_points(rows)
+    assert list(points >= BLOCK_POINTS) == [True, True, True, False]
+    assert list(combine(np.full(4, 0.2), points)) == [1.0, 1.0, 1.0, 0.2]
+
+
+def test_evaluate_reports_rules_model_and_both(models_dir: Path) -> None:
+    """`evaluate --json` measures all three scorers on the later window and per held-out pattern."""
+    result = CliRunner().invoke(risk_app, ["evaluate", "--models", str(models_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    later = report["later_window"]
+    assert later["fraud_events"] > 0
+    for scorer in ("rules", "model", "both"):
+        metrics = later[scorer]
+        assert set(metrics) >= {
+            "average_precision",
+            "recall_at_1.0%_fpr",
+            "false_block_rate",
+            "money_caught",
+        }
+        assert all(0 <= value <= 1 for value in metrics.values())
+    assert set(report["held_out"]) == set(synth.PATTERNS)
+    assert "both_recall_at_1%_fpr_at_least_0.8" in report["targets"]
