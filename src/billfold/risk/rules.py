@@ -1,0 +1,210 @@
+"""The hard rules and the verdict policy, as pure functions of what is known before a movement.
+
+The engine gathers `Signals` (velocity counters, known devices and countries, the user's
+typical amount, recent money in) and asks `check_rules` which rules a movement breaks; every hit
+carries its reason. `decide` turns the hits and the model's score into a verdict. Thresholds
+come from `RiskRules` (configurable; the benchmarks use their own so that load is not taken for
+fraud). No I/O here, so each rule is tested on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+# Reporting thresholds structuring keeps just under: the CTR's $10,000 and the $3,000 of the
+# funds-transfer recordkeeping rule.
+REPORTING_THRESHOLDS_MINOR = (10_000_00, 3_000_00)
+
+
+class RiskRules(BaseModel):
+    """Rule thresholds. Defaults follow issue 5."""
+
+    model_config = {"frozen": True}
+
+    max_per_minute: int = Field(default=5, ge=1)
+    max_per_hour: int = Field(default=10, ge=1)
+    amount_vs_typical: float = Field(default=10.0, gt=1)
+    # Below this, an amount is never "unusually large" (a $3 coffee after $0.25 tips).
+    amount_floor_minor: int = Field(default=100_00, ge=0)
+    impossible_travel_hours: float = Field(default=4.0, gt=0)
+    fan_in_new_senders: int = Field(default=5, ge=2)
+    # Money in then out: this share of the last 24 hours' add-funds leaving at once.
+    in_then_out_share: float = Field(default=0.8, gt=0, le=1)
+    # Structuring: this many amounts within `structuring_band` under a reporting threshold.
+    structuring_count: int = Field(default=3, ge=2)
+    structuring_band: float = Field(default=0.1, gt=0, lt=1)
+    ctr_minor: int = Field(default=10_000_00, ge=0)
+    sar_minor: int = Field(default=2_000_00, ge=0)
+    review_score: float = Field(default=0.5, ge=0, le=1)
+    decline_score: float = Field(default=0.9, ge=0, le=1)
+
+
+class Strength(StrEnum):
+    WEAK = "weak"  # worth a second factor
+    STRONG = "strong"  # worth a human's look; two independent ones decline
+
+
+class Action(StrEnum):
+    ALLOW = "allow"
+    STEP_UP = "step_up"
+    REVIEW = "review"
+    DECLINE = "decline"
+
+
+@dataclass(frozen=True)
+class Hit:
+    rule: str
+    strength: Strength
+    reason: str
+    signal: str  # what it rests on; two hits on one signal are not independent
+
+
+@dataclass(frozen=True)
+class Signals:
+    kind: str  # p2p | add_funds | cash_out | merchant_payment
+    amount_minor: int
+    at: datetime
+    count_1m: int  # the sender's movements, this one included
+    count_1h: int
+    typical_amount_minor: int | None = None  # median of the last 30 days; None: no history
+    device_known: bool | None = None  # None: the app sent no device id
+    country: str | None = None
+    country_known: bool | None = None
+    last_country: str | None = None
+    last_country_at: datetime | None = None
+    recipient_flagged: bool = False
+    recipient_is_new_payee: bool = False
+    recipient_is_new_account: bool = False
+    recipient_new_senders_24h: int = 0
+    added_funds_24h_minor: int = 0
+    near_threshold_7d: list[int] = field(default_factory=list)  # earlier amounts, cents
+    cash_equivalent_today_minor: int = 0  # add-funds and cash-out this business day, before
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    score: float
+    reasons: tuple[str, ...]
+    freeze: bool = False
+    aml: tuple[str, ...] = ()  # report candidates: "ctr", "sar"
+
+
+def check_rules(s: Signals, rules: RiskRules) -> list[Hit]:
+    hits: list[Hit] = []
+    for check in _CHECKS:
+        hit = check(s, rules)
+        if hit is not None:
+            hits.append(hit)
+    return hits
+
+
+def decide(hits: list[Hit], model_score: float, s: Signals, rules: RiskRules) -> Verdict:
+    """Two strong hits on independent signals decline and freeze; the model's score or one strong
+    hit sends it to review; a weak hit asks for a second factor; else allow."""
+    strong = {h.signal for h in hits if h.strength is Strength.STRONG}
+    reasons = tuple(h.reason for h in hits)
+    if model_score >= rules.decline_score:
+        reasons += (f"model score {model_score:.2f} at or above {rules.decline_score}",)
+    aml = _aml(hits, s, rules)
+    if len(strong) >= 2:
+        return Verdict(Action.DECLINE, model_score, reasons, freeze=True, aml=aml)
+    if model_score >= rules.decline_score:
+        return Verdict(Action.DECLINE, model_score, reasons, aml=aml)
+    if strong or model_score >= rules.review_score:
+        if model_score >= rules.review_score and not strong:
+            reasons += (f"model score {model_score:.2f} at or above {rules.review_score}",)
+        return Verdict(Action.REVIEW, model_score, reasons, aml=aml)
+    if hits:
+        return Verdict(Action.STEP_UP, model_score, reasons, aml=aml)
+    return Verdict(Action.ALLOW, model_score, reasons, aml=aml)
+
+
+def _aml(hits: list[Hit], s: Signals, rules: RiskRules) -> tuple[str, ...]:
+    found = []
+    cash = s.kind in ("add_funds", "cash_out")
+    if cash and s.cash_equivalent_today_minor + s.amount_minor > rules.ctr_minor:
+        found.append("ctr")
+    if hits and s.amount_minor >= rules.sar_minor:
+        found.append("sar")
+    return tuple(found)
+
+
+def _velocity(s: Signals, r: RiskRules) -> Hit | None:
+    if s.count_1m > r.max_per_minute:
+        why = f"{s.count_1m} movements in a minute (more than {r.max_per_minute})"
+        return Hit("velocity", Strength.STRONG, why, "velocity")
+    if s.count_1h > r.max_per_hour:
+        why = f"{s.count_1h} movements in an hour (more than {r.max_per_hour})"
+        return Hit("velocity", Strength.STRONG, why, "velocity")
+    return None
+
+
+def _amount(s: Signals, r: RiskRules) -> Hit | None:
+    typical = s.typical_amount_minor
+    if typical is None or s.amount_minor < r.amount_floor_minor:
+        return None
+    if s.amount_minor > typical * r.amount_vs_typical:
+        why = f"amount {s.amount_minor} is over {r.amount_vs_typical:g}x the typical {typical}"
+        return Hit("amount", Strength.WEAK, why, "amount")
+    return None
+
+
+def _device(s: Signals, r: RiskRules) -> Hit | None:
+    if s.device_known is False:
+        return Hit("new_device", Strength.WEAK, "a device never seen for this user", "device")
+    return None
+
+
+def _country(s: Signals, r: RiskRules) -> Hit | None:
+    if s.country_known is False:
+        strength = Strength.STRONG if s.device_known is False else Strength.WEAK
+        why = f"country {s.country} never seen for this user"
+        return Hit("new_country", strength, why, "location")
+    return None
+
+
+def _travel(s: Signals, r: RiskRules) -> Hit | None:
+    last, when = s.last_country, s.last_country_at
+    if s.country is None or last is None or when is None or last == s.country:
+        return None
+    if s.at - when < timedelta(hours=r.impossible_travel_hours):
+        why = f"in {last} and then {s.country} within {r.impossible_travel_hours:g} hours"
+        return Hit("impossible_travel", Strength.STRONG, why, "location")
+    return None
+
+
+def _recipient(s: Signals, r: RiskRules) -> Hit | None:
+    if s.recipient_flagged:
+        return Hit("recipient_flagged", Strength.STRONG, "the recipient is flagged", "recipient")
+    if s.recipient_is_new_account and s.recipient_new_senders_24h >= r.fan_in_new_senders:
+        why = f"a new account receiving from {s.recipient_new_senders_24h} new senders in 24 hours"
+        return Hit("mule_fan_in", Strength.STRONG, why, "recipient")
+    return None
+
+
+def _in_then_out(s: Signals, r: RiskRules) -> Hit | None:
+    outgoing = s.kind == "cash_out" or (s.kind == "p2p" and s.recipient_is_new_payee)
+    if not outgoing or s.added_funds_24h_minor <= 0:
+        return None
+    if s.amount_minor >= s.added_funds_24h_minor * r.in_then_out_share:
+        why = f"{s.amount_minor} out right after {s.added_funds_24h_minor} came in"
+        return Hit("in_then_out", Strength.STRONG, why, "flow")
+    return None
+
+
+def _structuring(s: Signals, r: RiskRules) -> Hit | None:
+    for threshold in REPORTING_THRESHOLDS_MINOR:
+        low = threshold * (1 - r.structuring_band)
+        near = [a for a in [*s.near_threshold_7d, s.amount_minor] if low <= a < threshold]
+        if len(near) >= r.structuring_count and low <= s.amount_minor < threshold:
+            why = f"{len(near)} amounts just under {threshold} in 7 days"
+            return Hit("structuring", Strength.STRONG, why, "structuring")
+    return None
+
+
+_CHECKS = (_velocity, _amount, _device, _country, _travel, _recipient, _in_then_out, _structuring)
