@@ -6,8 +6,9 @@ two movements at the same moment each see the other at most once, never neither.
 - Exact sliding windows (sorted sets of timestamps) for what the hard rules count: a sender's
   movements in the last minute and hour, the distinct senders to a recipient in the last day
   and how many of them are new accounts.
-- Hourly buckets (hashes) for the longer sums and counts (24 hours, 7 days), exact to the hour:
-  what the model and the softer rules read.
+- Buckets (hashes) for the longer sums and counts: 24 hours in hour buckets, 7 days in day
+  buckets (reading 168 hour buckets on every movement cost Redis more than the rest of the
+  script), so exact to the hour and to the day: what the model and the softer rules read.
 
 Redis is never the source of truth for money: losing these counters makes the risk engine
 forget recent activity, nothing more. Every key expires after its longest window.
@@ -33,6 +34,7 @@ local now = tonumber(ARGV[1])
 local id = ARGV[2]
 local amount = tonumber(ARGV[3])
 local hour = math.floor(now / 3600000)
+local day = math.floor(now / 86400000)
 
 local function add_time(key, keep_ms)
     local added = redis.call('ZADD', key, now, id)
@@ -47,15 +49,18 @@ local function add_hour(key)
     if fresh == 1 then
         redis.call('HINCRBY', key, 'c' .. hour, 1)
         redis.call('HINCRBY', key, 's' .. hour, amount)
+        redis.call('HINCRBY', key, 'C' .. day, 1)
+        redis.call('HINCRBY', key, 'S' .. day, amount)
     end
     redis.call('PEXPIRE', key, 691200000)
 end
 
-local function hours(key, span)
+-- Sums of the buckets `span` deep: hour buckets (c, s) or day buckets (C, S).
+local function buckets(key, span, count_field, sum_field, current)
     local fields = {}
-    for h = hour - span + 1, hour do
-        fields[#fields + 1] = 'c' .. h
-        fields[#fields + 1] = 's' .. h
+    for b = current - span + 1, current do
+        fields[#fields + 1] = count_field .. b
+        fields[#fields + 1] = sum_field .. b
     end
     local values = redis.call('HMGET', key, unpack(fields))
     local count, total = 0, 0
@@ -66,14 +71,23 @@ local function hours(key, span)
     return {count, total}
 end
 
+local function hours(key, span)
+    return buckets(key, span, 'c', 's', hour)
+end
+
+local function days(key, span)
+    return buckets(key, span, 'C', 'S', day)
+end
+
 fresh = add_time(KEYS[1], 3600000)
 add_hour(KEYS[2])
 local out = {
     redis.call('ZCOUNT', KEYS[1], now - 60000, '+inf'),
     redis.call('ZCOUNT', KEYS[1], now - 3600000, '+inf'),
 }
-local day, week = hours(KEYS[2], 24), hours(KEYS[2], 168)
-out[#out + 1] = day[1]; out[#out + 1] = day[2]; out[#out + 1] = week[1]; out[#out + 1] = week[2]
+local last24, week = hours(KEYS[2], 24), days(KEYS[2], 7)
+out[#out + 1] = last24[1]; out[#out + 1] = last24[2]
+out[#out + 1] = week[1]; out[#out + 1] = week[2]
 
 if ARGV[6] == '1' then
     redis.call('ZADD', KEYS[3], now, ARGV[4])
