@@ -86,6 +86,54 @@ async def test_export_writes_each_entry_once_and_returns_come_back_through_impor
     assert wallet.json()["pending_balance"] == "0.00"
 
 
+async def test_the_export_and_import_commands_round_trip(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: LinkBank,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """`billfold ach export` writes the pending entries; the bank's returns file for it goes
+    through `billfold ach import`; a second import changes nothing."""
+    person, bank_id = await person_with_bank(make_person, link_bank, "246813579")
+    funding_id = await move(client, person, "add-funds", "12.34", bank_id)
+    env = {
+        **os.environ,
+        "DATABASE_URL": str(settings.database_url),
+        "REDIS_URL": str(settings.redis_url),
+        "BILLFOLD_DATA_DIR": str(settings.data_dir),
+    }
+    out = tmp_path / "today.ach"
+    exported = command(env, "ach", "export", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert f"entries written to {out}" in exported.stdout
+    trace = await app.state.pool.fetchval(
+        "SELECT trace_number FROM funding_transfers WHERE id = $1", uuid.UUID(funding_id)
+    )
+    assert trace in {
+        e.trace_number for b in nacha.parse(out.read_text()).batches for e in b.entries
+    }
+    returns = nacha.make_returns_file(
+        nacha.parse(out.read_text()), {trace: "R03"}, created_at=datetime.now(UTC)
+    )
+    back = tmp_path / "returns.ach"
+    back.write_text(nacha.write(returns))
+    imported = command(env, "ach", "import", str(back))
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.startswith("1 returns: 1 applied, 0 already applied, 0 refused")
+    again = command(env, "ach", "import", str(back))
+    assert again.stdout.startswith("1 returns: 0 applied, 1 already applied")
+    shown = await client.get(f"/api/v1/funding/{funding_id}", headers=person.auth)
+    assert (shown.json()["status"], shown.json()["return_code"]) == ("RETURNED", "R03")
+
+
+def command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BILLFOLD, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 async def test_key_rotation_keeps_every_record_readable_and_rows_bound(
     app: FastAPI, make_person: MakePerson, link_bank: LinkBank
 ) -> None:
