@@ -1,4 +1,5 @@
-"""Finish movements whose process died between recording them and booking them in the ledger.
+"""Finish what a process that died left half done: movements recorded but never booked in the
+ledger, and bank webhooks claimed but never applied.
 
 An ACH add-funds is recorded, then held in the ledger; a card add-funds is charged and recorded,
 then credited. A crash between the two leaves a row the ledger knows nothing of. Every booking
@@ -14,6 +15,7 @@ import asyncpg
 
 from billfold.funding.movements import book_add_funds, book_card_funding
 from billfold.funding.service import FUNDING_COLUMNS, Funding, FundingTransfer
+from billfold.funding.webhooks import reapply_stale
 from billfold.platform.logging import get_logger
 from billfold.wallet.users import get_user
 
@@ -53,8 +55,9 @@ async def keep_booking(funding: Funding) -> None:
         await asyncio.sleep(INTERVAL_S)
         try:
             booked = await book_unbooked(funding)
+            reapplied = await reapply_stale(funding)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.warning("funding recovery failed", error=str(error))
             continue
-        if booked:
-            log.warning("unbooked funding movements booked", count=booked)
+        if booked or reapplied:
+            log.warning("funding recovered", booked=booked, webhooks_reapplied=reapplied)

@@ -2,9 +2,11 @@
 
 A delivery is checked before anything is stored: HMAC-SHA256 over id, timestamp and body with
 the partner's secret, a timestamp within five minutes. It then goes into `webhook_inbox` under
-its webhook id by the first delivery that claims it, so two deliveries of one id apply it once;
-a redelivery after an attempt that died half-way applies it again (every effect is idempotent,
-see funding.rails).
+its webhook id by the first delivery that claims it, so two deliveries of one id apply it once:
+a copy that arrives while it is being applied gets a 409 to retry, one after it a `duplicate`.
+An attempt that fails releases its claim, so the next delivery applies it; one whose process
+died is applied by the recovery sweep once its claim is stale. Every effect is idempotent (see
+funding.rails), so applying twice is safe, only wasteful.
 """
 
 from __future__ import annotations
@@ -36,6 +38,15 @@ class InvalidSignature(BillfoldError):
     code = "invalid_webhook_signature"
     status = 401
     title = "Webhook signature invalid"
+
+
+class WebhookInProgress(BillfoldError):
+    code = "webhook_in_progress"
+    status = 409
+    title = "This webhook is being applied by another delivery"
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": "1"}
 
 
 class StaleWebhook(BillfoldError):
@@ -123,9 +134,29 @@ async def receive(funding: Funding, headers: dict[str, str], body: bytes) -> Del
         raise ValidationFailed(f"webhook body is {len(body)} bytes, at most {MAX_BODY_BYTES}")
     event = verify(webhook_secret(funding.settings), headers, body)
     webhook_id = {k.lower(): v for k, v in headers.items()}["webhook-id"][:255]
-    if not await _claim(funding, webhook_id, event):
+    claim = await _claim(funding, webhook_id, event)
+    if claim == "applied":
         return Delivery("duplicate", f"webhook {webhook_id} was received before")
-    outcome = await apply(funding, event)
+    if claim == "in_progress":
+        raise WebhookInProgress(
+            f"webhook {webhook_id} is being applied; deliver it again shortly",
+            webhook_id=webhook_id,
+        )
+    return await apply_claimed(funding, webhook_id, event)
+
+
+async def apply_claimed(funding: Funding, webhook_id: str, event: dict[str, Any]) -> Delivery:
+    """Apply an event this process has claimed, and mark it applied. If applying fails, the
+    claim is released at once, so that the partner's next delivery applies it."""
+    try:
+        outcome = await apply(funding, event)
+    except BaseException:
+        await funding.pool.execute(
+            """UPDATE webhook_inbox SET claimed_at = '-infinity'
+                WHERE webhook_id = $1 AND applied_at IS NULL""",
+            webhook_id,
+        )
+        raise
     await funding.pool.execute(
         "UPDATE webhook_inbox SET applied_at = now(), outcome = $2 WHERE webhook_id = $1",
         webhook_id,
@@ -134,10 +165,11 @@ async def receive(funding: Funding, headers: dict[str, str], body: bytes) -> Del
     return Delivery(outcome.result, outcome.detail)
 
 
-async def _claim(funding: Funding, webhook_id: str, event: dict[str, Any]) -> bool:
-    """Whether this delivery applies the event: it is the first, or the earlier claim is stale
-    and nothing was applied. No lock is held while applying, so copies arriving together are
-    answered at once instead of queueing for the first one's connection."""
+async def _claim(funding: Funding, webhook_id: str, event: dict[str, Any]) -> str:
+    """`claimed`: this delivery applies the event (it is the first, or the earlier claim is
+    stale and nothing was applied); `applied`: it was applied before; `in_progress`: another
+    delivery is applying it now. No lock is held while applying, so copies arriving together
+    are answered at once instead of queueing for the first one's connection."""
     inserted = await funding.pool.fetchval(
         """INSERT INTO webhook_inbox (webhook_id, source, event_type, payload)
            VALUES ($1, 'bank', $2, $3) ON CONFLICT (webhook_id) DO NOTHING RETURNING 1""",
@@ -146,15 +178,36 @@ async def _claim(funding: Funding, webhook_id: str, event: dict[str, Any]) -> bo
         event,
     )
     if inserted:
-        return True
-    reclaimed = await funding.pool.fetchval(
-        """UPDATE webhook_inbox SET claimed_at = now()
-            WHERE webhook_id = $1 AND applied_at IS NULL
-              AND claimed_at < now() - make_interval(secs => $2) RETURNING 1""",
+        return "claimed"
+    row = await funding.pool.fetchrow(
+        """UPDATE webhook_inbox SET claimed_at = CASE
+                   WHEN applied_at IS NULL AND claimed_at < now() - make_interval(secs => $2)
+                   THEN now() ELSE claimed_at END
+            WHERE webhook_id = $1
+        RETURNING applied_at IS NOT NULL AS applied, claimed_at = now() AS claimed""",
         webhook_id,
         STALE_CLAIM_S,
     )
-    return bool(reclaimed)
+    if row is None or row["applied"]:
+        return "applied"
+    return "claimed" if row["claimed"] else "in_progress"
+
+
+async def reapply_stale(funding: Funding) -> int:
+    """Apply the inbox's events whose claim went stale unapplied (the process applying them
+    died): the partner may not deliver them again. Returns how many were applied."""
+    rows = await funding.pool.fetch(
+        """UPDATE webhook_inbox SET claimed_at = now()
+            WHERE webhook_id IN (
+                SELECT webhook_id FROM webhook_inbox
+                 WHERE applied_at IS NULL AND claimed_at < now() - make_interval(secs => $1)
+                 ORDER BY received_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+        RETURNING webhook_id, payload""",
+        STALE_CLAIM_S,
+    )
+    for row in rows:
+        await apply_claimed(funding, row["webhook_id"], row["payload"])
+    return len(rows)
 
 
 async def apply(funding: Funding, event: dict[str, Any]) -> rails.Outcome:
