@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 import asyncpg
 from fastapi import FastAPI
 
-from billfold.api import auth, funding, health, history, sandbox, wallet
+from billfold.api import admin, auth, funding, health, history, sandbox, wallet
 from billfold.api.middleware import RequestContextMiddleware
 from billfold.api.problems import install_problem_handlers
 from billfold.config import Settings
@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(wallet.router)
     app.include_router(history.router)
     app.include_router(funding.router)
+    app.include_router(admin.router)
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
     return app

@@ -19,6 +19,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute, compile_path
 
+from billfold.wallet.users import grant_admin
+
 MakePerson = Callable[..., Awaitable[Any]]
 
 PUBLIC = {
@@ -40,7 +42,7 @@ KNOWN_PROTECTED = {
     ("GET", "/api/v1/transfers/{transfer_id}"),
 }
 # Path parameters this file can fill with an id of Alice's, or with one that names nothing.
-PATH_PARAMS = {"user_id", "transfer_id", "bank_account_id", "card_id", "funding_id"}
+PATH_PARAMS = {"user_id", "transfer_id", "bank_account_id", "card_id", "funding_id", "subject_id"}
 # Routes that would spoil the ids for the routes after them get ids of their own.
 OWN_IDS = {
     ("DELETE", "/api/v1/bank-accounts/{bank_account_id}"): {
@@ -75,6 +77,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "bank_account_id": "{bank_account_id}",
     },
     ("POST", "/api/v1/sandbox/ach/{funding_id}/return"): {"return_code": "R01"},
+    **{
+        ("POST", f"/api/v1/admin/users/{{subject_id}}/{action}"): {"reason": "matrix test"}
+        for action in ("freeze", "unfreeze", "flag", "unflag")
+    },
     ("POST", "/api/v1/sandbox/cards/tokenize"): {
         "number": "4242424242424242",
         "exp_month": "12",
@@ -114,7 +120,10 @@ class Call:
 
 @pytest.fixture(scope="module")
 async def cast(
-    client: httpx.AsyncClient, make_person: MakePerson, link_bank: Callable[..., Awaitable[str]]
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: Callable[..., Awaitable[str]],
 ) -> Cast:
     """Alice sent Bob a dollar; Eve has money of her own and no part in it."""
     alice, bob, eve = await make_person("10.00"), await make_person(), await make_person("7.00")
@@ -124,9 +133,11 @@ async def cast(
         headers={**alice.auth, "Idempotency-Key": str(uuid.uuid4())},
     )
     assert sent.status_code == 201, sent.text
-    return Cast(
-        alice, bob, eve, sent.json()["transfer_id"], await funding_ids(client, link_bank, alice)
-    )
+    # Alice is also an operator, acting on a user of her own (the admin routes' subject).
+    await grant_admin(app.state.pool, alice.username)
+    ids = await funding_ids(client, link_bank, alice)
+    ids["subject_id"] = (await make_person()).user_id
+    return Cast(alice, bob, eve, sent.json()["transfer_id"], ids)
 
 
 async def funding_ids(

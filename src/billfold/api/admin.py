@@ -1,0 +1,79 @@
+"""Operator endpoints. Only users with the admin role see them: to anyone else they answer 404,
+as a path that does not exist does, so the operator surface is not advertised."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from billfold.api.identity import CurrentUser
+from billfold.platform.errors import NotFound
+from billfold.risk import operators
+from billfold.wallet.users import User
+
+router = APIRouter(prefix="/api/v1/admin", tags=["operators"])
+
+
+async def admin_user(request: Request, user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise NotFound(f"'{request.url.path[:80]}' does not exist")
+    return user
+
+
+AdminUser = Annotated[User, Depends(admin_user)]
+
+
+class ReasonIn(BaseModel):
+    reason: str = Field(max_length=2000, description="Why: kept in the audit trail.")
+
+
+class ActionOut(BaseModel):
+    user_id: str
+    action: str
+    changed: bool
+    audit_id: int
+
+
+class AuditOut(BaseModel):
+    audit_id: int
+    operator_id: str
+    action: str
+    reason: str
+    detail: dict[str, Any]
+    created_at: str
+
+
+def _action_route(action: str) -> Any:
+    async def act(
+        request: Request, subject_id: str, body: ReasonIn, operator: AdminUser
+    ) -> dict[str, Any]:
+        done = await operators.do_user_action(
+            request.app.state.pool, operator.id, action, subject_id, body.reason
+        )
+        return {
+            "user_id": subject_id,
+            "action": action,
+            "changed": done.changed,
+            "audit_id": done.audit_id,
+        }
+
+    act.__doc__ = f"{action.capitalize()} a user, with the reason (audited)."
+    act.__name__ = f"{action}_user"
+    return act
+
+
+for _action in operators.USER_ACTIONS:
+    router.add_api_route(
+        f"/users/{{subject_id}}/{_action}",
+        _action_route(_action),
+        methods=["POST"],
+        response_model=ActionOut,
+    )
+
+
+@router.get("/users/{subject_id}/audit", response_model=list[AuditOut])
+async def user_audit(request: Request, subject_id: str, operator: AdminUser) -> Any:
+    """What operators did to this user, newest first."""
+    return await operators.audit_trail(request.app.state.pool, subject_id)
