@@ -25,6 +25,7 @@ from billfold.platform.metrics import mark_worker_exited
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.redis import create_redis
 from billfold.platform.runtime import tune_gc
+from billfold.risk.engine import RulesEngine
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.risk import AllowAll
 from billfold.wallet.users import UserCache
@@ -101,7 +102,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis = redis
         app.state.ledger = ledger
         app.state.balances = balances
-        app.state.risk = AllowAll()
+        app.state.risk = (
+            RulesEngine(pool, redis, settings.risk_rules)
+            if settings.risk_engine == "rules"
+            else AllowAll()
+        )
         app.state.users = UserCache(settings.user_cache_ttl_s)
         log.info("started", workers=settings.workers, migrate_on_start=settings.migrate_on_start)
         tune_gc()

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from billfold.risk.rules import RiskRules
+
 
 class FundingLimits(BaseModel):
     """What one verification tier may move over the rails, in cents."""
@@ -75,8 +77,14 @@ class Settings(BaseSettings):
     # After this many wrong passwords in a row a handle is locked for login_lock_s seconds.
     login_max_failures: int = 10
     login_lock_s: int = 1800
-    # The risk engine must score a movement within this budget, or the movement goes on.
-    risk_budget_ms: float = 5.0
+    # The risk engine must score a movement within this budget, or the movement goes on (with
+    # reason risk_timeout). Scoring takes about 2-3 ms here (two queries, one Redis script); the
+    # budget leaves room for a loaded database before failing open.
+    risk_budget_ms: float = 25.0
+    # "rules": the risk engine scores every P2P transfer (risk.engine); "off": everything passes.
+    risk_engine: str = Field(default="rules", pattern="^(rules|off)$")
+    # Rule thresholds, as JSON (see risk.rules.RiskRules); unset keys keep their defaults.
+    risk_rules: RiskRules = Field(default_factory=RiskRules)
     # How long the transfer path trusts a user it has looked up (see wallet.users.UserCache).
     user_cache_ttl_s: float = 300.0
 

@@ -42,13 +42,23 @@ KNOWN_PROTECTED = {
     ("GET", "/api/v1/transfers/{transfer_id}"),
 }
 # Path parameters this file can fill with an id of Alice's, or with one that names nothing.
-PATH_PARAMS = {"user_id", "transfer_id", "bank_account_id", "card_id", "funding_id", "subject_id"}
+PATH_PARAMS = {
+    "user_id",
+    "transfer_id",
+    "bank_account_id",
+    "card_id",
+    "funding_id",
+    "subject_id",
+    "review_id",
+}
 # Routes that would spoil the ids for the routes after them get ids of their own.
 OWN_IDS = {
     ("DELETE", "/api/v1/bank-accounts/{bank_account_id}"): {
         "bank_account_id": "spare_bank_account_id"
     },
     ("DELETE", "/api/v1/cards/{card_id}"): {"card_id": "spare_card_id"},
+    ("POST", "/api/v1/transfers/{transfer_id}/verify"): {"transfer_id": "held_transfer_id"},
+    ("POST", "/api/v1/admin/reviews/{review_id}/reject"): {"review_id": "spare_review_id"},
 }
 # The body sent to each protected route that takes one, filled in like the path. Fields that name
 # an owner must be listed in OWNER_FIELDS.
@@ -77,6 +87,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "bank_account_id": "{bank_account_id}",
     },
     ("POST", "/api/v1/sandbox/ach/{funding_id}/return"): {"return_code": "R01"},
+    ("PUT", "/api/v1/users/{user_id}/pin"): {"pin": "2468"},
+    ("POST", "/api/v1/transfers/{transfer_id}/verify"): {"pin": "2468"},
+    ("POST", "/api/v1/admin/reviews/{review_id}/approve"): {"reason": "matrix test"},
+    ("POST", "/api/v1/admin/reviews/{review_id}/reject"): {"reason": "matrix test"},
     **{
         ("POST", f"/api/v1/admin/users/{{subject_id}}/{action}"): {"reason": "matrix test"}
         for action in ("freeze", "unfreeze", "flag", "unflag")
@@ -137,7 +151,37 @@ async def cast(
     await grant_admin(app.state.pool, alice.username)
     ids = await funding_ids(client, link_bank, alice)
     ids["subject_id"] = (await make_person()).user_id
+    ids |= await held_ids(app, client, make_person, alice)
     return Cast(alice, bob, eve, sent.json()["transfer_id"], ids)
+
+
+async def held_ids(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, alice: Any
+) -> dict[str, str]:
+    """A transfer of Alice's held for her PIN (a second device), and two held for review (to a
+    flagged recipient)."""
+    await client.put(f"/api/v1/users/{alice.user_id}/pin", json={"pin": "2468"}, headers=alice.auth)
+    payee, flagged = await make_person(), await make_person()
+    await app.state.pool.execute(
+        "UPDATE users SET flagged = true WHERE id = $1", uuid.UUID(flagged.user_id)
+    )
+
+    async def send(recipient: Any, device: str) -> str:
+        sent = await client.post(
+            "/api/v1/transfers",
+            json={"sender_id": alice.user_id, "recipient": recipient.username, "amount": "0.10"},
+            headers={**alice.auth, "Idempotency-Key": str(uuid.uuid4()), "X-Device-Id": device},
+        )
+        assert sent.status_code == 201, sent.text
+        return str(sent.json()["transfer_id"])
+
+    await send(payee, "alice-phone")
+    held = await send(payee, "alice-new-phone")
+    return {
+        "held_transfer_id": held,
+        "review_id": await send(flagged, "alice-phone"),
+        "spare_review_id": await send(flagged, "alice-phone"),
+    }
 
 
 async def funding_ids(

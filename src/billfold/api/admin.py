@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser
 from billfold.platform.errors import NotFound
-from billfold.risk import operators
+from billfold.risk import held, operators
 from billfold.wallet.users import User
 
 router = APIRouter(prefix="/api/v1/admin", tags=["operators"])
@@ -77,3 +77,67 @@ for _action in operators.USER_ACTIONS:
 async def user_audit(request: Request, subject_id: str, operator: AdminUser) -> Any:
     """What operators did to this user, newest first."""
     return await operators.audit_trail(request.app.state.pool, subject_id)
+
+
+class ReviewOut(BaseModel):
+    review_id: str
+    sender_id: str
+    recipient_id: str
+    amount_minor: int
+    score: float
+    reasons: list[str]
+    created_at: str
+    recent_activity: list[dict[str, Any]]
+
+
+class DecisionOut(BaseModel):
+    review_id: str
+    status: str
+
+
+@router.get("/reviews", response_model=list[ReviewOut])
+async def reviews(request: Request, operator: AdminUser) -> Any:
+    """Transfers held for review, oldest first, with score, reasons and recent activity."""
+    return await held.review_queue(request.app.state.pool)
+
+
+def _decision_route(approve: bool) -> Any:
+    async def decide_review(
+        request: Request, review_id: str, body: ReasonIn, operator: AdminUser
+    ) -> dict[str, Any]:
+        state = request.app.state
+        why = operators.check_reason(body.reason)
+        async with state.pool.acquire() as conn, conn.transaction():
+            found = await held.lock_held(conn, review_id, status="PENDING_REVIEW", sender_id=None)
+            status = await held.resolve(
+                conn, state.ledger, found, complete=approve, client=held.RISK_CLIENT
+            )
+            await operators.audit(
+                conn,
+                operator.id,
+                "approve_review" if approve else "reject_review",
+                f"transfer:{found.hold_id}",
+                why,
+                {"status": status},
+            )
+        return {"review_id": review_id, "status": status}
+
+    decide_review.__name__ = "approve_review" if approve else "reject_review"
+    decide_review.__doc__ = (
+        "Release the held money to the recipient." if approve else "Give the money back."
+    ) + " Of two decisions at once, one wins; the other gets 409."
+    return decide_review
+
+
+router.add_api_route(
+    "/reviews/{review_id}/approve",
+    _decision_route(True),
+    methods=["POST"],
+    response_model=DecisionOut,
+)
+router.add_api_route(
+    "/reviews/{review_id}/reject",
+    _decision_route(False),
+    methods=["POST"],
+    response_model=DecisionOut,
+)

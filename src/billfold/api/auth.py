@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser, signing_key
 from billfold.api.limits import limit_login
+from billfold.platform.errors import NotFound
 from billfold.platform.security import issue_token
-from billfold.wallet.users import authenticate, check_sign_up, do_create_user
+from billfold.wallet.transfers import parse_user_id
+from billfold.wallet.users import authenticate, check_sign_up, do_create_user, set_pin
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
@@ -48,6 +50,18 @@ async def sign_up(request: Request, body: SignUpBody) -> UserOut:
 async def me(user: CurrentUser) -> UserOut:
     """The caller: their user id and handles."""
     return UserOut(user_id=str(user.id), username=user.username, email=user.email, phone=user.phone)
+
+
+class PinBody(BaseModel):
+    pin: str = Field(max_length=16, description="4 to 8 digits.")
+
+
+@router.put("/users/{user_id}/pin", status_code=204)
+async def set_user_pin(request: Request, user_id: str, body: PinBody, user: CurrentUser) -> None:
+    """Set or change your PIN: it confirms transfers held for verification."""
+    if parse_user_id(user_id) != user.id:
+        raise NotFound(f"user '{user_id[:64]}' does not exist", user_id=user_id[:64])
+    await set_pin(request.app.state.pool, user.id, body.pin)
 
 
 @router.post("/auth/token", response_model=TokenOut, dependencies=[Depends(limit_login)])

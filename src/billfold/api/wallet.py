@@ -13,10 +13,14 @@ from billfold.api.funding import debt_outstanding
 from billfold.api.identity import AuthenticatedId, CurrentUser
 from billfold.api.limits import limit_money
 from billfold.funding import collections
-from billfold.ledger.errors import DebtOutstanding
+from billfold.ledger.errors import AccountFrozen, DebtOutstanding
+from billfold.ledger.model import Kind
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
-from billfold.wallet.risk import Movement, assess_within_budget
+from billfold.risk import held as held_transfers
+from billfold.risk.engine import remember
+from billfold.wallet.risk import Movement, Verdict, assess_within_budget
 from billfold.wallet.transfers import (
+    WalletFrozen,
     access_transfer,
     check_p2p,
     do_p2p,
@@ -25,6 +29,7 @@ from billfold.wallet.transfers import (
     transfer_view,
     wallet_view,
 )
+from billfold.wallet.users import pin_matches
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"])
 # A request marks its idempotency key in flight in Redis for this long (a request that fails
@@ -91,6 +96,8 @@ async def send_money(
     body: TransferBody,
     user_id: AuthenticatedId,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    x_device_id: Annotated[str | None, Header(max_length=256)] = None,
+    x_client_country: Annotated[str | None, Header(max_length=8)] = None,
 ) -> dict[str, Any]:
     """Send money to a username, email or phone number. Retries with the same Idempotency-Key
     and body get the first answer (with `Idempotent-Replayed: true`)."""
@@ -105,27 +112,43 @@ async def send_money(
     state = request.app.state
     p2p = await check_p2p(state.pool, state.users, user_id, body.recipient, body.amount, body.note)
     user = p2p.sender
-    # Scored before money moves. A retry is scored again; the risk engine (issue 5) must answer
-    # a retry of a transfer it allowed the same way, or look up the key first.
-    movement = Movement("p2p", str(user.id), str(p2p.recipient.id), p2p.amount_minor, "USD")
-    await assess_within_budget(state.risk, movement, state.settings.risk_budget_ms)
     client = ledger_client(user)
     marker = f"in-flight:{client}:{key}"
     held = await _hold_key(state.redis, marker)
-    if held is False and not await state.ledger.has_outcome(client, key):
-        raise IdempotencyKeyInUse(
-            "a request with this idempotency key is still running; retry shortly",
-            idempotency_key=key,
-        )
+    if held is False:
+        # A retry: answer what the first request did, without scoring it again.
+        stored = await state.ledger.stored_transfer(client, key)
+        if stored is None and not await state.ledger.has_outcome(client, key):
+            raise IdempotencyKeyInUse(
+                "a request with this idempotency key is still running; retry shortly",
+                idempotency_key=key,
+            )
+        if stored is not None and stored.kind is Kind.HOLD:
+            response.headers["Idempotent-Replayed"] = "true"
+            return transfer_view(stored, await held_transfers.status_of(state.pool, stored.id))
     try:
+        movement = Movement(
+            "p2p",
+            str(user.id),
+            str(p2p.recipient.id),
+            p2p.amount_minor,
+            "USD",
+            ref=key,
+            device_id=_signal(x_device_id, 128),
+            country=_country(x_client_country),
+        )
+        # Scored before money moves; `decline` raises here.
+        verdict = await assess_within_budget(state.risk, movement, state.settings.risk_budget_ms)
+        if verdict.action in held_transfers.PENDING:
+            return await _hold_for_risk(state, p2p, key, verdict, movement)
         transfer = await do_p2p(state.ledger, p2p, key)
     except DebtOutstanding:
         # Repaid first from what came in since; the refusal stands for this key either way.
         owed = await collections.collect(state.pool, state.ledger, user.id, user.account_id, "USD")
         raise debt_outstanding(owed) from None
     except BaseException:
-        # The outcome may not be stored (the ledger was busy, the request was cancelled): a
-        # retry must be able to run at once. A stored failure is replayed by the ledger.
+        # The outcome may not be stored (the ledger was busy, the request was cancelled, risk
+        # declined it): a retry must be able to run at once. A stored failure is replayed.
         if held:
             await _release_key(state.redis, marker)
         raise
@@ -135,10 +158,124 @@ async def send_money(
     return transfer_view(transfer)
 
 
+async def _hold_for_risk(
+    state: Any, p2p: Any, key: str, verdict: Verdict, movement: Movement
+) -> dict[str, Any]:
+    """Reserve the money for a transfer the risk engine wants confirmed or reviewed."""
+    sender, recipient = p2p.sender, p2p.recipient
+    metadata: dict[str, Any] = {"sender_id": str(sender.id), "recipient_id": str(recipient.id)}
+    if p2p.note:
+        metadata["note"] = p2p.note
+    try:
+        hold = await state.ledger.hold(
+            ledger_client(sender),
+            key,
+            debit_account_id=sender.account_id,
+            credit_account_id=recipient.account_id,
+            amount_minor=p2p.amount_minor,
+            currency="USD",
+            code="p2p",
+            metadata=metadata,
+        )
+    except AccountFrozen:
+        raise WalletFrozen("your wallet is frozen") from None
+    assert verdict.assessment_id is not None
+    await held_transfers.record_hold(
+        state.pool,
+        hold,
+        sender_id=sender.id,
+        recipient_id=recipient.id,
+        action=verdict.action,
+        assessment_id=verdict.assessment_id,
+        device_id=movement.device_id,
+        country=movement.country,
+    )
+    return transfer_view(hold, held_transfers.PENDING[verdict.action])
+
+
+def _signal(value: str | None, limit: int) -> str | None:
+    value = (value or "").strip()
+    return value[:limit] or None
+
+
+def _country(value: str | None) -> str | None:
+    code = (value or "").strip().upper()
+    return code if len(code) == 2 and code.isascii() and code.isalpha() else None
+
+
+class PinIn(BaseModel):
+    pin: str = Field(max_length=16)
+
+
+@router.post(
+    "/transfers/{transfer_id}/verify",
+    response_model=TransferOut,
+    dependencies=[Depends(limit_money)],
+)
+async def verify_transfer(
+    request: Request, transfer_id: str, body: PinIn, user: CurrentUser
+) -> dict[str, Any]:
+    """Confirm a transfer held for verification with your PIN. Three wrong PINs decline it."""
+    state = request.app.state
+    async with state.pool.acquire() as conn, conn.transaction():
+        held = await held_transfers.lock_held(
+            conn, transfer_id, status="PENDING_VERIFICATION", sender_id=user.id
+        )
+        right = await pin_matches(state.pool, user.id, body.pin)
+        if right:
+            status = await held_transfers.resolve(
+                conn, state.ledger, held, complete=True, client=ledger_client(user)
+            )
+            await remember(state.pool, _movement_of(held))
+        else:
+            failures = held.pin_failures + 1
+            await conn.execute(
+                "UPDATE held_transfers SET pin_failures = $2 WHERE hold_id = $1",
+                held.hold_id,
+                failures,
+            )
+            status = held.status
+            if failures >= held_transfers.MAX_PIN_FAILURES:
+                status = await held_transfers.resolve(
+                    conn, state.ledger, held, complete=False, client=ledger_client(user)
+                )
+    if not right:
+        raise WrongPin(
+            f"wrong PIN; the transfer is {status}",
+            attempts_left=max(held_transfers.MAX_PIN_FAILURES - failures, 0),
+            transfer_status=status,
+        )
+    transfer = await state.ledger.get_transfer(held.hold_id)
+    return transfer_view(transfer, status)
+
+
+class WrongPin(BillfoldError):
+    code = "wrong_pin"
+    status = 403
+    title = "Wrong PIN"
+
+
+def _movement_of(held: Any) -> Movement:
+    return Movement(
+        "p2p",
+        str(held.sender_id),
+        str(held.recipient_id),
+        held.amount_minor,
+        "USD",
+        device_id=held.device_id,
+        country=held.country,
+    )
+
+
 @router.get("/transfers/{transfer_id}", response_model=TransferOut)
 async def get_transfer(request: Request, transfer_id: str, user: CurrentUser) -> dict[str, Any]:
     """A transfer the caller sent or received."""
-    return transfer_view(await access_transfer(request.app.state.ledger, user, transfer_id))
+    transfer = await access_transfer(request.app.state.ledger, user, transfer_id)
+    if transfer.kind is Kind.HOLD:
+        return transfer_view(
+            transfer, await held_transfers.status_of(request.app.state.pool, transfer.id)
+        )
+    return transfer_view(transfer)
 
 
 async def _hold_key(redis: Any, marker: str) -> bool | None:

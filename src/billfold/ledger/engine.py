@@ -458,6 +458,15 @@ class Ledger:
         row = await db.fetchrow(self._pool, store.HAS_OUTCOME, client_id, key)
         return row is not None
 
+    async def stored_transfer(self, client_id: str, key: str) -> Transfer | None:
+        """The transfer a finished request with this key made (None: none, or it failed)."""
+        transfer_id = await self._pool.fetchval(
+            "SELECT transfer_id FROM idempotency_keys WHERE client_id = $1 AND key = $2",
+            client_id,
+            key,
+        )
+        return await self.get_transfer(transfer_id) if transfer_id is not None else None
+
     async def get_transfer(self, transfer_id: int) -> Transfer | None:
         async with self._pool.acquire() as conn:
             found = await store.load_transfers(conn, [transfer_id])

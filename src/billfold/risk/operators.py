@@ -39,10 +39,10 @@ def check_reason(reason: str) -> str:
 
 
 async def do_user_action(
-    pool: asyncpg.Pool, operator_id: uuid.UUID, action: str, subject: str, reason: str
+    pool: asyncpg.Pool, operator_id: uuid.UUID | None, action: str, subject: str, reason: str
 ) -> ActionDone:
     """Freeze, unfreeze, flag or unflag a user (a freeze reaches the ledger in the same
-    transaction, through users.status), and audit it."""
+    transaction, through users.status), and audit it. No operator: the risk engine acted."""
     column, value = USER_ACTIONS[action]
     why = check_reason(reason)
     user_id = _user_id(subject)
@@ -54,9 +54,8 @@ async def do_user_action(
             raise NotFound(f"user '{subject[:40]}' does not exist", user_id=subject[:40])
         if before["value"] != value:
             await conn.execute(f"UPDATE users SET {column} = $2 WHERE id = $1", user_id, value)
-        audit_id = await conn.fetchval(
-            """INSERT INTO operator_actions (operator_id, action, subject, reason, detail)
-               VALUES ($1, $2, $3, $4, $5) RETURNING id""",
+        audit_id = await audit(
+            conn,
             operator_id,
             action,
             f"user:{user_id}",
@@ -64,6 +63,27 @@ async def do_user_action(
             {"before": before["value"], "after": value},
         )
     return ActionDone(audit_id, before["value"] != value)
+
+
+async def audit(
+    conn: asyncpg.Connection,
+    operator_id: uuid.UUID | None,
+    action: str,
+    subject: str,
+    reason: str,
+    detail: dict[str, Any],
+) -> int:
+    """Record an action, in the caller's transaction (so, with its effect or not at all)."""
+    audit_id: int = await conn.fetchval(
+        """INSERT INTO operator_actions (operator_id, action, subject, reason, detail)
+           VALUES ($1, $2, $3, $4, $5) RETURNING id""",
+        operator_id,
+        action,
+        subject,
+        reason,
+        detail,
+    )
+    return audit_id
 
 
 async def audit_trail(pool: asyncpg.Pool, subject: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -76,7 +96,7 @@ async def audit_trail(pool: asyncpg.Pool, subject: str, limit: int = 100) -> lis
     return [
         {
             "audit_id": r["id"],
-            "operator_id": str(r["operator_id"]),
+            "operator_id": str(r["operator_id"]) if r["operator_id"] else "risk-engine",
             "action": r["action"],
             "reason": r["reason"],
             "detail": r["detail"],

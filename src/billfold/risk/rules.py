@@ -156,7 +156,9 @@ def _amount(s: Signals, r: RiskRules) -> Hit | None:
 
 def _device(s: Signals, r: RiskRules) -> Hit | None:
     if s.device_known is False:
-        return Hit("new_device", Strength.WEAK, "a device never seen for this user", "device")
+        # A new phone is ordinary; a new phone in a new country is how a takeover looks.
+        strength = Strength.STRONG if s.country_known is False else Strength.WEAK
+        return Hit("new_device", strength, "a device never seen for this user", "device")
     return None
 
 

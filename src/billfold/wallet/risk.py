@@ -24,13 +24,17 @@ class Movement:
     counterparty_id: str | None
     amount_minor: int
     currency: str
+    ref: str = ""  # the request's idempotency key: a retry is the same movement
+    device_id: str | None = None  # X-Device-Id, sent by the app
+    country: str | None = None  # X-Client-Country, set by the edge
 
 
 @dataclass(frozen=True)
 class Verdict:
-    action: str  # "allow", later "step_up", "review", "decline"
+    action: str  # "allow", "step_up", "review", "decline"
     score: float = 0.0
     reasons: tuple[str, ...] = ()
+    assessment_id: int | None = None  # the stored assessment, for a movement held on it
 
 
 class DeclinedByRisk(BillfoldError):
@@ -61,5 +65,7 @@ async def assess_within_budget(engine: RiskEngine, movement: Movement, budget_ms
         log.warning("risk assessment overran its %s ms budget", budget_ms)
         return Verdict("allow", reasons=("risk_timeout",))
     if verdict.action == "decline":
-        raise DeclinedByRisk("the transfer was declined by risk checks", reasons=verdict.reasons)
+        # The reasons stay with the assessment, for operators: telling a fraudster which rule
+        # caught them would teach them to step around it.
+        raise DeclinedByRisk("the transfer was declined by risk checks")
     return verdict

@@ -119,15 +119,16 @@ async def do_p2p(ledger: Ledger, request: P2PRequest, idempotency_key: str) -> T
         raise WalletFrozen("your wallet is frozen") from None
 
 
-def transfer_view(transfer: Transfer) -> dict[str, Any]:
+def transfer_view(transfer: Transfer, status: str | None = "COMPLETED") -> dict[str, Any]:
     """The public form of a P2P transfer. Built from the stored transfer alone, so that a replay
-    answers exactly what the first request did."""
+    answers exactly what the first request did; a transfer the risk engine held (a ledger hold)
+    has the status of its hold (PENDING_VERIFICATION, PENDING_REVIEW, COMPLETED, DECLINED)."""
     metadata = transfer.metadata or {}
     sender_id = metadata.get("sender_id")
     debit = next((e for e in transfer.entries if e.amount_minor < 0), None)
     return {
         "transfer_id": str(transfer.id),
-        "status": "COMPLETED",
+        "status": status or "PENDING",
         "amount": format_amount(transfer.amount_minor, transfer.currency),
         "currency": transfer.currency,
         "sender_id": sender_id,

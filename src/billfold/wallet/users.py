@@ -146,6 +146,32 @@ async def grant_admin(pool: asyncpg.Pool, handle_text: str) -> User:
     return await get_user(pool, user.id)
 
 
+class PinNotSet(BillfoldError):
+    code = "pin_not_set"
+    status = 422
+    title = "No PIN is set"
+
+
+def check_pin_format(pin: str) -> str:
+    if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 8):
+        raise ValidationFailed("pin must be 4 to 8 digits", field="pin")
+    return pin
+
+
+async def set_pin(pool: asyncpg.Pool, user_id: uuid.UUID, pin: str) -> None:
+    """Store the PIN's Argon2 hash (hashing is slow on purpose: off the event loop)."""
+    hashed = await asyncio.to_thread(hash_password, check_pin_format(pin))
+    await pool.execute("UPDATE users SET pin_hash = $2 WHERE id = $1", user_id, hashed)
+
+
+async def pin_matches(pool: asyncpg.Pool, user_id: uuid.UUID, pin: str) -> bool:
+    """Whether `pin` is the user's PIN; PinNotSet when they have none."""
+    hashed = await pool.fetchval("SELECT pin_hash FROM users WHERE id = $1", user_id)
+    if hashed is None:
+        raise PinNotSet("set a PIN first: PUT /api/v1/users/{user_id}/pin")
+    return await asyncio.to_thread(verify_password, hashed, pin)
+
+
 async def get_user(pool: asyncpg.Pool, user_id: uuid.UUID) -> User:
     row = await db.fetchrow(pool, _BY_ID, user_id)
     if row is None:

@@ -1,0 +1,178 @@
+"""The risk engine on the money path: signals, rules, verdict, each assessment stored.
+
+For a movement it gathers what is known before it happens, in two round trips: the velocity
+counters (Redis, which also records the movement) and one query for the user's known devices
+and countries, typical amount, near-threshold amounts, and the recipient. The rules and the
+verdict policy (risk.rules) decide; the assessment is stored with its reasons. Two independent
+strong signals also freeze the user, audited as the engine's action.
+
+The learned model (risk.model) is not consulted yet: its features are computed offline from a
+full history, and their online counterparts are still to be built, so the score is 0.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from billfold.platform.logging import get_logger
+from billfold.risk import operators
+from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
+from billfold.risk.velocity import Observation, Velocity
+from billfold.wallet.risk import Movement, Verdict
+
+log = get_logger("billfold.risk")
+
+_CONTEXT = """
+SELECT (SELECT count(*) FROM user_devices WHERE user_id = $1) AS devices,
+       EXISTS (SELECT 1 FROM user_devices WHERE user_id = $1 AND device_id = $2) AS device_known,
+       (SELECT count(*) FROM user_countries WHERE user_id = $1) AS countries,
+       EXISTS (SELECT 1 FROM user_countries WHERE user_id = $1 AND country = $3) AS country_known,
+       last.country AS last_country, last.last_seen_at AS last_country_at,
+       (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY amount_minor)
+          FROM risk_assessments
+         WHERE user_id = $1 AND kind = $5 AND action = 'allow'
+           AND created_at > now() - interval '30 days') AS typical,
+       (SELECT array_agg(amount_minor) FROM risk_assessments
+         WHERE user_id = $1 AND created_at > now() - interval '7 days'
+           AND (amount_minor BETWEEN 900000 AND 999999 OR amount_minor BETWEEN 270000 AND 299999))
+           AS near,
+       (SELECT coalesce(sum(amount_minor), 0) FROM risk_assessments
+         WHERE user_id = $1 AND kind = 'add_funds' AND action <> 'decline'
+           AND created_at > now() - interval '24 hours')::bigint AS added_24h,
+       NOT EXISTS (SELECT 1 FROM risk_assessments
+                    WHERE user_id = $1 AND counterparty_id = $4 AND action = 'allow') AS new_payee,
+       (SELECT created_at > now() - interval '7 days' FROM users WHERE id = $1) AS sender_new,
+       coalesce(r.flagged, false) AS recipient_flagged,
+       coalesce(r.created_at > now() - interval '7 days', false) AS recipient_new_account
+  FROM (SELECT 1) one
+  LEFT JOIN LATERAL (SELECT country, last_seen_at FROM user_countries WHERE user_id = $1
+                      ORDER BY last_seen_at DESC LIMIT 1) last ON true
+  LEFT JOIN users r ON r.id = $4
+"""
+
+_RECORD = """
+INSERT INTO risk_assessments (user_id, kind, ref, counterparty_id, amount_minor, score, action,
+                              reasons, aml)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING id
+"""
+
+
+class RulesEngine:
+    def __init__(self, pool: asyncpg.Pool, redis: Redis, rules: RiskRules) -> None:
+        self._pool = pool
+        self._velocity = Velocity(redis)
+        self.rules = rules
+
+    async def assess(self, movement: Movement) -> Verdict:
+        signals = await self._signals(movement)
+        hits = check_rules(signals, self.rules)
+        decided = decide(hits, 0.0, signals, self.rules)
+        assessment_id = await self._pool.fetchval(
+            _RECORD,
+            uuid.UUID(movement.user_id),
+            movement.kind,
+            movement.ref,
+            uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None,
+            movement.amount_minor,
+            decided.score,
+            decided.action.value,
+            list(decided.reasons),
+            list(decided.aml),
+        )
+        if decided.action is Action.ALLOW:
+            await remember(self._pool, movement)
+        if decided.freeze:
+            await operators.do_user_action(
+                self._pool,
+                None,
+                "freeze",
+                movement.user_id,
+                "risk engine: " + "; ".join(decided.reasons)[:450],
+            )
+        return Verdict(decided.action.value, decided.score, decided.reasons, assessment_id)
+
+    async def _signals(self, movement: Movement) -> Signals:
+        now = datetime.now(UTC)
+        user_id = uuid.UUID(movement.user_id)
+        recipient = uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None
+        context = await self._pool.fetchrow(
+            _CONTEXT, user_id, movement.device_id, movement.country, recipient, movement.kind
+        )
+        assert context is not None
+        counts = await self._counts(movement, now, bool(context["sender_new"]))
+        return Signals(
+            kind=movement.kind,
+            amount_minor=movement.amount_minor,
+            at=now,
+            count_1m=counts[0],
+            count_1h=counts[1],
+            typical_amount_minor=context["typical"],
+            # A first device or country is where the user starts from, not a change.
+            device_known=None
+            if movement.device_id is None
+            else (context["device_known"] or context["devices"] == 0),
+            country=movement.country,
+            country_known=None
+            if movement.country is None
+            else (context["country_known"] or context["countries"] == 0),
+            last_country=context["last_country"],
+            last_country_at=context["last_country_at"],
+            recipient_flagged=context["recipient_flagged"],
+            recipient_is_new_payee=recipient is not None and context["new_payee"],
+            recipient_is_new_account=context["recipient_new_account"],
+            recipient_new_senders_24h=counts[2],
+            added_funds_24h_minor=context["added_24h"],
+            near_threshold_7d=list(context["near"] or []),
+        )
+
+    async def _counts(
+        self, movement: Movement, now: datetime, sender_new: bool
+    ) -> tuple[int, int, int]:
+        """The velocity windows; without Redis, none (the hard rules then can't fire, which
+        is logged: Redis holds no money, and payments go on)."""
+        try:
+            counters = await self._velocity.observe(
+                Observation(
+                    event_id=movement.ref or f"{movement.user_id}:{time.time_ns()}",
+                    sender_id=movement.user_id,
+                    amount_minor=movement.amount_minor,
+                    now_ms=int(now.timestamp() * 1000),
+                    recipient_id=movement.counterparty_id,
+                    device_id=movement.device_id,
+                    sender_is_new=sender_new,
+                )
+            )
+        except RedisError as error:
+            log.warning("velocity counters unavailable", error=str(error))
+            return 0, 0, 0
+        return (
+            counters.sender_count_1m,
+            counters.sender_count_1h,
+            counters.recipient_new_senders_24h,
+        )
+
+
+async def remember(pool: asyncpg.Pool, movement: Movement) -> None:
+    """The device and country of a movement that went through become known for the user."""
+    user_id = uuid.UUID(movement.user_id)
+    if movement.device_id is not None:
+        await pool.execute(
+            """INSERT INTO user_devices (user_id, device_id) VALUES ($1, $2)
+               ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_at = now()""",
+            user_id,
+            movement.device_id,
+        )
+    if movement.country is not None:
+        await pool.execute(
+            """INSERT INTO user_countries (user_id, country) VALUES ($1, $2)
+               ON CONFLICT (user_id, country) DO UPDATE SET last_seen_at = now()""",
+            user_id,
+            movement.country,
+        )

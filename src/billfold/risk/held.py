@@ -1,0 +1,154 @@
+"""Transfers the risk engine held: reserved by a ledger hold until the sender confirms with their
+PIN (step-up) or an analyst approves or rejects (review).
+
+The ledger posts or voids a hold exactly once, under keys named after the hold, so two analysts
+deciding at once, or an analyst and an expiring step-up, give one outcome; the row's status
+follows under its own row lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from billfold.ledger.engine import Ledger
+from billfold.ledger.errors import HoldNotPending
+from billfold.ledger.model import Transfer
+from billfold.platform.errors import BillfoldError, NotFound
+
+MAX_PIN_FAILURES = 3
+PENDING = {"step_up": "PENDING_VERIFICATION", "review": "PENDING_REVIEW"}
+RISK_CLIENT = "risk"
+
+
+class NotPending(BillfoldError):
+    code = "transfer_not_pending"
+    status = 409
+    title = "The transfer is not waiting for this"
+
+
+@dataclass(frozen=True)
+class Held:
+    hold_id: int
+    sender_id: uuid.UUID
+    recipient_id: uuid.UUID
+    amount_minor: int
+    status: str
+    pin_failures: int
+    device_id: str | None
+    country: str | None
+
+
+async def record_hold(
+    pool: asyncpg.Pool,
+    hold: Transfer,
+    *,
+    sender_id: uuid.UUID,
+    recipient_id: uuid.UUID,
+    action: str,
+    assessment_id: int,
+    device_id: str | None,
+    country: str | None,
+) -> None:
+    """Note a P2P hold the engine asked for (a replayed hold is noted once)."""
+    await pool.execute(
+        """INSERT INTO held_transfers (hold_id, sender_id, recipient_id, amount_minor, status,
+               assessment_id, device_id, country)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (hold_id) DO NOTHING""",
+        hold.id,
+        sender_id,
+        recipient_id,
+        hold.amount_minor,
+        PENDING[action],
+        assessment_id,
+        device_id,
+        country,
+    )
+
+
+async def status_of(pool: asyncpg.Pool, hold_id: int) -> str | None:
+    status: str | None = await pool.fetchval(
+        "SELECT status FROM held_transfers WHERE hold_id = $1", hold_id
+    )
+    return status
+
+
+async def resolve(
+    conn: asyncpg.Connection, ledger: Ledger, held: Held, *, complete: bool, client: str
+) -> str:
+    """Post or void the hold (whoever asks first wins in the ledger) and record the status."""
+    try:
+        if complete:
+            await ledger.post(client, f"release:{held.hold_id}", held.hold_id, code="p2p")
+        else:
+            await ledger.void(client, f"decline:{held.hold_id}", held.hold_id, code="p2p_declined")
+    except HoldNotPending:
+        raise NotPending(f"transfer {held.hold_id} was decided already") from None
+    status = "COMPLETED" if complete else "DECLINED"
+    await conn.execute(
+        "UPDATE held_transfers SET status = $2, resolved_at = now() WHERE hold_id = $1",
+        held.hold_id,
+        status,
+    )
+    return status
+
+
+async def lock_held(
+    conn: asyncpg.Connection, transfer_id: str, *, status: str, sender_id: uuid.UUID | None
+) -> Held:
+    """The held transfer, locked; 404 unless it exists (and is the sender's, when given); 409
+    unless it waits for `status`."""
+    missing = NotFound(
+        f"transfer '{transfer_id[:40]}' does not exist", transfer_id=transfer_id[:40]
+    )
+    if not transfer_id.isdigit() or len(transfer_id) > 18:
+        raise missing
+    row = await conn.fetchrow(
+        """SELECT hold_id, sender_id, recipient_id, amount_minor, status, pin_failures,
+                  device_id, country
+             FROM held_transfers WHERE hold_id = $1 FOR UPDATE""",
+        int(transfer_id),
+    )
+    if row is None or (sender_id is not None and row["sender_id"] != sender_id):
+        raise missing
+    held = Held(**dict(row))
+    if held.status != status:
+        raise NotPending(
+            f"transfer {transfer_id} is {held.status}, not {status}", transfer_status=held.status
+        )
+    return held
+
+
+async def review_queue(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, Any]]:
+    """Held for review, oldest first, with the score, the reasons and the sender's recent
+    assessed activity."""
+    rows = await pool.fetch(
+        """SELECT h.hold_id, h.sender_id, h.recipient_id, h.amount_minor, h.created_at,
+                  a.score, a.reasons,
+                  (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                              'kind', r.kind, 'amount_minor', r.amount_minor,
+                              'action', r.action, 'at', r.created_at) ORDER BY r.id DESC), '[]')
+                     FROM (SELECT * FROM risk_assessments WHERE user_id = h.sender_id
+                            ORDER BY id DESC LIMIT 10) r) AS recent
+             FROM held_transfers h JOIN risk_assessments a ON a.id = h.assessment_id
+            WHERE h.status = 'PENDING_REVIEW'
+            ORDER BY h.created_at
+            LIMIT $1""",
+        limit,
+    )
+    return [
+        {
+            "review_id": str(r["hold_id"]),
+            "sender_id": str(r["sender_id"]),
+            "recipient_id": str(r["recipient_id"]),
+            "amount_minor": r["amount_minor"],
+            "score": r["score"],
+            "reasons": list(r["reasons"]),
+            "created_at": r["created_at"].isoformat(),
+            "recent_activity": r["recent"],
+        }
+        for r in rows
+    ]

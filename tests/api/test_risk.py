@@ -1,0 +1,196 @@
+"""The risk engine on P2P transfers, with the rules as shipped: step-up with a PIN, review by an
+operator, decline and freeze, the assessment stored with every transfer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from billfold.app import create_app
+from billfold.config import Settings
+from billfold.wallet.users import grant_admin
+
+MakePerson = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture(scope="module")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The shipped rule thresholds (the other API tests relax them), a generous time budget."""
+    unlimited = dict.fromkeys(
+        ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
+    )
+    configured = settings.model_copy(
+        update={"secret_key": "k" * 48, "risk_budget_ms": 5000.0, **unlimited}
+    )
+    app = create_app(configured)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def send(
+    client: httpx.AsyncClient,
+    sender: Any,
+    recipient: Any,
+    amount: str,
+    device: str = "home-phone",
+    country: str = "US",
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/transfers",
+        json={"sender_id": sender.user_id, "recipient": recipient.username, "amount": amount},
+        headers={
+            **sender.auth,
+            "Idempotency-Key": uuid.uuid4().hex,
+            "X-Device-Id": device,
+            "X-Client-Country": country,
+        },
+    )
+
+
+async def balances(client: httpx.AsyncClient, person: Any) -> tuple[str, str]:
+    body = (await client.get(f"/api/v1/wallet/{person.user_id}", headers=person.auth)).json()
+    return body["balance"], body["available_balance"]
+
+
+async def verify(client: httpx.AsyncClient, person: Any, transfer_id: str, pin: str) -> Any:
+    return await client.post(
+        f"/api/v1/transfers/{transfer_id}/verify", json={"pin": pin}, headers=person.auth
+    )
+
+
+async def test_a_new_device_steps_up_and_the_right_pin_completes_it(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """From a new phone: held (PENDING_VERIFICATION), the money reserved; without a PIN set,
+    a clear error; two wrong PINs say how many tries are left; the right one moves the money."""
+    alice, bob = await make_person("100.00"), await make_person()
+    assert (await send(client, alice, bob, "10.00")).json()["status"] == "COMPLETED"
+    held = await send(client, alice, bob, "20.00", device="new-phone")
+    assert held.status_code == 201 and held.json()["status"] == "PENDING_VERIFICATION"
+    transfer_id = held.json()["transfer_id"]
+    assert await balances(client, alice) == ("90.00", "70.00")
+    unset = await verify(client, alice, transfer_id, "1234")
+    assert unset.status_code == 422 and unset.json()["code"] == "pin_not_set"
+    pin = await client.put(
+        f"/api/v1/users/{alice.user_id}/pin", json={"pin": "4321"}, headers=alice.auth
+    )
+    assert pin.status_code == 204
+    wrong = await verify(client, alice, transfer_id, "0000")
+    assert wrong.status_code == 403 and wrong.json()["attempts_left"] == 2
+    right = await verify(client, alice, transfer_id, "4321")
+    assert right.status_code == 200 and right.json()["status"] == "COMPLETED"
+    assert await balances(client, alice) == ("70.00", "70.00")
+    assert await balances(client, bob) == ("30.00", "30.00")
+    again = await verify(client, alice, transfer_id, "4321")
+    assert again.status_code == 409
+    shown = await client.get(f"/api/v1/transfers/{transfer_id}", headers=bob.auth)
+    assert shown.json()["status"] == "COMPLETED"
+    # The phone is known now: its next transfer goes straight through.
+    assert (await send(client, alice, bob, "1.00", device="new-phone")).json()["status"] == (
+        "COMPLETED"
+    )
+
+
+async def test_three_wrong_pins_decline_and_release_the_money(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """The third wrong PIN declines the transfer and the reserved money is spendable again."""
+    carol, dave = await make_person("50.00"), await make_person()
+    await client.put(f"/api/v1/users/{carol.user_id}/pin", json={"pin": "1111"}, headers=carol.auth)
+    await send(client, carol, dave, "1.00")
+    held = (await send(client, carol, dave, "30.00", device="stolen")).json()["transfer_id"]
+    answers = [await verify(client, carol, held, "9999") for _ in range(3)]
+    assert [a.json()["attempts_left"] for a in answers] == [2, 1, 0]
+    assert answers[-1].json()["transfer_status"] == "DECLINED"
+    assert await balances(client, carol) == ("49.00", "49.00")
+    assert await balances(client, dave) == ("1.00", "1.00")
+
+
+async def test_review_approve_and_reject_race_and_exactly_one_wins(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Paying a flagged user is held for review; the queue shows score and reasons; approve and
+    reject sent at once: one wins, the other is refused, and the money is where the winner
+    said."""
+    erin, mule, analyst = await make_person("80.00"), await make_person(), await make_person()
+    await grant_admin(app.state.pool, analyst.username)
+    await app.state.pool.execute(
+        "UPDATE users SET flagged = true WHERE id = $1", uuid.UUID(mule.user_id)
+    )
+    held = await send(client, erin, mule, "25.00")
+    assert held.json()["status"] == "PENDING_REVIEW"
+    review_id = held.json()["transfer_id"]
+    queue = (await client.get("/api/v1/admin/reviews", headers=analyst.auth)).json()
+    mine = next(r for r in queue if r["review_id"] == review_id)
+    assert mine["reasons"] == ["the recipient is flagged"]
+    assert mine["recent_activity"][0]["action"] == "review"
+    decisions = await asyncio.gather(
+        *(
+            client.post(
+                f"/api/v1/admin/reviews/{review_id}/{verb}",
+                json={"reason": f"analyst says {verb}"},
+                headers=analyst.auth,
+            )
+            for verb in ("approve", "reject")
+        )
+    )
+    codes = sorted(d.status_code for d in decisions)
+    assert codes == [200, 409]
+    winner = next(d.json()["status"] for d in decisions if d.status_code == 200)
+    expected = {"COMPLETED": ("55.00", "25.00"), "DECLINED": ("80.00", "0.00")}[winner]
+    assert ((await balances(client, erin))[0], (await balances(client, mule))[0]) == expected
+    trail = await app.state.pool.fetchval(
+        "SELECT count(*) FROM operator_actions WHERE subject = $1", f"transfer:{review_id}"
+    )
+    assert trail == 1
+
+
+async def test_an_account_takeover_is_declined_and_frozen_while_the_owner_pays_as_usual(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """The owner's ordinary transfers pass; a new device in a new country draining to a new
+    payee is declined and the account frozen (audited as the engine's action); nothing moved."""
+    owner, friend, thief = await make_person("500.00"), await make_person(), await make_person()
+    for amount in ("12.00", "8.50", "20.00"):
+        assert (await send(client, owner, friend, amount)).json()["status"] == "COMPLETED"
+    drained = await send(client, owner, thief, "450.00", device="unknown-android", country="RO")
+    assert drained.status_code == 403 and drained.json()["code"] == "declined_by_risk"
+    assert "reasons" not in drained.json()  # for operators, not for whoever holds the phone
+    reasons = await app.state.pool.fetchval(
+        "SELECT reasons FROM risk_assessments WHERE ref = $1",
+        drained.request.headers["idempotency-key"],
+    )
+    assert set(reasons) >= {
+        "a device never seen for this user",
+        "country RO never seen for this user",
+    }
+    assert await balances(client, owner) == ("459.50", "459.50")
+    frozen = await send(client, owner, friend, "1.00")
+    assert frozen.status_code == 403 and frozen.json()["code"] == "wallet_frozen"
+    audit = await app.state.pool.fetchrow(
+        "SELECT operator_id, action FROM operator_actions WHERE subject = $1",
+        f"user:{owner.user_id}",
+    )
+    assert (audit["operator_id"], audit["action"]) == (None, "freeze")
+
+
+async def test_every_scored_transfer_keeps_its_score_verdict_and_reasons(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Six transfers in a minute: five allowed, the sixth held for review for its velocity;
+    each one's assessment is stored."""
+    fran, gus = await make_person("100.00"), await make_person()
+    statuses = [(await send(client, fran, gus, "1.00")).json()["status"] for _ in range(6)]
+    assert statuses == ["COMPLETED"] * 5 + ["PENDING_REVIEW"]
+    rows = await app.state.pool.fetch(
+        "SELECT action, reasons FROM risk_assessments WHERE user_id = $1 ORDER BY id",
+        uuid.UUID(fran.user_id),
+    )
+    assert [r["action"] for r in rows] == ["allow"] * 5 + ["review"]
+    assert rows[-1]["reasons"] == ["6 movements in a minute (more than 5)"]
