@@ -102,11 +102,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis = redis
         app.state.ledger = ledger
         app.state.balances = balances
-        app.state.risk = (
-            RulesEngine(pool, redis, settings.risk_rules)
-            if settings.risk_engine == "rules"
-            else AllowAll()
-        )
+        if settings.risk_engine == "rules":
+            engine = RulesEngine(pool, redis, settings.risk_rules)
+            stack.push_async_callback(engine.log.flush)
+            app.state.risk = engine
+        else:
+            app.state.risk = AllowAll()
         app.state.users = UserCache(settings.user_cache_ttl_s)
         log.info("started", workers=settings.workers, migrate_on_start=settings.migrate_on_start)
         tune_gc()

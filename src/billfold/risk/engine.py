@@ -12,11 +12,14 @@ full history, and their online counterparts are still to be built, so the score 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -62,6 +65,52 @@ INSERT INTO risk_assessments (user_id, kind, ref, counterparty_id, amount_minor,
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 RETURNING id
 """
+# Many at once: text arrays go in as JSON, as unnest can't take arrays of arrays.
+_RECORD_MANY = """
+INSERT INTO risk_assessments (user_id, kind, ref, counterparty_id, amount_minor, score, action,
+                              reasons, aml)
+SELECT r.user_id, r.kind, r.ref, r.counterparty_id, r.amount_minor, r.score, r.action,
+       ARRAY(SELECT jsonb_array_elements_text(r.reasons::jsonb)),
+       ARRAY(SELECT jsonb_array_elements_text(r.aml::jsonb))
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::bigint[], $6::real[],
+              $7::text[], $8::text[], $9::text[])
+       AS r(user_id, kind, ref, counterparty_id, amount_minor, score, action, reasons, aml)
+"""
+BATCH_DELAY_S = 0.005
+BATCH_MAX = 1000
+
+
+class AssessmentLog:
+    """Assessments written a few milliseconds later, many in one statement: one round trip
+    fewer on every allowed or declined movement. (A held one is written at once: its hold
+    refers to it.) Rows still buffered when a process dies are lost, the movements are not."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._rows: list[tuple[Any, ...]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        if len(self._rows) >= BATCH_MAX:
+            log.warning("assessment log full; an assessment was not recorded")
+            return
+        self._rows.append(row)
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(BATCH_DELAY_S)
+        await self.flush()
+
+    async def flush(self) -> None:
+        rows, self._rows, self._flusher = self._rows, [], None
+        if not rows:
+            return
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        try:
+            await self._pool.execute(_RECORD_MANY, *columns)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("assessments not recorded", count=len(rows), error=str(error))
 
 
 class RulesEngine:
@@ -69,13 +118,13 @@ class RulesEngine:
         self._pool = pool
         self._velocity = Velocity(redis)
         self.rules = rules
+        self.log = AssessmentLog(pool)
 
     async def assess(self, movement: Movement) -> Verdict:
         signals = await self._signals(movement)
         hits = check_rules(signals, self.rules)
         decided = decide(hits, 0.0, signals, self.rules)
-        assessment_id = await self._pool.fetchval(
-            _RECORD,
+        row = (
             uuid.UUID(movement.user_id),
             movement.kind,
             movement.ref,
@@ -83,9 +132,16 @@ class RulesEngine:
             movement.amount_minor,
             decided.score,
             decided.action.value,
-            list(decided.reasons),
-            list(decided.aml),
         )
+        assessment_id = None
+        if decided.action in (Action.STEP_UP, Action.REVIEW):
+            assessment_id = await self._pool.fetchval(
+                _RECORD, *row, list(decided.reasons), list(decided.aml)
+            )
+        else:
+            self.log.add(
+                (*row, orjson.dumps(decided.reasons).decode(), orjson.dumps(decided.aml).decode())
+            )
         if decided.action is Action.ALLOW:
             await remember(self._pool, movement)
         if decided.freeze:
