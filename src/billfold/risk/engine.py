@@ -23,6 +23,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from billfold.platform import db
 from billfold.platform.logging import get_logger
 from billfold.risk import operators
 from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
@@ -37,17 +38,7 @@ SELECT (SELECT count(*) FROM user_devices WHERE user_id = $1) AS devices,
        (SELECT count(*) FROM user_countries WHERE user_id = $1) AS countries,
        EXISTS (SELECT 1 FROM user_countries WHERE user_id = $1 AND country = $3) AS country_known,
        last.country AS last_country, last.last_seen_at AS last_country_at,
-       (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY amount_minor)
-          FROM risk_assessments
-         WHERE user_id = $1 AND kind = $5 AND action = 'allow'
-           AND created_at > now() - interval '30 days') AS typical,
-       (SELECT array_agg(amount_minor) FROM risk_assessments
-         WHERE user_id = $1 AND created_at > now() - interval '7 days'
-           AND (amount_minor BETWEEN 900000 AND 999999 OR amount_minor BETWEEN 270000 AND 299999))
-           AS near,
-       (SELECT coalesce(sum(amount_minor), 0) FROM risk_assessments
-         WHERE user_id = $1 AND kind = 'add_funds' AND action <> 'decline'
-           AND created_at > now() - interval '24 hours')::bigint AS added_24h,
+       recent.typical, recent.near, recent.added_24h,
        NOT EXISTS (SELECT 1 FROM risk_assessments
                     WHERE user_id = $1 AND counterparty_id = $4 AND action = 'allow') AS new_payee,
        (SELECT created_at > now() - interval '7 days' FROM users WHERE id = $1) AS sender_new,
@@ -56,6 +47,19 @@ SELECT (SELECT count(*) FROM user_devices WHERE user_id = $1) AS devices,
   FROM (SELECT 1) one
   LEFT JOIN LATERAL (SELECT country, last_seen_at FROM user_countries WHERE user_id = $1
                       ORDER BY last_seen_at DESC LIMIT 1) last ON true
+  -- The user's last 30 days of assessments, read once for the three figures drawn from them.
+  CROSS JOIN LATERAL (
+        SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY amount_minor)
+                   FILTER (WHERE kind = $5 AND action = 'allow') AS typical,
+               array_agg(amount_minor) FILTER (
+                   WHERE created_at > now() - interval '7 days'
+                     AND (amount_minor BETWEEN 900000 AND 999999
+                          OR amount_minor BETWEEN 270000 AND 299999)) AS near,
+               coalesce(sum(amount_minor) FILTER (
+                   WHERE kind = 'add_funds' AND action <> 'decline'
+                     AND created_at > now() - interval '24 hours'), 0)::bigint AS added_24h
+          FROM risk_assessments
+         WHERE user_id = $1 AND created_at > now() - interval '30 days') recent
   LEFT JOIN users r ON r.id = $4
 """
 
@@ -158,8 +162,15 @@ class RulesEngine:
         now = datetime.now(UTC)
         user_id = uuid.UUID(movement.user_id)
         recipient = uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None
-        context = await self._pool.fetchrow(
-            _CONTEXT, user_id, movement.device_id, movement.country, recipient, movement.kind
+        # A plain read: given back to the pool without the reset round trip (platform.db).
+        context = await db.fetchrow(
+            self._pool,
+            _CONTEXT,
+            user_id,
+            movement.device_id,
+            movement.country,
+            recipient,
+            movement.kind,
         )
         assert context is not None
         counts = await self._counts(movement, now, bool(context["sender_new"]))
