@@ -196,3 +196,24 @@ async def test_every_scored_transfer_keeps_its_score_verdict_and_reasons(
     )
     assert [r["action"] for r in rows] == ["allow"] * 5 + ["review"]
     assert rows[-1]["reasons"] == ["6 movements in a minute (more than 5)"]
+
+
+async def test_a_suspicious_transfer_of_2000_or_more_is_a_sar_candidate(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Paying a flagged user $2,500: held for review, and listed for operators as a SAR
+    candidate; a non-operator can't see the list."""
+    hank, mule, analyst = await make_person("3000.00"), await make_person(), await make_person()
+    await grant_admin(app.state.pool, analyst.username)
+    await app.state.pool.execute(
+        "UPDATE users SET flagged = true WHERE id = $1", uuid.UUID(mule.user_id)
+    )
+    held = await send(client, hank, mule, "2500.00")
+    assert held.json()["status"] == "PENDING_REVIEW"
+    listed = (await client.get("/api/v1/admin/aml", headers=analyst.auth)).json()
+    mine = [c for c in listed if c["user_id"] == hank.user_id]
+    assert [(c["reports"], c["amount_minor"], c["verdict"]) for c in mine] == [
+        (["sar"], 250000, "review")
+    ]
+    hidden = await client.get("/api/v1/admin/aml", headers=hank.auth)
+    assert hidden.status_code == 404

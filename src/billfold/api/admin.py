@@ -141,3 +141,22 @@ router.add_api_route(
     methods=["POST"],
     response_model=DecisionOut,
 )
+
+
+class AmlOut(BaseModel):
+    assessment_id: int
+    user_id: str
+    kind: str
+    counterparty_id: str | None
+    amount_minor: int
+    verdict: str
+    reasons: list[str]
+    reports: list[str]
+    created_at: str
+
+
+@router.get("/aml", response_model=list[AmlOut])
+async def aml(request: Request, operator: AdminUser) -> Any:
+    """Report candidates, newest first: `ctr` (cash-equivalent money over $10,000 in a business
+    day) and `sar` (suspicious activity of $2,000 or more)."""
+    return await held.aml_candidates(request.app.state.pool)

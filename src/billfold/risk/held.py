@@ -152,3 +152,29 @@ async def review_queue(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, A
         }
         for r in rows
     ]
+
+
+async def aml_candidates(pool: asyncpg.Pool, limit: int = 200) -> list[dict[str, Any]]:
+    """Movements that are report candidates (CTR: cash-equivalent money over $10,000 in a day;
+    SAR: suspicious, $2,000 or more), newest first."""
+    rows = await pool.fetch(
+        """SELECT id, user_id, kind, counterparty_id, amount_minor, action, reasons, aml,
+                  created_at
+             FROM risk_assessments WHERE aml <> '{}'
+            ORDER BY created_at DESC LIMIT $1""",
+        limit,
+    )
+    return [
+        {
+            "assessment_id": r["id"],
+            "user_id": str(r["user_id"]),
+            "kind": r["kind"],
+            "counterparty_id": str(r["counterparty_id"]) if r["counterparty_id"] else None,
+            "amount_minor": r["amount_minor"],
+            "verdict": r["action"],
+            "reasons": list(r["reasons"]),
+            "reports": list(r["aml"]),
+            "created_at": r["created_at"].isoformat(),
+        }
+        for r in rows
+    ]
