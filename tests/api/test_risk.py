@@ -26,7 +26,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
         ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
     )
     configured = settings.model_copy(
-        update={"secret_key": "k" * 48, "risk_budget_ms": 5000.0, **unlimited}
+        update={"secret_key": "k" * 48, "sandbox": True, "risk_budget_ms": 5000.0, **unlimited}
     )
     app = create_app(configured)
     async with app.router.lifespan_context(app):
@@ -217,3 +217,56 @@ async def test_a_suspicious_transfer_of_2000_or_more_is_a_sar_candidate(
     ]
     hidden = await client.get("/api/v1/admin/aml", headers=hank.auth)
     assert hidden.status_code == 404
+
+
+async def test_money_in_then_straight_out_is_stopped_and_cash_over_10000_a_day_is_reported(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: Callable[..., Awaitable[str]],
+) -> None:
+    """A card top-up and then a cash-out of nearly all of it at once is refused for review,
+    moving nothing; a day's add-funds past $10,000 is a CTR candidate."""
+    funding = app.state.funding
+    default = funding.settings
+    funding.settings = default.model_copy(
+        update={"funding_limits": {"basic": default.funding_limits["established"]}}
+    )
+    try:
+        ivy = await make_person()
+        bank_id = await link_bank(ivy, "31415926")
+        token = await client.post(
+            "/api/v1/sandbox/cards/tokenize",
+            json={"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+            headers=ivy.auth,
+        )
+        card = await client.post(
+            "/api/v1/cards", json={"token": token.json()["token"]}, headers=ivy.auth
+        )
+
+        async def move(path: str, amount: str, **source: str) -> httpx.Response:
+            return await client.post(
+                f"/api/v1/wallet/{path}",
+                json={"user_id": ivy.user_id, "amount": amount, **source},
+                headers={**ivy.auth, "Idempotency-Key": uuid.uuid4().hex},
+            )
+
+        topped = await move("add-funds", "6000.00", card_id=card.json()["card_id"])
+        assert topped.status_code == 201
+        out = await move("cash-out", "5900.00", bank_account_id=bank_id)
+        assert out.status_code == 403 and out.json()["code"] == "funding_review_required"
+        assert await balances(client, ivy) == ("6000.00", "6000.00")
+        more = await move("add-funds", "3500.00", bank_account_id=bank_id)
+        assert more.status_code == 202
+        await app.state.risk.log.flush()
+        reports = await app.state.pool.fetch(
+            "SELECT kind, action, aml FROM risk_assessments WHERE user_id = $1 ORDER BY id",
+            uuid.UUID(ivy.user_id),
+        )
+        assert [(r["kind"], r["action"], list(r["aml"])) for r in reports] == [
+            ("add_funds", "allow", []),
+            ("cash_out", "review", ["ctr", "sar"]),
+            ("add_funds", "allow", ["ctr"]),
+        ]
+    finally:
+        funding.settings = default

@@ -12,8 +12,9 @@ from billfold.api.limits import limit_money
 from billfold.funding import bank_accounts, cards, collections, movements, rails, webhooks
 from billfold.funding.service import CURRENCY, Funding
 from billfold.ledger.errors import AccountFrozen, DebtOutstanding
-from billfold.platform.errors import NotFound, ValidationFailed
+from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.wallet.money import format_amount, parse_amount
+from billfold.wallet.risk import Movement, assess_within_budget, country_code
 from billfold.wallet.transfers import WalletFrozen, parse_user_id
 from billfold.wallet.users import User
 
@@ -147,6 +148,8 @@ async def add_funds(
     body: MovementIn,
     user: CurrentUser,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
+    x_device_id: Annotated[str | None, Header(max_length=256)] = None,
+    x_client_country: Annotated[str | None, Header(max_length=8)] = None,
 ) -> Any:
     """Add money from a verified bank account (ACH: 202 PENDING until it settles) or from a
     card (`card_id`: 201 COMPLETED at once, with the card fee)."""
@@ -156,6 +159,8 @@ async def add_funds(
         raise ValidationFailed(
             "give exactly one of bank_account_id and card_id", field="bank_account_id"
         )
+    signals = {"device": x_device_id, "country": x_client_country}
+    await _score(request, user, "add_funds", amount, key, signals)
     if body.card_id is not None:
         ft, replayed = await movements.add_funds_card(
             funding, request.app.state.cards, user, amount, body.card_id, key
@@ -183,6 +188,8 @@ async def cash_out(
     body: MovementIn,
     user: CurrentUser,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
+    x_device_id: Annotated[str | None, Header(max_length=256)] = None,
+    x_client_country: Annotated[str | None, Header(max_length=8)] = None,
 ) -> Any:
     """Send money to a verified bank account: held at once, PENDING until it settles."""
     amount, key = _check_movement(body, user, idempotency_key)
@@ -196,6 +203,8 @@ async def cash_out(
     )
     if owed:
         raise debt_outstanding(owed)
+    signals = {"device": x_device_id, "country": x_client_country}
+    await _score(request, user, "cash_out", amount, key, signals)
     try:
         ft, replayed = await movements.cash_out(funding, user, amount, body.bank_account_id, key)
     except AccountFrozen:
@@ -227,6 +236,40 @@ async def _own_movement(request: Request, user: User, transfer_id: str) -> Any:
             f"transfer '{transfer_id[:40]}' does not exist", transfer_id=transfer_id[:40]
         )
     return ft
+
+
+class FundingReviewRequired(BillfoldError):
+    code = "funding_review_required"
+    status = 403
+    title = "This movement needs a review first"
+
+
+async def _score(
+    request: Request, user: User, kind: str, amount: int, key: str, headers: dict[str, str | None]
+) -> None:
+    """Score an add-funds or cash-out before money moves (a retry of one already made is not
+    scored again). A decline refuses it. Until funding movements can be held for a second factor
+    or a review, as P2P transfers are, a step-up or review verdict refuses it too, and the
+    assessment waits for an operator."""
+    state = request.app.state
+    if await movements.exists(state.pool, user.id, key):
+        return
+    movement = Movement(
+        kind,
+        str(user.id),
+        None,
+        amount,
+        CURRENCY,
+        ref=f"{kind}:{key}",
+        device_id=(headers.get("device") or "").strip()[:128] or None,
+        country=country_code(headers.get("country")),
+    )
+    verdict = await assess_within_budget(state.risk, movement, state.settings.risk_budget_ms)
+    if verdict.action in ("step_up", "review"):
+        raise FundingReviewRequired(
+            f"this {kind.replace('_', '-')} needs a review before it can go ahead; "
+            "nothing was moved"
+        )
 
 
 def _check_movement(body: MovementIn, user: User, header_key: str | None) -> tuple[int, str]:

@@ -18,7 +18,7 @@ from billfold.ledger.model import Kind
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.risk import held as held_transfers
 from billfold.risk.engine import remember
-from billfold.wallet.risk import Movement, Verdict, assess_within_budget
+from billfold.wallet.risk import Movement, Verdict, assess_within_budget, country_code
 from billfold.wallet.transfers import (
     WalletFrozen,
     access_transfer,
@@ -135,7 +135,7 @@ async def send_money(
             "USD",
             ref=key,
             device_id=_signal(x_device_id, 128),
-            country=_country(x_client_country),
+            country=country_code(x_client_country),
         )
         # Scored before money moves; `decline` raises here.
         verdict = await assess_within_budget(state.risk, movement, state.settings.risk_budget_ms)
@@ -196,11 +196,6 @@ async def _hold_for_risk(
 def _signal(value: str | None, limit: int) -> str | None:
     value = (value or "").strip()
     return value[:limit] or None
-
-
-def _country(value: str | None) -> str | None:
-    code = (value or "").strip().upper()
-    return code if len(code) == 2 and code.isascii() and code.isalpha() else None
 
 
 class PinIn(BaseModel):

@@ -230,6 +230,14 @@ async def book_card_funding(funding: Funding, user: User, ft: FundingTransfer) -
     return FundingTransfer.from_row(row)
 
 
+async def exists(pool: asyncpg.Pool, user_id: uuid.UUID, key: str) -> bool:
+    """Whether a movement was made with this key (its retry is answered, not scored again)."""
+    found = await pool.fetchval(
+        "SELECT 1 FROM funding_transfers WHERE user_id = $1 AND idempotency_key = $2", user_id, key
+    )
+    return found is not None
+
+
 def movement_id(user: User, key: str) -> uuid.UUID:
     """A movement's id follows from the user's idempotency key, and the ledger keys from the id:
     a retry after a failure anywhere meets the ledger's record of what the first try did (a

@@ -38,7 +38,7 @@ SELECT (SELECT count(*) FROM user_devices WHERE user_id = $1) AS devices,
        (SELECT count(*) FROM user_countries WHERE user_id = $1) AS countries,
        EXISTS (SELECT 1 FROM user_countries WHERE user_id = $1 AND country = $3) AS country_known,
        last.country AS last_country, last.last_seen_at AS last_country_at,
-       recent.typical, recent.near, recent.added_24h,
+       recent.typical, recent.near, recent.added_24h, recent.cash_today,
        NOT EXISTS (SELECT 1 FROM risk_assessments
                     WHERE user_id = $1 AND counterparty_id = $4 AND action = 'allow') AS new_payee,
        (SELECT created_at > now() - interval '7 days' FROM users WHERE id = $1) AS sender_new,
@@ -57,7 +57,10 @@ SELECT (SELECT count(*) FROM user_devices WHERE user_id = $1) AS devices,
                           OR amount_minor BETWEEN 270000 AND 299999)) AS near,
                coalesce(sum(amount_minor) FILTER (
                    WHERE kind = 'add_funds' AND action <> 'decline'
-                     AND created_at > now() - interval '24 hours'), 0)::bigint AS added_24h
+                     AND created_at > now() - interval '24 hours'), 0)::bigint AS added_24h,
+               coalesce(sum(amount_minor) FILTER (
+                   WHERE kind IN ('add_funds', 'cash_out') AND action <> 'decline'
+                     AND created_at >= date_trunc('day', now())), 0)::bigint AS cash_today
           FROM risk_assessments
          WHERE user_id = $1 AND created_at > now() - interval '30 days') recent
   LEFT JOIN users r ON r.id = $4
@@ -138,7 +141,10 @@ class RulesEngine:
             decided.action.value,
         )
         assessment_id = None
-        if decided.action in (Action.STEP_UP, Action.REVIEW):
+        # Batched: allowed and declined P2P transfers, the volume. Written at once: held ones
+        # (their hold refers to them) and funding movements, which the next movement's rules
+        # read within milliseconds (money in, then straight out).
+        if decided.action in (Action.STEP_UP, Action.REVIEW) or movement.kind != "p2p":
             assessment_id = await self._pool.fetchval(
                 _RECORD, *row, list(decided.reasons), list(decided.aml)
             )
@@ -197,6 +203,7 @@ class RulesEngine:
             recipient_new_senders_24h=counts[2],
             added_funds_24h_minor=context["added_24h"],
             near_threshold_7d=list(context["near"] or []),
+            cash_equivalent_today_minor=context["cash_today"],
         )
 
     async def _counts(

@@ -69,3 +69,9 @@ async def assess_within_budget(engine: RiskEngine, movement: Movement, budget_ms
         # caught them would teach them to step around it.
         raise DeclinedByRisk("the transfer was declined by risk checks")
     return verdict
+
+
+def country_code(value: str | None) -> str | None:
+    """X-Client-Country as an ISO 3166 alpha-2 code; anything else is no signal."""
+    code = (value or "").strip().upper()
+    return code if len(code) == 2 and code.isascii() and code.isalpha() else None
