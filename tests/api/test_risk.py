@@ -270,3 +270,39 @@ async def test_money_in_then_straight_out_is_stopped_and_cash_over_10000_a_day_i
         ]
     finally:
         funding.settings = default
+
+
+async def test_a_late_retry_of_a_held_transfer_answers_the_hold(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """The same request again after its in-flight mark expired, now scored differently (the
+    device is known by then): the first answer, the hold, stands; nothing moves twice."""
+    jo, kim = await make_person("40.00"), await make_person()
+    await send(client, jo, kim, "1.00")
+    key = uuid.uuid4().hex
+    body = {"sender_id": jo.user_id, "recipient": kim.username, "amount": "5.00"}
+    first = await client.post(
+        "/api/v1/transfers",
+        json=body,
+        headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": "tablet"},
+    )
+    assert first.json()["status"] == "PENDING_VERIFICATION"
+    await send(client, jo, kim, "1.00", device="tablet")  # held too: the tablet is still new
+    await app.state.pool.execute(
+        "INSERT INTO user_devices (user_id, device_id) VALUES ($1, 'tablet')", uuid.UUID(jo.user_id)
+    )
+    await app.state.redis.delete(f"in-flight:user:{jo.user_id}:{key}")
+    retried = await client.post(
+        "/api/v1/transfers",
+        json=body,
+        headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": "tablet"},
+    )
+    assert retried.status_code == 201 and retried.headers["Idempotent-Replayed"] == "true"
+    assert retried.json()["transfer_id"] == first.json()["transfer_id"]
+    assert retried.json()["status"] == "PENDING_VERIFICATION"
+    other = await client.post(
+        "/api/v1/transfers",
+        json={**body, "amount": "6.00"},
+        headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": "tablet"},
+    )
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"

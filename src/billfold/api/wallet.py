@@ -13,8 +13,8 @@ from billfold.api.funding import debt_outstanding
 from billfold.api.identity import AuthenticatedId, CurrentUser
 from billfold.api.limits import limit_money
 from billfold.funding import collections
-from billfold.ledger.errors import AccountFrozen, DebtOutstanding
-from billfold.ledger.model import Kind
+from billfold.ledger.errors import AccountFrozen, DebtOutstanding, IdempotencyKeyReused
+from billfold.ledger.model import Kind, Transfer
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.risk import held as held_transfers
 from billfold.risk.engine import remember
@@ -124,8 +124,9 @@ async def send_money(
                 idempotency_key=key,
             )
         if stored is not None and stored.kind is Kind.HOLD:
+            first = await _same_request(state, client, key, p2p)
             response.headers["Idempotent-Replayed"] = "true"
-            return transfer_view(stored, await held_transfers.status_of(state.pool, stored.id))
+            return transfer_view(first, await held_transfers.status_of(state.pool, first.id))
     try:
         movement = Movement(
             "p2p",
@@ -139,9 +140,18 @@ async def send_money(
         )
         # Scored before money moves; `decline` raises here.
         verdict = await assess_within_budget(state.risk, movement, state.settings.risk_budget_ms)
-        if verdict.action in held_transfers.PENDING:
-            return await _hold_for_risk(state, p2p, key, verdict, movement)
-        transfer = await do_p2p(state.ledger, p2p, key)
+        try:
+            if verdict.action in held_transfers.PENDING:
+                return await _hold_for_risk(state, p2p, key, verdict, movement)
+            transfer = await do_p2p(state.ledger, p2p, key)
+        except IdempotencyKeyReused:
+            # A late retry (its in-flight mark gone) scored differently from the first try: the
+            # first one's transfer or hold stands, if it is this same request.
+            first = await _same_request(state, client, key, p2p)
+            response.headers["Idempotent-Replayed"] = "true"
+            if first.kind is Kind.HOLD:
+                return transfer_view(first, await held_transfers.status_of(state.pool, first.id))
+            transfer = first
     except DebtOutstanding:
         # Repaid first from what came in since; the refusal stands for this key either way.
         owed = await collections.collect(state.pool, state.ledger, user.id, user.account_id, "USD")
@@ -156,6 +166,23 @@ async def send_money(
         response.headers["Idempotent-Replayed"] = "true"
         response.status_code = 201
     return transfer_view(transfer)
+
+
+async def _same_request(state: Any, client: str, key: str, p2p: Any) -> Transfer:
+    """The transfer or hold this key made, if it moved the same amount to the same recipient;
+    otherwise the key was reused for another request, and that is the error."""
+    first: Transfer | None = await state.ledger.stored_transfer(client, key)
+    same = (
+        first is not None
+        and first.amount_minor == p2p.amount_minor
+        and (first.metadata or {}).get("recipient_id") == str(p2p.recipient.id)
+    )
+    if not same:
+        raise IdempotencyKeyReused(
+            f"idempotency key '{key[:64]}' was used for another request", idempotency_key=key
+        )
+    assert first is not None
+    return first
 
 
 async def _hold_for_risk(
