@@ -13,14 +13,13 @@ from billfold.api.funding import debt_outstanding
 from billfold.api.identity import AuthenticatedId, CurrentUser
 from billfold.api.limits import limit_money
 from billfold.funding import collections
-from billfold.ledger.errors import AccountFrozen, DebtOutstanding, IdempotencyKeyReused
+from billfold.ledger.errors import DebtOutstanding, IdempotencyKeyReused
 from billfold.ledger.model import Kind, Transfer
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.risk import held as held_transfers
 from billfold.risk.engine import remember
 from billfold.wallet.risk import Movement, Verdict, assess_within_budget, country_code
 from billfold.wallet.transfers import (
-    WalletFrozen,
     access_transfer,
     check_p2p,
     do_p2p,
@@ -190,22 +189,7 @@ async def _hold_for_risk(
 ) -> dict[str, Any]:
     """Reserve the money for a transfer the risk engine wants confirmed or reviewed."""
     sender, recipient = p2p.sender, p2p.recipient
-    metadata: dict[str, Any] = {"sender_id": str(sender.id), "recipient_id": str(recipient.id)}
-    if p2p.note:
-        metadata["note"] = p2p.note
-    try:
-        hold = await state.ledger.hold(
-            ledger_client(sender),
-            key,
-            debit_account_id=sender.account_id,
-            credit_account_id=recipient.account_id,
-            amount_minor=p2p.amount_minor,
-            currency="USD",
-            code="p2p",
-            metadata=metadata,
-        )
-    except AccountFrozen:
-        raise WalletFrozen("your wallet is frozen") from None
+    hold = await do_p2p(state.ledger, p2p, key, hold=True)
     assert verdict.assessment_id is not None
     await held_transfers.record_hold(
         state.pool,

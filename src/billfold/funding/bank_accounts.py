@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from billfold.funding.nacha_records import routing_checksum_ok
 from billfold.funding.service import CURRENCY, Funding
 from billfold.platform.crypto import Sealed
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
@@ -57,12 +58,6 @@ class LinkRequest:
     account_number: str
     holder_name: str
     account_type: str
-
-
-def routing_checksum_ok(routing: str) -> bool:
-    """ABA check: 3, 7, 1 weights over the nine digits sum to a multiple of ten."""
-    weights = (3, 7, 1) * 3
-    return sum(int(d) * w for d, w in zip(routing, weights, strict=True)) % 10 == 0
 
 
 def check_link_bank_account(
@@ -295,10 +290,17 @@ async def do_unlink_bank_account(
     reason: str = "user",
 ) -> None:
     row = await access_bank_account(pool, user_id, bank_account_id)
+    await unlink(pool, row["id"], reason)
+
+
+async def unlink(
+    pool: asyncpg.Pool | asyncpg.Connection, bank_account_id: uuid.UUID, reason: str
+) -> None:
+    """Unlink by id (the user's request, or a return code's action); once is enough."""
     await pool.execute(
         """UPDATE bank_accounts SET status = 'unlinked', unlinked_at = now(), unlink_reason = $2
             WHERE id = $1 AND status <> 'unlinked'""",
-        row["id"],
+        bank_account_id,
         reason,
     )
 

@@ -24,7 +24,6 @@ from billfold.ledger.accounts import (
 )
 from billfold.ledger.engine import Ledger
 from billfold.ledger.model import AccountKind, Leg
-from billfold.platform import db
 
 CLIENT = "funding"
 CLAWBACK = "clawback"
@@ -67,7 +66,8 @@ async def claw_back(
     receivable_id = await receivable_account(pool, user_id, currency)
     async with pool.acquire() as conn, conn.transaction():
         await _lock_user(conn, user_id)
-        stored = await conn.fetchrow(_STORED_OUTCOME, CLIENT, key)
+        # A retry asks the ledger for exactly the transfer the first try made.
+        stored = await ledger.stored_transfer(CLIENT, key)
         if stored is None:
             # Block outgoing money first (committed at once, outside this transaction, which
             # only holds the user's lock): from here on the wallet can only grow, so the amount
@@ -77,7 +77,8 @@ async def claw_back(
         available = max(wallet.posted_minor - wallet.pending_debits_minor, 0)
         taken = min(available, amount_minor)
         if stored is not None:
-            taken = -_leg(stored, wallet_id)
+            entry = stored.entry_for(wallet_id)
+            taken = -entry.amount_minor if entry is not None else 0
         legs = [Leg(source_account_id, amount_minor, currency)]
         if taken:
             legs.append(Leg(wallet_id, -taken, currency))
@@ -115,11 +116,6 @@ async def collect(
         return await _settle_flag(pool, wallet_id, receivable["id"])
 
 
-async def owed_minor(pool: asyncpg.Pool, user_id: uuid.UUID, currency: str) -> int:
-    row = await db.fetchrow(pool, _RECEIVABLE, f"receivable:{user_id}:{currency}")
-    return max(-row["posted_minor"], 0) if row is not None else 0
-
-
 async def _settle_flag(pool: asyncpg.Pool, wallet_id: int, receivable_id: int) -> int:
     """Unblock the wallet once nothing is owed; return what is owed."""
     receivable = await get_account(pool, receivable_id)
@@ -132,16 +128,4 @@ async def _lock_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"owes:{user_id}")
 
 
-def _leg(stored: asyncpg.Record, account_id: int) -> int:
-    pairs = zip(stored["account_ids"], stored["amounts"], strict=True)
-    return next((amount for account, amount in pairs if account == account_id), 0)
-
-
 _RECEIVABLE = "SELECT id, posted_minor, version FROM accounts WHERE name = $1"
-# The legs of a stored claw-back, so that a retry asks the ledger for exactly the same transfer.
-_STORED_OUTCOME = """
-SELECT array_agg(e.account_id) AS account_ids, array_agg(e.amount_minor) AS amounts
-  FROM idempotency_keys k JOIN entries e ON e.transfer_id = k.transfer_id
- WHERE k.client_id = $1 AND k.key = $2
-HAVING count(*) > 0
-"""

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from billfold.funding import collections
+from billfold.funding.bank_accounts import unlink
 from billfold.funding.service import FUNDING_COLUMNS, Funding, FundingTransfer
 from billfold.ledger.errors import HoldNotPending
 from billfold.ledger.model import Transfer
@@ -179,22 +180,17 @@ async def _undo_cash_out(funding: Funding, ft: FundingTransfer) -> Transfer | No
     try:
         return await funding.ledger.void(CLIENT, f"{ft.id}:void", ft.hold_id, code="ach_return")
     except HoldNotPending:
-        posted_id = ft.posted_id or await funding.pool.fetchval(
-            "SELECT id FROM transfers WHERE pending_id = $1 AND kind = 'post'", ft.hold_id
-        )
-        return await funding.ledger.reverse(CLIENT, f"{ft.id}:reverse", posted_id, code="reversal")
+        posted = await funding.ledger.stored_transfer(CLIENT, f"{ft.id}:post")
+        assert posted is not None  # the hold was not pending: settling posted it
+        return await funding.ledger.reverse(CLIENT, f"{ft.id}:reverse", posted.id, code="reversal")
 
 
 async def _undo_micro_deposit(funding: Funding, ft: FundingTransfer) -> None:
     """A returned micro-deposit's money is back at our bank: reverse its share of the booking."""
-    booked = await funding.pool.fetchval(
-        "SELECT transfer_id FROM idempotency_keys WHERE client_id = $1 AND key = $2",
-        CLIENT,
-        f"micro:{ft.bank_account_id}",
-    )
+    booked = await funding.ledger.stored_transfer(CLIENT, f"micro:{ft.bank_account_id}")
     if booked is not None:
         await funding.ledger.reverse(
-            CLIENT, f"{ft.id}:reverse", booked, amount_minor=ft.amount_minor, code="reversal"
+            CLIENT, f"{ft.id}:reverse", booked.id, amount_minor=ft.amount_minor, code="reversal"
         )
 
 
@@ -202,13 +198,7 @@ async def _take_action(
     pool: asyncpg.Pool, ft: FundingTransfer, code: str, action: ReturnAction
 ) -> None:
     if action.unlink and ft.bank_account_id is not None:
-        await pool.execute(
-            """UPDATE bank_accounts SET status = 'unlinked', unlinked_at = now(),
-                      unlink_reason = $2
-                WHERE id = $1 AND status <> 'unlinked'""",
-            ft.bank_account_id,
-            f"return {code}",
-        )
+        await unlink(pool, ft.bank_account_id, f"return {code}")
     if action.flag:
         await pool.execute(
             "INSERT INTO risk_flags (user_id, reason, detail) VALUES ($1, $2, $3)",

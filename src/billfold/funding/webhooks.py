@@ -71,9 +71,9 @@ def webhook_secret(settings: Settings) -> str:
     )
 
 
-def verify(secret: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
-    """The event, if the delivery is authentic and fresh; else a 401 naming what failed."""
-    lowered = {k.lower(): v for k, v in headers.items()}
+def verify(secret: str, lowered: dict[str, str], body: bytes) -> dict[str, Any]:
+    """The event, if the delivery (headers with lower-case names) is authentic and fresh; else
+    a 401 naming what failed."""
     stamp = lowered.get("webhook-timestamp", "")
     if not stamp.isdigit():
         raise InvalidSignature(
@@ -132,8 +132,9 @@ async def receive(funding: Funding, headers: dict[str, str], body: bytes) -> Del
     """Verify, store in the inbox, apply once."""
     if len(body) > MAX_BODY_BYTES:
         raise ValidationFailed(f"webhook body is {len(body)} bytes, at most {MAX_BODY_BYTES}")
-    event = verify(webhook_secret(funding.settings), headers, body)
-    webhook_id = {k.lower(): v for k, v in headers.items()}["webhook-id"][:255]
+    lowered = {k.lower(): v for k, v in headers.items()}
+    event = verify(webhook_secret(funding.settings), lowered, body)
+    webhook_id = lowered["webhook-id"][:255]
     claim = await _claim(funding, webhook_id, event)
     if claim == "applied":
         return Delivery("duplicate", f"webhook {webhook_id} was received before")

@@ -107,14 +107,7 @@ async def open_clearing_account(
     conn: asyncpg.Connection | asyncpg.Pool, currency: str, name: str | None = None
 ) -> Account:
     """The system account money enters from and leaves to the bank, one per currency."""
-    return await open_account(
-        conn,
-        kind=AccountKind.SYSTEM,
-        owner="system",
-        currency=currency,
-        name=name or f"system:bank_clearing:{currency}",
-        overdraft_limit_minor=CLEARING_OVERDRAFT_MINOR,
-    )
+    return await open_system_account(conn, "bank_clearing", currency, overdraft=True, name=name)
 
 
 async def set_owes(conn: asyncpg.Connection | asyncpg.Pool, account_id: int, owes: bool) -> None:
@@ -125,14 +118,20 @@ async def set_owes(conn: asyncpg.Connection | asyncpg.Pool, account_id: int, owe
 
 
 async def open_system_account(
-    conn: asyncpg.Connection | asyncpg.Pool, purpose: str, currency: str, *, overdraft: bool
+    conn: asyncpg.Connection | asyncpg.Pool,
+    purpose: str,
+    currency: str,
+    *,
+    overdraft: bool,
+    name: str | None = None,
 ) -> Account:
-    """A named system account (fee revenue, card clearing, ...), opened once."""
+    """A named system account (bank clearing, fee revenue, ...), opened once; `name` replaces
+    the usual `system:<purpose>:<currency>`."""
     return await open_account(
         conn,
         kind=AccountKind.SYSTEM,
         owner="system",
         currency=currency,
-        name=f"system:{purpose}:{currency}",
+        name=name or f"system:{purpose}:{currency}",
         overdraft_limit_minor=CLEARING_OVERDRAFT_MINOR if overdraft else 0,
     )

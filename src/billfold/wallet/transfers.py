@@ -93,17 +93,21 @@ async def check_p2p(
     return P2PRequest(sender, recipient, amount_minor, note)
 
 
-async def do_p2p(ledger: Ledger, request: P2PRequest, idempotency_key: str) -> Transfer:
-    """Move the money through the ledger; the ledger locks both wallets and stores the outcome
-    under the sender's idempotency key."""
+async def do_p2p(
+    ledger: Ledger, request: P2PRequest, idempotency_key: str, *, hold: bool = False
+) -> Transfer:
+    """Move the money through the ledger, or with `hold` only reserve it (a transfer the risk
+    engine wants confirmed first); the ledger locks both wallets and stores the outcome under
+    the sender's idempotency key."""
     metadata: dict[str, Any] = {
         "sender_id": str(request.sender.id),
         "recipient_id": str(request.recipient.id),
     }
     if request.note:
         metadata["note"] = request.note
+    submit = ledger.hold if hold else ledger.move
     try:
-        return await ledger.move(
+        return await submit(
             ledger_client(request.sender),
             idempotency_key,
             debit_account_id=request.sender.account_id,
