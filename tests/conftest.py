@@ -96,6 +96,22 @@ def settings(database_url: str, redis_url: str, test_data_dir: Path) -> Settings
     return Settings(DATABASE_URL=database_url, REDIS_URL=redis_url, data_dir=test_data_dir)
 
 
+@pytest.fixture(scope="module")
+async def isolated_settings(
+    database_factory: DatabaseFactory, test_data_dir: Path
+) -> AsyncIterator[Settings]:
+    """Settings on a fresh database and a Redis database of the module's own, for a module that
+    reads a whole database (`billfold ach export` sends every pending entry) and so must not
+    meet what other modules left there. Redis too: caches are keyed by ledger ids, which a
+    fresh database hands out again."""
+    external = os.environ.get("REDIS_URL") or None
+    url = _claim_redis_db(ensure_redis(Settings(REDIS_URL=external, data_dir=test_data_dir)))
+    yield Settings(DATABASE_URL=await database_factory(), REDIS_URL=url, data_dir=test_data_dir)
+    client = SyncRedis.from_url(url)
+    client.flushdb()
+    client.close()
+
+
 @pytest.fixture(scope="session")
 async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the session's database, with every migration applied."""

@@ -25,7 +25,7 @@ from billfold.platform.metrics import mark_worker_exited
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.redis import create_redis
 from billfold.platform.runtime import tune_gc
-from billfold.risk.engine import RulesEngine
+from billfold.risk.engine import RulesEngine, load_scorer
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.risk import AllowAll
 from billfold.wallet.users import UserCache
@@ -89,7 +89,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.callback(sweeper.cancel)
         app.state.funding = await Funding.start(pool, ledger, settings)
         app.state.cards = SandboxProcessor(pool) if settings.sandbox_enabled else NoProcessor()
-        recovery = asyncio.create_task(keep_booking(app.state.funding), name="funding-recovery")
+        recovery = asyncio.create_task(
+            keep_booking(app.state.funding, app.state.cards), name="funding-recovery"
+        )
         stack.callback(recovery.cancel)
         if settings.sandbox_enabled and settings.sandbox_settle_after_s > 0:
             settler = asyncio.create_task(
@@ -103,7 +105,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ledger = ledger
         app.state.balances = balances
         if settings.risk_engine == "rules":
-            engine = RulesEngine(pool, redis, settings.risk_rules)
+            engine = RulesEngine(pool, redis, settings.risk_rules, load_scorer(settings))
             stack.push_async_callback(engine.log.flush)
             app.state.risk = engine
         else:

@@ -133,11 +133,21 @@ def ach_export(
 
 
 @ach_app.command("import")
-def ach_import(file: Annotated[Path, typer.Argument(help="A returns file from the bank.")]) -> None:
+def ach_import(
+    file: Annotated[Path, typer.Argument(help="A returns file from the bank.")],
+    accept_findings: Annotated[
+        bool,
+        typer.Option(
+            "--accept-findings",
+            help="Apply a file that reads but breaks NACHA rules; each finding is printed.",
+        ),
+    ] = False,
+) -> None:
     """Apply each return in a NACHA returns file. A malformed file is refused whole, naming
-    the line and field; exit 1 if any return could not be applied."""
+    the line and field; so is one that reads but breaks NACHA rules (its findings, listed),
+    unless --accept-findings. Exit 1 if any return could not be applied."""
     from billfold.funding.cli import run
-    from billfold.funding.files import import_returns, print_progress
+    from billfold.funding.files import FindingsNotAccepted, import_returns, print_progress
     from billfold.funding.nacha_records import NachaError
 
     settings = _load_settings()
@@ -149,17 +159,28 @@ def ach_import(file: Annotated[Path, typer.Argument(help="A returns file from th
         report = run(
             settings,
             lambda funding: import_returns(
-                funding, text.decode("latin-1"), name=file.name, progress=print_progress
+                funding,
+                text.decode("latin-1"),
+                name=file.name,
+                accept_findings=accept_findings,
+                progress=print_progress,
             ),
         )
     except NachaError as error:
         _fail(f"{file}: {error}")
+    except FindingsNotAccepted as error:
+        findings = "".join(f"\n  finding: {finding}" for finding in error.findings[:50])
+        more = len(error.findings) - 50
+        findings += f"\n  ... and {more} more" if more > 0 else ""
+        _fail(f"{error.detail}; check with the bank, then --accept-findings applies it{findings}")
     except _environment_errors() as error:
         _fail(f"cannot import: {_describe(error)}")
     print(
         f"{report.entries} returns: {report.applied} applied, {report.ignored} already applied,"
         f" {len(report.refused)} refused"
     )
+    for line in report.findings[:50]:
+        print(f"  accepted finding: {line}")
     for line in report.refused[:50]:
         print(f"  refused: {line}")
     if report.refused:

@@ -81,8 +81,12 @@ class Settings(BaseSettings):
     # reason risk_timeout). Scoring takes about 2-3 ms here (two queries, one Redis script); the
     # budget leaves room for a loaded database before failing open.
     risk_budget_ms: float = 25.0
-    # "rules": the risk engine scores every P2P transfer (risk.engine); "off": everything passes.
+    # "rules": the risk engine scores every movement before money moves (risk.engine); "off":
+    # everything passes.
     risk_engine: str = Field(default="rules", pattern="^(rules|off)$")
+    # The learned model beside the rules: "shipped" (the model in the package), a directory
+    # that `billfold risk train --out DIR` wrote (its CURRENT file names the version), or "off".
+    risk_model: str = "shipped"
     # Rule thresholds, as JSON (see risk.rules.RiskRules); unset keys keep their defaults.
     risk_rules: RiskRules = Field(default_factory=RiskRules)
     # How long the transfer path trusts a user it has looked up (see wallet.users.UserCache).

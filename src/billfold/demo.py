@@ -1,4 +1,9 @@
-"""Demo data: alice, bob and carol, each with a wallet holding $500.00."""
+"""Demo data: alice, bob and carol, each with a wallet holding $500.00, and an ordinary past.
+
+The risk engine's model judges a movement against the user's past; an account minutes old that
+pays at once looks like fraud to it. So the demo users come with what two months of paying each
+other would have left in the risk engine's memory (risk.past), and the demo's first transfer is
+judged as an established user's would be. Their money is only the opening $500."""
 
 from __future__ import annotations
 
@@ -43,6 +48,23 @@ async def seed(pool: asyncpg.Pool, settings: Settings) -> None:
             )
     finally:
         await ledger.stop()
+    await _give_past(pool, settings)
+
+
+async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
+    from billfold.platform.redis import create_redis
+    from billfold.risk.engine import RulesEngine
+    from billfold.risk.past import give_ordinary_past
+
+    if settings.redis_url is None:
+        raise ValueError("demo data needs a Redis URL; run _prepare first")
+    redis = await create_redis(settings.redis_url)
+    try:
+        people = [await find_user(pool, Handle("username", name)) for name in DEMO_PEOPLE]
+        ids = [str(user.id) for user in people if user is not None]
+        await give_ordinary_past(pool, RulesEngine(pool, redis, settings.risk_rules), ids)
+    finally:
+        await redis.aclose()
 
 
 def banner(base: str) -> str:

@@ -128,6 +128,53 @@ async def test_the_export_and_import_commands_round_trip(
     assert (shown.json()["status"], shown.json()["return_code"]) == ("RETURNED", "R03")
 
 
+async def test_import_refuses_a_file_with_findings_unless_they_are_accepted(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: LinkBank,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """A returns file whose file control disagrees with its entries is refused whole, its
+    finding named; with --accept-findings it is applied and the finding printed."""
+    person, bank_id = await person_with_bank(make_person, link_bank, "135792468")
+    funding_id = await move(client, person, "add-funds", "7.50", bank_id)
+    sent = tmp_path / "today.ach"
+    assert await export_file(app.state.funding, sent) >= 1
+    trace = await app.state.pool.fetchval(
+        "SELECT trace_number FROM funding_transfers WHERE id = $1", uuid.UUID(funding_id)
+    )
+    returns = nacha.make_returns_file(
+        nacha.parse(sent.read_text()), {trace: "R01"}, created_at=datetime.now(UTC)
+    )
+    lines = nacha.write(returns).splitlines()
+    control = next(n for n, line in enumerate(lines) if line[0] == "9" and line != "9" * 94)
+    lines[control] = lines[control][:21] + "9999999999" + lines[control][31:]
+    back = tmp_path / "returns.ach"
+    back.write_text("\n".join(lines) + "\n")
+    env = {
+        **os.environ,
+        "DATABASE_URL": str(settings.database_url),
+        "REDIS_URL": str(settings.redis_url),
+        "BILLFOLD_DATA_DIR": str(settings.data_dir),
+    }
+    finding = f"returns.ach: line {control + 1}, field 'entry_hash': file control says 9999999999"
+    refused = command(env, "ach", "import", str(back))
+    assert refused.returncode == 1, refused.stderr
+    assert "breaks NACHA rules (1 finding); nothing was applied" in refused.stderr
+    assert f"finding: {finding}" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    shown = await client.get(f"/api/v1/funding/{funding_id}", headers=person.auth)
+    assert (shown.json()["status"], shown.json()["return_code"]) == ("PENDING", None)
+    accepted = command(env, "ach", "import", "--accept-findings", str(back))
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.startswith("1 returns: 1 applied, 0 already applied, 0 refused")
+    assert f"accepted finding: {finding}" in accepted.stdout
+    shown = await client.get(f"/api/v1/funding/{funding_id}", headers=person.auth)
+    assert (shown.json()["status"], shown.json()["return_code"]) == ("RETURNED", "R01")
+
+
 def command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [BILLFOLD, *args], env=env, capture_output=True, text=True, timeout=120, check=False

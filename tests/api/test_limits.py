@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from billfold.app import create_app
 from billfold.config import Settings
+from billfold.risk.rules import RiskRules
 
 MakePerson = Callable[..., Awaitable[Any]]
 
@@ -30,8 +31,17 @@ def address() -> str:
 async def limited(settings: Settings, **limits: Any) -> AsyncIterator[tuple[FastAPI, Any]]:
     """An app of its own with these settings (trusting X-Forwarded-For unless told otherwise),
     its lifespan run, and a client on it whose peer address is fresh."""
+    # The model scores but does not decide: these users are seconds old (see conftest.py).
+    quiet = RiskRules(model_decides=False)
     app = create_app(
-        settings.model_copy(update={"secret_key": "k" * 48, "trust_forwarded_for": True, **limits})
+        settings.model_copy(
+            update={
+                "secret_key": "k" * 48,
+                "trust_forwarded_for": True,
+                "risk_rules": quiet,
+                **limits,
+            }
+        )
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=(address(), 123))

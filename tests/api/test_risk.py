@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from billfold.app import create_app
 from billfold.config import Settings
+from billfold.risk.rules import RiskRules
 from billfold.wallet.users import grant_admin
 
 MakePerson = Callable[..., Awaitable[Any]]
@@ -21,12 +22,20 @@ MakePerson = Callable[..., Awaitable[Any]]
 
 @pytest.fixture(scope="module")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    """The shipped rule thresholds (the other API tests relax them), a generous time budget."""
+    """The shipped rule thresholds (the other API tests relax them), a generous time budget.
+    The model scores but does not decide here: these users are minutes old, which it finds
+    suspicious (test_risk_verdicts_with_model.py lets it decide, for users with a past)."""
     unlimited = dict.fromkeys(
         ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
     )
     configured = settings.model_copy(
-        update={"secret_key": "k" * 48, "sandbox": True, "risk_budget_ms": 5000.0, **unlimited}
+        update={
+            "secret_key": "k" * 48,
+            "sandbox": True,
+            "risk_budget_ms": 5000.0,
+            "risk_rules": RiskRules(model_decides=False),
+            **unlimited,
+        }
     )
     app = create_app(configured)
     async with app.router.lifespan_context(app):
@@ -191,7 +200,7 @@ async def test_every_scored_transfer_keeps_its_score_verdict_and_reasons(
     assert statuses == ["COMPLETED"] * 5 + ["PENDING_REVIEW"]
     await app.state.risk.log.flush()
     rows = await app.state.pool.fetch(
-        "SELECT action, reasons FROM risk_assessments WHERE user_id = $1 ORDER BY id",
+        "SELECT action, reasons FROM risk_assessments WHERE user_id = $1 ORDER BY created_at",
         uuid.UUID(fran.user_id),
     )
     assert [r["action"] for r in rows] == ["allow"] * 5 + ["review"]
@@ -225,8 +234,8 @@ async def test_money_in_then_straight_out_is_stopped_and_cash_over_10000_a_day_i
     make_person: MakePerson,
     link_bank: Callable[..., Awaitable[str]],
 ) -> None:
-    """A card top-up and then a cash-out of nearly all of it at once is refused for review,
-    moving nothing; a day's add-funds past $10,000 is a CTR candidate."""
+    """A card top-up and then a cash-out of nearly all of it at once is held for review, its
+    money reserved but not sent; a day's add-funds past $10,000 is a CTR candidate."""
     funding = app.state.funding
     default = funding.settings
     funding.settings = default.model_copy(
@@ -254,8 +263,8 @@ async def test_money_in_then_straight_out_is_stopped_and_cash_over_10000_a_day_i
         topped = await move("add-funds", "6000.00", card_id=card.json()["card_id"])
         assert topped.status_code == 201
         out = await move("cash-out", "5900.00", bank_account_id=bank_id)
-        assert out.status_code == 403 and out.json()["code"] == "funding_review_required"
-        assert await balances(client, ivy) == ("6000.00", "6000.00")
+        assert out.status_code == 202 and out.json()["status"] == "PENDING_REVIEW"
+        assert await balances(client, ivy) == ("6000.00", "100.00")
         more = await move("add-funds", "3500.00", bank_account_id=bank_id)
         assert more.status_code == 202
         await app.state.risk.log.flush()

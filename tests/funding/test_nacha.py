@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from billfold.funding.nacha import (
     Batch,
     EntryDetail,
     NachaError,
+    ReadOptions,
     check_digit,
     make_returns_file,
     parse,
@@ -32,29 +34,63 @@ CORPUS = Path(__file__).parent / "testdata/nacha"
 INVALID_NAME = re.compile(r"(?i:invalid)|no-|short-line|long-line|Err")
 PADDING = "9" * 94
 
-# Files whose names say they are valid but that break a NACHA rule this parser enforces, with
-# the field it refuses them on. moov-io reads them because its reader does not run these checks.
-REFUSED_DESPITE_NAME = {
-    "test/testdata/20110805A.ach": ("batch_count", "control says 5 batches, file has 4 (moov too)"),
-    "test/testdata/20180713-IAT.ach": ("transaction_code", "debit 27 in a credits-only 220 batch"),
-    "test/testdata/20180716-IAT-A17.ach": ("transaction_code", "debit 27 in a credits-only batch"),
-    "test/testdata/20180716-IAT-A17-A18.ach": ("transaction_code", "debit 27 in a 220 batch"),
-    "test/testdata/adv-noFileControl.ach": ("record_type", "has no file control record"),
-    "test/testdata/bh-ed-ad-bh-ed-ad-ed-ad.ach": ("record_type", "a fragment: no file header"),
-    "test/testdata/flattenADVBatchesMultipleBatchHeaders.ach": (
+# Files named valid that break a NACHA rule a reader can still represent, with the fields of the
+# findings they parse with, in order (docs/funding.md draws the line between finding and refusal).
+WITH_FINDINGS = {
+    "test/testdata/20110805A.ach": ("batch_count",),  # control says 5 batches, file has 4
+    "test/testdata/20180713-IAT.ach": ("transaction_code",),  # debit 27 in a credits-only batch
+    "test/testdata/20180716-IAT-A17.ach": ("transaction_code",),  # the same
+    "test/testdata/20180716-IAT-A17-A18.ach": ("transaction_code",),  # the same
+    "test/testdata/adv-noFileControl.ach": ("record_type",),  # ends without a file control
+    # The file control says credits of 600000; the batches sum to 600078.
+    "test/testdata/flattenADVBatchesMultipleBatchHeaders.ach": ("total_credit",),
+    "test/testdata/iat-mixedDebitCredit.ach": ("addenda_sequence",),  # two 17 addenda both 0002
+    "test/testdata/moov-ids.ach": ("entry_hash",),  # file control entry hash is 9999999999
+    "test/testdata/nonascii.ach": ("block_count", "entry_addenda_count"),  # 1 block, 1 entry
+    "test/testdata/nonascii-utf8.ach": ("block_count", "entry_addenda_count"),  # the same
+    "test/testdata/shr-credit.ach": (  # one batch cut from a 665-batch file, under its control
+        "batch_count",
+        "block_count",
+        "entry_addenda_count",
+        "entry_hash",
+        "total_debit",
         "total_credit",
-        "file control credit total 600000, batches sum to 600078",
     ),
-    "test/testdata/iat-mixedDebitCredit.ach": ("addenda_sequence", "two 17 addenda both 0002"),
-    "test/testdata/moov-ids.ach": ("entry_hash", "file control entry hash is 9999999999"),
-    "test/testdata/nonascii.ach": ("block_count", "block count 1 for 17 records"),
-    "test/testdata/nonascii-utf8.ach": ("block_count", "block count 1 for 17 records"),
-    "test/testdata/return-PPD-custom-reason-code.ach": ("return_code", "R97 is no NACHA code"),
-    "test/testdata/shr-credit.ach": ("batch_count", "one batch cut from a 665-batch file"),
-    "test/testdata/skip-validation.ach": ("immediate_destination", "blank; moov skips checks"),
-    "test/testdata/txp-credit.ach": ("effective_entry_date", "header fields shifted by two"),
-    "test/testdata/txp-debit.ach": ("addenda_sequence", "addenda fields shifted by two"),
+    "test/testdata/skip-validation.ach": (  # blank destination; every number zero
+        "immediate_destination",
+        "trace_number",
+        "batch_number",
+    ),
+    "test/testdata/txp-credit.ach": ("effective_entry_date",),  # header fields shifted by two
+    "test/testdata/txp-debit.ach": (  # addenda fields shifted by two
+        "addenda_sequence",
+        "entry_sequence",
+        "block_count",
+    ),
+    # Read with the options below, a finding where each was used. The fragment's batches are
+    # numbered 188, then 85.
+    "test/testdata/bh-ed-ad-bh-ed-ad-ed-ad.ach": ("record_type", "batch_number"),
+    "test/testdata/return-PPD-custom-reason-code.ach": ("return_code",),
 }
+# Two files named valid that moov-io/ach reads only with reader options (its ValidateOpts), and the
+# ReadOptions that read them here; without them they are refused, like their twins named invalid.
+READ_WITH_OPTIONS = {
+    # A fragment: no file header, batch controls or file control (moov-io: AllowMissingFileHeader
+    # and AllowMissingFileControl; its reader closes a batch without control unasked).
+    "test/testdata/bh-ed-ad-bh-ed-ad-ed-ad.ach": ReadOptions(
+        allow_missing_file_header=True, allow_missing_batch_control=True
+    ),
+    # A return with R97, a bank's own code outside NACHA's table (moov-io: CustomReturnCodes).
+    "test/testdata/return-PPD-custom-reason-code.ach": ReadOptions(custom_return_codes=True),
+}
+# The twin named invalid of each, breaking the same rule: a fragment laid out alike (batch
+# header, entry, addenda, twice); the valid iat-addenda99.ach with R96 for R01.
+TWINS = {
+    "test/testdata/bh-ed-ad-bh-ed-ad-ed-ad.ach": "test/testdata/return-no-batch-controls.ach",
+    "test/testdata/return-PPD-custom-reason-code.ach": "test/testdata/iat-invalidAddenda99.ach",
+}
+STRICT = ReadOptions()
+LENIENT = ReadOptions(**{option.name: True for option in dataclasses.fields(ReadOptions)})
 # Valid PPD files that do not come back byte for byte from write(parse(file)), and why.
 NOT_REWRITTEN_AS_READ = {
     "examples/testdata/contested-return.ach": "effective date 000000 reads as None, written blank",
@@ -66,11 +102,20 @@ def _name(path: Path) -> str:
     return path.relative_to(CORPUS).as_posix()
 
 
+def _options(path: str) -> ReadOptions:
+    return READ_WITH_OPTIONS.get(path, STRICT)
+
+
 ALL_FILES = sorted(CORPUS.glob("**/*.ach"))
 VALID = [p for p in ALL_FILES if not INVALID_NAME.search(p.name)]
-VALID_READ = [p for p in VALID if _name(p) not in REFUSED_DESPITE_NAME]
 REFUSED = [p for p in ALL_FILES if INVALID_NAME.search(p.name)]
-PPD_READ = [p for p in VALID_READ if {b.sec_code for b in parse(p.read_bytes()).batches} == {"PPD"}]
+# Written back as read: what a finding reports, the writer puts right, so those files differ.
+PPD_READ = [
+    p
+    for p in VALID
+    if _name(p) not in WITH_FINDINGS
+    and {b.sec_code for b in parse(p.read_bytes()).batches} == {"PPD"}
+]
 PPD_REWRITTEN = [p for p in PPD_READ if _name(p) not in NOT_REWRITTEN_AS_READ]
 
 
@@ -159,11 +204,26 @@ def _originated(batches: int, per_batch: int) -> AchFile:
     )
 
 
-@pytest.mark.parametrize("path", VALID_READ, ids=_name)
+@pytest.mark.parametrize("path", VALID, ids=_name)
 def test_valid_corpus_file_parses(path: Path) -> None:
-    """Every file named valid, bar the listed exceptions, parses and its totals add up."""
-    ach = parse(path.read_bytes(), name=path.name)
+    """Every file named valid parses, the two listed with their options: findings as listed."""
+    ach = parse(path.read_bytes(), name=path.name, options=_options(_name(path)))
     assert ach.entry_addenda_count == sum(b.entry_addenda_count for b in ach.batches)
+    fields = tuple(dict.fromkeys(finding.field for finding in ach.findings))
+    assert fields == WITH_FINDINGS.get(_name(path), ())
+
+
+@pytest.mark.parametrize("path", sorted(WITH_FINDINGS), ids=str)
+def test_findings_name_file_line_and_field(path: str) -> None:
+    """Each finding reads like a refusal: the file's name, the line and the field at fault."""
+    name = Path(path).name
+    findings = parse((CORPUS / path).read_bytes(), name=name, options=_options(path)).findings
+    assert findings
+    for finding in findings:
+        assert finding.line >= 1
+        assert str(finding) == f"{name}: line {finding.line}, field '{finding.field}': " + (
+            finding.detail
+        )
 
 
 @pytest.mark.parametrize("path", REFUSED, ids=_name)
@@ -175,18 +235,116 @@ def test_invalid_corpus_file_is_refused(path: Path) -> None:
     assert str(caught.value).startswith(f"{path.name}: line {caught.value.line}, field '")
 
 
-@pytest.mark.parametrize("path", sorted(REFUSED_DESPITE_NAME), ids=str)
-def test_valid_named_file_breaking_a_rule_is_refused(path: str) -> None:
-    """The listed exceptions are refused, each on the field its one-line reason names."""
-    field, _reason = REFUSED_DESPITE_NAME[path]
+def test_read_options_are_off_by_default() -> None:
+    """Every reader option is off unless asked for: parse's default reads NACHA's rules only."""
+    assert all(not getattr(STRICT, option.name) for option in dataclasses.fields(ReadOptions))
+    assert inspect.signature(parse).parameters["options"].default == STRICT
+
+
+@pytest.mark.parametrize("path", sorted(READ_WITH_OPTIONS), ids=str)
+def test_file_read_with_options_is_refused_without_each(path: str) -> None:
+    """Without its options, or without any one of them, the file is refused as its twin is."""
+    data, options = (CORPUS / path).read_bytes(), READ_WITH_OPTIONS[path]
     with pytest.raises(NachaError) as caught:
-        parse((CORPUS / path).read_bytes())
-    assert caught.value.field == field
+        parse(data)
+    with pytest.raises(NachaError) as twin_caught:
+        parse((CORPUS / TWINS[path]).read_bytes())
+    assert caught.value.field == twin_caught.value.field
+    used = [option.name for option in dataclasses.fields(options) if getattr(options, option.name)]
+    for name in used:
+        with pytest.raises(NachaError):
+            parse(data, options=dataclasses.replace(options, **{name: False}))
+
+
+@pytest.mark.parametrize("path", sorted(READ_WITH_OPTIONS), ids=str)
+def test_twin_reads_alike_with_the_same_options(path: str) -> None:
+    """With the same options the invalid twin reads too, with findings on the same fields."""
+    options = READ_WITH_OPTIONS[path]
+    findings = parse((CORPUS / path).read_bytes(), options=options).findings
+    twin_findings = parse((CORPUS / TWINS[path]).read_bytes(), options=options).findings
+    assert [f.field for f in twin_findings] == [f.field for f in findings]
+
+
+def test_fragment_reads_into_batches_saying_what_is_missing() -> None:
+    """The fragment gives its two batches and three entries, and a finding per missing record."""
+    path = "test/testdata/bh-ed-ad-bh-ed-ad-ed-ad.ach"
+    ach = parse((CORPUS / path).read_bytes(), name="fragment", options=READ_WITH_OPTIONS[path])
+    assert [(b.service_class_code, len(b.entries)) for b in ach.batches] == [(225, 1), (220, 2)]
+    assert [e.addenda[0].return_code for b in ach.batches for e in b.entries] == [
+        "R02",
+        "R03",
+        "R03",
+    ]
+    assert (ach.immediate_origin, ach.creation_date) == ("", None)
+    missing = [(f.line, f.detail) for f in ach.findings if f.field == "record_type"]
+    assert missing == [
+        (
+            1,
+            "'5' (a batch header) where the file header '1' belongs: read without it"
+            " (allow_missing_file_header)",
+        ),
+        (
+            4,
+            "'5' (a batch header) where the control '8' of the batch at line 1 belongs: read"
+            " without it (allow_missing_batch_control)",
+        ),
+        (
+            9,
+            "the file ends where the control '8' of the batch at line 4 belongs: read without it"
+            " (allow_missing_batch_control)",
+        ),
+        (9, "the file ends where the file control '9' belongs"),
+    ]
+
+
+def test_custom_return_code_is_a_finding_and_must_look_like_one() -> None:
+    """With custom_return_codes R97 reads, with a finding; a code not shaped R99 is refused."""
+    path = CORPUS / "test/testdata/return-PPD-custom-reason-code.ach"
+    text = path.read_text()
+    ach = parse(text, options=READ_WITH_OPTIONS[_name(path)])
+    assert ach.batches[0].entries[0].addenda[0].return_code == "R97"
+    assert [(f.line, f.value) for f in ach.findings] == [(4, "R97")]
+    with pytest.raises(NachaError) as caught:
+        parse(text.replace("799R97", "799X97"), options=LENIENT)
+    assert (caught.value.line, caught.value.field, caught.value.value) == (4, "return_code", "X97")
+
+
+def test_batch_without_control_reads_only_where_something_else_starts() -> None:
+    """A batch control missing before the file control reads with the option; a batch with no
+    entries does not, nor does one followed by a stray record."""
+    records = write(_sample()).split("\n")
+    without = "\n".join(records[:11] + records[12:])
+    with pytest.raises(NachaError) as caught:
+        parse(without)
+    assert (caught.value.line, caught.value.field) == (12, "record_type")
+    ach = parse(without, options=ReadOptions(allow_missing_batch_control=True))
+    assert ach == _sample()
+    assert [(f.line, f.field) for f in ach.findings] == [(12, "record_type")]
+    empty = "\n".join(records[:7] + records[12:])
+    with pytest.raises(NachaError) as caught:
+        parse(empty, options=LENIENT)
+    assert (caught.value.line, caught.value.field, caught.value.value) == (8, "record_type", "9")
+    stray = "\n".join([*records[:5], records[0], *records[6:]])
+    with pytest.raises(NachaError) as caught:
+        parse(stray, options=LENIENT)
+    assert (caught.value.line, caught.value.field, caught.value.value) == (6, "record_type", "1")
+
+
+def test_the_r97_twin_differs_only_in_its_code() -> None:
+    """iat-invalidAddenda99.ach is the valid iat-addenda99.ach with R96 for R01."""
+    valid = (CORPUS / "test/testdata/iat-addenda99.ach").read_text().splitlines()
+    invalid = (CORPUS / "test/testdata/iat-invalidAddenda99.ach").read_text().splitlines()
+    differ = [(a, b) for a, b in zip(valid, invalid, strict=True) if a != b]
+    assert [(a[3:6], b[3:6], a[:3] + a[6:] == b[:3] + b[6:]) for a, b in differ] == [
+        ("R01", "R96", True)
+    ]
 
 
 def test_the_corpus_is_where_the_tests_look() -> None:
     """The corpus path resolves from tests/funding and holds both kinds of file."""
-    assert len(VALID_READ) > 80
+    assert len(VALID) > 80
+    assert set(READ_WITH_OPTIONS) <= {_name(p) for p in VALID}
+    assert set(TWINS.values()) <= {_name(p) for p in REFUSED}
     assert len(REFUSED) > 30
     assert len(PPD_REWRITTEN) > 15
 
@@ -197,6 +355,7 @@ def test_ppd_corpus_file_is_written_back_as_read(path: Path) -> None:
     data = path.read_bytes()
     written = write(parse(data))
     assert _records(written) == _records(data)
+    assert parse(written).findings == ()
 
 
 def test_round_trip_exceptions_differ_as_listed() -> None:
@@ -217,6 +376,7 @@ def test_written_file_parses_back_equal_with_computed_controls() -> None:
     records = text.split("\n")
     parsed = parse(text)
     assert parsed == ach
+    assert parsed.findings == ()
     assert records[-1] == ""
     assert len(records[:-1]) % 10 == 0
     assert {len(r) for r in records[:-1]} == {94}
@@ -267,6 +427,39 @@ def test_entry_hash_mismatch_names_both_sums() -> None:
         "line 6, field 'entry_hash': batch control says 0035242297, entries sum to 0035242298"
     )
     assert str(caught.value) == f"file: {expected}"
+
+
+def test_file_control_disagreement_is_a_finding() -> None:
+    """A file control whose entry hash disagrees with the batches reads, with one finding."""
+    records = write(_sample()).split("\n")
+    records[12] = records[12][:21] + "0047472299" + records[12][31:]
+    ach = parse("\n".join(records), name="returns.ach")
+    assert ach == _sample()
+    assert [str(finding) for finding in ach.findings] == [
+        "returns.ach: line 13, field 'entry_hash': file control says 0047472299, entries sum to"
+        " 0047472300"
+    ]
+
+
+def test_file_control_that_contradicts_itself_is_refused() -> None:
+    """A file control with money in it but an entry count of zero is refused, not a finding."""
+    records = write(_sample()).split("\n")
+    records[12] = records[12][:13] + "00000000" + records[12][21:]
+    with pytest.raises(NachaError, match="the field is mandatory") as caught:
+        parse("\n".join(records))
+    assert (caught.value.line, caught.value.field) == (13, "entry_addenda_count")
+
+
+def test_writer_refuses_what_would_read_back_with_findings() -> None:
+    """A debit in a credits-only batch is only a finding when read, but the writer refuses it."""
+    debit_in_credits = _file(_batch(1, (_entry(27, "12104288", 1, 100),), service_class=220))
+    with pytest.raises(NachaError) as caught:
+        write(debit_in_credits)
+    assert (caught.value.name, caught.value.line, caught.value.field) == (
+        "output",
+        3,
+        "transaction_code",
+    )
 
 
 def test_record_cut_short_is_refused() -> None:
@@ -461,17 +654,20 @@ def mutated_files(draw: st.DrawFn) -> str:
 
 
 def _parse_or_refuse(data: str | bytes) -> None:
-    try:
-        parse(data)
-    except NachaError as err:
-        assert err.line >= 1
-        assert err.field
+    for options in (STRICT, LENIENT):
+        try:
+            ach = parse(data, options=options)
+        except NachaError as err:
+            assert err.line >= 1
+            assert err.field
+        else:
+            assert all(finding.line >= 1 and finding.field for finding in ach.findings)
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_files())
 def test_mutated_files_give_a_file_or_a_nacha_error(text: str) -> None:
-    """Flipped characters, cut or inserted lines: parse returns or raises NachaError only."""
+    """Flipped characters, cut or inserted lines: a file (findings and all) or a NachaError."""
     _parse_or_refuse(text)
     _parse_or_refuse(text.encode("utf-8"))
 

@@ -10,7 +10,7 @@ import pytest
 from billfold.risk.rules import Action, RiskRules, Signals, Strength, check_rules, decide
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
-RULES = RiskRules()
+RULES = RiskRules(step_up_score=0.3, review_score=0.5, decline_score=0.9)
 QUIET = Signals(
     kind="p2p",
     amount_minor=25_00,
@@ -104,6 +104,33 @@ def test_the_verdict_grows_with_the_evidence() -> None:
     assert len(verdict.reasons) == len(hits)
     scored = decide([], 0.95, QUIET, RULES)
     assert (scored.action, scored.freeze) == (Action.DECLINE, False)
+    assert decide([], 0.35, QUIET, RULES).action is Action.STEP_UP
+
+
+def test_the_stricter_of_rules_and_model_decides_and_says_why() -> None:
+    """A model band above the rules' verdict wins and is named; a lower one changes nothing."""
+    fast = dataclasses.replace(QUIET, count_1m=9)
+    hits = check_rules(fast, RULES)
+    assert decide(hits, 0.35, fast, RULES).action is Action.REVIEW
+    verdict = decide(hits, 0.95, fast, RULES)
+    assert verdict.action is Action.DECLINE
+    assert verdict.reasons[-1] == "model score 0.9500 at or above 0.9000"
+
+
+def test_unset_bands_come_from_the_model_and_can_be_switched_off() -> None:
+    """Bands left unset take the model's suggestions; model_decides=False only records."""
+    shipped = RiskRules().with_model_bands({"step_up": 0.01, "review": 0.1, "decline": 0.4})
+    assert (shipped.step_up_score, shipped.review_score, shipped.decline_score) == (
+        0.01,
+        0.1,
+        0.4,
+    )
+    assert decide([], 0.2, QUIET, shipped).action is Action.REVIEW
+    suggested = {"step_up": 0.0, "review": 0.0, "decline": 0.0}
+    assert RiskRules(review_score=0.3).with_model_bands(suggested).review_score == 0.3
+    quiet = RiskRules(model_decides=False).with_model_bands(suggested)
+    assert decide([], 0.99, QUIET, quiet).action is Action.ALLOW
+    assert decide([], 0.99, QUIET, RiskRules()).action is Action.ALLOW  # no bands, no model
 
 
 def test_two_hits_on_one_signal_do_not_freeze() -> None:

@@ -3,12 +3,14 @@ as a path that does not exist does, so the operator surface is not advertised.""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser
+from billfold.funding import movements, risk_holds
 from billfold.platform.errors import NotFound
 from billfold.risk import held, operators
 from billfold.wallet.users import User
@@ -81,8 +83,9 @@ async def user_audit(request: Request, subject_id: str, operator: AdminUser) -> 
 
 class ReviewOut(BaseModel):
     review_id: str
-    sender_id: str
-    recipient_id: str
+    type: str = Field(description="p2p, add_funds or cash_out")
+    sender_id: str = Field(description="The user moving the money.")
+    recipient_id: str | None = Field(description="The recipient of a P2P transfer.")
     amount_minor: int
     score: float
     reasons: list[str]
@@ -97,8 +100,15 @@ class DecisionOut(BaseModel):
 
 @router.get("/reviews", response_model=list[ReviewOut])
 async def reviews(request: Request, operator: AdminUser) -> Any:
-    """Transfers held for review, oldest first, with score, reasons and recent activity."""
-    return await held.review_queue(request.app.state.pool)
+    """Transfers, add-funds and cash-outs held for review, oldest first, with score, reasons
+    and recent activity."""
+    pool = request.app.state.pool
+    waiting = await held.review_queue(pool, risk_holds.REVIEW_PAGE)
+    held_movements = await risk_holds.review_queue(pool, risk_holds.REVIEW_PAGE)
+    about = await held.assessments(pool, [m["assessment_id"] for m in held_movements])
+    waiting += [{**m, **about[m["assessment_id"]]} for m in held_movements]
+    waiting.sort(key=lambda row: datetime.fromisoformat(row["created_at"]))
+    return waiting[: risk_holds.REVIEW_PAGE]
 
 
 def _decision_route(approve: bool) -> Any:
@@ -107,6 +117,8 @@ def _decision_route(approve: bool) -> Any:
     ) -> dict[str, Any]:
         state = request.app.state
         why = operators.check_reason(body.reason)
+        if risk_holds.is_movement_id(review_id):
+            return await _decide_movement(state, review_id, approve, operator, why)
         async with state.pool.acquire() as conn, conn.transaction():
             found = await held.lock_held(conn, review_id, status="PENDING_REVIEW", sender_id=None)
             status = await held.resolve(
@@ -124,9 +136,36 @@ def _decision_route(approve: bool) -> Any:
 
     decide_review.__name__ = "approve_review" if approve else "reject_review"
     decide_review.__doc__ = (
-        "Release the held money to the recipient." if approve else "Give the money back."
+        "Release the held money to the recipient (an add-funds or cash-out: to its rail)."
+        if approve
+        else "Give the money back (an add-funds: never booked nor charged)."
     ) + " Of two decisions at once, one wins; the other gets 409."
     return decide_review
+
+
+async def _decide_movement(
+    state: Any, review_id: str, approve: bool, operator: User, why: str
+) -> dict[str, Any]:
+    """Release or decline an add-funds or cash-out held for review, audited with its outcome
+    in one transaction; a released add-funds is then booked (its card charged: a decline by the
+    processor declines it, a 402 after the approval is recorded)."""
+    funding = state.funding
+    async with state.pool.acquire() as conn, conn.transaction():
+        ft = await risk_holds.access_held_movement(
+            conn, review_id, waiting_for=risk_holds.REVIEW, user_id=None
+        )
+        decide = risk_holds.do_release_movement if approve else risk_holds.do_decline_movement
+        ft = await decide(conn, funding, ft)
+        await operators.audit(
+            conn,
+            operator.id,
+            "approve_review" if approve else "reject_review",
+            f"transfer:{ft.id}",
+            why,
+            {"type": ft.purpose, "status": "DECLINED" if ft.status == "declined" else "RELEASED"},
+        )
+    ft = await risk_holds.finish_release(funding, state.cards, ft)
+    return {"review_id": review_id, "status": movements.funding_view(ft)["status"]}
 
 
 router.add_api_route(

@@ -9,8 +9,10 @@ from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser, signing_key
 from billfold.api.limits import limit_login
+from billfold.api.signals import Signals
 from billfold.platform.errors import NotFound
 from billfold.platform.security import issue_token
+from billfold.risk.engine import remember_places
 from billfold.wallet.transfers import parse_user_id
 from billfold.wallet.users import authenticate, check_sign_up, do_create_user, set_pin
 
@@ -38,11 +40,14 @@ class TokenOut(BaseModel):
 
 
 @router.post("/users", status_code=201, response_model=UserOut)
-async def sign_up(request: Request, body: SignUpBody) -> UserOut:
-    """Create a user and their USD wallet. Handles are normalised; a taken one is a 409."""
+async def sign_up(request: Request, body: SignUpBody, origin: Signals) -> UserOut:
+    """Create a user and their USD wallet. Handles are normalised; a taken one is a 409. The
+    device and country it comes from are where the user starts from."""
+    pool = request.app.state.pool
     user = await do_create_user(
-        request.app.state.pool, check_sign_up(body.username, body.email, body.phone, body.password)
+        pool, check_sign_up(body.username, body.email, body.phone, body.password)
     )
+    await remember_places(pool, str(user.id), origin.device_id, origin.country, origin.ip)
     return UserOut(user_id=str(user.id), username=user.username, email=user.email, phone=user.phone)
 
 

@@ -9,12 +9,14 @@ from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser
 from billfold.api.limits import limit_money
+from billfold.api.signals import ClientSignals, Signals
 from billfold.funding import bank_accounts, cards, collections, movements, rails, webhooks
-from billfold.funding.service import CURRENCY, Funding
+from billfold.funding.risk_holds import REVIEW, VERIFICATION
+from billfold.funding.service import CURRENCY, Funding, RiskHold
 from billfold.ledger.errors import AccountFrozen, DebtOutstanding
-from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
+from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.wallet.money import format_amount, parse_amount
-from billfold.wallet.risk import Movement, assess_within_budget, country_code
+from billfold.wallet.risk import Movement, assess_within_budget
 from billfold.wallet.transfers import WalletFrozen, parse_user_id
 from billfold.wallet.users import User
 
@@ -147,29 +149,31 @@ async def add_funds(
     response: Response,
     body: MovementIn,
     user: CurrentUser,
+    origin: Signals,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
-    x_device_id: Annotated[str | None, Header(max_length=256)] = None,
-    x_client_country: Annotated[str | None, Header(max_length=8)] = None,
 ) -> Any:
     """Add money from a verified bank account (ACH: 202 PENDING until it settles) or from a
-    card (`card_id`: 201 COMPLETED at once, with the card fee)."""
+    card (`card_id`: 201 COMPLETED at once, with the card fee). One the risk checks hold is 202
+    PENDING_VERIFICATION (confirm with `POST /transfers/{transfer_id}/verify`) or
+    PENDING_REVIEW: nothing is booked nor charged until it is released."""
     amount, key = _check_movement(body, user, idempotency_key)
     funding = funding_of(request)
     if (body.bank_account_id is None) == (body.card_id is None):
         raise ValidationFailed(
             "give exactly one of bank_account_id and card_id", field="bank_account_id"
         )
-    signals = {"device": x_device_id, "country": x_client_country}
-    await _score(request, user, "add_funds", amount, key, signals)
+    rail = "card" if body.card_id is not None else "ach"
+    held = await _score(request, user, "add_funds", amount, key, origin, rail)
     if body.card_id is not None:
         ft, replayed = await movements.add_funds_card(
-            funding, request.app.state.cards, user, amount, body.card_id, key
+            funding, request.app.state.cards, user, amount, body.card_id, key, held
         )
-        response.status_code = 201
+        if ft.status in ("settled", "returned"):  # charged: not held, nor declined
+            response.status_code = 201
     else:
         assert body.bank_account_id is not None
         ft, replayed = await movements.add_funds_ach(
-            funding, user, amount, body.bank_account_id, key
+            funding, user, amount, body.bank_account_id, key, held
         )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -187,11 +191,12 @@ async def cash_out(
     response: Response,
     body: MovementIn,
     user: CurrentUser,
+    origin: Signals,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
-    x_device_id: Annotated[str | None, Header(max_length=256)] = None,
-    x_client_country: Annotated[str | None, Header(max_length=8)] = None,
 ) -> Any:
-    """Send money to a verified bank account: held at once, PENDING until it settles."""
+    """Send money to a verified bank account: held at once, PENDING until it settles. One the
+    risk checks hold is reserved all the same but not sent before it is released
+    (PENDING_VERIFICATION or PENDING_REVIEW)."""
     amount, key = _check_movement(body, user, idempotency_key)
     if body.bank_account_id is None:
         raise ValidationFailed("bank_account_id is required", field="bank_account_id")
@@ -203,10 +208,11 @@ async def cash_out(
     )
     if owed:
         raise debt_outstanding(owed)
-    signals = {"device": x_device_id, "country": x_client_country}
-    await _score(request, user, "cash_out", amount, key, signals)
+    held = await _score(request, user, "cash_out", amount, key, origin, "ach")
     try:
-        ft, replayed = await movements.cash_out(funding, user, amount, body.bank_account_id, key)
+        ft, replayed = await movements.cash_out(
+            funding, user, amount, body.bank_account_id, key, held
+        )
     except AccountFrozen:
         raise WalletFrozen("your wallet is frozen") from None
     if replayed:
@@ -238,22 +244,21 @@ async def _own_movement(request: Request, user: User, transfer_id: str) -> Any:
     return ft
 
 
-class FundingReviewRequired(BillfoldError):
-    code = "funding_review_required"
-    status = 403
-    title = "This movement needs a review first"
-
-
 async def _score(
-    request: Request, user: User, kind: str, amount: int, key: str, headers: dict[str, str | None]
-) -> None:
+    request: Request,
+    user: User,
+    kind: str,
+    amount: int,
+    key: str,
+    origin: ClientSignals,
+    rail: str,
+) -> RiskHold | None:
     """Score an add-funds or cash-out before money moves (a retry of one already made is not
-    scored again). A decline refuses it. Until funding movements can be held for a second factor
-    or a review, as P2P transfers are, a step-up or review verdict refuses it too, and the
-    assessment waits for an operator."""
+    scored again: the movement it made answers). A decline refuses it; a step-up or review
+    verdict gives the hold it is made under."""
     state = request.app.state
     if await movements.exists(state.pool, user.id, key):
-        return
+        return None
     movement = Movement(
         kind,
         str(user.id),
@@ -261,15 +266,19 @@ async def _score(
         amount,
         CURRENCY,
         ref=f"{kind}:{key}",
-        device_id=(headers.get("device") or "").strip()[:128] or None,
-        country=country_code(headers.get("country")),
+        device_id=origin.device_id,
+        country=origin.country,
+        ip=origin.ip,
+        rail=rail,
     )
     verdict = await assess_within_budget(state.risk, movement, state.settings.risk_budget_ms)
-    if verdict.action in ("step_up", "review"):
-        raise FundingReviewRequired(
-            f"this {kind.replace('_', '-')} needs a review before it can go ahead; "
-            "nothing was moved"
-        )
+    waits_for = {"step_up": VERIFICATION, "review": REVIEW}.get(verdict.action)
+    if waits_for is None:
+        return None
+    if verdict.assessment_id is None:
+        # The engine writes funding assessments at once: a held movement refers to its own.
+        raise LookupError(f"the {verdict.action} assessment of {kind} {key[:64]} was not stored")
+    return RiskHold(waits_for, verdict.assessment_id)
 
 
 def _check_movement(body: MovementIn, user: User, header_key: str | None) -> tuple[int, str]:

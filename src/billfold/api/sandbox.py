@@ -97,13 +97,14 @@ async def _own(request: Request, user_id: Any, transfer_id: str, rail: str) -> N
 
 async def auto_settle(funding: Funding, after_s: float) -> None:
     """Settle every pending ACH transfer `after_s` seconds after it started, as a bank would
-    some days later. Runs in each process; the inbox and the ledger keys make that safe."""
+    some days later; one the risk engine holds was never sent, so it waits until released.
+    Runs in each process; the inbox and the ledger keys make that safe."""
     while True:
         await asyncio.sleep(min(after_s, 5.0))
         try:
             rows = await funding.pool.fetch(
                 """SELECT id FROM funding_transfers
-                    WHERE rail = 'ach' AND status = 'pending'
+                    WHERE rail = 'ach' AND status = 'pending' AND risk_status IS NULL
                       AND created_at < now() - make_interval(secs => $1)
                     ORDER BY created_at LIMIT 500""",
                 after_s,

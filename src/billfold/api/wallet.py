@@ -9,16 +9,17 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
-from billfold.api.funding import debt_outstanding
+from billfold.api.funding import MovementOut, debt_outstanding
 from billfold.api.identity import AuthenticatedId, CurrentUser
 from billfold.api.limits import limit_money
-from billfold.funding import collections
+from billfold.api.signals import Signals
+from billfold.funding import collections, movements, risk_holds
 from billfold.ledger.errors import DebtOutstanding, IdempotencyKeyReused
 from billfold.ledger.model import Kind, Transfer
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.risk import held as held_transfers
 from billfold.risk.engine import remember
-from billfold.wallet.risk import Movement, Verdict, assess_within_budget, country_code
+from billfold.wallet.risk import Movement, Verdict, assess_within_budget
 from billfold.wallet.transfers import (
     access_transfer,
     check_p2p,
@@ -28,7 +29,7 @@ from billfold.wallet.transfers import (
     transfer_view,
     wallet_view,
 )
-from billfold.wallet.users import pin_matches
+from billfold.wallet.users import User, pin_matches
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"])
 # A request marks its idempotency key in flight in Redis for this long (a request that fails
@@ -94,9 +95,8 @@ async def send_money(
     response: Response,
     body: TransferBody,
     user_id: AuthenticatedId,
+    origin: Signals,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-    x_device_id: Annotated[str | None, Header(max_length=256)] = None,
-    x_client_country: Annotated[str | None, Header(max_length=8)] = None,
 ) -> dict[str, Any]:
     """Send money to a username, email or phone number. Retries with the same Idempotency-Key
     and body get the first answer (with `Idempotent-Replayed: true`)."""
@@ -134,8 +134,9 @@ async def send_money(
             p2p.amount_minor,
             "USD",
             ref=key,
-            device_id=_signal(x_device_id, 128),
-            country=country_code(x_client_country),
+            device_id=origin.device_id,
+            country=origin.country,
+            ip=origin.ip,
         )
         # Scored before money moves; `decline` raises here.
         verdict = await assess_within_budget(state.risk, movement, state.settings.risk_budget_ms)
@@ -204,25 +205,24 @@ async def _hold_for_risk(
     return transfer_view(hold, held_transfers.PENDING[verdict.action])
 
 
-def _signal(value: str | None, limit: int) -> str | None:
-    value = (value or "").strip()
-    return value[:limit] or None
-
-
 class PinIn(BaseModel):
     pin: str = Field(max_length=16)
 
 
 @router.post(
     "/transfers/{transfer_id}/verify",
-    response_model=TransferOut,
+    response_model=TransferOut | MovementOut,
     dependencies=[Depends(limit_money)],
 )
 async def verify_transfer(
     request: Request, transfer_id: str, body: PinIn, user: CurrentUser
 ) -> dict[str, Any]:
-    """Confirm a transfer held for verification with your PIN. Three wrong PINs decline it."""
+    """Confirm a transfer held for verification with your PIN. Three wrong PINs decline it.
+    An add-funds or cash-out (its uuid `transfer_id`) is confirmed the same way, and answered
+    as `GET /funding/{transfer_id}` shows it."""
     state = request.app.state
+    if risk_holds.is_movement_id(transfer_id):
+        return await _verify_movement(state, transfer_id, body.pin, user)
     async with state.pool.acquire() as conn, conn.transaction():
         held = await held_transfers.lock_held(
             conn, transfer_id, status="PENDING_VERIFICATION", sender_id=user.id
@@ -253,6 +253,34 @@ async def verify_transfer(
         )
     transfer = await state.ledger.get_transfer(held.hold_id)
     return transfer_view(transfer, status)
+
+
+async def _verify_movement(state: Any, funding_id: str, pin: str, user: User) -> dict[str, Any]:
+    """The right PIN releases a held add-funds or cash-out to its rail (an add-funds is booked,
+    its card charged); the third wrong one declines it (a cash-out's money back)."""
+    funding = state.funding
+    async with state.pool.acquire() as conn, conn.transaction():
+        ft = await risk_holds.access_held_movement(
+            conn, funding_id, waiting_for=risk_holds.VERIFICATION, user_id=user.id
+        )
+        right = await pin_matches(state.pool, user.id, pin)
+        if right:
+            ft = await risk_holds.do_release_movement(conn, funding, ft)
+        else:
+            ft = await risk_holds.do_note_wrong_pin(conn, ft)
+            if ft.pin_failures >= risk_holds.MAX_PIN_FAILURES:
+                ft = await risk_holds.do_decline_movement(conn, funding, ft)
+    if not right:
+        status = movements.funding_view(ft)["status"]
+        raise WrongPin(
+            f"wrong PIN; the transfer is {status}",
+            attempts_left=max(risk_holds.MAX_PIN_FAILURES - ft.pin_failures, 0),
+            transfer_status=status,
+        )
+    if ft.assessment_id is not None:
+        await held_transfers.remember_assessed(state.pool, ft.assessment_id)
+    ft = await risk_holds.finish_release(funding, state.cards, ft)
+    return movements.funding_view(ft)
 
 
 class WrongPin(BillfoldError):

@@ -38,6 +38,7 @@ from billfold.ledger.reconcile import reconcile
 from billfold.platform.db import create_pool
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.security import hash_password, issue_token
+from billfold.risk.rules import LOAD_TEST_RULES
 
 FUNDING_MINOR = 1_000_000_00
 BENCH_REDIS_DB = 9
@@ -154,10 +155,8 @@ def _start_server(
         "BILLFOLD_MONEY_LIMIT_PER_USER": "0",
         "BILLFOLD_MONEY_LIMIT_PER_ADDRESS": "0",
         "BILLFOLD_LOG_LEVEL": "WARNING",
-        # Scoring stays on, with thresholds a load test can't reach (issue 5 allows it): 10,000
-        # users each sending many transfers a minute is the load, not fraud.
-        "BILLFOLD_RISK_RULES": '{"max_per_minute": 1000000, "max_per_hour": 1000000,'
-        ' "amount_vs_typical": 1000000, "fan_in_new_senders": 1000000}',
+        # Scoring stays on, model included, with thresholds a load test can't reach.
+        "BILLFOLD_RISK_RULES": LOAD_TEST_RULES.model_dump_json(exclude_defaults=True),
     }
     command = [sys.executable, "-c", "from billfold.cli import main; main()", "serve"]
     return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)  # noqa: S603

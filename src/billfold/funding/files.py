@@ -2,7 +2,8 @@
 
 Export marks the entries it writes as exported in the same transaction that reads them, and
 the file is written whole before that transaction commits, so an entry goes out in one file
-only. Import applies each return through the same path as the partner's webhooks.
+only. Import applies each return through the same path as the partner's webhooks; a file that
+reads but breaks NACHA rules (its findings) is applied only when the operator accepts them.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pathlib import Path
 from billfold.config import Settings
 from billfold.funding import nacha, rails
 from billfold.funding.bank_accounts import sealed_context
-from billfold.funding.nacha_records import AchFile, Batch, EntryDetail, check_digit
+from billfold.funding.nacha_records import AchFile, Batch, EntryDetail, NachaFinding, check_digit
 from billfold.funding.service import Funding, FundingTransfer
 from billfold.platform.crypto import Sealed
+from billfold.platform.errors import BillfoldError
 
 MAX_ENTRIES = 100_000
 IMPORT_CONCURRENCY = 256
@@ -31,6 +33,7 @@ SELECT f.id, f.purpose, f.amount_minor, f.trace_number, b.id AS bank_account_id,
        b.account_number_dek, b.key_id
   FROM funding_transfers f JOIN bank_accounts b ON b.id = f.bank_account_id
  WHERE f.rail = 'ach' AND f.exported_at IS NULL AND f.status = 'pending'
+   AND f.risk_status IS NULL
  ORDER BY f.created_at, f.id
  LIMIT $1
    FOR UPDATE OF f SKIP LOCKED
@@ -43,6 +46,26 @@ class ImportReport:
     applied: int = 0
     ignored: int = 0
     refused: list[str] = field(default_factory=list)
+    # The findings the operator accepted, as messages naming line and field.
+    findings: list[str] = field(default_factory=list)
+
+
+class FindingsNotAccepted(BillfoldError):
+    """A returns file that reads but breaks NACHA rules, and so was not applied.
+
+    Its controls no longer vouch for its entries (or its entries for themselves), so moving
+    money on it is the operator's decision, taken after checking with the bank.
+    """
+
+    code = "nacha_findings"
+    status = 422
+    title = "The NACHA file breaks rules"
+
+    def __init__(self, name: str, findings: tuple[NachaFinding, ...]) -> None:
+        count = f"{len(findings)} finding{'' if len(findings) == 1 else 's'}"
+        detail = f"{name} reads, but breaks NACHA rules ({count}); nothing was applied"
+        super().__init__(detail, findings=[str(finding) for finding in findings])
+        self.findings = findings
 
 
 async def export_file(funding: Funding, out: Path, now: datetime | None = None) -> int:
@@ -139,18 +162,26 @@ def _write_whole(out: Path, text: str) -> None:
 
 
 async def import_returns(
-    funding: Funding, text: str, *, name: str, progress: Callable[[int, int], None] | None = None
+    funding: Funding,
+    text: str,
+    *,
+    name: str,
+    accept_findings: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Apply each return in a returns file. The file is parsed whole first: a malformed file
-    changes nothing."""
+    changes nothing, and nor does one with findings unless `accept_findings` (FindingsNotAccepted);
+    accepted findings are listed in the report, which `billfold ach import` prints."""
     ach = nacha.parse(text, name=name)
+    if ach.findings and not accept_findings:
+        raise FindingsNotAccepted(name, ach.findings)
     returns = [
         (entry.addenda[0].original_trace, entry.addenda[0].return_code)
         for batch in ach.batches
         for entry in batch.entries
         if entry.addenda and entry.addenda[0].type_code == "99"
     ]
-    report = ImportReport(entries=len(returns))
+    report = ImportReport(entries=len(returns), findings=[str(f) for f in ach.findings])
     rows = await funding.pool.fetch(
         """SELECT f.*, w.account_id AS wallet_id
              FROM funding_transfers f

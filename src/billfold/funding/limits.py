@@ -23,13 +23,14 @@ SELECT u.created_at <= now() - make_interval(days => $2) AS old_enough,
   FROM users u WHERE u.id = $1
 """
 
+# Money returned or declined never moved: it uses no limit. Money held by risk does.
 _USED = """
 SELECT coalesce(sum(amount_minor) FILTER (WHERE created_at > now() - $3::interval), 0)::bigint
            AS daily,
        coalesce(sum(amount_minor) FILTER (WHERE created_at > now() - $4::interval), 0)::bigint
            AS monthly
   FROM funding_transfers
- WHERE user_id = $1 AND purpose = $2 AND status <> 'returned'
+ WHERE user_id = $1 AND purpose = $2 AND status NOT IN ('returned', 'declined')
    AND created_at > now() - $4::interval
 """
 

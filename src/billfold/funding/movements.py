@@ -26,6 +26,7 @@ from billfold.funding.service import (
     CardDeclined,
     Funding,
     FundingTransfer,
+    RiskHold,
 )
 from billfold.ledger.errors import IdempotencyKeyReused
 from billfold.ledger.model import Leg
@@ -38,10 +39,16 @@ CASH_OUT = "cash_out"
 
 
 async def add_funds_ach(
-    funding: Funding, user: User, amount_minor: int, bank_account_id: str, key: str
+    funding: Funding,
+    user: User,
+    amount_minor: int,
+    bank_account_id: str,
+    key: str,
+    held: RiskHold | None = None,
 ) -> tuple[FundingTransfer, bool]:
     """Pull money from a verified bank account: pending until it settles, but for what the
-    availability policy advances. Returns the movement and whether it is a replay."""
+    availability policy advances. Held by risk: recorded, nothing booked. Returns the movement
+    and whether it is a replay."""
     bank = await _verified_bank(funding, user, bank_account_id)
     async with funding.user_locks.hold(user.id), funding.pool.acquire() as conn, conn.transaction():
         found = await _existing(conn, user, key, ("ach", ADD_FUNDS, amount_minor, bank["id"]))
@@ -52,8 +59,8 @@ async def add_funds_ach(
                 f"""
                 INSERT INTO funding_transfers (id, user_id, rail, purpose, bank_account_id,
                     amount_minor, currency, advance_minor, estimated_completion, trace_number,
-                    idempotency_key)
-                VALUES ($9, $1, 'ach', 'add_funds', $2, $3, $4, $5, $6, $7, $8)
+                    idempotency_key, risk_status, assessment_id)
+                VALUES ($9, $1, 'ach', 'add_funds', $2, $3, $4, $5, $6, $7, $8, $10, $11)
                 RETURNING {FUNDING_COLUMNS}
                 """,
                 user.id,
@@ -65,6 +72,7 @@ async def add_funds_ach(
                 await next_trace_number(conn, funding.settings.ach_odfi_routing),
                 key,
                 movement_id(user, key),
+                *_risk_columns(held),
             )
             assert row is not None
             found = FundingTransfer.from_row(row)
@@ -75,8 +83,9 @@ async def add_funds_ach(
 
 
 async def book_add_funds(funding: Funding, wallet_id: int, ft: FundingTransfer) -> FundingTransfer:
-    """The ledger side of an ACH add-funds: the pending hold and the advance. Idempotent."""
-    if ft.hold_id is not None or ft.status != "pending":
+    """The ledger side of an ACH add-funds: the pending hold and the advance. Idempotent;
+    nothing while risk holds the movement."""
+    if ft.hold_id is not None or ft.status != "pending" or ft.risk_status is not None:
         return ft
     meta = {"funding_id": str(ft.id), "user_id": str(ft.user_id)}
     hold_id = None
@@ -113,9 +122,15 @@ async def book_add_funds(funding: Funding, wallet_id: int, ft: FundingTransfer) 
 
 
 async def cash_out(
-    funding: Funding, user: User, amount_minor: int, bank_account_id: str, key: str
+    funding: Funding,
+    user: User,
+    amount_minor: int,
+    bank_account_id: str,
+    key: str,
+    held: RiskHold | None = None,
 ) -> tuple[FundingTransfer, bool]:
-    """Push money to a verified bank account: held at once, posted when it settles."""
+    """Push money to a verified bank account: held at once, posted when it settles. Held by
+    risk, the money is reserved all the same, but the movement waits to be released."""
     bank = await _verified_bank(funding, user, bank_account_id)
     async with funding.user_locks.hold(user.id), funding.pool.acquire() as conn, conn.transaction():
         found = await _existing(conn, user, key, ("ach", CASH_OUT, amount_minor, bank["id"]))
@@ -139,8 +154,8 @@ async def cash_out(
             f"""
             INSERT INTO funding_transfers (id, user_id, rail, purpose, bank_account_id,
                 amount_minor, currency, hold_id, estimated_completion, trace_number,
-                idempotency_key)
-            VALUES ($1, $2, 'ach', 'cash_out', $3, $4, $5, $6, $7, $8, $9)
+                idempotency_key, risk_status, assessment_id)
+            VALUES ($1, $2, 'ach', 'cash_out', $3, $4, $5, $6, $7, $8, $9, $10, $11)
             RETURNING {FUNDING_COLUMNS}
             """,
             funding_id,
@@ -152,6 +167,7 @@ async def cash_out(
             estimated_completion(funding),
             await next_trace_number(conn, funding.settings.ach_odfi_routing),
             key,
+            *_risk_columns(held),
         )
         assert row is not None
         return FundingTransfer.from_row(row), False
@@ -164,12 +180,34 @@ async def add_funds_card(
     amount_minor: int,
     card_id: str,
     key: str,
+    held: RiskHold | None = None,
 ) -> tuple[FundingTransfer, bool]:
-    """Charge a card (amount plus fee) and credit the wallet at once."""
+    """Charge a card (amount plus fee) and credit the wallet at once. Held by risk: recorded,
+    the card not charged (funding.risk_holds charges it once released)."""
     card = await access_card(funding.pool, user.id, card_id)
     fee = card_fee_minor(funding, amount_minor)
     async with funding.user_locks.hold(user.id), funding.pool.acquire() as conn, conn.transaction():
         found = await _existing(conn, user, key, ("card", ADD_FUNDS, amount_minor, card["id"]))
+        if found is None and held is not None:
+            await check_limits(conn, funding.settings, user.id, ADD_FUNDS, amount_minor)
+            row = await conn.fetchrow(
+                f"""
+                INSERT INTO funding_transfers (id, user_id, rail, purpose, card_id, amount_minor,
+                    fee_minor, currency, idempotency_key, risk_status, assessment_id)
+                VALUES ($1, $2, 'card', 'add_funds', $3, $4, $5, $6, $7, $8, $9)
+                RETURNING {FUNDING_COLUMNS}
+                """,
+                movement_id(user, key),
+                user.id,
+                card["id"],
+                amount_minor,
+                fee,
+                CURRENCY,
+                key,
+                *_risk_columns(held),
+            )
+            assert row is not None
+            return FundingTransfer.from_row(row), False
         if found is None:
             await check_limits(conn, funding.settings, user.id, ADD_FUNDS, amount_minor)
             # Keyed by the user's own idempotency key: a retry after a crash here is answered by
@@ -204,7 +242,9 @@ async def add_funds_card(
 
 
 async def book_card_funding(funding: Funding, user: User, ft: FundingTransfer) -> FundingTransfer:
-    if ft.posted_id is not None:
+    """Credit the wallet with a charged card add-funds. Idempotent; nothing before the card is
+    charged (`pending`: held by risk, or released and not charged yet) or once declined."""
+    if ft.posted_id is not None or ft.status in ("pending", "declined"):
         return ft
     legs = [
         (funding.accounts.card_clearing, -(ft.amount_minor + ft.fee_minor)),
@@ -293,8 +333,24 @@ async def _existing(
     return found
 
 
+def _risk_columns(held: RiskHold | None) -> tuple[str | None, int | None]:
+    return (held.status, held.assessment_id) if held is not None else (None, None)
+
+
+STATUSES = {
+    "pending": "PENDING",
+    "settled": "COMPLETED",
+    "returned": "RETURNED",
+    "declined": "DECLINED",
+    "pending_verification": "PENDING_VERIFICATION",
+    "pending_review": "PENDING_REVIEW",
+}
+
+
 def funding_view(ft: FundingTransfer) -> dict[str, Any]:
-    status = {"pending": "PENDING", "settled": "COMPLETED", "returned": "RETURNED"}[ft.status]
+    status = STATUSES[ft.risk_status or ft.status]
+    # An advance is spendable only once the add-funds is released (and booked).
+    released = ft.risk_status is None and ft.status != "declined"
     view: dict[str, Any] = {
         "transfer_id": str(ft.id),
         "type": ft.purpose,
@@ -303,7 +359,7 @@ def funding_view(ft: FundingTransfer) -> dict[str, Any]:
         "amount": format_amount(ft.amount_minor, ft.currency),
         "currency": ft.currency,
         "fee": format_amount(ft.fee_minor, ft.currency),
-        "available_now": format_amount(ft.advance_minor, ft.currency),
+        "available_now": format_amount(ft.advance_minor if released else 0, ft.currency),
         "estimated_completion": ft.estimated_completion.isoformat()
         if ft.estimated_completion
         else None,

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
 
+from billfold.funding.nacha_options import CUSTOM_RETURN_CODE, ReadOptions
+
 RECORD_LENGTH = 94
 BLOCKING_FACTOR = 10
 PADDING_RECORD = "9" * RECORD_LENGTH
@@ -67,6 +69,30 @@ class NachaError(ValueError):
     def __str__(self) -> str:
         where = f"{self.name}: " if self.name else ""
         return f"{where}line {self.line}, field '{self.field}': {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class NachaFinding:
+    """A NACHA rule that a file breaks but that does not stop it being read (nacha.py says which).
+
+    Its fields are a NachaError's, and so is its message; `parse` sets `name`.
+    """
+
+    line: int
+    field: str
+    value: str
+    detail: str
+    name: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.name}: " if self.name else ""
+        return f"{where}line {self.line}, field '{self.field}': {self.detail}"
+
+    def refusal(self) -> NachaError:
+        """The same message as an error, for callers that accept no findings (the writer)."""
+        error = NachaError(self.line, self.field, self.value, self.detail)
+        error.name = self.name
+        return error
 
 
 def mask_account(account: str) -> str:
@@ -311,13 +337,16 @@ class AchFile:
 
     immediate_destination: str
     immediate_origin: str
-    creation_date: date
+    # None only in a file read without its file header (ReadOptions.allow_missing_file_header).
+    creation_date: date | None
     creation_time: str
     file_id_modifier: str
     destination_name: str
     origin_name: str
     reference_code: str
     batches: tuple[Batch, ...] = ()
+    # What the file as read breaks without being unreadable; the model does not depend on them.
+    findings: tuple[NachaFinding, ...] = field(default=(), compare=False)
 
     @property
     def entry_addenda_count(self) -> int:
@@ -360,21 +389,30 @@ def _fail(line: int, field: str, value: str, detail: str) -> NachaError:
     return NachaError(line, field, value, f"{value!r} {detail}")
 
 
-def _mandatory(record: str, first: int, last: int, line: int, field: str) -> str:
+def _mandatory(
+    record: str, first: int, last: int, line: int, field: str, notes: list[NachaFinding]
+) -> str:
+    """A mandatory header field. Blank is absent, not unreadable: every entry can still be read
+    without it, so a blank one is a finding and reads as ''."""
     text = alpha(record, first, last)
     if not text:
-        raise _fail(line, field, record[first - 1 : last], "is blank, and the field is mandatory")
+        blank = record[first - 1 : last]
+        notes.append(
+            NachaFinding(line, field, blank, f"{blank!r} is blank, and the field is mandatory")
+        )
     return text
 
 
-def _routing_text(record: str, first: int, last: int, field: str) -> str:
-    text = record[first - 1 : last]
-    if len(text.strip(" ")) not in (9, 10) or not is_digits(text.strip(" ")):
-        raise _fail(1, field, text, "is not a routing number or a 10-digit identifier")
-    return text.strip(" ")
+def _routing_text(record: str, first: int, last: int, field: str, notes: list[NachaFinding]) -> str:
+    text = _mandatory(record, first, last, 1, field, notes).strip(" ")
+    if text and (len(text) not in (9, 10) or not is_digits(text)):
+        raise _fail(
+            1, field, record[first - 1 : last], "is not a routing number or a 10-digit identifier"
+        )
+    return text
 
 
-def read_file_header(record: str) -> AchFile:
+def read_file_header(record: str, notes: list[NachaFinding]) -> AchFile:
     digits(record, 2, 3, 1, "priority_code")
     time = record[29:33]
     if time != "    " and not (is_digits(time) and time[:2] < "24" and time[2:] < "60"):
@@ -391,8 +429,8 @@ def read_file_header(record: str) -> AchFile:
         if record[first - 1 : last] != expected:
             raise _fail(1, name, record[first - 1 : last], f"should be {expected!r}")
     return AchFile(
-        immediate_destination=_routing_text(record, 4, 13, "immediate_destination"),
-        immediate_origin=_routing_text(record, 14, 23, "immediate_origin"),
+        immediate_destination=_routing_text(record, 4, 13, "immediate_destination", notes),
+        immediate_origin=_routing_text(record, 14, 23, "immediate_origin", notes),
         creation_date=yymmdd(record[23:29], 1, "creation_date"),
         creation_time=time.strip(" "),
         file_id_modifier=record[33].strip(" "),
@@ -410,7 +448,7 @@ def batch_layout(record: str) -> str:
     return ADV if sec == ADV else STANDARD
 
 
-def read_batch_header(record: str, line: int, layout: str) -> Batch:
+def read_batch_header(record: str, line: int, layout: str, notes: list[NachaFinding]) -> Batch:
     service_class = number(record, 2, 4, line, "service_class_code")
     if service_class not in SERVICE_CLASSES:
         raise _fail(line, "service_class_code", record[1:4], "is not 200, 220, 225 or 280")
@@ -427,25 +465,37 @@ def read_batch_header(record: str, line: int, layout: str) -> Batch:
         raise _fail(line, "settlement_date", settlement, "is neither blank nor a julian day")
     if record[78] not in "012":
         raise _fail(line, "originator_status_code", record[78], "is not 0, 1 or 2")
-    effective = record[69:75]
     return Batch(
         service_class_code=service_class,
-        company_name="" if layout == IAT else _mandatory(record, 5, 20, line, "company_name"),
+        company_name=""
+        if layout == IAT
+        else _mandatory(record, 5, 20, line, "company_name", notes),
         company_discretionary_data="" if layout == IAT else alpha(record, 21, 40),
-        company_id=_mandatory(record, 41, 50, line, "company_id"),
+        company_id=_mandatory(record, 41, 50, line, "company_id", notes),
         sec_code=sec,
-        entry_description=_mandatory(record, 54, 63, line, "entry_description"),
+        entry_description=_mandatory(record, 54, 63, line, "entry_description", notes),
         descriptive_date="" if layout == IAT else alpha(record, 64, 69),
-        # Blank or zero effective dates come back on returns and NOCs from real banks.
-        effective_entry_date=None
-        if effective in ("      ", "000000")
-        else yymmdd(effective, line, "effective_entry_date"),
+        effective_entry_date=_effective_date(record, line, notes),
         settlement_date=settlement.strip(" "),
         originator_status_code=record[78],
         odfi_id=digits(record, 80, 87, line, "odfi_id"),
         batch_number=number(record, 88, 94, line, "batch_number"),
         raw=record,
     )
+
+
+def _effective_date(record: str, line: int, notes: list[NachaFinding]) -> date | None:
+    text = record[69:75]
+    # Blank or zero effective dates come back on returns and NOCs from real banks.
+    if text in ("      ", "000000"):
+        return None
+    try:
+        return yymmdd(text, line, "effective_entry_date")
+    except NachaError as err:
+        # The day the originator asked for, which the operator's settlement date overrides: one
+        # that cannot be read is read as none at all, like a blank one, and reported.
+        notes.append(NachaFinding(line, err.field, err.value, err.detail))
+        return None
 
 
 class EntryFields(NamedTuple):
@@ -495,7 +545,9 @@ def read_entry(record: str, line: int, layout: str) -> EntryFields:
     )
 
 
-def read_addenda(record: str, line: int, layout: str, sec: str) -> Addenda:
+def read_addenda(
+    record: str, line: int, layout: str, sec: str, options: ReadOptions, notes: list[NachaFinding]
+) -> Addenda:
     type_code = record[1:3]
     if type_code not in _ADDENDA_TYPES[layout]:
         raise _fail(line, "type_code", type_code, f"is not an addenda type of {sec} entries")
@@ -504,18 +556,23 @@ def read_addenda(record: str, line: int, layout: str, sec: str) -> Addenda:
     if type_code == "98" and sec != "COR":
         raise _fail(line, "type_code", type_code, f"is for COR entries, not {sec}")
     if type_code in ("98", "99"):
-        _check_return_or_change(record, line)
+        _check_return_or_change(record, line, options, notes)
     if type_code == "10" and record[3:6] not in IAT_TRANSACTION_TYPES:
         raise _fail(line, "transaction_type_code", record[3:6], "is not an IAT transaction type")
     return Addenda(type_code, record)
 
 
-def _check_return_or_change(record: str, line: int) -> None:
+def _check_return_or_change(
+    record: str, line: int, options: ReadOptions, notes: list[NachaFinding]
+) -> None:
     code = record[3:6]
     if record[1:3] == "98" and code not in CHANGE_CODES:
         raise _fail(line, "change_code", code, "is not a NACHA change code")
     if record[1:3] == "99" and code not in RETURN_CODES:
-        raise _fail(line, "return_code", code, "is not a NACHA return reason code")
+        if not (options.custom_return_codes and CUSTOM_RETURN_CODE.fullmatch(code)):
+            raise _fail(line, "return_code", code, "is not a NACHA return reason code")
+        detail = f"{code!r} is not a NACHA return reason code: read as the bank's own code"
+        notes.append(NachaFinding(line, "return_code", code, f"{detail} (custom_return_codes)"))
     digits(record, 7, 21, line, "original_trace")
     digits(record, 28, 35, line, "original_rdfi")
     death = record[21:27]

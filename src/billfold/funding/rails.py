@@ -75,9 +75,22 @@ async def load(pool: asyncpg.Pool | asyncpg.Connection, funding_id: str) -> Fund
     return FundingTransfer.from_row(row) if row else None
 
 
+def not_sent(ft: FundingTransfer) -> Outcome | None:
+    """Refuses an event about a movement the risk engine holds or declined: it never reached
+    the bank or the card processor, so nothing can have settled or come back."""
+    if ft.risk_status is not None:
+        return Outcome("refused", f"transfer {ft.id} is held by risk checks and was not sent")
+    if ft.status == "declined":
+        return Outcome("refused", f"transfer {ft.id} was declined and never sent")
+    return None
+
+
 async def settle(funding: Funding, ft: FundingTransfer) -> Outcome:
     if ft.rail != "ach":
         return Outcome("refused", f"transfer {ft.id} is not an ACH transfer")
+    refused = not_sent(ft)
+    if refused is not None:
+        return refused
     if ft.status == "returned":
         return Outcome("ignored", f"transfer {ft.id} was returned ({ft.return_code}) already")
     wallet_id = await _wallet(funding.pool, ft.user_id)
@@ -116,6 +129,9 @@ async def return_(
     settled, then take the return code's action."""
     if ft.status == "returned":
         return Outcome("ignored", f"transfer {ft.id} was returned already ({ft.return_code})")
+    refused = not_sent(ft)
+    if refused is not None:
+        return refused
     action = return_action(code) if ft.rail == "ach" else ReturnAction(False, True, timedelta(0))
     now = now or datetime.now(UTC)
     settled_at = ft.settled_at if ft.status == "settled" and ft.rail == "ach" else None

@@ -2,7 +2,9 @@
 
 `funding_transfers` is a projection of the ledger's holds, posts, voids and claw-backs (see
 funding.rails). These checks find a row whose status says one thing while the ledger did
-another, and ledger holds of a movement that has no row. An event being applied at the moment
+another, and ledger holds of a movement that has no row. A movement the risk engine holds or
+declined is checked too: a held cash-out reserves its money, a declined one gave it back, and a
+held or declined add-funds is in the ledger not at all. An event being applied at the moment
 of the check can show up once (its ledger step done, its status not yet): run it again, or when
 the service is quiet, before acting on a single finding.
 """
@@ -13,13 +15,15 @@ import asyncpg
 
 # Each query returns (id, what is wrong) for the rows breaking one rule.
 CHECKS = [
-    # Pending ACH movements hold their money (unless an add-funds was advanced in full).
+    # Pending ACH movements hold their money (unless an add-funds was advanced in full, or is
+    # held by risk and so not booked yet).
     """
     SELECT f.id, 'pending, but its hold ' ||
            CASE WHEN f.hold_id IS NULL THEN 'was never booked' ELSE 'is resolved' END
       FROM funding_transfers f
      WHERE f.rail = 'ach' AND f.status = 'pending' AND f.purpose IN ('add_funds', 'cash_out')
        AND f.amount_minor > f.advance_minor
+       AND (f.purpose = 'cash_out' OR f.risk_status IS NULL)
        AND (f.hold_id IS NULL
             OR EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = f.hold_id))
     """,
@@ -57,12 +61,30 @@ CHECKS = [
                         WHERE k.client_id = 'funding' AND k.key = f.id || ':reverse'
                           AND k.transfer_id IS NOT NULL)
     """,
-    # Card add-funds credited the wallet.
+    # Card add-funds credited the wallet once charged.
     """
     SELECT f.id, 'a card add-funds the ledger never credited'
       FROM funding_transfers f
-     WHERE f.rail = 'card' AND (f.posted_id IS NULL
+     WHERE f.rail = 'card' AND f.status NOT IN ('pending', 'declined')
+       AND (f.posted_id IS NULL
             OR NOT EXISTS (SELECT 1 FROM transfers t WHERE t.id = f.posted_id))
+    """,
+    # A declined cash-out gave its money back.
+    """
+    SELECT f.id, 'a declined cash-out whose hold was not voided'
+      FROM funding_transfers f
+     WHERE f.status = 'declined' AND f.purpose = 'cash_out'
+       AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = f.hold_id AND r.kind = 'void')
+    """,
+    # An add-funds the risk engine holds or declined moved nothing in the ledger.
+    """
+    SELECT f.id, 'a held or declined add-funds the ledger booked'
+      FROM funding_transfers f
+     WHERE f.purpose = 'add_funds' AND (f.risk_status IS NOT NULL OR f.status = 'declined')
+       AND (f.hold_id IS NOT NULL OR f.posted_id IS NOT NULL
+            OR EXISTS (SELECT 1 FROM idempotency_keys k
+                        WHERE k.client_id = 'funding' AND k.transfer_id IS NOT NULL
+                          AND k.key IN (f.id || ':hold', f.id || ':advance', f.id || ':capture')))
     """,
     # Every hold of a movement belongs to a recorded movement.
     """

@@ -107,6 +107,9 @@ class FundingTransfer:
     owed_minor: int
     idempotency_key: str
     created_at: datetime
+    risk_status: str | None  # what a movement the risk engine held waits for; None: released
+    assessment_id: int | None  # the assessment that held it
+    pin_failures: int
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> FundingTransfer:
@@ -114,6 +117,14 @@ class FundingTransfer:
 
 
 FUNDING_COLUMNS = ", ".join(FundingTransfer.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class RiskHold:
+    """A risk verdict that holds a movement back from its rail (see funding.risk_holds)."""
+
+    status: str  # what it waits for: pending_verification | pending_review
+    assessment_id: int
 
 
 class BankAccountNotVerified(BillfoldError):

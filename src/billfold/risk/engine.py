@@ -1,13 +1,12 @@
-"""The risk engine on the money path: signals, rules, verdict, each assessment stored.
+"""The risk engine on the money path: signals, rules, the model, a verdict, each one stored.
 
 For a movement it gathers what is known before it happens, in two round trips: the velocity
-counters (Redis, which also records the movement) and one query for the user's known devices
-and countries, typical amount, near-threshold amounts, and the recipient. The rules and the
-verdict policy (risk.rules) decide; the assessment is stored with its reasons. Two independent
-strong signals also freeze the user, audited as the engine's action.
-
-The learned model (risk.model) is not consulted yet: its features are computed offline from a
-full history, and their online counterparts are still to be built, so the score is 0.
+counters (Redis, which also records the movement, for the hard rules' exact windows) and one
+query for the user's and the recipient's past (risk.serving). From that past the learned model's
+features are computed by the same code that computed them for training, and the model scores
+them in-process. The rules and the verdict policy (risk.rules) decide; the assessment is stored
+with the context the next movement's features will read. Two independent strong signals also
+freeze the user, audited as the engine's action.
 """
 
 from __future__ import annotations
@@ -15,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,85 +24,64 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from billfold.config import Settings
 from billfold.platform import db
 from billfold.platform.logging import get_logger
-from billfold.risk import operators
+from billfold.risk import operators, serving
+from billfold.risk.features import ip_prefix
+from billfold.risk.model import Scorer
 from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
+from billfold.risk.rules import Verdict as Decided
 from billfold.risk.velocity import Observation, Velocity
 from billfold.wallet.risk import Movement, Verdict
 
 log = get_logger("billfold.risk")
 
-_CONTEXT = """
-SELECT (SELECT count(*) FROM user_devices WHERE user_id = $1) AS devices,
-       EXISTS (SELECT 1 FROM user_devices WHERE user_id = $1 AND device_id = $2) AS device_known,
-       (SELECT count(*) FROM user_countries WHERE user_id = $1) AS countries,
-       EXISTS (SELECT 1 FROM user_countries WHERE user_id = $1 AND country = $3) AS country_known,
-       last.country AS last_country, last.last_seen_at AS last_country_at,
-       recent.typical, recent.near, recent.added_24h, recent.cash_today,
-       NOT EXISTS (SELECT 1 FROM risk_assessments
-                    WHERE user_id = $1 AND counterparty_id = $4 AND action = 'allow') AS new_payee,
-       (SELECT created_at > now() - interval '7 days' FROM users WHERE id = $1) AS sender_new,
-       coalesce(r.flagged, false) AS recipient_flagged,
-       coalesce(r.created_at > now() - interval '7 days', false) AS recipient_new_account
-  FROM (SELECT 1) one
-  LEFT JOIN LATERAL (SELECT country, last_seen_at FROM user_countries WHERE user_id = $1
-                      ORDER BY last_seen_at DESC LIMIT 1) last ON true
-  -- The user's last 30 days of assessments, read once for the three figures drawn from them.
-  CROSS JOIN LATERAL (
-        SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY amount_minor)
-                   FILTER (WHERE kind = $5 AND action = 'allow') AS typical,
-               array_agg(amount_minor) FILTER (
-                   WHERE created_at > now() - interval '7 days'
-                     AND (amount_minor BETWEEN 900000 AND 999999
-                          OR amount_minor BETWEEN 270000 AND 299999)) AS near,
-               coalesce(sum(amount_minor) FILTER (
-                   WHERE kind = 'add_funds' AND action <> 'decline'
-                     AND created_at > now() - interval '24 hours'), 0)::bigint AS added_24h,
-               coalesce(sum(amount_minor) FILTER (
-                   WHERE kind IN ('add_funds', 'cash_out') AND action <> 'decline'
-                     AND created_at >= date_trunc('day', now())), 0)::bigint AS cash_today
-          FROM risk_assessments
-         WHERE user_id = $1 AND created_at > now() - interval '30 days') recent
-  LEFT JOIN users r ON r.id = $4
-"""
-
-_RECORD = """
-INSERT INTO risk_assessments (user_id, kind, ref, counterparty_id, amount_minor, score, action,
-                              reasons, aml)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+_COLUMNS = """user_id, kind, ref, counterparty_id, amount_minor, score, action, created_at,
+                              device_id, country, ip_prefix, rail, new_payee, sender_new,
+                              reasons, aml"""
+_RECORD = f"""
+INSERT INTO risk_assessments ({_COLUMNS})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 RETURNING id
 """
 # Many at once: text arrays go in as JSON, as unnest can't take arrays of arrays.
-_RECORD_MANY = """
-INSERT INTO risk_assessments (user_id, kind, ref, counterparty_id, amount_minor, score, action,
-                              reasons, aml)
+_RECORD_MANY = f"""
+INSERT INTO risk_assessments ({_COLUMNS})
 SELECT r.user_id, r.kind, r.ref, r.counterparty_id, r.amount_minor, r.score, r.action,
+       r.created_at, r.device_id, r.country, r.ip_prefix, r.rail, r.new_payee, r.sender_new,
        ARRAY(SELECT jsonb_array_elements_text(r.reasons::jsonb)),
        ARRAY(SELECT jsonb_array_elements_text(r.aml::jsonb))
   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::bigint[], $6::real[],
-              $7::text[], $8::text[], $9::text[])
-       AS r(user_id, kind, ref, counterparty_id, amount_minor, score, action, reasons, aml)
+              $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[],
+              $13::boolean[], $14::boolean[], $15::text[], $16::text[])
+       AS r(user_id, kind, ref, counterparty_id, amount_minor, score, action, created_at,
+            device_id, country, ip_prefix, rail, new_payee, sender_new, reasons, aml)
 """
 BATCH_DELAY_S = 0.005
 BATCH_MAX = 1000
 
 
 class AssessmentLog:
-    """Assessments written a few milliseconds later, many in one statement: one round trip
-    fewer on every allowed or declined movement. (A held one is written at once: its hold
-    refers to it.) Rows still buffered when a process dies are lost, the movements are not."""
+    """Assessments written a few milliseconds later, many in one statement, with the places
+    (device, country, address block) of the allowed ones: two round trips and a commit fewer on
+    every allowed or declined P2P transfer. (A held one is written at once: its hold refers to
+    it.) Rows still buffered when a process dies are lost, the movements are not."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._rows: list[tuple[Any, ...]] = []
+        self._places: list[tuple[Any, ...]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._writing = asyncio.Lock()
 
-    def add(self, row: tuple[Any, ...]) -> None:
+    def add(self, row: tuple[Any, ...], places: tuple[Any, ...] | None = None) -> None:
         if len(self._rows) >= BATCH_MAX:
             log.warning("assessment log full; an assessment was not recorded")
             return
         self._rows.append(row)
+        if places is not None:
+            self._places.append(places)
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
@@ -110,27 +90,71 @@ class AssessmentLog:
         await self.flush()
 
     async def flush(self) -> None:
-        rows, self._rows, self._flusher = self._rows, [], None
-        if not rows:
-            return
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        try:
-            await self._pool.execute(_RECORD_MANY, *columns)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            log.warning("assessments not recorded", count=len(rows), error=str(error))
+        """Writes what is buffered; returns once everything added before the call is written
+        (a write already under way included)."""
+        async with self._writing:
+            rows, self._rows, self._flusher = self._rows, [], None
+            places, self._places = self._places, []
+            if not rows:
+                return
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    await conn.execute(_RECORD_MANY, *columns)
+                    if places:
+                        await conn.executemany(serving.REMEMBER, places)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("assessments not recorded", count=len(rows), error=str(error))
+
+
+@dataclass(frozen=True)
+class Known:
+    past: serving.Past
+    signals: Signals
+    features: list[float]  # empty without a model
 
 
 class RulesEngine:
-    def __init__(self, pool: asyncpg.Pool, redis: Redis, rules: RiskRules) -> None:
+    """Rules and, given a `Scorer`, the learned model: the stricter verdict of the two wins."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, redis: Redis, rules: RiskRules, scorer: Scorer | None = None
+    ) -> None:
         self._pool = pool
         self._velocity = Velocity(redis)
-        self.rules = rules
+        self.scorer = scorer
+        self.rules = rules.with_model_bands(scorer.bands) if scorer else rules
         self.log = AssessmentLog(pool)
 
-    async def assess(self, movement: Movement) -> Verdict:
-        signals = await self._signals(movement)
-        hits = check_rules(signals, self.rules)
-        decided = decide(hits, 0.0, signals, self.rules)
+    async def assess(self, movement: Movement, at: datetime | None = None) -> Verdict:
+        """The verdict on `movement`, made and stored as of `at` (default: now)."""
+        at = at or datetime.now(UTC)
+        known = await self.prepare(movement, at)
+        score = self.scorer.score(known.features) if self.scorer is not None else 0.0
+        decided = decide(check_rules(known.signals, self.rules), score, known.signals, self.rules)
+        assessment_id = await self.record(movement, at, known, decided)
+        return Verdict(decided.action.value, decided.score, decided.reasons, assessment_id)
+
+    async def prepare(self, movement: Movement, at: datetime) -> Known:
+        """What is known before `movement` happens at `at`: the rules' signals (the velocity
+        counters record it) and the model's features."""
+        request = request_of(movement, at)
+        recipient = uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None
+        past = await self.past(movement, request, recipient)
+        counts = await self._counts(movement, at, past.sender_new(at))
+        return Known(
+            past,
+            serving.signals(past, request, counts),
+            serving.features(past, request, recipient) if self.scorer is not None else [],
+        )
+
+    async def record(
+        self, movement: Movement, at: datetime, known: Known, decided: Decided
+    ) -> int | None:
+        """Stores the assessment, with the context later movements' features read; remembers
+        where an allowed movement came from; freezes on two independent strong signals.
+        Returns the assessment's id if it was written at once (a held movement refers to it)."""
+        new_payee = known.past.times_paid == 0 if movement.counterparty_id else None
         row = (
             uuid.UUID(movement.user_id),
             movement.kind,
@@ -139,21 +163,33 @@ class RulesEngine:
             movement.amount_minor,
             decided.score,
             decided.action.value,
+            at,
+            movement.device_id,
+            movement.country,
+            ip_prefix(movement.ip) if movement.ip else None,
+            movement.rail,
+            new_payee,
+            known.past.sender_new(at),
         )
         assessment_id = None
         # Batched: allowed and declined P2P transfers, the volume. Written at once: held ones
         # (their hold refers to them) and funding movements, which the next movement's rules
         # read within milliseconds (money in, then straight out).
+        places = _places(movement, at) if decided.action is Action.ALLOW else None
+        if places is not None and not known.past.knows_places_of(request_of(movement, at)):
+            # A place seen for the first time is known before the next movement is scored
+            # (a first device is where a user starts from; a second one is news).
+            await self._pool.execute(serving.REMEMBER, *places)
+            places = None
         if decided.action in (Action.STEP_UP, Action.REVIEW) or movement.kind != "p2p":
             assessment_id = await self._pool.fetchval(
                 _RECORD, *row, list(decided.reasons), list(decided.aml)
             )
+            if places is not None:
+                await self._pool.execute(serving.REMEMBER, *places)
         else:
-            self.log.add(
-                (*row, orjson.dumps(decided.reasons).decode(), orjson.dumps(decided.aml).decode())
-            )
-        if decided.action is Action.ALLOW:
-            await remember(self._pool, movement)
+            encoded = (orjson.dumps(decided.reasons).decode(), orjson.dumps(decided.aml).decode())
+            self.log.add((*row, *encoded), places)
         if decided.freeze:
             await operators.do_user_action(
                 self._pool,
@@ -162,49 +198,24 @@ class RulesEngine:
                 movement.user_id,
                 "risk engine: " + "; ".join(decided.reasons)[:450],
             )
-        return Verdict(decided.action.value, decided.score, decided.reasons, assessment_id)
+        return assessment_id
 
-    async def _signals(self, movement: Movement) -> Signals:
-        now = datetime.now(UTC)
-        user_id = uuid.UUID(movement.user_id)
-        recipient = uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None
+    async def past(
+        self, movement: Movement, request: serving.Request, recipient: uuid.UUID | None
+    ) -> serving.Past:
         # A plain read: given back to the pool without the reset round trip (platform.db).
-        context = await db.fetchrow(
+        row = await db.fetchrow(
             self._pool,
-            _CONTEXT,
-            user_id,
-            movement.device_id,
-            movement.country,
+            serving.PAST,
+            uuid.UUID(movement.user_id),
             recipient,
-            movement.kind,
+            movement.device_id,
+            request.ts,
+            ip_prefix(movement.ip) if movement.ip else None,
         )
-        assert context is not None
-        counts = await self._counts(movement, now, bool(context["sender_new"]))
-        return Signals(
-            kind=movement.kind,
-            amount_minor=movement.amount_minor,
-            at=now,
-            count_1m=counts[0],
-            count_1h=counts[1],
-            typical_amount_minor=context["typical"],
-            # A first device or country is where the user starts from, not a change.
-            device_known=None
-            if movement.device_id is None
-            else (context["device_known"] or context["devices"] == 0),
-            country=movement.country,
-            country_known=None
-            if movement.country is None
-            else (context["country_known"] or context["countries"] == 0),
-            last_country=context["last_country"],
-            last_country_at=context["last_country_at"],
-            recipient_flagged=context["recipient_flagged"],
-            recipient_is_new_payee=recipient is not None and context["new_payee"],
-            recipient_is_new_account=context["recipient_new_account"],
-            recipient_new_senders_24h=counts[2],
-            added_funds_24h_minor=context["added_24h"],
-            near_threshold_7d=list(context["near"] or []),
-            cash_equivalent_today_minor=context["cash_today"],
-        )
+        if row is None:
+            raise LookupError(f"user {movement.user_id} does not exist")
+        return serving.Past.of(row)
 
     async def _counts(
         self, movement: Movement, now: datetime, sender_new: bool
@@ -233,20 +244,53 @@ class RulesEngine:
         )
 
 
-async def remember(pool: asyncpg.Pool, movement: Movement) -> None:
-    """The device and country of a movement that went through become known for the user."""
-    user_id = uuid.UUID(movement.user_id)
-    if movement.device_id is not None:
-        await pool.execute(
-            """INSERT INTO user_devices (user_id, device_id) VALUES ($1, $2)
-               ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_at = now()""",
-            user_id,
-            movement.device_id,
-        )
-    if movement.country is not None:
-        await pool.execute(
-            """INSERT INTO user_countries (user_id, country) VALUES ($1, $2)
-               ON CONFLICT (user_id, country) DO UPDATE SET last_seen_at = now()""",
-            user_id,
-            movement.country,
-        )
+def load_scorer(settings: Settings) -> Scorer | None:
+    """The model `settings.risk_model` names, or None when it is "off"."""
+    if settings.risk_model == "off":
+        return None
+    directory = None if settings.risk_model == "shipped" else Path(settings.risk_model)
+    scorer = Scorer.load(directory)
+    log.info("risk model loaded", version=scorer.version, bands=scorer.bands)
+    return scorer
+
+
+def request_of(movement: Movement, at: datetime) -> serving.Request:
+    return serving.Request(
+        ts=at,
+        kind=movement.kind,
+        amount_minor=movement.amount_minor,
+        rail=movement.rail,
+        device_id=movement.device_id or "",
+        country=movement.country or "",
+        ip=movement.ip or "",
+        counterparty_id=serving.THEM if movement.counterparty_id else None,
+    )
+
+
+async def remember(pool: asyncpg.Pool, movement: Movement, at: datetime | None = None) -> None:
+    """The device, country and address block of a movement that went ahead become known."""
+    await pool.execute(serving.REMEMBER, *_places(movement, at or datetime.now(UTC)))
+
+
+async def remember_places(
+    pool: asyncpg.Pool,
+    user_id: str,
+    device_id: str | None,
+    country: str | None,
+    ip: str | None,
+    at: datetime | None = None,
+) -> None:
+    """Where a user acts from becomes known for them: at signup, and after each movement."""
+    where = Movement("signup", user_id, None, 0, "USD", device_id=device_id, country=country, ip=ip)
+    await remember(pool, where, at)
+
+
+def _places(movement: Movement, at: datetime) -> tuple[Any, ...]:
+    """serving.REMEMBER's arguments for a movement."""
+    return (
+        uuid.UUID(movement.user_id),
+        movement.device_id,
+        movement.country,
+        ip_prefix(movement.ip) if movement.ip else None,
+        at,
+    )

@@ -224,6 +224,10 @@ class HistoryState:
         users = self._device_users.get(device_id, {})
         return len(users) - (1 if user_id in users else 0)
 
+    def note_device_users(self, device_id: str, others: int) -> None:
+        """Online: `others` users besides the one scored are known on the device."""
+        self._device_users[device_id] = dict.fromkeys(range(-others, 0))
+
     def note_device(self, device_id: str, user_id: int) -> None:
         users = self._device_users.setdefault(device_id, {})
         if user_id not in users and len(users) < MAX_KNOWN_PARTIES:
@@ -270,7 +274,7 @@ def _movement(values: dict[str, float], txn: Txn) -> None:
     )
 
 
-def _near_threshold(amount_minor: int) -> bool:
+def is_near_threshold(amount_minor: int) -> bool:
     return NEAR_10K[0] <= amount_minor < NEAR_10K[1] or NEAR_3K[0] <= amount_minor < NEAR_3K[1]
 
 
@@ -476,11 +480,11 @@ def _place(
             country_changed and now - user.last_ts <= IMPOSSIBLE_TRAVEL_SECONDS
         ),
         countries_30d=float(sum(1 for last in user.countries.values() if now - last <= MONTH)),
-        ip_prefix_seen_before=float(_ip_prefix(txn.ip) in user.ip_prefixes),
+        ip_prefix_seen_before=float(ip_prefix(txn.ip) in user.ip_prefixes),
     )
 
 
-def _ip_prefix(ip: str) -> str:
+def ip_prefix(ip: str) -> str:
     """The /16 block of an IPv4 address, or the first four groups of an IPv6 one."""
     if ":" in ip:
         return ":".join(ip.split(":")[:4])
@@ -493,7 +497,7 @@ def observe(state: HistoryState, txn: Txn) -> None:
     user = state.history(txn.user_id)
     _prune(user, now)
     user.amounts.append((now, amount))
-    if _near_threshold(amount):
+    if is_near_threshold(amount):
         user.near_threshold.append(now)
     if txn.kind == "add_funds":
         user.adds.append((now, amount, txn.rail == "card"))
@@ -506,7 +510,7 @@ def observe(state: HistoryState, txn: Txn) -> None:
     first_seen = user.devices.get(txn.device_id, (now, now))[0]
     _remember(user.devices, txn.device_id, (first_seen, now), MAX_KNOWN_PLACES)
     _remember(user.countries, txn.country, now, MAX_KNOWN_PLACES)
-    _remember(user.ip_prefixes, _ip_prefix(txn.ip), now, MAX_KNOWN_PLACES)
+    _remember(user.ip_prefixes, ip_prefix(txn.ip), now, MAX_KNOWN_PLACES)
     state.note_device(txn.device_id, txn.user_id)
     user.last_ts, user.last_device, user.last_country = now, txn.device_id, txn.country
     user.events += 1

@@ -18,10 +18,19 @@ from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import HoldNotPending
 from billfold.ledger.model import Transfer
 from billfold.platform.errors import BillfoldError, NotFound
+from billfold.risk.engine import remember_places
 
 MAX_PIN_FAILURES = 3
 PENDING = {"step_up": "PENDING_VERIFICATION", "review": "PENDING_REVIEW"}
 RISK_CLIENT = "risk"
+# The user's last 10 assessed movements, newest first, for the analyst ($user: their id).
+_RECENT = """
+(SELECT coalesce(jsonb_agg(jsonb_build_object(
+            'kind', r.kind, 'amount_minor', r.amount_minor,
+            'action', r.action, 'at', r.created_at) ORDER BY r.id DESC), '[]')
+   FROM (SELECT * FROM risk_assessments WHERE user_id = $user
+          ORDER BY id DESC LIMIT 10) r)
+"""
 
 
 class NotPending(BillfoldError):
@@ -126,13 +135,8 @@ async def review_queue(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, A
     """Held for review, oldest first, with the score, the reasons and the sender's recent
     assessed activity."""
     rows = await pool.fetch(
-        """SELECT h.hold_id, h.sender_id, h.recipient_id, h.amount_minor, h.created_at,
-                  a.score, a.reasons,
-                  (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                              'kind', r.kind, 'amount_minor', r.amount_minor,
-                              'action', r.action, 'at', r.created_at) ORDER BY r.id DESC), '[]')
-                     FROM (SELECT * FROM risk_assessments WHERE user_id = h.sender_id
-                            ORDER BY id DESC LIMIT 10) r) AS recent
+        f"""SELECT h.hold_id, h.sender_id, h.recipient_id, h.amount_minor, h.created_at,
+                  a.score, a.reasons, {_RECENT.replace("$user", "h.sender_id")} AS recent
              FROM held_transfers h JOIN risk_assessments a ON a.id = h.assessment_id
             WHERE h.status = 'PENDING_REVIEW'
             ORDER BY h.created_at
@@ -142,6 +146,7 @@ async def review_queue(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, A
     return [
         {
             "review_id": str(r["hold_id"]),
+            "type": "p2p",
             "sender_id": str(r["sender_id"]),
             "recipient_id": str(r["recipient_id"]),
             "amount_minor": r["amount_minor"],
@@ -152,6 +157,34 @@ async def review_queue(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, A
         }
         for r in rows
     ]
+
+
+async def assessments(pool: asyncpg.Pool, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Score, reasons and the user's recent assessed activity of these assessments, by id: what
+    the review queue shows of a movement held in another context (an add-funds, a cash-out)."""
+    rows = await pool.fetch(
+        f"""SELECT a.id, a.score, a.reasons, {_RECENT.replace("$user", "a.user_id")} AS recent
+             FROM risk_assessments a WHERE a.id = ANY($1::bigint[])""",
+        ids,
+    )
+    return {
+        r["id"]: {
+            "score": r["score"],
+            "reasons": list(r["reasons"]),
+            "recent_activity": r["recent"],
+        }
+        for r in rows
+    }
+
+
+async def remember_assessed(pool: asyncpg.Pool, assessment_id: int) -> None:
+    """The device and country of a held movement that its user confirmed become known, as those
+    of an allowed one do."""
+    row = await pool.fetchrow(
+        "SELECT user_id, device_id, country FROM risk_assessments WHERE id = $1", assessment_id
+    )
+    if row is not None:
+        await remember_places(pool, str(row["user_id"]), row["device_id"], row["country"], None)
 
 
 async def aml_candidates(pool: asyncpg.Pool, limit: int = 200) -> list[dict[str, Any]]:

@@ -229,6 +229,10 @@ class Scorer:
         self.metadata = metadata
         self.version: str = metadata["version"]
         self.thresholds: dict[str, float] = metadata["thresholds"]
+        # The scores above which the model suggests each verdict (risk.rules.RiskRules bands).
+        self.bands: dict[str, float] = {
+            verdict: band["above"] for verdict, band in metadata["suggested_verdicts"].items()
+        }
 
     @classmethod
     def load(cls, models_dir: Path | None = None, version: str | None = None) -> Scorer:

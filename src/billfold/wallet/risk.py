@@ -27,6 +27,8 @@ class Movement:
     ref: str = ""  # the request's idempotency key: a retry is the same movement
     device_id: str | None = None  # X-Device-Id, sent by the app
     country: str | None = None  # X-Client-Country, set by the edge
+    ip: str | None = None  # the client's address
+    rail: str | None = None  # "ach" or "card" for add-funds and cash-out
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,197 @@
+"""Add-funds and cash-outs the risk engine held: recorded, not released to their rail, until the
+user confirms with their PIN (step-up) or an operator approves (review); three wrong PINs or a
+rejection decline them.
+
+While held, a cash-out's money is reserved by its ledger hold (as for any cash-out) but it is
+neither exported nor settled; an ACH add-funds books nothing and is not exported; a card is not
+charged. Every decision is taken under the movement's row lock and only while `risk_status`
+still waits for that decision, so two decisions at once give one outcome. Releasing commits the
+decision first; what follows (booking an add-funds, charging a card) is idempotent and keyed by
+the movement, and the recovery sweep finishes it if the process dies in between. Declining a
+cash-out voids its hold under a key named after the movement before the decision commits; a
+release finding that void in the ledger (the process died between the two) declines instead.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from billfold.funding.cards import CardProcessor
+from billfold.funding.movements import CLIENT, STATUSES, book_add_funds, book_card_funding
+from billfold.funding.service import FUNDING_COLUMNS, CardDeclined, Funding, FundingTransfer
+from billfold.platform.errors import BillfoldError, NotFound
+from billfold.wallet.users import get_user
+
+MAX_PIN_FAILURES = 3
+VERIFICATION = "pending_verification"
+REVIEW = "pending_review"
+REVIEW_PAGE = 100
+
+
+class MovementNotHeld(BillfoldError):
+    code = "transfer_not_pending"
+    status = 409
+    title = "The transfer is not waiting for this"
+
+
+def is_movement_id(text: str) -> bool:
+    """Funding movements have uuids; P2P transfers (ledger ids) are digits."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def access_held_movement(
+    conn: asyncpg.Connection, funding_id: str, *, waiting_for: str, user_id: uuid.UUID | None
+) -> FundingTransfer:
+    """The movement, locked FOR UPDATE; 404 unless it exists (and is the user's, when given);
+    409 unless it waits for `waiting_for`."""
+    row = None
+    if is_movement_id(funding_id):
+        row = await conn.fetchrow(
+            f"SELECT {FUNDING_COLUMNS} FROM funding_transfers WHERE id = $1 FOR UPDATE",
+            uuid.UUID(funding_id),
+        )
+    if (
+        row is None
+        or row["purpose"] == "micro_deposit"
+        or (user_id is not None and row["user_id"] != user_id)
+    ):
+        raise NotFound(f"transfer '{funding_id[:40]}' does not exist", transfer_id=funding_id[:40])
+    ft = FundingTransfer.from_row(row)
+    if ft.risk_status != waiting_for:
+        now = STATUSES[ft.risk_status or ft.status]
+        raise MovementNotHeld(
+            f"transfer {ft.id} is {now}, not {STATUSES[waiting_for]}", transfer_status=now
+        )
+    return ft
+
+
+async def do_note_wrong_pin(conn: asyncpg.Connection, ft: FundingTransfer) -> FundingTransfer:
+    """Count a wrong PIN. The caller holds the movement's row lock (access_held_movement)."""
+    return await _update(conn, "pin_failures = pin_failures + 1", ft.id)
+
+
+async def do_release_movement(
+    conn: asyncpg.Connection, funding: Funding, ft: FundingTransfer
+) -> FundingTransfer:
+    """Let a held movement go to its rail. The caller holds its row lock (access_held_movement)
+    and calls `finish_release` once this transaction commits."""
+    declined = ft.purpose == "cash_out" and await funding.ledger.stored_transfer(
+        CLIENT, _decline_key(ft)
+    )
+    if declined:
+        # A decline voided the hold, then its process died before recording it.
+        return await do_decline_movement(conn, funding, ft)
+    return await _update(conn, "risk_status = NULL, risk_decided_at = now()", ft.id)
+
+
+async def do_decline_movement(
+    conn: asyncpg.Connection, funding: Funding, ft: FundingTransfer
+) -> FundingTransfer:
+    """Decline a held movement: a cash-out's money back (its hold voided), an add-funds never
+    booked nor charged. The caller holds its row lock (access_held_movement)."""
+    if ft.purpose == "cash_out" and ft.hold_id is not None:
+        # Nothing else resolves a held cash-out's hold (settling and returns are refused while
+        # it is held), and a second decline replays this void.
+        await funding.ledger.void(CLIENT, _decline_key(ft), ft.hold_id, code="cash_out_declined")
+    return await _update(
+        conn, "status = 'declined', risk_status = NULL, risk_decided_at = now()", ft.id
+    )
+
+
+async def finish_release(
+    funding: Funding, processor: CardProcessor, ft: FundingTransfer
+) -> FundingTransfer:
+    """What a released movement does next (idempotent): an ACH add-funds is booked as any
+    other; a card is charged (raising CardDeclined, the movement declined, if the processor
+    refuses) and the wallet credited. A cash-out waits for the export, as any other."""
+    if ft.purpose != "add_funds" or ft.risk_status is not None or ft.status == "declined":
+        return ft
+    user = await get_user(funding.pool, ft.user_id)
+    if ft.rail == "ach":
+        return await book_add_funds(funding, user.account_id, ft)
+    if ft.status == "pending":
+        ft = await _charge_released(funding, processor, ft)
+    return await book_card_funding(funding, user, ft)
+
+
+async def _charge_released(
+    funding: Funding, processor: CardProcessor, ft: FundingTransfer
+) -> FundingTransfer:
+    card = await funding.pool.fetchrow(
+        "SELECT token, last4, status FROM cards WHERE id = $1", ft.card_id
+    )
+    assert card is not None  # funding_transfers.card_id references cards
+    if card["status"] != "active":
+        decline_code: str | None = "card_removed"
+    else:
+        # The key of the request that made the movement: a retry (the user's, or recovery's)
+        # is answered by the processor as the first charge was, never charged twice.
+        charge = await processor.charge(
+            card["token"], ft.amount_minor + ft.fee_minor, f"{ft.user_id}:{ft.idempotency_key}"
+        )
+        decline_code = None if charge.approved else charge.decline_code or "declined"
+    outcome = "status = 'settled', settled_at = now()"
+    if decline_code is not None:
+        outcome = "status = 'declined'"
+    # Whoever charges first records the outcome (the processor answers every retry alike).
+    await funding.pool.execute(
+        f"UPDATE funding_transfers SET {outcome} WHERE id = $1 AND status = 'pending'", ft.id
+    )
+    row = await funding.pool.fetchrow(
+        f"SELECT {FUNDING_COLUMNS} FROM funding_transfers WHERE id = $1", ft.id
+    )
+    ft = FundingTransfer.from_row(row)
+    if ft.status == "declined":
+        raise CardDeclined(
+            f"card ending {card['last4']} was declined ({decline_code or 'declined'}); the "
+            "add-funds is declined and nothing was charged",
+            decline_code=decline_code or "declined",
+            card_id=str(ft.card_id),
+            transfer_id=str(ft.id),
+            transfer_status="DECLINED",
+        )
+    return ft
+
+
+async def review_queue(pool: asyncpg.Pool, limit: int = REVIEW_PAGE) -> list[dict[str, Any]]:
+    """Movements held for review, oldest first, with the assessment that held them."""
+    rows = await pool.fetch(
+        """SELECT id, user_id, purpose, rail, amount_minor, assessment_id, created_at
+             FROM funding_transfers WHERE risk_status = 'pending_review'
+            ORDER BY created_at LIMIT $1""",
+        limit,
+    )
+    return [
+        {
+            "review_id": str(r["id"]),
+            "type": r["purpose"],
+            "sender_id": str(r["user_id"]),
+            "recipient_id": None,
+            "amount_minor": r["amount_minor"],
+            "assessment_id": r["assessment_id"],
+            "created_at": r["created_at"].isoformat(),
+        }
+        for r in rows
+    ]
+
+
+def _decline_key(ft: FundingTransfer) -> str:
+    return f"{ft.id}:decline"
+
+
+async def _update(
+    conn: asyncpg.Connection, assignments: str, funding_id: uuid.UUID
+) -> FundingTransfer:
+    row = await conn.fetchrow(
+        f"UPDATE funding_transfers SET {assignments} WHERE id = $1 RETURNING {FUNDING_COLUMNS}",
+        funding_id,
+    )
+    assert row is not None  # locked by access_held_movement
+    return FundingTransfer.from_row(row)

@@ -1,0 +1,331 @@
+"""The model's features online, by the same code that computes them for training.
+
+Training replays a history of movements into `features.HistoryState` and asks `features_for`
+for each movement's row. Online, one query reads what PostgreSQL holds of the same past: the
+user's assessed movements of the last 30 days (their `risk_assessments`, declines excluded: money
+that never moved is no history), the P2P transfers they received in 7 days, the recipient's last
+day, and the devices, countries and address blocks the user is known from. `past_of` puts those
+rows into the bounded `UserHistory` that a replay would have built, and `features_for` computes
+the row. A feature therefore cannot mean one thing offline and another online; the test
+tests/risk/test_serving.py replays a generated history both ways and compares every value.
+
+Where the two differ, by design and documented in docs/risk.md:
+- "last movement of a kind" (last add-funds, last outgoing) looks back 90 days, the length of the
+  generated history the model learned from; older counts as never;
+- the lifetime count of movements stops at 10,000;
+- the rule signals (risk.rules) read the same rows, so that one query serves both.
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from billfold.risk.features import (
+    DAY,
+    NEW_ACCOUNT_SECONDS,
+    WEEK,
+    HistoryState,
+    Txn,
+    features_for,
+    ip_prefix,
+    is_near_threshold,
+)
+from billfold.risk.rules import Signals
+from billfold.wallet.risk import Movement
+
+LOOKBACK = timedelta(days=90)
+LIFETIME_CAP = 10_000
+ME, THEM = 1, 2  # the user and the recipient, as features.HistoryState numbers them
+OUTGOING = ("p2p", "cash_out", "merchant_payment")
+
+# $1 user, $2 recipient (or NULL), $3 device (or NULL), $4 the time of the movement,
+# $5 its address block (or NULL). Timestamps come back as epoch seconds, the features' unit.
+PAST = f"""
+SELECT extract(epoch FROM u.created_at)::float8 AS signup,
+       EXISTS (SELECT 1 FROM bank_accounts
+                WHERE user_id = $1 AND status = 'verified') AS verified_bank,
+       (SELECT country FROM user_countries WHERE user_id = $1
+         ORDER BY first_seen_at, country LIMIT 1) AS home_country,
+       (SELECT json_agg(json_build_array(extract(epoch FROM e.created_at), e.kind,
+                        e.counterparty_id, e.amount_minor, e.rail, e.new_payee, e.action)
+                        ORDER BY e.created_at, e.id)
+          FROM (SELECT * FROM risk_assessments
+                 WHERE user_id = $1 AND action <> 'decline'
+                   AND created_at > $4 - interval '30 days' AND created_at <= $4
+                 ORDER BY created_at DESC LIMIT 2000) e) AS events,
+       (SELECT json_agg(json_build_array(extract(epoch FROM i.created_at), i.amount_minor,
+                        i.user_id, i.sender_new) ORDER BY i.created_at, i.id)
+          FROM risk_assessments i
+         WHERE i.counterparty_id = $1 AND i.kind = 'p2p' AND i.action <> 'decline'
+           AND i.created_at > $4 - interval '7 days' AND i.created_at <= $4) AS received,
+       last.at AS last_at, last.device_id AS last_device, last.country AS last_country,
+       (SELECT extract(epoch FROM max(created_at))::float8 FROM (
+            SELECT created_at FROM risk_assessments
+             WHERE user_id = $1 AND kind IN ('p2p', 'cash_out', 'merchant_payment')
+               AND action <> 'decline'
+               AND created_at > $4 - interval '{LOOKBACK.days} days' AND created_at <= $4
+             ORDER BY created_at DESC LIMIT 1) o) AS last_out,
+       (SELECT extract(epoch FROM created_at)::float8 FROM risk_assessments
+         WHERE counterparty_id = $1 AND kind = 'p2p' AND action <> 'decline'
+           AND created_at <= $4
+         ORDER BY created_at DESC LIMIT 1) AS last_in,
+       (SELECT json_build_array(extract(epoch FROM created_at), amount_minor)
+          FROM risk_assessments
+         WHERE user_id = $1 AND kind = 'add_funds' AND action <> 'decline'
+           AND created_at > $4 - interval '{LOOKBACK.days} days' AND created_at <= $4
+         ORDER BY created_at DESC LIMIT 1) AS last_add,
+       (SELECT count(*) FROM (SELECT 1 FROM risk_assessments
+                               WHERE user_id = $1 AND action <> 'decline' AND created_at <= $4
+                               LIMIT {LIFETIME_CAP}) l) AS lifetime,
+       EXISTS (SELECT 1 FROM user_devices
+                WHERE user_id = $1 AND first_seen_at <= $4) AS has_devices,
+       (SELECT json_agg(json_build_array(device_id, extract(epoch FROM first_seen_at),
+                        extract(epoch FROM last_seen_at)))
+          FROM user_devices
+         WHERE user_id = $1 AND first_seen_at <= $4
+           AND (device_id = $3 OR last_seen_at > $4 - interval '30 days'))
+           AS devices,
+       (SELECT count(*) FROM (SELECT 1 FROM user_devices
+                               WHERE device_id = $3 AND user_id <> $1
+                                 AND first_seen_at <= $4 LIMIT 1000) d)
+           AS device_other_users,
+       (SELECT json_agg(json_build_array(country, extract(epoch FROM last_seen_at))
+                        ORDER BY last_seen_at)
+          FROM user_countries WHERE user_id = $1 AND first_seen_at <= $4) AS countries,
+       EXISTS (SELECT 1 FROM user_networks
+                WHERE user_id = $1 AND prefix = $5 AND first_seen_at <= $4) AS network_known,
+       (SELECT count(*) FROM risk_assessments
+         WHERE user_id = $1 AND counterparty_id = $2 AND kind = 'p2p' AND action <> 'decline'
+           AND created_at <= $4) AS times_paid,
+       (SELECT json_build_array(extract(epoch FROM created_at), amount_minor)
+          FROM risk_assessments
+         WHERE user_id = $2 AND counterparty_id = $1 AND kind = 'p2p' AND action <> 'decline'
+           AND created_at <= $4
+         ORDER BY created_at DESC LIMIT 1) AS paid_by_them,
+       extract(epoch FROM r.created_at)::float8 AS their_signup,
+       coalesce(r.flagged, false) AS their_flag,
+       (SELECT json_agg(json_build_array(extract(epoch FROM i.created_at), i.amount_minor,
+                        i.user_id, i.sender_new) ORDER BY i.created_at, i.id)
+          FROM risk_assessments i
+         WHERE i.counterparty_id = $2 AND i.kind = 'p2p' AND i.action <> 'decline'
+           AND i.created_at > $4 - interval '1 day' AND i.created_at <= $4) AS their_received,
+       (SELECT json_agg(extract(epoch FROM created_at) ORDER BY created_at)
+          FROM risk_assessments
+         WHERE user_id = $2 AND kind IN ('p2p', 'cash_out', 'merchant_payment')
+           AND action <> 'decline'
+           AND created_at > $4 - interval '1 day' AND created_at <= $4) AS their_sent
+  FROM users u
+  LEFT JOIN LATERAL (SELECT extract(epoch FROM created_at)::float8 AS at, device_id, country
+                       FROM risk_assessments
+                      WHERE user_id = u.id AND action <> 'decline' AND created_at <= $4
+                      ORDER BY created_at DESC LIMIT 1) last ON true
+  LEFT JOIN users r ON r.id = $2
+ WHERE u.id = $1
+"""
+
+# Known places are remembered when a movement goes ahead, and at signup: one round trip.
+REMEMBER = """
+WITH device AS (
+    INSERT INTO user_devices AS d (user_id, device_id, first_seen_at, last_seen_at)
+    SELECT $1, $2::text, $5, $5 WHERE $2::text IS NOT NULL
+    ON CONFLICT (user_id, device_id) DO UPDATE
+       SET last_seen_at = greatest(d.last_seen_at, excluded.last_seen_at)
+), country AS (
+    INSERT INTO user_countries AS c (user_id, country, first_seen_at, last_seen_at)
+    SELECT $1, $3::char(2), $5, $5 WHERE $3::char(2) IS NOT NULL
+    ON CONFLICT (user_id, country) DO UPDATE
+       SET last_seen_at = greatest(c.last_seen_at, excluded.last_seen_at)
+)
+INSERT INTO user_networks AS n (user_id, prefix, first_seen_at, last_seen_at)
+SELECT $1, $4::text, $5, $5 WHERE $4::text IS NOT NULL
+ON CONFLICT (user_id, prefix) DO UPDATE
+   SET last_seen_at = greatest(n.last_seen_at, excluded.last_seen_at)
+"""
+
+
+@dataclass(frozen=True)
+class Request:
+    """A movement as the features read it (features.Txn): the user is 1, the recipient 2."""
+
+    ts: datetime
+    kind: str
+    amount_minor: int
+    rail: str | None
+    device_id: str
+    country: str
+    ip: str
+    counterparty_id: int | None
+    user_id: int = ME
+
+
+@dataclass(frozen=True)
+class Past:
+    """What the query found, as the features and the rules read it."""
+
+    row: Mapping[str, Any]
+    events: list[list[Any]]  # [epoch, kind, counterparty, amount, rail, new_payee, action]
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Past:
+        return cls(row, _json(row["events"]))
+
+    def sender_new(self, at: datetime) -> bool:
+        """The user's account was under 7 days old at `at`."""
+        return at.timestamp() - float(self.row["signup"]) < NEW_ACCOUNT_SECONDS
+
+    def knows_places_of(self, request: Request) -> bool:
+        """Whether the device, country and address block of `request` (those it has) are all
+        known for the user already."""
+        row = self.row
+        devices = {device for device, *_ in _json(row["devices"])}
+        countries = {country for country, _ in _json(row["countries"])}
+        return (
+            (not request.device_id or request.device_id in devices)
+            and (not request.country or request.country in countries)
+            and (not request.ip or bool(row["network_known"]))
+        )
+
+    @property
+    def times_paid(self) -> int:
+        return int(self.row["times_paid"] or 0)
+
+
+def movement_of(event: Txn, ids: Mapping[int, str], ref: str) -> Movement:
+    """A generated movement (risk.synth) as the API hands it to the engine; `ids` maps the
+    generator's user numbers to user ids."""
+    to = event.counterparty_id
+    return Movement(
+        event.kind,
+        ids[event.user_id],
+        ids[to] if to is not None else None,
+        event.amount_minor,
+        "USD",
+        ref=ref,
+        device_id=event.device_id,
+        country=event.country,
+        ip=event.ip,
+        rail=event.rail,
+    )
+
+
+def _json(value: Any) -> list[Any]:
+    """A json column: decoded by the pool's codec (platform.db), or text from a bare connection."""
+    if isinstance(value, str):
+        return list(orjson.loads(value))
+    return list(value or [])
+
+
+def past_of(past: Past, movement: Request, recipient_id: uuid.UUID | None) -> HistoryState:
+    """The `HistoryState` a replay would hold at `movement.ts` for the user and the recipient."""
+    row = past.row
+    state = HistoryState()
+    me = state.history(ME)
+    me.signup_ts = row["signup"]
+    me.verified_bank = row["verified_bank"]
+    me.home_country = row["home_country"]
+    numbers: dict[str, int] = {str(recipient_id): THEM} if recipient_id else {}
+
+    def number(user: Any) -> int:
+        return numbers.setdefault(str(user), len(numbers) + 3)
+
+    for at, kind, to, amount, rail, new_payee, _action in past.events:
+        me.amounts.append((at, amount))
+        if is_near_threshold(amount):
+            me.near_threshold.append(at)
+        if kind == "add_funds":
+            me.adds.append((at, amount, rail == "card"))
+        elif kind == "p2p" and to is not None:
+            me.outs.append((at, amount, number(to), bool(new_payee)))
+        else:
+            me.outs.append((at, amount, -1, False))
+    for at, amount, sender, sender_new in _json(row["received"]):
+        me.ins.append((at, amount, number(sender), bool(sender_new)))
+    if row["last_at"] is not None:
+        me.last_ts, me.last_device, me.last_country = (
+            row["last_at"],
+            row["last_device"] or "",
+            row["last_country"] or "",
+        )
+    if row["last_out"] is not None:
+        me.last_out_ts = row["last_out"]
+    if row["last_in"] is not None:
+        me.last_in_ts = row["last_in"]
+    if row["last_add"]:
+        at, amount = _json(row["last_add"])
+        me.last_add = (at, amount)
+    me.events = int(row["lifetime"])
+    for device, first, last in _json(row["devices"]):
+        me.devices[device] = (first, last)
+    for country, last in _json(row["countries"]):
+        me.countries[country] = last
+    if row["network_known"]:
+        me.ip_prefixes[ip_prefix(movement.ip)] = movement.ts.timestamp()
+    state.note_device_users(movement.device_id, int(row["device_other_users"]))
+    if recipient_id is not None and row["their_signup"] is not None:
+        if past.times_paid:
+            me.recipients[THEM] = past.times_paid
+        if row["paid_by_them"]:
+            at, amount = _json(row["paid_by_them"])
+            me.senders[THEM] = (at, amount)
+        them = state.history(THEM)
+        them.signup_ts = row["their_signup"]
+        for at, amount, sender, sender_new in _json(row["their_received"]):
+            them.ins.append((at, amount, number(sender), bool(sender_new)))
+        for at in _json(row["their_sent"]):
+            them.outs.append((at, 0, -1, False))
+    return state
+
+
+def features(past: Past, movement: Request, recipient_id: uuid.UUID | None) -> list[float]:
+    return features_for(past_of(past, movement, recipient_id), movement)
+
+
+def signals(past: Past, movement: Request, counts: tuple[int, int, int]) -> Signals:
+    """What the hard rules read, from the same rows (and the exact velocity counters)."""
+    row, now = past.row, movement.ts.timestamp()
+    devices = {device for device, _, _ in _json(row["devices"])}
+    countries = _json(row["countries"])
+    last_country, last_country_at = countries[-1] if countries else (None, None)
+    same_kind = [e[3] for e in past.events if e[1] == movement.kind and e[6] == "allow"]
+    midnight = movement.ts.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    device = movement.device_id or None
+    country = movement.country or None
+    return Signals(
+        kind=movement.kind,
+        amount_minor=movement.amount_minor,
+        at=movement.ts,
+        count_1m=counts[0],
+        count_1h=counts[1],
+        typical_amount_minor=statistics.median_low(same_kind) if same_kind else None,
+        # A first device or country is where the user starts from, not a change.
+        device_known=None if device is None else (device in devices or not row["has_devices"]),
+        country=country,
+        country_known=None
+        if country is None
+        else (not countries or any(c == country for c, _ in countries)),
+        last_country=last_country,
+        last_country_at=None
+        if last_country_at is None
+        else datetime.fromtimestamp(last_country_at, movement.ts.tzinfo),
+        recipient_flagged=bool(row["their_flag"]),
+        recipient_is_new_payee=movement.counterparty_id is not None and past.times_paid == 0,
+        recipient_is_new_account=row["their_signup"] is not None
+        and now - row["their_signup"] < WEEK,
+        recipient_new_senders_24h=counts[2],
+        added_funds_24h_minor=sum(
+            e[3] for e in past.events if e[1] == "add_funds" and now - e[0] <= DAY
+        ),
+        near_threshold_7d=[
+            e[3] for e in past.events if now - e[0] <= WEEK and is_near_threshold(e[3])
+        ],
+        cash_equivalent_today_minor=sum(
+            e[3] for e in past.events if e[1] in ("add_funds", "cash_out") and e[0] >= midnight
+        ),
+    )
