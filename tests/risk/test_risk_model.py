@@ -129,13 +129,13 @@ def test_rules_fire_on_the_issues_patterns() -> None:
 
 
 def test_evaluate_reports_rules_model_and_both(models_dir: Path) -> None:
-    """`evaluate --json` measures all three scorers on the later window and per held-out pattern."""
+    """`evaluate --json` measures every scorer on the later window and per held-out pattern."""
     result = CliRunner().invoke(risk_app, ["evaluate", "--models", str(models_dir), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     later = report["later_window"]
     assert later["fraud_events"] > 0
-    for scorer in ("rules", "model", "both"):
+    for scorer in ("rules", "model", "both", "served"):
         metrics = later[scorer]
         assert set(metrics) >= {
             "average_precision",
@@ -146,3 +146,10 @@ def test_evaluate_reports_rules_model_and_both(models_dir: Path) -> None:
         assert all(0 <= value <= 1 for value in metrics.values())
     assert set(report["held_out"]) == set(synth.PATTERNS)
     assert "both_recall_at_1%_fpr_at_least_0.8" in report["targets"]
+    # As served, the rules' blocks only add to the model's: never fewer caught, never fewer
+    # false blocks.
+    served, model = later["served"], later["model"]
+    assert served["recall_at_threshold"] >= model["recall_at_threshold"]
+    assert served["false_block_rate"] >= model["false_block_rate"]
+    served_ok = report["targets"]["held_out_served_catches_at_least_best_single"]
+    assert set(served_ok) == set(synth.PATTERNS)

@@ -20,7 +20,7 @@ class ClientSignals:
     ip: str | None  # the client's address (see limits.client_address)
 
 
-def client_signals(
+async def client_signals(
     request: Request,
     x_device_id: Annotated[str | None, Header(max_length=256)] = None,
     x_client_country: Annotated[str | None, Header(max_length=8)] = None,

@@ -59,10 +59,11 @@ async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
 
 
 async def fetchrow(pool: asyncpg.Pool, query: str, *args: Any) -> asyncpg.Record | None:
-    """One row of one read-only statement, on a pooled connection given back without a reset.
+    """One row of one statement, on a pooled connection given back without a reset.
 
-    Only for constant SELECTs of our own: a statement that changed session state (SET,
-    set_config, an advisory lock, LISTEN) would leak it to the connection's next user.
+    Only for constant statements of our own that leave no session state (a SELECT, or an
+    INSERT ... RETURNING in its own implicit transaction): one that changed it (SET, set_config,
+    an advisory lock, LISTEN) would leak it to the connection's next user.
     """
     async with pool.acquire() as conn:
         row = await conn.fetchrow(query, *args)
@@ -76,6 +77,15 @@ async def fetch(pool: asyncpg.Pool, query: str, *args: Any) -> list[asyncpg.Reco
         rows: list[asyncpg.Record] = await conn.fetch(query, *args)
         conn.mark_stateless_use()
         return rows
+
+
+async def execute(pool: asyncpg.Pool, query: str, *args: Any) -> str:
+    """One statement that leaves no session state (an INSERT or UPDATE in its own implicit
+    transaction), on a pooled connection given back without a reset; as `fetchrow`."""
+    async with pool.acquire() as conn:
+        status: str = await conn.execute(query, *args)
+        conn.mark_stateless_use()
+        return status
 
 
 async def connect(dsn: str, settings: Settings) -> asyncpg.Connection:

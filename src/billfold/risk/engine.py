@@ -175,18 +175,23 @@ class RulesEngine:
         # Batched: allowed and declined P2P transfers, the volume. Written at once: held ones
         # (their hold refers to them) and funding movements, which the next movement's rules
         # read within milliseconds (money in, then straight out).
-        places = _places(movement, at) if decided.action is Action.ALLOW else None
-        if places is not None and not known.past.knows_places_of(request_of(movement, at)):
-            # A place seen for the first time is known before the next movement is scored
-            # (a first device is where a user starts from; a second one is news).
-            await self._pool.execute(serving.REMEMBER, *places)
-            places = None
+        places = None
+        if decided.action is Action.ALLOW:
+            remembering = known.past.places_to_remember(request_of(movement, at))
+            if remembering == "new":
+                # A place seen for the first time is known before the next movement is scored
+                # (a first device is where a user starts from; a second one is news).
+                await db.execute(self._pool, serving.REMEMBER, *_places(movement, at))
+            elif remembering == "later":
+                places = _places(movement, at)
         if decided.action in (Action.STEP_UP, Action.REVIEW) or movement.kind != "p2p":
-            assessment_id = await self._pool.fetchval(
-                _RECORD, *row, list(decided.reasons), list(decided.aml)
+            written = await db.fetchrow(
+                self._pool, _RECORD, *row, list(decided.reasons), list(decided.aml)
             )
+            assert written is not None
+            assessment_id = written["id"]
             if places is not None:
-                await self._pool.execute(serving.REMEMBER, *places)
+                await db.execute(self._pool, serving.REMEMBER, *places)
         else:
             encoded = (orjson.dumps(decided.reasons).decode(), orjson.dumps(decided.aml).decode())
             self.log.add((*row, *encoded), places)
@@ -269,7 +274,7 @@ def request_of(movement: Movement, at: datetime) -> serving.Request:
 
 async def remember(pool: asyncpg.Pool, movement: Movement, at: datetime | None = None) -> None:
     """The device, country and address block of a movement that went ahead become known."""
-    await pool.execute(serving.REMEMBER, *_places(movement, at or datetime.now(UTC)))
+    await db.execute(pool, serving.REMEMBER, *_places(movement, at or datetime.now(UTC)))
 
 
 async def remember_places(

@@ -41,6 +41,9 @@ from billfold.risk.rules import Signals
 from billfold.wallet.risk import Movement
 
 LOOKBACK = timedelta(days=90)
+# A known place's last-seen time is written again only when this much older: the features read
+# it in 30-day windows, and most movements then write nothing.
+PLACE_REFRESH = 3600.0
 LIFETIME_CAP = 10_000
 ME, THEM = 1, 2  # the user and the recipient, as features.HistoryState numbers them
 OUTGOING = ("p2p", "cash_out", "merchant_payment")
@@ -99,8 +102,8 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
        (SELECT json_agg(json_build_array(country, extract(epoch FROM last_seen_at))
                         ORDER BY last_seen_at)
           FROM user_countries WHERE user_id = $1 AND first_seen_at <= $4) AS countries,
-       EXISTS (SELECT 1 FROM user_networks
-                WHERE user_id = $1 AND prefix = $5 AND first_seen_at <= $4) AS network_known,
+       (SELECT extract(epoch FROM last_seen_at)::float8 FROM user_networks
+         WHERE user_id = $1 AND prefix = $5 AND first_seen_at <= $4) AS network_seen,
        (SELECT count(*) FROM risk_assessments
          WHERE user_id = $1 AND counterparty_id = $2 AND kind = 'p2p' AND action <> 'decline'
            AND created_at <= $4) AS times_paid,
@@ -180,17 +183,24 @@ class Past:
         """The user's account was under 7 days old at `at`."""
         return at.timestamp() - float(self.row["signup"]) < NEW_ACCOUNT_SECONDS
 
-    def knows_places_of(self, request: Request) -> bool:
-        """Whether the device, country and address block of `request` (those it has) are all
-        known for the user already."""
+    def places_to_remember(self, request: Request) -> str:
+        """Whether the device, country and address block of `request` (those it has) must be
+        remembered: "new" (a device or country never seen for the user: the rules must know it
+        before the next movement), "later" (an address block never seen, or a place last seen
+        over `PLACE_REFRESH` ago: the model's features can wait milliseconds) or "" (all seen
+        recently: nothing to write)."""
         row = self.row
-        devices = {device for device, *_ in _json(row["devices"])}
-        countries = {country for country, _ in _json(row["countries"])}
-        return (
-            (not request.device_id or request.device_id in devices)
-            and (not request.country or request.country in countries)
-            and (not request.ip or bool(row["network_known"]))
-        )
+        device = [last for d, _, last in _json(row["devices"]) if d == request.device_id]
+        country = [last for c, last in _json(row["countries"]) if c == request.country]
+        if (request.device_id and not device) or (request.country and not country):
+            return "new"
+        network = [row["network_seen"]] if row["network_seen"] is not None else []
+        if request.ip and not network:
+            return "later"
+        oldest = min([*device, *country, *network], default=None)
+        if oldest is not None and request.ts.timestamp() - oldest > PLACE_REFRESH:
+            return "later"
+        return ""
 
     @property
     def times_paid(self) -> int:
@@ -265,7 +275,7 @@ def past_of(past: Past, movement: Request, recipient_id: uuid.UUID | None) -> Hi
         me.devices[device] = (first, last)
     for country, last in _json(row["countries"]):
         me.countries[country] = last
-    if row["network_known"]:
+    if row["network_seen"] is not None:
         me.ip_prefixes[ip_prefix(movement.ip)] = movement.ts.timestamp()
     state.note_device_users(movement.device_id, int(row["device_other_users"]))
     if recipient_id is not None and row["their_signup"] is not None:
