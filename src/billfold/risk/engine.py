@@ -235,7 +235,6 @@ class RulesEngine:
                     amount_minor=movement.amount_minor,
                     now_ms=int(now.timestamp() * 1000),
                     recipient_id=movement.counterparty_id,
-                    device_id=movement.device_id,
                     sender_is_new=sender_new,
                 )
             )
