@@ -102,3 +102,40 @@ async def test_declined_movements_are_not_history(pool: asyncpg.Pool, engine: Ru
     named = dict(zip(FEATURE_NAMES, later.features, strict=True))
     assert named["is_new_recipient"] == 1.0
     assert named["out_count_1m"] == 0.0
+
+
+async def test_a_held_movement_declined_later_is_not_history(
+    pool: asyncpg.Pool, engine: RulesEngine
+) -> None:
+    """Held for a PIN, then declined (three wrong PINs): the trigger on held_transfers marks the
+    assessment, and the next movement's past does not count it; while it was pending, it did."""
+    dataset = synth.generate(users=200, days=14, seed=8)
+    ids = await _sign_up(pool, dataset)
+    first = next(e for e in dataset.events if e.kind == "p2p")
+    sender, payee = ids[first.user_id], ids[first.counterparty_id or 0]
+    held = Movement("p2p", sender, payee, 9_000, "USD", ref="h-1")
+    known = await engine.prepare(held, first.ts)
+    assessment_id = await engine.record(
+        held, first.ts, known, Verdict(Action.STEP_UP, 0.0, ("a new device",))
+    )
+    assert assessment_id is not None
+    await pool.execute(
+        """INSERT INTO held_transfers (hold_id, sender_id, recipient_id, amount_minor, status,
+                                       assessment_id)
+           VALUES ($1, $2, $3, 9000, 'PENDING_VERIFICATION', $4)""",
+        -assessment_id,
+        uuid.UUID(sender),
+        uuid.UUID(payee),
+        assessment_id,
+    )
+
+    async def times_paid(at_seconds: int) -> float:
+        later = Movement("p2p", sender, payee, 1_000, "USD", ref=f"h-{at_seconds}")
+        known = await engine.prepare(later, first.ts + timedelta(seconds=at_seconds))
+        return dict(zip(FEATURE_NAMES, known.features, strict=True))["times_paid_recipient"]
+
+    assert await times_paid(1) == 1.0
+    await pool.execute(
+        "UPDATE held_transfers SET status = 'DECLINED' WHERE hold_id = $1", -assessment_id
+    )
+    assert await times_paid(2) == 0.0

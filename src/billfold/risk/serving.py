@@ -2,12 +2,13 @@
 
 Training replays a history of movements into `features.HistoryState` and asks `features_for`
 for each movement's row. Online, one query reads what PostgreSQL holds of the same past: the
-user's assessed movements of the last 30 days (their `risk_assessments`, declines excluded: money
-that never moved is no history), the P2P transfers they received in 7 days, the recipient's last
-day, and the devices, countries and address blocks the user is known from. `past_of` puts those
-rows into the bounded `UserHistory` that a replay would have built, and `features_for` computes
-the row. A feature therefore cannot mean one thing offline and another online; the test
-tests/risk/test_serving.py replays a generated history both ways and compares every value.
+user's assessed movements of the last 30 days (their `risk_assessments`, declines excluded, and
+held movements declined later: money that never moved is no history), the P2P transfers they
+received in 7 days, the recipient's last day, and the devices, countries and address blocks the
+user is known from. `past_of` puts those rows into the bounded `UserHistory` that a replay would
+have built, and `features_for` computes the row. A feature therefore cannot mean one thing
+offline and another online; tests/risk/test_serving.py replays a generated history both ways
+and compares every value.
 
 Where the two differ, by design and documented in docs/risk.md:
 - "last movement of a kind" (last add-funds, last outgoing) looks back 90 days, the length of the
@@ -48,6 +49,10 @@ LIFETIME_CAP = 10_000
 ME, THEM = 1, 2  # the user and the recipient, as features.HistoryState numbers them
 OUTGOING = ("p2p", "cash_out", "merchant_payment")
 
+# An assessed movement that went ahead: not declined, and not held and then declined.
+WENT_AHEAD = "action <> 'decline' AND NOT declined_later"
+WENT_AHEAD_I = "i.action <> 'decline' AND NOT i.declined_later"
+
 # $1 user, $2 recipient (or NULL), $3 device (or NULL), $4 the time of the movement,
 # $5 its address block (or NULL). Timestamps come back as epoch seconds, the features' unit.
 PAST = f"""
@@ -60,32 +65,32 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
                         e.counterparty_id, e.amount_minor, e.rail, e.new_payee, e.action)
                         ORDER BY e.created_at, e.id)
           FROM (SELECT * FROM risk_assessments
-                 WHERE user_id = $1 AND action <> 'decline'
+                 WHERE user_id = $1 AND {WENT_AHEAD}
                    AND created_at > $4 - interval '30 days' AND created_at <= $4
                  ORDER BY created_at DESC LIMIT 2000) e) AS events,
        (SELECT json_agg(json_build_array(extract(epoch FROM i.created_at), i.amount_minor,
                         i.user_id, i.sender_new) ORDER BY i.created_at, i.id)
           FROM risk_assessments i
-         WHERE i.counterparty_id = $1 AND i.kind = 'p2p' AND i.action <> 'decline'
+         WHERE i.counterparty_id = $1 AND i.kind = 'p2p' AND {WENT_AHEAD_I}
            AND i.created_at > $4 - interval '7 days' AND i.created_at <= $4) AS received,
        last.at AS last_at, last.device_id AS last_device, last.country AS last_country,
        (SELECT extract(epoch FROM max(created_at))::float8 FROM (
             SELECT created_at FROM risk_assessments
              WHERE user_id = $1 AND kind IN ('p2p', 'cash_out', 'merchant_payment')
-               AND action <> 'decline'
+               AND {WENT_AHEAD}
                AND created_at > $4 - interval '{LOOKBACK.days} days' AND created_at <= $4
              ORDER BY created_at DESC LIMIT 1) o) AS last_out,
        (SELECT extract(epoch FROM created_at)::float8 FROM risk_assessments
-         WHERE counterparty_id = $1 AND kind = 'p2p' AND action <> 'decline'
+         WHERE counterparty_id = $1 AND kind = 'p2p' AND {WENT_AHEAD}
            AND created_at <= $4
          ORDER BY created_at DESC LIMIT 1) AS last_in,
        (SELECT json_build_array(extract(epoch FROM created_at), amount_minor)
           FROM risk_assessments
-         WHERE user_id = $1 AND kind = 'add_funds' AND action <> 'decline'
+         WHERE user_id = $1 AND kind = 'add_funds' AND {WENT_AHEAD}
            AND created_at > $4 - interval '{LOOKBACK.days} days' AND created_at <= $4
          ORDER BY created_at DESC LIMIT 1) AS last_add,
        (SELECT count(*) FROM (SELECT 1 FROM risk_assessments
-                               WHERE user_id = $1 AND action <> 'decline' AND created_at <= $4
+                               WHERE user_id = $1 AND {WENT_AHEAD} AND created_at <= $4
                                LIMIT {LIFETIME_CAP}) l) AS lifetime,
        EXISTS (SELECT 1 FROM user_devices
                 WHERE user_id = $1 AND first_seen_at <= $4) AS has_devices,
@@ -105,11 +110,11 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
        (SELECT extract(epoch FROM last_seen_at)::float8 FROM user_networks
          WHERE user_id = $1 AND prefix = $5 AND first_seen_at <= $4) AS network_seen,
        (SELECT count(*) FROM risk_assessments
-         WHERE user_id = $1 AND counterparty_id = $2 AND kind = 'p2p' AND action <> 'decline'
+         WHERE user_id = $1 AND counterparty_id = $2 AND kind = 'p2p' AND {WENT_AHEAD}
            AND created_at <= $4) AS times_paid,
        (SELECT json_build_array(extract(epoch FROM created_at), amount_minor)
           FROM risk_assessments
-         WHERE user_id = $2 AND counterparty_id = $1 AND kind = 'p2p' AND action <> 'decline'
+         WHERE user_id = $2 AND counterparty_id = $1 AND kind = 'p2p' AND {WENT_AHEAD}
            AND created_at <= $4
          ORDER BY created_at DESC LIMIT 1) AS paid_by_them,
        extract(epoch FROM r.created_at)::float8 AS their_signup,
@@ -117,17 +122,17 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
        (SELECT json_agg(json_build_array(extract(epoch FROM i.created_at), i.amount_minor,
                         i.user_id, i.sender_new) ORDER BY i.created_at, i.id)
           FROM risk_assessments i
-         WHERE i.counterparty_id = $2 AND i.kind = 'p2p' AND i.action <> 'decline'
+         WHERE i.counterparty_id = $2 AND i.kind = 'p2p' AND {WENT_AHEAD_I}
            AND i.created_at > $4 - interval '1 day' AND i.created_at <= $4) AS their_received,
        (SELECT json_agg(extract(epoch FROM created_at) ORDER BY created_at)
           FROM risk_assessments
          WHERE user_id = $2 AND kind IN ('p2p', 'cash_out', 'merchant_payment')
-           AND action <> 'decline'
+           AND {WENT_AHEAD}
            AND created_at > $4 - interval '1 day' AND created_at <= $4) AS their_sent
   FROM users u
   LEFT JOIN LATERAL (SELECT extract(epoch FROM created_at)::float8 AS at, device_id, country
                        FROM risk_assessments
-                      WHERE user_id = u.id AND action <> 'decline' AND created_at <= $4
+                      WHERE user_id = u.id AND {WENT_AHEAD} AND created_at <= $4
                       ORDER BY created_at DESC LIMIT 1) last ON true
   LEFT JOIN users r ON r.id = $2
  WHERE u.id = $1
