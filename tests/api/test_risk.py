@@ -315,3 +315,19 @@ async def test_a_late_retry_of_a_held_transfer_answers_the_hold(
         headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": "tablet"},
     )
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+
+
+async def test_scoring_time_is_a_prometheus_histogram(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Every assessment is timed in billfold_risk_assessment_seconds, by kind of movement."""
+
+    def scored(text: str) -> float:
+        prefix = 'billfold_risk_assessment_seconds_count{kind="p2p"} '
+        lines = [line for line in text.splitlines() if line.startswith(prefix)]
+        return float(lines[0][len(prefix) :]) if lines else 0.0
+
+    before = scored((await client.get("/metrics")).text)
+    ida, ivo = await make_person("10.00"), await make_person()
+    assert (await send(client, ida, ivo, "1.00")).status_code == 201
+    assert scored((await client.get("/metrics")).text) == before + 1

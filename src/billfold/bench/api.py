@@ -91,8 +91,12 @@ async def run_api_bench(
             _say(_line("GET /healthz", baseline))
             peak = await _drive(port, people, tokens, clients, seconds, rate=None)
             _say(_line("throughput", peak))
+            before = await _risk_histogram(port)
             steady = await _drive(port, people, tokens, clients, seconds, rate=rate)
             _say(_line(f"steady {rate}/s", steady))
+            scoring = _quantiles(before, await _risk_histogram(port))
+            if scoring:
+                _say(f"scoring in the steady phase (server-side): {scoring}")
         finally:
             if server is not None:
                 server.terminate()
@@ -109,8 +113,44 @@ async def run_api_bench(
         "healthz": baseline,
         "throughput": peak,
         "steady": steady,
+        "scoring_in_steady_phase": scoring,
         "throughput_vs_healthz": round(peak["transfers_per_s"] / baseline["transfers_per_s"], 3),
         "reconciled": report.ok,
+    }
+
+
+async def _risk_histogram(port: int) -> dict[float, float]:
+    """The server's billfold_risk_assessment_seconds buckets for P2P transfers (all workers'):
+    upper bound -> cumulative count."""
+    connection = Connection("127.0.0.1", port)
+    try:
+        status, body = await connection.request("GET", "/metrics", {})
+    finally:
+        await connection.close()
+    buckets: dict[float, float] = {}
+    prefix = 'billfold_risk_assessment_seconds_bucket{kind="p2p",le="'
+    for line in body.decode().splitlines():
+        if status == 200 and line.startswith(prefix):
+            bound, _, count = line[len(prefix) :].partition('"} ')
+            buckets[float(bound)] = float(count)
+    return buckets
+
+
+def _quantiles(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """p50 and p99 of the assessments between two scrapes, as the bucket bound they fall under
+    (an upper bound on the true figure); empty when the engine is off."""
+    counts = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
+    total = counts.get(float("inf"), 0.0)
+    if not total:
+        return {}
+
+    def under(q: float) -> float:
+        return next(bound for bound, count in counts.items() if count >= q * total)
+
+    return {
+        "assessments": int(total),
+        "p50_ms_at_most": round(under(0.5) * 1000, 2),
+        "p99_ms_at_most": round(under(0.99) * 1000, 2),
     }
 
 

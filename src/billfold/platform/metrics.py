@@ -40,6 +40,28 @@ HTTP_REQUEST_DURATION = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
+RISK_ASSESSMENT_DURATION = Histogram(
+    "billfold_risk_assessment_seconds",
+    "Time the risk engine took to score a movement before money moved, by kind of movement.",
+    ["kind"],
+    buckets=(
+        0.0005,
+        0.001,
+        0.0015,
+        0.002,
+        0.003,
+        0.004,
+        0.005,
+        0.0075,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        1.0,
+    ),
+)
+
 
 def prepare_multiprocess_dir(settings: Settings) -> Path | None:
     """Give this server's workers a fresh shared metrics folder when there is more than one.

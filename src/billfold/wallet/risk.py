@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
 from billfold.platform.errors import BillfoldError
+from billfold.platform.metrics import RISK_ASSESSMENT_DURATION
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +62,15 @@ async def assess_within_budget(engine: RiskEngine, movement: Movement, budget_ms
     Failing open keeps payments flowing when scoring is slow. The timeout is recorded as a
     reason, so that operators see it and the risk engine can fail closed for large amounts once
     it exists."""
+    started = time.perf_counter()
     try:
         async with asyncio.timeout(budget_ms / 1000):
             verdict = await engine.assess(movement)
     except TimeoutError:
         log.warning("risk assessment overran its %s ms budget", budget_ms)
         return Verdict("allow", reasons=("risk_timeout",))
+    finally:
+        RISK_ASSESSMENT_DURATION.labels(movement.kind).observe(time.perf_counter() - started)
     if verdict.action == "decline":
         # The reasons stay with the assessment, for operators: telling a fraudster which rule
         # caught them would teach them to step around it.
