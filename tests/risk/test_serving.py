@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -22,6 +22,7 @@ from billfold.risk.engine import RulesEngine, remember_places
 from billfold.risk.features import FEATURE_NAMES, replay
 from billfold.risk.model import Scorer
 from billfold.risk.rules import Action, RiskRules, Verdict
+from billfold.risk.serving import Request
 from billfold.wallet.risk import Movement
 
 # Online, a user has a verified bank account when one is verified now; the generator knows only
@@ -139,3 +140,37 @@ async def test_a_held_movement_declined_later_is_not_history(
         "UPDATE held_transfers SET status = 'DECLINED' WHERE hold_id = $1", -assessment_id
     )
     assert await times_paid(2) == 0.0
+
+
+def _request(at: float, device: str = "phone", country: str = "US", ip: str = "") -> Request:
+    return Request(
+        ts=datetime.fromtimestamp(at, UTC),
+        kind="p2p",
+        amount_minor=1_000,
+        rail=None,
+        device_id=device,
+        country=country,
+        ip=ip,
+        counterparty_id=None,
+    )
+
+
+def test_what_an_allowed_movement_writes_of_where_it_came_from() -> None:
+    """A new device or country at once; a new address block, an hour-old place, or a return to
+    an earlier country in the next batch; a place seen minutes ago not at all."""
+    now = 1_800_000_000.0
+    past = serving.Past.of(
+        {
+            "events": [],
+            "devices": [["phone", now - 86_400, now - 60]],
+            "countries": [["US", now - 7_200], ["FR", now - 600]],
+            "network_seen": now - 60,
+        }
+    )
+    assert past.places_to_remember(_request(now, device="tablet", country="FR")) == "new"
+    assert past.places_to_remember(_request(now, country="JP")) == "new"
+    assert past.places_to_remember(_request(now, country="FR", ip="10.1.2.3")) == ""
+    assert past.places_to_remember(_request(now, country="US", ip="10.1.2.3")) == "later"
+    assert past.places_to_remember(_request(now + 3_700, country="FR", ip="10.1.2.3")) == "later"
+    fresh = serving.Past.of({**past.row, "network_seen": None})
+    assert fresh.places_to_remember(_request(now, country="FR", ip="10.1.2.3")) == "later"

@@ -179,10 +179,12 @@ class Past:
 
     row: Mapping[str, Any]
     events: list[list[Any]]  # [epoch, kind, counterparty, amount, rail, new_payee, action]
+    devices: list[list[Any]]  # [device, first seen, last seen]: recent ones and this one
+    countries: list[list[Any]]  # [country, last seen], the last seen last
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> Past:
-        return cls(row, _json(row["events"]))
+        return cls(row, _json(row["events"]), _json(row["devices"]), _json(row["countries"]))
 
     def sender_new(self, at: datetime) -> bool:
         """The user's account was under 7 days old at `at`."""
@@ -195,8 +197,8 @@ class Past:
         over `PLACE_REFRESH` ago: the model's features can wait milliseconds) or "" (all seen
         recently: nothing to write)."""
         row = self.row
-        device = [last for d, _, last in _json(row["devices"]) if d == request.device_id]
-        country = [last for c, last in _json(row["countries"]) if c == request.country]
+        device = [last for d, _, last in self.devices if d == request.device_id]
+        country = [last for c, last in self.countries if c == request.country]
         if (request.device_id and not device) or (request.country and not country):
             return "new"
         network = [row["network_seen"]] if row["network_seen"] is not None else []
@@ -204,6 +206,10 @@ class Past:
             return "later"
         oldest = min([*device, *country, *network], default=None)
         if oldest is not None and request.ts.timestamp() - oldest > PLACE_REFRESH:
+            return "later"
+        if request.country and self.countries and self.countries[-1][0] != request.country:
+            # Back in a country seen before: it becomes the last one again (impossible travel
+            # compares with the last country).
             return "later"
         return ""
 
@@ -276,9 +282,9 @@ def past_of(past: Past, movement: Request, recipient_id: uuid.UUID | None) -> Hi
         at, amount = _json(row["last_add"])
         me.last_add = (at, amount)
     me.events = int(row["lifetime"])
-    for device, first, last in _json(row["devices"]):
+    for device, first, last in past.devices:
         me.devices[device] = (first, last)
-    for country, last in _json(row["countries"]):
+    for country, last in past.countries:
         me.countries[country] = last
     if row["network_seen"] is not None:
         me.ip_prefixes[ip_prefix(movement.ip)] = movement.ts.timestamp()
@@ -305,8 +311,8 @@ def features(past: Past, movement: Request, recipient_id: uuid.UUID | None) -> l
 def signals(past: Past, movement: Request, counts: tuple[int, int, int]) -> Signals:
     """What the hard rules read, from the same rows (and the exact velocity counters)."""
     row, now = past.row, movement.ts.timestamp()
-    devices = {device for device, _, _ in _json(row["devices"])}
-    countries = _json(row["countries"])
+    devices = {device for device, _, _ in past.devices}
+    countries = past.countries
     last_country, last_country_at = countries[-1] if countries else (None, None)
     same_kind = [e[3] for e in past.events if e[1] == movement.kind and e[6] == "allow"]
     midnight = movement.ts.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
