@@ -15,6 +15,16 @@ from billfold.platform.runtime import tune_gc
 bench_app = typer.Typer(help="Benchmarks", no_args_is_help=True)
 
 LEDGER_SCENARIOS = ["uniform", "hot", "uniform-single", "hot-single"]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")]
+
+
+def _report(result: dict[str, Any], json: bool, *lines: str) -> None:
+    """The figures as one JSON object with --json, else `lines` (progress went to stderr)."""
+    if json:
+        typer.echo(orjson.dumps(result).decode())
+        return
+    for line in lines:
+        typer.echo(line)
 
 
 @bench_app.command("ledger")
@@ -24,9 +34,7 @@ def ledger(
     seconds: Annotated[float, typer.Option(help="Length of each scenario.")] = 10.0,
     runs: Annotated[int, typer.Option(help="Repeat everything; report medians.")] = 3,
     scenario: Annotated[list[str] | None, typer.Option(help="Run only these scenarios.")] = None,
-    json: Annotated[
-        bool, typer.Option("--json", help="Print the figures as one JSON object.")
-    ] = False,
+    json: JsonFlag = False,
 ) -> None:
     """Transfers per second and p50/p99 latency of the ledger engine, batched and not."""
     from billfold.bench.ledger import run_ledger_bench
@@ -55,17 +63,17 @@ def ledger(
             )
         )
     summary = _medians(outcomes)
-    if json:
-        typer.echo(orjson.dumps(summary).decode())
-    else:
-        typer.echo(f"medians of {runs} runs:")
-        for name, figures in summary["scenarios"].items():
-            typer.echo(
-                f"  {name:<15} {figures['transfers_per_s']:>9,.0f}/s  p50 "
-                f"{figures['latency_ms_p50']:.1f} ms  p99 {figures['latency_ms_p99']:.1f} ms"
-            )
-        for name, ratio in summary["ratios"].items():
-            typer.echo(f"  {name}: {ratio}x")
+    _report(
+        summary,
+        json,
+        f"medians of {runs} runs:",
+        *(
+            f"  {name:<15} {figures['transfers_per_s']:>9,.0f}/s  p50 "
+            f"{figures['latency_ms_p50']:.1f} ms  p99 {figures['latency_ms_p99']:.1f} ms"
+            for name, figures in summary["scenarios"].items()
+        ),
+        *(f"  {name}: {ratio}x" for name, ratio in summary["ratios"].items()),
+    )
     if not all(o["reconciled"] for o in outcomes):
         raise typer.Exit(1)
 
@@ -100,9 +108,7 @@ def reconcile_bench(
     ] = 10_000_000,
     accounts: Annotated[int, typer.Option(help="Accounts the entries spread over.")] = 100_000,
     workers: Annotated[int, typer.Option(help="Connections reconciling at once.")] = 2,
-    json: Annotated[
-        bool, typer.Option("--json", help="Print the figures as one JSON object.")
-    ] = False,
+    json: JsonFlag = False,
 ) -> None:
     """Time `billfold reconcile` over a generated ledger of N entries."""
     from billfold.bench.reconcile import run_reconcile_bench
@@ -113,13 +119,12 @@ def reconcile_bench(
     result = uvloop.run(
         run_reconcile_bench(settings, dsn, entries=entries, accounts=accounts, workers=workers)
     )
-    if json:
-        typer.echo(orjson.dumps(result).decode())
-    else:
-        typer.echo(
-            f"reconciled {result['entries']:,} entries in {result['seconds']}s "
-            f"({result['entries_per_s']:,} entries/s): {'ok' if result['ok'] else 'DISCREPANCIES'}"
-        )
+    _report(
+        result,
+        json,
+        f"reconciled {result['entries']:,} entries in {result['seconds']}s "
+        f"({result['entries_per_s']:,} entries/s): {'ok' if result['ok'] else 'DISCREPANCIES'}",
+    )
     if not result["ok"]:
         raise typer.Exit(1)
 
@@ -133,9 +138,7 @@ def api_bench(
     seconds: Annotated[float, typer.Option(help="Length of each phase.")] = 60.0,
     rate: Annotated[int, typer.Option(help="Transfers/s of the steady phase.")] = 2_000,
     workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
-    json: Annotated[
-        bool, typer.Option("--json", help="Print the figures as one JSON object.")
-    ] = False,
+    json: JsonFlag = False,
 ) -> None:
     """P2P transfers per second and latency over HTTP against the real server."""
     from billfold.bench.api import run_api_bench
@@ -157,8 +160,7 @@ def api_bench(
             workers=workers,
         )
     )
-    if json:
-        typer.echo(orjson.dumps(result).decode())
+    _report(result, json)
     if not result["reconciled"]:
         raise typer.Exit(1)
 
@@ -167,9 +169,7 @@ def api_bench(
 def ach_import_bench(
     returns: Annotated[int, typer.Option(help="Entries in the returns file.")] = 10_000,
     runs: Annotated[int, typer.Option(help="Repeat; report the median.")] = 3,
-    json: Annotated[
-        bool, typer.Option("--json", help="Print the figures as one JSON object.")
-    ] = False,
+    json: JsonFlag = False,
 ) -> None:
     """Seconds to apply a NACHA returns file of `returns` entries (target: 10,000 in < 10 s)."""
     from billfold.bench.ach import run_ach_bench
@@ -179,13 +179,12 @@ def ach_import_bench(
     dsn = ensure_database(settings)
     tune_gc()
     summary = uvloop.run(run_ach_bench(settings, dsn, returns=returns, runs=runs))
-    if json:
-        typer.echo(orjson.dumps(summary).decode())
-    else:
-        typer.echo(
-            f"{returns:,} returns applied in {summary['apply_s_median']} s (median of {runs}); "
-            f"parsing alone {summary['parse_s_median']} s; reconciled: {summary['reconciled']}"
-        )
+    _report(
+        summary,
+        json,
+        f"{returns:,} returns applied in {summary['apply_s_median']} s (median of {runs}); "
+        f"parsing alone {summary['parse_s_median']} s; reconciled: {summary['reconciled']}",
+    )
 
 
 @bench_app.command("risk")
@@ -194,9 +193,7 @@ def risk_bench(
     days: Annotated[int, typer.Option(help="Days of generated history.")] = 30,
     movements: Annotated[int, typer.Option(help="Movements scored in each phase.")] = 3_000,
     concurrency: Annotated[int, typer.Option(help="Movements in flight at once.")] = 16,
-    json: Annotated[
-        bool, typer.Option("--json", help="Print the figures as one JSON object.")
-    ] = False,
+    json: JsonFlag = False,
 ) -> None:
     """Latency of scoring a movement by the real engine, model included (target: p99 <= 5 ms)."""
     from billfold.bench.risk import run_risk_bench
@@ -217,10 +214,11 @@ def risk_bench(
             concurrency=concurrency,
         )
     )
-    if json:
-        typer.echo(orjson.dumps(result).decode())
-        return
-    typer.echo(f"scoring adds p99 {result['p99_added_vs_baseline_ms']} ms over the baseline")
+    _report(
+        result,
+        json,
+        f"scoring adds p99 {result['p99_added_vs_baseline_ms']} ms over the baseline",
+    )
 
 
 @bench_app.command("history")
@@ -229,7 +227,7 @@ def history_bench(
     accounts: Annotated[int, typer.Option(help="Wallets they spread over.")] = 100_000,
     hero_entries: Annotated[int, typer.Option(help="Entries of the user read.")] = 100_000,
     queries: Annotated[int, typer.Option(help="Pages read per kind of query.")] = 300,
-    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json: JsonFlag = False,
 ) -> None:
     """History page latency for one user with many transactions, in a large ledger."""
     from billfold.bench.history import run_history_bench
@@ -247,7 +245,6 @@ def history_bench(
             queries=queries,
         )
     )
-    if json:
-        typer.echo(orjson.dumps(result).decode())
+    _report(result, json)
     if not result["reconciled"]:
         raise typer.Exit(1)

@@ -31,7 +31,7 @@ from billfold.config import Settings
 from billfold.platform.db import create_pool
 from billfold.platform.migrate import apply_migrations
 from billfold.risk import serving, synth
-from billfold.risk.engine import RulesEngine, request_of
+from billfold.risk.engine import RulesEngine
 from billfold.risk.features import NEW_ACCOUNT_SECONDS, ip_prefix
 from billfold.risk.model import Scorer
 from billfold.risk.rules import LOAD_TEST_RULES
@@ -100,9 +100,7 @@ async def _measure(
     pasts: list[tuple[serving.Past, serving.Request, uuid.UUID | None]] = []
 
     async def past(movement: Movement) -> None:
-        request = request_of(movement, datetime.now(UTC))
-        recipient = uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None
-        pasts.append((await engine.past(movement, request, recipient), request, recipient))
+        pasts.append(await engine.past(movement, datetime.now(UTC)))
 
     assert engine.scorer is not None
     scorer = engine.scorer

@@ -110,6 +110,8 @@ class AssessmentLog:
 @dataclass(frozen=True)
 class Known:
     past: serving.Past
+    request: serving.Request  # the movement as the features read it
+    recipient: uuid.UUID | None
     signals: Signals
     features: list[float]  # empty without a model
 
@@ -138,12 +140,12 @@ class RulesEngine:
     async def prepare(self, movement: Movement, at: datetime) -> Known:
         """What is known before `movement` happens at `at`: the rules' signals (the velocity
         counters record it) and the model's features."""
-        request = request_of(movement, at)
-        recipient = uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None
-        past = await self.past(movement, request, recipient)
+        past, request, recipient = await self.past(movement, at)
         counts = await self._counts(movement, at, past.sender_new(at))
         return Known(
             past,
+            request,
+            recipient,
             serving.signals(past, request, counts),
             serving.features(past, request, recipient) if self.scorer is not None else [],
         )
@@ -154,12 +156,12 @@ class RulesEngine:
         """Stores the assessment, with the context later movements' features read; remembers
         where an allowed movement came from; freezes on two independent strong signals.
         Returns the assessment's id if it was written at once (a held movement refers to it)."""
-        new_payee = known.past.times_paid == 0 if movement.counterparty_id else None
+        new_payee = known.past.times_paid == 0 if known.recipient else None
         row = (
             uuid.UUID(movement.user_id),
             movement.kind,
             movement.ref,
-            uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None,
+            known.recipient,
             movement.amount_minor,
             decided.score,
             decided.action.value,
@@ -172,18 +174,18 @@ class RulesEngine:
             known.past.sender_new(at),
         )
         assessment_id = None
-        # Batched: allowed and declined P2P transfers, the volume. Written at once: held ones
-        # (their hold refers to them) and funding movements, which the next movement's rules
-        # read within milliseconds (money in, then straight out).
         places = None
         if decided.action is Action.ALLOW:
-            remembering = known.past.places_to_remember(request_of(movement, at))
+            remembering = known.past.places_to_remember(known.request)
             if remembering == "new":
                 # A place seen for the first time is known before the next movement is scored
                 # (a first device is where a user starts from; a second one is news).
                 await db.execute(self._pool, serving.REMEMBER, *_places(movement, at))
             elif remembering == "later":
                 places = _places(movement, at)
+        # Batched: allowed and declined P2P transfers, the volume. Written at once: held ones
+        # (their hold refers to them) and funding movements, which the next movement's rules
+        # read within milliseconds (money in, then straight out).
         if decided.action in (Action.STEP_UP, Action.REVIEW) or movement.kind != "p2p":
             written = await db.fetchrow(
                 self._pool, _RECORD, *row, list(decided.reasons), list(decided.aml)
@@ -206,8 +208,12 @@ class RulesEngine:
         return assessment_id
 
     async def past(
-        self, movement: Movement, request: serving.Request, recipient: uuid.UUID | None
-    ) -> serving.Past:
+        self, movement: Movement, at: datetime
+    ) -> tuple[serving.Past, serving.Request, uuid.UUID | None]:
+        """The user's and the recipient's past as of `at`, the movement as the features read
+        it, and the recipient's id."""
+        request = request_of(movement, at)
+        recipient = uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None
         # A plain read: given back to the pool without the reset round trip (platform.db).
         row = await db.fetchrow(
             self._pool,
@@ -220,7 +226,7 @@ class RulesEngine:
         )
         if row is None:
             raise LookupError(f"user {movement.user_id} does not exist")
-        return serving.Past.of(row)
+        return serving.Past.of(row), request, recipient
 
     async def _counts(
         self, movement: Movement, now: datetime, sender_new: bool
@@ -285,16 +291,16 @@ async def remember_places(
     at: datetime | None = None,
 ) -> None:
     """Where a user acts from becomes known for them: at signup, and after each movement."""
-    where = Movement("signup", user_id, None, 0, "USD", device_id=device_id, country=country, ip=ip)
-    await remember(pool, where, at)
+    places = _where(user_id, device_id, country, ip, at or datetime.now(UTC))
+    await db.execute(pool, serving.REMEMBER, *places)
 
 
 def _places(movement: Movement, at: datetime) -> tuple[Any, ...]:
     """serving.REMEMBER's arguments for a movement."""
-    return (
-        uuid.UUID(movement.user_id),
-        movement.device_id,
-        movement.country,
-        ip_prefix(movement.ip) if movement.ip else None,
-        at,
-    )
+    return _where(movement.user_id, movement.device_id, movement.country, movement.ip, at)
+
+
+def _where(
+    user_id: str, device_id: str | None, country: str | None, ip: str | None, at: datetime
+) -> tuple[Any, ...]:
+    return (uuid.UUID(user_id), device_id, country, ip_prefix(ip) if ip else None, at)
