@@ -109,7 +109,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             stack.push_async_callback(engine.log.flush)
             app.state.risk = engine
         else:
-            app.state.risk = AllowAll()
+            app.state.risk = AllowAll(redis)
         app.state.users = UserCache(settings.user_cache_ttl_s)
         log.info("started", workers=settings.workers, migrate_on_start=settings.migrate_on_start)
         tune_gc()

@@ -207,6 +207,30 @@ async def test_every_scored_transfer_keeps_its_score_verdict_and_reasons(
     assert rows[-1]["reasons"] == ["6 movements in a minute (more than 5)"]
 
 
+async def test_retries_are_answered_without_being_scored_again(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """A transfer retried with its key, at once and after its claim is gone, replays the first
+    answer. A retry while the claim stands is not scored again; a late one is (nothing tells
+    it from a new request before the ledger answers)."""
+    hal, ivy = await make_person("100.00"), await make_person()
+    key = uuid.uuid4().hex
+    body = {"sender_id": hal.user_id, "recipient": ivy.username, "amount": "3.00"}
+    headers = {**hal.auth, "Idempotency-Key": key, "X-Device-Id": "home-phone"}
+    first = await client.post("/api/v1/transfers", json=body, headers=headers)
+    again = await client.post("/api/v1/transfers", json=body, headers=headers)
+    await app.state.redis.delete(f"in-flight:user:{hal.user_id}:{key}")
+    late = await client.post("/api/v1/transfers", json=body, headers=headers)
+    assert first.status_code == again.status_code == late.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == late.headers["Idempotent-Replayed"] == "true"
+    assert first.json() == again.json() == late.json()
+    await app.state.risk.log.flush()
+    scored = await app.state.pool.fetchval(
+        "SELECT count(*) FROM risk_assessments WHERE ref = $1", key
+    )
+    assert scored == 2  # the first and the late retry
+
+
 async def test_a_suspicious_transfer_of_2000_or_more_is_a_sar_candidate(
     app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
 ) -> None:

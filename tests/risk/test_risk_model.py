@@ -4,6 +4,7 @@ and evaluated against the rules on a later window and on held-out patterns."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import lightgbm as lgb
@@ -60,7 +61,12 @@ def test_scorer_scores_one_row_as_the_batch_does(models_dir: Path) -> None:
     rows = table.x[-200:].astype(np.float64)
     one_by_one = np.array([scorer.score(row.tolist()) for row in rows])
     assert np.all((one_by_one >= 0) & (one_by_one <= 1))
-    assert np.allclose(one_by_one, scorer.score_many(rows))
+    # The single-row fast path is the same model, to the last bits LightGBM's batch gives.
+    assert np.allclose(one_by_one, scorer.score_many(rows), rtol=0, atol=1e-12)
+    # Each thread scores with its own fast predictor.
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda row: scorer.score(row.tolist()), rows))
+    assert threaded == one_by_one.tolist()
     with pytest.raises(ValueError, match="got 3 features, the model expects"):
         scorer.score([1.0, 2.0, 3.0])
 

@@ -7,7 +7,10 @@ import uuid
 
 from redis.asyncio import Redis
 
+import pytest
+
 from billfold.risk.velocity import DAY_MS, HOUR_MS, MINUTE_MS, Observation, Velocity
+from billfold.wallet.risk import KeyInFlight
 
 T0 = 1_800_000_000_000  # a fixed moment, ms
 
@@ -33,6 +36,23 @@ async def test_a_retried_movement_counts_once(redis: Redis) -> None:
     await v.observe(Observation("same", "bob", 700, T0, recipient_id="r1"))
     again = await v.observe(Observation("same", "bob", 700, T0, recipient_id="r1"))
     assert (again.sender_count_1m, again.sender_count_1h, again.recipient_senders_24h) == (1, 1, 1)
+
+
+async def test_a_claimed_key_is_neither_counted_nor_claimed_again(redis: Redis) -> None:
+    """The claim is set in the same call; a second movement claiming the key while it is held
+    raises and counts nothing, and once the claim expires the key can be claimed again."""
+    v = velocity(redis)
+    claim = f"claim-test-{uuid.uuid4().hex}"
+    first = Observation("k1", "carol", 100, T0, claim=claim, claim_ttl_ms=300)
+    assert (await v.observe(first)).sender_count_1h == 1
+    assert await redis.pttl(claim) > 0
+    with pytest.raises(KeyInFlight):
+        await v.observe(Observation("k2", "carol", 100, T0 + 1, claim=claim, claim_ttl_ms=300))
+    unclaimed = await v.observe(Observation("k3", "carol", 100, T0 + 2))
+    assert unclaimed.sender_count_1h == 2  # k1 and k3: k2 was not counted
+    await asyncio.sleep(0.4)
+    later = Observation("k4", "carol", 100, T0 + 3, claim=claim, claim_ttl_ms=300)
+    assert (await v.observe(later)).sender_count_1h == 3
 
 
 async def test_fan_in_counts_distinct_and_new_senders(redis: Redis) -> None:

@@ -3,33 +3,50 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
+from redis.asyncio import Redis
 
 from billfold.wallet.risk import (
     AllowAll,
     DeclinedByRisk,
+    KeyInFlight,
     Movement,
     Verdict,
     assess_within_budget,
+    release_key,
 )
 
 MOVEMENT = Movement("p2p", "u1", "u2", 100, "USD")
 
 
 class Slow:
-    async def assess(self, movement: Movement) -> Verdict:
+    async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
         await asyncio.sleep(1)
         return Verdict("decline")
 
 
 class Declines:
-    async def assess(self, movement: Movement) -> Verdict:
+    async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
         return Verdict("decline", 0.99, ("new_device", "new_country"))
 
 
 async def test_allow_all_allows() -> None:
     assert (await assess_within_budget(AllowAll(), MOVEMENT, 5)).action == "allow"
+
+
+async def test_allow_all_claims_a_key_once(redis: Redis) -> None:
+    """Without scoring, the claim is one SET NX: the first request holds the key, a second one
+    with it is told so, and a released key can be claimed again."""
+    claim = f"claim-test-{uuid.uuid4().hex}"
+    engine = AllowAll(redis)
+    assert (await assess_within_budget(engine, MOVEMENT, 50, claim)).claimed is True
+    with pytest.raises(KeyInFlight):
+        await assess_within_budget(engine, MOVEMENT, 50, claim)
+    await release_key(redis, claim)
+    assert (await assess_within_budget(engine, MOVEMENT, 50, claim)).claimed is True
+    assert (await assess_within_budget(AllowAll(), MOVEMENT, 50, claim)).claimed is None
 
 
 async def test_an_engine_over_budget_is_cut_off_and_recorded() -> None:

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Annotated, Any
+import uuid
+from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
-from redis.exceptions import RedisError
 
+from billfold.api import direct
 from billfold.api.funding import MovementOut, debt_outstanding
-from billfold.api.identity import AuthenticatedId, CurrentUser
+from billfold.api.identity import CurrentUser
 from billfold.api.limits import limit_money
-from billfold.api.signals import Signals
+from billfold.api.signals import COUNTRY_HEADER, DEVICE_HEADER, ClientSignals, signals_of
 from billfold.funding import collections, movements, risk_holds
 from billfold.ledger.errors import DebtOutstanding, IdempotencyKeyReused
 from billfold.ledger.model import Kind, Transfer
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.risk import held as held_transfers
 from billfold.risk.engine import remember
-from billfold.wallet.risk import Movement, Verdict, assess_within_budget
+from billfold.wallet.risk import (
+    KeyInFlight,
+    Movement,
+    Verdict,
+    assess_within_budget,
+    release_key,
+)
 from billfold.wallet.transfers import (
+    P2PRequest,
     access_transfer,
     check_p2p,
     do_p2p,
@@ -32,10 +39,6 @@ from billfold.wallet.transfers import (
 from billfold.wallet.users import User, pin_matches
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"])
-# A request marks its idempotency key in flight in Redis for this long (a request that fails
-# removes its mark at once). The mark only turns a wait into a clear 409: the ledger alone
-# decides exactly-once.
-IN_FLIGHT_TTL_MS = 30_000
 
 
 class IdempotencyKeyInUse(BillfoldError):
@@ -84,23 +87,47 @@ async def get_wallet(request: Request, user_id: str, user: CurrentUser) -> dict[
     return await wallet_view(request.app.state.pool, request.app.state.balances, user)
 
 
+IDEMPOTENCY_KEY_MAX = 255
+IDEMPOTENCY_HEADER = (
+    "idempotency-key",
+    IDEMPOTENCY_KEY_MAX,
+    "Makes retries safe: the same key and body get the first answer.",
+)
+
+
 @router.post(
     "/transfers",
     status_code=201,
     response_model=TransferOut,
-    dependencies=[Depends(limit_money)],
+    openapi_extra=direct.openapi(TransferBody, IDEMPOTENCY_HEADER, DEVICE_HEADER, COUNTRY_HEADER),
 )
-async def send_money(
-    request: Request,
-    response: Response,
-    body: TransferBody,
-    user_id: AuthenticatedId,
-    origin: Signals,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-) -> dict[str, Any]:
+async def send_money(request: Request) -> Response:
     """Send money to a username, email or phone number. Retries with the same Idempotency-Key
     and body get the first answer (with `Idempotent-Replayed: true`)."""
-    key = idempotency_key or body.idempotency_key
+    # The hot path reads its request directly (api.direct): the same checks, in this order, as
+    # the dependencies of the other money endpoints.
+    user_id = direct.bearer_user_id(request)
+    await limit_money(request, user_id)
+    origin = signals_of(
+        request,
+        direct.header(request, *DEVICE_HEADER[:2]),
+        direct.header(request, *COUNTRY_HEADER[:2]),
+    )
+    key_header = direct.header(request, *IDEMPOTENCY_HEADER[:2])
+    body = await direct.json_body(request, TransferBody)
+    view, replayed = await _send(request.app.state, body, user_id, origin, key_header)
+    return direct.json_response(view, 201, {"Idempotent-Replayed": "true"} if replayed else None)
+
+
+async def _send(
+    state: Any,
+    body: TransferBody,
+    user_id: uuid.UUID,
+    origin: ClientSignals,
+    key_header: str | None,
+) -> tuple[dict[str, Any], bool]:
+    """The transfer's public form, and whether it is the answer to an earlier request."""
+    key = key_header or body.idempotency_key
     if not key:
         raise ValidationFailed(
             "an Idempotency-Key header (or idempotency_key field) is required",
@@ -108,64 +135,75 @@ async def send_money(
         )
     if parse_user_id(body.sender_id) != user_id:
         raise NotFound(f"wallet '{body.sender_id[:64]}' does not exist", user_id=body.sender_id)
-    state = request.app.state
     p2p = await check_p2p(state.pool, state.users, user_id, body.recipient, body.amount, body.note)
     user = p2p.sender
     client = ledger_client(user)
-    marker = f"in-flight:{client}:{key}"
-    held = await _hold_key(state.redis, marker)
-    if held is False:
-        # A retry: answer what the first request did, without scoring it again.
-        stored = await state.ledger.stored_transfer(client, key)
-        if stored is None and not await state.ledger.has_outcome(client, key):
-            raise IdempotencyKeyInUse(
-                "a request with this idempotency key is still running; retry shortly",
-                idempotency_key=key,
-            )
-        if stored is not None and stored.kind is Kind.HOLD:
-            first = await _same_request(state, client, key, p2p)
-            response.headers["Idempotent-Replayed"] = "true"
-            return transfer_view(first, await held_transfers.status_of(state.pool, first.id))
+    movement = Movement(
+        "p2p",
+        str(user.id),
+        str(p2p.recipient.id),
+        p2p.amount_minor,
+        "USD",
+        ref=key,
+        device_id=origin.device_id,
+        country=origin.country,
+        ip=origin.ip,
+    )
+    # The request claims its key in flight in the same Redis round trip that scores it: a
+    # second request with the key, while the first runs or just after, is not scored again. A
+    # claim that succeeded stays (a retry then finds the stored outcome); one that failed is
+    # removed, so that a retry can run at once.
+    claim = f"in-flight:{client}:{key}"
     try:
-        movement = Movement(
-            "p2p",
-            str(user.id),
-            str(p2p.recipient.id),
-            p2p.amount_minor,
-            "USD",
-            ref=key,
-            device_id=origin.device_id,
-            country=origin.country,
-            ip=origin.ip,
-        )
         # Scored before money moves; `decline` raises here.
-        verdict = await assess_within_budget(state.risk, movement, state.settings.risk_budget_ms)
+        verdict = await assess_within_budget(
+            state.risk, movement, state.settings.risk_budget_ms, claim
+        )
+    except KeyInFlight:
+        return await _answer_retry(state, client, key, p2p)
+    try:
         try:
             if verdict.action in held_transfers.PENDING:
-                return await _hold_for_risk(state, p2p, key, verdict, movement)
+                return await _hold_for_risk(state, p2p, key, verdict, movement), False
             transfer = await do_p2p(state.ledger, p2p, key)
         except IdempotencyKeyReused:
-            # A late retry (its in-flight mark gone) scored differently from the first try: the
-            # first one's transfer or hold stands, if it is this same request.
+            # A late retry (its claim gone) scored differently from the first try: the first
+            # one's transfer or hold stands, if it is this same request.
             first = await _same_request(state, client, key, p2p)
-            response.headers["Idempotent-Replayed"] = "true"
-            if first.kind is Kind.HOLD:
-                return transfer_view(first, await held_transfers.status_of(state.pool, first.id))
-            transfer = first
+            return await _view_of_first(state, first), True
     except DebtOutstanding:
         # Repaid first from what came in since; the refusal stands for this key either way.
         owed = await collections.collect(state.pool, state.ledger, user.id, user.account_id, "USD")
         raise debt_outstanding(owed) from None
     except BaseException:
-        # The outcome may not be stored (the ledger was busy, the request was cancelled, risk
-        # declined it): a retry must be able to run at once. A stored failure is replayed.
-        if held:
-            await _release_key(state.redis, marker)
+        # The outcome may not be stored (the ledger was busy, the request was cancelled): a
+        # retry must be able to run at once. A stored failure is replayed.
+        await release_key(state.redis, claim)
         raise
-    if transfer.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-        response.status_code = 201
-    return transfer_view(transfer)
+    return transfer_view(transfer), transfer.replayed
+
+
+async def _answer_retry(
+    state: Any, client: str, key: str, p2p: P2PRequest
+) -> tuple[dict[str, Any], bool]:
+    """What the first request with this key did, without scoring it again: its transfer or
+    hold, or its stored failure (the ledger replays both); 409 while it is still running."""
+    stored = await state.ledger.stored_transfer(client, key)
+    if stored is None and not await state.ledger.has_outcome(client, key):
+        raise IdempotencyKeyInUse(
+            "a request with this idempotency key is still running; retry shortly",
+            idempotency_key=key,
+        )
+    if stored is not None and stored.kind is Kind.HOLD:
+        return await _view_of_first(state, await _same_request(state, client, key, p2p)), True
+    # The ledger answers with what it stored, or refuses a key reused for another request.
+    return transfer_view(await do_p2p(state.ledger, p2p, key)), True
+
+
+async def _view_of_first(state: Any, first: Transfer) -> dict[str, Any]:
+    if first.kind is Kind.HOLD:
+        return transfer_view(first, await held_transfers.status_of(state.pool, first.id))
+    return transfer_view(first)
 
 
 async def _same_request(state: Any, client: str, key: str, p2p: Any) -> Transfer:
@@ -310,19 +348,3 @@ async def get_transfer(request: Request, transfer_id: str, user: CurrentUser) ->
             transfer, await held_transfers.status_of(request.app.state.pool, transfer.id)
         )
     return transfer_view(transfer)
-
-
-async def _hold_key(redis: Any, marker: str) -> bool | None:
-    """Mark the key in flight. True: marked. False: marked already, by a request that is still
-    running or one that finished in the last IN_FLIGHT_TTL_MS (a successful request leaves its
-    mark, which saves a Redis round trip; the ledger's stored outcome tells the two apart).
-    None: Redis is unreachable, and the ledger alone decides, as it always does."""
-    try:
-        return bool(await redis.set(marker, "1", nx=True, px=IN_FLIGHT_TTL_MS))
-    except RedisError:
-        return None
-
-
-async def _release_key(redis: Any, marker: str) -> None:
-    with contextlib.suppress(RedisError):
-        await redis.delete(marker)

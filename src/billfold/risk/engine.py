@@ -33,7 +33,7 @@ from billfold.risk.model import Scorer
 from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
 from billfold.risk.rules import Verdict as Decided
 from billfold.risk.velocity import Observation, Velocity
-from billfold.wallet.risk import Movement, Verdict
+from billfold.wallet.risk import CLAIM_TTL_MS, Movement, Verdict
 
 log = get_logger("billfold.risk")
 
@@ -114,6 +114,7 @@ class Known:
     recipient: uuid.UUID | None
     signals: Signals
     features: list[float]  # empty without a model
+    claimed: bool | None = None  # see wallet.risk.Verdict
 
 
 class RulesEngine:
@@ -128,26 +129,32 @@ class RulesEngine:
         self.rules = rules.with_model_bands(scorer.bands) if scorer else rules
         self.log = AssessmentLog(pool)
 
-    async def assess(self, movement: Movement, at: datetime | None = None) -> Verdict:
-        """The verdict on `movement`, made and stored as of `at` (default: now)."""
+    async def assess(
+        self, movement: Movement, claim: str | None = None, at: datetime | None = None
+    ) -> Verdict:
+        """The verdict on `movement`, made and stored as of `at` (default: now). `claim`: see
+        wallet.risk.RiskEngine; the velocity script sets it, in the same round trip."""
         at = at or datetime.now(UTC)
-        known = await self.prepare(movement, at)
+        known = await self.prepare(movement, at, claim)
         score = self.scorer.score(known.features) if self.scorer is not None else 0.0
         decided = decide(check_rules(known.signals, self.rules), score, known.signals, self.rules)
         assessment_id = await self.record(movement, at, known, decided)
-        return Verdict(decided.action.value, decided.score, decided.reasons, assessment_id)
+        return Verdict(
+            decided.action.value, decided.score, decided.reasons, assessment_id, known.claimed
+        )
 
-    async def prepare(self, movement: Movement, at: datetime) -> Known:
+    async def prepare(self, movement: Movement, at: datetime, claim: str | None = None) -> Known:
         """What is known before `movement` happens at `at`: the rules' signals (the velocity
-        counters record it) and the model's features."""
+        counters record it) and the model's features. Raises KeyInFlight if `claim` is held."""
         past, request, recipient = await self.past(movement, at)
-        counts = await self._counts(movement, at, past.sender_new(at))
+        counts, claimed = await self._counts(movement, at, past.sender_new(at), claim)
         return Known(
             past,
             request,
             recipient,
             serving.signals(past, request, counts),
             serving.features(past, request, recipient) if self.scorer is not None else [],
+            claimed,
         )
 
     async def record(
@@ -229,10 +236,11 @@ class RulesEngine:
         return serving.Past.of(row), request, recipient
 
     async def _counts(
-        self, movement: Movement, now: datetime, sender_new: bool
-    ) -> tuple[int, int, int]:
-        """The velocity windows; without Redis, none (the hard rules then can't fire, which
-        is logged: Redis holds no money, and payments go on)."""
+        self, movement: Movement, now: datetime, sender_new: bool, claim: str | None
+    ) -> tuple[tuple[int, int, int], bool | None]:
+        """The velocity windows, and whether the claim was set; without Redis, no counts (the
+        hard rules then can't fire, which is logged: Redis holds no money, and payments go on)
+        and no claim."""
         try:
             counters = await self._velocity.observe(
                 Observation(
@@ -242,16 +250,19 @@ class RulesEngine:
                     now_ms=int(now.timestamp() * 1000),
                     recipient_id=movement.counterparty_id,
                     sender_is_new=sender_new,
+                    claim=claim,
+                    claim_ttl_ms=CLAIM_TTL_MS,
                 )
             )
         except RedisError as error:
             log.warning("velocity counters unavailable", error=str(error))
-            return 0, 0, 0
-        return (
+            return (0, 0, 0), None
+        counts = (
             counters.sender_count_1m,
             counters.sender_count_1h,
             counters.recipient_new_senders_24h,
         )
+        return counts, True if claim is not None else None
 
 
 def load_scorer(settings: Settings) -> Scorer | None:

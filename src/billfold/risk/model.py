@@ -8,12 +8,14 @@ wrong scores, never run code. `CURRENT` names the version in use; training write
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import math
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
+import lightgbm.basic as lgb_basic
 import numpy as np
 
 from billfold.risk import synth
@@ -214,6 +217,55 @@ def current_version(models_dir: Path) -> str:
     return version
 
 
+# lightgbm's handle on its own C library (the package's, not a second copy).
+_LGBM = lgb_basic._LIB  # type: ignore[attr-defined]
+
+
+class SingleRowPredictor:
+    """LightGBM's fast path for one row (`LGBM_BoosterPredictForMatSingleRowFast`).
+
+    `Booster.predict` parses its parameters and builds a predictor on every call, which costs
+    several times the prediction itself for one row; this sets them up once, and each row is then
+    one C call into the same library, with the same result (tests/risk/test_model.py). It uses
+    the C API through lightgbm's own loaded library. Not for sharing between threads.
+    """
+
+    def __init__(self, booster: lgb.Booster) -> None:
+        self._booster = booster  # the config refers to the booster: keep it alive as long
+        self._columns = booster.num_feature()
+        self._config = ctypes.c_void_p()
+        self._row = np.zeros(self._columns, dtype=np.float64)
+        self._out = np.zeros(1, dtype=np.float64)
+        self._length = ctypes.c_int64()
+        lgb_basic._safe_call(
+            _LGBM.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,
+                ctypes.c_int(lgb_basic._C_API_PREDICT_NORMAL),
+                ctypes.c_int(0),  # start iteration
+                ctypes.c_int(booster.best_iteration or -1),  # as Booster.predict's default
+                ctypes.c_int(lgb_basic._C_API_DTYPE_FLOAT64),
+                ctypes.c_int32(self._columns),
+                lgb_basic._c_str("num_threads=1"),
+                ctypes.byref(self._config),
+            )
+        )
+        self._row_pointer = self._row.ctypes.data_as(ctypes.c_void_p)
+        self._out_pointer = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+
+    def __call__(self, features: Sequence[float]) -> float:
+        self._row[:] = features
+        lgb_basic._safe_call(
+            _LGBM.LGBM_BoosterPredictForMatSingleRowFast(
+                self._config, self._row_pointer, ctypes.byref(self._length), self._out_pointer
+            )
+        )
+        return float(self._out[0])
+
+    def __del__(self) -> None:
+        if self._config:
+            _LGBM.LGBM_FastConfigFree(self._config)
+
+
 class Scorer:
     """A loaded model: `score(features)` for one row in `FEATURE_NAMES` order, in [0, 1]."""
 
@@ -227,6 +279,8 @@ class Scorer:
             )
         self.booster = booster
         self.metadata = metadata
+        # One fast predictor per thread: each holds buffers that one call at a time may use.
+        self._per_thread = threading.local()
         self.version: str = metadata["version"]
         self.thresholds: dict[str, float] = metadata["thresholds"]
         # The scores above which the model suggests each verdict (risk.rules.RiskRules bands).
@@ -252,9 +306,10 @@ class Scorer:
             raise ValueError(
                 f"got {len(features)} features, the model expects {len(FEATURE_NAMES)}"
             )
-        # A fresh array per call keeps the scorer safe to share between threads.
-        row = np.asarray(features, dtype=np.float64).reshape(1, -1)
-        return float(self.booster.predict(row, num_threads=1)[0])
+        predictor = getattr(self._per_thread, "predictor", None)
+        if predictor is None:
+            predictor = self._per_thread.predictor = SingleRowPredictor(self.booster)
+        return predictor(features)
 
     def score_many(self, rows: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster.predict(rows))

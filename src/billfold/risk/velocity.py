@@ -8,6 +8,10 @@ from PostgreSQL by the training code (risk.serving), not from counters here; the
 buckets and per-device counters that once fed them cost Redis more than the rest together and
 are gone.
 
+The same call can first claim a request's idempotency key as in flight (the transfer path's
+mark, see wallet.risk.claim_key): a request whose key another one holds is neither counted nor
+scored, and the transfer path spends one Redis round trip, not two.
+
 Redis is never the source of truth for money: losing these counters makes the risk engine
 forget recent activity, nothing more. Every key expires after its window.
 """
@@ -18,13 +22,19 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from billfold.wallet.risk import KeyInFlight
+
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 
-# KEYS: sender times, recipient senders, recipient new senders
-# ARGV: now_ms, event id, sender id, sender is new (0/1), has recipient (0/1)
+# KEYS: sender times, recipient senders, recipient new senders[, the key to claim]
+# ARGV: now_ms, event id, sender id, sender is new (0/1), has recipient (0/1)[, claim TTL ms]
+# Returns the four windows, or {-1} when the key to claim is held already (nothing counted).
 _OBSERVE = """
+if KEYS[4] and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[6]) then
+    return {-1}
+end
 local now = tonumber(ARGV[1])
 
 redis.call('ZADD', KEYS[1], now, ARGV[2])
@@ -62,6 +72,8 @@ class Observation:
     now_ms: int
     recipient_id: str | None = None
     sender_is_new: bool = False
+    claim: str | None = None  # a key to set first, unless set already (then nothing counts)
+    claim_ttl_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,8 @@ class Velocity:
         self._prefix = prefix
 
     async def observe(self, event: Observation) -> Counters:
-        """Record the movement and read every window, in one round trip."""
+        """Record the movement and read every window, in one round trip; with a claim, set its
+        key first, or raise KeyInFlight."""
         p = self._prefix
         recipient = event.recipient_id or "-"
         # One Redis, not a cluster: the script reads keys of two owners at once.
@@ -92,5 +105,10 @@ class Velocity:
             int(event.sender_is_new),
             int(event.recipient_id is not None),
         ]
+        if event.claim is not None:
+            keys.append(event.claim)
+            args.append(event.claim_ttl_ms)
         values = await self._observe(keys=keys, args=args)
+        if values[0] == -1:
+            raise KeyInFlight(event.claim)
         return Counters(*(int(v) for v in values))

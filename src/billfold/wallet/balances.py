@@ -22,22 +22,31 @@ TTL_S = 86_400
 # Newer means a higher version, or the same version with less money pending: an account's
 # version counts its entries, and the one change that writes no entry is a void, which only
 # ever lowers what is pending. So (version, -pending) orders an account's states.
+# KEYS: the balances' keys; ARGV: the TTL, then version, posted, pending debits and pending
+# credits of each key in turn. One call stores a whole commit's balances.
 _PUT_IF_NEWER = """
-local current = redis.call('HMGET', KEYS[1], 'version', 'pending_debits', 'pending_credits')
-if current[1] then
-    local version, new_version = tonumber(current[1]), tonumber(ARGV[1])
-    if version > new_version then
-        return 0
+local ttl = ARGV[1]
+local stored = 0
+for i, key in ipairs(KEYS) do
+    local at = 4 * (i - 1) + 1
+    local version, posted = ARGV[at + 1], ARGV[at + 2]
+    local debits, credits = ARGV[at + 3], ARGV[at + 4]
+    local current = redis.call('HMGET', key, 'version', 'pending_debits', 'pending_credits')
+    local newer = true
+    if current[1] then
+        local cached = tonumber(current[1])
+        local pending = tonumber(current[2]) + tonumber(current[3])
+        newer = cached < tonumber(version)
+            or (cached == tonumber(version) and pending > tonumber(debits) + tonumber(credits))
     end
-    local pending = tonumber(current[2]) + tonumber(current[3])
-    if version == new_version and pending <= tonumber(ARGV[3]) + tonumber(ARGV[4]) then
-        return 0
+    if newer then
+        redis.call('HSET', key, 'version', version, 'posted', posted,
+                   'pending_debits', debits, 'pending_credits', credits)
+        redis.call('EXPIRE', key, ttl)
+        stored = stored + 1
     end
 end
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'posted', ARGV[2],
-           'pending_debits', ARGV[3], 'pending_credits', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-return 1
+return stored
 """
 
 
@@ -51,22 +60,15 @@ class BalanceCache:
         self._put = redis.register_script(_PUT_IF_NEWER)
 
     async def put_many(self, balances: list[AccountBalance]) -> None:
-        """Store each balance unless a newer one is cached; Redis trouble is logged, not raised."""
+        """Store each balance unless a newer one is cached, all in one script call; Redis
+        trouble is logged, not raised."""
+        if not balances:
+            return
+        args: list[int] = [TTL_S]
+        for b in balances:
+            args += [b.version, b.posted_minor, b.pending_debits_minor, b.pending_credits_minor]
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for b in balances:
-                    await self._put(
-                        keys=[_key(b.account_id)],
-                        args=[
-                            b.version,
-                            b.posted_minor,
-                            b.pending_debits_minor,
-                            b.pending_credits_minor,
-                            TTL_S,
-                        ],
-                        client=pipe,
-                    )
-                await pipe.execute()
+            await self._put(keys=[_key(b.account_id) for b in balances], args=args)
         except RedisError as error:
             log.warning("balance cache not updated: %s", error)
 

@@ -8,15 +8,23 @@ that engine exists, `AllowAll` lets everything through.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
 from billfold.platform.errors import BillfoldError
 from billfold.platform.metrics import RISK_ASSESSMENT_DURATION
 
 log = logging.getLogger(__name__)
+# A request claims its idempotency key in Redis for this long (a request that fails removes its
+# claim at once). The claim only turns a wait into a clear 409: the ledger alone decides
+# exactly-once.
+CLAIM_TTL_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,14 @@ class Verdict:
     score: float = 0.0
     reasons: tuple[str, ...] = ()
     assessment_id: int | None = None  # the stored assessment, for a movement held on it
+    # The request's claim on its key: True if set by this assessment, None if not known (no
+    # claim asked, Redis unreachable, or the budget ran out first).
+    claimed: bool | None = None
+
+
+class KeyInFlight(Exception):
+    """The claimed key is held by another request, running or finished within CLAIM_TTL_MS:
+    the movement was not assessed."""
 
 
 class DeclinedByRisk(BillfoldError):
@@ -48,24 +64,53 @@ class DeclinedByRisk(BillfoldError):
 
 
 class RiskEngine(Protocol):
-    async def assess(self, movement: Movement) -> Verdict: ...
+    async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
+        """The verdict on `movement`. With `claim`, first set that Redis key (for
+        CLAIM_TTL_MS) unless it is set already, in which case raise KeyInFlight."""
+        ...
 
 
 class AllowAll:
-    async def assess(self, movement: Movement) -> Verdict:
-        return Verdict("allow")
+    """No scoring: every movement is allowed; a claim costs one Redis command."""
+
+    def __init__(self, redis: Redis | None = None) -> None:
+        self._redis = redis
+
+    async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
+        claimed = None
+        if claim is not None and self._redis is not None:
+            claimed = await claim_key(self._redis, claim)
+            if claimed is False:
+                raise KeyInFlight(claim)
+        return Verdict("allow", claimed=claimed)
 
 
-async def assess_within_budget(engine: RiskEngine, movement: Movement, budget_ms: float) -> Verdict:
+async def claim_key(redis: Redis, key: str) -> bool | None:
+    """Set `key` unless set: True if this call set it, False if it was set, None if Redis is
+    unreachable (then the ledger alone decides, as it always does)."""
+    try:
+        return bool(await redis.set(key, "1", nx=True, px=CLAIM_TTL_MS))
+    except RedisError:
+        return None
+
+
+async def release_key(redis: Redis, key: str) -> None:
+    with contextlib.suppress(RedisError):
+        await redis.delete(key)
+
+
+async def assess_within_budget(
+    engine: RiskEngine, movement: Movement, budget_ms: float, claim: str | None = None
+) -> Verdict:
     """The engine's verdict, or `allow` with reason `risk_timeout` if it overruns its budget.
 
     Failing open keeps payments flowing when scoring is slow. The timeout is recorded as a
     reason, so that operators see it and the risk engine can fail closed for large amounts once
-    it exists."""
+    it exists. `claim`: see RiskEngine.assess."""
     started = time.perf_counter()
     try:
         async with asyncio.timeout(budget_ms / 1000):
-            verdict = await engine.assess(movement)
+            verdict = await engine.assess(movement, claim)
     except TimeoutError:
         log.warning("risk assessment overran its %s ms budget", budget_ms)
         return Verdict("allow", reasons=("risk_timeout",))
