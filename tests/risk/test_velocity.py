@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from redis.asyncio import Redis
-
 import pytest
+from redis.asyncio import Redis
 
 from billfold.risk.velocity import DAY_MS, HOUR_MS, MINUTE_MS, Observation, Velocity
 from billfold.wallet.risk import KeyInFlight

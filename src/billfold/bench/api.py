@@ -38,6 +38,7 @@ from billfold.ledger.reconcile import reconcile
 from billfold.platform.db import create_pool
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.security import hash_password, issue_token
+from billfold.risk.features import ip_prefix
 from billfold.risk.rules import LOAD_TEST_RULES
 
 FUNDING_MINOR = 1_000_000_00
@@ -56,6 +57,20 @@ WITH people AS (
 INSERT INTO wallets (user_id, currency, account_id)
 SELECT substr(owner, 6)::uuid, 'USD', id FROM opened
 RETURNING user_id, account_id
+"""
+
+
+# Where the benchmark's people sign up and send from: their own phone (device-<user id>), the
+# country the edge reports, and the load generator's address.
+COUNTRY = "US"
+ADDRESS = "127.0.0.1"
+SEED_PLACES = """
+WITH people AS (SELECT unnest($1::uuid[]) AS id), devices AS (
+    INSERT INTO user_devices (user_id, device_id) SELECT id, 'device-' || id FROM people
+), countries AS (
+    INSERT INTO user_countries (user_id, country) SELECT id, $2 FROM people
+)
+INSERT INTO user_networks (user_id, prefix) SELECT id, $3 FROM people
 """
 
 
@@ -156,9 +171,12 @@ def _quantiles(before: dict[float, float], after: dict[float, float]) -> dict[st
 
 async def _seed(pool: asyncpg.Pool, settings: Settings, count: int) -> list[str]:
     """People made in one statement (one shared password hash: hashing 10,000 passwords would
-    take minutes), each funded through the ledger."""
+    take minutes), each funded through the ledger. Each has the device, country and address
+    block that signing up from the benchmark's app remembers (api.auth), so that their
+    transfers come from where they are known, as most of a real service's do."""
     _say(f"signing up and funding {count:,} people ...")
     rows = await pool.fetch(SEED_USERS, count, hash_password(secrets.token_hex(8)))
+    await pool.execute(SEED_PLACES, [r["user_id"] for r in rows], COUNTRY, ip_prefix(ADDRESS))
     bank = await open_clearing_account(pool, "USD")
     await fund_all(pool, settings, bank.id, [r["account_id"] for r in rows], FUNDING_MINOR)
     return [str(r["user_id"]) for r in rows]
@@ -267,6 +285,8 @@ async def _drive(
                 "Authorization": f"Bearer {tokens[sender]}",
                 "Idempotency-Key": uuid.uuid4().hex,
                 "Content-Type": "application/json",
+                "X-Device-Id": f"device-{people[sender]}",
+                "X-Client-Country": COUNTRY,
             }
             status, _ = await connection.request("POST", "/api/v1/transfers", headers, body)
             statuses[status] = statuses.get(status, 0) + 1

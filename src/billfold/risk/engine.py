@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -45,13 +44,14 @@ INSERT INTO risk_assessments ({_COLUMNS})
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 RETURNING id
 """
-# Many at once: text arrays go in as JSON, as unnest can't take arrays of arrays.
+# Many at once. unnest can't take arrays of arrays, so each row's reasons (and AML flags) go
+# in as one text, joined by the ASCII unit separator, which no reason holds (SEPARATOR).
+SEPARATOR = "\x1f"
 _RECORD_MANY = f"""
 INSERT INTO risk_assessments ({_COLUMNS})
 SELECT r.user_id, r.kind, r.ref, r.counterparty_id, r.amount_minor, r.score, r.action,
        r.created_at, r.device_id, r.country, r.ip_prefix, r.rail, r.new_payee, r.sender_new,
-       ARRAY(SELECT jsonb_array_elements_text(r.reasons::jsonb)),
-       ARRAY(SELECT jsonb_array_elements_text(r.aml::jsonb))
+       string_to_array(r.reasons, E'\\x1f'), string_to_array(r.aml, E'\\x1f')
   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::bigint[], $6::real[],
               $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[],
               $13::boolean[], $14::boolean[], $15::text[], $16::text[])
@@ -202,8 +202,7 @@ class RulesEngine:
             if places is not None:
                 await db.execute(self._pool, serving.REMEMBER, *places)
         else:
-            encoded = (orjson.dumps(decided.reasons).decode(), orjson.dumps(decided.aml).decode())
-            self.log.add((*row, *encoded), places)
+            self.log.add((*row, _joined(decided.reasons), _joined(decided.aml)), places)
         if decided.freeze:
             await operators.do_user_action(
                 self._pool,
@@ -263,6 +262,11 @@ class RulesEngine:
             counters.recipient_new_senders_24h,
         )
         return counts, True if claim is not None else None
+
+
+def _joined(texts: tuple[str, ...]) -> str:
+    """Texts as one, for _RECORD_MANY (which splits them again)."""
+    return SEPARATOR.join(text.replace(SEPARATOR, " ") for text in texts)
 
 
 def load_scorer(settings: Settings) -> Scorer | None:
