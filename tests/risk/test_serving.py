@@ -8,6 +8,7 @@ feature of every movement must agree.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from redis.asyncio import Redis
 
 from billfold.risk import serving, synth
 from billfold.risk.engine import RulesEngine, remember_places
-from billfold.risk.features import FEATURE_NAMES, replay
+from billfold.risk.features import FEATURE_NAMES, ip_prefix, replay
 from billfold.risk.model import Scorer
 from billfold.risk.rules import Action, RiskRules, Verdict
 from billfold.risk.serving import Request
@@ -82,6 +83,43 @@ async def test_online_features_equal_the_training_features(
         await engine.record(movement, event.ts, known, allowed)
         await engine.log.flush()
     assert mismatches == [], f"{len(mismatches)} differ; first: {mismatches[:10]}"
+
+
+async def test_the_pasts_of_concurrent_movements_are_read_together_as_one_by_one(
+    pool: asyncpg.Pool, engine: RulesEngine
+) -> None:
+    """The past queries of concurrent movements go out as one statement (PAST_MANY); each gets
+    the row PAST gives it alone, and a user who does not exist fails alone."""
+    dataset = synth.generate(users=200, days=14, seed=9)
+    ids = await _sign_up(pool, dataset)
+    for n, event in enumerate(dataset.events[:300]):
+        movement = serving.movement_of(event, ids, f"batch-{n}")
+        await engine.record(
+            movement,
+            event.ts,
+            await engine.prepare(movement, event.ts),
+            Verdict(Action.ALLOW, 0, ()),
+        )
+    await engine.log.flush()
+    at = dataset.events[299].ts + timedelta(minutes=1)
+    movements = [
+        serving.movement_of(e, ids, f"later-{n}") for n, e in enumerate(dataset.events[:40])
+    ]
+    ghost = Movement("p2p", str(uuid.uuid4()), None, 100, "USD", ref="ghost")
+    together = await asyncio.gather(
+        *(engine.past(m, at) for m in [*movements, ghost]), return_exceptions=True
+    )
+    assert isinstance(together[-1], LookupError)
+    for movement, (past, _, _) in zip(movements, together[:-1], strict=True):
+        alone = await pool.fetchrow(
+            serving.PAST,
+            uuid.UUID(movement.user_id),
+            uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None,
+            movement.device_id,
+            at,
+            ip_prefix(movement.ip) if movement.ip else None,
+        )
+        assert {k: v for k, v in past.row.items() if k != "n"} == dict(alone)
 
 
 async def test_declined_movements_are_not_history(pool: asyncpg.Pool, engine: RulesEngine) -> None:

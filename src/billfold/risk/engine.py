@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from billfold.config import Settings
 from billfold.platform import db
+from billfold.platform.coalesce import Coalescer
 from billfold.platform.logging import get_logger
 from billfold.risk import operators, serving
 from billfold.risk.features import ip_prefix
@@ -32,7 +33,7 @@ from billfold.risk.model import Scorer
 from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
 from billfold.risk.rules import Verdict as Decided
 from billfold.risk.velocity import Observation, Velocity
-from billfold.wallet.risk import CLAIM_TTL_MS, Movement, Verdict
+from billfold.wallet.risk import CLAIM_TTL_MS, KeyInFlight, Movement, Verdict
 
 log = get_logger("billfold.risk")
 
@@ -128,6 +129,10 @@ class RulesEngine:
         self.scorer = scorer
         self.rules = rules.with_model_bands(scorer.bands) if scorer else rules
         self.log = AssessmentLog(pool)
+        # The past queries and velocity scripts of concurrent requests go out in batches: one
+        # round trip each for many movements (platform.coalesce).
+        self._pasts = Coalescer(self._read_pasts)
+        self._observations = Coalescer(self._velocity.observe_many)
 
     async def assess(
         self, movement: Movement, claim: str | None = None, at: datetime | None = None
@@ -220,19 +225,28 @@ class RulesEngine:
         it, and the recipient's id."""
         request = request_of(movement, at)
         recipient = uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None
-        # A plain read: given back to the pool without the reset round trip (platform.db).
-        row = await db.fetchrow(
-            self._pool,
-            serving.PAST,
-            uuid.UUID(movement.user_id),
-            recipient,
-            movement.device_id,
-            request.ts,
-            ip_prefix(movement.ip) if movement.ip else None,
+        row = await self._pasts(
+            (
+                uuid.UUID(movement.user_id),
+                recipient,
+                movement.device_id,
+                request.ts,
+                ip_prefix(movement.ip) if movement.ip else None,
+            )
         )
-        if row is None:
-            raise LookupError(f"user {movement.user_id} does not exist")
         return serving.Past.of(row), request, recipient
+
+    async def _read_pasts(
+        self, movements: list[tuple[Any, ...]]
+    ) -> list[asyncpg.Record | BaseException]:
+        """serving.PAST_MANY for a batch of (user, recipient, device, time, address block)."""
+        columns = [list(column) for column in zip(*movements, strict=True)]
+        # A plain read: given back to the pool without the reset round trip (platform.db).
+        rows = {row["n"]: row for row in await db.fetch(self._pool, serving.PAST_MANY, *columns)}
+        return [
+            rows.get(n) or LookupError(f"user {movement[0]} does not exist")
+            for n, movement in enumerate(movements, start=1)
+        ]
 
     async def _counts(
         self, movement: Movement, now: datetime, sender_new: bool, claim: str | None
@@ -241,7 +255,7 @@ class RulesEngine:
         hard rules then can't fire, which is logged: Redis holds no money, and payments go on)
         and no claim."""
         try:
-            counters = await self._velocity.observe(
+            counters = await self._observations(
                 Observation(
                     event_id=movement.ref or f"{movement.user_id}:{time.time_ns()}",
                     sender_id=movement.user_id,
@@ -256,6 +270,8 @@ class RulesEngine:
         except RedisError as error:
             log.warning("velocity counters unavailable", error=str(error))
             return (0, 0, 0), None
+        if isinstance(counters, KeyInFlight):
+            raise counters
         counts = (
             counters.sender_count_1m,
             counters.sender_count_1h,

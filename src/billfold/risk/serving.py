@@ -139,6 +139,24 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
 """
 
 # Known places are remembered when a movement goes ahead, and at signup: one round trip.
+# PAST for many movements at once, in one statement: row n (from 1) of the arrays is movement n,
+# and a movement whose user does not exist has no row. (PAST's parameters are $1 to $5 only.)
+_PAST_PER_ROW = PAST
+for _parameter, _column in (
+    ("$1", "uid"),
+    ("$2", "rid"),
+    ("$3", "dev"),
+    ("$4", "ts"),
+    ("$5", "net"),
+):
+    _PAST_PER_ROW = _PAST_PER_ROW.replace(_parameter, f"q.{_column}")
+PAST_MANY = f"""
+SELECT q.n, x.*
+  FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[])
+       WITH ORDINALITY AS q(uid, rid, dev, ts, net, n)
+ CROSS JOIN LATERAL ({_PAST_PER_ROW}) x
+"""
+
 REMEMBER = """
 WITH device AS (
     INSERT INTO user_devices AS d (user_id, device_id, first_seen_at, last_seen_at)

@@ -9,7 +9,7 @@ buckets and per-device counters that once fed them cost Redis more than the rest
 are gone.
 
 The same call can first claim a request's idempotency key as in flight (the transfer path's
-mark, see wallet.risk.claim_key): a request whose key another one holds is neither counted nor
+mark, see wallet.risk.RiskEngine): a request whose key another one holds is neither counted nor
 scored, and the transfer path spends one Redis round trip, not two.
 
 Redis is never the source of truth for money: losing these counters makes the risk engine
@@ -28,35 +28,41 @@ MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 
-# KEYS: sender times, recipient senders, recipient new senders[, the key to claim]
-# ARGV: now_ms, event id, sender id, sender is new (0/1), has recipient (0/1)[, claim TTL ms]
-# Returns the four windows, or {-1} when the key to claim is held already (nothing counted).
+# Many movements in one call, each as if alone and in order. For movement i (from 0):
+# KEYS[4i+1..4i+4]: sender times, recipient senders, recipient new senders, the key to claim;
+# ARGV[6i+1..6i+6]: now_ms, event id, sender id, sender is new (0/1), has recipient (0/1),
+# claim TTL ms (0: no claim; its key is then not touched).
+# Returns four numbers per movement: its windows, or -1, 0, 0, 0 when the key to claim is held
+# already (nothing counted).
 _OBSERVE = """
-if KEYS[4] and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[6]) then
-    return {-1}
-end
-local now = tonumber(ARGV[1])
-
-redis.call('ZADD', KEYS[1], now, ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 3600000)
-redis.call('PEXPIRE', KEYS[1], 3600000)
-local out = {
-    redis.call('ZCOUNT', KEYS[1], now - 60000, '+inf'),
-    redis.call('ZCARD', KEYS[1]),
-}
-if ARGV[5] == '1' then
-    redis.call('ZADD', KEYS[2], now, ARGV[3])
-    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 86400000)
-    redis.call('PEXPIRE', KEYS[2], 86400000)
-    if ARGV[4] == '1' then
-        redis.call('ZADD', KEYS[3], now, ARGV[3])
+local out = {}
+for i = 0, #KEYS / 4 - 1 do
+    local k, a = 4 * i, 6 * i
+    local now = tonumber(ARGV[a + 1])
+    if ARGV[a + 6] ~= '0'
+        and not redis.call('SET', KEYS[k + 4], '1', 'NX', 'PX', ARGV[a + 6]) then
+        out[#out + 1] = -1; out[#out + 1] = 0; out[#out + 1] = 0; out[#out + 1] = 0
+    else
+        redis.call('ZADD', KEYS[k + 1], now, ARGV[a + 2])
+        redis.call('ZREMRANGEBYSCORE', KEYS[k + 1], '-inf', now - 3600000)
+        redis.call('PEXPIRE', KEYS[k + 1], 3600000)
+        out[#out + 1] = redis.call('ZCOUNT', KEYS[k + 1], now - 60000, '+inf')
+        out[#out + 1] = redis.call('ZCARD', KEYS[k + 1])
+        if ARGV[a + 5] == '1' then
+            redis.call('ZADD', KEYS[k + 2], now, ARGV[a + 3])
+            redis.call('ZREMRANGEBYSCORE', KEYS[k + 2], '-inf', now - 86400000)
+            redis.call('PEXPIRE', KEYS[k + 2], 86400000)
+            if ARGV[a + 4] == '1' then
+                redis.call('ZADD', KEYS[k + 3], now, ARGV[a + 3])
+            end
+            redis.call('ZREMRANGEBYSCORE', KEYS[k + 3], '-inf', now - 86400000)
+            redis.call('PEXPIRE', KEYS[k + 3], 86400000)
+            out[#out + 1] = redis.call('ZCARD', KEYS[k + 2])
+            out[#out + 1] = redis.call('ZCARD', KEYS[k + 3])
+        else
+            out[#out + 1] = 0; out[#out + 1] = 0
+        end
     end
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 86400000)
-    redis.call('PEXPIRE', KEYS[3], 86400000)
-    out[3] = redis.call('ZCARD', KEYS[2])
-    out[4] = redis.call('ZCARD', KEYS[3])
-else
-    out[3] = 0; out[4] = 0
 end
 return out
 """
@@ -94,21 +100,41 @@ class Velocity:
     async def observe(self, event: Observation) -> Counters:
         """Record the movement and read every window, in one round trip; with a claim, set its
         key first, or raise KeyInFlight."""
+        (answer,) = await self.observe_many([event])
+        if isinstance(answer, KeyInFlight):
+            raise answer
+        return answer
+
+    async def observe_many(self, events: list[Observation]) -> list[Counters | KeyInFlight]:
+        """`observe` for each event, in order, in one round trip (platform.coalesce batches the
+        movements of concurrent requests this way)."""
         p = self._prefix
-        recipient = event.recipient_id or "-"
-        # One Redis, not a cluster: the script reads keys of two owners at once.
-        keys = [f"{p}:u:{event.sender_id}:t", f"{p}:r:{recipient}:s", f"{p}:r:{recipient}:n"]
-        args: list[int | str] = [
-            event.now_ms,
-            event.event_id,
-            event.sender_id,
-            int(event.sender_is_new),
-            int(event.recipient_id is not None),
-        ]
-        if event.claim is not None:
-            keys.append(event.claim)
-            args.append(event.claim_ttl_ms)
-        values = await self._observe(keys=keys, args=args)
-        if values[0] == -1:
-            raise KeyInFlight(event.claim)
-        return Counters(*(int(v) for v in values))
+        keys: list[str] = []
+        args: list[int | str] = []
+        for event in events:
+            if event.claim is not None and event.claim_ttl_ms <= 0:
+                raise ValueError(f"claim {event.claim!r} needs a TTL")
+            recipient = event.recipient_id or "-"
+            # One Redis, not a cluster: the script reads keys of many owners at once.
+            keys += [
+                f"{p}:u:{event.sender_id}:t",
+                f"{p}:r:{recipient}:s",
+                f"{p}:r:{recipient}:n",
+                event.claim or f"{p}:u:{event.sender_id}:t",  # untouched without a claim
+            ]
+            args += [
+                event.now_ms,
+                event.event_id,
+                event.sender_id,
+                int(event.sender_is_new),
+                int(event.recipient_id is not None),
+                event.claim_ttl_ms if event.claim is not None else 0,
+            ]
+        values = [int(v) for v in await self._observe(keys=keys, args=args)]
+        answers: list[Counters | KeyInFlight] = []
+        for event, at in zip(events, range(0, len(values), 4), strict=True):
+            if values[at] == -1:
+                answers.append(KeyInFlight(event.claim))
+            else:
+                answers.append(Counters(*values[at : at + 4]))
+        return answers

@@ -17,6 +17,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from billfold.platform.coalesce import Coalescer
 from billfold.platform.errors import BillfoldError
 from billfold.platform.metrics import RISK_ASSESSMENT_DURATION
 
@@ -70,28 +71,39 @@ class RiskEngine(Protocol):
         ...
 
 
+# KEYS: keys to claim; ARGV[1]: the claims' TTL in ms. 1 for each key this call set, else 0.
+_CLAIM_MANY = """
+local out = {}
+for i, key in ipairs(KEYS) do
+    out[i] = redis.call('SET', key, '1', 'NX', 'PX', ARGV[1]) and 1 or 0
+end
+return out
+"""
+
+
 class AllowAll:
-    """No scoring: every movement is allowed; a claim costs one Redis command."""
+    """No scoring: every movement is allowed. The claims of concurrent requests go to Redis
+    together, in one script call (platform.coalesce)."""
 
     def __init__(self, redis: Redis | None = None) -> None:
         self._redis = redis
+        if redis is not None:
+            self._claim_many = redis.register_script(_CLAIM_MANY)
+            self._claims = Coalescer(self._set_claims)
 
     async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
         claimed = None
         if claim is not None and self._redis is not None:
-            claimed = await claim_key(self._redis, claim)
+            try:
+                claimed = await self._claims(claim)
+            except RedisError:
+                claimed = None  # the ledger alone decides, as it always does
             if claimed is False:
                 raise KeyInFlight(claim)
         return Verdict("allow", claimed=claimed)
 
-
-async def claim_key(redis: Redis, key: str) -> bool | None:
-    """Set `key` unless set: True if this call set it, False if it was set, None if Redis is
-    unreachable (then the ledger alone decides, as it always does)."""
-    try:
-        return bool(await redis.set(key, "1", nx=True, px=CLAIM_TTL_MS))
-    except RedisError:
-        return None
+    async def _set_claims(self, keys: list[str]) -> list[bool]:
+        return [bool(set_) for set_ in await self._claim_many(keys=keys, args=[CLAIM_TTL_MS])]
 
 
 async def release_key(redis: Redis, key: str) -> None:
