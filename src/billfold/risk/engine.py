@@ -122,7 +122,11 @@ class RulesEngine:
     """Rules and, given a `Scorer`, the learned model: the stricter verdict of the two wins."""
 
     def __init__(
-        self, pool: asyncpg.Pool, redis: Redis, rules: RiskRules, scorer: Scorer | None = None
+        self,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        rules: RiskRules,
+        scorer: Scorer | None = None,
     ) -> None:
         self._pool = pool
         self._velocity = Velocity(redis)
@@ -239,9 +243,15 @@ class RulesEngine:
     async def _read_pasts(
         self, movements: list[tuple[Any, ...]]
     ) -> list[asyncpg.Record | BaseException]:
-        """serving.PAST_MANY for a batch of (user, recipient, device, time, address block)."""
+        """The past of each of a batch of (user, recipient, device, time, address block), by
+        PAST_MANY; a batch of one by PAST. PostgreSQL plans PAST once per connection (a generic
+        plan), but PAST_MANY, whose arrays it can't size in advance, on every call: about 1 ms,
+        worth paying only when many movements share it (docs/decisions.md)."""
+        # Plain reads: given back to the pool without the reset round trip (platform.db).
+        if len(movements) == 1:
+            row = await db.fetchrow(self._pool, serving.PAST, *movements[0])
+            return [row or LookupError(f"user {movements[0][0]} does not exist")]
         columns = [list(column) for column in zip(*movements, strict=True)]
-        # A plain read: given back to the pool without the reset round trip (platform.db).
         rows = {row["n"]: row for row in await db.fetch(self._pool, serving.PAST_MANY, *columns)}
         return [
             rows.get(n) or LookupError(f"user {movement[0]} does not exist")
