@@ -181,6 +181,13 @@ async def test_an_account_takeover_is_declined_and_frozen_while_the_owner_pays_a
         "country RO never seen for this user",
     }
     assert await balances(client, owner) == ("459.50", "459.50")
+    # A retry of the declined request is refused again, not told it is still running.
+    retried = await client.post(
+        "/api/v1/transfers",
+        content=drained.request.content,
+        headers=dict(drained.request.headers),
+    )
+    assert retried.status_code == 403, retried.json()
     frozen = await send(client, owner, friend, "1.00")
     assert frozen.status_code == 403 and frozen.json()["code"] == "wallet_frozen"
     audit = await app.state.pool.fetchrow(

@@ -161,6 +161,10 @@ async def _send(
         )
     except KeyInFlight:
         return await _answer_retry(state, client, key, p2p)
+    except BaseException:
+        # Declined, or scoring failed: nothing is stored, so a retry must be able to run at once.
+        await release_key(state.redis, claim)
+        raise
     try:
         try:
             if verdict.action in held_transfers.PENDING:
