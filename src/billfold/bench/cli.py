@@ -221,6 +221,41 @@ def risk_bench(
     )
 
 
+@bench_app.command("transfer-cost")
+def transfer_cost_bench(
+    users: Annotated[int, typer.Option(help="People signed up, each funded.")] = 2_000,
+    transfers: Annotated[int, typer.Option(help="Transfers measured, after half as many.")] = 6_000,
+    concurrency: Annotated[int, typer.Option(help="Transfers in flight at once.")] = 32,
+    scoring: Annotated[bool, typer.Option(help="Score each transfer (the risk engine).")] = True,
+    json: JsonFlag = False,
+) -> None:
+    """CPU per P2P transfer of the app (called in-process) and of PostgreSQL and Redis."""
+    from billfold.bench.api import _bench_redis
+    from billfold.bench.transfer_cost import run_transfer_cost
+    from billfold.platform.embedded import ensure_database, ensure_redis
+    from billfold.platform.logging import configure_logging
+
+    settings = Settings().model_copy(update={"log_level": "WARNING"})
+    configure_logging(settings)
+    dsn = ensure_database(settings)
+    redis_url = _bench_redis(ensure_redis(settings))
+    tune_gc()
+    result = uvloop.run(
+        run_transfer_cost(
+            settings,
+            dsn,
+            redis_url,
+            users=users,
+            transfers=transfers,
+            concurrency=concurrency,
+            scoring=scoring,
+        )
+    )
+    _report(result, json)
+    if not result["reconciled"] or result["failed"]:
+        raise typer.Exit(1)
+
+
 @bench_app.command("history")
 def history_bench(
     entries: Annotated[int, typer.Option(help="Entries in the ledger.")] = 10_000_000,

@@ -1,0 +1,202 @@
+"""`billfold bench transfer-cost`: the CPU a P2P transfer costs, app and servers apart.
+
+`bench api` measures what the whole machine delivers over HTTP, which on a shared machine
+varies by a tenth from one run to the next. This measures the cost instead, and holds steady:
+the app (`create_app`, with its lifespan: ledger, risk engine, caches) is called in this process
+directly as ASGI, `concurrency` requests at once, by people signed up as `bench api` signs them
+up. After a warm-up, it reads the CPU time of this process (the app: everything but HTTP
+parsing) and of the PostgreSQL and Redis processes on this machine (from /proc, so only when
+they run here; other work of theirs counts too), each divided by the transfers made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from billfold.app import create_app
+from billfold.bench.api import ADDRESS, COUNTRY, _seed
+from billfold.bench.seed import scratch_database
+from billfold.config import Settings
+from billfold.ledger.reconcile import reconcile
+from billfold.platform.db import create_pool
+from billfold.platform.migrate import apply_migrations
+from billfold.platform.security import issue_token
+from billfold.risk.rules import LOAD_TEST_RULES
+
+SERVERS = {"postgresql": "postgres", "redis": "redis-server"}
+
+
+async def run_transfer_cost(
+    settings: Settings,
+    dsn: str,
+    redis_url: str,
+    *,
+    users: int,
+    transfers: int,
+    concurrency: int,
+    scoring: bool,
+) -> dict[str, Any]:
+    async with scratch_database(dsn) as database_url:
+        pool = await create_pool(database_url, settings)
+        try:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn)
+            people = await _seed(pool, settings, users)
+            configured = settings.model_copy(
+                update={
+                    "database_url": database_url,
+                    "redis_url": redis_url,
+                    "secret_key": secrets.token_urlsafe(48),
+                    "login_limit_per_address": 0,
+                    "money_limit_per_user": 0,
+                    "money_limit_per_address": 0,
+                    "risk_engine": "rules" if scoring else "off",
+                    "risk_rules": LOAD_TEST_RULES,
+                    # Every transfer scored whole: one cut off by the budget would cost less.
+                    "risk_budget_ms": 10_000.0,
+                }
+            )
+            app = create_app(configured)
+            tokens = [issue_token(uuid.UUID(p), configured.secret_key or "", 3600) for p in people]
+            async with app.router.lifespan_context(app):
+                send = _sender(app, people, tokens)
+                _say(f"warming up with {transfers // 2:,} transfers ...")
+                await _drive(send, transfers // 2, concurrency)
+                before = _cpu_seconds()
+                started = time.perf_counter()
+                failed = await _drive(send, transfers, concurrency)
+                elapsed = time.perf_counter() - started
+                after = _cpu_seconds()
+            report = await reconcile(pool)
+        finally:
+            await pool.close()
+    per_transfer = {
+        name: None
+        if before[name] is None or after[name] is None
+        else round((after[name] - before[name]) / transfers * 1e6)  # type: ignore[operator]
+        for name in before
+    }
+    result = {
+        "benchmark": "transfer-cost",
+        "scoring": scoring,
+        "transfers": transfers,
+        "concurrency": concurrency,
+        "failed": failed,
+        "transfers_per_s_in_process": round(transfers / elapsed),
+        "cpu_us_per_transfer": per_transfer,
+        "reconciled": report.ok,
+    }
+    _say(
+        f"{transfers:,} transfers ({'scoring on' if scoring else 'scoring off'}): CPU per "
+        + ", ".join(f"{k} {v} us" for k, v in per_transfer.items())
+        + f"; {failed} failed; ledger {'reconciled' if report.ok else 'DISCREPANCIES'}"
+    )
+    return result
+
+
+def _sender(app: Any, people: list[str], tokens: list[str]) -> Any:
+    rng = random.Random(1)
+
+    async def send() -> bool:
+        sender = rng.randrange(len(people))
+        recipient = (sender + 1 + rng.randrange(len(people) - 1)) % len(people)
+        body = orjson.dumps(
+            {
+                "sender_id": people[sender],
+                "recipient": f"bench_{recipient + 1}",
+                "amount": f"{rng.randint(1, 500)}.{rng.randint(0, 99):02d}",
+            }
+        )
+        headers = [
+            (b"host", b"bench"),
+            (b"authorization", f"Bearer {tokens[sender]}".encode()),
+            (b"idempotency-key", uuid.uuid4().hex.encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-device-id", f"device-{people[sender]}".encode()),
+            (b"x-client-country", COUNTRY.encode()),
+        ]
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/api/v1/transfers",
+            "raw_path": b"/api/v1/transfers",
+            "root_path": "",
+            "query_string": b"",
+            "headers": headers,
+            "client": (ADDRESS, 50_000),
+            "server": ("127.0.0.1", 8000),
+            "state": {},
+        }
+        status = 0
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def respond(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        await app(scope, receive, respond)
+        return status == 201
+
+    return send
+
+
+async def _drive(send: Any, count: int, concurrency: int) -> int:
+    """`count` transfers, `concurrency` at a time; returns how many failed."""
+    remaining = iter(range(count))
+    failed = 0
+
+    async def worker() -> None:
+        nonlocal failed
+        for _ in remaining:
+            if not await send():
+                failed += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return failed
+
+
+def _cpu_seconds() -> dict[str, float | None]:
+    """CPU seconds (user and system) of this process and of each server's processes here."""
+    times = os.times()
+    seconds: dict[str, float | None] = {"app": times.user + times.system}
+    for name, command in SERVERS.items():
+        seconds[name] = _processes_cpu(command)
+    return seconds
+
+
+def _processes_cpu(command: str) -> float | None:
+    """CPU seconds of the processes named `command` here, or None if there are none (or no
+    /proc)."""
+    found, ticks = False, 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # a process that ended meanwhile
+        name, _, rest = text.partition(" (")[2].rpartition(")")
+        if name != command:
+            continue
+        fields = rest.split()
+        found, ticks = True, ticks + int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK") if found else None
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
