@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from billfold.wallet.risk import (
+    CLAIM_TTL_MS,
     AllowAll,
     DeclinedByRisk,
     KeyInFlight,
@@ -41,12 +42,16 @@ async def test_allow_all_claims_a_key_once(redis: Redis) -> None:
     with it is told so, and a released key can be claimed again."""
     claim = f"claim-test-{uuid.uuid4().hex}"
     engine = AllowAll(redis)
-    assert (await assess_within_budget(engine, MOVEMENT, 50, claim)).claimed is True
+    assert (await assess_within_budget(engine, MOVEMENT, 50, claim)).action == "allow"
+    assert 0 < await redis.pttl(claim) <= CLAIM_TTL_MS
     with pytest.raises(KeyInFlight):
         await assess_within_budget(engine, MOVEMENT, 50, claim)
     await release_key(redis, claim)
-    assert (await assess_within_budget(engine, MOVEMENT, 50, claim)).claimed is True
-    assert (await assess_within_budget(AllowAll(), MOVEMENT, 50, claim)).claimed is None
+    assert await redis.exists(claim) == 0
+    assert (await assess_within_budget(engine, MOVEMENT, 50, claim)).action == "allow"
+    assert 0 < await redis.pttl(claim) <= CLAIM_TTL_MS
+    # Without Redis there is no claim to hold: the ledger alone decides.
+    assert (await assess_within_budget(AllowAll(), MOVEMENT, 50, claim)).action == "allow"
 
 
 async def test_an_engine_over_budget_is_cut_off_and_recorded() -> None:

@@ -115,18 +115,13 @@ class Known:
     recipient: uuid.UUID | None
     signals: Signals
     features: list[float]  # empty without a model
-    claimed: bool | None = None  # see wallet.risk.Verdict
 
 
 class RulesEngine:
     """Rules and, given a `Scorer`, the learned model: the stricter verdict of the two wins."""
 
     def __init__(
-        self,
-        pool: asyncpg.Pool,
-        redis: Redis,
-        rules: RiskRules,
-        scorer: Scorer | None = None,
+        self, pool: asyncpg.Pool, redis: Redis, rules: RiskRules, scorer: Scorer | None = None
     ) -> None:
         self._pool = pool
         self._velocity = Velocity(redis)
@@ -148,22 +143,19 @@ class RulesEngine:
         score = self.scorer.score(known.features) if self.scorer is not None else 0.0
         decided = decide(check_rules(known.signals, self.rules), score, known.signals, self.rules)
         assessment_id = await self.record(movement, at, known, decided)
-        return Verdict(
-            decided.action.value, decided.score, decided.reasons, assessment_id, known.claimed
-        )
+        return Verdict(decided.action.value, decided.score, decided.reasons, assessment_id)
 
     async def prepare(self, movement: Movement, at: datetime, claim: str | None = None) -> Known:
         """What is known before `movement` happens at `at`: the rules' signals (the velocity
         counters record it) and the model's features. Raises KeyInFlight if `claim` is held."""
         past, request, recipient = await self.past(movement, at)
-        counts, claimed = await self._counts(movement, at, past.sender_new(at), claim)
+        counts = await self._counts(movement, at, past.sender_new(at), claim)
         return Known(
             past,
             request,
             recipient,
             serving.signals(past, request, counts),
             serving.features(past, request, recipient) if self.scorer is not None else [],
-            claimed,
         )
 
     async def record(
@@ -260,10 +252,10 @@ class RulesEngine:
 
     async def _counts(
         self, movement: Movement, now: datetime, sender_new: bool, claim: str | None
-    ) -> tuple[tuple[int, int, int], bool | None]:
-        """The velocity windows, and whether the claim was set; without Redis, no counts (the
-        hard rules then can't fire, which is logged: Redis holds no money, and payments go on)
-        and no claim."""
+    ) -> tuple[int, int, int]:
+        """The velocity windows (setting `claim` first, or raising KeyInFlight); without Redis,
+        none and no claim (the hard rules then can't fire, which is logged: Redis holds no
+        money, and payments go on)."""
         try:
             counters = await self._observations(
                 Observation(
@@ -279,15 +271,14 @@ class RulesEngine:
             )
         except RedisError as error:
             log.warning("velocity counters unavailable", error=str(error))
-            return (0, 0, 0), None
+            return 0, 0, 0
         if isinstance(counters, KeyInFlight):
             raise counters
-        counts = (
+        return (
             counters.sender_count_1m,
             counters.sender_count_1h,
             counters.recipient_new_senders_24h,
         )
-        return counts, True if claim is not None else None
 
 
 def _joined(texts: tuple[str, ...]) -> str:

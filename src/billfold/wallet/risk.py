@@ -48,9 +48,6 @@ class Verdict:
     score: float = 0.0
     reasons: tuple[str, ...] = ()
     assessment_id: int | None = None  # the stored assessment, for a movement held on it
-    # The request's claim on its key: True if set by this assessment, None if not known (no
-    # claim asked, Redis unreachable, or the budget ran out first).
-    claimed: bool | None = None
 
 
 class KeyInFlight(Exception):
@@ -92,15 +89,14 @@ class AllowAll:
             self._claims = Coalescer(self._set_claims)
 
     async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
-        claimed = None
         if claim is not None and self._redis is not None:
             try:
-                claimed = await self._claims(claim)
+                held_elsewhere = not await self._claims(claim)
             except RedisError:
-                claimed = None  # the ledger alone decides, as it always does
-            if claimed is False:
+                held_elsewhere = False  # Redis unreachable: the ledger alone decides
+            if held_elsewhere:
                 raise KeyInFlight(claim)
-        return Verdict("allow", claimed=claimed)
+        return Verdict("allow")
 
     async def _set_claims(self, keys: list[str]) -> list[bool]:
         return [bool(set_) for set_ in await self._claim_many(keys=keys, args=[CLAIM_TTL_MS])]
