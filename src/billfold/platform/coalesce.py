@@ -35,15 +35,17 @@ class Coalescer(Generic[T, R]):
         self._concurrency = concurrency
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._out = 0
-        self.batches = 0
-        self.items = 0
+        # The loop holds tasks weakly: a drain task is kept here until it ends.
+        self._draining: set[asyncio.Task[None]] = set()
 
     async def __call__(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if self._out < self._concurrency:
             self._out += 1
-            asyncio.get_running_loop().create_task(self._drain())
+            task = asyncio.get_running_loop().create_task(self._drain())
+            self._draining.add(task)
+            task.add_done_callback(self._draining.discard)
         return await future
 
     async def _drain(self) -> None:
@@ -57,8 +59,6 @@ class Coalescer(Generic[T, R]):
             self._out -= 1
 
     async def _send(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
-        self.batches += 1
-        self.items += len(batch)
         try:
             answers = await self._run([item for item, _ in batch])
             if len(answers) != len(batch):
