@@ -17,23 +17,21 @@ from typing import Any, TypeVar
 import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from billfold.api.identity import token_reader
-from billfold.platform.security import Unauthenticated
+from billfold.api import identity
 
 JSON = "application/json"
 M = TypeVar("M", bound=BaseModel)
 
 
 def bearer_user_id(request: Request) -> uuid.UUID:
-    """The user id the request's valid bearer token names; 401 without one (as
-    identity.authenticated_id)."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("this endpoint needs an 'Authorization: Bearer' token")
-    return token_reader(request).read(token.strip())
+    """The user id the request's valid bearer token names; 401 without one (the check
+    identity.authenticated_id makes, on the header split as HTTPBearer splits it)."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    return identity.bearer_user_id(request, scheme, token)
 
 
 def header(request: Request, name: str, max_length: int) -> str | None:

@@ -22,9 +22,16 @@ async def authenticated_id(
     """The user id the request's valid bearer token names; 401 without one. Checks the token
     alone: an endpoint that needs the user's row takes CurrentUser, or loads it with what else
     it reads."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    if credentials is None:
+        return bearer_user_id(request, "", "")
+    return bearer_user_id(request, credentials.scheme, credentials.credentials)
+
+
+def bearer_user_id(request: Request, scheme: str, token: str) -> uuid.UUID:
+    """The user id a bearer token names; 401 for any other scheme, no token, or a bad one."""
+    if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("this endpoint needs an 'Authorization: Bearer' token")
-    return token_reader(request).read(credentials.credentials)
+    return token_reader(request).read(token)
 
 
 AuthenticatedId = Annotated[uuid.UUID, Depends(authenticated_id)]
