@@ -272,22 +272,7 @@ async def _drive(
                 statuses[status] = statuses.get(status, 0) + 1
                 latencies.append(time.perf_counter() - now)
                 continue
-            sender = rng.randrange(len(people))
-            recipient = (sender + 1 + rng.randrange(len(people) - 1)) % len(people)
-            body = orjson.dumps(
-                {
-                    "sender_id": people[sender],
-                    "recipient": f"bench_{recipient + 1}",
-                    "amount": f"{rng.randint(1, 500)}.{rng.randint(0, 99):02d}",
-                }
-            )
-            headers = {
-                "Authorization": f"Bearer {tokens[sender]}",
-                "Idempotency-Key": uuid.uuid4().hex,
-                "Content-Type": "application/json",
-                "X-Device-Id": f"device-{people[sender]}",
-                "X-Client-Country": COUNTRY,
-            }
+            headers, body = transfer_request(rng, people, tokens)
             status, _ = await connection.request("POST", "/api/v1/transfers", headers, body)
             statuses[status] = statuses.get(status, 0) + 1
             latencies.append(time.perf_counter() - (due if rate else now))
@@ -306,6 +291,30 @@ async def _drive(
         "latency_ms_p50": round(statistics.median(latencies) * 1000, 2) if done else None,
         "latency_ms_p99": round(latencies[int(done * 0.99)] * 1000, 2) if done else None,
     }
+
+
+def transfer_request(
+    rng: random.Random, people: list[str], tokens: list[str]
+) -> tuple[dict[str, str], bytes]:
+    """The headers and body of a P2P transfer between two random people, as their app sends
+    it (a fresh Idempotency-Key, their device, their country)."""
+    sender = rng.randrange(len(people))
+    recipient = (sender + 1 + rng.randrange(len(people) - 1)) % len(people)
+    body = orjson.dumps(
+        {
+            "sender_id": people[sender],
+            "recipient": f"bench_{recipient + 1}",
+            "amount": f"{rng.randint(1, 500)}.{rng.randint(0, 99):02d}",
+        }
+    )
+    headers = {
+        "Authorization": f"Bearer {tokens[sender]}",
+        "Idempotency-Key": uuid.uuid4().hex,
+        "Content-Type": "application/json",
+        "X-Device-Id": f"device-{people[sender]}",
+        "X-Client-Country": COUNTRY,
+    }
+    return headers, body
 
 
 def _line(name: str, figures: dict[str, Any]) -> str:

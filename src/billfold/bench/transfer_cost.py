@@ -21,10 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from billfold.app import create_app
-from billfold.bench.api import ADDRESS, COUNTRY, _seed
+from billfold.bench.api import ADDRESS, _seed, transfer_request
 from billfold.bench.seed import scratch_database
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
@@ -108,24 +106,9 @@ def _sender(app: Any, people: list[str], tokens: list[str]) -> Any:
     rng = random.Random(1)
 
     async def send() -> bool:
-        sender = rng.randrange(len(people))
-        recipient = (sender + 1 + rng.randrange(len(people) - 1)) % len(people)
-        body = orjson.dumps(
-            {
-                "sender_id": people[sender],
-                "recipient": f"bench_{recipient + 1}",
-                "amount": f"{rng.randint(1, 500)}.{rng.randint(0, 99):02d}",
-            }
-        )
-        headers = [
-            (b"host", b"bench"),
-            (b"authorization", f"Bearer {tokens[sender]}".encode()),
-            (b"idempotency-key", uuid.uuid4().hex.encode()),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-device-id", f"device-{people[sender]}".encode()),
-            (b"x-client-country", COUNTRY.encode()),
-        ]
+        headers, body = transfer_request(rng, people, tokens)
+        raw_headers = [(b"host", b"bench"), (b"content-length", str(len(body)).encode())]
+        raw_headers += [(name.lower().encode(), value.encode()) for name, value in headers.items()]
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
@@ -136,7 +119,7 @@ def _sender(app: Any, people: list[str], tokens: list[str]) -> Any:
             "raw_path": b"/api/v1/transfers",
             "root_path": "",
             "query_string": b"",
-            "headers": headers,
+            "headers": raw_headers,
             "client": (ADDRESS, 50_000),
             "server": ("127.0.0.1", 8000),
             "state": {},
