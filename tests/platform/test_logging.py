@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import httpx
+import orjson
 import pytest
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
+from billfold.api.middleware import RequestContextMiddleware
 from billfold.config import Settings
 from billfold.platform.logging import configure_logging, get_logger
 
@@ -23,3 +28,38 @@ def test_a_logged_exception_shows_no_locals(
     logged = capsys.readouterr().err
     assert "export failed" in logged and "RuntimeError" in logged
     assert account_number not in logged
+
+
+@pytest.mark.parametrize(("level", "written"), [("INFO", True), ("WARNING", False)])
+async def test_each_request_is_logged_and_counted_at_info(
+    capsys: pytest.CaptureFixture[str], level: str, written: bool
+) -> None:
+    """The access log line (route template, status) is written at INFO and not above; the
+    request is counted either way."""
+    configure_logging(Settings(log_json=True, log_level=level))
+    app = FastAPI()
+
+    @app.get("/things/{thing_id}")
+    async def thing(thing_id: str) -> dict[str, str]:
+        return {"id": thing_id}
+
+    counted = REGISTRY.get_sample_value(
+        "billfold_http_requests_total",
+        {"method": "GET", "route": "/things/{thing_id}", "status": "200"},
+    )
+    transport = httpx.ASGITransport(app=RequestContextMiddleware(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/things/7")).status_code == 200
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    requests = [line for line in lines if line.get("event") == "request"]
+    if written:
+        assert [(r["route"], r["path"], r["status"]) for r in requests] == [
+            ("/things/{thing_id}", "/things/7", 200)
+        ]
+    else:
+        assert requests == []
+    after = REGISTRY.get_sample_value(
+        "billfold_http_requests_total",
+        {"method": "GET", "route": "/things/{thing_id}", "status": "200"},
+    )
+    assert (after or 0) - (counted or 0) == 1

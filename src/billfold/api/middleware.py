@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 import time
 import uuid
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +21,8 @@ _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 log = get_logger("billfold.http")
+# The standard library's logger under `log` (platform.logging): its level decides what is written.
+_stdlib_log = logging.getLogger("billfold.http")
 
 
 class RequestContextMiddleware:
@@ -75,13 +80,25 @@ def _observe(scope: Scope, status: int, duration_s: float) -> None:
     method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
     # The route template (/accounts/{id}), never the raw path, keeps label cardinality bounded.
     route = getattr(scope.get("route"), "path", "unmatched")
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_REQUEST_DURATION.labels(method, route).observe(duration_s)
-    log.info(
-        "request",
-        method=scope["method"],
-        path=scope["path"],
-        route=route,
-        status=status,
-        duration_ms=round(duration_s * 1000, 3),
+    count, duration = _series(method, route, status)
+    count.inc()
+    duration.observe(duration_s)
+    if _stdlib_log.isEnabledFor(logging.INFO):  # a dropped line costs half a written one
+        log.info(
+            "request",
+            method=scope["method"],
+            path=scope["path"],
+            route=route,
+            status=status,
+            duration_ms=round(duration_s * 1000, 3),
+        )
+
+
+@functools.cache
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The labelled request counter and duration histogram: looked up once per label set
+    (bounded: known methods, route templates, status codes), not on every request."""
+    return (
+        HTTP_REQUESTS.labels(method, route, str(status)),
+        HTTP_REQUEST_DURATION.labels(method, route),
     )

@@ -30,6 +30,7 @@ from billfold.bench.seed import scratch_database
 from billfold.config import Settings
 from billfold.platform.db import create_pool
 from billfold.platform.migrate import apply_migrations
+from billfold.platform.redis import create_redis
 from billfold.risk import serving, synth
 from billfold.risk.engine import RulesEngine
 from billfold.risk.features import NEW_ACCOUNT_SECONDS, ip_prefix
@@ -54,7 +55,7 @@ async def run_risk_bench(
 ) -> dict[str, Any]:
     async with scratch_database(dsn) as database_url:
         pool = await create_pool(database_url, settings)
-        redis = Redis.from_url(redis_url, decode_responses=True)
+        redis = await create_redis(redis_url)  # the app's client
         try:
             async with pool.acquire() as conn:
                 await apply_migrations(conn)
