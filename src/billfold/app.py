@@ -26,7 +26,7 @@ from billfold.platform.metrics import mark_worker_exited
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.redis import create_redis
 from billfold.platform.runtime import tune_gc
-from billfold.risk.engine import RulesEngine, load_scorer
+from billfold.risk.engine import RulesEngine, load_scorer, past_pool
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.risk import AllowAll
 from billfold.wallet.users import UserCache
@@ -116,7 +116,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ledger = ledger
         app.state.balances = balances
         if settings.risk_engine == "rules":
-            engine = RulesEngine(pool, redis, settings.risk_rules, load_scorer(settings))
+            pasts = await past_pool(database_url, settings)
+            stack.push_async_callback(pasts.close)
+            engine = RulesEngine(
+                pool, redis, settings.risk_rules, load_scorer(settings), pasts=pasts
+            )
             stack.push_async_callback(engine.log.flush)
             app.state.risk = engine
         else:

@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import orjson
 import pytest
 from redis.asyncio import Redis
 
+from billfold.config import Settings
 from billfold.risk import serving, synth
-from billfold.risk.engine import RulesEngine, remember_places
+from billfold.risk.engine import RulesEngine, past_pool, remember_places
 from billfold.risk.features import FEATURE_NAMES, ip_prefix, replay
 from billfold.risk.model import Scorer
 from billfold.risk.rules import Action, RiskRules, Verdict
@@ -36,6 +38,22 @@ async def engine(pool: asyncpg.Pool, redis: Redis) -> AsyncIterator[RulesEngine]
     engine = RulesEngine(pool, redis, RiskRules(), Scorer.load())
     yield engine
     await engine.log.flush()
+
+
+@pytest.fixture(params=["planned per batch", "generic plans"])
+async def batch_engine(
+    request: pytest.FixtureRequest, pool: asyncpg.Pool, redis: Redis, settings: Settings
+) -> AsyncIterator[RulesEngine]:
+    """The engine as the CLI makes it, and as the service makes it (its past queries on
+    connections with generic plans)."""
+    generic = request.param == "generic plans"
+    assert settings.database_url is not None
+    pasts = await past_pool(settings.database_url, settings) if generic else None
+    engine = RulesEngine(pool, redis, RiskRules(), Scorer.load(), pasts=pasts)
+    yield engine
+    await engine.log.flush()
+    if pasts is not None:
+        await pasts.close()
 
 
 async def _sign_up(pool: asyncpg.Pool, dataset: synth.Dataset) -> dict[int, str]:
@@ -86,10 +104,11 @@ async def test_online_features_equal_the_training_features(
 
 
 async def test_the_pasts_of_concurrent_movements_are_read_together_as_one_by_one(
-    pool: asyncpg.Pool, engine: RulesEngine
+    pool: asyncpg.Pool, batch_engine: RulesEngine
 ) -> None:
     """The past queries of concurrent movements go out as one statement (PAST_MANY); each gets
     the row PAST gives it alone, and a user who does not exist fails alone."""
+    engine = batch_engine
     dataset = synth.generate(users=200, days=14, seed=9)
     ids = await _sign_up(pool, dataset)
     for n, event in enumerate(dataset.events[:300]):
@@ -212,3 +231,48 @@ def test_what_an_allowed_movement_writes_of_where_it_came_from() -> None:
     assert past.places_to_remember(_request(now + 3_700, country="FR", ip="10.1.2.3")) == "later"
     fresh = serving.Past.of({**past.row, "network_seen": None})
     assert fresh.places_to_remember(_request(now, country="FR", ip="10.1.2.3")) == "later"
+
+
+async def test_the_generic_plan_of_the_past_query_scans_only_the_named_persons_rows(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """Whatever the statistics when it is made, the one plan the service's past connections
+    keep for PAST_MANY reads each index by its leading column, equal to the person looked up:
+    never a walk through a whole index."""
+    assert settings.database_url is not None
+    pasts = await past_pool(settings.database_url, settings)
+    try:
+        async with pasts.acquire() as conn:
+            types = "uuid[], uuid[], text[], timestamptz[], text[]"
+            await conn.execute(f"PREPARE past_many({types}) AS {serving.PAST_MANY}")
+            someone = f"ARRAY['{uuid.uuid4()}'::uuid]"
+            plan = await conn.fetchval(
+                f"EXPLAIN (FORMAT JSON) EXECUTE past_many({someone}, {someone}, ARRAY['d'], "
+                "ARRAY[now()], ARRAY['10.0.0'])"
+            )
+            await conn.execute("DEALLOCATE past_many")
+            leading = dict(
+                await conn.fetch(
+                    """SELECT indexrelid::regclass::text, a.attname FROM pg_index i
+                         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                        WHERE i.indrelid = 'risk_assessments'::regclass"""
+                )
+            )
+    finally:
+        await pasts.close()
+    scans: list[tuple[str, str]] = []
+
+    def walk(node: dict[str, object]) -> None:
+        if node.get("Relation Name") == "risk_assessments" and "Index Name" in node:
+            scans.append((str(node["Index Name"]), str(node.get("Index Cond", ""))))
+        if node.get("Relation Name") == "risk_assessments" and "Index Name" not in node:
+            scans.append(("(no index)", str(node.get("Node Type"))))
+        for child in node.get("Plans", []):  # type: ignore[union-attr]
+            walk(child)  # type: ignore[arg-type]
+
+    walk(orjson.loads(plan)[0]["Plan"] if isinstance(plan, str) else plan[0]["Plan"])
+    assert len(scans) >= 10
+    for index, condition in scans:
+        if index == "(no index)":
+            continue  # a bitmap heap scan: its index scan is a child, checked there
+        assert f"({leading[index]} = " in condition, (index, condition)

@@ -44,14 +44,22 @@ async def _reset(conn: BillfoldConnection) -> None:
         await conn.execute(query)
 
 
-async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
-    """A pool of settings.db_pool_min..db_pool_max connections, each set up by `init_connection`."""
+async def create_pool(
+    dsn: str, settings: Settings, *, size: int | None = None, generic_plans: bool = False
+) -> asyncpg.Pool:
+    """A pool of settings.db_pool_min..db_pool_max connections (or exactly `size`), each set up
+    by `init_connection`. With `generic_plans`, PostgreSQL plans each statement once per
+    connection, for any values, and never again (plan_cache_mode): for a few statements whose
+    planning costs more than running them, and whose plan fits every value alike."""
+    session = server_settings(settings)
+    if generic_plans:
+        session["plan_cache_mode"] = "force_generic_plan"
     return await asyncpg.create_pool(
         dsn,
-        min_size=settings.db_pool_min,
-        max_size=settings.db_pool_max,
+        min_size=settings.db_pool_min if size is None else size,
+        max_size=settings.db_pool_max if size is None else size,
         timeout=CONNECT_TIMEOUT_S,
-        server_settings=server_settings(settings),
+        server_settings=session,
         init=init_connection,
         connection_class=BillfoldConnection,
         reset=_reset,

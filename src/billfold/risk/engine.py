@@ -60,6 +60,8 @@ SELECT r.user_id, r.kind, r.ref, r.counterparty_id, r.amount_minor, r.score, r.a
             device_id, country, ip_prefix, rail, new_payee, sender_new, reasons, aml)
 """
 BATCH_DELAY_S = 0.005
+# Past queries in flight at once, each on a connection of its own (RulesEngine pasts).
+PAST_CONNECTIONS = 4
 BATCH_MAX = 1000
 
 
@@ -121,16 +123,25 @@ class RulesEngine:
     """Rules and, given a `Scorer`, the learned model: the stricter verdict of the two wins."""
 
     def __init__(
-        self, pool: asyncpg.Pool, redis: Redis, rules: RiskRules, scorer: Scorer | None = None
+        self,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        rules: RiskRules,
+        scorer: Scorer | None = None,
+        *,
+        pasts: asyncpg.Pool | None = None,
     ) -> None:
+        """`pasts`: a pool of PAST_CONNECTIONS with generic plans (past_pool) for the past
+        queries; without it, they run on `pool`, planned anew for each batch."""
         self._pool = pool
+        self._past_pool = pasts or pool
         self._velocity = Velocity(redis)
         self.scorer = scorer
         self.rules = rules.with_model_bands(scorer.bands) if scorer else rules
         self.log = AssessmentLog(pool)
         # The past queries and velocity scripts of concurrent requests go out in batches: one
         # round trip each for many movements (platform.coalesce).
-        self._pasts = Coalescer(self._read_pasts)
+        self._pasts = Coalescer(self._read_pasts, concurrency=PAST_CONNECTIONS)
         self._observations = Coalescer(self._velocity.observe_many)
         # And the model scores them in a row: its trees, evicted from the CPU's caches by the
         # rest of a request's work, are read from memory once for the batch, not once per
@@ -244,15 +255,16 @@ class RulesEngine:
         self, movements: list[tuple[Any, ...]]
     ) -> list[asyncpg.Record | BaseException]:
         """The past of each of a batch of (user, recipient, device, time, address block), by
-        PAST_MANY; a batch of one by PAST. PostgreSQL plans PAST once per connection (a generic
-        plan), but PAST_MANY, whose arrays it can't size in advance, on every call: about 1 ms,
-        worth paying only when many movements share it (docs/decisions.md)."""
+        PAST_MANY; on a pool without generic plans, a batch of one by PAST, which PostgreSQL
+        plans once per connection by itself, while it plans PAST_MANY, whose arrays it can't
+        size in advance, on every call: about 1 ms (docs/decisions.md)."""
         # Plain reads: given back to the pool without the reset round trip (platform.db).
-        if len(movements) == 1:
+        if len(movements) == 1 and self._past_pool is self._pool:
             row = await db.fetchrow(self._pool, serving.PAST, *movements[0])
             return [row or LookupError(f"user {movements[0][0]} does not exist")]
         columns = [list(column) for column in zip(*movements, strict=True)]
-        rows = {row["n"]: row for row in await db.fetch(self._pool, serving.PAST_MANY, *columns)}
+        found = await db.fetch(self._past_pool, serving.PAST_MANY, *columns)
+        rows = {row["n"]: row for row in found}
         return [
             rows.get(n) or LookupError(f"user {movement[0]} does not exist")
             for n, movement in enumerate(movements, start=1)
@@ -292,6 +304,15 @@ class RulesEngine:
 def _joined(texts: tuple[str, ...]) -> str:
     """Texts as one, for _RECORD_MANY (which splits them again)."""
     return SEPARATOR.join(text.replace(SEPARATOR, " ") for text in texts)
+
+
+async def past_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
+    """The connections the past queries run on: PAST_MANY with a generic plan, made once per
+    connection, costs 100-170 µs a movement in PostgreSQL; planned for each batch of the few
+    movements that meet under load, 230-350 µs (docs/decisions.md). The plan needs no values:
+    every index of the tables it reads leads with the person a lookup names (migration 0013),
+    so whatever the statistics when it is made, each lookup is a range scan of their rows."""
+    return await db.create_pool(dsn, settings, size=PAST_CONNECTIONS, generic_plans=True)
 
 
 def load_scorer(settings: Settings) -> Scorer | None:
