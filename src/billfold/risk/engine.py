@@ -102,10 +102,12 @@ class AssessmentLog:
                 return
             columns = [list(column) for column in zip(*rows, strict=True)]
             try:
+                if not places:  # most flushes: one statement, no transaction to open or reset
+                    await db.execute(self._pool, _RECORD_MANY, *columns)
+                    return
                 async with self._pool.acquire() as conn, conn.transaction():
                     await conn.execute(_RECORD_MANY, *columns)
-                    if places:
-                        await conn.executemany(serving.REMEMBER, places)
+                    await conn.executemany(serving.REMEMBER, places)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("assessments not recorded", count=len(rows), error=str(error))
 
