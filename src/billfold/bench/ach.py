@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from billfold.bench.api import SEED_USERS
-from billfold.bench.seed import scratch_database
+from billfold.bench.seed import migrated_pool, scratch_database
 from billfold.config import Settings
 from billfold.funding import nacha
 from billfold.funding.bank_accounts import INDEX_PURPOSE, sealed_context
@@ -31,8 +31,6 @@ from billfold.funding.movements import add_funds_ach
 from billfold.funding.service import Funding
 from billfold.ledger.engine import Ledger
 from billfold.ledger.reconcile import reconcile
-from billfold.platform.db import create_pool
-from billfold.platform.migrate import apply_migrations
 from billfold.platform.security import hash_password
 from billfold.wallet.users import get_user
 
@@ -47,11 +45,9 @@ def _say(text: str) -> None:
 async def run_ach_bench(settings: Settings, dsn: str, *, returns: int, runs: int) -> dict[str, Any]:
     async with scratch_database(dsn) as database_url:
         sized = settings.model_copy(update={"db_pool_max": 20, "data_keys": _key()})
-        pool = await create_pool(database_url, sized)
+        pool = await migrated_pool(database_url, sized)
         ledger = Ledger(pool, sized)
         try:
-            async with pool.acquire() as conn:
-                await apply_migrations(conn)
             await ledger.start()
             funding = await Funding.start(pool, ledger, sized)
             users = await _people_with_banks(funding, max(1, returns // PER_USER))

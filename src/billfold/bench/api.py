@@ -31,12 +31,10 @@ import asyncpg
 import orjson
 
 from billfold.bench.http import Connection
-from billfold.bench.seed import fund_all, scratch_database
+from billfold.bench.seed import fund_all, migrated_pool, scratch_database
 from billfold.config import Settings
 from billfold.ledger.accounts import open_clearing_account
 from billfold.ledger.reconcile import reconcile
-from billfold.platform.db import create_pool
-from billfold.platform.migrate import apply_migrations
 from billfold.platform.security import hash_password, issue_token
 from billfold.risk.features import ip_prefix
 from billfold.risk.rules import LOAD_TEST_RULES
@@ -91,10 +89,8 @@ async def run_api_bench(
 ) -> dict[str, Any]:
     server: subprocess.Popen[bytes] | None = None
     async with scratch_database(dsn) as database_url:
-        pool = await create_pool(database_url, settings)
+        pool = await migrated_pool(database_url, settings)
         try:
-            async with pool.acquire() as conn:
-                await apply_migrations(conn)
             people = await _seed(pool, settings, users)
             key = secrets.token_urlsafe(48)
             port = _free_port()

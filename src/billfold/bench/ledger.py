@@ -26,15 +26,13 @@ from typing import Any
 
 import asyncpg
 
-from billfold.bench.seed import fund_all, scratch_database
+from billfold.bench.seed import fund_all, migrated_pool, scratch_database
 from billfold.config import Settings
 from billfold.ledger.accounts import open_account, open_clearing_account
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import LedgerError
 from billfold.ledger.model import AccountKind
 from billfold.ledger.reconcile import reconcile
-from billfold.platform.db import create_pool
-from billfold.platform.migrate import apply_migrations
 
 FUNDING_MINOR = 1_000_000_00
 PICKS = 1024
@@ -74,10 +72,8 @@ async def run_ledger_bench(
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
     async with scratch_database(dsn) as database_url:
         bench_settings = settings.model_copy(update={"db_pool_max": 24, "db_pool_min": 4})
-        pool = await create_pool(database_url, bench_settings)
+        pool = await migrated_pool(database_url, bench_settings)
         try:
-            async with pool.acquire() as conn:
-                await apply_migrations(conn)
             wallets, hot = await _open_accounts(pool, bench_settings, accounts, say)
             results = []
             for scenario in scenarios:

@@ -26,10 +26,8 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from billfold.bench.seed import scratch_database
+from billfold.bench.seed import migrated_pool, scratch_database
 from billfold.config import Settings
-from billfold.platform.db import create_pool
-from billfold.platform.migrate import apply_migrations
 from billfold.platform.redis import create_redis
 from billfold.risk import serving, synth
 from billfold.risk.engine import RulesEngine
@@ -54,11 +52,9 @@ async def run_risk_bench(
     concurrency: int,
 ) -> dict[str, Any]:
     async with scratch_database(dsn) as database_url:
-        pool = await create_pool(database_url, settings)
+        pool = await migrated_pool(database_url, settings)
         redis = await create_redis(redis_url)  # the app's client
         try:
-            async with pool.acquire() as conn:
-                await apply_migrations(conn)
             world = synth.generate(users=users, days=days, seed=11)
             _say(f"seeding {len(world.users):,} users and {len(world.events):,} movements")
             started = time.perf_counter()

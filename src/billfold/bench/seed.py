@@ -12,7 +12,8 @@ import asyncpg
 from billfold.config import Settings
 from billfold.ledger.engine import Ledger
 from billfold.ledger.model import Leg
-from billfold.platform.db import dsn_for_database
+from billfold.platform.db import create_pool, dsn_for_database
+from billfold.platform.migrate import apply_migrations
 
 # Credits per funding transfer: one debit of the clearing account, then this many credits.
 FUNDING_LEGS = 60
@@ -50,3 +51,15 @@ async def scratch_database(dsn: str) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+async def migrated_pool(database_url: str, settings: Settings) -> asyncpg.Pool:
+    """A pool on a scratch database with every migration applied; closed again if they fail."""
+    pool = await create_pool(database_url, settings)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool

@@ -23,11 +23,9 @@ from typing import Any
 
 from billfold.app import create_app
 from billfold.bench.api import ADDRESS, _seed, transfer_request
-from billfold.bench.seed import scratch_database
+from billfold.bench.seed import migrated_pool, scratch_database
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
-from billfold.platform.db import create_pool
-from billfold.platform.migrate import apply_migrations
 from billfold.platform.security import issue_token
 from billfold.risk.rules import LOAD_TEST_RULES
 
@@ -45,10 +43,8 @@ async def run_transfer_cost(
     scoring: bool,
 ) -> dict[str, Any]:
     async with scratch_database(dsn) as database_url:
-        pool = await create_pool(database_url, settings)
+        pool = await migrated_pool(database_url, settings)
         try:
-            async with pool.acquire() as conn:
-                await apply_migrations(conn)
             people = await _seed(pool, settings, users)
             configured = settings.model_copy(
                 update={
