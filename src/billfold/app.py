@@ -43,6 +43,10 @@ def create_app(settings: Settings) -> FastAPI:
         summary="An open-source digital wallet backend.",
         version=_package_version(),
         lifespan=_lifespan,
+        # Metrics are Prometheus (platform.metrics) and logs structlog (platform.logging).
+        # FastAPI's OpenTelemetry would otherwise ask, on every request, whether a provider
+        # has been configured since.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     install_problem_handlers(app)

@@ -141,6 +141,51 @@ async def test_the_pasts_of_concurrent_movements_are_read_together_as_one_by_one
         assert {k: v for k, v in past.row.items() if k != "n"} == dict(alone)
 
 
+async def test_the_last_movement_of_each_kind_is_found_beyond_the_recent_rows(
+    pool: asyncpg.Pool, engine: RulesEngine
+) -> None:
+    """The last add-funds, outgoing movement and incoming transfer come from the rows the query
+    reads anyway (30 days of events, 7 days received) when those hold one, and from further
+    back when they don't; the features are the same either way."""
+    dataset = synth.generate(users=200, days=14, seed=4)
+    ids = await _sign_up(pool, dataset)
+    me, them = ids[0], ids[1]
+    start = max(profile.signup_at for profile in dataset.users.values()) + timedelta(days=1)
+    allowed = Verdict(Action.ALLOW, 0.0, ())
+
+    async def happen(movement: Movement, days: float) -> None:
+        at = start + timedelta(days=days)
+        await engine.record(movement, at, await engine.prepare(movement, at), allowed)
+        await engine.log.flush()
+
+    async def features_at(days: float) -> dict[str, float]:
+        probe = Movement("p2p", me, them, 100, "USD", ref=f"probe-{days}")
+        known = await engine.prepare(probe, start + timedelta(days=days))
+        return dict(zip(FEATURE_NAMES, known.features, strict=True))
+
+    await happen(Movement("add_funds", me, None, 25_000, "USD", ref="add-1", rail="ach"), 0)
+    await happen(Movement("p2p", me, them, 1_000, "USD", ref="out-1"), 1)
+    await happen(Movement("p2p", them, me, 2_000, "USD", ref="in-1"), 2)
+    # 40 days on, nothing recent: all three from further back.
+    old = await features_at(40)
+    assert old["hours_since_last_add"] == pytest.approx(40 * 24)
+    assert old["last_add_usd"] == 250.0
+    assert old["hours_since_last_out"] == pytest.approx(39 * 24)
+    assert old["hours_since_last_in"] == pytest.approx(38 * 24)
+    # A recent add-funds and incoming transfer: those from the recent rows; the last outgoing
+    # movement, older than what was read, still from further back.
+    await happen(Movement("add_funds", me, None, 7_500, "USD", ref="add-2", rail="ach"), 40)
+    await happen(Movement("p2p", them, me, 3_000, "USD", ref="in-2"), 40.5)
+    recent = await features_at(41)
+    assert recent["hours_since_last_add"] == pytest.approx(24)
+    assert recent["last_add_usd"] == 75.0
+    assert recent["hours_since_last_in"] == pytest.approx(12)
+    assert recent["hours_since_last_out"] == pytest.approx(40 * 24)
+    # And an outgoing one among the recent rows.
+    await happen(Movement("p2p", me, them, 500, "USD", ref="out-2"), 41.25)
+    assert (await features_at(41.5))["hours_since_last_out"] == pytest.approx(6)
+
+
 async def test_declined_movements_are_not_history(pool: asyncpg.Pool, engine: RulesEngine) -> None:
     """Money that never moved does not count as the user's past."""
     dataset = synth.generate(users=200, days=14, seed=6)

@@ -55,58 +55,51 @@ WENT_AHEAD_I = "i.action <> 'decline' AND NOT i.declined_later"
 
 # $1 user, $2 recipient (or NULL), $3 device (or NULL), $4 the time of the movement,
 # $5 its address block (or NULL). Timestamps come back as epoch seconds, the features' unit.
+#
+# Each table is read once per person where one read can answer several questions. The user's
+# last outgoing movement, last add-funds and last incoming transfer are usually among the rows
+# already read (the 30 days of events, the 7 days received): `past_of` takes them from there,
+# and the query looks further back (last_out, last_add, last_in) only for a user whose recent
+# rows hold none; a subquery in a CASE branch not taken is never run.
 PAST = f"""
 SELECT extract(epoch FROM u.created_at)::float8 AS signup,
        EXISTS (SELECT 1 FROM bank_accounts
                 WHERE user_id = $1 AND status = 'verified') AS verified_bank,
-       (SELECT country FROM user_countries WHERE user_id = $1
-         ORDER BY first_seen_at, country LIMIT 1) AS home_country,
-       (SELECT json_agg(json_build_array(extract(epoch FROM e.created_at), e.kind,
-                        e.counterparty_id, e.amount_minor, e.rail, e.new_payee, e.action)
-                        ORDER BY e.created_at, e.id)
-          FROM (SELECT * FROM risk_assessments
-                 WHERE user_id = $1 AND {WENT_AHEAD}
-                   AND created_at > $4 - interval '30 days' AND created_at <= $4
-                 ORDER BY created_at DESC LIMIT 2000) e) AS events,
-       (SELECT json_agg(json_build_array(extract(epoch FROM i.created_at), i.amount_minor,
-                        i.user_id, i.sender_new) ORDER BY i.created_at, i.id)
-          FROM risk_assessments i
-         WHERE i.counterparty_id = $1 AND i.kind = 'p2p' AND {WENT_AHEAD_I}
-           AND i.created_at > $4 - interval '7 days' AND i.created_at <= $4) AS received,
+       c.home_country,
+       ev.events,
+       inc.received,
        last.at AS last_at, last.device_id AS last_device, last.country AS last_country,
-       (SELECT extract(epoch FROM max(created_at))::float8 FROM (
-            SELECT created_at FROM risk_assessments
-             WHERE user_id = $1 AND kind IN ('p2p', 'cash_out', 'merchant_payment')
-               AND {WENT_AHEAD}
-               AND created_at > $4 - interval '{LOOKBACK.days} days' AND created_at <= $4
-             ORDER BY created_at DESC LIMIT 1) o) AS last_out,
-       (SELECT extract(epoch FROM created_at)::float8 FROM risk_assessments
-         WHERE counterparty_id = $1 AND kind = 'p2p' AND {WENT_AHEAD}
-           AND created_at <= $4
-         ORDER BY created_at DESC LIMIT 1) AS last_in,
-       (SELECT json_build_array(extract(epoch FROM created_at), amount_minor)
-          FROM risk_assessments
-         WHERE user_id = $1 AND kind = 'add_funds' AND {WENT_AHEAD}
-           AND created_at > $4 - interval '{LOOKBACK.days} days' AND created_at <= $4
-         ORDER BY created_at DESC LIMIT 1) AS last_add,
+       CASE WHEN NOT ev.any_out THEN (
+           SELECT extract(epoch FROM max(created_at))::float8 FROM (
+               SELECT created_at FROM risk_assessments
+                WHERE user_id = $1 AND kind IN ('p2p', 'cash_out', 'merchant_payment')
+                  AND {WENT_AHEAD}
+                  AND created_at > $4 - interval '{LOOKBACK.days} days' AND created_at <= $4
+                ORDER BY created_at DESC LIMIT 1) o)
+       END AS last_out,
+       CASE WHEN inc.received IS NULL THEN (
+           SELECT extract(epoch FROM created_at)::float8 FROM risk_assessments
+            WHERE counterparty_id = $1 AND kind = 'p2p' AND {WENT_AHEAD}
+              AND created_at <= $4
+            ORDER BY created_at DESC LIMIT 1)
+       END AS last_in,
+       CASE WHEN NOT ev.any_add THEN (
+           SELECT json_build_array(extract(epoch FROM created_at), amount_minor)
+             FROM risk_assessments
+            WHERE user_id = $1 AND kind = 'add_funds' AND {WENT_AHEAD}
+              AND created_at > $4 - interval '{LOOKBACK.days} days' AND created_at <= $4
+            ORDER BY created_at DESC LIMIT 1)
+       END AS last_add,
        (SELECT count(*) FROM (SELECT 1 FROM risk_assessments
                                WHERE user_id = $1 AND {WENT_AHEAD} AND created_at <= $4
                                LIMIT {LIFETIME_CAP}) l) AS lifetime,
-       EXISTS (SELECT 1 FROM user_devices
-                WHERE user_id = $1 AND first_seen_at <= $4) AS has_devices,
-       (SELECT json_agg(json_build_array(device_id, extract(epoch FROM first_seen_at),
-                        extract(epoch FROM last_seen_at)))
-          FROM user_devices
-         WHERE user_id = $1 AND first_seen_at <= $4
-           AND (device_id = $3 OR last_seen_at > $4 - interval '30 days'))
-           AS devices,
+       d.has_devices,
+       d.devices,
        (SELECT count(*) FROM (SELECT 1 FROM user_devices
                                WHERE device_id = $3 AND user_id <> $1
                                  AND first_seen_at <= $4 LIMIT 1000) d)
            AS device_other_users,
-       (SELECT json_agg(json_build_array(country, extract(epoch FROM last_seen_at))
-                        ORDER BY last_seen_at)
-          FROM user_countries WHERE user_id = $1 AND first_seen_at <= $4) AS countries,
+       c.countries,
        (SELECT extract(epoch FROM last_seen_at)::float8 FROM user_networks
          WHERE user_id = $1 AND prefix = $5 AND first_seen_at <= $4) AS network_seen,
        (SELECT count(*) FROM risk_assessments
@@ -134,6 +127,36 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
                        FROM risk_assessments
                       WHERE user_id = u.id AND {WENT_AHEAD} AND created_at <= $4
                       ORDER BY created_at DESC LIMIT 1) last ON true
+  CROSS JOIN LATERAL (
+       SELECT json_agg(json_build_array(extract(epoch FROM e.created_at), e.kind,
+                       e.counterparty_id, e.amount_minor, e.rail, e.new_payee, e.action)
+                       ORDER BY e.created_at, e.id) AS events,
+              coalesce(bool_or(e.kind IN ('p2p', 'cash_out', 'merchant_payment')), false)
+                  AS any_out,
+              coalesce(bool_or(e.kind = 'add_funds'), false) AS any_add
+         FROM (SELECT * FROM risk_assessments
+                WHERE user_id = $1 AND {WENT_AHEAD}
+                  AND created_at > $4 - interval '30 days' AND created_at <= $4
+                ORDER BY created_at DESC LIMIT 2000) e) ev
+  CROSS JOIN LATERAL (
+       SELECT json_agg(json_build_array(extract(epoch FROM i.created_at), i.amount_minor,
+                       i.user_id, i.sender_new) ORDER BY i.created_at, i.id) AS received
+         FROM risk_assessments i
+        WHERE i.counterparty_id = $1 AND i.kind = 'p2p' AND {WENT_AHEAD_I}
+          AND i.created_at > $4 - interval '7 days' AND i.created_at <= $4) inc
+  CROSS JOIN LATERAL (
+       SELECT count(*) > 0 AS has_devices,
+              json_agg(json_build_array(device_id, extract(epoch FROM first_seen_at),
+                       extract(epoch FROM last_seen_at)))
+                  FILTER (WHERE device_id = $3 OR last_seen_at > $4 - interval '30 days')
+                  AS devices
+         FROM user_devices
+        WHERE user_id = $1 AND first_seen_at <= $4) d
+  CROSS JOIN LATERAL (
+       SELECT (array_agg(country ORDER BY first_seen_at, country))[1] AS home_country,
+              json_agg(json_build_array(country, extract(epoch FROM last_seen_at))
+                       ORDER BY last_seen_at) FILTER (WHERE first_seen_at <= $4) AS countries
+         FROM user_countries WHERE user_id = $1) c
   LEFT JOIN users r ON r.id = $2
  WHERE u.id = $1
 """
@@ -274,16 +297,23 @@ def past_of(past: Past, movement: Request, recipient_id: uuid.UUID | None) -> Hi
     def number(user: Any) -> int:
         return numbers.setdefault(str(user), len(numbers) + 3)
 
+    # The latest outgoing movement, add-funds and incoming transfer: from the recent rows when
+    # they hold one (oldest first), else as the query found them further back.
+    last_out = row["last_out"]
+    last_add = _json(row["last_add"]) if row["last_add"] else None
     for at, kind, to, amount, rail, new_payee, _action in past.events:
         me.amounts.append((at, amount))
         if is_near_threshold(amount):
             me.near_threshold.append(at)
         if kind == "add_funds":
             me.adds.append((at, amount, rail == "card"))
+            last_add = [at, amount]
         elif kind == "p2p" and to is not None:
             me.outs.append((at, amount, number(to), bool(new_payee)))
         else:
             me.outs.append((at, amount, -1, False))
+        if kind in OUTGOING:
+            last_out = at
     for at, amount, sender, sender_new in _json(row["received"]):
         me.ins.append((at, amount, number(sender), bool(sender_new)))
     if row["last_at"] is not None:
@@ -292,13 +322,13 @@ def past_of(past: Past, movement: Request, recipient_id: uuid.UUID | None) -> Hi
             row["last_device"] or "",
             row["last_country"] or "",
         )
-    if row["last_out"] is not None:
-        me.last_out_ts = row["last_out"]
-    if row["last_in"] is not None:
-        me.last_in_ts = row["last_in"]
-    if row["last_add"]:
-        at, amount = _json(row["last_add"])
-        me.last_add = (at, amount)
+    if last_out is not None:
+        me.last_out_ts = last_out
+    if last_add is not None:
+        me.last_add = (last_add[0], last_add[1])
+    last_in = me.ins[-1][0] if me.ins else row["last_in"]
+    if last_in is not None:
+        me.last_in_ts = last_in
     me.events = int(row["lifetime"])
     for device, first, last in past.devices:
         me.devices[device] = (first, last)
