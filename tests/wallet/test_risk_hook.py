@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from billfold.wallet.risk import (
@@ -55,8 +56,18 @@ async def test_allow_all_claims_a_key_once(redis: Redis) -> None:
 
 
 async def test_an_engine_over_budget_is_cut_off_and_recorded() -> None:
+    """Let through with the reason risk_timeout, and counted for operators (and `bench api`)."""
+    before = _timeouts()
     verdict = await assess_within_budget(Slow(), MOVEMENT, 5)
     assert verdict == Verdict("allow", reasons=("risk_timeout",))
+    assert _timeouts() == before + 1
+    with pytest.raises(DeclinedByRisk):
+        await assess_within_budget(Declines(), MOVEMENT, 5)
+    assert _timeouts() == before + 1
+
+
+def _timeouts() -> float:
+    return REGISTRY.get_sample_value("billfold_risk_timeouts_total", {"kind": "p2p"}) or 0.0
 
 
 async def test_a_decline_refuses_without_telling_its_reasons() -> None:

@@ -100,12 +100,16 @@ async def run_api_bench(
             _say(f"server up with {workers} workers; {clients} clients")
             baseline = await _drive(port, people, tokens, clients, seconds, rate=None, probe=True)
             _say(_line("GET /healthz", baseline))
+            start = await _risk_scrape(port)
             peak = await _drive(port, people, tokens, clients, seconds, rate=None)
+            before = await _risk_scrape(port)
+            _count_timeouts(peak, start, before)
             _say(_line("throughput", peak))
-            before = await _risk_histogram(port)
             steady = await _drive(port, people, tokens, clients, seconds, rate=rate)
+            after = await _risk_scrape(port)
+            _count_timeouts(steady, before, after)
             _say(_line(f"steady {rate}/s", steady))
-            scoring = _quantiles(before, await _risk_histogram(port))
+            scoring = _quantiles(before[0], after[0])
             if scoring:
                 _say(f"scoring in the steady phase (server-side): {scoring}")
         finally:
@@ -130,21 +134,39 @@ async def run_api_bench(
     }
 
 
-async def _risk_histogram(port: int) -> dict[float, float]:
-    """The server's billfold_risk_assessment_seconds buckets for P2P transfers (all workers'):
-    upper bound -> cumulative count."""
+async def _risk_scrape(port: int) -> tuple[dict[float, float], float]:
+    """From the server's metrics (all workers'), for P2P transfers: the
+    billfold_risk_assessment_seconds buckets (upper bound -> cumulative count), and how many
+    overran the scoring budget and went on unscored (billfold_risk_timeouts_total)."""
     connection = Connection("127.0.0.1", port)
     try:
         status, body = await connection.request("GET", "/metrics", {})
     finally:
         await connection.close()
     buckets: dict[float, float] = {}
+    timeouts = 0.0
     prefix = 'billfold_risk_assessment_seconds_bucket{kind="p2p",le="'
-    for line in body.decode().splitlines():
-        if status == 200 and line.startswith(prefix):
+    for line in body.decode().splitlines() if status == 200 else ():
+        if line.startswith(prefix):
             bound, _, count = line[len(prefix) :].partition('"} ')
             buckets[float(bound)] = float(count)
-    return buckets
+        elif line.startswith('billfold_risk_timeouts_total{kind="p2p"} '):
+            timeouts = float(line.rpartition(" ")[2])
+    return buckets, timeouts
+
+
+def _count_timeouts(
+    phase: dict[str, Any],
+    before: tuple[dict[float, float], float],
+    after: tuple[dict[float, float], float],
+) -> None:
+    """Adds to a phase's figures the transfers that went on unscored, their budget overrun
+    (with scoring off, only the idempotency claim is timed), and the rate of the others."""
+    unscored = int(after[1] - before[1])
+    phase["risk_timeouts"] = unscored
+    ok = phase["statuses"].get("201", 0)
+    share = (ok - unscored) / ok if ok else 0.0
+    phase["within_budget_per_s"] = round(phase["transfers_per_s"] * share, 1)
 
 
 def _quantiles(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
@@ -314,8 +336,11 @@ def transfer_request(
 
 
 def _line(name: str, figures: dict[str, Any]) -> str:
+    over = (
+        f"  over the risk budget {figures['risk_timeouts']}" if "risk_timeouts" in figures else ""
+    )
     return (
         f"{name:<14} {figures['transfers_per_s']:>9,.0f}/s  p50 {figures['latency_ms_p50']} ms"
         f"  p99 {figures['latency_ms_p99']} ms  errors {figures['errors']}"
-        f"  statuses {figures['statuses']}"
+        f"  statuses {figures['statuses']}{over}"
     )

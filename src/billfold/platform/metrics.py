@@ -62,6 +62,13 @@ RISK_ASSESSMENT_DURATION = Histogram(
     ),
 )
 
+RISK_TIMEOUTS = Counter(
+    "billfold_risk_timeouts",
+    "Movements let through unscored because scoring overran its time budget (it fails open), "
+    "by kind of movement.",
+    ["kind"],
+)
+
 
 def prepare_multiprocess_dir(settings: Settings) -> Path | None:
     """Give this server's workers a fresh shared metrics folder when there is more than one.

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from billfold.platform.coalesce import Coalescer
 from billfold.platform.errors import BillfoldError
-from billfold.platform.metrics import RISK_ASSESSMENT_DURATION
+from billfold.platform.metrics import RISK_ASSESSMENT_DURATION, RISK_TIMEOUTS
 
 log = logging.getLogger(__name__)
 # A request claims its idempotency key in Redis for this long (a request that fails removes its
@@ -120,6 +120,7 @@ async def assess_within_budget(
         async with asyncio.timeout(budget_ms / 1000):
             verdict = await engine.assess(movement, claim)
     except TimeoutError:
+        RISK_TIMEOUTS.labels(movement.kind).inc()
         log.warning("risk assessment overran its %s ms budget", budget_ms)
         return Verdict("allow", reasons=("risk_timeout",))
     finally:
