@@ -10,7 +10,9 @@ an access token. Then it runs three phases:
 - latency: the same at a steady `rate` per second (open loop: latency counts from when a request
   was due, so a stall is not hidden).
 
-It reports transfers/s, errors and p50/p99, stops the server, and reconciles the ledger.
+It reports transfers/s, errors and p50/p99, and for each transfer phase how many transfers
+went on unscored because their assessment overran its budget (the server's
+billfold_risk_timeouts_total); then it stops the server and reconciles the ledger.
 """
 
 from __future__ import annotations
