@@ -129,6 +129,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             app.state.risk = engine
         else:
             app.state.risk = AllowAll(redis)
+        # Scoring's admission (config.risk_concurrency): without scoring, nothing to bound.
+        scoring = settings.risk_engine == "rules" and settings.risk_concurrency > 0
+        app.state.risk_slots = asyncio.Semaphore(settings.risk_concurrency) if scoring else None
         app.state.users = UserCache(settings.user_cache_ttl_s)
         log.info("started", workers=settings.workers, migrate_on_start=settings.migrate_on_start)
         tune_gc()

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # reason risk_timeout). Scoring takes about 2-3 ms here (two queries, one Redis script); the
     # budget leaves room for a loaded database before failing open.
     risk_budget_ms: float = 25.0
+    # With the risk engine on, the P2P transfers (scoring and ledger) and funding assessments a
+    # process works on at once (0: no bound); the others wait their turn before their scoring
+    # budget starts. Unbounded, at saturation the wait for the busy process counted against the
+    # budget and most transfers went on unscored (docs/risk.md, "Admission").
+    risk_concurrency: int = Field(default=16, ge=0)
     # "rules": the risk engine scores every movement before money moves (risk.engine); "off":
     # everything passes.
     risk_engine: str = Field(default="rules", pattern="^(rules|off)$")

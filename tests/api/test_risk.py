@@ -362,3 +362,28 @@ async def test_scoring_time_is_a_prometheus_histogram(
     ida, ivo = await make_person("10.00"), await make_person()
     assert (await send(client, ida, ivo, "1.00")).status_code == 201
     assert scored((await client.get("/metrics")).text) == before + 1
+
+
+async def test_a_transfer_waits_for_a_scoring_slot_then_goes_through(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """With every slot taken (config.risk_concurrency), a transfer waits, unscored and
+    unmoved, and goes through once one frees."""
+    alice, bob = await make_person("20.00"), await make_person()
+    slots = app.state.risk_slots
+    held = 0
+    while not slots.locked():
+        await slots.acquire()
+        held += 1
+    assert held == app.state.settings.risk_concurrency
+    try:
+        waiting = asyncio.create_task(send(client, alice, bob, "5.00"))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        assert await balances(client, alice) == ("20.00", "20.00")
+    finally:
+        for _ in range(held):
+            slots.release()
+    response = await waiting
+    assert response.status_code == 201, response.text
+    assert await balances(client, alice) == ("15.00", "15.00")

@@ -29,6 +29,19 @@ class Slow:
         return Verdict("decline")
 
 
+class OneAtATime:
+    """Scores one movement at a time, 30 ms each: a shared resource that concurrent movements
+    queue for."""
+
+    def __init__(self) -> None:
+        self.busy = asyncio.Lock()
+
+    async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
+        async with self.busy:
+            await asyncio.sleep(0.03)
+        return Verdict("allow")
+
+
 class Declines:
     async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
         return Verdict("decline", 0.99, ("new_device", "new_country"))
@@ -75,3 +88,17 @@ async def test_a_decline_refuses_without_telling_its_reasons() -> None:
     with pytest.raises(DeclinedByRisk) as declined:
         await assess_within_budget(Declines(), MOVEMENT, 5)
     assert declined.value.fields == {}
+
+
+async def test_the_wait_for_a_slot_does_not_count_against_the_budget() -> None:
+    """Five movements at once, each 30 ms of a resource they queue for, 100 ms of budget:
+    unbounded, the last ones spend their budget waiting and go on unscored; let in one at a
+    time (slots), every one is scored."""
+    engine = OneAtATime()
+    crowded = await asyncio.gather(*(assess_within_budget(engine, MOVEMENT, 100) for _ in range(5)))
+    assert Verdict("allow", reasons=("risk_timeout",)) in crowded
+    engine, slots = OneAtATime(), asyncio.Semaphore(1)
+    admitted = await asyncio.gather(
+        *(assess_within_budget(engine, MOVEMENT, 100, slots=slots) for _ in range(5))
+    )
+    assert admitted == [Verdict("allow")] * 5

@@ -271,7 +271,9 @@ async def _score(
         ip=origin.ip,
         rail=rail,
     )
-    verdict = await assess_within_budget(state.risk, movement, state.settings.risk_budget_ms)
+    verdict = await assess_within_budget(
+        state.risk, movement, state.settings.risk_budget_ms, slots=state.risk_slots
+    )
     waits_for = {"step_up": VERIFICATION, "review": REVIEW}.get(verdict.action)
     if waits_for is None:
         return None

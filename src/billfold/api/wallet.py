@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -115,7 +116,9 @@ async def send_money(request: Request) -> Response:
     )
     key_header = direct.header(request, *IDEMPOTENCY_HEADER[:2])
     body = await direct.json_body(request, TransferBody)
-    view, replayed = await _send(request.app.state, body, user_id, origin, key_header)
+    # Scoring's admission: the transfer waits for a slot before its scoring budget starts.
+    async with request.app.state.risk_slots or contextlib.nullcontext():
+        view, replayed = await _send(request.app.state, body, user_id, origin, key_header)
     return direct.json_response(view, 201, {"Idempotent-Replayed": "true"} if replayed else None)
 
 

@@ -108,23 +108,30 @@ async def release_key(redis: Redis, key: str) -> None:
 
 
 async def assess_within_budget(
-    engine: RiskEngine, movement: Movement, budget_ms: float, claim: str | None = None
+    engine: RiskEngine,
+    movement: Movement,
+    budget_ms: float,
+    claim: str | None = None,
+    slots: asyncio.Semaphore | None = None,
 ) -> Verdict:
     """The engine's verdict, or `allow` with reason `risk_timeout` if it overruns its budget.
 
     Failing open keeps payments flowing when scoring is slow. The timeout is recorded as a
     reason, so that operators see it and the risk engine can fail closed for large amounts once
-    it exists. `claim`: see RiskEngine.assess."""
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(budget_ms / 1000):
-            verdict = await engine.assess(movement, claim)
-    except TimeoutError:
-        RISK_TIMEOUTS.labels(movement.kind).inc()
-        log.warning("risk assessment overran its %s ms budget", budget_ms)
-        return Verdict("allow", reasons=("risk_timeout",))
-    finally:
-        RISK_ASSESSMENT_DURATION.labels(movement.kind).observe(time.perf_counter() - started)
+    it exists. `claim`: see RiskEngine.assess. `slots`: at most that many movements are scored
+    at once; the others wait their turn before their budget starts, so that the budget measures
+    the scoring and not the queue of a saturated process."""
+    async with slots or contextlib.nullcontext():
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(budget_ms / 1000):
+                verdict = await engine.assess(movement, claim)
+        except TimeoutError:
+            RISK_TIMEOUTS.labels(movement.kind).inc()
+            log.warning("risk assessment overran its %s ms budget", budget_ms)
+            return Verdict("allow", reasons=("risk_timeout",))
+        finally:
+            RISK_ASSESSMENT_DURATION.labels(movement.kind).observe(time.perf_counter() - started)
     if verdict.action == "decline":
         # The reasons stay with the assessment, for operators: telling a fraudster which rule
         # caught them would teach them to step around it.
