@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -24,6 +25,7 @@ from billfold.risk.model import (
     recall_at_fpr,
     threshold_at_fpr,
 )
+from billfold.risk.serving import LIFETIME_CAP
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +97,27 @@ def test_the_shipped_model_matches_the_features_this_code_computes() -> None:
     scorer = Scorer.load()
     assert scorer.metadata["feature_names"] == list(FEATURE_NAMES)
     assert 0 <= scorer.score([0.0] * len(FEATURE_NAMES)) <= 1
+
+
+def test_the_online_lifetime_count_stops_above_every_split_of_the_shipped_model() -> None:
+    """Online, the lifetime count of a user's movements stops at LIFETIME_CAP (each counted
+    row is a read). The model must not tell counts at or above it apart, or the cap would change
+    scores: a retrained model that does needs a higher cap."""
+    tree_info = Scorer.load().booster.dump_model()["tree_info"]
+    feature = FEATURE_INDEX["lifetime_events"]
+    splits: list[float] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if "split_feature" in node:
+            if node["split_feature"] == feature:
+                splits.append(node["threshold"])
+            walk(node["left_child"])
+            walk(node["right_child"])
+
+    for tree in tree_info:
+        walk(tree["tree_structure"])
+    assert splits, "the model no longer splits on lifetime_events: the count could go"
+    assert max(splits) < LIFETIME_CAP
 
 
 def test_metrics_on_known_rankings() -> None:
