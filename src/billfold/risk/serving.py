@@ -151,7 +151,7 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
   CROSS JOIN LATERAL (
        SELECT count(*) > 0 AS has_devices,
               json_agg(json_build_array(device_id, extract(epoch FROM first_seen_at),
-                       extract(epoch FROM last_seen_at)))
+                       extract(epoch FROM last_seen_at)) ORDER BY device_id)
                   FILTER (WHERE device_id = $3 OR last_seen_at > $4 - interval '30 days')
                   AS devices
          FROM user_devices
