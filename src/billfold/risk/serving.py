@@ -52,6 +52,7 @@ PLACE_REFRESH = 3600.0
 LIFETIME_CAP = 256
 ME, THEM = 1, 2  # the user and the recipient, as features.HistoryState numbers them
 OUTGOING = ("p2p", "cash_out", "merchant_payment")
+OUTGOING_SQL = ", ".join(f"'{kind}'" for kind in OUTGOING)  # as the query lists them
 
 # An assessed movement that went ahead: not declined, and not held and then declined.
 WENT_AHEAD = "action <> 'decline' AND NOT declined_later"
@@ -76,7 +77,7 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
        CASE WHEN NOT ev.any_out THEN (
            SELECT extract(epoch FROM max(created_at))::float8 FROM (
                SELECT created_at FROM risk_assessments
-                WHERE user_id = $1 AND kind IN ('p2p', 'cash_out', 'merchant_payment')
+                WHERE user_id = $1 AND kind IN ({OUTGOING_SQL})
                   AND {WENT_AHEAD}
                   AND created_at > $4 - interval '{LOOKBACK.days} days' AND created_at <= $4
                 ORDER BY created_at DESC LIMIT 1) o)
@@ -123,7 +124,7 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
            AND i.created_at > $4 - interval '1 day' AND i.created_at <= $4) AS their_received,
        (SELECT json_agg(extract(epoch FROM created_at) ORDER BY created_at)
           FROM risk_assessments
-         WHERE user_id = $2 AND kind IN ('p2p', 'cash_out', 'merchant_payment')
+         WHERE user_id = $2 AND kind IN ({OUTGOING_SQL})
            AND {WENT_AHEAD}
            AND created_at > $4 - interval '1 day' AND created_at <= $4) AS their_sent
   FROM users u
@@ -135,7 +136,7 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
        SELECT json_agg(json_build_array(extract(epoch FROM e.created_at), e.kind,
                        e.counterparty_id, e.amount_minor, e.rail, e.new_payee, e.action)
                        ORDER BY e.created_at, e.id) AS events,
-              coalesce(bool_or(e.kind IN ('p2p', 'cash_out', 'merchant_payment')), false)
+              coalesce(bool_or(e.kind IN ({OUTGOING_SQL})), false)
                   AS any_out,
               coalesce(bool_or(e.kind = 'add_funds'), false) AS any_add
          FROM (SELECT * FROM risk_assessments
