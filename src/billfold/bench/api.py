@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -105,13 +105,13 @@ async def run_api_bench(
             start = await _risk_scrape(port)
             peak = await _drive(port, people, tokens, clients, seconds, rate=None)
             before = await _risk_scrape(port)
-            _count_timeouts(peak, start, before)
+            _count_timeouts(peak, start.timeouts, before.timeouts)
             _say(_line("throughput", peak))
             steady = await _drive(port, people, tokens, clients, seconds, rate=rate)
             after = await _risk_scrape(port)
-            _count_timeouts(steady, before, after)
+            _count_timeouts(steady, before.timeouts, after.timeouts)
             _say(_line(f"steady {rate}/s", steady))
-            scoring = _quantiles(before[0], after[0])
+            scoring = _quantiles(before.buckets, after.buckets)
             if scoring:
                 _say(f"scoring in the steady phase (server-side): {scoring}")
         finally:
@@ -136,10 +136,14 @@ async def run_api_bench(
     }
 
 
-async def _risk_scrape(port: int) -> tuple[dict[float, float], float]:
-    """From the server's metrics (all workers'), for P2P transfers: the
-    billfold_risk_assessment_seconds buckets (upper bound -> cumulative count), and how many
-    overran the scoring budget and went on unscored (billfold_risk_timeouts_total)."""
+class RiskScrape(NamedTuple):
+    """From the server's metrics (all workers'), for P2P transfers."""
+
+    buckets: dict[float, float]  # billfold_risk_assessment_seconds: upper bound -> cumulative
+    timeouts: float  # billfold_risk_timeouts_total: overran the budget, went on unscored
+
+
+async def _risk_scrape(port: int) -> RiskScrape:
     connection = Connection("127.0.0.1", port)
     try:
         status, body = await connection.request("GET", "/metrics", {})
@@ -154,17 +158,14 @@ async def _risk_scrape(port: int) -> tuple[dict[float, float], float]:
             buckets[float(bound)] = float(count)
         elif line.startswith('billfold_risk_timeouts_total{kind="p2p"} '):
             timeouts = float(line.rpartition(" ")[2])
-    return buckets, timeouts
+    return RiskScrape(buckets, timeouts)
 
 
-def _count_timeouts(
-    phase: dict[str, Any],
-    before: tuple[dict[float, float], float],
-    after: tuple[dict[float, float], float],
-) -> None:
+def _count_timeouts(phase: dict[str, Any], before: float, after: float) -> None:
     """Adds to a phase's figures the transfers that went on unscored, their budget overrun
-    (with scoring off, only the idempotency claim is timed), and the rate of the others."""
-    unscored = int(after[1] - before[1])
+    (with scoring off, only the idempotency claim is timed), between two counts of
+    billfold_risk_timeouts_total, and the rate of the others."""
+    unscored = int(after - before)
     phase["risk_timeouts"] = unscored
     ok = phase["statuses"].get("201", 0)
     share = (ok - unscored) / ok if ok else 0.0
