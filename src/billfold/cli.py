@@ -19,6 +19,8 @@ from billfold.platform.errors import BillfoldError
 from billfold.risk.cli import risk_app
 
 T = TypeVar("T")
+# uvicorn's httptools protocol, each response sent in one system call (platform.httpwire).
+HTTP_PROTOCOL = "billfold.platform.httpwire:Protocol"
 
 app = typer.Typer(
     help="Billfold, an open-source digital wallet backend.",
@@ -363,6 +365,7 @@ def _serve(settings: Settings) -> None:
             workers=settings.workers,
             log_config=None,
             access_log=False,
+            http=HTTP_PROTOCOL,
         )
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

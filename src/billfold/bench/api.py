@@ -18,6 +18,7 @@ billfold_risk_timeouts_total); then it stops the server and reconciles the ledge
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import secrets
@@ -32,6 +33,7 @@ from typing import Any, NamedTuple
 import asyncpg
 import orjson
 
+from billfold.bench.cpu import per_unit_us, processes_cpu, servers_cpu
 from billfold.bench.http import Connection
 from billfold.bench.seed import fund_all, migrated_pool, scratch_database
 from billfold.config import Settings
@@ -43,6 +45,7 @@ from billfold.risk.rules import LOAD_TEST_RULES
 
 FUNDING_MINOR = 1_000_000_00
 BENCH_REDIS_DB = 9
+SLICE_S = 5.0  # the transfer phases' p99 is also reported for each slice of this many seconds
 SEED_USERS = """
 WITH people AS (
     INSERT INTO users (username, email, phone, password_hash)
@@ -100,14 +103,17 @@ async def run_api_bench(
             await _wait_ready(port, server)
             tokens = [issue_token(uuid.UUID(p), key, 3600 * 4) for p in people]
             _say(f"server up with {workers} workers; {clients} clients")
-            baseline = await _drive(port, people, tokens, clients, seconds, rate=None, probe=True)
+            drive = functools.partial(
+                _drive, port, people, tokens, clients, seconds, server=server.pid
+            )
+            baseline = await drive(rate=None, probe=True)
             _say(_line("GET /healthz", baseline))
             start = await _risk_scrape(port)
-            peak = await _drive(port, people, tokens, clients, seconds, rate=None)
+            peak = await drive(rate=None)
             before = await _risk_scrape(port)
             _count_timeouts(peak, start.timeouts, before.timeouts)
             _say(_line("throughput", peak))
-            steady = await _drive(port, people, tokens, clients, seconds, rate=rate)
+            steady = await drive(rate=rate)
             after = await _risk_scrape(port)
             _count_timeouts(steady, before.timeouts, after.timeouts)
             _say(_line(f"steady {rate}/s", steady))
@@ -266,11 +272,14 @@ async def _drive(
     seconds: float,
     rate: int | None,
     probe: bool = False,
+    server: int | None = None,
 ) -> dict[str, Any]:
     """`clients` connections send transfers (or, with `probe`, GET /healthz: the HTTP stack's
     own ceiling on this machine, the baseline for the transfer figures)."""
     latencies: list[float] = []
+    slices: dict[int, list[float]] = {}  # transfer latencies by SLICE_S of the phase
     statuses: dict[int, int] = {}
+    cpu_started = _cpu(server)
     started = time.perf_counter()
     stop_at = started + seconds
     interval = clients / rate if rate else 0.0
@@ -296,11 +305,14 @@ async def _drive(
             headers, body = transfer_request(rng, people, tokens)
             status, _ = await connection.request("POST", "/api/v1/transfers", headers, body)
             statuses[status] = statuses.get(status, 0) + 1
-            latencies.append(time.perf_counter() - (due if rate else now))
+            latency = time.perf_counter() - (due if rate else now)
+            latencies.append(latency)
+            slices.setdefault(int((now - started) // SLICE_S), []).append(latency)
         await connection.close()
 
     await asyncio.gather(*(client(n) for n in range(clients)))
     elapsed = time.perf_counter() - started
+    cpu = per_unit_us(cpu_started, _cpu(server), len(latencies))
     latencies.sort()
     done = len(latencies)
     ok = statuses.get(200 if probe else 201, 0)
@@ -311,7 +323,26 @@ async def _drive(
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "latency_ms_p50": round(statistics.median(latencies) * 1000, 2) if done else None,
         "latency_ms_p99": round(latencies[int(done * 0.99)] * 1000, 2) if done else None,
+        # Where the slow ones were: a stall of a few seconds shows in one slice.
+        "latency_ms_p99_by_slice": [_p99_ms(slices[n]) for n in sorted(slices)],
+        # What a request cost each process group on this machine, load generator included.
+        "cpu_us_per_request": cpu,
     }
+
+
+def _cpu(server: int | None) -> dict[str, float | None]:
+    """CPU seconds so far of the load generator (this process), the server with its workers,
+    and the database and cache servers if they run here."""
+    return {
+        "generator": time.process_time(),
+        "server": processes_cpu(tree=server) if server is not None else None,
+        **servers_cpu(),
+    }
+
+
+def _p99_ms(latencies: list[float]) -> float:
+    latencies.sort()
+    return round(latencies[int(len(latencies) * 0.99)] * 1000, 1)
 
 
 def transfer_request(
@@ -346,4 +377,5 @@ def _line(name: str, figures: dict[str, Any]) -> str:
         f"{name:<14} {figures['transfers_per_s']:>9,.0f}/s  p50 {figures['latency_ms_p50']} ms"
         f"  p99 {figures['latency_ms_p99']} ms  errors {figures['errors']}"
         f"  statuses {figures['statuses']}{over}"
+        f"\n{'':<14} CPU us a request: {figures['cpu_us_per_request']}"
     )

@@ -18,18 +18,16 @@ import secrets
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from billfold.app import create_app
 from billfold.bench.api import ADDRESS, _seed, transfer_request
+from billfold.bench.cpu import per_unit_us, servers_cpu
 from billfold.bench.seed import migrated_pool, scratch_database
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
 from billfold.platform.security import issue_token
 from billfold.risk.rules import LOAD_TEST_RULES
-
-SERVERS = {"postgresql": "postgres", "redis": "redis-server"}
 
 
 async def run_transfer_cost(
@@ -74,12 +72,7 @@ async def run_transfer_cost(
             report = await reconcile(pool)
         finally:
             await pool.close()
-    per_transfer = {
-        name: None
-        if before[name] is None or after[name] is None
-        else round((after[name] - before[name]) / transfers * 1e6)  # type: ignore[operator]
-        for name in before
-    }
+    per_transfer = per_unit_us(before, after, transfers)
     result = {
         "benchmark": "transfer-cost",
         "scoring": scoring,
@@ -154,27 +147,7 @@ async def _drive(send: Any, count: int, concurrency: int) -> int:
 def _cpu_seconds() -> dict[str, float | None]:
     """CPU seconds (user and system) of this process and of each server's processes here."""
     times = os.times()
-    seconds: dict[str, float | None] = {"app": times.user + times.system}
-    for name, command in SERVERS.items():
-        seconds[name] = _processes_cpu(command)
-    return seconds
-
-
-def _processes_cpu(command: str) -> float | None:
-    """CPU seconds of the processes named `command` here, or None if there are none (or no
-    /proc)."""
-    found, ticks = False, 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue  # a process that ended meanwhile
-        name, _, rest = text.partition(" (")[2].rpartition(")")
-        if name != command:
-            continue
-        fields = rest.split()
-        found, ticks = True, ticks + int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK") if found else None
+    return {"app": times.user + times.system, **servers_cpu()}
 
 
 def _say(text: str) -> None:
