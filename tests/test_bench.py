@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from billfold.bench.api import _count_timeouts
+from billfold.bench.api import _count_timeouts, _p99_ms
+from billfold.bench.cpu import per_unit_us, processes_cpu
 from billfold.bench.transfer_cost import run_transfer_cost
 from billfold.config import Settings
 
@@ -35,3 +40,40 @@ def test_bench_api_counts_the_transfers_let_through_unscored() -> None:
     nothing = {"transfers_per_s": 0.0, "statuses": {}}
     _count_timeouts(nothing, 0.0, 0.0)
     assert nothing["within_budget_per_s"] == 0.0
+
+
+def test_cpu_is_read_for_a_process_and_its_children_and_divided_per_request() -> None:
+    """`bench api` charges each phase's CPU to the server (with its workers), PostgreSQL, Redis
+    and the load generator; a server that is not on this machine reads as None."""
+    with subprocess.Popen(
+        [sys.executable, "-c", BUSY_CHILD], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    ) as child:
+        try:
+            assert child.stdout is not None and child.stdout.readline() == b"busy\n"
+            alone = processes_cpu(tree=child.pid)
+            with_children = processes_cpu(tree=os.getpid())
+            assert alone is not None and with_children is not None
+            assert with_children >= alone >= 0.3
+        finally:
+            child.kill()
+    assert processes_cpu("no-such-server-here") is None
+    before = {"server": 1.0, "postgresql": None, "redis": 2.0}
+    after = {"server": 1.5, "postgresql": None, "redis": 2.0}
+    assert per_unit_us(before, after, 1_000) == {"server": 500, "postgresql": None, "redis": 0}
+    assert per_unit_us(before, after, 0) == {"server": None, "postgresql": None, "redis": None}
+
+
+# A child that spends 0.3 s of CPU, says so, and waits to be killed.
+BUSY_CHILD = """
+import sys, time
+start = time.process_time()
+while time.process_time() - start < 0.3:
+    pass
+print("busy", flush=True)
+time.sleep(30)
+"""
+
+
+def test_a_stall_shows_in_its_slice() -> None:
+    assert _p99_ms([0.010] * 99 + [0.500]) == 500.0
+    assert _p99_ms([0.010] * 200 + [0.500]) == 10.0
