@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     # budget starts. Unbounded, at saturation the wait for the busy process counted against the
     # budget and most transfers went on unscored (docs/risk.md, "Admission").
     risk_concurrency: int = Field(default=16, ge=0)
+    # With the risk engine on, a movement of at least this many minor units (USD cents) whose
+    # scoring overruns the budget is refused with 503 risk_unavailable (retry) instead of going
+    # on unscored. 0: every overrun fails open.
+    risk_fail_closed_minor: int = Field(default=100_000, ge=0)
     # "rules": the risk engine scores every movement before money moves (risk.engine); "off":
     # everything passes.
     risk_engine: str = Field(default="rules", pattern="^(rules|off)$")

@@ -15,6 +15,7 @@ from billfold.wallet.risk import (
     DeclinedByRisk,
     KeyInFlight,
     Movement,
+    RiskUnavailable,
     Verdict,
     assess_within_budget,
     release_key,
@@ -77,6 +78,21 @@ async def test_an_engine_over_budget_is_cut_off_and_recorded() -> None:
     with pytest.raises(DeclinedByRisk):
         await assess_within_budget(Declines(), MOVEMENT, 5)
     assert _timeouts() == before + 1
+
+
+async def test_a_large_movement_fails_closed_when_scoring_overruns() -> None:
+    """From `fail_closed_minor` up, an overrun refuses the movement (the client retries);
+    below it, or with the threshold at 0, the movement goes on unscored. Both are counted."""
+    before = _timeouts()
+    large = Movement("p2p", "u1", "u2", 100_000, "USD")
+    with pytest.raises(RiskUnavailable) as refused:
+        await assess_within_budget(Slow(), large, 5, fail_closed_minor=100_000)
+    assert refused.value.status == 503 and refused.value.headers() == {"Retry-After": "1"}
+    small = Movement("p2p", "u1", "u2", 99_999, "USD")
+    timed_out = Verdict("allow", reasons=("risk_timeout",))
+    assert await assess_within_budget(Slow(), small, 5, fail_closed_minor=100_000) == timed_out
+    assert await assess_within_budget(Slow(), large, 5, fail_closed_minor=0) == timed_out
+    assert _timeouts() == before + 3
 
 
 def _timeouts() -> float:

@@ -272,7 +272,11 @@ async def _score(
         rail=rail,
     )
     verdict = await assess_within_budget(
-        state.risk, movement, state.settings.risk_budget_ms, slots=state.risk_slots
+        state.risk,
+        movement,
+        state.settings.risk_budget_ms,
+        slots=state.risk_slots,
+        fail_closed_minor=state.fail_closed_minor,
     )
     waits_for = {"step_up": VERIFICATION, "review": REVIEW}.get(verdict.action)
     if waits_for is None:

@@ -160,7 +160,11 @@ async def _send(
     try:
         # Scored before money moves; `decline` raises here.
         verdict = await assess_within_budget(
-            state.risk, movement, state.settings.risk_budget_ms, claim
+            state.risk,
+            movement,
+            state.settings.risk_budget_ms,
+            claim,
+            fail_closed_minor=state.fail_closed_minor,
         )
     except KeyInFlight:
         return await _answer_retry(state, client, key, p2p)

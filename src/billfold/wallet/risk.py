@@ -61,6 +61,18 @@ class DeclinedByRisk(BillfoldError):
     title = "Declined by risk checks"
 
 
+class RiskUnavailable(BillfoldError):
+    """Scoring overran its budget on a movement too large to let through unscored: nothing
+    moved, and the client may try again."""
+
+    code = "risk_unavailable"
+    status = 503
+    title = "Risk checks unavailable"
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": "1"}
+
+
 class RiskEngine(Protocol):
     async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
         """The verdict on `movement`. With `claim`, first set that Redis key (for
@@ -113,14 +125,17 @@ async def assess_within_budget(
     budget_ms: float,
     claim: str | None = None,
     slots: asyncio.Semaphore | None = None,
+    fail_closed_minor: int = 0,
 ) -> Verdict:
     """The engine's verdict, or `allow` with reason `risk_timeout` if it overruns its budget.
 
-    Failing open keeps payments flowing when scoring is slow. The timeout is recorded as a
-    reason, so that operators see it and the risk engine can fail closed for large amounts once
-    it exists. `claim`: see RiskEngine.assess. `slots`: at most that many movements are scored
-    at once; the others wait their turn before their budget starts, so that the budget measures
-    the scoring and not the queue of a saturated process."""
+    Failing open keeps payments flowing when scoring is slow; the timeout is recorded as a
+    reason, so that operators see it. A movement of at least `fail_closed_minor` (when above 0)
+    fails closed instead: RiskUnavailable, nothing moves, the client tries again. Otherwise
+    loading the service until scoring overruns would be a way past it for large sums.
+    `claim`: see RiskEngine.assess. `slots`: at most that many movements are scored at once;
+    the others wait their turn before their budget starts, so that the budget measures the
+    scoring and not the queue of a saturated process."""
     async with slots or contextlib.nullcontext():
         started = time.perf_counter()
         try:
@@ -129,6 +144,10 @@ async def assess_within_budget(
         except TimeoutError:
             RISK_TIMEOUTS.labels(movement.kind).inc()
             log.warning("risk assessment overran its %s ms budget", budget_ms)
+            if 0 < fail_closed_minor <= movement.amount_minor:
+                raise RiskUnavailable(
+                    "risk checks did not answer in time; nothing moved, try again"
+                ) from None
             return Verdict("allow", reasons=("risk_timeout",))
         finally:
             RISK_ASSESSMENT_DURATION.labels(movement.kind).observe(time.perf_counter() - started)
