@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -151,3 +154,32 @@ def link_bank(app: FastAPI, client: httpx.AsyncClient) -> Callable[..., Awaitabl
         return bank_id
 
     return link
+
+
+class Stalled:
+    """The engine, answering only after `delay_s`: scoring that overruns its budget."""
+
+    def __init__(self, engine: Any, delay_s: float) -> None:
+        self.engine, self.delay_s = engine, delay_s
+
+    async def assess(self, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(self.delay_s)
+        return await self.engine.assess(*args, **kwargs)
+
+
+@pytest.fixture
+def stalled_scoring(app: FastAPI) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """Within it, scoring answers after 0.3 s against a budget of 20 ms: every movement's
+    assessment overruns."""
+
+    @contextlib.contextmanager
+    def stalled() -> Iterator[None]:
+        engine, settings = app.state.risk, app.state.settings
+        app.state.risk = Stalled(engine, 0.3)
+        app.state.settings = settings.model_copy(update={"risk_budget_ms": 20.0})
+        try:
+            yield
+        finally:
+            app.state.risk, app.state.settings = engine, settings
+
+    return stalled

@@ -578,34 +578,18 @@ async def test_a_webhook_whose_application_died_is_applied_later_exactly_once(
     assert again.json()["status"] == "duplicate"
 
 
-class Stalled:
-    """The engine, answering only after `delay_s`: scoring that overruns its budget."""
-
-    def __init__(self, engine: Any, delay_s: float) -> None:
-        self.engine, self.delay_s = engine, delay_s
-
-    async def assess(self, *args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(self.delay_s)
-        return await self.engine.assess(*args, **kwargs)
-
-
 async def test_a_large_add_funds_whose_scoring_overruns_is_refused_and_records_nothing(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, link_bank: LinkBank
+    client: httpx.AsyncClient, make_person: MakePerson, link_bank: LinkBank, stalled_scoring: Any
 ) -> None:
     """Money in is scored like P2P: from $1,000.00 (config.risk_fail_closed_minor) an overrun
     refuses it with 503 risk_unavailable and records no movement; a smaller one goes on."""
     person = await make_person()
     bank_id = await link_bank(person, ACCOUNT)
-    engine, settings = app.state.risk, app.state.settings
-    app.state.risk = Stalled(engine, 0.3)
-    app.state.settings = settings.model_copy(update={"risk_budget_ms": 20.0})
-    try:
+    with stalled_scoring():
         refused = await add_funds(client, person, "1000.00", bank_account_id=bank_id)
         assert refused.status_code == 503, refused.text
         assert refused.json()["code"] == "risk_unavailable"
         assert (await wallet(client, person))["pending_balance"] == "0.00"
         let_through = await add_funds(client, person, "999.99", bank_account_id=bank_id)
         assert let_through.status_code == 202, let_through.text
-    finally:
-        app.state.risk, app.state.settings = engine, settings
     assert (await wallet(client, person))["pending_balance"] == "999.99"

@@ -389,19 +389,8 @@ async def test_a_transfer_waits_for_a_scoring_slot_then_goes_through(
     assert await balances(client, alice) == ("15.00", "15.00")
 
 
-class Stalled:
-    """The engine, answering only after `delay_s`: scoring that overruns its budget."""
-
-    def __init__(self, engine: Any, delay_s: float) -> None:
-        self.engine, self.delay_s = engine, delay_s
-
-    async def assess(self, *args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(self.delay_s)
-        return await self.engine.assess(*args, **kwargs)
-
-
 async def test_a_large_transfer_whose_scoring_overruns_is_refused_and_can_be_retried(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, stalled_scoring: Any
 ) -> None:
     """At or above config.risk_fail_closed_minor ($1,000.00 by default), an overrun does not let
     the transfer through unscored: 503 risk_unavailable, nothing moved, and a retry with the
@@ -412,11 +401,8 @@ async def test_a_large_transfer_whose_scoring_overruns_is_refused_and_can_be_ret
         "json": {"sender_id": alice.user_id, "recipient": bob.username, "amount": "1000.00"},
         "headers": {**alice.auth, "Idempotency-Key": key, "X-Device-Id": "home-phone"},
     }
-    engine, settings = app.state.risk, app.state.settings
-    assert app.state.fail_closed_minor == settings.risk_fail_closed_minor == 100_000
-    app.state.risk = Stalled(engine, 0.3)
-    app.state.settings = settings.model_copy(update={"risk_budget_ms": 20.0})
-    try:
+    assert app.state.fail_closed_minor == app.state.settings.risk_fail_closed_minor == 100_000
+    with stalled_scoring():
         refused = await client.post("/api/v1/transfers", **request)
         assert refused.status_code == 503, refused.text
         assert refused.headers["content-type"] == "application/problem+json"
@@ -424,8 +410,6 @@ async def test_a_large_transfer_whose_scoring_overruns_is_refused_and_can_be_ret
         assert refused.headers["retry-after"] == "1"
         assert await balances(client, alice) == ("1500.00", "1500.00")
         assert await balances(client, bob) == ("0.00", "0.00")
-    finally:
-        app.state.risk, app.state.settings = engine, settings
     retried = await client.post("/api/v1/transfers", **request)
     assert retried.status_code == 201, retried.text
     assert retried.json()["status"] == "COMPLETED"
