@@ -170,7 +170,9 @@ async def _risk_scrape(port: int) -> RiskScrape:
 def _count_timeouts(phase: dict[str, Any], before: float, after: float) -> None:
     """Adds to a phase's figures the transfers that went on unscored, their budget overrun
     (with scoring off, only the idempotency claim is timed), between two counts of
-    billfold_risk_timeouts_total, and the rate of the others."""
+    billfold_risk_timeouts_total, and the rate of the others. (The counter also counts
+    movements refused for overrunning from the fail-closed amount up; the benchmark's
+    transfers, at most $500.99, stay below it.)"""
     unscored = int(after - before)
     phase["risk_timeouts"] = unscored
     ok = phase["statuses"].get("201", 0)

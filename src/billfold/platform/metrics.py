@@ -64,8 +64,8 @@ RISK_ASSESSMENT_DURATION = Histogram(
 
 RISK_TIMEOUTS = Counter(
     "billfold_risk_timeouts",
-    "Movements let through unscored because scoring overran its time budget (it fails open), "
-    "by kind of movement.",
+    "Movements whose scoring overran its time budget, by kind of movement: let through "
+    "unscored, or refused from the fail-closed amount (risk_fail_closed_minor) up.",
     ["kind"],
 )
 
