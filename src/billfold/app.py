@@ -129,14 +129,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             app.state.risk = engine
         else:
             app.state.risk = AllowAll(redis)
-        # Scoring's admission (config.risk_concurrency): without scoring, nothing to bound.
-        scoring = settings.risk_engine == "rules" and settings.risk_concurrency > 0
-        app.state.risk_slots = asyncio.Semaphore(settings.risk_concurrency) if scoring else None
-        # Large movements fail closed when scoring overruns (config.risk_fail_closed_minor);
-        # without scoring there is nothing to wait for.
-        app.state.fail_closed_minor = (
-            settings.risk_fail_closed_minor if settings.risk_engine == "rules" else 0
-        )
+        # Without scoring there is nothing to bound (config.risk_concurrency) and nothing whose
+        # overrun should refuse a large movement (config.risk_fail_closed_minor).
+        scoring = settings.risk_engine == "rules"
+        bounded = scoring and settings.risk_concurrency > 0
+        app.state.risk_slots = asyncio.Semaphore(settings.risk_concurrency) if bounded else None
+        app.state.fail_closed_minor = settings.risk_fail_closed_minor if scoring else 0
         app.state.users = UserCache(settings.user_cache_ttl_s)
         log.info("started", workers=settings.workers, migrate_on_start=settings.migrate_on_start)
         tune_gc()
