@@ -75,5 +75,5 @@ time.sleep(30)
 
 
 def test_a_stall_shows_in_its_slice() -> None:
-    assert _p99_ms([0.010] * 99 + [0.500]) == 500.0
-    assert _p99_ms([0.010] * 200 + [0.500]) == 10.0
+    assert _p99_ms([0.010] * 99 + [0.500], 1) == 500.0
+    assert _p99_ms([0.010] * 200 + [0.500], 1) == 10.0

@@ -315,7 +315,6 @@ async def _drive(
     await asyncio.gather(*(client(n) for n in range(clients)))
     elapsed = time.perf_counter() - started
     cpu = per_unit_us(cpu_started, _cpu(server), len(latencies))
-    latencies.sort()
     done = len(latencies)
     ok = statuses.get(200 if probe else 201, 0)
     return {
@@ -324,9 +323,9 @@ async def _drive(
         "errors": done - ok,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "latency_ms_p50": round(statistics.median(latencies) * 1000, 2) if done else None,
-        "latency_ms_p99": round(latencies[int(done * 0.99)] * 1000, 2) if done else None,
+        "latency_ms_p99": _p99_ms(latencies, 2) if done else None,
         # Where the slow ones were: a stall of a few seconds shows in one slice.
-        "latency_ms_p99_by_slice": [_p99_ms(slices[n]) for n in sorted(slices)],
+        "latency_ms_p99_by_slice": [_p99_ms(slices[n], 1) for n in sorted(slices)],
         # What a request cost each process group on this machine, load generator included.
         "cpu_us_per_request": cpu,
     }
@@ -342,9 +341,10 @@ def _cpu(server: int | None) -> dict[str, float | None]:
     }
 
 
-def _p99_ms(latencies: list[float]) -> float:
+def _p99_ms(latencies: list[float], digits: int) -> float:
+    """The 99th percentile of latencies in seconds, in milliseconds (sorts the list)."""
     latencies.sort()
-    return round(latencies[int(len(latencies) * 0.99)] * 1000, 1)
+    return round(latencies[int(len(latencies) * 0.99)] * 1000, digits)
 
 
 def transfer_request(
