@@ -78,6 +78,14 @@ async def test_a_killed_connection_fails_its_callers_and_the_next_call_reconnect
     assert await pipe.execute("PING") == "PONG"
 
 
+async def test_a_connection_closed_under_the_pipe_is_replaced(redis: Client) -> None:
+    pipe = _pipe(redis)
+    assert await pipe.execute("PING") == "PONG"
+    assert pipe._protocol is not None and pipe._protocol.transport is not None
+    pipe._protocol.transport.close()  # before the pipe has heard of it
+    assert await pipe.execute("PING") == "PONG"
+
+
 async def test_silence_times_out_and_drops_the_connection(redis_url: str) -> None:
     client = await create_redis(redis_url)
     try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 from typing import Any, cast
 
@@ -46,10 +47,17 @@ class _Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
+    @property
+    def usable(self) -> bool:
+        return not self.lost and self.transport is not None and not self.transport.is_closing()
+
     def send(self, packed: list[bytes], waiter: asyncio.Future[Any]) -> None:
         assert self.transport is not None
         self.waiters.append(waiter)
-        self.transport.writelines(packed)
+        try:
+            self.transport.writelines(packed)
+        except (OSError, RuntimeError) as error:  # uvloop: a transport closed under us
+            self.abort(errors.ConnectionError(f"could not write to Redis: {error!r}"))
 
     def data_received(self, data: bytes) -> None:
         reader, waiters = self._reader, self.waiters
@@ -74,7 +82,8 @@ class _Protocol(asyncio.Protocol):
     def abort(self, error: Exception) -> None:
         self._fail(error)
         if self.transport is not None:
-            self.transport.abort()
+            with contextlib.suppress(RuntimeError):  # closed already
+                self.transport.abort()
 
     def _fail(self, error: Exception) -> None:
         self.lost = True
@@ -110,7 +119,7 @@ class Pipe:
         packed = _SERIALIZER.pack(*args)
         protocol = self._protocol
         loop = asyncio.get_running_loop()
-        if protocol is None or protocol.lost or self._loop is not loop:
+        if protocol is None or not protocol.usable or self._loop is not loop:
             protocol = await self._connect(loop)
         waiter = loop.create_future()
         protocol.send(packed, waiter)
@@ -132,7 +141,7 @@ class Pipe:
         assert self._connecting is not None
         async with self._connecting:
             protocol = self._protocol
-            if protocol is not None and not protocol.lost:
+            if protocol is not None and protocol.usable:
                 return protocol  # another caller connected meanwhile
             protocol = _Protocol()
             try:
