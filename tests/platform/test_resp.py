@@ -54,6 +54,13 @@ async def test_an_error_reply_is_raised_and_the_connection_goes_on(redis: Client
     assert "no such thing" in str(results[1])
 
 
+async def test_a_reply_that_is_not_utf8_fails_and_the_pipe_goes_on(redis: Client) -> None:
+    garbled = redis.register_script("return '\\255\\254'")  # bytes 0xff 0xfe
+    with pytest.raises(errors.ConnectionError, match="UnicodeDecodeError"):
+        await garbled()
+    assert await _pipe(redis).execute("PING") == "PONG"
+
+
 async def test_a_script_redis_forgot_is_loaded_again(redis: Client) -> None:
     source = "return 'forgotten ' .. ARGV[1]"  # a script no other test loads
     script = Script(_pipe(redis), source)

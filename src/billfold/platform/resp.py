@@ -71,9 +71,9 @@ class _Protocol(asyncio.Protocol):
                     waiter.set_exception(_error(str(reply)))
                 else:
                     waiter.set_result(reply)
-        except (hiredis.ProtocolError, IndexError) as error:
-            # Bytes that are not RESP, or a reply nobody asked for: nothing after it can be
-            # trusted to belong to anyone.
+        except (hiredis.ProtocolError, UnicodeDecodeError, IndexError) as error:
+            # Bytes that are not RESP, text that is not UTF-8, or a reply nobody asked for:
+            # nothing after it can be trusted to belong to anyone.
             self.abort(errors.ConnectionError(f"Redis sent what was not a reply to us: {error!r}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
