@@ -12,18 +12,15 @@ from redis.asyncio.connection import (
     UnixDomainSocketConnection,
 )
 from redis.commands.core import AsyncScript
-from redis.connection import HiredisRespSerializer
 
-from billfold.platform.resp import Pipe, Script
+from billfold.platform.resp import SERIALIZER, Pipe, Script
 
 SOCKET_TIMEOUT_S = 5.0
 HEALTH_CHECK_INTERVAL_S = 30
 
-_SERIALIZER = HiredisRespSerializer()
-
 
 def _pack_command(self: Connection, *args: Any) -> list[bytes]:
-    return _SERIALIZER.pack(*args)  # type: ignore[no-any-return]
+    return SERIALIZER.pack(*args)  # type: ignore[no-any-return]
 
 
 # redis-py's asyncio connections write commands with a pure-Python packer whose cost grows

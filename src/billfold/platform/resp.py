@@ -29,7 +29,8 @@ import hiredis
 from redis import exceptions as errors
 from redis.connection import HiredisRespSerializer
 
-_SERIALIZER = HiredisRespSerializer()
+# Packs commands with hiredis; platform.redis's connections pack with it too.
+SERIALIZER = HiredisRespSerializer()
 CLIENT_NAME = "billfold-scripts"  # as CLIENT LIST shows the connection
 
 
@@ -116,7 +117,7 @@ class Pipe:
 
     async def execute(self, *args: Any) -> Any:
         """Redis's reply to the command `args` (str for text: replies are decoded)."""
-        packed = _SERIALIZER.pack(*args)
+        packed = SERIALIZER.pack(*args)
         protocol = self._protocol
         loop = asyncio.get_running_loop()
         if protocol is None or not protocol.usable or self._loop is not loop:
@@ -177,7 +178,7 @@ class Pipe:
         waiters = []
         for command in commands:
             waiters.append(loop.create_future())
-            protocol.send(_SERIALIZER.pack(*command), waiters[-1])
+            protocol.send(SERIALIZER.pack(*command), waiters[-1])
         for waiter in waiters:
             await waiter
 
