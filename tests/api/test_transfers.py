@@ -189,3 +189,23 @@ async def test_a_balance_read_after_a_transfer_sees_it(
         assert (await send(client, alice, bob.username, "1.00")).status_code == 201
         assert await balance(client, alice) == f"{20 - n}.00"
         assert await balance(client, bob) == f"{n}.00"
+
+
+@pytest.mark.parametrize("field", ["idempotency_key", "note"])
+async def test_a_nul_character_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, make_person: MakePerson, field: str
+) -> None:
+    """PostgreSQL text cannot hold NUL: a key or note with one is the client's mistake (422
+    naming the field), never a 500, and the transfers beside it are not held up."""
+    alice, bob = await make_person("10.00"), await make_person()
+    body = {"sender_id": alice.user_id, "recipient": bob.username, "amount": "1.00"}
+    body[field] = "bad\x00value"
+    headers = alice.auth if field == "idempotency_key" else {**alice.auth, "Idempotency-Key": "k"}
+    bad, good = await asyncio.gather(
+        client.post("/api/v1/transfers", headers=headers, json=body),
+        send(client, alice, bob.username, "2.00"),
+    )
+    assert bad.status_code == 422, bad.text
+    assert (bad.json()["code"], bad.json()["field"]) == ("validation_error", field)
+    assert good.status_code == 201
+    assert await balance(client, alice) == "8.00"

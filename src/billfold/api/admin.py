@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser
+from billfold.api.inputs import Body
 from billfold.funding import movements, risk_holds
 from billfold.platform.errors import NotFound
 from billfold.risk import held, operators
@@ -27,7 +28,7 @@ async def admin_user(request: Request, user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(admin_user)]
 
 
-class ReasonIn(BaseModel):
+class ReasonIn(Body):
     reason: str = Field(max_length=2000, description="Why: kept in the audit trail.")
 
 

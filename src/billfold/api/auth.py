@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser, signing_key
+from billfold.api.inputs import Body
 from billfold.api.limits import limit_login
 from billfold.api.signals import Signals
 from billfold.platform.errors import NotFound
@@ -19,7 +20,7 @@ from billfold.wallet.users import authenticate, check_sign_up, do_create_user, s
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
 
-class SignUpBody(BaseModel):
+class SignUpBody(Body):
     username: str
     email: str
     phone: str
@@ -57,7 +58,7 @@ async def me(user: CurrentUser) -> UserOut:
     return UserOut(user_id=str(user.id), username=user.username, email=user.email, phone=user.phone)
 
 
-class PinBody(BaseModel):
+class PinBody(Body):
     pin: str = Field(max_length=16, description="4 to 8 digits.")
 
 

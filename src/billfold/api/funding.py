@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser
+from billfold.api.inputs import Body
 from billfold.api.limits import limit_money
 from billfold.api.signals import ClientSignals, Signals
 from billfold.funding import bank_accounts, cards, collections, movements, rails, webhooks
@@ -24,7 +25,7 @@ router = APIRouter(prefix="/api/v1", tags=["funding"])
 MAX_KEY_LENGTH = 255
 
 
-class BankAccountIn(BaseModel):
+class BankAccountIn(Body):
     routing_number: str = Field(max_length=32)
     account_number: str = Field(max_length=32)
     account_holder_name: str = Field(max_length=200)
@@ -41,14 +42,14 @@ class BankAccountOut(BaseModel):
     created_at: str
 
 
-class VerifyIn(BaseModel):
+class VerifyIn(Body):
     amounts: list[Any] = Field(
         description="The two micro-deposit amounts, e.g. ['0.32', '0.45'].",
         json_schema_extra={"items": {"anyOf": [{"type": "string"}, {"type": "number"}]}},
     )
 
 
-class MovementIn(BaseModel):
+class MovementIn(Body):
     user_id: str = Field(max_length=64)
     amount: Any = Field(
         description="A decimal string ('50.00') or a JSON number, in dollars.",
@@ -73,7 +74,7 @@ class MovementOut(BaseModel):
     created_at: str
 
 
-class CardIn(BaseModel):
+class CardIn(Body):
     token: str = Field(max_length=100)
 
 

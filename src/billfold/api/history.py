@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from billfold.api.identity import CurrentUser
+from billfold.api.inputs import Text
 from billfold.platform.errors import NotFound
 from billfold.wallet.history import HistoryQuery, parse_moment, read_history
 from billfold.wallet.money import InvalidAmount, parse_amount
@@ -40,17 +41,17 @@ async def transactions(
     request: Request,
     user_id: str,
     user: CurrentUser,
-    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    to: Annotated[str | None, Query(max_length=40)] = None,
-    type_: Annotated[list[str] | None, Query(alias="type", max_length=20)] = None,
-    direction: Annotated[str | None, Query(max_length=3)] = None,
-    status: Annotated[str | None, Query(max_length=20)] = None,
-    min_amount: Annotated[str | None, Query(max_length=24)] = None,
-    max_amount: Annotated[str | None, Query(max_length=24)] = None,
-    counterparty: Annotated[str | None, Query(max_length=254)] = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    from_: Annotated[Text | None, Query(alias="from", max_length=40)] = None,
+    to: Annotated[Text | None, Query(max_length=40)] = None,
+    type_: Annotated[list[Text] | None, Query(alias="type", max_length=20)] = None,
+    direction: Annotated[Text | None, Query(max_length=3)] = None,
+    status: Annotated[Text | None, Query(max_length=20)] = None,
+    min_amount: Annotated[Text | None, Query(max_length=24)] = None,
+    max_amount: Annotated[Text | None, Query(max_length=24)] = None,
+    counterparty: Annotated[Text | None, Query(max_length=254)] = None,
+    q: Annotated[Text | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[Text | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     """The caller's transactions, newest first. Filters combine; `next_cursor` pages on."""
     if parse_user_id(user_id) != user.id:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from billfold.api.funding import funding_of
 from billfold.api.identity import CurrentUser
+from billfold.api.inputs import Body
 from billfold.funding import rails, webhooks
 from billfold.funding.cards import SandboxProcessor
 from billfold.funding.service import Funding
@@ -25,11 +26,11 @@ router = APIRouter(prefix="/api/v1/sandbox", tags=["sandbox"])
 log = get_logger("billfold.sandbox")
 
 
-class ReturnIn(BaseModel):
+class ReturnIn(Body):
     return_code: str = Field(max_length=8, description="A NACHA return code, e.g. R01.")
 
 
-class TokenizeIn(BaseModel):
+class TokenizeIn(Body):
     number: str = Field(max_length=32)
     exp_month: int
     exp_year: int

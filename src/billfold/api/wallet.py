@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from billfold.api import direct
 from billfold.api.funding import MovementOut, debt_outstanding
 from billfold.api.identity import CurrentUser
+from billfold.api.inputs import Body
 from billfold.api.limits import limit_money
 from billfold.api.signals import COUNTRY_HEADER, DEVICE_HEADER, ClientSignals, signals_of
 from billfold.funding import collections, movements, risk_holds
@@ -48,7 +49,7 @@ class IdempotencyKeyInUse(BillfoldError):
     title = "A request with this idempotency key is still running"
 
 
-class TransferBody(BaseModel):
+class TransferBody(Body):
     sender_id: str = Field(max_length=64)
     recipient: str = Field(max_length=254)
     # Any JSON value: parse_amount decides, so that every bad amount is an `invalid_amount`.
@@ -254,7 +255,7 @@ async def _hold_for_risk(
     return transfer_view(hold, held_transfers.PENDING[verdict.action])
 
 
-class PinIn(BaseModel):
+class PinIn(Body):
     pin: str = Field(max_length=16)
 
 
