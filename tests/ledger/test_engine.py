@@ -423,3 +423,31 @@ async def test_a_frozen_account_is_not_debited_but_holds_still_resolve(
         await ledger.move("c", key, **move, currency="USD", code="p2p")
     account = await get_account(pool, alice)
     assert (account.posted_minor, account.pending_debits_minor) == (10_050, 0)
+
+
+async def test_a_command_postgresql_cannot_store_fails_alone(
+    ledger: Ledger, pool: asyncpg.Pool, open_wallet: OpenWallet
+) -> None:
+    """A key with a NUL (no PostgreSQL text holds one) fails its own command; the commands
+    batched with it commit, and the ledger goes on."""
+    alice, bob = await open_wallet(1_000), await open_wallet()
+
+    def move(key: str) -> Awaitable[object]:
+        return ledger.move(
+            "c",
+            key,
+            debit_account_id=alice,
+            credit_account_id=bob,
+            amount_minor=100,
+            currency="USD",
+            code="p2p",
+        )
+
+    results = await asyncio.gather(
+        move(new_key()), move("bad\x00key"), move(new_key()), return_exceptions=True
+    )
+    assert [isinstance(r, Exception) for r in results] == [False, True, False]
+    assert "NUL" in str(results[1])
+    assert (await get_account(pool, alice)).posted_minor == 800
+    await move(new_key())
+    assert (await get_account(pool, bob)).posted_minor == 300

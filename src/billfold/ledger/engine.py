@@ -6,8 +6,8 @@ order, applies the commands in arrival order in memory (`apply.apply_batch`), wr
 netted balances in one statement, and commits. Each caller gets its own outcome.
 
 Idempotency: a key already in flight in this process waits for the first request's outcome; a key
-stored by another transaction makes the batch's write store fewer outcomes than sent, so the batch
-rolls back, those commands are answered from the stored outcome, and the rest run again.
+stored by another transaction fails the batch's write on that key, so the batch rolls back, those
+commands are answered from the stored outcome, and the rest run again.
 """
 
 from __future__ import annotations
@@ -53,10 +53,6 @@ EXPIRY_BATCH = 500
 SYSTEM_CLIENT = "system"
 # The longest the after-commit hook may hold back a batch's answers.
 AFTER_COMMIT_TIMEOUT_S = 0.25
-
-
-class _KeysTaken(Exception):
-    """Another transaction stored an outcome for one of the batch's keys first."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -112,7 +108,15 @@ class Ledger:
         """A connection for one batch. The engine keeps one per batch slot rather than taking
         one from the pool each time: the pool resets a connection it takes back, which costs a
         round trip per batch. A connection that broke is handed back for the pool to discard."""
-        conn = self._idle.pop() if self._idle else await self._pool.acquire()
+        if self._idle:
+            conn = self._idle.pop()
+        else:
+            conn = await self._pool.acquire()
+            try:
+                await store.prepare_batch_session(conn)
+            except BaseException:
+                await self._pool.release(conn)
+                raise
         broken = False
         try:
             yield conn
@@ -153,8 +157,13 @@ class Ledger:
             if not self._waiting:
                 continue
             if len(self._waiting) < self._batch_max and self._window_s > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self._window_s)
+                # The window ends when it is full or its time is up, whichever comes first (a
+                # timer rather than wait_for, which would make a task for every batch).
+                timer = asyncio.get_running_loop().call_later(self._window_s, self._full.set)
+                try:
+                    await self._full.wait()
+                finally:
+                    timer.cancel()
             await self._slots.acquire()
             batch = self._take_batch()
             self._full.clear()
@@ -248,7 +257,7 @@ class Ledger:
                 async with self._connection() as conn:
                     await self._run(conn, todo)
                 return
-            except _KeysTaken:
+            except store.KeysTaken:
                 todo = await self._answer_from_storage(todo)
             except RETRYABLE as error:
                 attempt += 1
@@ -258,19 +267,28 @@ class Ledger:
                         pending.future.set_exception(busy)
                     return
                 await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
-            except asyncpg.PostgresError:
+            except (asyncpg.PostgresError, store.UnstorableText):
                 if len(todo) == 1:
                     raise
                 # A statement failed for a reason no retry fixes. Run each command alone so
-                # that the one at fault fails and its neighbours do not.
-                await asyncio.gather(*(self._execute_with_retries([p]) for p in todo))
+                # that the one at fault fails and its neighbours do not. Each answers its own
+                # caller: every run is waited for, so that none is answered before it ends.
+                runs = [self._execute_with_retries([p]) for p in todo]
+                ends = await asyncio.gather(*runs, return_exceptions=True)
+                for pending, end in zip(todo, ends, strict=True):
+                    if isinstance(end, Exception):
+                        log.error("ledger command failed", exc_info=end)
+                        if not pending.future.done():
+                            pending.future.set_exception(end)
+                    elif isinstance(end, BaseException):
+                        raise end from None
                 return
 
     async def _run(self, conn: asyncpg.Connection, batch: list[_Pending]) -> None:
         commands = [p.command for p in batch]
         targets: dict[int, Target] = {}
         referenced = {c.target_id for c in commands if c.target_id is not None}
-        await conn.execute(store.BEGIN_BATCH)
+        await conn.execute("BEGIN")
         try:
             loaded = await store.load_transfers(conn, referenced) if referenced else {}
             account_ids = sorted(
@@ -292,18 +310,15 @@ class Ledger:
                 )
                 for c, o in zip(commands, result.outcomes, strict=True)
             ]
-            stored = await store.write_batch(
+            await store.write_batch_and_commit(
                 conn, result.transfers, accounts.values(), outcomes, now
             )
-            if stored != len(outcomes):
-                raise _KeysTaken
         except BaseException:
             # The pool rolls back too when it takes the connection back; this makes it prompt.
             if not conn.is_closed():
                 with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                     await conn.execute("ROLLBACK")
             raise
-        await conn.execute("COMMIT")
         if self.after_commit is not None:
             await self._after_commit(
                 [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -15,15 +16,19 @@ from billfold.ledger.model import Entry, Kind, Transfer
 
 # Every statement of a batch finds its rows by primary key. The planner, seeing a thousand keys
 # and a table it thinks small or bloated, may choose to hash a whole table instead; for a batch
-# that is always slower, and it grows with the table. So a batch transaction rules that out.
+# that is always slower, and it grows with the table. So the engine's connections rule that out.
 # The batch statements are the same every time but for their parameters: a generic plan saves
-# planning the wide write statement again for every batch (about 2 ms).
-BEGIN_BATCH = """
-BEGIN;
-SET LOCAL plan_cache_mode = force_generic_plan;
-SET LOCAL enable_seqscan = off;
-SET LOCAL enable_hashjoin = off;
-SET LOCAL enable_mergejoin = off;
+# planning the wide write statement again for every batch (about 2 ms). These are session
+# settings, made once when the engine takes a connection from the pool (whose reset undoes them
+# when it is given back), so that a batch's BEGIN rides alone and costs PostgreSQL nothing more.
+# standard_conforming_strings: the write's literals (write_batch_and_commit) double their quotes
+# and leave backslashes alone.
+BATCH_SESSION = """
+SET plan_cache_mode = force_generic_plan;
+SET enable_seqscan = off;
+SET enable_hashjoin = off;
+SET enable_mergejoin = off;
+SET standard_conforming_strings = on;
 """
 
 # Rows come back locked in ascending id order: the subquery's ORDER BY runs below its row locks,
@@ -77,8 +82,12 @@ SELECT k.client_id, k.key, k.request_hash, k.transfer_id, k.error
 """
 
 # One statement writes a whole batch: transfers, entries, netted account balances and the
-# idempotency outcomes. It returns how many keys it stored; fewer than sent means another
-# transaction stored one of them first, and the caller rolls the batch back.
+# idempotency outcomes. An outcome whose key another transaction stored first fails it with a
+# unique violation of idempotency_keys' primary key (waiting for that transaction, as any insert
+# of the key would): the caller rolls the batch back. It is prepared by name once a connection
+# (prepare_batch_session) and executed by name with its COMMIT in one simple query: the commit
+# costs no round trip of its own.
+WRITE_BATCH_NAME = "billfold_write_batch"
 WRITE_BATCH = """
 WITH new_transfers AS (
     INSERT INTO transfers (id, kind, code, pending_id, reverses_id, amount_minor, currency,
@@ -106,16 +115,11 @@ balances AS (
                   $21::text::bigint[], $22::text::bigint[])
            AS d(id, posted, pending_debits, pending_credits, version)
      WHERE a.id = d.id
-),
-outcomes AS (
-    INSERT INTO idempotency_keys (client_id, key, request_hash, transfer_id, error, created_at)
-    SELECT u.*, $10::timestamptz
-      FROM unnest($23::text::text[], $24::text::text[], $25::text::bytea[],
-                  $26::text::bigint[], $27::text::jsonb[]) AS u
-    ON CONFLICT DO NOTHING
-    RETURNING 1
 )
-SELECT count(*) FROM outcomes
+INSERT INTO idempotency_keys (client_id, key, request_hash, transfer_id, error, created_at)
+SELECT u.*, $10::timestamptz
+  FROM unnest($23::text::text[], $24::text::text[], $25::text::bytea[],
+              $26::text::bigint[], $27::text::jsonb[]) AS u
 """
 
 
@@ -172,51 +176,81 @@ async def load_outcomes(
     return {(r["client_id"], r["key"]): r for r in rows}
 
 
-async def write_batch(
+class KeysTaken(Exception):
+    """Another transaction stored an outcome for one of the batch's keys first: nothing of the
+    batch was written."""
+
+
+async def prepare_batch_session(conn: asyncpg.Connection) -> None:
+    """Make a connection ready for batches: the session settings, and the write statement
+    prepared by name. A connection the engine had before, given back to the pool and taken
+    again, has lost its settings (the pool's reset) but kept its prepared statement."""
+    await conn.execute(BATCH_SESSION)
+    with contextlib.suppress(asyncpg.DuplicatePreparedStatementError):
+        await conn.execute(f"PREPARE {WRITE_BATCH_NAME} AS {WRITE_BATCH}")
+
+
+async def write_batch_and_commit(
     conn: asyncpg.Connection,
     transfers: list[Transfer],
     accounts: Iterable[AccountState],
     outcomes: list[tuple[str, str, bytes, int | None, dict[str, Any] | None]],
     now: datetime,
-) -> int:
-    """Write the batch; return the number of idempotency outcomes stored."""
+) -> None:
+    """Write the batch and commit it, in one round trip; KeysTaken (the transaction is left
+    for the caller to roll back) if another transaction stored one of its keys first."""
     entries = [(t.id, e) for t in transfers for e in t.entries]
     changed = [a for a in accounts if a.changed]
-    stored: int = await conn.fetchval(
-        WRITE_BATCH,
-        *_literals(
-            [t.id for t in transfers],
-            [t.kind.value for t in transfers],
-            [t.code for t in transfers],
-            [t.pending_id for t in transfers],
-            [t.reverses_id for t in transfers],
-            [t.amount_minor for t in transfers],
-            [t.currency for t in transfers],
-            [t.expires_at for t in transfers],
-            [t.metadata for t in transfers],
-        ),
-        now,
-        *_literals(
-            [e.account_id for _, e in entries],
-            [e.account_seq for _, e in entries],
-            [tid for tid, _ in entries],
-            [e.amount_minor for _, e in entries],
-            [e.currency for _, e in entries],
-            [e.pending for _, e in entries],
-            [e.balance_after_minor for _, e in entries],
-            [a.id for a in changed],
-            [a.delta_posted for a in changed],
-            [a.delta_pending_debits for a in changed],
-            [a.delta_pending_credits for a in changed],
-            [a.delta_version for a in changed],
-            [o[0] for o in outcomes],
-            [o[1] for o in outcomes],
-            [o[2] for o in outcomes],
-            [o[3] for o in outcomes],
-            [o[4] for o in outcomes],
-        ),
+    literals = _literals(
+        [t.id for t in transfers],
+        [t.kind.value for t in transfers],
+        [t.code for t in transfers],
+        [t.pending_id for t in transfers],
+        [t.reverses_id for t in transfers],
+        [t.amount_minor for t in transfers],
+        [t.currency for t in transfers],
+        [t.expires_at for t in transfers],
+        [t.metadata for t in transfers],
     )
-    return stored
+    literals.append(now.isoformat())
+    literals += _literals(
+        [e.account_id for _, e in entries],
+        [e.account_seq for _, e in entries],
+        [tid for tid, _ in entries],
+        [e.amount_minor for _, e in entries],
+        [e.currency for _, e in entries],
+        [e.pending for _, e in entries],
+        [e.balance_after_minor for _, e in entries],
+        [a.id for a in changed],
+        [a.delta_posted for a in changed],
+        [a.delta_pending_debits for a in changed],
+        [a.delta_pending_credits for a in changed],
+        [a.delta_version for a in changed],
+        [o[0] for o in outcomes],
+        [o[1] for o in outcomes],
+        [o[2] for o in outcomes],
+        [o[3] for o in outcomes],
+        [o[4] for o in outcomes],
+    )
+    arguments = ",".join(map(_quoted, literals))
+    try:
+        await conn.execute(f"EXECUTE {WRITE_BATCH_NAME}({arguments}); COMMIT")
+    except asyncpg.UniqueViolationError as error:
+        if error.constraint_name == "idempotency_keys_pkey":
+            raise KeysTaken from None
+        raise
+
+
+class UnstorableText(ValueError):
+    """A string of the batch holds a NUL, which no PostgreSQL text can: refused before it is
+    sent, where PostgreSQL would refuse the statement (the API refuses it earlier still)."""
+
+
+def _quoted(text: str) -> str:
+    """A string constant (standard_conforming_strings is on: BATCH_SESSION)."""
+    if "\x00" in text:
+        raise UnstorableText("a PostgreSQL string cannot hold a NUL character")
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _literals(*columns: list[Any]) -> list[str]:
