@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from billfold.config import Settings
 from billfold.funding import nacha
 from billfold.funding.bank_accounts import account_number
+from billfold.funding.cards import add_card, card_token
 from billfold.funding.files import export_file, import_returns
 from billfold.funding.keys import rotate
 from billfold.platform.crypto import DecryptionFailed, Sealed
@@ -184,17 +185,24 @@ def command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 async def test_key_rotation_keeps_every_record_readable_and_rows_bound(
     app: FastAPI, make_person: MakePerson, link_bank: LinkBank
 ) -> None:
-    """After rotating to a new key every number decrypts with the new key alone; a ciphertext
-    copied onto another row does not decrypt there."""
-    _, first = await person_with_bank(make_person, link_bank, "4444333322221111")
+    """After rotating to a new key every number and card token decrypts with the new key
+    alone; a ciphertext copied onto another row does not decrypt there."""
+    holder, first = await person_with_bank(make_person, link_bank, "4444333322221111")
     _, second = await person_with_bank(make_person, link_bank, "5555666677778888")
     funding = app.state.funding
+    token = (await app.state.cards.tokenize("4242424242424242", 12, 2030, "123"))["token"]
+    holder_id = uuid.UUID(holder.user_id)
+    card = await add_card(app.state.pool, funding.keys, app.state.cards, holder_id, token)
     funding.keys = funding.keys.with_active("rotated", b"\x07" * 32)
     result = await rotate(funding)
-    assert result.remaining == 0 and result.rewrapped >= 2
+    assert result.remaining == 0 and result.rewrapped >= 3
     funding.keys = funding.keys.only("rotated")
     assert await account_number(funding, uuid.UUID(first)) == "4444333322221111"
     assert await account_number(funding, uuid.UUID(second)) == "5555666677778888"
+    card_row = await app.state.pool.fetchrow(
+        "SELECT * FROM cards WHERE id = $1", uuid.UUID(card["card_id"])
+    )
+    assert (card_row["key_id"], card_token(funding.keys, card_row)) == ("rotated", token)
     row = await app.state.pool.fetchrow(
         "SELECT account_number_enc, account_number_dek, key_id FROM bank_accounts WHERE id = $1",
         uuid.UUID(first),

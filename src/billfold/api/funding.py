@@ -125,7 +125,11 @@ async def unlink_bank_account(request: Request, bank_account_id: str, user: Curr
 async def add_card(request: Request, body: CardIn, user: CurrentUser) -> Any:
     """Store a card tokenised by the processor (the number never reaches Billfold)."""
     return await cards.add_card(
-        request.app.state.pool, request.app.state.cards, user.id, body.token
+        request.app.state.pool,
+        request.app.state.funding.keys,
+        request.app.state.cards,
+        user.id,
+        body.token,
     )
 
 

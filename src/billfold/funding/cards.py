@@ -1,4 +1,5 @@
-"""Cards: the processor tokenises the number; Billfold keeps the token, brand, last4 and expiry.
+"""Cards: the processor tokenises the number; Billfold keeps the token (sealed: it charges the
+card), brand, last4 and expiry.
 
 `CardProcessor` is what Billfold asks of a processor. `SandboxProcessor` is the product's own
 stand-in (on by default on the embedded stack): test numbers that approve, decline, or fail for
@@ -15,10 +16,17 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from billfold.platform.crypto import KeyRing, Sealed
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 
-CARD_COLUMNS = "id, user_id, token, brand, last4, exp_month, exp_year, status, created_at"
+# `token` is set only on rows written before migration 0014 and not yet sealed.
+CARD_COLUMNS = (
+    "id, user_id, token, token_enc, token_dek, key_id, brand, last4, exp_month, exp_year,"
+    " status, created_at"
+)
 MAX_TOKEN_LENGTH = 100
+INDEX_PURPOSE = "cards.token"
+SEAL_BATCH = 500
 
 # Test numbers and what they do; any other valid number approves.
 SANDBOX_BEHAVIOUR = {
@@ -160,32 +168,89 @@ def check_expiry(exp_month: int, exp_year: int) -> None:
         )
 
 
+def sealed_context(card_id: uuid.UUID) -> str:
+    return f"cards.token:{card_id}"
+
+
 async def add_card(
-    pool: asyncpg.Pool, processor: CardProcessor, user_id: uuid.UUID, token: str
+    pool: asyncpg.Pool, keys: KeyRing, processor: CardProcessor, user_id: uuid.UUID, token: str
 ) -> dict[str, Any]:
-    """Store a tokenised card: the token and what may be shown."""
+    """Store a tokenised card: the token, sealed to its row, and what may be shown. Errors do
+    not repeat the token: it charges the card."""
     if not 1 <= len(token) <= MAX_TOKEN_LENGTH:
         raise ValidationFailed(f"token must be 1 to {MAX_TOKEN_LENGTH} characters", field="token")
     details = await processor.describe(token)
     if details is None:
-        raise ValidationFailed(f"token '{token[:40]}' is unknown to the processor", field="token")
+        raise ValidationFailed("the token is unknown to the processor", field="token")
+    card_id = uuid.uuid4()
+    sealed = keys.seal(token, sealed_context(card_id))
     row = await pool.fetchrow(
         f"""
-        INSERT INTO cards (user_id, token, brand, last4, exp_month, exp_year)
-        VALUES ($1, $2, $3, $4, $5, $6)
-        ON CONFLICT (token) DO NOTHING
+        INSERT INTO cards (id, user_id, token_enc, token_dek, key_id, token_index, brand, last4,
+                           exp_month, exp_year)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (token_index) DO NOTHING
         RETURNING {CARD_COLUMNS}
         """,
+        card_id,
         user_id,
-        token,
+        sealed.ciphertext,
+        sealed.wrapped_key,
+        sealed.key_id,
+        keys.blind_index(token, INDEX_PURPOSE),
         details.brand,
         details.last4,
         details.exp_month,
         details.exp_year,
     )
     if row is None:
-        raise ValidationFailed(f"token '{token[:40]}' is already used", field="token")
+        raise ValidationFailed("the token is already used by a card", field="token")
     return card_view(row)
+
+
+def card_token(keys: KeyRing, row: asyncpg.Record) -> str:
+    """The processor token of a card row (its id, token, token_enc, token_dek and key_id)."""
+    if row["token_enc"] is None:
+        plain: str = row["token"]  # written before migration 0014, not yet sealed
+        return plain
+    sealed = Sealed(row["token_enc"], row["token_dek"], row["key_id"])
+    return keys.open(sealed, sealed_context(row["id"]))
+
+
+async def seal_plaintext_tokens(pool: asyncpg.Pool, keys: KeyRing) -> int:
+    """Seal the tokens of cards written before migration 0014; the number sealed. Every
+    process runs it when it starts, before it serves: two at once seal a row once (each
+    update requires the plaintext still there)."""
+    sealed_rows = 0
+    while True:
+        rows = await pool.fetch(
+            "SELECT id, token FROM cards WHERE token IS NOT NULL ORDER BY id LIMIT $1",
+            SEAL_BATCH,
+        )
+        if not rows:
+            return sealed_rows
+        columns: list[list[Any]] = [[], [], [], [], []]
+        for row in rows:
+            sealed = keys.seal(row["token"], sealed_context(row["id"]))
+            index = keys.blind_index(row["token"], INDEX_PURPOSE)
+            for column, value in zip(
+                columns,
+                (row["id"], sealed.ciphertext, sealed.wrapped_key, sealed.key_id, index),
+                strict=True,
+            ):
+                column.append(value)
+        done: int = await pool.fetchval(
+            """WITH done AS (
+                   UPDATE cards c SET token = NULL, token_enc = u.enc, token_dek = u.dek,
+                                      key_id = u.key_id, token_index = u.index
+                     FROM unnest($1::uuid[], $2::bytea[], $3::bytea[], $4::text[], $5::bytea[])
+                          AS u(id, enc, dek, key_id, index)
+                    WHERE c.id = u.id AND c.token IS NOT NULL
+                   RETURNING 1)
+               SELECT count(*) FROM done""",
+            *columns,
+        )
+        sealed_rows += done
 
 
 async def access_card(pool: asyncpg.Pool, user_id: uuid.UUID, card_id: str) -> asyncpg.Record:

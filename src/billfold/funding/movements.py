@@ -17,7 +17,7 @@ import asyncpg
 from billfold.funding import collections
 from billfold.funding.bank_accounts import access_bank_account, next_trace_number
 from billfold.funding.calendar import add_banking_days
-from billfold.funding.cards import CardProcessor, access_card
+from billfold.funding.cards import CardProcessor, access_card, card_token
 from billfold.funding.limits import check_limits, instant_minor
 from billfold.funding.service import (
     CURRENCY,
@@ -212,7 +212,8 @@ async def add_funds_card(
             await check_limits(conn, funding.settings, user.id, ADD_FUNDS, amount_minor)
             # Keyed by the user's own idempotency key: a retry after a crash here is answered by
             # the processor as the first charge was, never charged twice.
-            charge = await processor.charge(card["token"], amount_minor + fee, f"{user.id}:{key}")
+            token = card_token(funding.keys, card)
+            charge = await processor.charge(token, amount_minor + fee, f"{user.id}:{key}")
             if not charge.approved:
                 raise CardDeclined(
                     f"card ending {card['last4']} was declined ({charge.decline_code})",

@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from billfold.funding.cards import CardProcessor
+from billfold.funding.cards import CardProcessor, card_token
 from billfold.funding.movements import CLIENT, STATUSES, book_add_funds, book_card_funding
 from billfold.funding.service import FUNDING_COLUMNS, CardDeclined, Funding, FundingTransfer
 from billfold.platform.errors import BillfoldError, NotFound
@@ -125,7 +125,8 @@ async def _charge_released(
     funding: Funding, processor: CardProcessor, ft: FundingTransfer
 ) -> FundingTransfer:
     card = await funding.pool.fetchrow(
-        "SELECT token, last4, status FROM cards WHERE id = $1", ft.card_id
+        "SELECT id, token, token_enc, token_dek, key_id, last4, status FROM cards WHERE id = $1",
+        ft.card_id,
     )
     assert card is not None  # funding_transfers.card_id references cards
     if card["status"] != "active":
@@ -134,7 +135,9 @@ async def _charge_released(
         # The key of the request that made the movement: a retry (the user's, or recovery's)
         # is answered by the processor as the first charge was, never charged twice.
         charge = await processor.charge(
-            card["token"], ft.amount_minor + ft.fee_minor, f"{ft.user_id}:{ft.idempotency_key}"
+            card_token(funding.keys, card),
+            ft.amount_minor + ft.fee_minor,
+            f"{ft.user_id}:{ft.idempotency_key}",
         )
         decline_code = None if charge.approved else charge.decline_code or "declined"
     outcome = "status = 'settled', settled_at = now()"

@@ -13,10 +13,14 @@ from typing import Any
 import asyncpg
 
 from billfold.config import Settings
+from billfold.funding.cards import seal_plaintext_tokens
 from billfold.ledger.accounts import open_clearing_account, open_system_account
 from billfold.ledger.engine import Ledger
 from billfold.platform.crypto import KeyRing
 from billfold.platform.errors import BillfoldError
+from billfold.platform.logging import get_logger
+
+log = get_logger("billfold.funding")
 
 CURRENCY = "USD"
 
@@ -80,7 +84,12 @@ class Funding:
                 await open_system_account(pool, "micro_deposits", CURRENCY, overdraft=True)
             ).id,
         )
-        return cls(pool, ledger, settings, KeyRing.from_settings(settings), accounts)
+        keys = KeyRing.from_settings(settings)
+        # Card tokens stored before migration 0014 are sealed before this process serves.
+        sealed = await seal_plaintext_tokens(pool, keys)
+        if sealed:
+            log.info("card tokens sealed", count=sealed)
+        return cls(pool, ledger, settings, keys, accounts)
 
 
 @dataclass(frozen=True)

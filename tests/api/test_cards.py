@@ -1,0 +1,87 @@
+"""Card tokens are sealed at rest (migration 0014): a token charges the card, so the database
+holds it only encrypted and bound to its row; rows from before are sealed when the service
+starts; a key rotation re-wraps them (tests/api/test_funding_files.py, whose rotation test
+rotates every sealed value of the test database)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from billfold.funding.cards import card_token, seal_plaintext_tokens
+
+MakePerson = Callable[..., Awaitable[Any]]
+
+
+async def tokenize(client: httpx.AsyncClient, person: Any, number: str) -> str:
+    response = await client.post(
+        "/api/v1/sandbox/cards/tokenize",
+        json={"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+        headers=person.auth,
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["token"])
+
+
+async def add_funds(client: httpx.AsyncClient, person: Any, card_id: str) -> httpx.Response:
+    return await client.post(
+        "/api/v1/wallet/add-funds",
+        json={"user_id": person.user_id, "amount": "10.00", "card_id": card_id},
+        headers={**person.auth, "Idempotency-Key": uuid.uuid4().hex},
+    )
+
+
+async def test_a_token_is_stored_sealed_and_never_repeated(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    person = await make_person()
+    token = await tokenize(client, person, "4242424242424242")
+    stored = await client.post("/api/v1/cards", json={"token": token}, headers=person.auth)
+    assert stored.status_code == 201 and token not in stored.text
+    card_id = uuid.UUID(stored.json()["card_id"])
+    row = await app.state.pool.fetchrow("SELECT * FROM cards WHERE id = $1", card_id)
+    assert row["token"] is None
+    assert token.encode() not in row["token_enc"] and token.encode() not in row["token_dek"]
+    assert card_token(app.state.funding.keys, row) == token
+    again = await client.post("/api/v1/cards", json={"token": token}, headers=person.auth)
+    assert (again.status_code, again.json()["field"]) == (422, "token")
+    assert token not in again.text
+    unknown = await client.post(
+        "/api/v1/cards", json={"token": "tok_" + "x" * 24}, headers=person.auth
+    )
+    assert unknown.status_code == 422 and "tok_" not in unknown.json()["detail"]
+    funded = await add_funds(client, person, str(card_id))
+    assert funded.status_code == 201 and funded.json()["status"] == "COMPLETED"
+
+
+async def test_tokens_stored_before_are_sealed_once_and_still_charge(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Rows as migration 0014 found them (plaintext token) are sealed by two processes
+    starting at once, each row once, and the card still charges."""
+    pool, keys = app.state.pool, app.state.funding.keys
+    person = await make_person()
+    tokens = [await tokenize(client, person, "4242424242424242") for _ in range(3)]
+    ids = [
+        await pool.fetchval(
+            """INSERT INTO cards (user_id, token, brand, last4, exp_month, exp_year)
+               VALUES ($1, $2, 'visa', '4242', 12, 2030) RETURNING id""",
+            uuid.UUID(person.user_id),
+            token,
+        )
+        for token in tokens
+    ]
+    first, second = await asyncio.gather(
+        seal_plaintext_tokens(pool, keys), seal_plaintext_tokens(pool, keys)
+    )
+    assert first + second == 3
+    assert await pool.fetchval("SELECT count(*) FROM cards WHERE token IS NOT NULL") == 0
+    rows = await pool.fetch("SELECT * FROM cards WHERE id = ANY($1) ORDER BY id", ids)
+    assert sorted(card_token(keys, row) for row in rows) == sorted(tokens)
+    funded = await add_funds(client, person, str(ids[0]))
+    assert funded.status_code == 201 and funded.json()["status"] == "COMPLETED"
