@@ -13,7 +13,7 @@ import pytest
 from billfold.ledger import errors
 from billfold.ledger.accounts import balance_at, get_account, open_account
 from billfold.ledger.engine import Ledger
-from billfold.ledger.model import AccountKind, Kind, Leg
+from billfold.ledger.model import AccountKind, Kind, Leg, Transfer
 
 OpenWallet = Callable[..., Awaitable[int]]
 
@@ -22,20 +22,32 @@ def new_key() -> str:
     return str(uuid.uuid4())
 
 
+def p2p(
+    ledger: Ledger,
+    debit: int,
+    credit: int,
+    amount_minor: int,
+    key: str | None = None,
+    client: str = "c",
+) -> Awaitable[Transfer]:
+    """A USD P2P transfer between two accounts, under a fresh key unless given one."""
+    return ledger.move(
+        client,
+        new_key() if key is None else key,
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount_minor=amount_minor,
+        currency="USD",
+        code="p2p",
+    )
+
+
 async def test_transfer_moves_money_and_records_running_balances(
     ledger: Ledger, pool: asyncpg.Pool, open_wallet: OpenWallet
 ) -> None:
     """A two-leg transfer debits one wallet, credits the other and records each balance after."""
     alice, bob = await open_wallet(10_000), await open_wallet(500)
-    transfer = await ledger.move(
-        "c",
-        new_key(),
-        debit_account_id=alice,
-        credit_account_id=bob,
-        amount_minor=2_500,
-        currency="USD",
-        code="p2p",
-    )
+    transfer = await p2p(ledger, alice, bob, 2_500)
     assert transfer.kind is Kind.TRANSFER
     assert transfer.amount_minor == 2_500
     assert transfer.entry_for(alice).balance_after_minor == 7_500
@@ -62,15 +74,7 @@ async def test_insufficient_funds_changes_nothing(
     """A debit beyond the available balance is refused, naming the account and what it holds."""
     alice, bob = await open_wallet(100), await open_wallet()
     with pytest.raises(errors.InsufficientFunds) as refused:
-        await ledger.move(
-            "c",
-            new_key(),
-            debit_account_id=alice,
-            credit_account_id=bob,
-            amount_minor=101,
-            currency="USD",
-            code="p2p",
-        )
+        await p2p(ledger, alice, bob, 101)
     assert refused.value.fields == {"account_id": alice, "available_minor": 100}
     assert (await get_account(pool, alice)).posted_minor == 100
     assert (await get_account(pool, bob)).version == 0
@@ -82,45 +86,13 @@ async def test_replay_returns_first_outcome_and_reused_key_is_refused(
     """The same key and request replays the transfer; the same key with another request fails."""
     alice, bob = await open_wallet(1_000), await open_wallet()
     key = new_key()
-    first = await ledger.move(
-        "c",
-        key,
-        debit_account_id=alice,
-        credit_account_id=bob,
-        amount_minor=100,
-        currency="USD",
-        code="p2p",
-    )
-    again = await ledger.move(
-        "c",
-        key,
-        debit_account_id=alice,
-        credit_account_id=bob,
-        amount_minor=100,
-        currency="USD",
-        code="p2p",
-    )
+    first = await p2p(ledger, alice, bob, 100, key=key)
+    again = await p2p(ledger, alice, bob, 100, key=key)
     assert again.replayed and not first.replayed
     assert again.id == first.id and again.entries == first.entries
     with pytest.raises(errors.IdempotencyKeyReused):
-        await ledger.move(
-            "c",
-            key,
-            debit_account_id=alice,
-            credit_account_id=bob,
-            amount_minor=101,
-            currency="USD",
-            code="p2p",
-        )
-    other_client = await ledger.move(
-        "other",
-        key,
-        debit_account_id=alice,
-        credit_account_id=bob,
-        amount_minor=100,
-        currency="USD",
-        code="p2p",
-    )
+        await p2p(ledger, alice, bob, 101, key=key)
+    other_client = await p2p(ledger, alice, bob, 100, key=key, client="other")
     assert other_client.id != first.id
 
 
@@ -171,15 +143,7 @@ async def test_hold_reserves_then_partial_post_releases_the_rest(
     assert (held.posted_minor, held.available_minor) == (1_000, 300)
     assert (await get_account(pool, bob)).pending_credits_minor == 700
     with pytest.raises(errors.InsufficientFunds):
-        await ledger.move(
-            "c",
-            new_key(),
-            debit_account_id=alice,
-            credit_account_id=bob,
-            amount_minor=301,
-            currency="USD",
-            code="p2p",
-        )
+        await p2p(ledger, alice, bob, 301)
     post = await ledger.post("c", new_key(), hold.id, amount_minor=400)
     assert post.pending_id == hold.id and post.amount_minor == 400
     after = await get_account(pool, alice)
@@ -226,15 +190,7 @@ async def test_void_releases_and_expired_hold_cannot_post(
 async def test_post_refuses_non_holds_and_too_much(ledger: Ledger, open_wallet: OpenWallet) -> None:
     """Posting a plain transfer, a missing id, or more than was held is refused."""
     alice, bob = await open_wallet(500), await open_wallet()
-    plain = await ledger.move(
-        "c",
-        new_key(),
-        debit_account_id=alice,
-        credit_account_id=bob,
-        amount_minor=1,
-        currency="USD",
-        code="p2p",
-    )
+    plain = await p2p(ledger, alice, bob, 1)
     with pytest.raises(errors.NotAHold):
         await ledger.post("c", new_key(), plain.id)
     with pytest.raises(errors.TransferNotFound):
@@ -257,15 +213,7 @@ async def test_reversal_never_exceeds_the_original(
 ) -> None:
     """Partial reversals add up to the original at most; a further one is refused."""
     alice, bob = await open_wallet(1_000), await open_wallet()
-    original = await ledger.move(
-        "c",
-        new_key(),
-        debit_account_id=alice,
-        credit_account_id=bob,
-        amount_minor=600,
-        currency="USD",
-        code="p2p",
-    )
+    original = await p2p(ledger, alice, bob, 600)
     first = await ledger.reverse("c", new_key(), original.id, amount_minor=200)
     assert first.reverses_id == original.id
     assert first.entry_for(alice).amount_minor == 200
@@ -305,25 +253,9 @@ async def test_unknown_account_and_currency_mismatch(
     alice = await open_wallet(100)
     euro = await open_account(pool, kind=AccountKind.WALLET, owner="t", currency="EUR")
     with pytest.raises(errors.AccountNotFound):
-        await ledger.move(
-            "c",
-            new_key(),
-            debit_account_id=alice,
-            credit_account_id=10**12,
-            amount_minor=1,
-            currency="USD",
-            code="p2p",
-        )
+        await p2p(ledger, alice, 10**12, 1)
     with pytest.raises(errors.CurrencyMismatch):
-        await ledger.move(
-            "c",
-            new_key(),
-            debit_account_id=alice,
-            credit_account_id=euro.id,
-            amount_minor=1,
-            currency="USD",
-            code="p2p",
-        )
+        await p2p(ledger, alice, euro.id, 1)
 
 
 async def test_balance_at_a_past_moment(
@@ -331,24 +263,8 @@ async def test_balance_at_a_past_moment(
 ) -> None:
     """The running balances give an account's balance at any past moment."""
     alice, bob = await open_wallet(1_000), await open_wallet()
-    first = await ledger.move(
-        "c",
-        new_key(),
-        debit_account_id=alice,
-        credit_account_id=bob,
-        amount_minor=100,
-        currency="USD",
-        code="p2p",
-    )
-    await ledger.move(
-        "c",
-        new_key(),
-        debit_account_id=alice,
-        credit_account_id=bob,
-        amount_minor=300,
-        currency="USD",
-        code="p2p",
-    )
+    first = await p2p(ledger, alice, bob, 100)
+    await p2p(ledger, alice, bob, 300)
     assert await balance_at(pool, alice, first.created_at) == 900
     assert await balance_at(pool, alice, datetime.now(UTC)) == 600
     assert await balance_at(pool, alice, first.created_at - timedelta(days=1)) == 0
@@ -432,22 +348,14 @@ async def test_a_command_postgresql_cannot_store_fails_alone(
     batched with it commit, and the ledger goes on."""
     alice, bob = await open_wallet(1_000), await open_wallet()
 
-    def move(key: str) -> Awaitable[object]:
-        return ledger.move(
-            "c",
-            key,
-            debit_account_id=alice,
-            credit_account_id=bob,
-            amount_minor=100,
-            currency="USD",
-            code="p2p",
-        )
-
     results = await asyncio.gather(
-        move(new_key()), move("bad\x00key"), move(new_key()), return_exceptions=True
+        p2p(ledger, alice, bob, 100),
+        p2p(ledger, alice, bob, 100, key="bad\x00key"),
+        p2p(ledger, alice, bob, 100),
+        return_exceptions=True,
     )
     assert [isinstance(r, Exception) for r in results] == [False, True, False]
     assert "NUL" in str(results[1])
     assert (await get_account(pool, alice)).posted_minor == 800
-    await move(new_key())
+    await p2p(ledger, alice, bob, 100)
     assert (await get_account(pool, bob)).posted_minor == 300
