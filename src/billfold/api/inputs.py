@@ -32,10 +32,6 @@ class Body(BaseModel):
     @field_validator("*")
     @classmethod
     def _storable(cls, value: Any, info: ValidationInfo) -> Any:
-        if (
-            isinstance(value, str)
-            and "\x00" in value
-            and cls.model_fields[info.field_name or ""].annotation is not Any
-        ):
-            raise ValueError(NUL_MESSAGE)
+        if isinstance(value, str) and cls.model_fields[info.field_name or ""].annotation is not Any:
+            return storable(value)
         return value

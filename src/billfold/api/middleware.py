@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -80,8 +81,8 @@ def _request_id(scope: Scope) -> str:
 # Ids we make: a random half per process and a counter, 32 hex digits like a uuid4's; unique
 # without asking the kernel for randomness on every request (as uuid4 does). Not secret: a
 # client may choose its own.
-_id_prefix = os.urandom(8).hex()
-_id_counter = itertools.count()
+_id_prefix: str
+_id_counter: Iterator[int]
 
 
 def _reseed_ids() -> None:
@@ -90,6 +91,7 @@ def _reseed_ids() -> None:
     _id_counter = itertools.count()
 
 
+_reseed_ids()
 os.register_at_fork(after_in_child=_reseed_ids)
 
 

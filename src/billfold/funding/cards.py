@@ -229,16 +229,11 @@ async def seal_plaintext_tokens(pool: asyncpg.Pool, keys: KeyRing) -> int:
         )
         if not rows:
             return sealed_rows
-        columns: list[list[Any]] = [[], [], [], [], []]
+        updates = []
         for row in rows:
             sealed = keys.seal(row["token"], sealed_context(row["id"]))
             index = keys.blind_index(row["token"], INDEX_PURPOSE)
-            for column, value in zip(
-                columns,
-                (row["id"], sealed.ciphertext, sealed.wrapped_key, sealed.key_id, index),
-                strict=True,
-            ):
-                column.append(value)
+            updates.append((row["id"], sealed.ciphertext, sealed.wrapped_key, sealed.key_id, index))
         done: int = await pool.fetchval(
             """WITH done AS (
                    UPDATE cards c SET token = NULL, token_enc = u.enc, token_dek = u.dek,
@@ -248,7 +243,7 @@ async def seal_plaintext_tokens(pool: asyncpg.Pool, keys: KeyRing) -> int:
                     WHERE c.id = u.id AND c.token IS NOT NULL
                    RETURNING 1)
                SELECT count(*) FROM done""",
-            *columns,
+            *map(list, zip(*updates, strict=True)),
         )
         sealed_rows += done
 
