@@ -8,7 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from billfold.config import Settings
 from billfold.funding import nacha
-from billfold.funding.bank_accounts import account_number
+from billfold.funding.bank_accounts import TRACE_HELD, account_number
 from billfold.funding.cards import add_card, card_token
 from billfold.funding.files import export_file, import_returns
 from billfold.funding.keys import rotate
@@ -127,6 +127,77 @@ async def test_the_export_and_import_commands_round_trip(
     assert again.stdout.startswith("1 returns: 0 applied, 1 already applied")
     shown = await client.get(f"/api/v1/funding/{funding_id}", headers=person.auth)
     assert (shown.json()["status"], shown.json()["return_code"]) == ("RETURNED", "R03")
+
+
+async def test_trace_numbers_start_over_and_a_return_names_the_entry_sent_last(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: LinkBank,
+    tmp_path: Path,
+) -> None:
+    """The trace sequence starts over after 9,999,999 (migration 0015). A number is handed out
+    again once its entry was sent more than TRACE_HELD ago; one held by an entry unsent or sent
+    recently is skipped; a return names the entry that holds the number and was sent last.
+    (Before, the first number after the wrap failed to insert: the column was unique.)"""
+    pool = app.state.pool
+    person, bank_id = await person_with_bank(make_person, link_bank, "555000111")
+    before = await pool.fetchval("SELECT last_value FROM ach_trace_seq")
+
+    async def add(amount: str) -> tuple[uuid.UUID, str]:
+        funding_id = uuid.UUID(await move(client, person, "add-funds", amount, bank_id))
+        trace = await pool.fetchval(
+            "SELECT trace_number FROM funding_transfers WHERE id = $1", funding_id
+        )
+        return funding_id, trace
+
+    try:
+        await pool.execute("SELECT setval('ach_trace_seq', 9999990)")
+        old, old_trace = await add("1.00")
+        recent, recent_trace = await add("2.00")
+        await pool.execute(
+            "UPDATE funding_transfers SET exported_at = now() - $2::interval WHERE id = $1",
+            old,
+            TRACE_HELD + timedelta(days=1),
+        )
+        await pool.execute("SELECT setval('ach_trace_seq', 9999990)")
+        reused, reused_trace = await add("3.00")
+        _, skipped_trace = await add("4.00")
+        assert reused_trace == old_trace and old_trace.endswith("9999991")
+        assert recent_trace.endswith("9999992") and skipped_trace.endswith("9999993")
+
+        # The wrap: 1 is held (by an unsent entry), so the first number after 9,999,999 is
+        # another, held by nothing a return could name.
+        held_one = recent_trace[:8] + "0000001"
+        await pool.execute(
+            "UPDATE funding_transfers SET trace_number = $2 WHERE id = $1", recent, held_one
+        )
+        await pool.execute("SELECT setval('ach_trace_seq', 9999999)")
+        _, wrapped_trace = await add("5.00")
+        assert int(wrapped_trace[8:]) < 9999990 and wrapped_trace != held_one
+        holders = await pool.fetchval(
+            """SELECT count(*) FROM funding_transfers WHERE trace_number = $1
+                  AND (exported_at IS NULL OR exported_at > now() - $2::interval)""",
+            wrapped_trace,
+            TRACE_HELD,
+        )
+        assert holders == 1
+
+        sent = tmp_path / "out.ach"
+        await export_file(app.state.funding, sent)
+        returns = nacha.make_returns_file(
+            nacha.parse(sent.read_text()), {reused_trace: "R01"}, created_at=datetime.now(UTC)
+        )
+        report = await import_returns(app.state.funding, nacha.write(returns), name="r.ach")
+        assert (report.applied, report.refused) == (1, [])
+        statuses = dict(
+            await pool.fetch(
+                "SELECT id, status FROM funding_transfers WHERE id = ANY($1)", [old, reused]
+            )
+        )
+        assert statuses == {old: "pending", reused: "returned"}
+    finally:
+        await pool.execute("SELECT setval('ach_trace_seq', $1)", before)
 
 
 async def test_import_refuses_a_file_with_findings_unless_they_are_accepted(

@@ -10,6 +10,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -27,6 +28,9 @@ _ROUTING = re.compile(r"[0-9]{9}")
 _ACCOUNT = re.compile(r"[0-9]{4,17}")
 MICRO_DEPOSIT = "micro_deposit"
 INDEX_PURPOSE = "bank_account"
+# A bank's returns name an entry by its trace number for up to 60 days after settlement (an
+# unauthorised debit); a number stays with its entry until twice that after it was sent.
+TRACE_HELD = timedelta(days=120)
 
 BANK_COLUMNS = """
 id, user_id, routing_number, account_last4, account_type, holder_name, status, verify_failures,
@@ -198,9 +202,11 @@ async def _micro_deposit(
 
 
 async def next_trace_number(conn: asyncpg.Connection, odfi_routing: str) -> str:
-    """Our bank's 8-digit id and a 7-digit sequence (NACHA trace numbers)."""
-    sequence = await conn.fetchval("SELECT nextval('ach_trace_seq')")
-    return f"{odfi_routing[:8]}{sequence:07d}"
+    """Our bank's 8-digit id and a 7-digit sequence (NACHA trace numbers), which starts over
+    after 9,999,999: the next one no entry unsent or sent within TRACE_HELD holds (migration
+    0015)."""
+    trace: str = await conn.fetchval("SELECT next_ach_trace($1, $2)", odfi_routing, TRACE_HELD)
+    return trace
 
 
 async def access_bank_account(

@@ -183,10 +183,13 @@ async def import_returns(
     ]
     report = ImportReport(entries=len(returns), findings=[str(f) for f in ach.findings])
     rows = await funding.pool.fetch(
-        """SELECT f.*, w.account_id AS wallet_id
+        # A trace number is handed out again after its sequence starts over (migration 0015):
+        # a return names the entry sent last that holds it, the only one it can still name.
+        """SELECT DISTINCT ON (f.trace_number) f.*, w.account_id AS wallet_id
              FROM funding_transfers f
              JOIN wallets w ON w.user_id = f.user_id AND w.currency = f.currency
-            WHERE f.trace_number = ANY($1::char(15)[])""",
+            WHERE f.trace_number = ANY($1::char(15)[])
+            ORDER BY f.trace_number, f.exported_at DESC NULLS LAST""",
         [trace for trace, _ in returns],
     )
     by_trace = {r["trace_number"]: (FundingTransfer.from_row(r), r["wallet_id"]) for r in rows}
