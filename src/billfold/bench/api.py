@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import random
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,15 +34,14 @@ import orjson
 from billfold.bench.cpu import per_unit_us, processes_cpu, servers_cpu
 from billfold.bench.http import Connection
 from billfold.bench.seed import fund_all, migrated_pool, scratch_database
+from billfold.bench.server import bench_redis, free_port, start_server, wait_ready
 from billfold.config import Settings
 from billfold.ledger.accounts import open_clearing_account
 from billfold.ledger.reconcile import reconcile
 from billfold.platform.security import hash_password, issue_token
 from billfold.risk.features import ip_prefix
-from billfold.risk.rules import LOAD_TEST_RULES
 
 FUNDING_MINOR = 1_000_000_00
-BENCH_REDIS_DB = 9
 SLICE_S = 5.0  # the transfer phases' p99 is also reported for each slice of this many seconds
 SEED_USERS = """
 WITH people AS (
@@ -98,9 +95,9 @@ async def run_api_bench(
         try:
             people = await _seed(pool, settings, users)
             key = secrets.token_urlsafe(48)
-            port = _free_port()
-            server = _start_server(database_url, _bench_redis(redis_url), key, port, workers)
-            await _wait_ready(port, server)
+            port = free_port()
+            server = start_server(database_url, bench_redis(redis_url), key, port, workers)
+            await wait_ready(port, server)
             tokens = [issue_token(uuid.UUID(p), key, 3600 * 4) for p in people]
             _say(f"server up with {workers} workers; {clients} clients")
             drive = functools.partial(
@@ -209,61 +206,6 @@ async def _seed(pool: asyncpg.Pool, settings: Settings, count: int) -> list[str]
     bank = await open_clearing_account(pool, "USD")
     await fund_all(pool, settings, bank.id, [r["account_id"] for r in rows], FUNDING_MINOR)
     return [str(r["user_id"]) for r in rows]
-
-
-def _bench_redis(url: str) -> str:
-    """A Redis database of the benchmark's own, so its cached balances meet no other data."""
-    if url.startswith("unix://"):
-        return url.split("?", 1)[0] + f"?db={BENCH_REDIS_DB}"
-    base, _, _db = url.rpartition("/")
-    return f"{base}/{BENCH_REDIS_DB}" if base.count("/") >= 2 else f"{url}/{BENCH_REDIS_DB}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _start_server(
-    database_url: str, redis_url: str, key: str, port: int, workers: int
-) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "BILLFOLD_SECRET_KEY": key,
-        "BILLFOLD_PORT": str(port),
-        "BILLFOLD_WORKERS": str(workers),
-        # The load comes from one address and a few users at a high rate; the limits would
-        # refuse it. Request logs are off: writing 5,000 JSON lines a second is its own load.
-        "BILLFOLD_LOGIN_LIMIT_PER_ADDRESS": "0",
-        "BILLFOLD_MONEY_LIMIT_PER_USER": "0",
-        "BILLFOLD_MONEY_LIMIT_PER_ADDRESS": "0",
-        "BILLFOLD_LOG_LEVEL": "WARNING",
-        # Scoring stays on, model included, with thresholds a load test can't reach.
-        "BILLFOLD_RISK_RULES": LOAD_TEST_RULES.model_dump_json(exclude_defaults=True),
-    }
-    command = [sys.executable, "-c", "from billfold.cli import main; main()", "serve"]
-    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)  # noqa: S603
-
-
-async def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
-    connection = Connection("127.0.0.1", port)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with status {server.returncode}")
-        try:
-            status, _ = await connection.request("GET", "/readyz", {})
-            if status == 200:
-                await connection.close()
-                return
-        except OSError:
-            await connection.close()
-        await asyncio.sleep(0.2)
-    raise TimeoutError("the server did not become ready within 60 s")
 
 
 async def _drive(

@@ -233,7 +233,7 @@ def transfer_cost_bench(
     json: JsonFlag = False,
 ) -> None:
     """CPU per P2P transfer of the app (called in-process) and of PostgreSQL and Redis."""
-    from billfold.bench.api import _bench_redis
+    from billfold.bench.server import bench_redis
     from billfold.bench.transfer_cost import run_transfer_cost
     from billfold.platform.embedded import ensure_database, ensure_redis
     from billfold.platform.logging import configure_logging
@@ -241,7 +241,7 @@ def transfer_cost_bench(
     settings = Settings().model_copy(update={"log_level": "WARNING"})
     configure_logging(settings)
     dsn = ensure_database(settings)
-    redis_url = _bench_redis(ensure_redis(settings))
+    redis_url = bench_redis(ensure_redis(settings))
     tune_gc()
     result = uvloop.run(
         run_transfer_cost(
@@ -265,22 +265,26 @@ def history_bench(
     accounts: Annotated[int, typer.Option(help="Wallets they spread over.")] = 100_000,
     hero_entries: Annotated[int, typer.Option(help="Entries of the user read.")] = 100_000,
     queries: Annotated[int, typer.Option(help="Pages read per kind of query.")] = 300,
+    workers: Annotated[int, typer.Option(help="Server worker processes (over HTTP).")] = 2,
     json: JsonFlag = False,
 ) -> None:
     """History page latency for one user with many transactions, in a large ledger."""
     from billfold.bench.history import run_history_bench
-    from billfold.platform.embedded import ensure_database
+    from billfold.platform.embedded import ensure_database, ensure_redis
 
     settings = Settings()
     dsn = ensure_database(settings)
+    redis_url = ensure_redis(settings)
     result = uvloop.run(
         run_history_bench(
             settings,
             dsn,
+            redis_url,
             entries=entries,
             accounts=accounts,
             hero_entries=hero_entries,
             queries=queries,
+            workers=workers,
         )
     )
     _report(result, json)

@@ -3,30 +3,41 @@
 The ledger is generated in SQL, as in `bench reconcile`: transfers over a year between
 `accounts` wallets, each with a user, and one user (the "hero") in `hero_entries` of them. Then
 the benchmark reads pages of the hero's history the way the API does (`wallet.history`), with
-a type filter and a random 30-day window, and reports p50/p99. The figures exclude HTTP; `bench
-api` measures the HTTP layer's cost separately.
+a type filter and a random 30-day window, and reports p50/p99. Then it starts `billfold serve`
+on that ledger (workers included, as a user runs it) and reads the same kinds of page over HTTP,
+as the hero's app would: one keep-alive connection, one page after another, with the hero's
+bearer token, so the figures include authentication, validation and the JSON response.
 """
 
 from __future__ import annotations
 
 import random
+import secrets
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
+import orjson
 
+from billfold.bench.http import Connection
 from billfold.bench.seed import scratch_database
+from billfold.bench.server import bench_redis, free_port, start_server, wait_ready
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
 from billfold.platform.db import create_pool
 from billfold.platform.migrate import apply_migrations
+from billfold.platform.security import issue_token
 from billfold.wallet.history import HistoryQuery, read_history
 from billfold.wallet.users import get_user
 
 YEAR_START = datetime(2026, 1, 1, tzinfo=UTC)
+WARM_UP = 20  # pages read over HTTP before the timed ones
 GENERATE = [
     """
     WITH people AS (
@@ -87,11 +98,13 @@ def _say(text: str) -> None:
 async def run_history_bench(
     settings: Settings,
     dsn: str,
+    redis_url: str,
     *,
     entries: int,
     accounts: int,
     hero_entries: int,
     queries: int,
+    workers: int,
 ) -> dict[str, Any]:
     async with scratch_database(dsn) as database_url:
         sized = settings.model_copy(update={"statement_timeout_ms": 0})
@@ -113,12 +126,13 @@ async def run_history_bench(
                     lambda r: HistoryQuery(text=f"note {r.randrange(1000)}"),
                 ),
             }
+            results |= await _over_http(database_url, redis_url, hero_id, queries, workers)
             report = await reconcile(pool)
         finally:
             await pool.close()
     for label, figures in results.items():
         _say(
-            f"{label:<18} p50 {figures['latency_ms_p50']} ms  p99 {figures['latency_ms_p99']} ms"
+            f"{label:<22} p50 {figures['latency_ms_p50']} ms  p99 {figures['latency_ms_p99']} ms"
             f"  ({figures['rows_per_page']} rows a page)"
         )
     return {
@@ -151,6 +165,69 @@ def _type_and_window(rng: random.Random) -> HistoryQuery:
     return HistoryQuery(types=("p2p",), start=start, end=start + timedelta(days=30))
 
 
+def _type_and_window_params(rng: random.Random) -> dict[str, str]:
+    """`_type_and_window` as the app asks for it: `from` and `to` are days, `to` inclusive."""
+    start = YEAR_START.date() + timedelta(days=rng.randrange(330))
+    end = start + timedelta(days=29)
+    return {"type": "p2p", "from": start.isoformat(), "to": end.isoformat()}
+
+
+async def _over_http(
+    database_url: str, redis_url: str, hero_id: Any, queries: int, workers: int
+) -> dict[str, Any]:
+    """The first page and the filtered page over HTTP, from a server started on the ledger."""
+    key = secrets.token_urlsafe(48)
+    port = free_port()
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        server = start_server(database_url, bench_redis(redis_url), key, port, workers)
+        await wait_ready(port, server)
+        _say(f"server up with {workers} workers; reading history over HTTP ...")
+        headers = {"Authorization": f"Bearer {issue_token(hero_id, key, 3600)}"}
+        path = f"/api/v1/wallet/{hero_id}/transactions"
+        connection = Connection("127.0.0.1", port)
+        try:
+            return {
+                "http_first_page": await _time_http(
+                    connection, path, headers, queries, lambda _r: {}
+                ),
+                "http_type_and_30_days": await _time_http(
+                    connection, path, headers, queries, _type_and_window_params
+                ),
+            }
+        finally:
+            await connection.close()
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+async def _time_http(
+    connection: Connection,
+    path: str,
+    headers: dict[str, str],
+    count: int,
+    make: Callable[[random.Random], dict[str, str]],
+) -> dict[str, Any]:
+    """Pages read one after another; the first `WARM_UP` (the server's first requests fill
+    its caches of tokens and users, as a running server's are) are not counted."""
+    rng = random.Random(7)
+    latencies, rows = [], []
+    for n in range(WARM_UP + count):
+        params = make(rng)
+        target = f"{path}?{urlencode(params)}" if params else path
+        started = time.perf_counter()
+        status, body = await connection.request("GET", target, headers)
+        elapsed = time.perf_counter() - started
+        if status != 200:
+            raise RuntimeError(f"GET {target} answered {status}: {body[:200]!r}")
+        if n >= WARM_UP:
+            latencies.append(elapsed)
+            rows.append(len(orjson.loads(body)["transactions"]))
+    return _figures(latencies, rows)
+
+
 async def _time(pool: asyncpg.Pool, hero: Any, count: int, make: Any) -> dict[str, Any]:
     rng = random.Random(7)
     latencies, rows = [], []
@@ -160,6 +237,10 @@ async def _time(pool: asyncpg.Pool, hero: Any, count: int, make: Any) -> dict[st
         page = await read_history(pool, hero, query)
         latencies.append(time.perf_counter() - started)
         rows.append(len(page["transactions"]))
+    return _figures(latencies, rows)
+
+
+def _figures(latencies: list[float], rows: list[int]) -> dict[str, Any]:
     latencies.sort()
     return {
         "latency_ms_p50": round(statistics.median(latencies) * 1000, 2),

@@ -21,9 +21,10 @@ import uuid
 from typing import Any
 
 from billfold.app import create_app
-from billfold.bench.api import ADDRESS, _bench_redis, _seed, transfer_request
+from billfold.bench.api import ADDRESS, _seed, transfer_request
 from billfold.bench.cpu import per_unit_us, servers_cpu
 from billfold.bench.seed import migrated_pool, scratch_database
+from billfold.bench.server import bench_redis
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
 from billfold.platform.security import issue_token
@@ -49,7 +50,7 @@ async def run_transfer_cost(
                     "database_url": database_url,
                     # Its own Redis database, as bench api's: the scratch ledger's account
                     # ids are the real one's too, and their cached balances must not mix.
-                    "redis_url": _bench_redis(redis_url),
+                    "redis_url": bench_redis(redis_url),
                     "secret_key": secrets.token_urlsafe(48),
                     "login_limit_per_address": 0,
                     "money_limit_per_user": 0,
