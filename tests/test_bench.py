@@ -11,6 +11,7 @@ import pytest
 from billfold.bench.api import _count_timeouts, _p99_ms
 from billfold.bench.cpu import per_unit_us, processes_cpu
 from billfold.bench.history import run_history_bench
+from billfold.bench.risk import run_risk_bench
 from billfold.bench.transfer_cost import run_transfer_cost
 from billfold.config import Settings
 
@@ -51,6 +52,25 @@ async def test_history_bench_reads_pages_in_process_and_over_http(settings: Sett
     # the hero's P2P transfers (half of 400 over a year are P2P: about 16 in 30 days).
     assert pages["http_first_page"]["rows_per_page"] == pages["first_page"]["rows_per_page"] == 50
     assert 0 < pages["http_type_and_30_days"]["rows_per_page"] < 50
+
+
+async def test_risk_bench_times_each_part_and_a_payment_to_a_popular_person(
+    settings: Settings,
+) -> None:
+    assert settings.database_url and settings.redis_url
+    result = await run_risk_bench(
+        settings,
+        settings.database_url,
+        settings.redis_url,
+        users=200,
+        days=14,
+        movements=40,
+        concurrency=4,
+    )
+    for part in ("baseline", "assess_one_at_a_time", "past_query", "past_query_to_popular"):
+        assert result[part]["p99_ms"] > 0, part
+    assert result["features"]["per_s"] > 0 and result["model"]["per_s"] > 0
+    assert result["popular_vs_ordinary_past_p50"] > 0
 
 
 def test_bench_api_counts_the_transfers_let_through_unscored() -> None:

@@ -321,3 +321,86 @@ async def test_the_generic_plan_of_the_past_query_scans_only_the_named_persons_r
         if index == "(no index)":
             continue  # a bitmap heap scan: its index scan is a child, checked there
         assert f"({leading[index]} = " in condition, (index, condition)
+
+
+async def test_a_person_paid_thousands_of_times_a_day_costs_a_window_not_a_day(
+    pool: asyncpg.Pool, batch_engine: RulesEngine
+) -> None:
+    """The received and sent windows the past query reads hold the newest `serving.WINDOW`
+    movements, as training's bounded deques do: a payment to someone paid thousands of times
+    today reads as many rows as any other, and no feature changes."""
+    tag = uuid.uuid4().hex[:8]
+    me, them, crowd = [
+        await pool.fetchval(
+            """INSERT INTO users (username, email, phone, password_hash, created_at)
+               VALUES ($1, $1 || '@window.test', $2, 'x', now() - interval '60 days')
+               RETURNING id::text""",
+            f"w{tag}{n}",
+            f"+1{int(tag, 16) % 900 + 100}{n:07d}",
+        )
+        for n in range(3)
+    ]
+    now = datetime.now(UTC)
+    extra = 150
+    many = serving.WINDOW + extra
+    # Today: the crowd pays them, and they pay the crowd, `many` times each; and this week the
+    # crowd pays me as often. One a second, the newest a minute ago.
+    for payer, payee, days in ((crowd, them, 1), (them, crowd, 1), (crowd, me, 7)):
+        await pool.execute(
+            """INSERT INTO risk_assessments (user_id, kind, ref, counterparty_id, amount_minor,
+                                             score, action, reasons, created_at, sender_new)
+               SELECT $1, 'p2p', $3 || n, $2, 1000 + n, 0, 'allow', '{}',
+                      $4::timestamptz - make_interval(secs => 60 + n * $5::float8), false
+                 FROM generate_series(1, $6) n""",
+            uuid.UUID(payer),
+            uuid.UUID(payee),
+            f"{tag}-{payer[:4]}-{payee[:4]}-",
+            now,
+            days * 86_000 / many,
+            many,
+        )
+    movement = Movement("p2p", me, them, 5_000, "USD", ref=f"{tag}-probe")
+    past, request, recipient = await batch_engine.past(movement, now)
+    row = dict(past.row)
+    bounded = {name: serving._json(row[name]) for name in ("received", "their_received")}
+    bounded["their_sent"] = serving._json(row["their_sent"])
+    for name, window in bounded.items():
+        assert len(window) == serving.WINDOW, name
+        amounts = sorted(entry[1] for entry in window) if name != "their_sent" else None
+        if amounts is not None:  # the newest: amounts 1001 to 1000 + WINDOW
+            assert amounts[0] == 1001 and amounts[-1] == 1000 + serving.WINDOW, name
+    # Read whole, the windows give the same features.
+    everything = dict(row)
+    everything["received"] = [
+        [r["at"], r["amount_minor"], r["user_id"], False]
+        for r in await pool.fetch(
+            """SELECT extract(epoch FROM created_at)::float8 AS at, amount_minor, user_id
+                 FROM risk_assessments WHERE counterparty_id = $1 ORDER BY created_at, id""",
+            uuid.UUID(me),
+        )
+    ]
+    everything["their_received"] = [
+        [r["at"], r["amount_minor"], r["user_id"], False]
+        for r in await pool.fetch(
+            """SELECT extract(epoch FROM created_at)::float8 AS at, amount_minor, user_id
+                 FROM risk_assessments WHERE counterparty_id = $1 ORDER BY created_at, id""",
+            uuid.UUID(them),
+        )
+    ]
+    everything["their_sent"] = await pool.fetchval(
+        """SELECT json_agg(extract(epoch FROM created_at) ORDER BY created_at, id)
+             FROM risk_assessments WHERE user_id = $1""",
+        uuid.UUID(them),
+    )
+    assert len(everything["their_received"]) == many
+    whole = serving.Past(everything, past.events, past.devices, past.countries)
+    read_whole = serving.features(whole, request, recipient)
+    windowed = serving.features(past, request, recipient)
+    differ = [
+        name
+        for name, a, b in zip(FEATURE_NAMES, read_whole, windowed, strict=True)
+        if not _same(b, a)
+    ]
+    assert differ == []
+    named = dict(zip(FEATURE_NAMES, windowed, strict=True))
+    assert named["recipient_in_usd_24h"] > 0 and named["recipient_out_count_24h"] > 0

@@ -31,6 +31,7 @@ import orjson
 
 from billfold.risk.features import (
     DAY,
+    MAX_WINDOW_ENTRIES,
     NEW_ACCOUNT_SECONDS,
     WEEK,
     HistoryState,
@@ -50,6 +51,10 @@ PLACE_REFRESH = 3600.0
 # cost a heavy user's every movement reads and change no score. The shipped model splits it
 # below 60; tests/risk/test_risk_model.py fails for a model that splits it at the cap or above.
 LIFETIME_CAP = 256
+# A window of a person's movements holds at most this many, the newest, as `UserHistory`'s
+# deques do in training: a payment to someone paid thousands of times a day reads as many rows
+# as one to anyone else, not all of that day's.
+WINDOW = MAX_WINDOW_ENTRIES
 ME, THEM = 1, 2  # the user and the recipient, as features.HistoryState numbers them
 OUTGOING = ("p2p", "cash_out", "merchant_payment")
 OUTGOING_SQL = ", ".join(f"'{kind}'" for kind in OUTGOING)  # as the query lists them
@@ -119,14 +124,16 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
        coalesce(r.flagged, false) AS their_flag,
        (SELECT json_agg(json_build_array(extract(epoch FROM i.created_at), i.amount_minor,
                         i.user_id, i.sender_new) ORDER BY i.created_at, i.id)
-          FROM risk_assessments i
-         WHERE i.counterparty_id = $2 AND i.kind = 'p2p' AND {WENT_AHEAD_I}
-           AND i.created_at > $4 - interval '1 day' AND i.created_at <= $4) AS their_received,
-       (SELECT json_agg(extract(epoch FROM created_at) ORDER BY created_at)
-          FROM risk_assessments
-         WHERE user_id = $2 AND kind IN ({OUTGOING_SQL})
-           AND {WENT_AHEAD}
-           AND created_at > $4 - interval '1 day' AND created_at <= $4) AS their_sent
+          FROM (SELECT * FROM risk_assessments i
+                 WHERE i.counterparty_id = $2 AND i.kind = 'p2p' AND {WENT_AHEAD_I}
+                   AND i.created_at > $4 - interval '1 day' AND i.created_at <= $4
+                 ORDER BY i.created_at DESC, i.id DESC LIMIT {WINDOW}) i) AS their_received,
+       (SELECT json_agg(extract(epoch FROM o.created_at) ORDER BY o.created_at, o.id)
+          FROM (SELECT created_at, id FROM risk_assessments
+                 WHERE user_id = $2 AND kind IN ({OUTGOING_SQL})
+                   AND {WENT_AHEAD}
+                   AND created_at > $4 - interval '1 day' AND created_at <= $4
+                 ORDER BY created_at DESC, id DESC LIMIT {WINDOW}) o) AS their_sent
   FROM users u
   LEFT JOIN LATERAL (SELECT extract(epoch FROM created_at)::float8 AS at, device_id, country
                        FROM risk_assessments
@@ -142,13 +149,14 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
          FROM (SELECT * FROM risk_assessments
                 WHERE user_id = $1 AND {WENT_AHEAD}
                   AND created_at > $4 - interval '30 days' AND created_at <= $4
-                ORDER BY created_at DESC LIMIT 2000) e) ev
+                ORDER BY created_at DESC LIMIT {WINDOW}) e) ev
   CROSS JOIN LATERAL (
        SELECT json_agg(json_build_array(extract(epoch FROM i.created_at), i.amount_minor,
                        i.user_id, i.sender_new) ORDER BY i.created_at, i.id) AS received
-         FROM risk_assessments i
-        WHERE i.counterparty_id = $1 AND i.kind = 'p2p' AND {WENT_AHEAD_I}
-          AND i.created_at > $4 - interval '7 days' AND i.created_at <= $4) inc
+         FROM (SELECT * FROM risk_assessments i
+                WHERE i.counterparty_id = $1 AND i.kind = 'p2p' AND {WENT_AHEAD_I}
+                  AND i.created_at > $4 - interval '7 days' AND i.created_at <= $4
+                ORDER BY i.created_at DESC, i.id DESC LIMIT {WINDOW}) i) inc
   CROSS JOIN LATERAL (
        SELECT count(*) > 0 AS has_devices,
               json_agg(json_build_array(device_id, extract(epoch FROM first_seen_at),
