@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from billfold.funding.cards import CardProcessor, card_token
+from billfold.funding.cards import CARD_COLUMNS, CardProcessor, card_token
 from billfold.funding.movements import CLIENT, STATUSES, book_add_funds, book_card_funding
 from billfold.funding.service import FUNDING_COLUMNS, CardDeclined, Funding, FundingTransfer
 from billfold.platform.errors import BillfoldError, NotFound
@@ -125,8 +125,7 @@ async def _charge_released(
     funding: Funding, processor: CardProcessor, ft: FundingTransfer
 ) -> FundingTransfer:
     card = await funding.pool.fetchrow(
-        "SELECT id, token, token_enc, token_dek, key_id, last4, status FROM cards WHERE id = $1",
-        ft.card_id,
+        f"SELECT {CARD_COLUMNS} FROM cards WHERE id = $1", ft.card_id
     )
     assert card is not None  # funding_transfers.card_id references cards
     if card["status"] != "active":
