@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from redis.asyncio import Redis
 
 from billfold.bench.api import _count_timeouts, _p99_ms
 from billfold.bench.cpu import per_unit_us, processes_cpu
@@ -55,9 +56,10 @@ async def test_history_bench_reads_pages_in_process_and_over_http(settings: Sett
 
 
 async def test_risk_bench_times_each_part_and_a_payment_to_a_popular_person(
-    settings: Settings,
+    settings: Settings, redis: Redis
 ) -> None:
     assert settings.database_url and settings.redis_url
+    counters_before = await _velocity_keys(redis)
     result = await run_risk_bench(
         settings,
         settings.database_url,
@@ -71,6 +73,12 @@ async def test_risk_bench_times_each_part_and_a_payment_to_a_popular_person(
         assert result[part]["p99_ms"] > 0, part
     assert result["features"]["per_s"] > 0 and result["model"]["per_s"] > 0
     assert result["popular_vs_ordinary_past_p50"] > 0
+    # Its velocity counters went to the benchmarks' own Redis database, not to the one given.
+    assert await _velocity_keys(redis) == counters_before
+
+
+async def _velocity_keys(redis: Redis) -> int:
+    return len([key async for key in redis.scan_iter(match="vel:*", count=1000)])
 
 
 def test_bench_api_counts_the_transfers_let_through_unscored() -> None:

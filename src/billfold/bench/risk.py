@@ -29,6 +29,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from billfold.bench.seed import migrated_pool, scratch_database
+from billfold.bench.server import bench_redis
 from billfold.config import Settings
 from billfold.platform.redis import create_redis
 from billfold.risk import serving, synth
@@ -55,7 +56,9 @@ async def run_risk_bench(
 ) -> dict[str, Any]:
     async with scratch_database(dsn) as database_url:
         pool = await migrated_pool(database_url, settings)
-        redis = await create_redis(redis_url)  # the app's client
+        # The app's client, on the benchmarks' own Redis database: the velocity counters it
+        # writes meet no other data.
+        redis = await create_redis(bench_redis(redis_url))
         try:
             world = synth.generate(users=users, days=days, seed=11)
             _say(f"seeding {len(world.users):,} users and {len(world.events):,} movements")
