@@ -26,7 +26,13 @@ from billfold.platform.metrics import mark_worker_exited
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.redis import create_redis
 from billfold.platform.runtime import tune_gc
-from billfold.risk.engine import RulesEngine, load_scorer, past_pool
+from billfold.risk.engine import (
+    RECORD_WITH_TRANSFER,
+    WITH_TRANSFER,
+    RulesEngine,
+    load_scorer,
+    past_pool,
+)
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.risk import AllowAll
 from billfold.wallet.users import UserCache
@@ -95,7 +101,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 applied = await apply_migrations(conn)
             for name in applied:
                 log.info("migration applied", migration=name)
-        ledger = Ledger(pool, settings)
+        scoring = settings.risk_engine == "rules"
+        # With scoring, allowed transfers' assessments are written in the ledger's batches.
+        side_statements = {WITH_TRANSFER: RECORD_WITH_TRANSFER} if scoring else {}
+        ledger = Ledger(pool, settings, side_statements=side_statements)
         balances = BalanceCache(redis)
         ledger.after_commit = balances.put_many
         await ledger.start()
@@ -119,11 +128,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis = redis
         app.state.ledger = ledger
         app.state.balances = balances
-        if settings.risk_engine == "rules":
+        if scoring:
             pasts = await past_pool(database_url, settings)
             stack.push_async_callback(pasts.close)
             engine = RulesEngine(
-                pool, redis, settings.risk_rules, load_scorer(settings), pasts=pasts
+                pool,
+                redis,
+                settings.risk_rules,
+                load_scorer(settings),
+                pasts=pasts,
+                with_transfers=True,
             )
             stack.push_async_callback(engine.log.flush)
             app.state.risk = engine
@@ -131,7 +145,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             app.state.risk = AllowAll(redis)
         # Without scoring there is nothing to bound (config.risk_concurrency) and nothing whose
         # overrun should refuse a large movement (config.risk_fail_closed_minor).
-        scoring = settings.risk_engine == "rules"
         bounded = scoring and settings.risk_concurrency > 0
         app.state.risk_slots = asyncio.Semaphore(settings.risk_concurrency) if bounded else None
         app.state.fail_closed_minor = settings.risk_fail_closed_minor if scoring else 0

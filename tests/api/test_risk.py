@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -218,8 +219,9 @@ async def test_retries_are_answered_without_being_scored_again(
     app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
 ) -> None:
     """A transfer retried with its key, at once and after its claim is gone, replays the first
-    answer. A retry while the claim stands is not scored again; a late one is (nothing tells
-    it from a new request before the ledger answers)."""
+    answer. A retry while the claim stands is not scored again. A late one is (nothing tells
+    it from a new request before the ledger answers), but its assessment is not stored: the
+    ledger writes an allowed transfer's assessment with its outcome, so once per key."""
     hal, ivy = await make_person("100.00"), await make_person()
     key = uuid.uuid4().hex
     body = {"sender_id": hal.user_id, "recipient": ivy.username, "amount": "3.00"}
@@ -232,10 +234,11 @@ async def test_retries_are_answered_without_being_scored_again(
     assert again.headers["Idempotent-Replayed"] == late.headers["Idempotent-Replayed"] == "true"
     assert first.json() == again.json() == late.json()
     await app.state.risk.log.flush()
-    scored = await app.state.pool.fetchval(
-        "SELECT count(*) FROM risk_assessments WHERE ref = $1", key
+    scored = await app.state.pool.fetch(
+        "SELECT created_at FROM risk_assessments WHERE ref = $1", key
     )
-    assert scored == 2  # the first and the late retry
+    assert len(scored) == 1
+    assert scored[0]["created_at"] <= datetime.fromisoformat(first.json()["created_at"])
 
 
 async def test_a_suspicious_transfer_of_2000_or_more_is_a_sar_candidate(
@@ -414,3 +417,30 @@ async def test_a_large_transfer_whose_scoring_overruns_is_refused_and_can_be_ret
     assert retried.status_code == 201, retried.text
     assert retried.json()["status"] == "COMPLETED"
     assert await balances(client, alice) == ("500.00", "500.00")
+
+
+async def test_an_allowed_transfers_assessment_is_stored_in_its_transaction(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """The ledger writes an allowed transfer's assessment with the transfer, in its batch's
+    statement: it is there as soon as the answer is, with nothing left to flush."""
+    jo, kim = await make_person("100.00"), await make_person()
+    key = uuid.uuid4().hex
+    response = await client.post(
+        "/api/v1/transfers",
+        json={"sender_id": jo.user_id, "recipient": kim.username, "amount": "4.25"},
+        headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": "home-phone"},
+    )
+    assert response.status_code == 201
+    row = await app.state.pool.fetchrow(
+        """SELECT user_id, counterparty_id, kind, amount_minor, action, score, device_id,
+                  reasons, new_payee
+             FROM risk_assessments WHERE ref = $1""",
+        key,
+    )
+    assert row is not None
+    assert (str(row["user_id"]), str(row["counterparty_id"])) == (jo.user_id, kim.user_id)
+    assert (row["kind"], row["amount_minor"], row["action"]) == ("p2p", 425, "allow")
+    assert (row["device_id"], row["new_payee"]) == ("home-phone", True)
+    assert 0.0 <= row["score"] <= 1.0
+    assert isinstance(row["reasons"], list)

@@ -218,9 +218,10 @@ async def test_a_held_movement_declined_later_is_not_history(
     sender, payee = ids[first.user_id], ids[first.counterparty_id or 0]
     held = Movement("p2p", sender, payee, 9_000, "USD", ref="h-1")
     known = await engine.prepare(held, first.ts)
-    assessment_id = await engine.record(
+    recorded = await engine.record(
         held, first.ts, known, Verdict(Action.STEP_UP, 0.0, ("a new device",))
     )
+    assessment_id = recorded.assessment_id
     assert assessment_id is not None
     await pool.execute(
         """INSERT INTO held_transfers (hold_id, sender_id, recipient_id, amount_minor, status,

@@ -177,7 +177,9 @@ async def _send(
         try:
             if verdict.action in held_transfers.PENDING:
                 return await _hold_for_risk(state, p2p, key, verdict, movement), False
-            transfer = await do_p2p(state.ledger, p2p, key)
+            # The assessment is written with the transfer (RulesEngine's with_transfers).
+            rows = (verdict.with_transfer,) if verdict.with_transfer else ()
+            transfer = await do_p2p(state.ledger, p2p, key, rows=rows)
         except IdempotencyKeyReused:
             # A late retry (its claim gone) scored differently from the first try: the first
             # one's transfer or hold stands, if it is this same request.

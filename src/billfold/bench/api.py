@@ -2,9 +2,13 @@
 
 It makes a fresh database (dropped afterwards) and signs up `users` people with one wallet each,
 funded. It starts `billfold serve` with its workers as a separate process and mints each person
-an access token. Then it runs three phases:
+an access token. Then it runs four phases:
 - baseline: the same connections send GET /healthz back to back. It measures what the HTTP stack
   and the load generator alone reach on this machine, in the same run;
+- warm-up: transfers at full speed for `warmup` seconds, not measured, so that the measured
+  phases meet what a service that has been running a while has: its workers' caches of users
+  filled, its statements planned, its pools' connections open. Without it the measured phase
+  pays for the cold start, and a slower configuration (scoring on) pays for longer;
 - throughput: `clients` keep-alive connections send P2P transfers back to back, each with a fresh
   Idempotency-Key, for `seconds`;
 - latency: the same at a steady `rate` per second (open loop: latency counts from when a request
@@ -88,6 +92,7 @@ async def run_api_bench(
     seconds: float,
     rate: int,
     workers: int,
+    warmup: float = 0.0,
 ) -> dict[str, Any]:
     server: subprocess.Popen[bytes] | None = None
     async with scratch_database(dsn) as database_url:
@@ -101,10 +106,13 @@ async def run_api_bench(
             tokens = [issue_token(uuid.UUID(p), key, 3600 * 4) for p in people]
             _say(f"server up with {workers} workers; {clients} clients")
             drive = functools.partial(
-                _drive, port, people, tokens, clients, seconds, server=server.pid
+                _drive, port, people, tokens, clients, seconds=seconds, server=server.pid
             )
             baseline = await drive(rate=None, probe=True)
             _say(_line("GET /healthz", baseline))
+            if warmup > 0:
+                warm = await drive(rate=None, seconds=warmup)
+                _say(_line("warm-up", warm))
             start = await _risk_scrape(port)
             peak = await drive(rate=None)
             before = await _risk_scrape(port)
@@ -130,6 +138,7 @@ async def run_api_bench(
         "clients": clients,
         "workers": workers,
         "seconds": seconds,
+        "warmup_seconds": warmup,
         "healthz": baseline,
         "throughput": peak,
         "steady": steady,

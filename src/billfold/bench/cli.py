@@ -141,6 +141,9 @@ def api_bench(
     seconds: Annotated[float, typer.Option(help="Length of each phase.")] = 60.0,
     rate: Annotated[int, typer.Option(help="Transfers/s of the steady phase.")] = 2_000,
     workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
+    warmup: Annotated[
+        float, typer.Option(help="Seconds of transfers before the measured phases, not measured.")
+    ] = 20.0,
     json: JsonFlag = False,
 ) -> None:
     """P2P transfers per second and latency over HTTP against the real server."""
@@ -161,6 +164,7 @@ def api_bench(
             seconds=seconds,
             rate=rate,
             workers=workers,
+            warmup=warmup,
         )
     )
     _report(result, json)

@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ from billfold.ledger.errors import (
     LedgerError,
     error_from_stored,
 )
-from billfold.ledger.model import AccountBalance, Command, Kind, Leg, Transfer
+from billfold.ledger.model import AccountBalance, Command, Kind, Leg, SideRow, Transfer
 from billfold.platform import db
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,18 @@ class _Pending:
 
 
 class Ledger:
-    def __init__(self, pool: asyncpg.Pool, settings: Settings, *, batch_max: int | None = None):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        *,
+        batch_max: int | None = None,
+        side_statements: Mapping[str, str] | None = None,
+    ):
+        """`side_statements`: name -> SQL of the statements that commands' side rows (SideRow)
+        are written by, each taking one array parameter per column, as text."""
         self._pool = pool
+        self._side_statements = dict(side_statements or {})
         self._window_s = settings.batch_window_ms / 1000
         self._batch_max = batch_max or settings.batch_max
         self._retries = settings.batch_retries
@@ -113,7 +123,7 @@ class Ledger:
         else:
             conn = await self._pool.acquire()
             try:
-                await store.prepare_batch_session(conn)
+                await store.prepare_batch_session(conn, self._side_statements)
             except BaseException:
                 await self._pool.release(conn)
                 raise
@@ -131,6 +141,9 @@ class Ledger:
 
     async def submit(self, command: Command) -> Transfer:
         """Run one command; return its transfer or raise its LedgerError."""
+        for name, _ in command.rows:
+            if name not in self._side_statements:
+                raise InvalidTransfer(f"no side statement '{name}' was given to the ledger")
         key = (command.client_id, command.key)
         first = self._inflight.get(key)
         if first is not None:
@@ -310,8 +323,9 @@ class Ledger:
                 )
                 for c, o in zip(commands, result.outcomes, strict=True)
             ]
+            side_rows = [row for c in commands for row in c.rows]
             await store.write_batch_and_commit(
-                conn, result.transfers, accounts.values(), outcomes, now
+                conn, result.transfers, accounts.values(), outcomes, now, side_rows
             )
         except BaseException:
             # The pool rolls back too when it takes the connection back; this makes it prompt.
@@ -388,11 +402,13 @@ class Ledger:
         currency: str,
         code: str,
         metadata: dict[str, Any] | None = None,
+        rows: Sequence[SideRow] = (),
     ) -> Transfer:
-        """Move `amount_minor` from one account to another: the two-leg transfer."""
+        """Move `amount_minor` from one account to another: the two-leg transfer. `rows`: see
+        SideRow."""
         legs = _two_legs(debit_account_id, credit_account_id, amount_minor, currency)
         return await self.submit(
-            Command(Kind.TRANSFER, client_id, key, code, legs, metadata=metadata)
+            Command(Kind.TRANSFER, client_id, key, code, legs, metadata=metadata, rows=tuple(rows))
         )
 
     async def hold(

@@ -26,6 +26,13 @@ MAX_AMOUNT_MINOR = 10**15
 COLLECTION_CODES = frozenset({"clawback", "debt_repayment"})
 
 
+# A row of another table that a command brings for its batch's transaction: written with the
+# command's outcome, in the same statement, so that it is stored if and only if the outcome is,
+# and once (a replay of the key writes nothing). The name is a statement the Ledger was given
+# (its `side_statements`); the values are its parameters, one element each of its arrays.
+SideRow = tuple[str, tuple[Any, ...]]
+
+
 class Kind(StrEnum):
     TRANSFER = "transfer"
     HOLD = "hold"
@@ -63,6 +70,9 @@ class Command:
     amount_minor: int | None = None  # partial post or reversal; None means all of it
     expires_at: datetime | None = None
     metadata: dict[str, Any] | None = None
+    # Not part of the request: a retry may bring other rows (a new score), and the first
+    # request's stand (hash_command leaves them out).
+    rows: tuple[SideRow, ...] = ()
     request_hash: bytes = field(default=b"", init=False)
 
     def __post_init__(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 
 from billfold.ledger.apply import AccountState, Target
-from billfold.ledger.model import Entry, Kind, Transfer
+from billfold.ledger.model import Entry, Kind, SideRow, Transfer
 
 # Every statement of a batch finds its rows by primary key. The planner, seeing a thousand keys
 # and a table it thinks small or bloated, may choose to hash a whole table instead; for a batch
@@ -181,13 +181,17 @@ class KeysTaken(Exception):
     batch was written."""
 
 
-async def prepare_batch_session(conn: asyncpg.Connection) -> None:
-    """Make a connection ready for batches: the session settings, and the write statement
-    prepared by name. A connection the engine had before, given back to the pool and taken
-    again, has lost its settings (the pool's reset) but kept its prepared statement."""
+async def prepare_batch_session(
+    conn: asyncpg.Connection, side_statements: Mapping[str, str] | None = None
+) -> None:
+    """Make a connection ready for batches: the session settings, and the write statement (and
+    the side statements, see SideRow) prepared by name. A connection the engine had before,
+    given back to the pool and taken again, has lost its settings (the pool's reset) but kept
+    its prepared statements."""
     await conn.execute(BATCH_SESSION)
-    with contextlib.suppress(asyncpg.DuplicatePreparedStatementError):
-        await conn.execute(f"PREPARE {WRITE_BATCH_NAME} AS {WRITE_BATCH}")
+    for name, sql in {WRITE_BATCH_NAME: WRITE_BATCH, **(side_statements or {})}.items():
+        with contextlib.suppress(asyncpg.DuplicatePreparedStatementError):
+            await conn.execute(f"PREPARE {name} AS {sql}")
 
 
 async def write_batch_and_commit(
@@ -196,9 +200,11 @@ async def write_batch_and_commit(
     accounts: Iterable[AccountState],
     outcomes: list[tuple[str, str, bytes, int | None, dict[str, Any] | None]],
     now: datetime,
+    side_rows: Sequence[SideRow] = (),
 ) -> None:
-    """Write the batch and commit it, in one round trip; KeysTaken (the transaction is left
-    for the caller to roll back) if another transaction stored one of its keys first."""
+    """Write the batch, and its commands' side rows, and commit it, in one round trip;
+    KeysTaken (the transaction is left for the caller to roll back) if another transaction
+    stored one of its keys first."""
     entries = [(t.id, e) for t in transfers for e in t.entries]
     changed = [a for a in accounts if a.changed]
     literals = _literals(
@@ -232,9 +238,15 @@ async def write_batch_and_commit(
         [o[3] for o in outcomes],
         [o[4] for o in outcomes],
     )
-    arguments = ",".join(map(_quoted, literals))
+    statements = [f"EXECUTE {WRITE_BATCH_NAME}({','.join(map(_quoted, literals))})"]
+    by_name: dict[str, list[tuple[Any, ...]]] = {}
+    for name, values in side_rows:
+        by_name.setdefault(name, []).append(values)
+    for name, rows in by_name.items():
+        columns = _literals(*(list(column) for column in zip(*rows, strict=True)))
+        statements.append(f"EXECUTE {name}({','.join(map(_quoted, columns))})")
     try:
-        await conn.execute(f"EXECUTE {WRITE_BATCH_NAME}({arguments}); COMMIT")
+        await conn.execute("; ".join(statements) + "; COMMIT")
     except asyncpg.UniqueViolationError as error:
         if error.constraint_name == "idempotency_keys_pkey":
             raise KeysTaken from None
@@ -269,8 +281,13 @@ def array_literal(values: list[Any]) -> str:
         return "{" + ",".join(map(str, values)) + "}"
     if first is str and None not in values:
         # Plain words (codes, currencies, most keys) need no quoting: check them all at once.
+        # (The count makes sure no value holds the separator itself.)
         joined = "\x1f".join(values)
-        if _PLAIN.fullmatch(joined) and "NULL" not in joined.upper():
+        if (
+            _PLAIN.fullmatch(joined)
+            and joined.count("\x1f") == len(values) - 1
+            and "NULL" not in joined.upper()
+        ):
             return "{" + joined.replace("\x1f", ",") + "}"
     if first is bytes and None not in values:
         return "{" + ",".join(["\\\\x" + value.hex() for value in values]) + "}"

@@ -12,6 +12,7 @@ freeze the user, audited as the engine's action.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from billfold.config import Settings
+from billfold.ledger.model import SideRow
 from billfold.platform import db
 from billfold.platform.coalesce import Coalescer
 from billfold.platform.logging import get_logger
@@ -59,6 +61,12 @@ SELECT r.user_id, r.kind, r.ref, r.counterparty_id, r.amount_minor, r.score, r.a
        AS r(user_id, kind, ref, counterparty_id, amount_minor, score, action, created_at,
             device_id, country, ip_prefix, rail, new_payee, sender_new, reasons, aml)
 """
+# With `with_transfers`, an allowed P2P transfer's assessment is written by the ledger, in its
+# batch's statement with the transfer (ledger.model.SideRow): no round trip of its own, stored
+# if and only if the transfer's outcome is, and once, whatever the retries. Its parameters are
+# _RECORD_MANY's, sent as text (as the ledger sends its own).
+WITH_TRANSFER = "billfold_record_assessments"
+RECORD_WITH_TRANSFER = re.sub(r"\$(\d+)::", r"$\1::text::", _RECORD_MANY)
 BATCH_DELAY_S = 0.005
 # Past queries in flight at once, each on a connection of its own (RulesEngine pasts).
 PAST_CONNECTIONS = 4
@@ -78,11 +86,13 @@ class AssessmentLog:
         self._flusher: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()
 
-    def add(self, row: tuple[Any, ...], places: tuple[Any, ...] | None = None) -> None:
-        if len(self._rows) >= BATCH_MAX:
+    def add(self, row: tuple[Any, ...] | None, places: tuple[Any, ...] | None = None) -> None:
+        """An assessment to write (_RECORD_MANY's columns), the places to remember, or both."""
+        if len(self._rows) + len(self._places) >= BATCH_MAX:
             log.warning("assessment log full; an assessment was not recorded")
             return
-        self._rows.append(row)
+        if row is not None:
+            self._rows.append(row)
         if places is not None:
             self._places.append(places)
         if self._flusher is None:
@@ -98,7 +108,7 @@ class AssessmentLog:
         async with self._writing:
             rows, self._rows, self._flusher = self._rows, [], None
             places, self._places = self._places, []
-            if not rows:
+            if not rows and not places:
                 return
             columns = [list(column) for column in zip(*rows, strict=True)]
             try:
@@ -106,7 +116,8 @@ class AssessmentLog:
                     await db.execute(self._pool, _RECORD_MANY, *columns)
                     return
                 async with self._pool.acquire() as conn, conn.transaction():
-                    await conn.execute(_RECORD_MANY, *columns)
+                    if rows:
+                        await conn.execute(_RECORD_MANY, *columns)
                     await conn.executemany(serving.REMEMBER, places)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("assessments not recorded", count=len(rows), error=str(error))
@@ -121,6 +132,15 @@ class Known:
     features: list[float]  # empty without a model
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """Where an assessment went: written at once (its id: a held movement refers to it), handed
+    back for the ledger to write with the transfer (WITH_TRANSFER), or neither (buffered)."""
+
+    assessment_id: int | None = None
+    with_transfer: SideRow | None = None
+
+
 class RulesEngine:
     """Rules and, given a `Scorer`, the learned model: the stricter verdict of the two wins."""
 
@@ -132,10 +152,15 @@ class RulesEngine:
         scorer: Scorer | None = None,
         *,
         pasts: asyncpg.Pool | None = None,
+        with_transfers: bool = False,
     ) -> None:
         """`pasts`: a pool of PAST_CONNECTIONS with generic plans (past_pool) for the past
-        queries; without it, they run on `pool`, planned anew for each batch."""
+        queries; without it, they run on `pool`, planned anew for each batch.
+        `with_transfers`: the verdict on an allowed P2P transfer carries its assessment for the
+        ledger to write with the transfer (WITH_TRANSFER, which the ledger must have been given
+        as a side statement); the caller must hand it on. Otherwise it is buffered here."""
         self._pool = pool
+        self._with_transfers = with_transfers
         self._past_pool = pasts or pool
         self._velocity = Velocity(redis)
         self.scorer = scorer
@@ -159,8 +184,14 @@ class RulesEngine:
         known = await self.prepare(movement, at, claim)
         score = await self._scores(known.features) if self.scorer is not None else 0.0
         decided = decide(check_rules(known.signals, self.rules), score, known.signals, self.rules)
-        assessment_id = await self.record(movement, at, known, decided)
-        return Verdict(decided.action.value, decided.score, decided.reasons, assessment_id)
+        recorded = await self.record(movement, at, known, decided)
+        return Verdict(
+            decided.action.value,
+            decided.score,
+            decided.reasons,
+            recorded.assessment_id,
+            recorded.with_transfer,
+        )
 
     async def prepare(self, movement: Movement, at: datetime, claim: str | None = None) -> Known:
         """What is known before `movement` happens at `at`: the rules' signals (the velocity
@@ -177,10 +208,10 @@ class RulesEngine:
 
     async def record(
         self, movement: Movement, at: datetime, known: Known, decided: Decided
-    ) -> int | None:
-        """Stores the assessment, with the context later movements' features read; remembers
-        where an allowed movement came from; freezes on two independent strong signals.
-        Returns the assessment's id if it was written at once (a held movement refers to it)."""
+    ) -> Recorded:
+        """Stores the assessment (or, see `with_transfers`, hands it back), with the context
+        later movements' features read; remembers where an allowed movement came from; freezes
+        on two independent strong signals."""
         new_payee = known.past.times_paid == 0 if known.recipient else None
         row = (
             uuid.UUID(movement.user_id),
@@ -198,7 +229,7 @@ class RulesEngine:
             new_payee,
             known.past.sender_new(at),
         )
-        assessment_id = None
+        recorded = Recorded()
         places = None
         if decided.action is Action.ALLOW:
             remembering = known.past.places_to_remember(known.request)
@@ -216,9 +247,13 @@ class RulesEngine:
                 self._pool, _RECORD, *row, list(decided.reasons), list(decided.aml)
             )
             assert written is not None
-            assessment_id = written["id"]
+            recorded = Recorded(assessment_id=written["id"])
             if places is not None:
                 await db.execute(self._pool, serving.REMEMBER, *places)
+        elif self._with_transfers and decided.action is Action.ALLOW:
+            recorded = Recorded(with_transfer=(WITH_TRANSFER, _as_text(row, decided)))
+            if places is not None:
+                self.log.add(None, places)
         else:
             self.log.add((*row, _joined(decided.reasons), _joined(decided.aml)), places)
         if decided.freeze:
@@ -229,7 +264,7 @@ class RulesEngine:
                 movement.user_id,
                 "risk engine: " + "; ".join(decided.reasons)[:450],
             )
-        return assessment_id
+        return recorded
 
     async def past(
         self, movement: Movement, at: datetime
@@ -301,6 +336,23 @@ class RulesEngine:
             counters.sender_count_1h,
             counters.recipient_new_senders_24h,
         )
+
+
+def _as_text(row: tuple[Any, ...], decided: Decided) -> tuple[Any, ...]:
+    """An assessment's row as RECORD_WITH_TRANSFER takes it: what the ledger's array literals
+    can write (ids as text, the score as a Python float)."""
+    user, kind, ref, recipient, amount, score, *rest = row
+    return (
+        str(user),
+        kind,
+        ref,
+        str(recipient) if recipient is not None else None,
+        amount,
+        float(score),
+        *rest,
+        _joined(decided.reasons),
+        _joined(decided.aml),
+    )
 
 
 def _joined(texts: tuple[str, ...]) -> str:

@@ -17,6 +17,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from billfold.ledger.model import SideRow
 from billfold.platform.coalesce import Coalescer
 from billfold.platform.errors import BillfoldError
 from billfold.platform.metrics import RISK_ASSESSMENT_DURATION, RISK_TIMEOUTS
@@ -48,6 +49,9 @@ class Verdict:
     score: float = 0.0
     reasons: tuple[str, ...] = ()
     assessment_id: int | None = None  # the stored assessment, for a movement held on it
+    # The assessment, for the ledger to write with the transfer (see ledger.model.SideRow):
+    # the caller moving the money hands it on.
+    with_transfer: SideRow | None = None
 
 
 class KeyInFlight(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ import asyncpg
 from billfold.ledger.accounts import get_account
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import AccountFrozen, TransferNotFound
-from billfold.ledger.model import AccountBalance, Transfer
+from billfold.ledger.model import AccountBalance, SideRow, Transfer
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.platform.security import Unauthenticated
 from billfold.wallet.balances import BalanceCache
@@ -94,29 +95,35 @@ async def check_p2p(
 
 
 async def do_p2p(
-    ledger: Ledger, request: P2PRequest, idempotency_key: str, *, hold: bool = False
+    ledger: Ledger,
+    request: P2PRequest,
+    idempotency_key: str,
+    *,
+    hold: bool = False,
+    rows: Sequence[SideRow] = (),
 ) -> Transfer:
     """Move the money through the ledger, or with `hold` only reserve it (a transfer the risk
     engine wants confirmed first); the ledger locks both wallets and stores the outcome under
-    the sender's idempotency key."""
+    the sender's idempotency key, and with it `rows` (the risk assessment: SideRow)."""
     metadata: dict[str, Any] = {
         "sender_id": str(request.sender.id),
         "recipient_id": str(request.recipient.id),
     }
     if request.note:
         metadata["note"] = request.note
-    submit = ledger.hold if hold else ledger.move
+    accounts: dict[str, Any] = {
+        "debit_account_id": request.sender.account_id,
+        "credit_account_id": request.recipient.account_id,
+        "amount_minor": request.amount_minor,
+        "currency": WALLET_CURRENCY,
+        "code": P2P,
+        "metadata": metadata,
+    }
+    client = ledger_client(request.sender)
     try:
-        return await submit(
-            ledger_client(request.sender),
-            idempotency_key,
-            debit_account_id=request.sender.account_id,
-            credit_account_id=request.recipient.account_id,
-            amount_minor=request.amount_minor,
-            currency=WALLET_CURRENCY,
-            code=P2P,
-            metadata=metadata,
-        )
+        if hold:
+            return await ledger.hold(client, idempotency_key, **accounts)
+        return await ledger.move(client, idempotency_key, rows=rows, **accounts)
     except AccountFrozen:
         # The ledger's own freeze check: the sender's status may have changed since it was
         # read (see UserCache).
