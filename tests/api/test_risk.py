@@ -315,6 +315,49 @@ async def test_money_in_then_straight_out_is_stopped_and_cash_over_10000_a_day_i
         funding.settings = default
 
 
+async def test_a_late_retry_declined_this_time_still_answers_the_first_transfer(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """A transfer went through; its retry, after the in-flight mark expired, comes from a new
+    device in a new country and is scored again, and declined. The client still gets the first
+    answer (the money moved), not a 403; nothing moves twice. (The engine's freeze for the two
+    strong signals stands: whoever replays the request from there is suspect.)"""
+    lee, max_ = await make_person("500.00"), await make_person()
+    key = uuid.uuid4().hex
+    body = {"sender_id": lee.user_id, "recipient": max_.username, "amount": "450.00"}
+    first = await client.post(
+        "/api/v1/transfers",
+        json=body,
+        headers={
+            **lee.auth,
+            "Idempotency-Key": key,
+            "X-Device-Id": "home-phone",
+            "X-Client-Country": "US",
+        },
+    )
+    assert first.status_code == 201 and first.json()["status"] == "COMPLETED"
+    await app.state.redis.delete(f"in-flight:user:{lee.user_id}:{key}")
+    retried = await client.post(
+        "/api/v1/transfers",
+        json=body,
+        headers={
+            **lee.auth,
+            "Idempotency-Key": key,
+            "X-Device-Id": "unknown-android",
+            "X-Client-Country": "RO",
+        },
+    )
+    assert retried.status_code == 201, retried.json()
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    assert retried.json() == first.json()
+    await app.state.risk.log.flush()
+    actions = await app.state.pool.fetch(
+        "SELECT action FROM risk_assessments WHERE ref = $1 ORDER BY id", key
+    )
+    assert [a["action"] for a in actions] == ["allow", "decline"]
+    assert await balances(client, lee) == ("50.00", "50.00")
+
+
 async def test_a_late_retry_of_a_held_transfer_answers_the_hold(
     app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
 ) -> None:

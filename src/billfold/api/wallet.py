@@ -22,6 +22,7 @@ from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.risk import held as held_transfers
 from billfold.risk.engine import remember
 from billfold.wallet.risk import (
+    DeclinedByRisk,
     KeyInFlight,
     Movement,
     Verdict,
@@ -169,6 +170,14 @@ async def _send(
         )
     except KeyInFlight:
         return await _answer_retry(state, client, key, p2p)
+    except DeclinedByRisk:
+        # A late retry (its claim gone) of a request that was stored, scored again and declined
+        # this time: the first answer stands, as it does for any retry. Only a decline pays
+        # for this lookup.
+        if await state.ledger.has_outcome(client, key):
+            return await _answer_retry(state, client, key, p2p)
+        await release_key(state.redis, claim)
+        raise
     except BaseException:
         # Declined, or scoring failed: nothing is stored, so a retry must be able to run at once.
         await release_key(state.redis, claim)
