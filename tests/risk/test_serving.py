@@ -405,3 +405,44 @@ async def test_a_person_paid_thousands_of_times_a_day_costs_a_window_not_a_day(
     assert differ == []
     named = dict(zip(FEATURE_NAMES, windowed, strict=True))
     assert named["recipient_in_usd_24h"] > 0 and named["recipient_out_count_24h"] > 0
+
+
+async def test_once_the_senders_signup_is_known_velocity_and_past_are_read_together(
+    pool: asyncpg.Pool, engine: RulesEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender's second movement: the past query and the velocity call are in flight at once.
+    (Here the past waits until the velocity call has started: one after the other, it would
+    wait in vain.) The sender, a day old, still counts as a new sender for the recipient."""
+    tag = uuid.uuid4().hex[:8]
+    now = datetime.now(UTC)
+    sender, payee, other = [
+        await pool.fetchval(
+            """INSERT INTO users (username, email, phone, password_hash, created_at)
+               VALUES ($1, $2, $3, 'x', $4) RETURNING id::text""",
+            f"p{tag}{n}",
+            f"p{tag}{n}@serving.test",
+            f"+1555{int(tag[:5], 16) % 1000:03d}{n:04d}",
+            now - timedelta(days=1),
+        )
+        for n in range(3)
+    ]
+    await engine.prepare(Movement("p2p", sender, payee, 1_000, "USD", ref=f"{tag}-1"), now)
+    started = asyncio.Event()
+    read_past, observe = engine._pasts, engine._observations
+
+    async def past_after_velocity(movement: tuple[object, ...]) -> object:
+        await asyncio.wait_for(started.wait(), 5)
+        return await read_past(movement)
+
+    async def velocity(observation: object) -> object:
+        started.set()
+        return await observe(observation)
+
+    monkeypatch.setattr(engine, "_pasts", past_after_velocity)
+    monkeypatch.setattr(engine, "_observations", velocity)
+    later = now + timedelta(seconds=1)
+    known = await engine.prepare(
+        Movement("p2p", sender, other, 2_000, "USD", ref=f"{tag}-2"), later
+    )
+    assert known.signals.recipient_new_senders_24h == 1
+    assert known.past.sender_new(later)
