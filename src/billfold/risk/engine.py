@@ -1,9 +1,8 @@
 """The risk engine on the money path: signals, rules, the model, a verdict, each one stored.
 
-For a movement it gathers what is known before it happens, in two round trips, at the same
-time once the sender's sign-up time is known to the process: the velocity counters (Redis,
-which also records the movement, for the hard rules' exact windows) and one query for the
-user's and the recipient's past (risk.serving). From that past the learned model's
+For a movement it gathers what is known before it happens, in two round trips: the velocity
+counters (Redis, which also records the movement, for the hard rules' exact windows) and one
+query for the user's and the recipient's past (risk.serving). From that past the learned model's
 features are computed by the same code that computed them for training, and the model scores
 them in-process. The rules and the verdict policy (risk.rules) decide; the assessment is stored
 with the context the next movement's features will read. Two independent strong signals also
@@ -30,9 +29,8 @@ from billfold.ledger.model import SideRow
 from billfold.platform import db
 from billfold.platform.coalesce import Coalescer
 from billfold.platform.logging import get_logger
-from billfold.platform.ttl import ExpiringCache
 from billfold.risk import operators, serving
-from billfold.risk.features import NEW_ACCOUNT_SECONDS, ip_prefix
+from billfold.risk.features import ip_prefix
 from billfold.risk.model import Scorer
 from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
 from billfold.risk.rules import Verdict as Decided
@@ -70,10 +68,6 @@ SELECT r.user_id, r.kind, r.ref, r.counterparty_id, r.amount_minor, r.score, r.a
 WITH_TRANSFER = "billfold_record_assessments"
 RECORD_WITH_TRANSFER = re.sub(r"\$(\d+)::", r"$\1::text::", _RECORD_MANY)
 BATCH_DELAY_S = 0.005
-# Sign-up times kept in this process (RulesEngine.prepare): they do not change, but the demo's
-# ordinary past (risk.past) backdates its users', so they are read again after a while.
-SIGNUPS_CACHED = 100_000
-SIGNUP_TTL_S = 300.0
 # Past queries in flight at once, each on a connection of its own (RulesEngine pasts).
 PAST_CONNECTIONS = 4
 BATCH_MAX = 1000
@@ -167,8 +161,6 @@ class RulesEngine:
         as a side statement); the caller must hand it on. Otherwise it is buffered here."""
         self._pool = pool
         self._with_transfers = with_transfers
-        # Users' sign-up times (epoch seconds), as their past last read them.
-        self._signups: ExpiringCache[str, float] = ExpiringCache(SIGNUPS_CACHED, SIGNUP_TTL_S)
         self._past_pool = pasts or pool
         self._velocity = Velocity(redis)
         self.scorer = scorer
@@ -204,18 +196,8 @@ class RulesEngine:
     async def prepare(self, movement: Movement, at: datetime, claim: str | None = None) -> Known:
         """What is known before `movement` happens at `at`: the rules' signals (the velocity
         counters record it) and the model's features. Raises KeyInFlight if `claim` is held."""
-        signup = self._signups.get(movement.user_id)
-        if signup is None:
-            past, request, recipient = await self.past(movement, at)
-            self._signups.put(movement.user_id, float(past.row["signup"]))
-            counts = await self._counts(movement, at, past.sender_new(at), claim)
-        else:
-            # All the velocity call needs from the past is whether the sender's account is new:
-            # with their sign-up time known, the two round trips go out together.
-            sender_new = at.timestamp() - signup < NEW_ACCOUNT_SECONDS
-            (past, request, recipient), counts = await asyncio.gather(
-                self.past(movement, at), self._counts(movement, at, sender_new, claim)
-            )
+        past, request, recipient = await self.past(movement, at)
+        counts = await self._counts(movement, at, past.sender_new(at), claim)
         return Known(
             past,
             request,
