@@ -325,28 +325,15 @@ async def test_a_late_retry_declined_this_time_still_answers_the_first_transfer(
     lee, max_ = await make_person("500.00"), await make_person()
     key = uuid.uuid4().hex
     body = {"sender_id": lee.user_id, "recipient": max_.username, "amount": "450.00"}
-    first = await client.post(
-        "/api/v1/transfers",
-        json=body,
-        headers={
-            **lee.auth,
-            "Idempotency-Key": key,
-            "X-Device-Id": "home-phone",
-            "X-Client-Country": "US",
-        },
-    )
+
+    def post(device: str, country: str) -> Awaitable[httpx.Response]:
+        headers = {"Idempotency-Key": key, "X-Device-Id": device, "X-Client-Country": country}
+        return client.post("/api/v1/transfers", json=body, headers={**lee.auth, **headers})
+
+    first = await post("home-phone", "US")
     assert first.status_code == 201 and first.json()["status"] == "COMPLETED"
     await app.state.redis.delete(f"in-flight:user:{lee.user_id}:{key}")
-    retried = await client.post(
-        "/api/v1/transfers",
-        json=body,
-        headers={
-            **lee.auth,
-            "Idempotency-Key": key,
-            "X-Device-Id": "unknown-android",
-            "X-Client-Country": "RO",
-        },
-    )
+    retried = await post("unknown-android", "RO")
     assert retried.status_code == 201, retried.json()
     assert retried.headers["Idempotent-Replayed"] == "true"
     assert retried.json() == first.json()
