@@ -474,3 +474,22 @@ async def test_an_allowed_transfers_assessment_is_stored_in_its_transaction(
     assert (row["device_id"], row["new_payee"]) == ("home-phone", True)
     assert 0.0 <= row["score"] <= 1.0
     assert isinstance(row["reasons"], list)
+
+
+async def test_a_transfer_the_ledger_refuses_is_no_history(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Allowed by the risk checks, refused by the ledger (more than the wallet holds): the
+    assessment is stored with the refusal, as declined later, so that the features of the next
+    movement do not count money that never moved."""
+    ned, ola = await make_person("10.00"), await make_person()
+    refused = await send(client, ned, ola, "25.00")
+    assert refused.status_code == 422 and refused.json()["code"] == "insufficient_funds"
+    moved = await send(client, ned, ola, "4.00")
+    assert moved.status_code == 201
+    rows = await app.state.pool.fetch(
+        """SELECT amount_minor, action, declined_later FROM risk_assessments
+            WHERE user_id = $1 ORDER BY created_at""",
+        uuid.UUID(ned.user_id),
+    )
+    assert [tuple(r) for r in rows] == [(2_500, "allow", True), (400, "allow", False)]

@@ -323,7 +323,12 @@ class Ledger:
                 )
                 for c, o in zip(commands, result.outcomes, strict=True)
             ]
-            side_rows = [row for c in commands for row in c.rows]
+            # Each side row's statement also learns whether the ledger refused its command.
+            side_rows = [
+                (name, (*values, isinstance(outcome, LedgerError)))
+                for c, outcome in zip(commands, result.outcomes, strict=True)
+                for name, values in c.rows
+            ]
             await store.write_batch_and_commit(
                 conn, result.transfers, accounts.values(), outcomes, now, side_rows
             )

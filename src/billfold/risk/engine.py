@@ -12,7 +12,6 @@ freeze the user, audited as the engine's action.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -50,23 +49,35 @@ RETURNING id
 # Many at once. unnest can't take arrays of arrays, so each row's reasons (and AML flags) go
 # in as one text, joined by the ASCII unit separator, which no reason holds (SEPARATOR).
 SEPARATOR = "\x1f"
-_RECORD_MANY = f"""
-INSERT INTO risk_assessments ({_COLUMNS})
+_RECORD_MANY_SQL = """
+INSERT INTO risk_assessments ({columns})
 SELECT r.user_id, r.kind, r.ref, r.counterparty_id, r.amount_minor, r.score, r.action,
        r.created_at, r.device_id, r.country, r.ip_prefix, r.rail, r.new_payee, r.sender_new,
-       string_to_array(r.reasons, E'\\x1f'), string_to_array(r.aml, E'\\x1f')
-  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::bigint[], $6::real[],
-              $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[],
-              $13::boolean[], $14::boolean[], $15::text[], $16::text[])
+       string_to_array(r.reasons, E'\\x1f'), string_to_array(r.aml, E'\\x1f'){refused}
+  FROM unnest($1::{t}uuid[], $2::{t}text[], $3::{t}text[], $4::{t}uuid[], $5::{t}bigint[],
+              $6::{t}real[], $7::{t}text[], $8::{t}timestamptz[], $9::{t}text[], $10::{t}text[],
+              $11::{t}text[], $12::{t}text[], $13::{t}boolean[], $14::{t}boolean[],
+              $15::{t}text[], $16::{t}text[]{refused_parameter})
        AS r(user_id, kind, ref, counterparty_id, amount_minor, score, action, created_at,
-            device_id, country, ip_prefix, rail, new_payee, sender_new, reasons, aml)
+            device_id, country, ip_prefix, rail, new_payee, sender_new, reasons, aml{refused_alias})
 """
+_RECORD_MANY = _RECORD_MANY_SQL.format(
+    columns=_COLUMNS, t="", refused="", refused_parameter="", refused_alias=""
+)
 # With `with_transfers`, an allowed P2P transfer's assessment is written by the ledger, in its
 # batch's statement with the transfer (ledger.model.SideRow): no round trip of its own, stored
 # if and only if the transfer's outcome is, and once, whatever the retries. Its parameters are
-# _RECORD_MANY's, sent as text (as the ledger sends its own).
+# _RECORD_MANY's, sent as text (as the ledger sends its own), and the ledger's last one: whether
+# it refused the transfer (insufficient funds, a frozen wallet). A refused transfer's assessment
+# is stored as declined later: money that never moved is no history for the features.
 WITH_TRANSFER = "billfold_record_assessments"
-RECORD_WITH_TRANSFER = re.sub(r"\$(\d+)::", r"$\1::text::", _RECORD_MANY)
+RECORD_WITH_TRANSFER = _RECORD_MANY_SQL.format(
+    columns=f"{_COLUMNS}, declined_later",
+    t="text::",
+    refused=", r.refused",
+    refused_parameter=", $17::text::boolean[]",
+    refused_alias=", refused",
+)
 BATCH_DELAY_S = 0.005
 # Past queries in flight at once, each on a connection of its own (RulesEngine pasts).
 PAST_CONNECTIONS = 4
