@@ -71,8 +71,8 @@ class Command:
     amount_minor: int | None = None  # partial post or reversal; None means all of it
     expires_at: datetime | None = None
     metadata: dict[str, Any] | None = None
-    # Not part of the request: a retry may bring other rows (a new score), and the first
-    # request's stand (hash_command leaves them out).
+    # Not part of the request (hash_command leaves them out): a retry may bring other rows (a
+    # new score), and the first request's rows stand.
     rows: tuple[SideRow, ...] = ()
     request_hash: bytes = field(default=b"", init=False)
 
