@@ -26,7 +26,6 @@ import functools
 import random
 import secrets
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -38,7 +37,7 @@ import orjson
 from billfold.bench.cpu import per_unit_us, processes_cpu, servers_cpu
 from billfold.bench.http import Connection
 from billfold.bench.seed import fund_all, migrated_pool, scratch_database
-from billfold.bench.server import bench_redis, free_port, start_server, wait_ready
+from billfold.bench.server import running_server
 from billfold.config import Settings
 from billfold.ledger.accounts import open_clearing_account
 from billfold.ledger.reconcile import reconcile
@@ -94,41 +93,35 @@ async def run_api_bench(
     workers: int,
     warmup: float = 0.0,
 ) -> dict[str, Any]:
-    server: subprocess.Popen[bytes] | None = None
     async with scratch_database(dsn) as database_url:
         pool = await migrated_pool(database_url, settings)
         try:
             people = await _seed(pool, settings, users)
             key = secrets.token_urlsafe(48)
-            port = free_port()
-            server = start_server(database_url, bench_redis(redis_url), key, port, workers)
-            await wait_ready(port, server)
-            tokens = [issue_token(uuid.UUID(p), key, 3600 * 4) for p in people]
-            _say(f"server up with {workers} workers; {clients} clients")
-            drive = functools.partial(
-                _drive, port, people, tokens, clients, seconds=seconds, server=server.pid
-            )
-            baseline = await drive(rate=None, probe=True)
-            _say(_line("GET /healthz", baseline))
-            if warmup > 0:
-                warm = await drive(rate=None, seconds=warmup)
-                _say(_line("warm-up", warm))
-            start = await _risk_scrape(port)
-            peak = await drive(rate=None)
-            before = await _risk_scrape(port)
-            _count_timeouts(peak, start.timeouts, before.timeouts)
-            _say(_line("throughput", peak))
-            steady = await drive(rate=rate)
-            after = await _risk_scrape(port)
-            _count_timeouts(steady, before.timeouts, after.timeouts)
-            _say(_line(f"steady {rate}/s", steady))
-            scoring = _quantiles(before.buckets, after.buckets)
-            if scoring:
-                _say(f"scoring in the steady phase (server-side): {scoring}")
+            async with running_server(database_url, redis_url, key, workers) as (port, server):
+                tokens = [issue_token(uuid.UUID(p), key, 3600 * 4) for p in people]
+                _say(f"server up with {workers} workers; {clients} clients")
+                drive = functools.partial(
+                    _drive, port, people, tokens, clients, seconds=seconds, server=server.pid
+                )
+                baseline = await drive(rate=None, probe=True)
+                _say(_line("GET /healthz", baseline))
+                if warmup > 0:
+                    warm = await drive(rate=None, seconds=warmup)
+                    _say(_line("warm-up", warm))
+                start = await _risk_scrape(port)
+                peak = await drive(rate=None)
+                before = await _risk_scrape(port)
+                _count_timeouts(peak, start.timeouts, before.timeouts)
+                _say(_line("throughput", peak))
+                steady = await drive(rate=rate)
+                after = await _risk_scrape(port)
+                _count_timeouts(steady, before.timeouts, after.timeouts)
+                _say(_line(f"steady {rate}/s", steady))
+                scoring = _quantiles(before.buckets, after.buckets)
+                if scoring:
+                    _say(f"scoring in the steady phase (server-side): {scoring}")
         finally:
-            if server is not None:
-                server.terminate()
-                server.wait(timeout=30)
             report = await reconcile(pool)
             await pool.close()
     _say(report.render().splitlines()[0] + (": ok" if report.ok else ": DISCREPANCIES"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import random
 import secrets
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ import orjson
 
 from billfold.bench.http import Connection
 from billfold.bench.seed import scratch_database
-from billfold.bench.server import bench_redis, free_port, start_server, wait_ready
+from billfold.bench.server import running_server
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
 from billfold.platform.db import create_pool
@@ -177,11 +176,7 @@ async def _over_http(
 ) -> dict[str, Any]:
     """The first page and the filtered page over HTTP, from a server started on the ledger."""
     key = secrets.token_urlsafe(48)
-    port = free_port()
-    server: subprocess.Popen[bytes] | None = None
-    try:
-        server = start_server(database_url, bench_redis(redis_url), key, port, workers)
-        await wait_ready(port, server)
+    async with running_server(database_url, redis_url, key, workers) as (port, _server):
         _say(f"server up with {workers} workers; reading history over HTTP ...")
         headers = {"Authorization": f"Bearer {issue_token(hero_id, key, 3600)}"}
         path = f"/api/v1/wallet/{hero_id}/transactions"
@@ -197,10 +192,6 @@ async def _over_http(
             }
         finally:
             await connection.close()
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 async def _time_http(

@@ -4,11 +4,13 @@ would run it (workers included), on a free port and a Redis database of the benc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 
 from billfold.bench.http import Connection
 from billfold.risk.rules import LOAD_TEST_RULES
@@ -69,3 +71,19 @@ async def wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
             await connection.close()
         await asyncio.sleep(0.2)
     raise TimeoutError("the server did not become ready within 60 s")
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    database_url: str, redis_url: str, key: str, workers: int
+) -> AsyncIterator[tuple[int, subprocess.Popen[bytes]]]:
+    """`billfold serve` on a free port and the benchmarks' own Redis database (bench_redis),
+    ready; stopped on the way out. Yields its port and process."""
+    port = free_port()
+    server = start_server(database_url, bench_redis(redis_url), key, port, workers)
+    try:
+        await wait_ready(port, server)
+        yield port, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
