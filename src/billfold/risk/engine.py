@@ -87,8 +87,10 @@ BATCH_MAX = 1000
 class AssessmentLog:
     """Assessments written a few milliseconds later, many in one statement, with the places
     (device, country, address block) of the allowed ones: two round trips and a commit fewer on
-    every allowed or declined P2P transfer. (A held one is written at once: its hold refers to
-    it.) Rows still buffered when a process dies are lost, the movements are not."""
+    every declined P2P transfer, and on every allowed one unless the ledger writes its
+    assessment (RulesEngine's `with_transfers`; its places still come here). (A held one is
+    written at once: its hold refers to it.) Rows still buffered when a process dies are lost,
+    the movements are not."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -250,9 +252,10 @@ class RulesEngine:
                 await db.execute(self._pool, serving.REMEMBER, *_places(movement, at))
             elif remembering == "later":
                 places = _places(movement, at)
-        # Batched: allowed and declined P2P transfers, the volume. Written at once: held ones
-        # (their hold refers to them) and funding movements, which the next movement's rules
-        # read within milliseconds (money in, then straight out).
+        # Allowed and declined P2P transfers, the volume: handed to the ledger (allowed ones,
+        # with `with_transfers`) or batched. Written at once: held ones (their hold refers to
+        # them) and funding movements, which the next movement's rules read within milliseconds
+        # (money in, then straight out).
         if decided.action in (Action.STEP_UP, Action.REVIEW) or movement.kind != "p2p":
             written = await db.fetchrow(
                 self._pool, _RECORD, *row, list(decided.reasons), list(decided.aml)
