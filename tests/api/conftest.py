@@ -166,6 +166,9 @@ class Stalled:
         await asyncio.sleep(self.delay_s)
         return await self.engine.assess(*args, **kwargs)
 
+    def unscored(self, *args: Any, **kwargs: Any) -> Any:
+        return self.engine.unscored(*args, **kwargs)
+
 
 @pytest.fixture
 def stalled_scoring(app: FastAPI) -> Callable[[], contextlib.AbstractContextManager[None]]:

@@ -579,10 +579,15 @@ async def test_a_webhook_whose_application_died_is_applied_later_exactly_once(
 
 
 async def test_a_large_add_funds_whose_scoring_overruns_is_refused_and_records_nothing(
-    client: httpx.AsyncClient, make_person: MakePerson, link_bank: LinkBank, stalled_scoring: Any
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: LinkBank,
+    stalled_scoring: Any,
 ) -> None:
     """Money in is scored like P2P: from $1,000.00 (config.risk_fail_closed_minor) an overrun
-    refuses it with 503 risk_unavailable and records no movement; a smaller one goes on."""
+    refuses it with 503 risk_unavailable and records no movement; a smaller one goes on, its
+    assessment recorded as let through (risk_timeout)."""
     person = await make_person()
     bank_id = await link_bank(person, ACCOUNT)
     with stalled_scoring():
@@ -593,3 +598,10 @@ async def test_a_large_add_funds_whose_scoring_overruns_is_refused_and_records_n
         let_through = await add_funds(client, person, "999.99", bank_account_id=bank_id)
         assert let_through.status_code == 202, let_through.text
     assert (await wallet(client, person))["pending_balance"] == "999.99"
+    await app.state.risk.log.flush()
+    recorded = await app.state.pool.fetch(
+        """SELECT amount_minor, action, reasons FROM risk_assessments
+            WHERE user_id = $1 AND kind = 'add_funds'""",
+        uuid.UUID(person.user_id),
+    )
+    assert [tuple(row) for row in recorded] == [(99_999, "allow", ["risk_timeout"])]

@@ -493,3 +493,44 @@ async def test_a_transfer_the_ledger_refuses_is_no_history(
         uuid.UUID(ned.user_id),
     )
     assert [tuple(r) for r in rows] == [(2_500, "allow", True), (400, "allow", False)]
+
+
+async def test_a_transfer_let_through_unscored_is_recorded_with_its_reason(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, stalled_scoring: Any
+) -> None:
+    """Scoring overran its budget on a small transfer: it moves (fails open), and its
+    assessment is stored with it all the same, `allow` with reason risk_timeout, for operators
+    to see and for the next movement's past (the recipient is no longer a new payee)."""
+    jo, kim = await make_person("100.00"), await make_person()
+    keys = [uuid.uuid4().hex, uuid.uuid4().hex]
+
+    async def send(key: str) -> httpx.Response:
+        return await client.post(
+            "/api/v1/transfers",
+            json={"sender_id": jo.user_id, "recipient": kim.username, "amount": "3.00"},
+            headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": "home-phone"},
+        )
+
+    with stalled_scoring():
+        let_through = await send(keys[0])
+    assert let_through.status_code == 201, let_through.text
+    assert (await send(keys[1])).status_code == 201
+    rows = {
+        row["ref"]: row
+        for row in await app.state.pool.fetch(
+            """SELECT ref, action, score, reasons, counterparty_id::text AS counterparty,
+                      amount_minor, new_payee
+                 FROM risk_assessments WHERE ref = ANY($1)""",
+            keys,
+        )
+    }
+    unscored, scored = rows[keys[0]], rows[keys[1]]
+    assert (unscored["action"], unscored["score"], unscored["reasons"]) == (
+        "allow",
+        0.0,
+        ["risk_timeout"],
+    )
+    assert (unscored["counterparty"], unscored["amount_minor"]) == (kim.user_id, 300)
+    assert unscored["new_payee"] is None
+    assert scored["new_payee"] is False
+    assert await balances(client, jo) == ("94.00", "94.00")

@@ -24,13 +24,20 @@ from billfold.wallet.risk import (
 MOVEMENT = Movement("p2p", "u1", "u2", 100, "USD")
 
 
-class Slow:
+class LetsThrough:
+    """What an engine lets through unscored (RiskEngine.unscored), recording nothing."""
+
+    def unscored(self, movement: Movement, reason: str) -> Verdict:
+        return Verdict("allow", reasons=(reason,))
+
+
+class Slow(LetsThrough):
     async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
         await asyncio.sleep(1)
         return Verdict("decline")
 
 
-class OneAtATime:
+class OneAtATime(LetsThrough):
     """Scores one movement at a time, 30 ms each: a shared resource that concurrent movements
     queue for."""
 
@@ -43,7 +50,7 @@ class OneAtATime:
         return Verdict("allow")
 
 
-class Declines:
+class Declines(LetsThrough):
     async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
         return Verdict("decline", 0.99, ("new_device", "new_country"))
 

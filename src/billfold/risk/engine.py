@@ -226,22 +226,7 @@ class RulesEngine:
         later movements' features read; remembers where an allowed movement came from; freezes
         on two independent strong signals."""
         new_payee = known.past.times_paid == 0 if known.recipient else None
-        row = (
-            uuid.UUID(movement.user_id),
-            movement.kind,
-            movement.ref,
-            known.recipient,
-            movement.amount_minor,
-            decided.score,
-            decided.action.value,
-            at,
-            movement.device_id,
-            movement.country,
-            ip_prefix(movement.ip) if movement.ip else None,
-            movement.rail,
-            new_payee,
-            known.past.sender_new(at),
-        )
+        row = _row(movement, at, known.recipient, decided, new_payee, known.past.sender_new(at))
         recorded = Recorded()
         places = None
         if decided.action is Action.ALLOW:
@@ -279,6 +264,23 @@ class RulesEngine:
                 "risk engine: " + "; ".join(decided.reasons)[:450],
             )
         return recorded
+
+    def unscored(self, movement: Movement, reason: str) -> Verdict:
+        """`allow` with `reason` for a movement let through unscored, its assessment recorded as
+        the others are: a P2P transfer's handed to the ledger (with `with_transfers`), anything
+        else buffered (AssessmentLog). Its money moves, so it is part of the past the next
+        movements' features read; what its own past would have said is unknown (new payee and
+        new sender are left empty), and no place is remembered."""
+        at = datetime.now(UTC)
+        decided = Decided(Action.ALLOW, 0.0, (reason,))
+        recipient = uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None
+        row = _row(movement, at, recipient, decided, None, None)
+        if self._with_transfers and movement.kind == "p2p":
+            return Verdict(
+                "allow", 0.0, (reason,), with_transfer=(WITH_TRANSFER, _as_text(row, decided))
+            )
+        self.log.add((*row, _joined(decided.reasons), _joined(decided.aml)))
+        return Verdict("allow", 0.0, (reason,))
 
     async def past(
         self, movement: Movement, at: datetime
@@ -350,6 +352,33 @@ class RulesEngine:
             counters.sender_count_1h,
             counters.recipient_new_senders_24h,
         )
+
+
+def _row(
+    movement: Movement,
+    at: datetime,
+    recipient: uuid.UUID | None,
+    decided: Decided,
+    new_payee: bool | None,
+    sender_new: bool | None,
+) -> tuple[Any, ...]:
+    """An assessment's row, _RECORD's first 14 columns."""
+    return (
+        uuid.UUID(movement.user_id),
+        movement.kind,
+        movement.ref,
+        recipient,
+        movement.amount_minor,
+        decided.score,
+        decided.action.value,
+        at,
+        movement.device_id,
+        movement.country,
+        ip_prefix(movement.ip) if movement.ip else None,
+        movement.rail,
+        new_payee,
+        sender_new,
+    )
 
 
 def _as_text(row: tuple[Any, ...], decided: Decided) -> tuple[Any, ...]:

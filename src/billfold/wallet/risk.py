@@ -83,6 +83,12 @@ class RiskEngine(Protocol):
         CLAIM_TTL_MS) unless it is set already, in which case raise KeyInFlight."""
         ...
 
+    def unscored(self, movement: Movement, reason: str) -> Verdict:
+        """`allow` with `reason`, for a movement let through without the engine's verdict (its
+        assessment overran the budget), with the engine's record of it: the movement is
+        stored with every other, its reason for operators to see."""
+        ...
+
 
 # KEYS: keys to claim; ARGV[1]: the claims' TTL in ms. 1 for each key this call set, else 0.
 _CLAIM_MANY = """
@@ -114,6 +120,9 @@ class AllowAll:
                 raise KeyInFlight(claim)
         return Verdict("allow")
 
+    def unscored(self, movement: Movement, reason: str) -> Verdict:
+        return Verdict("allow", reasons=(reason,))  # nothing is scored, nothing recorded
+
     async def _set_claims(self, keys: list[str]) -> list[bool]:
         return [bool(set_) for set_ in await self._claim_many(keys=keys, args=[CLAIM_TTL_MS])]
 
@@ -131,7 +140,8 @@ async def assess_within_budget(
     slots: asyncio.Semaphore | None = None,
     fail_closed_minor: int = 0,
 ) -> Verdict:
-    """The engine's verdict, or `allow` with reason `risk_timeout` if it overruns its budget.
+    """The engine's verdict, or `allow` with reason `risk_timeout` if it overruns its budget
+    (recorded by the engine as the movement's assessment: RiskEngine.unscored).
 
     Failing open keeps payments flowing when scoring is slow; the timeout is recorded as a
     reason, so that operators see it. A movement of at least `fail_closed_minor` (when above 0)
@@ -152,7 +162,7 @@ async def assess_within_budget(
                 raise RiskUnavailable(
                     "risk checks did not answer in time; nothing moved, try again"
                 ) from None
-            return Verdict("allow", reasons=("risk_timeout",))
+            return engine.unscored(movement, "risk_timeout")
         finally:
             RISK_ASSESSMENT_DURATION.labels(movement.kind).observe(time.perf_counter() - started)
     if verdict.action == "decline":
