@@ -13,6 +13,7 @@ from billfold.bench.api import _count_timeouts, _p99_ms
 from billfold.bench.cpu import per_unit_us, processes_cpu
 from billfold.bench.history import run_history_bench
 from billfold.bench.risk import run_risk_bench
+from billfold.bench.scoring import run_scoring_bench
 from billfold.bench.transfer_cost import run_transfer_cost
 from billfold.config import Settings
 
@@ -130,3 +131,36 @@ time.sleep(30)
 def test_a_stall_shows_in_its_slice() -> None:
     assert _p99_ms([0.010] * 99 + [0.500], 1) == 500.0
     assert _p99_ms([0.010] * 200 + [0.500], 1) == 10.0
+
+
+async def test_scoring_bench_compares_scoring_off_and_on_round_by_round(
+    settings: Settings,
+) -> None:
+    """Two rounds, each starting the server with scoring off and on: every rate has both
+    configurations' figures for each round and what scoring added, and exactly the transfers
+    made while scoring was on left an assessment."""
+    assert settings.database_url and settings.redis_url
+    result = await run_scoring_bench(
+        settings,
+        settings.database_url,
+        settings.redis_url,
+        users=40,
+        clients=4,
+        seconds=1.0,
+        rates=[20, 40],
+        rounds=2,
+        workers=1,
+        warmup=0.5,
+    )
+    assert result["reconciled"] and result["errors"] == 0
+    assert result["assessments_stored"] == result["scored_transfers"] > 0
+    for rate in ("20", "40"):
+        compared = result["rates"][rate]
+        for mode in ("off", "on"):
+            assert len(compared[mode]["p99_ms"]) == 2 and all(compared[mode]["p99_ms"])
+        by_round = [
+            round(on - off, 2)
+            for on, off in zip(compared["on"]["p99_ms"], compared["off"]["p99_ms"], strict=True)
+        ]
+        assert compared["added_p99_ms_by_round"] == by_round
+        assert compared["added_p99_ms"] == round(sum(by_round) / 2, 2)

@@ -96,13 +96,13 @@ async def run_api_bench(
     async with scratch_database(dsn) as database_url:
         pool = await migrated_pool(database_url, settings)
         try:
-            people = await _seed(pool, settings, users)
+            people = await seed_people(pool, settings, users)
             key = secrets.token_urlsafe(48)
             async with running_server(database_url, redis_url, key, workers) as (port, server):
                 tokens = [issue_token(uuid.UUID(p), key, 3600 * 4) for p in people]
                 _say(f"server up with {workers} workers; {clients} clients")
                 drive = functools.partial(
-                    _drive, port, people, tokens, clients, seconds=seconds, server=server.pid
+                    drive_http, port, people, tokens, clients, seconds=seconds, server=server.pid
                 )
                 baseline = await drive(rate=None, probe=True)
                 _say(_line("GET /healthz", baseline))
@@ -197,7 +197,7 @@ def _quantiles(before: dict[float, float], after: dict[float, float]) -> dict[st
     }
 
 
-async def _seed(pool: asyncpg.Pool, settings: Settings, count: int) -> list[str]:
+async def seed_people(pool: asyncpg.Pool, settings: Settings, count: int) -> list[str]:
     """People made in one statement (one shared password hash: hashing 10,000 passwords would
     take minutes), each funded through the ledger. Each has the device, country and address
     block that signing up from the benchmark's app remembers (api.auth), so that their
@@ -210,7 +210,7 @@ async def _seed(pool: asyncpg.Pool, settings: Settings, count: int) -> list[str]
     return [str(r["user_id"]) for r in rows]
 
 
-async def _drive(
+async def drive_http(
     port: int,
     people: list[str],
     tokens: list[str],

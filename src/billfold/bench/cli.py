@@ -172,6 +172,67 @@ def api_bench(
         raise typer.Exit(1)
 
 
+@bench_app.command("scoring")
+def scoring_bench(
+    rates: Annotated[
+        list[int] | None, typer.Option("--rate", help="Transfers/s of a steady phase; repeat.")
+    ] = None,
+    rounds: Annotated[
+        int, typer.Option(help="Rounds, each with scoring off and on; report medians.")
+    ] = 3,
+    seconds: Annotated[float, typer.Option(help="Length of each steady phase.")] = 20.0,
+    warmup: Annotated[
+        float, typer.Option(help="Seconds of transfers at full speed after each start.")
+    ] = 15.0,
+    users: Annotated[
+        int, typer.Option(help="People signed up, each with a funded wallet.")
+    ] = 10_000,
+    clients: Annotated[int, typer.Option(help="Concurrent keep-alive connections.")] = 128,
+    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
+    json: JsonFlag = False,
+) -> None:
+    """What scoring adds to a transfer's p50 and p99 over HTTP, against scoring off in the same
+    run (target: at most 5 ms at p99)."""
+    from billfold.bench.scoring import run_scoring_bench
+    from billfold.platform.embedded import ensure_database, ensure_redis
+
+    chosen = rates or [100, 200, 500]
+    for rate in chosen:
+        if rate < 1:
+            raise typer.BadParameter(f"--rate must be at least 1, got {rate}")
+    if rounds < 1:
+        raise typer.BadParameter(f"--rounds must be at least 1, got {rounds}")
+    settings = Settings()
+    dsn = ensure_database(settings)
+    redis_url = ensure_redis(settings)
+    tune_gc()
+    result = uvloop.run(
+        run_scoring_bench(
+            settings,
+            dsn,
+            redis_url,
+            users=users,
+            clients=clients,
+            seconds=seconds,
+            rates=chosen,
+            rounds=rounds,
+            workers=workers,
+            warmup=warmup,
+        )
+    )
+    _report(
+        result,
+        json,
+        *(
+            f"{rate}/s: scoring adds p50 {r['added_p50_ms']} ms, p99 {r['added_p99_ms']} ms "
+            f"(target at most {result['target_added_p99_ms']} ms)"
+            for rate, r in result["rates"].items()
+        ),
+    )
+    if not result["reconciled"] or result["errors"]:
+        raise typer.Exit(1)
+
+
 @bench_app.command("ach-import")
 def ach_import_bench(
     returns: Annotated[int, typer.Option(help="Entries in the returns file.")] = 10_000,

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from billfold.bench.http import Connection
 from billfold.risk.rules import LOAD_TEST_RULES
@@ -34,8 +34,14 @@ def free_port() -> int:
 
 
 def start_server(
-    database_url: str, redis_url: str, key: str, port: int, workers: int
+    database_url: str,
+    redis_url: str,
+    key: str,
+    port: int,
+    workers: int,
+    settings: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """`settings`: more BILLFOLD_* variables, over the benchmarks' own."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -51,6 +57,7 @@ def start_server(
         "BILLFOLD_LOG_LEVEL": "WARNING",
         # Scoring stays on, model included, with thresholds a load test can't reach.
         "BILLFOLD_RISK_RULES": LOAD_TEST_RULES.model_dump_json(exclude_defaults=True),
+        **(settings or {}),
     }
     command = [sys.executable, "-c", "from billfold.cli import main; main()", "serve"]
     return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)  # noqa: S603
@@ -75,12 +82,16 @@ async def wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
 
 @contextlib.asynccontextmanager
 async def running_server(
-    database_url: str, redis_url: str, key: str, workers: int
+    database_url: str,
+    redis_url: str,
+    key: str,
+    workers: int,
+    settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[tuple[int, subprocess.Popen[bytes]]]:
     """`billfold serve` on a free port and the benchmarks' own Redis database (bench_redis),
-    ready; stopped on the way out. Yields its port and process."""
+    ready; stopped on the way out. Yields its port and process. `settings`: see start_server."""
     port = free_port()
-    server = start_server(database_url, bench_redis(redis_url), key, port, workers)
+    server = start_server(database_url, bench_redis(redis_url), key, port, workers, settings)
     try:
         await wait_ready(port, server)
         yield port, server

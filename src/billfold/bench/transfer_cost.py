@@ -21,7 +21,7 @@ import uuid
 from typing import Any
 
 from billfold.app import create_app
-from billfold.bench.api import ADDRESS, _seed, transfer_request
+from billfold.bench.api import ADDRESS, seed_people, transfer_request
 from billfold.bench.cpu import per_unit_us, servers_cpu
 from billfold.bench.seed import migrated_pool, scratch_database
 from billfold.bench.server import bench_redis
@@ -44,7 +44,7 @@ async def run_transfer_cost(
     async with scratch_database(dsn) as database_url:
         pool = await migrated_pool(database_url, settings)
         try:
-            people = await _seed(pool, settings, users)
+            people = await seed_people(pool, settings, users)
             configured = settings.model_copy(
                 update={
                     "database_url": database_url,
