@@ -77,7 +77,8 @@ INSERT INTO user_networks (user_id, prefix) SELECT id, $3 FROM people
 """
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
+    """Progress, on stderr (stdout is for the figures)."""
     print(text, file=sys.stderr, flush=True)
 
 
@@ -100,31 +101,31 @@ async def run_api_bench(
             key = secrets.token_urlsafe(48)
             async with running_server(database_url, redis_url, key, workers) as (port, server):
                 tokens = [issue_token(uuid.UUID(p), key, 3600 * 4) for p in people]
-                _say(f"server up with {workers} workers; {clients} clients")
+                say(f"server up with {workers} workers; {clients} clients")
                 drive = functools.partial(
                     drive_http, port, people, tokens, clients, seconds=seconds, server=server.pid
                 )
                 baseline = await drive(rate=None, probe=True)
-                _say(_line("GET /healthz", baseline))
+                say(_line("GET /healthz", baseline))
                 if warmup > 0:
                     warm = await drive(rate=None, seconds=warmup)
-                    _say(_line("warm-up", warm))
+                    say(_line("warm-up", warm))
                 start = await _risk_scrape(port)
                 peak = await drive(rate=None)
                 before = await _risk_scrape(port)
                 _count_timeouts(peak, start.timeouts, before.timeouts)
-                _say(_line("throughput", peak))
+                say(_line("throughput", peak))
                 steady = await drive(rate=rate)
                 after = await _risk_scrape(port)
                 _count_timeouts(steady, before.timeouts, after.timeouts)
-                _say(_line(f"steady {rate}/s", steady))
+                say(_line(f"steady {rate}/s", steady))
                 scoring = _quantiles(before.buckets, after.buckets)
                 if scoring:
-                    _say(f"scoring in the steady phase (server-side): {scoring}")
+                    say(f"scoring in the steady phase (server-side): {scoring}")
         finally:
             report = await reconcile(pool)
             await pool.close()
-    _say(report.render().splitlines()[0] + (": ok" if report.ok else ": DISCREPANCIES"))
+    say(report.render().splitlines()[0] + (": ok" if report.ok else ": DISCREPANCIES"))
     return {
         "benchmark": "api",
         "users": users,
@@ -202,7 +203,7 @@ async def seed_people(pool: asyncpg.Pool, settings: Settings, count: int) -> lis
     take minutes), each funded through the ledger. Each has the device, country and address
     block that signing up from the benchmark's app remembers (api.auth), so that their
     transfers come from where they are known, as most of a real service's do."""
-    _say(f"signing up and funding {count:,} people ...")
+    say(f"signing up and funding {count:,} people ...")
     rows = await pool.fetch(SEED_USERS, count, hash_password(secrets.token_hex(8)))
     await pool.execute(SEED_PLACES, [r["user_id"] for r in rows], COUNTRY, ip_prefix(ADDRESS))
     bank = await open_clearing_account(pool, "USD")

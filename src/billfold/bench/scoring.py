@@ -20,11 +20,10 @@ from __future__ import annotations
 import functools
 import secrets
 import statistics
-import sys
 import uuid
 from typing import Any
 
-from billfold.bench.api import drive_http, seed_people
+from billfold.bench.api import drive_http, say, seed_people
 from billfold.bench.seed import migrated_pool, scratch_database
 from billfold.bench.server import running_server
 from billfold.config import Settings
@@ -33,10 +32,6 @@ from billfold.platform.security import issue_token
 
 TARGET_ADDED_P99_MS = 5.0  # issue 5
 MODES = {"off": {"BILLFOLD_RISK_ENGINE": "off"}, "on": {"BILLFOLD_RISK_ENGINE": "rules"}}
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 async def run_scoring_bench(
@@ -74,7 +69,7 @@ async def run_scoring_bench(
                             drive_http, port, people, tokens, clients, server=server.pid
                         )
                         phases = [await drive(seconds=warmup, rate=None)] if warmup > 0 else []
-                        _say(
+                        say(
                             f"round {round_ + 1}/{rounds}, scoring {mode}: warm-up "
                             f"{phases[0]['transfers_per_s'] if phases else 0:,.0f}/s"
                         )
@@ -82,7 +77,7 @@ async def run_scoring_bench(
                             steady = await drive(seconds=seconds, rate=rate)
                             figures[rate][mode].append(steady)
                             phases.append(steady)
-                            _say(
+                            say(
                                 f"  {rate}/s: p50 {steady['latency_ms_p50']} ms, p99 "
                                 f"{steady['latency_ms_p99']} ms, errors {steady['errors']}"
                             )
@@ -93,7 +88,7 @@ async def run_scoring_bench(
         finally:
             report = await reconcile(pool)
             await pool.close()
-    _say(report.render().splitlines()[0] + (": ok" if report.ok else ": DISCREPANCIES"))
+    say(report.render().splitlines()[0] + (": ok" if report.ok else ": DISCREPANCIES"))
     by_rate = {str(rate): _compare(figures[rate]) for rate in rates}
     return {
         "benchmark": "scoring",
