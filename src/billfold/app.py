@@ -19,6 +19,7 @@ from billfold.funding.cards import NoProcessor, SandboxProcessor
 from billfold.funding.recovery import keep_booking
 from billfold.funding.service import Funding
 from billfold.ledger.engine import Ledger
+from billfold.platform import db
 from billfold.platform.db import create_pool
 from billfold.platform.embedded import ensure_database, ensure_redis
 from billfold.platform.logging import configure_logging, get_logger
@@ -107,6 +108,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         ledger = Ledger(pool, settings, side_statements=side_statements)
         balances = BalanceCache(redis)
         ledger.after_commit = balances.put_many
+        await db.open_connections(pool, settings.db_pool_max)
+        await ledger.warm_up()
         await ledger.start()
         stack.push_async_callback(ledger.stop)
         sweeper = asyncio.create_task(_sweep_expired_holds(ledger), name="hold-sweeper")
@@ -140,9 +143,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 with_transfers=True,
             )
             stack.push_async_callback(engine.log.flush)
+            await engine.warm_up()
             app.state.risk = engine
         else:
             app.state.risk = AllowAll(redis)
+            await app.state.risk.warm_up()
         # Without scoring there is nothing to bound (config.risk_concurrency) and nothing whose
         # overrun should refuse a large movement (config.risk_fail_closed_minor).
         bounded = scoring and settings.risk_concurrency > 0

@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from billfold.config import Settings
 from billfold.ledger import errors
 from billfold.ledger.accounts import balance_at, get_account, open_account
 from billfold.ledger.engine import Ledger
 from billfold.ledger.model import AccountKind, Kind, Leg, Transfer
+from billfold.ledger.store import WRITE_BATCH_NAME
 
 OpenWallet = Callable[..., Awaitable[int]]
 
@@ -359,3 +361,33 @@ async def test_a_command_postgresql_cannot_store_fails_alone(
     assert (await get_account(pool, alice)).posted_minor == 800
     await p2p(ledger, alice, bob, 100)
     assert (await get_account(pool, bob)).posted_minor == 300
+
+
+async def test_a_warmed_up_ledger_starts_with_a_ready_connection_for_each_batch_slot(
+    pool: asyncpg.Pool, settings: Settings, open_wallet: OpenWallet
+) -> None:
+    """warm_up opens a connection per batch slot with the write statement prepared, so the first
+    batches after a start do not pay for it; they run on those connections, and stop gives
+    them back."""
+
+    def in_use() -> int:
+        return pool.get_size() - pool.get_idle_size()
+
+    alice, bob = await open_wallet(1_000), await open_wallet()
+    before = in_use()
+    ledger = Ledger(pool, settings)
+    await ledger.warm_up()
+    slots = settings.batch_concurrency
+    assert in_use() == before + slots
+    for conn in ledger._idle:
+        prepared = await conn.fetchval(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name = $1", WRITE_BATCH_NAME
+        )
+        assert prepared == 1
+    await ledger.start()
+    try:
+        assert (await p2p(ledger, alice, bob, 250)).amount_minor == 250
+        assert in_use() == before + slots
+    finally:
+        await ledger.stop()
+    assert in_use() == before

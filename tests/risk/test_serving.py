@@ -9,6 +9,7 @@ feature of every movement must agree.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import math
 import uuid
@@ -21,8 +22,8 @@ import pytest
 from redis.asyncio import Redis
 
 from billfold.config import Settings
-from billfold.risk import serving, synth
-from billfold.risk.engine import RulesEngine, past_pool, remember_places
+from billfold.risk import serving, synth, velocity
+from billfold.risk.engine import PAST_CONNECTIONS, RulesEngine, past_pool, remember_places
 from billfold.risk.features import FEATURE_NAMES, ip_prefix, replay
 from billfold.risk.model import Scorer
 from billfold.risk.rules import Action, RiskRules, Verdict
@@ -411,3 +412,33 @@ async def test_a_person_paid_thousands_of_times_a_day_costs_a_window_not_a_day(
     assert differ == []
     named = dict(zip(FEATURE_NAMES, windowed, strict=True))
     assert named["recipient_in_usd_24h"] > 0 and named["recipient_out_count_24h"] > 0
+
+
+async def test_a_warmed_up_engine_has_planned_its_past_query_and_loaded_its_script(
+    pool: asyncpg.Pool, redis: Redis, settings: Settings
+) -> None:
+    """warm_up pays for each part's first use before a movement would: every past connection
+    holds PAST_MANY prepared (planned on its first execution), and Redis holds the velocity
+    script."""
+    assert settings.database_url is not None
+    pasts = await past_pool(settings.database_url, settings)
+    engine = RulesEngine(pool, redis, RiskRules(), Scorer.load(), pasts=pasts)
+    script = hashlib.sha1(velocity._OBSERVE.encode(), usedforsecurity=False).hexdigest()
+    try:
+        await redis.script_flush()
+        assert await redis.script_exists(script) == [False]
+        await engine.warm_up()
+        assert await redis.script_exists(script) == [True]
+        connections = [await pasts.acquire() for _ in range(PAST_CONNECTIONS)]
+        try:
+            for conn in connections:
+                prepared = await conn.fetchval(
+                    "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1",
+                    serving.PAST_MANY,
+                )
+                assert prepared == 1
+        finally:
+            for conn in connections:
+                await pasts.release(conn)
+    finally:
+        await pasts.close()

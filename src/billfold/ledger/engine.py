@@ -101,6 +101,19 @@ class Ledger:
         if self._collector is None:
             self._collector = asyncio.create_task(self._collect(), name="ledger-collector")
 
+    async def warm_up(self) -> None:
+        """Opens the connections of every batch slot and prepares their statements, so that
+        the first batches after a start do not pay for it (see _connection)."""
+        while len(self._idle) < self._concurrency:
+            conn = await self._pool.acquire()
+            try:
+                await store.prepare_batch_session(conn, self._side_statements)
+                await store.lock_accounts(conn, [])
+            except BaseException:
+                await self._pool.release(conn)
+                raise
+            self._idle.append(conn)
+
     async def stop(self) -> None:
         """Finish every command already submitted, then stop."""
         while self._waiting or self._running:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -77,6 +78,15 @@ async def fetchrow(pool: asyncpg.Pool, query: str, *args: Any) -> asyncpg.Record
         row = await conn.fetchrow(query, *args)
         conn.mark_stateless_use()
         return row
+
+
+async def open_connections(pool: asyncpg.Pool, count: int) -> None:
+    """Opens `count` of the pool's connections now (they stay open, as connections the pool made
+    on demand do), so that the first busy second after a start does not wait for their
+    handshakes and set-up."""
+    held = await asyncio.gather(*(pool.acquire() for _ in range(count)))
+    for conn in held:
+        await pool.release(conn)
 
 
 async def fetch(pool: asyncpg.Pool, query: str, *args: Any) -> list[asyncpg.Record]:

@@ -123,6 +123,14 @@ class AllowAll:
     def unscored(self, movement: Movement, reason: str) -> Verdict:
         return Verdict("allow", reasons=(reason,))  # nothing is scored, nothing recorded
 
+    async def warm_up(self) -> None:
+        """Loads the claim script into Redis before the first request needs it."""
+        if self._redis is not None:
+            try:
+                await self._claim_many(keys=[], args=[CLAIM_TTL_MS])
+            except RedisError as error:
+                log.warning("claim script not loaded at start: %s", error)
+
     async def _set_claims(self, keys: list[str]) -> list[bool]:
         return [bool(set_) for set_ in await self._claim_many(keys=keys, args=[CLAIM_TTL_MS])]
 
