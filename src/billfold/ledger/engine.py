@@ -105,14 +105,9 @@ class Ledger:
         """Opens the connections of every batch slot and prepares their statements, so that
         the first batches after a start do not pay for it (see _connection)."""
         while len(self._idle) < self._concurrency:
-            conn = await self._pool.acquire()
-            try:
-                await store.prepare_batch_session(conn, self._side_statements)
-                await store.lock_accounts(conn, [])
-            except BaseException:
-                await self._pool.release(conn)
-                raise
-            self._idle.append(conn)
+            conn = await self._new_connection()
+            self._idle.append(conn)  # stop() gives it back, or the pool's close closes it
+            await store.lock_accounts(conn, [])
 
     async def stop(self) -> None:
         """Finish every command already submitted, then stop."""
@@ -131,15 +126,7 @@ class Ledger:
         """A connection for one batch. The engine keeps one per batch slot rather than taking
         one from the pool each time: the pool resets a connection it takes back, which costs a
         round trip per batch. A connection that broke is handed back for the pool to discard."""
-        if self._idle:
-            conn = self._idle.pop()
-        else:
-            conn = await self._pool.acquire()
-            try:
-                await store.prepare_batch_session(conn, self._side_statements)
-            except BaseException:
-                await self._pool.release(conn)
-                raise
+        conn = self._idle.pop() if self._idle else await self._new_connection()
         broken = False
         try:
             yield conn
@@ -151,6 +138,16 @@ class Ledger:
                 await self._pool.release(conn)
             else:
                 self._idle.append(conn)
+
+    async def _new_connection(self) -> asyncpg.Connection:
+        """A connection from the pool, made ready for batches (given back if that fails)."""
+        conn = await self._pool.acquire()
+        try:
+            await store.prepare_batch_session(conn, self._side_statements)
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+        return conn
 
     async def submit(self, command: Command) -> Transfer:
         """Run one command; return its transfer or raise its LedgerError."""
