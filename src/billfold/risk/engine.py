@@ -272,12 +272,8 @@ class RulesEngine:
             recorded = Recorded(assessment_id=written["id"])
             if places is not None:
                 await db.execute(self._pool, serving.REMEMBER, *places)
-        elif self._with_transfers and decided.action is Action.ALLOW:
-            recorded = Recorded(with_transfer=(WITH_TRANSFER, _as_text(row, decided)))
-            if places is not None:
-                self.log.add(None, places)
         else:
-            self.log.add((*row, _joined(decided.reasons), _joined(decided.aml)), places)
+            recorded = self._later(movement.kind, row, decided, places)
         if decided.freeze:
             await operators.do_user_action(
                 self._pool,
@@ -294,16 +290,28 @@ class RulesEngine:
         else buffered (AssessmentLog). Its money moves, so it is part of the past the next
         movements' features read; what its own past would have said is unknown (new payee and
         new sender are left empty), and no place is remembered."""
-        at = datetime.now(UTC)
         decided = Decided(Action.ALLOW, 0.0, (reason,))
         recipient = uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None
-        row = _row(movement, at, recipient, decided, None, None)
-        if self._with_transfers and movement.kind == "p2p":
-            return Verdict(
-                "allow", 0.0, (reason,), with_transfer=(WITH_TRANSFER, _as_text(row, decided))
-            )
-        self.log.add((*row, _joined(decided.reasons), _joined(decided.aml)))
-        return Verdict("allow", 0.0, (reason,))
+        row = _row(movement, datetime.now(UTC), recipient, decided, None, None)
+        recorded = self._later(movement.kind, row, decided)
+        return Verdict("allow", 0.0, (reason,), with_transfer=recorded.with_transfer)
+
+    def _later(
+        self,
+        kind: str,
+        row: tuple[Any, ...],
+        decided: Decided,
+        places: tuple[Any, ...] | None = None,
+    ) -> Recorded:
+        """An assessment not written at once: an allowed P2P transfer's handed back for the
+        ledger to write with the transfer (with `with_transfers`; its places still buffered),
+        any other buffered with its places (AssessmentLog)."""
+        if self._with_transfers and kind == "p2p" and decided.action is Action.ALLOW:
+            if places is not None:
+                self.log.add(None, places)
+            return Recorded(with_transfer=(WITH_TRANSFER, _as_text(row, decided)))
+        self.log.add((*row, _joined(decided.reasons), _joined(decided.aml)), places)
+        return Recorded()
 
     async def past(
         self, movement: Movement, at: datetime
