@@ -20,7 +20,6 @@ from billfold.funding.recovery import keep_booking
 from billfold.funding.service import Funding
 from billfold.ledger.engine import Ledger
 from billfold.platform import db
-from billfold.platform.db import create_pool
 from billfold.platform.embedded import ensure_database, ensure_redis
 from billfold.platform.logging import configure_logging, get_logger
 from billfold.platform.metrics import mark_worker_exited
@@ -93,7 +92,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         database_url = await asyncio.to_thread(ensure_database, settings)
         redis_url = await asyncio.to_thread(ensure_redis, settings)
-        pool = await create_pool(database_url, settings)
+        pool = await db.create_pool(database_url, settings)
         stack.push_async_callback(pool.close)
         redis = await create_redis(redis_url)
         stack.push_async_callback(redis.aclose)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
-import sys
 import tempfile
 import time
 import uuid
@@ -21,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from billfold.bench import say
 from billfold.bench.api import SEED_USERS
 from billfold.bench.seed import migrated_pool, scratch_database
 from billfold.config import Settings
@@ -36,10 +36,6 @@ from billfold.wallet.users import get_user
 
 PER_USER = 10  # add-funds per person per run, of at most $9.99: inside the daily limit
 STARTERS = 64
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 async def run_ach_bench(settings: Settings, dsn: str, *, returns: int, runs: int) -> dict[str, Any]:
@@ -72,7 +68,7 @@ async def run_ach_bench(settings: Settings, dsn: str, *, returns: int, runs: int
 async def _one_run(
     funding: Funding, users: list[tuple[Any, uuid.UUID]], returns: int, run: int
 ) -> dict[str, Any]:
-    _say(f"run {run}: starting {returns:,} ACH add-funds ...")
+    say(f"run {run}: starting {returns:,} ACH add-funds ...")
     gate = asyncio.Semaphore(STARTERS)
 
     async def start(n: int) -> None:
@@ -92,11 +88,11 @@ async def _one_run(
     started = time.perf_counter()
     nacha.parse(text)
     parse_s = time.perf_counter() - started
-    _say(f"run {run}: applying a returns file of {len(traces):,} entries ...")
+    say(f"run {run}: applying a returns file of {len(traces):,} entries ...")
     started = time.perf_counter()
     report = await import_returns(funding, text, name="returns.ach")
     apply_s = time.perf_counter() - started
-    _say(f"run {run}: {report.applied:,} applied in {apply_s:.2f} s (parse {parse_s:.2f} s)")
+    say(f"run {run}: {report.applied:,} applied in {apply_s:.2f} s (parse {parse_s:.2f} s)")
     if report.applied != len(traces) or report.refused:
         raise RuntimeError(
             f"{report.applied} of {len(traces)} returns applied: {report.refused[:3]}"
@@ -108,7 +104,7 @@ async def _people_with_banks(funding: Funding, count: int) -> list[tuple[Any, uu
     """People with a verified bank account each, made in bulk (linking through the API would
     send and verify micro-deposits, which this benchmark does not measure)."""
     pool: asyncpg.Pool = funding.pool
-    _say(f"signing up {count:,} people with verified bank accounts ...")
+    say(f"signing up {count:,} people with verified bank accounts ...")
     rows = await pool.fetch(SEED_USERS, count, hash_password(secrets.token_hex(8)))
     people = []
     for row in rows:

@@ -26,7 +26,6 @@ import functools
 import random
 import secrets
 import statistics
-import sys
 import time
 import uuid
 from typing import Any, NamedTuple
@@ -34,6 +33,7 @@ from typing import Any, NamedTuple
 import asyncpg
 import orjson
 
+from billfold.bench import say
 from billfold.bench.cpu import per_unit_us, processes_cpu, servers_cpu
 from billfold.bench.http import Connection
 from billfold.bench.seed import fund_all, migrated_pool, scratch_database
@@ -75,11 +75,6 @@ WITH people AS (SELECT unnest($1::uuid[]) AS id), devices AS (
 )
 INSERT INTO user_networks (user_id, prefix) SELECT id, $3 FROM people
 """
-
-
-def say(text: str) -> None:
-    """Progress, on stderr (stdout is for the figures)."""
-    print(text, file=sys.stderr, flush=True)
 
 
 async def run_api_bench(

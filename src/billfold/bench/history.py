@@ -14,7 +14,6 @@ from __future__ import annotations
 import random
 import secrets
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from urllib.parse import urlencode
 import asyncpg
 import orjson
 
+from billfold.bench import say
 from billfold.bench.http import Connection
 from billfold.bench.seed import scratch_database
 from billfold.bench.server import running_server
@@ -90,10 +90,6 @@ GENERATE = [
 ]
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 async def run_history_bench(
     settings: Settings,
     dsn: str,
@@ -130,7 +126,7 @@ async def run_history_bench(
         finally:
             await pool.close()
     for label, figures in results.items():
-        _say(
+        say(
             f"{label:<22} p50 {figures['latency_ms_p50']} ms  p99 {figures['latency_ms_p99']} ms"
             f"  ({figures['rows_per_page']} rows a page)"
         )
@@ -145,7 +141,7 @@ async def run_history_bench(
 
 async def _generate(conn: asyncpg.Connection, entries: int, accounts: int, hero: int) -> None:
     transfers = entries // 2
-    _say(f"generating {entries:,} entries over {accounts:,} wallets, {hero:,} of them the hero's")
+    say(f"generating {entries:,} entries over {accounts:,} wallets, {hero:,} of them the hero's")
     started = time.perf_counter()
     async with conn.transaction():
         await conn.execute("SET LOCAL session_replication_role = replica")
@@ -156,7 +152,7 @@ async def _generate(conn: asyncpg.Connection, entries: int, accounts: int, hero:
         await conn.execute(GENERATE[3])
     for table in ("accounts", "transfers", "entries", "users", "wallets"):
         await conn.execute(f"VACUUM ANALYZE {table}")
-    _say(f"generated in {time.perf_counter() - started:.0f}s; reading history ...")
+    say(f"generated in {time.perf_counter() - started:.0f}s; reading history ...")
 
 
 def _type_and_window(rng: random.Random) -> HistoryQuery:
@@ -177,7 +173,7 @@ async def _over_http(
     """The first page and the filtered page over HTTP, from a server started on the ledger."""
     key = secrets.token_urlsafe(48)
     async with running_server(database_url, redis_url, key, workers) as (port, _server):
-        _say(f"server up with {workers} workers; reading history over HTTP ...")
+        say(f"server up with {workers} workers; reading history over HTTP ...")
         headers = {"Authorization": f"Bearer {issue_token(hero_id, key, 3600)}"}
         path = f"/api/v1/wallet/{hero_id}/transactions"
         connection = Connection("127.0.0.1", port)

@@ -23,7 +23,8 @@ import statistics
 import uuid
 from typing import Any
 
-from billfold.bench.api import drive_http, say, seed_people
+from billfold.bench import say
+from billfold.bench.api import drive_http, seed_people
 from billfold.bench.seed import migrated_pool, scratch_database
 from billfold.bench.server import running_server
 from billfold.config import Settings

@@ -15,12 +15,12 @@ import asyncio
 import os
 import random
 import secrets
-import sys
 import time
 import uuid
 from typing import Any
 
 from billfold.app import create_app
+from billfold.bench import say
 from billfold.bench.api import ADDRESS, seed_people, transfer_request
 from billfold.bench.cpu import per_unit_us, servers_cpu
 from billfold.bench.seed import migrated_pool, scratch_database
@@ -65,7 +65,7 @@ async def run_transfer_cost(
             tokens = [issue_token(uuid.UUID(p), configured.secret_key or "", 3600) for p in people]
             async with app.router.lifespan_context(app):
                 send = _sender(app, people, tokens)
-                _say(f"warming up with {transfers // 2:,} transfers ...")
+                say(f"warming up with {transfers // 2:,} transfers ...")
                 await _drive(send, transfers // 2, concurrency)
                 before = _cpu_seconds()
                 started = time.perf_counter()
@@ -86,7 +86,7 @@ async def run_transfer_cost(
         "cpu_us_per_transfer": per_transfer,
         "reconciled": report.ok,
     }
-    _say(
+    say(
         f"{transfers:,} transfers ({'scoring on' if scoring else 'scoring off'}): CPU per "
         + ", ".join(f"{k} {v} us" for k, v in per_transfer.items())
         + f"; {failed} failed; ledger {'reconciled' if report.ok else 'DISCREPANCIES'}"
@@ -151,7 +151,3 @@ def _cpu_seconds() -> dict[str, float | None]:
     """CPU seconds (user and system) of this process and of each server's processes here."""
     times = os.times()
     return {"app": times.user + times.system, **servers_cpu()}
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
