@@ -422,6 +422,47 @@ async def test_a_transfer_waits_for_a_scoring_slot_then_goes_through(
     assert await balances(client, alice) == ("15.00", "15.00")
 
 
+async def test_a_verdict_made_within_the_budget_stands_however_long_it_takes_to_store(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Stepped up within a 200-ms budget, then its assessment's write waits 0.6 s for a lock:
+    the transfer is held as decided, not let through as `risk_timeout` beside a held
+    assessment, and it has the one assessment."""
+    mia, noa = await make_person("50.00"), await make_person()
+    assert (await send(client, mia, noa, "1.00")).status_code == 201
+    settings = app.state.settings
+    app.state.settings = settings.model_copy(update={"risk_budget_ms": 200.0})
+    locked = asyncio.Event()
+
+    async def hold_the_table() -> None:
+        async with app.state.pool.acquire() as conn, conn.transaction():
+            await conn.execute("LOCK TABLE risk_assessments IN SHARE MODE")
+            locked.set()
+            await asyncio.sleep(0.6)
+
+    try:
+        blocker = asyncio.create_task(hold_the_table())
+        await locked.wait()
+        key = uuid.uuid4().hex
+        held = await client.post(
+            "/api/v1/transfers",
+            json={"sender_id": mia.user_id, "recipient": noa.username, "amount": "20.00"},
+            headers={**mia.auth, "Idempotency-Key": key, "X-Device-Id": "new-phone"},
+        )
+        await blocker
+    finally:
+        app.state.settings = settings
+    assert held.status_code == 201, held.text
+    assert held.json()["status"] == "PENDING_VERIFICATION"
+    assert await balances(client, mia) == ("49.00", "29.00")
+    await app.state.risk.log.flush()
+    rows = await app.state.pool.fetch(
+        "SELECT action, reasons FROM risk_assessments WHERE ref = $1", key
+    )
+    assert [r["action"] for r in rows] == ["step_up"]
+    assert "risk_timeout" not in rows[0]["reasons"]
+
+
 async def test_a_large_transfer_whose_scoring_overruns_is_refused_and_can_be_retried(
     app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, stalled_scoring: Any
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import REGISTRY
@@ -22,6 +23,7 @@ from billfold.wallet.risk import (
 )
 
 MOVEMENT = Movement("p2p", "u1", "u2", 100, "USD")
+Settle = Callable[[], None]
 
 
 class LetsThrough:
@@ -32,7 +34,9 @@ class LetsThrough:
 
 
 class Slow(LetsThrough):
-    async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
+    async def assess(
+        self, movement: Movement, claim: str | None = None, settle: Settle | None = None
+    ) -> Verdict:
         await asyncio.sleep(1)
         return Verdict("decline")
 
@@ -44,14 +48,47 @@ class OneAtATime(LetsThrough):
     def __init__(self) -> None:
         self.busy = asyncio.Lock()
 
-    async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
+    async def assess(
+        self, movement: Movement, claim: str | None = None, settle: Settle | None = None
+    ) -> Verdict:
         async with self.busy:
             await asyncio.sleep(0.03)
         return Verdict("allow")
 
 
+class SlowToStore(LetsThrough):
+    """Decides at once (step-up), then takes 50 ms to store the verdict, as a held transfer's
+    assessment is written before the hold."""
+
+    def __init__(self) -> None:
+        self.stored = False
+
+    async def assess(
+        self, movement: Movement, claim: str | None = None, settle: Settle | None = None
+    ) -> Verdict:
+        await asyncio.sleep(0.001)
+        if settle is not None:
+            settle()
+        await asyncio.sleep(0.05)
+        self.stored = True
+        return Verdict("step_up", 0.7, ("new_device",), assessment_id=7)
+
+
+class SlowToDecide(SlowToStore):
+    """Overruns before its verdict is made: it is cut off, and settling after that (had it
+    caught the cancellation) changes nothing."""
+
+    async def assess(
+        self, movement: Movement, claim: str | None = None, settle: Settle | None = None
+    ) -> Verdict:
+        await asyncio.sleep(0.05)
+        return await super().assess(movement, claim, settle)
+
+
 class Declines(LetsThrough):
-    async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
+    async def assess(
+        self, movement: Movement, claim: str | None = None, settle: Settle | None = None
+    ) -> Verdict:
         return Verdict("decline", 0.99, ("new_device", "new_country"))
 
 
@@ -85,6 +122,22 @@ async def test_an_engine_over_budget_is_cut_off_and_recorded() -> None:
     with pytest.raises(DeclinedByRisk):
         await assess_within_budget(Declines(), MOVEMENT, 5)
     assert _timeouts() == before + 1
+
+
+async def test_the_budget_ends_where_the_verdict_is_made() -> None:
+    """An engine that has decided is not cut off while it stores its verdict: the held
+    transfer's assessment and the answer agree. Overrunning before deciding still lets the
+    movement through unscored, with nothing of a verdict stored."""
+    before = _timeouts()
+    engine = SlowToStore()
+    verdict = await assess_within_budget(engine, MOVEMENT, 10)
+    assert verdict == Verdict("step_up", 0.7, ("new_device",), assessment_id=7)
+    assert engine.stored and _timeouts() == before
+    late = SlowToDecide()
+    assert await assess_within_budget(late, MOVEMENT, 10) == Verdict(
+        "allow", reasons=("risk_timeout",)
+    )
+    assert not late.stored and _timeouts() == before + 1
 
 
 async def test_a_large_movement_fails_closed_when_scoring_overruns() -> None:

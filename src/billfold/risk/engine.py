@@ -15,6 +15,7 @@ import asyncio
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -212,14 +213,21 @@ class RulesEngine:
             self.scorer.score([math.nan] * len(FEATURE_NAMES))
 
     async def assess(
-        self, movement: Movement, claim: str | None = None, at: datetime | None = None
+        self,
+        movement: Movement,
+        claim: str | None = None,
+        settle: Callable[[], None] | None = None,
+        at: datetime | None = None,
     ) -> Verdict:
-        """The verdict on `movement`, made and stored as of `at` (default: now). `claim`: see
-        wallet.risk.RiskEngine; the velocity script sets it, in the same round trip."""
+        """The verdict on `movement`, made and stored as of `at` (default: now). `claim` and
+        `settle`: see wallet.risk.RiskEngine; the velocity script sets the claim, in the same
+        round trip."""
         at = at or datetime.now(UTC)
         known = await self.prepare(movement, at, claim)
         score = await self._scores(known.features) if self.scorer is not None else 0.0
         decided = decide(check_rules(known.signals, self.rules), score, known.signals, self.rules)
+        if settle is not None:
+            settle()
         recorded = await self.record(movement, at, known, decided)
         return Verdict(
             decided.action.value,

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -78,9 +79,16 @@ class RiskUnavailable(BillfoldError):
 
 
 class RiskEngine(Protocol):
-    async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
+    async def assess(
+        self,
+        movement: Movement,
+        claim: str | None = None,
+        settle: Callable[[], None] | None = None,
+    ) -> Verdict:
         """The verdict on `movement`. With `claim`, first set that Redis key (for
-        CLAIM_TTL_MS) unless it is set already, in which case raise KeyInFlight."""
+        CLAIM_TTL_MS) unless it is set already, in which case raise KeyInFlight. `settle`, if
+        given, is called once the verdict is made and before anything of it is stored: from
+        then on the caller's time budget no longer applies (see assess_within_budget)."""
         ...
 
     def unscored(self, movement: Movement, reason: str) -> Verdict:
@@ -110,7 +118,12 @@ class AllowAll:
             self._claim_many = redis.register_script(_CLAIM_MANY)
             self._claims = Coalescer(self._set_claims)
 
-    async def assess(self, movement: Movement, claim: str | None = None) -> Verdict:
+    async def assess(
+        self,
+        movement: Movement,
+        claim: str | None = None,
+        settle: Callable[[], None] | None = None,
+    ) -> Verdict:
         if claim is not None and self._redis is not None:
             try:
                 held_elsewhere = not await self._claims(claim)
@@ -157,12 +170,22 @@ async def assess_within_budget(
     loading the service until scoring overruns would be a way past it for large sums.
     `claim`: see RiskEngine.assess. `slots`: at most that many movements are scored at once;
     the others wait their turn before their budget starts, so that the budget measures the
-    scoring and not the queue of a saturated process."""
+    scoring and not the queue of a saturated process.
+
+    The budget ends where the verdict is made (the engine calls `settle`). Storing it, and what
+    it entails (a held transfer's assessment, a freeze), is not cut off: a verdict half stored
+    and then overridden by `risk_timeout` would let through a movement the engine had held or
+    declined, beside the record saying it did."""
     async with slots or contextlib.nullcontext():
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(budget_ms / 1000):
-                verdict = await engine.assess(movement, claim)
+            async with asyncio.timeout(budget_ms / 1000) as budget:
+
+                def settle() -> None:
+                    if not budget.expired():
+                        budget.reschedule(None)
+
+                verdict = await engine.assess(movement, claim, settle)
         except TimeoutError:
             RISK_TIMEOUTS.labels(movement.kind).inc()
             log.warning("risk assessment overran its %s ms budget", budget_ms)
