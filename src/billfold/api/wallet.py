@@ -154,34 +154,10 @@ async def _send(
         country=origin.country,
         ip=origin.ip,
     )
-    # The request claims its key in flight in the same Redis round trip that scores it: a
-    # second request with the key, while the first runs or just after, is not scored again. A
-    # claim that succeeded stays (a retry then finds the stored outcome); one that failed is
-    # removed, so that a retry can run at once.
     claim = f"in-flight:{client}:{key}"
-    try:
-        # Scored before money moves; `decline` raises here.
-        verdict = await assess_within_budget(
-            state.risk,
-            movement,
-            state.settings.risk_budget_ms,
-            claim,
-            fail_closed_minor=state.fail_closed_minor,
-        )
-    except KeyInFlight:
+    verdict = await _scored(state, movement, claim, client)
+    if verdict is None:
         return await _answer_retry(state, client, key, p2p)
-    except DeclinedByRisk:
-        # A late retry (its claim gone) of a request that was stored, scored again and declined
-        # this time: the first answer stands, as it does for any retry. Only a decline pays
-        # for this lookup.
-        if await state.ledger.has_outcome(client, key):
-            return await _answer_retry(state, client, key, p2p)
-        await release_key(state.redis, claim)
-        raise
-    except BaseException:
-        # Declined, or scoring failed: nothing is stored, so a retry must be able to run at once.
-        await release_key(state.redis, claim)
-        raise
     try:
         try:
             if verdict.action in held_transfers.PENDING:
@@ -204,6 +180,38 @@ async def _send(
         await release_key(state.redis, claim)
         raise
     return transfer_view(transfer), transfer.replayed
+
+
+async def _scored(state: Any, movement: Movement, claim: str, client: str) -> Verdict | None:
+    """The verdict on the transfer, scored before money moves (`decline` raises here), or None
+    when it is a retry that the first request's answer answers.
+
+    The request claims its key in flight in the same Redis round trip that scores it: a second
+    request with the key, while the first runs or just after, is not scored again. A claim that
+    succeeded stays (a retry then finds the stored outcome); one that failed is removed, so that
+    a retry can run at once."""
+    try:
+        return await assess_within_budget(
+            state.risk,
+            movement,
+            state.settings.risk_budget_ms,
+            claim,
+            fail_closed_minor=state.fail_closed_minor,
+        )
+    except KeyInFlight:
+        return None
+    except DeclinedByRisk:
+        # A late retry (its claim gone) of a request that was stored, scored again and declined
+        # this time: the first answer stands, as it does for any retry. Only a decline pays
+        # for this lookup.
+        if await state.ledger.has_outcome(client, movement.ref):
+            return None
+        await release_key(state.redis, claim)
+        raise
+    except BaseException:
+        # Declined, or scoring failed: nothing is stored, so a retry must be able to run at once.
+        await release_key(state.redis, claim)
+        raise
 
 
 async def _answer_retry(

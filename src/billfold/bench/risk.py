@@ -167,6 +167,55 @@ def _sample(world: synth.Dataset, ids: dict[int, str], count: int) -> list[Movem
     return [serving.movement_of(e, ids, f"bench-{n}") for n, e in enumerate(picked)]
 
 
+_ASSESSMENT_COLUMNS = [
+    "user_id",
+    "kind",
+    "ref",
+    "counterparty_id",
+    "amount_minor",
+    "score",
+    "action",
+    "created_at",
+    "device_id",
+    "country",
+    "ip_prefix",
+    "rail",
+    "new_payee",
+    "sender_new",
+    "reasons",
+    "aml",
+]
+_PLACE_TABLES = {
+    "user_devices": "device_id",
+    "user_countries": "country",
+    "user_networks": "prefix",
+}
+
+
+class _Places:
+    """Where each user was seen, first and last, by table (devices, countries, address blocks)."""
+
+    def __init__(self) -> None:
+        self.spans: dict[str, dict[tuple[str, str], list[datetime]]] = {
+            table: {} for table in _PLACE_TABLES
+        }
+
+    def seen(self, table: str, user_id: str, place: str, at: datetime) -> None:
+        span = self.spans[table].setdefault((user_id, place), [at, at])
+        span[0], span[1] = min(span[0], at), max(span[1], at)
+
+    async def write(self, pool: asyncpg.Pool) -> None:
+        for table, column in _PLACE_TABLES.items():
+            await pool.copy_records_to_table(
+                table,
+                columns=["user_id", column, "first_seen_at", "last_seen_at"],
+                records=[
+                    (uuid.UUID(user), place, first, last)
+                    for (user, place), (first, last) in self.spans[table].items()
+                ],
+            )
+
+
 async def _seed(pool: asyncpg.Pool, world: synth.Dataset) -> dict[int, str]:
     """The world as the engine would have stored it, ending a minute ago: users, one assessment
     per movement (all allowed), and the devices, countries and address blocks they came from."""
@@ -187,20 +236,23 @@ async def _seed(pool: asyncpg.Pool, world: synth.Dataset) -> dict[int, str]:
             for n, profile in world.users.items()
         ],
     )
-    places: dict[str, dict[tuple[str, str], list[datetime]]] = {
-        "user_devices": {},
-        "user_countries": {},
-        "user_networks": {},
-    }
-
-    def seen(table: str, user: int, place: str, at: datetime) -> None:
-        span = places[table].setdefault((ids[user], place), [at, at])
-        span[0], span[1] = min(span[0], at), max(span[1], at)
-
+    places = _Places()
     for n, profile in world.users.items():
         for device in profile.devices:
-            seen("user_devices", n, device, profile.signup_at + shift)
-        seen("user_countries", n, profile.home_country, profile.signup_at + shift)
+            places.seen("user_devices", ids[n], device, profile.signup_at + shift)
+        places.seen("user_countries", ids[n], profile.home_country, profile.signup_at + shift)
+    rows = _assessments(world, ids, shift, places)
+    await pool.copy_records_to_table("risk_assessments", columns=_ASSESSMENT_COLUMNS, records=rows)
+    await places.write(pool)
+    await pool.execute("ANALYZE")
+    return ids
+
+
+def _assessments(
+    world: synth.Dataset, ids: dict[int, str], shift: timedelta, places: _Places
+) -> list[tuple[Any, ...]]:
+    """One allowed assessment per movement, in _ASSESSMENT_COLUMNS; the places it came from
+    are noted in `places`."""
     paid: set[tuple[int, int]] = set()
     rows: list[tuple[Any, ...]] = []
     for n, e in enumerate(world.events):
@@ -230,46 +282,11 @@ async def _seed(pool: asyncpg.Pool, world: synth.Dataset) -> dict[int, str]:
                 [],
             )
         )
-        seen("user_devices", e.user_id, e.device_id, at)
-        seen("user_countries", e.user_id, e.country, at)
-        seen("user_networks", e.user_id, ip_prefix(e.ip), at)
-    await pool.copy_records_to_table(
-        "risk_assessments",
-        columns=[
-            "user_id",
-            "kind",
-            "ref",
-            "counterparty_id",
-            "amount_minor",
-            "score",
-            "action",
-            "created_at",
-            "device_id",
-            "country",
-            "ip_prefix",
-            "rail",
-            "new_payee",
-            "sender_new",
-            "reasons",
-            "aml",
-        ],
-        records=rows,
-    )
-    for table, column in (
-        ("user_devices", "device_id"),
-        ("user_countries", "country"),
-        ("user_networks", "prefix"),
-    ):
-        await pool.copy_records_to_table(
-            table,
-            columns=["user_id", column, "first_seen_at", "last_seen_at"],
-            records=[
-                (uuid.UUID(user), place, first, last)
-                for (user, place), (first, last) in places[table].items()
-            ],
-        )
-    await pool.execute("ANALYZE")
-    return ids
+        user = ids[e.user_id]
+        places.seen("user_devices", user, e.device_id, at)
+        places.seen("user_countries", user, e.country, at)
+        places.seen("user_networks", user, ip_prefix(e.ip), at)
+    return rows
 
 
 async def _time(

@@ -63,25 +63,22 @@ async def run_scoring_bench(
             for round_ in range(rounds):
                 order = list(MODES) if round_ % 2 == 0 else list(reversed(MODES))
                 for mode in order:
-                    async with running_server(
-                        database_url, redis_url, key, workers, MODES[mode]
-                    ) as (port, server):
-                        drive = functools.partial(
-                            drive_http, port, people, tokens, clients, server=server.pid
-                        )
-                        phases = [await drive(seconds=warmup, rate=None)] if warmup > 0 else []
-                        say(
-                            f"round {round_ + 1}/{rounds}, scoring {mode}: warm-up "
-                            f"{phases[0]['transfers_per_s'] if phases else 0:,.0f}/s"
-                        )
-                        for rate in rates:
-                            steady = await drive(seconds=seconds, rate=rate)
-                            figures[rate][mode].append(steady)
-                            phases.append(steady)
-                            say(
-                                f"  {rate}/s: p50 {steady['latency_ms_p50']} ms, p99 "
-                                f"{steady['latency_ms_p99']} ms, errors {steady['errors']}"
-                            )
+                    phases = await _one_server(
+                        database_url,
+                        redis_url,
+                        key,
+                        workers,
+                        mode,
+                        people,
+                        tokens,
+                        clients,
+                        warmup=warmup,
+                        seconds=seconds,
+                        rates=rates,
+                        label=f"round {round_ + 1}/{rounds}, scoring {mode}",
+                    )
+                    for rate, steady in zip(rates, phases[-len(rates) :], strict=True):
+                        figures[rate][mode].append(steady)
                     errors += sum(phase["errors"] for phase in phases)
                     if mode == "on":
                         scored += sum(phase["statuses"].get("201", 0) for phase in phases)
@@ -107,6 +104,39 @@ async def run_scoring_bench(
         "assessments_stored": stored,
         "reconciled": report.ok,
     }
+
+
+async def _one_server(
+    database_url: str,
+    redis_url: str,
+    key: str,
+    workers: int,
+    mode: str,
+    people: list[str],
+    tokens: list[str],
+    clients: int,
+    *,
+    warmup: float,
+    seconds: float,
+    rates: list[int],
+    label: str,
+) -> list[dict[str, Any]]:
+    """A server with scoring `mode`: its warm-up (if any), then a steady phase at each rate."""
+    async with running_server(database_url, redis_url, key, workers, MODES[mode]) as (
+        port,
+        server,
+    ):
+        drive = functools.partial(drive_http, port, people, tokens, clients, server=server.pid)
+        phases = [await drive(seconds=warmup, rate=None)] if warmup > 0 else []
+        say(f"{label}: warm-up {phases[0]['transfers_per_s'] if phases else 0:,.0f}/s")
+        for rate in rates:
+            steady = await drive(seconds=seconds, rate=rate)
+            phases.append(steady)
+            say(
+                f"  {rate}/s: p50 {steady['latency_ms_p50']} ms, p99 "
+                f"{steady['latency_ms_p99']} ms, errors {steady['errors']}"
+            )
+    return phases
 
 
 def _compare(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
