@@ -34,29 +34,31 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 
+from billfold.funding.nacha_fields import (
+    FILE_ID_MODIFIERS,
+    STANDARD,
+    batch_layout,
+    put_alpha,
+    put_digits,
+    put_number,
+    put_yymmdd,
+)
 from billfold.funding.nacha_options import ReadOptions
 from billfold.funding.nacha_read import parse, split_records
 from billfold.funding.nacha_records import (
     ADV_TRANSACTION_CODES,
     BLOCKING_FACTOR,
-    FILE_ID_MODIFIERS,
     PADDING_RECORD,
     RETURN_CODES,
-    STANDARD,
     AchFile,
     Addenda,
     Batch,
     EntryDetail,
     NachaError,
     NachaFinding,
-    batch_layout,
     check_digit,
     is_debit,
     is_digits,
-    put_alpha,
-    put_digits,
-    put_number,
-    put_yymmdd,
     routing_checksum_ok,
 )
 

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 
+from billfold.funding.nacha_fields import (
+    ADV,
+    IAT,
+    batch_layout,
+    digits,
+    read_addenda,
+    read_batch_header,
+    read_entry,
+    read_file_header,
+)
 from billfold.funding.nacha_options import STRICT, ReadOptions
 from billfold.funding.nacha_records import (
-    ADV,
     BLOCKING_FACTOR,
-    IAT,
     PADDING_RECORD,
     RECORD_LENGTH,
     AchFile,
@@ -17,14 +25,8 @@ from billfold.funding.nacha_records import (
     EntryDetail,
     NachaError,
     NachaFinding,
-    batch_layout,
-    digits,
     find_control_character,
     is_debit,
-    read_addenda,
-    read_batch_header,
-    read_entry,
-    read_file_header,
 )
 
 _RECORD_NAMES = {
