@@ -26,13 +26,8 @@ from billfold.platform.metrics import mark_worker_exited
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.redis import create_redis
 from billfold.platform.runtime import tune_gc
-from billfold.risk.engine import (
-    RECORD_WITH_TRANSFER,
-    WITH_TRANSFER,
-    RulesEngine,
-    load_scorer,
-    past_pool,
-)
+from billfold.risk.assessments import RECORD_WITH_TRANSFER, WITH_TRANSFER
+from billfold.risk.engine import RulesEngine, load_scorer, past_pool
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.risk import AllowAll
 from billfold.wallet.users import UserCache

@@ -11,7 +11,6 @@ freeze the user, audited as the engine's action.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 import uuid
@@ -31,6 +30,14 @@ from billfold.platform import db
 from billfold.platform.coalesce import Coalescer
 from billfold.platform.logging import get_logger
 from billfold.risk import operators, serving
+from billfold.risk.assessments import (
+    RECORD,
+    WITH_TRANSFER,
+    AssessmentLog,
+    as_text,
+    joined,
+    row_of,
+)
 from billfold.risk.features import FEATURE_NAMES, ip_prefix
 from billfold.risk.model import Scorer
 from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
@@ -40,102 +47,8 @@ from billfold.wallet.risk import CLAIM_TTL_MS, KeyInFlight, Movement, Verdict
 
 log = get_logger("billfold.risk")
 
-_COLUMNS = """user_id, kind, ref, counterparty_id, amount_minor, score, action, created_at,
-                              device_id, country, ip_prefix, rail, new_payee, sender_new,
-                              reasons, aml"""
-_RECORD = f"""
-INSERT INTO risk_assessments ({_COLUMNS})
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-RETURNING id
-"""
-# Many at once. unnest can't take arrays of arrays, so each row's reasons (and AML flags) go
-# in as one text, joined by the ASCII unit separator, which no reason holds (SEPARATOR).
-SEPARATOR = "\x1f"
-_RECORD_MANY_SQL = """
-INSERT INTO risk_assessments ({columns})
-SELECT r.user_id, r.kind, r.ref, r.counterparty_id, r.amount_minor, r.score, r.action,
-       r.created_at, r.device_id, r.country, r.ip_prefix, r.rail, r.new_payee, r.sender_new,
-       string_to_array(r.reasons, E'\\x1f'), string_to_array(r.aml, E'\\x1f'){refused}
-  FROM unnest($1::{t}uuid[], $2::{t}text[], $3::{t}text[], $4::{t}uuid[], $5::{t}bigint[],
-              $6::{t}real[], $7::{t}text[], $8::{t}timestamptz[], $9::{t}text[], $10::{t}text[],
-              $11::{t}text[], $12::{t}text[], $13::{t}boolean[], $14::{t}boolean[],
-              $15::{t}text[], $16::{t}text[]{refused_parameter})
-       AS r(user_id, kind, ref, counterparty_id, amount_minor, score, action, created_at,
-            device_id, country, ip_prefix, rail, new_payee, sender_new, reasons, aml{refused_alias})
-"""
-_RECORD_MANY = _RECORD_MANY_SQL.format(
-    columns=_COLUMNS, t="", refused="", refused_parameter="", refused_alias=""
-)
-# With `with_transfers`, an allowed P2P transfer's assessment is written by the ledger, in its
-# batch's statement with the transfer (ledger.model.SideRow): no round trip of its own, stored
-# if and only if the transfer's outcome is, and once, whatever the retries. Its parameters are
-# _RECORD_MANY's, sent as text (as the ledger sends its own), and the ledger's last one: whether
-# it refused the transfer (insufficient funds, a frozen wallet). A refused transfer's assessment
-# is stored as declined later: money that never moved is no history for the features.
-WITH_TRANSFER = "billfold_record_assessments"
-RECORD_WITH_TRANSFER = _RECORD_MANY_SQL.format(
-    columns=f"{_COLUMNS}, declined_later",
-    t="text::",
-    refused=", r.refused",
-    refused_parameter=", $17::text::boolean[]",
-    refused_alias=", refused",
-)
-BATCH_DELAY_S = 0.005
 # Past queries in flight at once, each on a connection of its own (RulesEngine pasts).
 PAST_CONNECTIONS = 4
-BATCH_MAX = 1000
-
-
-class AssessmentLog:
-    """Assessments written a few milliseconds later, many in one statement, with the places
-    (device, country, address block) of the allowed ones: two round trips and a commit fewer on
-    every declined P2P transfer, and on every allowed one unless the ledger writes its
-    assessment (RulesEngine's `with_transfers`; its places still come here). (A held one is
-    written at once: its hold refers to it.) Rows still buffered when a process dies are lost,
-    the movements are not."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._rows: list[tuple[Any, ...]] = []
-        self._places: list[tuple[Any, ...]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._writing = asyncio.Lock()
-
-    def add(self, row: tuple[Any, ...] | None, places: tuple[Any, ...] | None = None) -> None:
-        """An assessment to write (_RECORD_MANY's columns), the places to remember, or both."""
-        if len(self._rows) + len(self._places) >= BATCH_MAX:
-            log.warning("assessment log full; an assessment was not recorded")
-            return
-        if row is not None:
-            self._rows.append(row)
-        if places is not None:
-            self._places.append(places)
-        if self._flusher is None:
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
-
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(BATCH_DELAY_S)
-        await self.flush()
-
-    async def flush(self) -> None:
-        """Writes what is buffered; returns once everything added before the call is written
-        (a write already under way included)."""
-        async with self._writing:
-            rows, self._rows, self._flusher = self._rows, [], None
-            places, self._places = self._places, []
-            if not rows and not places:
-                return
-            columns = [list(column) for column in zip(*rows, strict=True)]
-            try:
-                if not places:  # most flushes: one statement, no transaction to open or reset
-                    await db.execute(self._pool, _RECORD_MANY, *columns)
-                    return
-                async with self._pool.acquire() as conn, conn.transaction():
-                    if rows:
-                        await conn.execute(_RECORD_MANY, *columns)
-                    await conn.executemany(serving.REMEMBER, places)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("assessments not recorded", count=len(rows), error=str(error))
 
 
 @dataclass(frozen=True)
@@ -257,7 +170,7 @@ class RulesEngine:
         later movements' features read; remembers where an allowed movement came from; freezes
         on two independent strong signals."""
         new_payee = known.past.times_paid == 0 if known.recipient else None
-        row = _row(movement, at, known.recipient, decided, new_payee, known.past.sender_new(at))
+        row = row_of(movement, at, known.recipient, decided, new_payee, known.past.sender_new(at))
         recorded = Recorded()
         places = None
         if decided.action is Action.ALLOW:
@@ -274,7 +187,7 @@ class RulesEngine:
         # (money in, then straight out).
         if decided.action in (Action.STEP_UP, Action.REVIEW) or movement.kind != "p2p":
             written = await db.fetchrow(
-                self._pool, _RECORD, *row, list(decided.reasons), list(decided.aml)
+                self._pool, RECORD, *row, list(decided.reasons), list(decided.aml)
             )
             assert written is not None
             recorded = Recorded(assessment_id=written["id"])
@@ -300,7 +213,7 @@ class RulesEngine:
         new sender are left empty), and no place is remembered."""
         decided = Decided(Action.ALLOW, 0.0, (reason,))
         recipient = uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None
-        row = _row(movement, datetime.now(UTC), recipient, decided, None, None)
+        row = row_of(movement, datetime.now(UTC), recipient, decided, None, None)
         recorded = self._later(movement.kind, row, decided)
         return Verdict("allow", 0.0, (reason,), with_transfer=recorded.with_transfer)
 
@@ -317,8 +230,8 @@ class RulesEngine:
         if self._with_transfers and kind == "p2p" and decided.action is Action.ALLOW:
             if places is not None:
                 self.log.add(None, places)
-            return Recorded(with_transfer=(WITH_TRANSFER, _as_text(row, decided)))
-        self.log.add((*row, _joined(decided.reasons), _joined(decided.aml)), places)
+            return Recorded(with_transfer=(WITH_TRANSFER, as_text(row, decided)))
+        self.log.add((*row, joined(decided.reasons), joined(decided.aml)), places)
         return Recorded()
 
     async def past(
@@ -391,55 +304,6 @@ class RulesEngine:
             counters.sender_count_1h,
             counters.recipient_new_senders_24h,
         )
-
-
-def _row(
-    movement: Movement,
-    at: datetime,
-    recipient: uuid.UUID | None,
-    decided: Decided,
-    new_payee: bool | None,
-    sender_new: bool | None,
-) -> tuple[Any, ...]:
-    """An assessment's row, _RECORD's first 14 columns."""
-    return (
-        uuid.UUID(movement.user_id),
-        movement.kind,
-        movement.ref,
-        recipient,
-        movement.amount_minor,
-        decided.score,
-        decided.action.value,
-        at,
-        movement.device_id,
-        movement.country,
-        ip_prefix(movement.ip) if movement.ip else None,
-        movement.rail,
-        new_payee,
-        sender_new,
-    )
-
-
-def _as_text(row: tuple[Any, ...], decided: Decided) -> tuple[Any, ...]:
-    """An assessment's row as RECORD_WITH_TRANSFER takes it: what the ledger's array literals
-    can write (ids as text, the score as a Python float)."""
-    user, kind, ref, recipient, amount, score, *rest = row
-    return (
-        str(user),
-        kind,
-        ref,
-        str(recipient) if recipient is not None else None,
-        amount,
-        float(score),
-        *rest,
-        _joined(decided.reasons),
-        _joined(decided.aml),
-    )
-
-
-def _joined(texts: tuple[str, ...]) -> str:
-    """Texts as one, for _RECORD_MANY (which splits them again)."""
-    return SEPARATOR.join(text.replace(SEPARATOR, " ") for text in texts)
 
 
 async def past_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
