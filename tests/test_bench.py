@@ -57,7 +57,7 @@ async def test_history_bench_reads_pages_in_process_and_over_http(settings: Sett
 
 
 async def test_risk_bench_times_each_part_and_a_payment_to_a_popular_person(
-    settings: Settings, redis: Redis
+    settings: Settings, redis: Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert settings.database_url and settings.redis_url
     counters_before = await _velocity_keys(redis)
@@ -76,6 +76,9 @@ async def test_risk_bench_times_each_part_and_a_payment_to_a_popular_person(
     assert result["popular_vs_ordinary_past_p50"] > 0
     # Its velocity counters went to the benchmarks' own Redis database, not to the one given.
     assert await _velocity_keys(redis) == counters_before
+    # Progress goes to stderr: stdout is for the figures (`--json`).
+    shown = capsys.readouterr()
+    assert shown.out == "" and "seeded in" in shown.err
 
 
 async def _velocity_keys(redis: Redis) -> int:

@@ -24,7 +24,8 @@ from redis.asyncio import Redis
 from billfold.config import Settings
 from billfold.risk import serving, synth, velocity
 from billfold.risk.engine import PAST_CONNECTIONS, RulesEngine, past_pool, remember_places
-from billfold.risk.features import FEATURE_NAMES, ip_prefix, replay
+from billfold.risk.features import FEATURE_NAMES, replay
+from billfold.risk.history import ip_prefix
 from billfold.risk.model import Scorer
 from billfold.risk.rules import Action, RiskRules, Verdict
 from billfold.risk.serving import Request

@@ -42,7 +42,7 @@ from billfold.config import Settings
 from billfold.ledger.accounts import open_clearing_account
 from billfold.ledger.reconcile import reconcile
 from billfold.platform.security import hash_password, issue_token
-from billfold.risk.features import ip_prefix
+from billfold.risk.history import ip_prefix
 
 FUNDING_MINOR = 1_000_000_00
 SLICE_S = 5.0  # the transfer phases' p99 is also reported for each slice of this many seconds

@@ -28,20 +28,17 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
+from billfold.bench import say
 from billfold.bench.seed import migrated_pool, scratch_database
 from billfold.bench.server import bench_redis
 from billfold.config import Settings
 from billfold.platform.redis import create_redis
 from billfold.risk import serving, synth
 from billfold.risk.engine import RulesEngine
-from billfold.risk.features import NEW_ACCOUNT_SECONDS, ip_prefix
+from billfold.risk.history import NEW_ACCOUNT_SECONDS, ip_prefix
 from billfold.risk.model import Scorer
 from billfold.risk.rules import LOAD_TEST_RULES
 from billfold.wallet.risk import Movement
-
-
-def _say(message: str) -> None:
-    print(message, flush=True)
 
 
 async def run_risk_bench(
@@ -61,10 +58,10 @@ async def run_risk_bench(
         redis = await create_redis(bench_redis(redis_url))
         try:
             world = synth.generate(users=users, days=days, seed=11)
-            _say(f"seeding {len(world.users):,} users and {len(world.events):,} movements")
+            say(f"seeding {len(world.users):,} users and {len(world.events):,} movements")
             started = time.perf_counter()
             ids = await _seed(pool, world)
-            _say(f"seeded in {time.perf_counter() - started:.1f} s")
+            say(f"seeded in {time.perf_counter() - started:.1f} s")
             engine = RulesEngine(pool, redis, LOAD_TEST_RULES, Scorer.load())
             sample = _sample(world, ids, movements)
             result = await _measure(engine, pool, redis, sample, concurrency)
@@ -114,19 +111,19 @@ async def _measure(
         ("past_query", past, 1),
     ):
         results[name] = await _time(work, sample, width)
-        _say(_line(name, results[name]))
+        say(_line(name, results[name]))
     to_popular = await _popular_recipient(pool, sample)
     results["past_query_to_popular"] = await _time(past, to_popular, 1)
-    _say(_line("past_query_to_popular", results["past_query_to_popular"]))
+    say(_line("past_query_to_popular", results["past_query_to_popular"]))
     results["popular_vs_ordinary_past_p50"] = round(
         results["past_query_to_popular"]["p50_ms"] / results["past_query"]["p50_ms"], 2
     )
     del pasts[-len(to_popular) :]
     rows: list[list[float]] = []
     results["features"] = _time_sync(lambda p: rows.append(serving.features(*p)), pasts)
-    _say(_line("features", results["features"]))
+    say(_line("features", results["features"]))
     results["model"] = _time_sync(scorer.score, rows)
-    _say(_line("model", results["model"]))
+    say(_line("model", results["model"]))
     return results
 
 

@@ -14,7 +14,7 @@ import asyncpg
 from billfold.platform import db
 from billfold.platform.logging import get_logger
 from billfold.risk import serving
-from billfold.risk.features import ip_prefix
+from billfold.risk.history import ip_prefix
 from billfold.risk.rules import Verdict as Decided
 from billfold.wallet.risk import Movement
 

@@ -38,7 +38,8 @@ from billfold.risk.assessments import (
     joined,
     row_of,
 )
-from billfold.risk.features import FEATURE_NAMES, ip_prefix
+from billfold.risk.features import FEATURE_NAMES
+from billfold.risk.history import ip_prefix
 from billfold.risk.model import Scorer
 from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
 from billfold.risk.rules import Verdict as Decided

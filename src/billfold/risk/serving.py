@@ -1,6 +1,6 @@
 """The model's features online, by the same code that computes them for training.
 
-Training replays a history of movements into `features.HistoryState` and asks `features_for`
+Training replays a history of movements into `history.HistoryState` and asks `features_for`
 for each movement's row. Online, one query reads what PostgreSQL holds of the same past: the
 user's assessed movements of the last 30 days (their `risk_assessments`, declines excluded, and
 held movements declined later: money that never moved is no history), the P2P transfers they
@@ -29,14 +29,14 @@ from typing import Any
 
 import orjson
 
-from billfold.risk.features import (
+from billfold.risk.features import features_for
+from billfold.risk.history import (
     DAY,
     MAX_WINDOW_ENTRIES,
     NEW_ACCOUNT_SECONDS,
     WEEK,
     HistoryState,
     Txn,
-    features_for,
     ip_prefix,
     is_near_threshold,
 )
@@ -55,7 +55,7 @@ LIFETIME_CAP = 256
 # deques do in training: a payment to someone paid thousands of times a day reads as many rows
 # as one to anyone else, not all of that day's.
 WINDOW = MAX_WINDOW_ENTRIES
-ME, THEM = 1, 2  # the user and the recipient, as features.HistoryState numbers them
+ME, THEM = 1, 2  # the user and the recipient, as history.HistoryState numbers them
 OUTGOING = ("p2p", "cash_out", "merchant_payment")
 OUTGOING_SQL = ", ".join(f"'{kind}'" for kind in OUTGOING)  # as the query lists them
 
@@ -214,7 +214,7 @@ ON CONFLICT (user_id, prefix) DO UPDATE
 
 @dataclass(frozen=True)
 class Request:
-    """A movement as the features read it (features.Txn): the user is 1, the recipient 2."""
+    """A movement as the features read it (history.Txn): the user is 1, the recipient 2."""
 
     ts: datetime
     kind: str
