@@ -321,22 +321,14 @@ def history_bench(
 ) -> None:
     """History page latency for one user with many transactions, in a large ledger."""
     from billfold.bench.history import run_history_bench
-    from billfold.platform.embedded import ensure_database, ensure_redis
 
-    settings = Settings()
-    dsn = ensure_database(settings)
-    redis_url = ensure_redis(settings)
-    result = uvloop.run(
-        run_history_bench(
-            settings,
-            dsn,
-            redis_url,
-            entries=entries,
-            accounts=accounts,
-            hero_entries=hero_entries,
-            queries=queries,
-            workers=workers,
-        )
+    result = _on_stack(
+        run_history_bench,
+        entries=entries,
+        accounts=accounts,
+        hero_entries=hero_entries,
+        queries=queries,
+        workers=workers,
     )
     _report(result, json)
     if not result["reconciled"]:
