@@ -126,10 +126,12 @@ async def fund(app: FastAPI, person: Person, amount_minor: int) -> None:
 
 @pytest.fixture(scope="module")
 def link_bank(app: FastAPI, client: httpx.AsyncClient) -> Callable[..., Awaitable[str]]:
-    """Links a bank account for a person and verifies it with its real micro-deposit amounts;
-    gives its id."""
+    """Links a bank account for a person and (unless `verified=False`) verifies it with its
+    real micro-deposit amounts; gives its id."""
 
-    async def link(person: Person, number: str, account_type: str = "checking") -> str:
+    async def link(
+        person: Person, number: str, account_type: str = "checking", *, verified: bool = True
+    ) -> str:
         made = await client.post(
             "/api/v1/bank-accounts",
             json={
@@ -142,6 +144,8 @@ def link_bank(app: FastAPI, client: httpx.AsyncClient) -> Callable[..., Awaitabl
         )
         assert made.status_code == 201, made.text
         bank_id = str(made.json()["bank_account_id"])
+        if not verified:
+            return bank_id
         amounts = await app.state.pool.fetchval(
             "SELECT micro_amounts FROM bank_accounts WHERE id = $1", uuid.UUID(bank_id)
         )
@@ -154,6 +158,25 @@ def link_bank(app: FastAPI, client: httpx.AsyncClient) -> Callable[..., Awaitabl
         return bank_id
 
     return link
+
+
+@pytest.fixture(scope="module")
+def add_card(client: httpx.AsyncClient) -> Callable[[Person, str], Awaitable[str]]:
+    """Stores a sandbox card for a person, its number tokenized first; gives its id."""
+
+    async def add(person: Person, number: str) -> str:
+        token = await client.post(
+            "/api/v1/sandbox/cards/tokenize",
+            json={"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+            headers=person.auth,
+        )
+        card = await client.post(
+            "/api/v1/cards", json={"token": token.json()["token"]}, headers=person.auth
+        )
+        assert card.status_code == 201, card.text
+        return str(card.json()["card_id"])
+
+    return add
 
 
 class Stalled:

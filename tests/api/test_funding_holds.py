@@ -53,7 +53,11 @@ async def ledger_reconciles(app: FastAPI) -> AsyncIterator[None]:
 
 @pytest.fixture
 def ready(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, link_bank: LinkBank
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: LinkBank,
+    add_card: Callable[[Person, str], Awaitable[str]],
 ) -> Callable[[str], Awaitable[tuple[Person, str, dict[str, str]]]]:
     """A person known at home, with a PIN, $100 and a verified bank account (and a card for a
     card add-funds); gives them, the path and the source of a movement of `kind`."""
@@ -73,23 +77,10 @@ def ready(
         assert pin.status_code == 204
         source = {"bank_account_id": await link_bank(person, "31415926")}
         if kind == "card_add_funds":
-            source = {"card_id": await add_card(client, person, card_number)}
+            source = {"card_id": await add_card(person, card_number)}
         return person, "cash-out" if kind == "cash_out" else "add-funds", source
 
     return make
-
-
-async def add_card(client: httpx.AsyncClient, person: Person, number: str) -> str:
-    token = await client.post(
-        "/api/v1/sandbox/cards/tokenize",
-        json={"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
-        headers=person.auth,
-    )
-    card = await client.post(
-        "/api/v1/cards", json={"token": token.json()["token"]}, headers=person.auth
-    )
-    assert card.status_code == 201, card.text
-    return str(card.json()["card_id"])
 
 
 async def start(

@@ -381,6 +381,68 @@ async def test_a_late_retry_of_a_held_transfer_answers_the_hold(
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
 
 
+async def test_a_late_retry_held_again_answers_the_first_hold_as_it_stands_now(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """A held transfer's request again after its in-flight mark expired, still from the new
+    device, so held again: the answer is the first hold as it stands now, waiting and then
+    completed, marked replayed; the money is reserved and moved once, and the assessments of
+    the later verdicts, which held nothing, are no part of the past the features read."""
+    jo, kim = await make_person("40.00"), await make_person()
+    await send(client, jo, kim, "1.00")
+    key = uuid.uuid4().hex
+    claim = f"in-flight:user:{jo.user_id}:{key}"
+    body = {"sender_id": jo.user_id, "recipient": kim.username, "amount": "5.00"}
+    headers = {**jo.auth, "Idempotency-Key": key, "X-Device-Id": "tablet"}
+    first = await client.post("/api/v1/transfers", json=body, headers=headers)
+    assert first.json()["status"] == "PENDING_VERIFICATION"
+    await app.state.redis.delete(claim)
+    again = await client.post("/api/v1/transfers", json=body, headers=headers)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert await balances(client, jo) == ("39.00", "34.00")
+    pin = await client.put(f"/api/v1/users/{jo.user_id}/pin", json={"pin": "2468"}, headers=jo.auth)
+    assert pin.status_code == 204
+    verified = await verify(client, jo, first.json()["transfer_id"], "2468")
+    assert verified.json()["status"] == "COMPLETED"
+    await app.state.pool.execute(
+        "DELETE FROM user_devices WHERE user_id = $1 AND device_id = 'tablet'",
+        uuid.UUID(jo.user_id),
+    )  # the tablet new again: held again
+    await app.state.redis.delete(claim)
+    late = await client.post("/api/v1/transfers", json=body, headers=headers)
+    assert late.status_code == 201 and late.headers["Idempotent-Replayed"] == "true"
+    assert late.json()["transfer_id"] == first.json()["transfer_id"]
+    assert late.json()["status"] == "COMPLETED"
+    assert await balances(client, jo) == ("34.00", "34.00")
+    rows = await app.state.pool.fetch(
+        "SELECT action, declined_later FROM risk_assessments WHERE ref = $1 ORDER BY id", key
+    )
+    assert [tuple(r) for r in rows] == [
+        ("step_up", False),
+        ("step_up", True),
+        ("step_up", True),
+    ]
+
+
+async def test_a_hold_the_ledger_refuses_is_no_history(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Held by the risk checks (a new device), refused by the ledger (more than the wallet
+    holds): the held verdict's assessment, stored before the hold was tried, is declined later,
+    as an allowed transfer's is when the ledger refuses it."""
+    ned, ola = await make_person("10.00"), await make_person()
+    await send(client, ned, ola, "1.00")
+    refused = await send(client, ned, ola, "9.50", device="tablet")
+    assert refused.status_code == 422 and refused.json()["code"] == "insufficient_funds"
+    rows = await app.state.pool.fetch(
+        """SELECT amount_minor, action, declined_later FROM risk_assessments
+            WHERE user_id = $1 ORDER BY created_at""",
+        uuid.UUID(ned.user_id),
+    )
+    assert [tuple(r) for r in rows] == [(100, "allow", False), (950, "step_up", True)]
+
+
 async def test_scoring_time_is_a_prometheus_histogram(
     client: httpx.AsyncClient, make_person: MakePerson
 ) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
@@ -13,9 +14,10 @@ from billfold.api.limits import limit_money
 from billfold.api.signals import ClientSignals, Signals
 from billfold.funding import bank_accounts, cards, collections, movements, rails, webhooks
 from billfold.funding.risk_holds import REVIEW, VERIFICATION
-from billfold.funding.service import CURRENCY, Funding, RiskHold
+from billfold.funding.service import CURRENCY, Funding, FundingTransfer, RiskHold
 from billfold.ledger.errors import AccountFrozen, DebtOutstanding
 from billfold.platform.errors import NotFound, ValidationFailed
+from billfold.risk.assessments import never_moved
 from billfold.wallet.money import format_amount, parse_amount
 from billfold.wallet.risk import Movement, assess_within_budget
 from billfold.wallet.transfers import WalletFrozen, parse_user_id
@@ -168,18 +170,20 @@ async def add_funds(
             "give exactly one of bank_account_id and card_id", field="bank_account_id"
         )
     rail = "card" if body.card_id is not None else "ach"
-    held = await _score(request, user, "add_funds", amount, key, origin, rail)
+    await movements.check_source(funding, user, body.bank_account_id, body.card_id)
+    scored = await _score(request, user, "add_funds", amount, key, origin, rail)
     if body.card_id is not None:
-        ft, replayed = await movements.add_funds_card(
-            funding, request.app.state.cards, user, amount, body.card_id, key, held
+        making = movements.add_funds_card(
+            funding, request.app.state.cards, user, amount, body.card_id, key, scored.held
         )
-        if ft.status in ("settled", "returned"):  # charged: not held, nor declined
-            response.status_code = 201
     else:
         assert body.bank_account_id is not None
-        ft, replayed = await movements.add_funds_ach(
-            funding, user, amount, body.bank_account_id, key, held
+        making = movements.add_funds_ach(
+            funding, user, amount, body.bank_account_id, key, scored.held
         )
+    ft, replayed = await _made(funding, user, key, scored, making)
+    if ft.rail == "card" and ft.status in ("settled", "returned"):  # charged: not held
+        response.status_code = 201
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return movements.funding_view(ft)
@@ -213,11 +217,11 @@ async def cash_out(
     )
     if owed:
         raise debt_outstanding(owed)
-    held = await _score(request, user, "cash_out", amount, key, origin, "ach")
+    await movements.check_source(funding, user, body.bank_account_id, None)
+    scored = await _score(request, user, "cash_out", amount, key, origin, "ach")
     try:
-        ft, replayed = await movements.cash_out(
-            funding, user, amount, body.bank_account_id, key, held
-        )
+        making = movements.cash_out(funding, user, amount, body.bank_account_id, key, scored.held)
+        ft, replayed = await _made(funding, user, key, scored, making)
     except AccountFrozen:
         raise WalletFrozen("your wallet is frozen") from None
     if replayed:
@@ -249,6 +253,11 @@ async def _own_movement(request: Request, user: User, transfer_id: str) -> Any:
     return ft
 
 
+class Scored(NamedTuple):
+    held: RiskHold | None = None  # the hold a step-up or review verdict makes it wait under
+    assessment_id: int | None = None  # the assessment stored for this request, if any
+
+
 async def _score(
     request: Request,
     user: User,
@@ -257,13 +266,13 @@ async def _score(
     key: str,
     origin: ClientSignals,
     rail: str,
-) -> RiskHold | None:
+) -> Scored:
     """Score an add-funds or cash-out before money moves (a retry of one already made is not
     scored again: the movement it made answers). A decline refuses it; a step-up or review
     verdict gives the hold it is made under."""
     state = request.app.state
     if await movements.exists(state.pool, user.id, key):
-        return None
+        return Scored()
     movement = Movement(
         kind,
         str(user.id),
@@ -285,11 +294,36 @@ async def _score(
     )
     waits_for = {"step_up": VERIFICATION, "review": REVIEW}.get(verdict.action)
     if waits_for is None:
-        return None
+        return Scored(assessment_id=verdict.assessment_id)
     if verdict.assessment_id is None:
         # The engine writes funding assessments at once: a held movement refers to its own.
         raise LookupError(f"the {verdict.action} assessment of {kind} {key[:64]} was not stored")
-    return RiskHold(waits_for, verdict.assessment_id)
+    return Scored(RiskHold(waits_for, verdict.assessment_id), verdict.assessment_id)
+
+
+async def _made(
+    funding: Funding,
+    user: User,
+    key: str,
+    scored: Scored,
+    making: Awaitable[tuple[FundingTransfer, bool]],
+) -> tuple[FundingTransfer, bool]:
+    """The movement `making` makes, and whether it is an earlier request's. If no movement
+    is made under this request's assessment (refused: funds, limits, the card declined; or
+    a concurrent request with the key made it first), the assessment is stored as declined
+    later: money that never moved is no history for the next movements' rules (money in,
+    then straight out; the day's cash for a CTR) and features."""
+    try:
+        ft, replayed = await making
+    except Exception:
+        if scored.assessment_id is not None and not await movements.exists(
+            funding.pool, user.id, key
+        ):
+            await never_moved(funding.pool, scored.assessment_id)
+        raise
+    if replayed and scored.assessment_id is not None:
+        await never_moved(funding.pool, scored.assessment_id)
+    return ft, replayed
 
 
 def _check_movement(body: MovementIn, user: User, header_key: str | None) -> tuple[int, str]:

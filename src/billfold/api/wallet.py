@@ -16,10 +16,11 @@ from billfold.api.inputs import Body
 from billfold.api.limits import limit_money
 from billfold.api.signals import COUNTRY_HEADER, DEVICE_HEADER, ClientSignals, signals_of
 from billfold.funding import collections, movements, risk_holds
-from billfold.ledger.errors import DebtOutstanding, IdempotencyKeyReused
+from billfold.ledger.errors import DebtOutstanding, IdempotencyKeyReused, LedgerError
 from billfold.ledger.model import Kind, Transfer
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.risk import held as held_transfers
+from billfold.risk.assessments import never_moved
 from billfold.risk.engine import remember
 from billfold.wallet.risk import (
     DeclinedByRisk,
@@ -161,7 +162,7 @@ async def _send(
     try:
         try:
             if verdict.action in held_transfers.PENDING:
-                return await _hold_for_risk(state, p2p, key, verdict, movement), False
+                return await _hold_for_risk(state, p2p, key, verdict, movement)
             # The assessment is written with the transfer (RulesEngine's with_transfers).
             rows = (verdict.with_transfer,) if verdict.with_transfer else ()
             transfer = await do_p2p(state.ledger, p2p, key, rows=rows)
@@ -256,22 +257,38 @@ async def _same_request(state: Any, client: str, key: str, p2p: Any) -> Transfer
 
 async def _hold_for_risk(
     state: Any, p2p: Any, key: str, verdict: Verdict, movement: Movement
-) -> dict[str, Any]:
-    """Reserve the money for a transfer the risk engine wants confirmed or reviewed."""
-    sender, recipient = p2p.sender, p2p.recipient
-    hold = await do_p2p(state.ledger, p2p, key, hold=True)
-    assert verdict.assessment_id is not None
-    await held_transfers.record_hold(
+) -> tuple[dict[str, Any], bool]:
+    """Reserve the money for a transfer the risk engine wants confirmed or reviewed.
+
+    The verdict's assessment is stored already (the hold refers to it). If no hold is made
+    under it, it held nothing and is marked declined later, so that the next movements'
+    features do not count money that never moved: when the ledger refuses the hold, or when
+    a late retry (its claim gone, scored and held again) finds the first request's hold,
+    which then answers as it stands now (waiting, verified, reviewed)."""
+    assessment = verdict.assessment_id
+    assert assessment is not None
+    try:
+        hold = await do_p2p(state.ledger, p2p, key, hold=True)
+    except Exception as error:
+        # Refused, or not stored (the ledger busy): a retry is scored afresh.
+        refused = isinstance(error, LedgerError)
+        if refused or await state.ledger.stored_transfer(ledger_client(p2p.sender), key) is None:
+            await never_moved(state.pool, assessment)
+        raise
+    noted = await held_transfers.record_hold(
         state.pool,
         hold,
-        sender_id=sender.id,
-        recipient_id=recipient.id,
+        sender_id=p2p.sender.id,
+        recipient_id=p2p.recipient.id,
         action=verdict.action,
-        assessment_id=verdict.assessment_id,
+        assessment_id=assessment,
         device_id=movement.device_id,
         country=movement.country,
     )
-    return transfer_view(hold, held_transfers.PENDING[verdict.action])
+    if not noted:
+        await never_moved(state.pool, assessment)
+        return await _view_of_first(state, hold), True
+    return transfer_view(hold, held_transfers.PENDING[verdict.action]), hold.replayed
 
 
 class PinIn(Body):

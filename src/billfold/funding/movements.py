@@ -38,6 +38,19 @@ ADD_FUNDS = "add_funds"
 CASH_OUT = "cash_out"
 
 
+async def check_source(
+    funding: Funding, user: User, bank_account_id: str | None, card_id: str | None
+) -> None:
+    """Refuse a source the user can't move money with (another's or an unknown bank account or
+    card, a bank account not verified) before the movement is scored, so that a request
+    refused for its input leaves nothing behind, not even an assessment. The movement checks
+    it again."""
+    if card_id is not None:
+        await access_card(funding.pool, user.id, card_id)
+    elif bank_account_id is not None:
+        await _verified_bank(funding, user, bank_account_id)
+
+
 async def add_funds_ach(
     funding: Funding,
     user: User,

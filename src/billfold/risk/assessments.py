@@ -64,6 +64,16 @@ BATCH_DELAY_S = 0.005
 BATCH_MAX = 1000
 
 
+async def never_moved(pool: asyncpg.Pool, assessment_id: int) -> None:
+    """The movement assessed was not made: the ledger or its rail refused it, or its request
+    was answered by an earlier one's movement (a late or concurrent retry). Stored as declined
+    later, as migration 0012's triggers mark a held movement declined: money that never moved
+    is no history for the features and rules (risk.serving). The verdict stays as given."""
+    await pool.execute(
+        "UPDATE risk_assessments SET declined_later = true WHERE id = $1", assessment_id
+    )
+
+
 class AssessmentLog:
     """Assessments written a few milliseconds later, many in one statement, with the places
     (device, country, address block) of the allowed ones: two round trips and a commit fewer on

@@ -112,8 +112,11 @@ class RulesEngine:
         second after a start overran their budget by the dozen and went on unscored. A part
         that fails (Redis down) is logged; its first use pays for it then."""
         if self._past_pool is not self._pool:
-            connections = [await self._past_pool.acquire() for _ in range(PAST_CONNECTIONS)]
+            # All at once, so that each plans on a connection of its own.
+            connections: list[asyncpg.Connection] = []
             try:
+                for _ in range(PAST_CONNECTIONS):
+                    connections.append(await self._past_pool.acquire())
                 for conn in connections:
                     await conn.fetch(serving.PAST_MANY, [], [], [], [], [])
             finally:

@@ -61,12 +61,14 @@ async def record_hold(
     assessment_id: int,
     device_id: str | None,
     country: str | None,
-) -> None:
-    """Note a P2P hold the engine asked for (a replayed hold is noted once)."""
-    await pool.execute(
+) -> bool:
+    """Note a P2P hold the engine asked for; False if it was noted already (a replayed hold
+    is noted once, with the assessment it was first made under)."""
+    noted = await pool.fetchval(
         """INSERT INTO held_transfers (hold_id, sender_id, recipient_id, amount_minor, status,
                assessment_id, device_id, country)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (hold_id) DO NOTHING""",
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (hold_id) DO NOTHING
+           RETURNING true""",
         hold.id,
         sender_id,
         recipient_id,
@@ -76,6 +78,7 @@ async def record_hold(
         device_id,
         country,
     )
+    return noted is not None
 
 
 async def status_of(pool: asyncpg.Pool, hold_id: int) -> str | None:
