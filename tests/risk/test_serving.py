@@ -252,6 +252,39 @@ async def test_a_held_movement_declined_later_is_not_history(
     assert await times_paid(2) == 0.0
 
 
+async def test_an_allowed_funding_movement_refreshes_an_hour_old_place_with_the_next_batch(
+    pool: asyncpg.Pool, engine: RulesEngine
+) -> None:
+    """An add-funds from a device last seen two hours ago: its assessment is written at once
+    (the next movement's rules read it), and the device's last-seen time with the log's next
+    batch, as an allowed P2P transfer's is."""
+    dataset = synth.generate(users=200, days=14, seed=9)
+    ids = await _sign_up(pool, dataset)
+    first = next(e for e in dataset.events if e.kind == "add_funds")
+    user, at = ids[first.user_id], first.ts
+    await remember_places(pool, user, "old-tablet", "US", None, at - timedelta(hours=2))
+    movement = Movement(
+        "add_funds", user, None, 5_000, "USD", "f-1", "old-tablet", "US", None, "ach"
+    )
+    known = await engine.prepare(movement, at)
+    assert known.past.places_to_remember(known.request) == "later"
+    recorded = await engine.record(movement, at, known, Verdict(Action.ALLOW, 0.0, ()))
+    assert recorded.assessment_id is not None
+    assert (
+        await pool.fetchval(
+            "SELECT kind FROM risk_assessments WHERE id = $1", recorded.assessment_id
+        )
+        == "add_funds"
+    )
+    await engine.log.flush()
+    seen = await pool.fetchval(
+        """SELECT last_seen_at FROM user_devices
+            WHERE user_id = $1 AND device_id = 'old-tablet'""",
+        uuid.UUID(user),
+    )
+    assert seen == at
+
+
 def _request(at: float, device: str = "phone", country: str = "US", ip: str = "") -> Request:
     return Request(
         ts=datetime.fromtimestamp(at, UTC),

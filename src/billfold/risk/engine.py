@@ -196,7 +196,7 @@ class RulesEngine:
             assert written is not None
             recorded = Recorded(assessment_id=written["id"])
             if places is not None:
-                await db.execute(self._pool, serving.REMEMBER, *places)
+                self.log.add(None, places)  # a known place's last-seen time: no hurry
         else:
             recorded = self._later(movement.kind, row, decided, places)
         if decided.freeze:
