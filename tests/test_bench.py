@@ -74,6 +74,9 @@ async def test_risk_bench_times_each_part_and_a_payment_to_a_popular_person(
         assert result[part]["p99_ms"] > 0, part
     assert result["features"]["per_s"] > 0 and result["model"]["per_s"] > 0
     assert result["popular_vs_ordinary_past_p50"] > 0
+    kinds = result["assess_one_at_a_time_by_kind"]
+    assert set(kinds) <= {"p2p", "add_funds", "cash_out"} and "p2p" in kinds
+    assert all(figures["p50_ms"] > 0 for figures in kinds.values())
     # Its velocity counters went to the benchmarks' own Redis database, not to the one given.
     assert await _velocity_keys(redis) == counters_before
     # Progress goes to stderr: stdout is for the figures (`--json`).
