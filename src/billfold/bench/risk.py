@@ -96,13 +96,6 @@ async def _measure(
     async def assess(movement: Movement) -> None:
         await engine.assess(movement)
 
-    by_kind: dict[str, list[float]] = {}
-
-    async def assess_alone(movement: Movement) -> None:
-        started = time.perf_counter()
-        await engine.assess(movement)
-        by_kind.setdefault(movement.kind, []).append(time.perf_counter() - started)
-
     pasts: list[tuple[serving.Past, serving.Request, uuid.UUID | None]] = []
 
     async def past(movement: Movement) -> None:
@@ -111,13 +104,14 @@ async def _measure(
     assert engine.scorer is not None
     scorer = engine.scorer
     results: dict[str, Any] = {}
-    for name, work, width in (
-        ("baseline", floor, 1),
-        ("assess_one_at_a_time", assess_alone, 1),
-        ("assess_concurrent", assess, concurrency),
-        ("past_query", past, 1),
+    by_kind: dict[str, list[float]] = {}
+    for name, work, width, kinds in (
+        ("baseline", floor, 1, None),
+        ("assess_one_at_a_time", assess, 1, by_kind),
+        ("assess_concurrent", assess, concurrency, None),
+        ("past_query", past, 1, None),
     ):
-        results[name] = await _time(work, sample, width)
+        results[name] = await _time(work, sample, width, kinds)
         say(_line(name, results[name]))
     # A funding movement's assessment is written at once, a P2P transfer's in a batch (or by
     # the ledger, in the service): their latencies differ by that round trip.
@@ -299,8 +293,13 @@ def _assessments(
 
 
 async def _time(
-    work: Callable[[Movement], Awaitable[None]], sample: list[Movement], concurrency: int
+    work: Callable[[Movement], Awaitable[None]],
+    sample: list[Movement],
+    concurrency: int,
+    by_kind: dict[str, list[float]] | None = None,
 ) -> dict[str, float]:
+    """Figures of `work` over `sample`; with `by_kind`, each latency also filed under its
+    movement's kind."""
     latencies: list[float] = []
     gate = asyncio.Semaphore(concurrency)
 
@@ -308,7 +307,10 @@ async def _time(
         async with gate:
             started = time.perf_counter()
             await work(movement)
-            latencies.append(time.perf_counter() - started)
+            latency = time.perf_counter() - started
+            latencies.append(latency)
+            if by_kind is not None:
+                by_kind.setdefault(movement.kind, []).append(latency)
 
     started = time.perf_counter()
     await asyncio.gather(*(one(m) for m in sample))
