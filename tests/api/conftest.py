@@ -189,8 +189,8 @@ class Stalled:
         await asyncio.sleep(self.delay_s)
         return await self.engine.assess(*args, **kwargs)
 
-    def unscored(self, *args: Any, **kwargs: Any) -> Any:
-        return self.engine.unscored(*args, **kwargs)
+    async def unscored(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.engine.unscored(*args, **kwargs)
 
 
 @pytest.fixture

@@ -113,3 +113,34 @@ async def test_of_concurrent_requests_with_one_key_one_movement_went_ahead(
     assert len({a.json()["transfer_id"] for a in answers}) == 1
     rows = await assessed(app, ola)
     assert [row for row in rows if not row[2]] == [("add_funds", 1_200, False)]
+
+
+async def test_an_unscored_movement_then_refused_is_no_history(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    link_bank: Any,
+    add_card: Any,
+    stalled_scoring: Any,
+) -> None:
+    """Let through unscored (its scoring overran the budget), then refused: its assessment,
+    `allow` for `risk_timeout`, is stored as declined later, as a scored one is."""
+    uma = await make_person("10.00")
+    bank = await link_bank(uma, ACCOUNT)
+    declined_card = await add_card(uma, "4000000000000002")
+    with stalled_scoring():
+        refused = await move(client, uma, "cash-out", "25.00", bank_account_id=bank)
+        declined = await move(client, uma, "add-funds", "30.00", card_id=declined_card)
+        made = await move(client, uma, "cash-out", "4.00", bank_account_id=bank)
+    assert refused.status_code == 422 and refused.json()["code"] == "insufficient_funds"
+    assert declined.status_code == 402 and declined.json()["code"] == "card_declined"
+    assert made.status_code == 202, made.text
+    assert await assessed(app, uma) == [
+        ("cash_out", 2_500, True),
+        ("add_funds", 3_000, True),
+        ("cash_out", 400, False),
+    ]
+    reasons = await app.state.pool.fetch(
+        "SELECT reasons FROM risk_assessments WHERE user_id = $1", uuid.UUID(uma.user_id)
+    )
+    assert {tuple(row["reasons"]) for row in reasons} == {("risk_timeout",)}

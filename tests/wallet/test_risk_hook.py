@@ -29,7 +29,7 @@ Settle = Callable[[], None]
 class LetsThrough:
     """What an engine lets through unscored (RiskEngine.unscored), recording nothing."""
 
-    def unscored(self, movement: Movement, reason: str) -> Verdict:
+    async def unscored(self, movement: Movement, reason: str) -> Verdict:
         return Verdict("allow", reasons=(reason,))
 
 

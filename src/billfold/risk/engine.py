@@ -209,15 +209,26 @@ class RulesEngine:
             )
         return recorded
 
-    def unscored(self, movement: Movement, reason: str) -> Verdict:
+    async def unscored(self, movement: Movement, reason: str) -> Verdict:
         """`allow` with `reason` for a movement let through unscored, its assessment recorded as
-        the others are: a P2P transfer's handed to the ledger (with `with_transfers`), anything
-        else buffered (AssessmentLog). Its money moves, so it is part of the past the next
-        movements' features read; what its own past would have said is unknown (new payee and
-        new sender are left empty), and no place is remembered."""
+        an allowed one's is: a P2P transfer's handed to the ledger (with `with_transfers`), an
+        add-funds' or cash-out's written at once, with its id, so that the caller can mark it
+        declined later if the movement is then refused (as `record` does). Its money moves, so
+        it is part of the past the next movements' features read; what its own past would
+        have said is unknown (new payee and new sender are left empty), and no place is
+        remembered. A write that fails (the database is why the budget ran out) is buffered
+        instead: the movement goes on, as it would have with its assessment written."""
         decided = Decided(Action.ALLOW, 0.0, (reason,))
         recipient = uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None
         row = row_of(movement, datetime.now(UTC), recipient, decided, None, None)
+        if movement.kind != "p2p":
+            try:
+                written = await db.fetchrow(self._pool, RECORD, *row, [reason], [])
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("unscored assessment buffered", kind=movement.kind, error=str(error))
+            else:
+                assert written is not None
+                return Verdict("allow", 0.0, (reason,), assessment_id=written["id"])
         recorded = self._later(movement.kind, row, decided)
         return Verdict("allow", 0.0, (reason,), with_transfer=recorded.with_transfer)
 

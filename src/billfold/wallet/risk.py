@@ -91,10 +91,11 @@ class RiskEngine(Protocol):
         then on the caller's time budget no longer applies (see assess_within_budget)."""
         ...
 
-    def unscored(self, movement: Movement, reason: str) -> Verdict:
+    async def unscored(self, movement: Movement, reason: str) -> Verdict:
         """`allow` with `reason`, for a movement let through without the engine's verdict (its
         assessment overran the budget), with the engine's record of it: the movement is
-        stored with every other, its reason for operators to see."""
+        stored with every other, its reason for operators to see (and, if the record was
+        written at once, its `assessment_id`)."""
         ...
 
 
@@ -133,7 +134,7 @@ class AllowAll:
                 raise KeyInFlight(claim)
         return Verdict("allow")
 
-    def unscored(self, movement: Movement, reason: str) -> Verdict:
+    async def unscored(self, movement: Movement, reason: str) -> Verdict:
         return Verdict("allow", reasons=(reason,))  # nothing is scored, nothing recorded
 
     async def warm_up(self) -> None:
@@ -193,7 +194,7 @@ async def assess_within_budget(
                 raise RiskUnavailable(
                     "risk checks did not answer in time; nothing moved, try again"
                 ) from None
-            return engine.unscored(movement, "risk_timeout")
+            return await engine.unscored(movement, "risk_timeout")
         finally:
             RISK_ASSESSMENT_DURATION.labels(movement.kind).observe(time.perf_counter() - started)
     if verdict.action == "decline":
