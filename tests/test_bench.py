@@ -56,7 +56,7 @@ async def test_history_bench_reads_pages_in_process_and_over_http(settings: Sett
     assert 0 < pages["http_type_and_30_days"]["rows_per_page"] < 50
 
 
-async def test_risk_bench_times_each_part_and_a_payment_to_a_popular_person(
+async def test_risk_bench_times_each_part_and_payments_to_a_popular_person_and_a_pair(
     settings: Settings, redis: Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert settings.database_url and settings.redis_url
@@ -70,10 +70,17 @@ async def test_risk_bench_times_each_part_and_a_payment_to_a_popular_person(
         movements=40,
         concurrency=4,
     )
-    for part in ("baseline", "assess_one_at_a_time", "past_query", "past_query_to_popular"):
+    for part in (
+        "baseline",
+        "assess_one_at_a_time",
+        "past_query",
+        "past_query_to_popular",
+        "past_query_between_a_pair",
+    ):
         assert result[part]["p99_ms"] > 0, part
     assert result["features"]["per_s"] > 0 and result["model"]["per_s"] > 0
     assert result["popular_vs_ordinary_past_p50"] > 0
+    assert result["pair_vs_ordinary_past_p50"] > 0
     kinds = result["assess_one_at_a_time_by_kind"]
     assert set(kinds) <= {"p2p", "add_funds", "cash_out"} and "p2p" in kinds
     assert all(figures["p50_ms"] > 0 for figures in kinds.values())

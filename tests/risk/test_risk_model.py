@@ -25,7 +25,7 @@ from billfold.risk.model import (
     recall_at_fpr,
     threshold_at_fpr,
 )
-from billfold.risk.serving import LIFETIME_CAP
+from billfold.risk.serving import COUNT_CAP
 
 
 @pytest.fixture(scope="module")
@@ -99,25 +99,27 @@ def test_the_shipped_model_matches_the_features_this_code_computes() -> None:
     assert 0 <= scorer.score([0.0] * len(FEATURE_NAMES)) <= 1
 
 
-def test_the_online_lifetime_count_stops_above_every_split_of_the_shipped_model() -> None:
-    """Online, the lifetime count of a user's movements stops at LIFETIME_CAP (each counted
-    row is a read). The model must not tell counts at or above it apart, or the cap would change
-    scores: a retrained model that does needs a higher cap."""
+@pytest.mark.parametrize("feature", ["lifetime_events", "times_paid_recipient"])
+def test_the_online_counts_stop_above_every_split_of_the_shipped_model(feature: str) -> None:
+    """Online, the lifetime count of a user's movements and the count of their earlier payments
+    to the recipient stop at COUNT_CAP (each counted row is a read). The model must not tell
+    counts at or above it apart, or the cap would change scores: a retrained model that does
+    needs a higher cap."""
     tree_info = Scorer.load().booster.dump_model()["tree_info"]
-    feature = FEATURE_INDEX["lifetime_events"]
+    index = FEATURE_INDEX[feature]
     splits: list[float] = []
 
     def walk(node: dict[str, Any]) -> None:
         if "split_feature" in node:
-            if node["split_feature"] == feature:
+            if node["split_feature"] == index:
                 splits.append(node["threshold"])
             walk(node["left_child"])
             walk(node["right_child"])
 
     for tree in tree_info:
         walk(tree["tree_structure"])
-    assert splits, "the model no longer splits on lifetime_events: the count could go"
-    assert max(splits) < LIFETIME_CAP
+    assert splits, f"the model no longer splits on {feature}: the count could go"
+    assert max(splits) < COUNT_CAP
 
 
 def test_metrics_on_known_rankings() -> None:

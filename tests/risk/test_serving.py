@@ -15,6 +15,7 @@ import math
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import orjson
@@ -476,3 +477,77 @@ async def test_a_warmed_up_engine_has_planned_its_past_query_and_loaded_its_scri
                 await pasts.release(conn)
     finally:
         await pasts.close()
+
+
+async def test_two_people_who_pay_each_other_thousands_of_times_cost_a_capped_read(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """Between two people paid back and forth thousands of times (rent, payroll), the past query
+    reads at most COUNT_CAP of their payments to each other: the count of earlier payments
+    stops at the cap, and the last payment back is the first entry of a backward index scan,
+    not a sort of all of them. The score is the one the whole count gives."""
+    tag = uuid.uuid4().hex[:8]
+    area = next(_AREA_CODES)
+    me, them = [
+        await pool.fetchval(
+            """INSERT INTO users (username, email, phone, password_hash, created_at)
+               VALUES ($1, $1 || '@pair.test', $2, 'x', now() - interval '400 days')
+               RETURNING id::text""",
+            f"p{tag}{n}",
+            f"+1{area}{n:07d}",
+        )
+        for n in range(2)
+    ]
+    many = 2 * serving.COUNT_CAP + 500
+    now = datetime.now(UTC)
+    for payer, payee in ((me, them), (them, me)):
+        # Older than every window the query reads whole: 40 to 390 days ago, the newest last.
+        await pool.execute(
+            """INSERT INTO risk_assessments (user_id, kind, ref, counterparty_id, amount_minor,
+                                             score, action, reasons, created_at)
+               SELECT $1, 'p2p', $3 || n, $2, 1000 + n, 0, 'allow', '{}',
+                      $4::timestamptz - interval '390 days'
+                      + make_interval(secs => n * 350 * 86400.0 / $5)
+                 FROM generate_series(1, $5) n""",
+            uuid.UUID(payer),
+            uuid.UUID(payee),
+            f"{tag}-{payer[:4]}-",
+            now,
+            many,
+        )
+    arguments = [[uuid.UUID(me)], [uuid.UUID(them)], ["d"], [now], [None]]
+    assert settings.database_url is not None
+    pasts = await past_pool(settings.database_url, settings)
+    try:
+        async with pasts.acquire() as conn:
+            row = await conn.fetchrow(serving.PAST_MANY, *arguments)
+            plan = await conn.fetchval(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + serving.PAST_MANY, *arguments
+            )
+    finally:
+        await pasts.close()
+    assert row is not None
+    assert row["times_paid"] == serving.COUNT_CAP
+    newest = now - timedelta(days=40)
+    at, amount = serving._json(row["paid_by_them"])
+    assert amount == 1000 + many and abs(at - newest.timestamp()) < 1
+    read: list[tuple[str, int]] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if node.get("Relation Name") == "risk_assessments":
+            read.append((str(node.get("Index Name")), int(node["Actual Rows"])))
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(orjson.loads(plan)[0]["Plan"] if isinstance(plan, str) else plan[0]["Plan"])
+    assert read and max(rows for _, rows in read) <= serving.COUNT_CAP, read
+    capped = serving.Past.of(row)
+    whole = serving.Past(
+        {**dict(row), "times_paid": many}, capped.events, capped.devices, capped.countries
+    )
+    request = Request(now, "p2p", 5_000, None, "d", "US", "", serving.THEM)
+    scorer = Scorer.load()
+    recipient = uuid.UUID(them)
+    assert scorer.score(serving.features(capped, request, recipient)) == scorer.score(
+        serving.features(whole, request, recipient)
+    )

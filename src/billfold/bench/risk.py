@@ -125,6 +125,13 @@ async def _measure(
         results["past_query_to_popular"]["p50_ms"] / results["past_query"]["p50_ms"], 2
     )
     del pasts[-len(to_popular) :]
+    between_a_pair = await _paying_pair(pool, sample)
+    results["past_query_between_a_pair"] = await _time(past, between_a_pair, 1)
+    say(_line("past_query_between_a_pair", results["past_query_between_a_pair"]))
+    results["pair_vs_ordinary_past_p50"] = round(
+        results["past_query_between_a_pair"]["p50_ms"] / results["past_query"]["p50_ms"], 2
+    )
+    del pasts[-len(between_a_pair) :]
     rows: list[list[float]] = []
     results["features"] = _time_sync(lambda p: rows.append(serving.features(*p)), pasts)
     say(_line("features", results["features"]))
@@ -158,6 +165,36 @@ async def _popular_recipient(pool: asyncpg.Pool, sample: list[Movement]) -> list
     return [
         Movement("p2p", senders[n % len(senders)], popular, 2500, "USD", ref=f"to-popular-{n}")
         for n in range(POPULAR_PAYMENTS)
+    ]
+
+
+# Payments two people made each other, each way, over a year ending 40 days ago (rent, payroll,
+# a daily coffee), before a phase times payments between them: the past query counts them up
+# to serving.COUNT_CAP and finds the last one back by a backward index scan, not by sorting all.
+PAIR_PAYMENTS = 5_000
+
+
+async def _paying_pair(pool: asyncpg.Pool, sample: list[Movement]) -> list[Movement]:
+    """Gives the sample's last transfer's sender and recipient PAIR_PAYMENTS payments to each
+    other; returns POPULAR_PAYMENTS payments between them."""
+    first = next(m for m in reversed(sample) if m.counterparty_id)
+    payer, payee = first.user_id, str(first.counterparty_id)
+    for sender, recipient in ((payer, payee), (payee, payer)):
+        await pool.execute(
+            """INSERT INTO risk_assessments (user_id, kind, ref, counterparty_id, amount_minor,
+                                             score, action, reasons, created_at, sender_new)
+               SELECT $1, 'p2p', $4 || n, $2, 1500, 0, 'allow', '{}',
+                      now() - interval '390 days' + make_interval(secs => n * 350 * 86400.0 / $3),
+                      false
+                 FROM generate_series(1, $3) n""",
+            uuid.UUID(sender),
+            uuid.UUID(recipient),
+            PAIR_PAYMENTS,
+            f"pair-{sender[:8]}-",
+        )
+    await pool.execute("ANALYZE risk_assessments")
+    return [
+        Movement("p2p", payer, payee, 1500, "USD", ref=f"pair-{n}") for n in range(POPULAR_PAYMENTS)
     ]
 
 

@@ -51,10 +51,14 @@ async def create_pool(
     """A pool of settings.db_pool_min..db_pool_max connections (or exactly `size`), each set up
     by `init_connection`. With `generic_plans`, PostgreSQL plans each statement once per
     connection, for any values, and never again (plan_cache_mode): for a few statements whose
-    planning costs more than running them, and whose plan fits every value alike."""
+    planning costs more than running them, and whose plan fits every value alike. Such a plan
+    makes no bitmap scans: made without knowing how many rows a value has, a plan for "the
+    newest rows of this person" could otherwise read all of that person's rows, and sort them,
+    before its LIMIT stops it (migration 0016)."""
     session = server_settings(settings)
     if generic_plans:
         session["plan_cache_mode"] = "force_generic_plan"
+        session["enable_bitmapscan"] = "off"
     return await asyncpg.create_pool(
         dsn,
         min_size=settings.db_pool_min if size is None else size,

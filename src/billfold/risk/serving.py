@@ -13,8 +13,8 @@ and compares every value.
 Where the two differ, by design and documented in docs/risk.md:
 - "last movement of a kind" (last add-funds, last outgoing) looks back 90 days, the length of the
   generated history the model learned from; older counts as never;
-- the lifetime count of movements stops at LIFETIME_CAP (256), above every split the model
-  makes on it, so that no score changes;
+- the lifetime count of movements, and the count of earlier payments to this recipient, stop
+  at COUNT_CAP (256), above every split the model makes on them, so that no score changes;
 - the rule signals (risk.rules) read the same rows, so that one query serves both.
 """
 
@@ -47,10 +47,11 @@ LOOKBACK = timedelta(days=90)
 # A known place's last-seen time is written again only when this much older: the features read
 # it in 30-day windows, and most movements then write nothing.
 PLACE_REFRESH = 3600.0
-# The lifetime count is read row by row; counting further than the model tells apart would
-# cost a heavy user's every movement reads and change no score. The shipped model splits it
-# below 60; tests/risk/test_risk_model.py fails for a model that splits it at the cap or above.
-LIFETIME_CAP = 256
+# The lifetime count and the count of earlier payments to the recipient are read row by row;
+# counting further than the model tells apart would cost a heavy user's (or a rent or payroll
+# pair's) every movement reads and change no score. The shipped model splits them below 60 and
+# 3; tests/risk/test_risk_model.py fails for a model that splits either at the cap or above.
+COUNT_CAP = 256
 # A window of a person's movements holds at most this many, the newest, as `UserHistory`'s
 # deques do in training: a payment to someone paid thousands of times a day reads as many rows
 # as one to anyone else, not all of that day's.
@@ -102,7 +103,7 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
        END AS last_add,
        (SELECT count(*) FROM (SELECT 1 FROM risk_assessments
                                WHERE user_id = $1 AND {WENT_AHEAD} AND created_at <= $4
-                               LIMIT {LIFETIME_CAP}) l) AS lifetime,
+                               LIMIT {COUNT_CAP}) l) AS lifetime,
        d.has_devices,
        d.devices,
        (SELECT count(*) FROM (SELECT 1 FROM user_devices
@@ -112,9 +113,10 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
        c.countries,
        (SELECT extract(epoch FROM last_seen_at)::float8 FROM user_networks
          WHERE user_id = $1 AND prefix = $5 AND first_seen_at <= $4) AS network_seen,
-       (SELECT count(*) FROM risk_assessments
-         WHERE user_id = $1 AND counterparty_id = $2 AND kind = 'p2p' AND {WENT_AHEAD}
-           AND created_at <= $4) AS times_paid,
+       (SELECT count(*) FROM (SELECT 1 FROM risk_assessments
+                               WHERE user_id = $1 AND counterparty_id = $2 AND kind = 'p2p'
+                                 AND {WENT_AHEAD} AND created_at <= $4
+                               LIMIT {COUNT_CAP}) p) AS times_paid,
        (SELECT json_build_array(extract(epoch FROM created_at), amount_minor)
           FROM risk_assessments
          WHERE user_id = $2 AND counterparty_id = $1 AND kind = 'p2p' AND {WENT_AHEAD}
