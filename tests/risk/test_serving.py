@@ -85,6 +85,23 @@ async def _sign_up(pool: asyncpg.Pool, dataset: synth.Dataset) -> dict[int, str]
     return ids
 
 
+async def _people(pool: asyncpg.Pool, count: int, days_ago: int) -> list[str]:
+    """The ids of `count` new users, signed up `days_ago` days ago."""
+    tag = uuid.uuid4().hex[:8]
+    area = next(_AREA_CODES)
+    return [
+        await pool.fetchval(
+            """INSERT INTO users (username, email, phone, password_hash, created_at)
+               VALUES ($1, $1 || '@people.test', $2, 'x', now() - make_interval(days => $3))
+               RETURNING id::text""",
+            f"p{tag}{n}",
+            f"+1{area}{n:07d}",
+            days_ago,
+        )
+        for n in range(count)
+    ]
+
+
 def _same(online: float, offline: float) -> bool:
     if math.isnan(offline):
         return math.isnan(online)
@@ -372,17 +389,7 @@ async def test_a_person_paid_thousands_of_times_a_day_costs_a_window_not_a_day(
     movements, as training's bounded deques do: a payment to someone paid thousands of times
     today reads as many rows as any other, and no feature changes."""
     tag = uuid.uuid4().hex[:8]
-    area = next(_AREA_CODES)
-    me, them, crowd = [
-        await pool.fetchval(
-            """INSERT INTO users (username, email, phone, password_hash, created_at)
-               VALUES ($1, $1 || '@window.test', $2, 'x', now() - interval '60 days')
-               RETURNING id::text""",
-            f"w{tag}{n}",
-            f"+1{area}{n:07d}",
-        )
-        for n in range(3)
-    ]
+    me, them, crowd = await _people(pool, 3, days_ago=60)
     now = datetime.now(UTC)
     extra = 150
     many = serving.WINDOW + extra
@@ -487,17 +494,7 @@ async def test_two_people_who_pay_each_other_thousands_of_times_cost_a_capped_re
     stops at the cap, and the last payment back is the first entry of a backward index scan,
     not a sort of all of them. The score is the one the whole count gives."""
     tag = uuid.uuid4().hex[:8]
-    area = next(_AREA_CODES)
-    me, them = [
-        await pool.fetchval(
-            """INSERT INTO users (username, email, phone, password_hash, created_at)
-               VALUES ($1, $1 || '@pair.test', $2, 'x', now() - interval '400 days')
-               RETURNING id::text""",
-            f"p{tag}{n}",
-            f"+1{area}{n:07d}",
-        )
-        for n in range(2)
-    ]
+    me, them = await _people(pool, 2, days_ago=400)
     many = 2 * serving.COUNT_CAP + 500
     now = datetime.now(UTC)
     for payer, payee in ((me, them), (them, me)):

@@ -118,20 +118,17 @@ async def _measure(
     results["assess_one_at_a_time_by_kind"] = {
         kind: _figures(latencies, sum(latencies)) for kind, latencies in sorted(by_kind.items())
     }
-    to_popular = await _popular_recipient(pool, sample)
-    results["past_query_to_popular"] = await _time(past, to_popular, 1)
-    say(_line("past_query_to_popular", results["past_query_to_popular"]))
-    results["popular_vs_ordinary_past_p50"] = round(
-        results["past_query_to_popular"]["p50_ms"] / results["past_query"]["p50_ms"], 2
-    )
-    del pasts[-len(to_popular) :]
-    between_a_pair = await _paying_pair(pool, sample)
-    results["past_query_between_a_pair"] = await _time(past, between_a_pair, 1)
-    say(_line("past_query_between_a_pair", results["past_query_between_a_pair"]))
-    results["pair_vs_ordinary_past_p50"] = round(
-        results["past_query_between_a_pair"]["p50_ms"] / results["past_query"]["p50_ms"], 2
-    )
-    del pasts[-len(between_a_pair) :]
+    # Payments to a popular person, then between two people who pay each other often: each
+    # phase's past query against an ordinary movement's.
+    for name, ratio, special in (
+        ("past_query_to_popular", "popular_vs_ordinary_past_p50", _popular_recipient),
+        ("past_query_between_a_pair", "pair_vs_ordinary_past_p50", _paying_pair),
+    ):
+        movements = await special(pool, sample)
+        results[name] = await _time(past, movements, 1)
+        say(_line(name, results[name]))
+        results[ratio] = round(results[name]["p50_ms"] / results["past_query"]["p50_ms"], 2)
+        del pasts[-len(movements) :]
     rows: list[list[float]] = []
     results["features"] = _time_sync(lambda p: rows.append(serving.features(*p)), pasts)
     say(_line("features", results["features"]))
