@@ -190,11 +190,7 @@ class RulesEngine:
         # them) and funding movements, which the next movement's rules read within milliseconds
         # (money in, then straight out).
         if decided.action in (Action.STEP_UP, Action.REVIEW) or movement.kind != "p2p":
-            written = await db.fetchrow(
-                self._pool, RECORD, *row, list(decided.reasons), list(decided.aml)
-            )
-            assert written is not None
-            recorded = Recorded(assessment_id=written["id"])
+            recorded = Recorded(assessment_id=await self._write(row, decided))
             if places is not None:
                 self.log.add(None, places)  # a known place's last-seen time: no hurry
         else:
@@ -223,14 +219,21 @@ class RulesEngine:
         row = row_of(movement, datetime.now(UTC), recipient, decided, None, None)
         if movement.kind != "p2p":
             try:
-                written = await db.fetchrow(self._pool, RECORD, *row, [reason], [])
+                written = await self._write(row, decided)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("unscored assessment buffered", kind=movement.kind, error=str(error))
             else:
-                assert written is not None
-                return Verdict("allow", 0.0, (reason,), assessment_id=written["id"])
+                return Verdict("allow", 0.0, (reason,), assessment_id=written)
         recorded = self._later(movement.kind, row, decided)
         return Verdict("allow", 0.0, (reason,), with_transfer=recorded.with_transfer)
+
+    async def _write(self, row: tuple[Any, ...], decided: Decided) -> int:
+        """Writes an assessment at once (RECORD); its id."""
+        written = await db.fetchrow(
+            self._pool, RECORD, *row, list(decided.reasons), list(decided.aml)
+        )
+        assert written is not None
+        return int(written["id"])
 
     def _later(
         self,
