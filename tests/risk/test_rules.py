@@ -47,16 +47,21 @@ def test_an_ordinary_transfer_breaks_no_rule_and_is_allowed() -> None:
         ({"country": "BR", "last_country_at": NOW - timedelta(hours=2)}, "impossible_travel"),
         ({"recipient_flagged": True}, "recipient_flagged"),
         (
-            {"recipient_is_new_account": True, "recipient_new_senders_24h": 5},
+            {"recipient_is_new_account": True, "recipient_new_senders_24h": 6},
             "mule_fan_in",
         ),
         (
-            {
-                "recipient_is_new_payee": True,
-                "added_funds_24h_minor": 500_00,
-                "amount_minor": 450_00,
-            },
+            {"kind": "cash_out", "added_funds_24h_minor": 500_00, "amount_minor": 450_00},
             "in_then_out",
+        ),
+        (
+            {"kind": "add_funds", "rail": "card", "amount_minor": 3_17, "tiny_card_adds_1h": 2},
+            "card_testing",
+        ),
+        ({"account_age_days": 2.0, "device_other_accounts": 3}, "shared_device"),
+        (
+            {"recipient_is_new_payee": True, "paid_by_recipient": (NOW - timedelta(hours=5), 1)},
+            "scam_opener",
         ),
         ({"amount_minor": 9_800_00, "near_threshold_7d": [9_500_00, 9_900_00]}, "structuring"),
         ({"amount_minor": 2_950_00, "near_threshold_7d": [2_900_00, 2_990_00]}, "structuring"),
@@ -75,8 +80,17 @@ def test_each_rule_fires_on_its_own_signal(changes: dict[str, object], rule: str
         {"amount_minor": 199_00, "typical_amount_minor": 20_00},  # under 10x
         {"device_known": None, "country_known": None},  # no device id, no country: no signal
         {"country": "BR", "last_country_at": NOW - timedelta(hours=5)},  # a flight, not a jump
-        {"recipient_is_new_account": True, "recipient_new_senders_24h": 4},
+        # Five new friends paying a new one their share of a bill.
+        {"recipient_is_new_account": True, "recipient_new_senders_24h": 5},
         {"added_funds_24h_minor": 500_00, "amount_minor": 450_00},  # to a payee paid before
+        # Topping up to pay a new friend: the model's to judge, not a rule's.
+        {"recipient_is_new_payee": True, "added_funds_24h_minor": 25_00, "amount_minor": 25_00},
+        {"kind": "add_funds", "rail": "card", "amount_minor": 3_17, "tiny_card_adds_1h": 1},
+        {"kind": "add_funds", "rail": "card", "amount_minor": 10_00, "tiny_card_adds_1h": 5},
+        {"account_age_days": 2.0, "device_other_accounts": 2},  # a household's tablet
+        {"account_age_days": 400.0, "device_other_accounts": 5},  # an old account's
+        {"recipient_is_new_payee": True, "paid_by_recipient": (NOW - timedelta(hours=5), 1_00)},
+        {"recipient_is_new_payee": True, "paid_by_recipient": (NOW - timedelta(hours=49), 1)},
         {"amount_minor": 9_800_00, "near_threshold_7d": [9_500_00]},  # two, not three
         {"amount_minor": 10_000_00, "near_threshold_7d": [9_500_00, 9_900_00]},  # not under
     ],
@@ -133,12 +147,25 @@ def test_unset_bands_come_from_the_model_and_can_be_switched_off() -> None:
     assert decide([], 0.99, QUIET, RiskRules()).action is Action.ALLOW  # no bands, no model
 
 
-def test_two_hits_on_one_signal_do_not_freeze() -> None:
-    """A new country and an impossible trip are both about location: review, not a freeze."""
+def test_a_trip_abroad_is_a_step_up_at_most() -> None:
+    """A new country and a quick change of country, on the user's own phone: a PIN, not a
+    review (a flight or a VPN does the same)."""
     moved = dataclasses.replace(QUIET, country="JP", country_known=False, last_country_at=NOW)
     hits = check_rules(moved, RULES)
     assert {h.rule for h in hits} == {"new_country", "impossible_travel"}
-    assert decide(hits, 0.1, moved, RULES).action is Action.REVIEW
+    assert decide(hits, 0.1, moved, RULES).action is Action.STEP_UP
+
+
+def test_two_hits_on_one_signal_do_not_freeze() -> None:
+    """A young account on a farm's phone it never used: two hits, both about the device, so a
+    review and no freeze."""
+    farmed = dataclasses.replace(
+        QUIET, device_known=False, account_age_days=1.0, device_other_accounts=5
+    )
+    hits = check_rules(farmed, RULES)
+    assert {h.rule for h in hits} == {"new_device", "shared_device"}
+    verdict = decide(hits, 0.1, farmed, RULES)
+    assert (verdict.action, verdict.freeze) == (Action.REVIEW, False)
 
 
 def test_a_new_device_in_a_new_country_is_a_takeover() -> None:

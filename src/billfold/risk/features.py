@@ -34,10 +34,11 @@ from billfold.risk.history import (
     ip_prefix,
     observe,
 )
+from billfold.risk.rules import TINY_CARD_ADD_MINOR
 
 IMPOSSIBLE_TRAVEL_SECONDS = 4 * HOUR
 UNSETTLED_ACH_SECONDS = 3 * DAY
-TINY_AMOUNT_MINOR = 500
+TINY_AMOUNT_MINOR = TINY_CARD_ADD_MINOR
 
 FEATURES: tuple[tuple[str, str], ...] = (
     ("amount_usd", "This movement's amount in dollars."),
@@ -51,10 +52,7 @@ FEATURES: tuple[tuple[str, str], ...] = (
     ("amount_round_100", "1 when the amount is a multiple of $100."),
     ("amount_near_10k", "1 when the amount is in [$9,000, $10,000)."),
     ("amount_near_3k", "1 when the amount is in [$2,700, $3,000)."),
-    ("amount_tiny", "1 when the amount is under $5."),
-    ("hour_of_day", "Hour of the timestamp, UTC, 0-23."),
-    ("is_weekend", "1 on Saturday or Sunday."),
-    ("is_night", "1 between 00:00 and 05:59."),
+    ("amount_tiny", "1 when the amount is under $10."),
     ("account_age_days", "Days since the user signed up."),
     ("has_verified_bank", "1 when the user has a verified bank account."),
     ("days_since_last_event", "Days since the user last initiated any movement."),
@@ -83,7 +81,7 @@ FEATURES: tuple[tuple[str, str], ...] = (
     ("add_sum_24h", "Dollars added in 24 hours."),
     ("card_add_count_1h", "Card add-funds in 1 hour."),
     ("card_add_count_24h", "Card add-funds in 24 hours."),
-    ("tiny_add_count_1h", "Add-funds under $5 in 1 hour."),
+    ("tiny_add_count_1h", "Add-funds under $10 in 1 hour."),
     ("unsettled_ach_usd", "Dollars added by ACH in 3 days, not yet safe from returns."),
     ("hours_since_last_add", "Hours since the user's last add-funds."),
     ("last_add_usd", "Dollars of the user's last add-funds."),
@@ -138,7 +136,7 @@ def features_for(state: HistoryState, txn: Txn) -> list[float]:
 
 
 def _movement(values: dict[str, float], txn: Txn) -> None:
-    amount, kind, ts = txn.amount_minor, txn.kind, txn.ts
+    amount, kind = txn.amount_minor, txn.kind
     usd = amount / 100
     values.update(
         amount_usd=usd,
@@ -153,9 +151,6 @@ def _movement(values: dict[str, float], txn: Txn) -> None:
         amount_near_10k=float(NEAR_10K[0] <= amount < NEAR_10K[1]),
         amount_near_3k=float(NEAR_3K[0] <= amount < NEAR_3K[1]),
         amount_tiny=float(amount < TINY_AMOUNT_MINOR),
-        hour_of_day=float(ts.hour),
-        is_weekend=float(ts.weekday() >= 5),
-        is_night=float(ts.hour < 6),
     )
 
 

@@ -41,6 +41,12 @@ EARLY_STOPPING_ROUNDS = 40
 # Training keeps every fraud row and this share of legitimate rows, weighted back up: a quarter of
 # the time for the same ranking, as legitimate rows are many and alike.
 NEGATIVE_SAMPLE = 0.25
+# A legitimate movement of an account under a day (a week) old weighs this much more in training:
+# a new user blocked on their first day is a user lost, and they are few beside the years of
+# history of everyone else, so unweighted the trees spend little effort telling them from the
+# new accounts fraudsters open. Measured: it brought the unseen world's false blocks of accounts
+# under a day old from 1.35% to 0.92% at the same recall (docs/risk.md).
+NEW_USER_WEIGHT = ((1.0, 4.0), (7.0, 2.0))  # (age under, in days; weight)
 
 Log = Callable[[str], None]
 
@@ -58,6 +64,7 @@ class FeatureTable:
     pattern: np.ndarray  # str, "" for legitimate events
     day: np.ndarray  # float64 days since synth.START
     amount_usd: np.ndarray  # float64
+    behaviour: np.ndarray  # str: what a legitimate event was doing, "" for fraud
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,7 @@ def build_table(dataset: synth.Dataset, log: Log = log_to_stderr) -> FeatureTabl
         pattern=np.array([e.pattern or "" for e in events]),
         day=np.fromiter(((e.ts.timestamp() - start) / 86400 for e in events), dtype=np.float64),
         amount_usd=np.fromiter((e.amount_minor / 100 for e in events), dtype=np.float64),
+        behaviour=np.array([e.behaviour or "" for e in events]),
     )
     elapsed = time.perf_counter() - started
     log(f"features: {len(events):,} events x {len(FEATURE_NAMES)} in {elapsed:.0f} s")
@@ -129,7 +137,11 @@ def train_booster(
     kept = train & (
         table.label | (np.random.default_rng(seed).random(len(train)) < NEGATIVE_SAMPLE)
     )
-    weight = np.where(table.label[kept], 1.0, 1 / NEGATIVE_SAMPLE)
+    age = table.x[kept, FEATURE_NAMES.index("account_age_days")]
+    new_user = np.select(
+        [age < days for days, _ in NEW_USER_WEIGHT], [w for _, w in NEW_USER_WEIGHT], 1.0
+    )
+    weight = np.where(table.label[kept], 1.0, new_user / NEGATIVE_SAMPLE)
     train_set = lgb.Dataset(table.x[kept], table.label[kept], weight=weight, feature_name=names)
     valid_set = lgb.Dataset(table.x[valid], table.label[valid], reference=train_set)
     return lgb.train(

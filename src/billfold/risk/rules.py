@@ -18,6 +18,8 @@ from pydantic import BaseModel, Field
 # Reporting thresholds structuring keeps just under: the CTR's $10,000 and the $3,000 of the
 # funds-transfer recordkeeping rule.
 REPORTING_THRESHOLDS_MINOR = (10_000_00, 3_000_00)
+# Card testers try stolen cards with charges of a few dollars; nobody tops up a wallet by less.
+TINY_CARD_ADD_MINOR = 10_00
 
 
 class RiskRules(BaseModel):
@@ -31,9 +33,22 @@ class RiskRules(BaseModel):
     # Below this, an amount is never "unusually large" (a $3 coffee after $0.25 tips).
     amount_floor_minor: int = Field(default=100_00, ge=0)
     impossible_travel_hours: float = Field(default=4.0, gt=0)
-    fan_in_new_senders: int = Field(default=5, ge=2)
-    # Money in then out: this share of the last 24 hours' add-funds leaving at once.
+    # New accounts paying a new account: five friends splitting a bill is ordinary, more is a
+    # mule's collection.
+    fan_in_new_senders: int = Field(default=6, ge=2)
+    # Money in then out: this share of the last 24 hours' add-funds cashed out at once.
     in_then_out_share: float = Field(default=0.8, gt=0, le=1)
+    # Card testing: this many card top-ups under TINY_CARD_ADD_MINOR within an hour before this
+    # one, itself such a top-up.
+    tiny_card_adds: int = Field(default=2, ge=1)
+    # A farm's phone: this many accounts (this one included) acting from one device, for an
+    # account younger than `shared_device_max_age_days`. A household tablet has two or three.
+    shared_device_accounts: int = Field(default=4, ge=2)
+    shared_device_max_age_days: float = Field(default=30.0, gt=0)
+    # A scam's opener: a first payment to someone who sent the user under this many cents in
+    # the last `opener_hours` (a few cents with a message, to start a conversation).
+    opener_minor: int = Field(default=1_00, ge=1)
+    opener_hours: float = Field(default=48.0, gt=0)
     # Structuring: this many amounts within `structuring_band` under a reporting threshold.
     structuring_count: int = Field(default=3, ge=2)
     structuring_band: float = Field(default=0.1, gt=0, lt=1)
@@ -108,6 +123,11 @@ class Signals:
     recipient_is_new_account: bool = False
     recipient_new_senders_24h: int = 0
     added_funds_24h_minor: int = 0
+    rail: str | None = None  # add-funds and cash-out: "ach" | "card"
+    account_age_days: float | None = None
+    device_other_accounts: int = 0  # other accounts ever seen on this movement's device
+    paid_by_recipient: tuple[datetime, int] | None = None  # their last transfer to the user
+    tiny_card_adds_1h: int = 0  # card add-funds under TINY_CARD_ADD_MINOR in the hour before
     near_threshold_7d: list[int] = field(default_factory=list)  # earlier amounts, cents
     cash_equivalent_today_minor: int = 0  # add-funds and cash-out this business day, before
 
@@ -212,8 +232,9 @@ def _travel(s: Signals, r: RiskRules) -> Hit | None:
     if s.country is None or last is None or when is None or last == s.country:
         return None
     if s.at - when < timedelta(hours=r.impossible_travel_hours):
+        # Weak: a flight, or a VPN that hops countries, does the same (docs/risk.md).
         why = f"in {last} and then {s.country} within {r.impossible_travel_hours:g} hours"
-        return Hit("impossible_travel", Strength.STRONG, why, "location")
+        return Hit("impossible_travel", Strength.WEAK, why, "location")
     return None
 
 
@@ -227,12 +248,14 @@ def _recipient(s: Signals, r: RiskRules) -> Hit | None:
 
 
 def _in_then_out(s: Signals, r: RiskRules) -> Hit | None:
-    outgoing = s.kind == "cash_out" or (s.kind == "p2p" and s.recipient_is_new_payee)
-    if not outgoing or s.added_funds_24h_minor <= 0:
+    # A cash-out only: people top up to pay a friend, which the model judges among the rest of
+    # what it knows; topping up to cash straight out again is what stolen money does.
+    if s.kind != "cash_out" or s.added_funds_24h_minor <= 0:
         return None
     if s.amount_minor >= s.added_funds_24h_minor * r.in_then_out_share:
+        # Weak: people also top up by card and cash the balance out the same day.
         why = f"{s.amount_minor} out right after {s.added_funds_24h_minor} came in"
-        return Hit("in_then_out", Strength.STRONG, why, "flow")
+        return Hit("in_then_out", Strength.WEAK, why, "flow")
     return None
 
 
@@ -246,4 +269,43 @@ def _structuring(s: Signals, r: RiskRules) -> Hit | None:
     return None
 
 
-_CHECKS = (_velocity, _amount, _device, _country, _travel, _recipient, _in_then_out, _structuring)
+def _card_testing(s: Signals, r: RiskRules) -> Hit | None:
+    if s.kind != "add_funds" or s.rail != "card" or s.amount_minor >= TINY_CARD_ADD_MINOR:
+        return None
+    if s.tiny_card_adds_1h >= r.tiny_card_adds:
+        why = f"card top-up of {s.amount_minor} after {s.tiny_card_adds_1h} tiny ones in an hour"
+        return Hit("card_testing", Strength.STRONG, why, "card_testing")
+    return None
+
+
+def _shared_device(s: Signals, r: RiskRules) -> Hit | None:
+    young = s.account_age_days is not None and s.account_age_days < r.shared_device_max_age_days
+    if young and s.device_other_accounts + 1 >= r.shared_device_accounts:
+        why = f"a device {s.device_other_accounts + 1} accounts act from"
+        return Hit("shared_device", Strength.STRONG, why, "device")
+    return None
+
+
+def _scam_opener(s: Signals, r: RiskRules) -> Hit | None:
+    if s.kind != "p2p" or not s.recipient_is_new_payee or s.paid_by_recipient is None:
+        return None
+    when, amount = s.paid_by_recipient
+    if amount < r.opener_minor and s.at - when <= timedelta(hours=r.opener_hours):
+        why = f"a first payment to someone who sent {amount} cents shortly before"
+        return Hit("scam_opener", Strength.STRONG, why, "recipient")
+    return None
+
+
+_CHECKS = (
+    _velocity,
+    _amount,
+    _device,
+    _country,
+    _travel,
+    _recipient,
+    _in_then_out,
+    _structuring,
+    _card_testing,
+    _shared_device,
+    _scam_opener,
+)

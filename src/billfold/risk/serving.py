@@ -32,6 +32,7 @@ import orjson
 from billfold.risk.features import features_for
 from billfold.risk.history import (
     DAY,
+    HOUR,
     MAX_WINDOW_ENTRIES,
     NEW_ACCOUNT_SECONDS,
     WEEK,
@@ -40,7 +41,7 @@ from billfold.risk.history import (
     ip_prefix,
     is_near_threshold,
 )
-from billfold.risk.rules import Signals
+from billfold.risk.rules import TINY_CARD_ADD_MINOR, Signals
 from billfold.wallet.risk import Movement
 
 LOOKBACK = timedelta(days=90)
@@ -371,6 +372,14 @@ def features(past: Past, movement: Request, recipient_id: uuid.UUID | None) -> l
     return features_for(past_of(past, movement, recipient_id), movement)
 
 
+def _paid_by_them(row: Mapping[str, Any], at: datetime) -> tuple[datetime, int] | None:
+    """The recipient's last transfer to the user, as (when, cents), if any."""
+    if not row["paid_by_them"]:
+        return None
+    epoch, amount = _json(row["paid_by_them"])
+    return datetime.fromtimestamp(epoch, at.tzinfo), int(amount)
+
+
 def signals(past: Past, movement: Request, counts: tuple[int, int, int]) -> Signals:
     """What the hard rules read, from the same rows (and the exact velocity counters)."""
     row, now = past.row, movement.ts.timestamp()
@@ -405,6 +414,18 @@ def signals(past: Past, movement: Request, counts: tuple[int, int, int]) -> Sign
         recipient_new_senders_24h=counts[2],
         added_funds_24h_minor=sum(
             e[3] for e in past.events if e[1] == "add_funds" and now - e[0] <= DAY
+        ),
+        rail=movement.rail,
+        account_age_days=(now - float(row["signup"])) / DAY,
+        device_other_accounts=int(row["device_other_users"] or 0) if device else 0,
+        paid_by_recipient=_paid_by_them(row, movement.ts),
+        tiny_card_adds_1h=sum(
+            1
+            for e in past.events
+            if e[1] == "add_funds"
+            and e[4] == "card"
+            and e[3] < TINY_CARD_ADD_MINOR
+            and now - e[0] <= HOUR
         ),
         near_threshold_7d=[
             e[3] for e in past.events if now - e[0] <= WEEK and is_near_threshold(e[3])

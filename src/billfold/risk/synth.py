@@ -13,34 +13,48 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from billfold.risk.synth_fraud import commit_fraud
+from billfold.risk.synth_onboarding import join_together, onboarding
 from billfold.risk.synth_world import (
+    BEHAVIOURS,
     PATTERNS,
+    SECOND_WORLD,
     START,
     Dataset,
     Event,
     Person,
     UserProfile,
     World,
-    dollars,
+    WorldParams,
 )
 
 # What the rest of Billfold uses of the generator.
-__all__ = ["PATTERNS", "START", "Dataset", "Event", "UserProfile", "generate"]
+__all__ = [
+    "BEHAVIOURS",
+    "PATTERNS",
+    "SECOND_WORLD",
+    "START",
+    "Dataset",
+    "Event",
+    "UserProfile",
+    "WorldParams",
+    "generate",
+]
 
 
-HOME_COUNTRIES = ("US", "MX", "CA", "IN", "PH", "GB", "BR", "DE")
-HOME_WEIGHTS = (0.93, 0.02, 0.015, 0.01, 0.01, 0.006, 0.005, 0.004)
 TRAVEL_COUNTRIES = ("MX", "CA", "GB", "FR", "IT", "ES", "JP", "DE", "BR", "PH")
 SEGMENT_P2P_PER_DAY = {"heavy": 0.6, "regular": 0.14, "light": 0.04}
 
 
-def generate(users: int = 20_000, days: int = 90, seed: int = 7) -> Dataset:
-    """Generates `users` legitimate users over `days` days plus fraud, events sorted by time."""
+def generate(
+    users: int = 20_000, days: int = 90, seed: int = 7, params: WorldParams | None = None
+) -> Dataset:
+    """Generates `users` legitimate users over `days` days plus fraud, events sorted by time.
+    `params`: the legitimate population's behaviour (default: the training world's)."""
     if users < 200:
         raise ValueError(f"users {users} is too few for friend groups and fraud victims (min 200)")
     if days < 14:
         raise ValueError(f"days {days} is too short for monthly behaviour (min 14)")
-    world = World(days, seed)
+    world = World(days, seed, params)
     _populate(world, users)
     for uid in list(world.legit_ids):
         _everyday(world, world.people[uid])
@@ -59,13 +73,20 @@ def generate(users: int = 20_000, days: int = 90, seed: int = 7) -> Dataset:
 
 
 def _populate(world: World, users: int) -> None:
-    rng = world.rng
+    rng, params = world.rng, world.params
+    joined: list[Person] = []
     for _ in range(users):
-        if rng.random() < 0.86:
+        inviter = None
+        if rng.random() >= params.new_user_share:
             signup = START - timedelta(days=rng.uniform(30, 1500))
+        elif joined and rng.random() < params.invited_share:
+            # Invited by someone who joined shortly before: friends who join together.
+            inviter = rng.choice(joined[-200:])
+            signup = inviter.profile.signup_at + timedelta(hours=rng.uniform(0.05, 72))
         else:
-            signup = world.at(rng.uniform(0, world.days - 2))
-        country = rng.choices(HOME_COUNTRIES, HOME_WEIGHTS)[0]
+            # A growing wallet: more signups each week than the last.
+            signup = world.at((world.days - 0.5) * rng.random() ** 0.7)
+        country = rng.choices(params.home_countries, params.home_weights)[0]
         devices = tuple(world.device_id() for _ in range(2 if rng.random() < 0.1 else 1))
         segment = rng.choices(("heavy", "regular", "light"), (0.1, 0.5, 0.4))[0]
         person = world.add_person(signup, country, segment, devices)
@@ -73,9 +94,14 @@ def _populate(world: World, users: int) -> None:
             _join_household(person, world.people[world.legit_ids[-1]])
         person.night_owl = rng.random() < 0.1
         person.vpn = rng.random() < 0.01
+        if inviter is not None:
+            person.invited_by = inviter.id
         _life_events(world, person)
         world.legit_ids.append(person.id)
+        if signup >= START:
+            joined.append(person)
     _friend_groups(world)
+    join_together(world, joined)
 
 
 def _join_household(person: Person, housemate: Person) -> None:
@@ -129,23 +155,28 @@ def _friend_groups(world: World) -> None:
 def _everyday(world: World, p: Person) -> None:
     """One user's own habits: payments to friends, top-ups, cash-outs, pay, one big purchase."""
     rng, first = world.rng, world.start_day(p)
-    rate = SEGMENT_P2P_PER_DAY[p.segment]
+    rate = SEGMENT_P2P_PER_DAY[p.segment] * world.params.p2p_per_day_scale
     salaried = p.profile.verified_bank and rng.random() < 0.3
-    if p.profile.signup_at >= START and rng.random() < 0.6:
-        _onboarding(world, p)
+    if p.profile.signup_at >= START:
+        onboarding(world, p)
+        # A new user tries the app out: busier in their first week.
+        extra = rate * (world.params.first_week_boost - 1)
+        for day in world.arrivals(extra, first, weekend_boost=1.4):
+            if day < first + 7:
+                _small_p2p(world, p, day)
     for day in world.arrivals(rate, first, weekend_boost=1.4):
         _small_p2p(world, p, day)
     for day in world.arrivals(0.05 * rate if salaried else 0.25 * rate + 0.01, first):
         world.emit(
-            p, world.time_on(day, p.night_owl), "add_funds", dollars(rng, 60, 0.7), rail="card"
+            p, world.time_on(day, p.night_owl), "add_funds", world.dollars(60, 0.7), rail="card"
         )
     if p.profile.verified_bank:
         for day in world.arrivals(0.1 * rate + 0.01, first):
-            amount = dollars(rng, 300, 0.8, whole=0.9)
+            amount = world.dollars(300, 0.8, whole=0.9)
             world.emit(p, world.time_on(day, p.night_owl), "add_funds", amount, rail="ach")
     for day in world.arrivals(0.08 * rate + 0.01, first):
         rail = "ach" if rng.random() < 0.7 else "card"
-        amount = dollars(rng, 250, 0.9, whole=0.6)
+        amount = world.dollars(250, 0.9, whole=0.6)
         world.emit(p, world.time_on(day, p.night_owl), "cash_out", amount, rail=rail)
     if salaried:
         _salary(world, p)
@@ -158,7 +189,7 @@ def _small_p2p(world: World, p: Person, day: int) -> None:
     topped up by card just before, and a fifth come with a second payment minutes later."""
     rng = world.rng
     ts = world.time_on(day, p.night_owl)
-    amount = dollars(rng, 22, 0.8)
+    amount = world.dollars(22, 0.8)
     if rng.random() < 0.2:
         top_up = max(1000, -(-amount // 2000) * 2000)
         world.emit(p, ts - timedelta(minutes=rng.uniform(1, 20)), "add_funds", top_up, rail="card")
@@ -169,7 +200,7 @@ def _small_p2p(world: World, p: Person, day: int) -> None:
             to = world.pick_legit(ts)
         if to.id != p.id and to.profile.signup_at <= ts:
             world.emit(p, ts, "p2p", amount, to=to.id)
-        ts, amount = ts + timedelta(minutes=rng.uniform(1, 15)), dollars(rng, 22, 0.8)
+        ts, amount = ts + timedelta(minutes=rng.uniform(1, 15)), world.dollars(22, 0.8)
 
 
 def _sweep_receipts(world: World) -> None:
@@ -184,21 +215,10 @@ def _sweep_receipts(world: World) -> None:
             world.emit(world.people[to], later, "cash_out", event.amount_minor, rail=rail)
 
 
-def _onboarding(world: World, p: Person) -> None:
-    """A new user tops up by card and pays a friend straight away: new account, money in and out."""
-    rng = world.rng
-    ts = p.profile.signup_at + timedelta(minutes=rng.uniform(2, 120))
-    amount = dollars(rng, 50, 0.5)
-    world.emit(p, ts, "add_funds", amount, rail="card")
-    to = world.people[rng.choice(p.friends)] if p.friends else world.pick_legit(ts)
-    if to.id != p.id and to.profile.signup_at <= ts:
-        world.emit(p, ts + timedelta(minutes=rng.uniform(1, 60)), "p2p", amount, to=to.id)
-
-
 def _salary(world: World, p: Person) -> None:
     """Pay by ACH every other Friday or on the 1st and 15th, sometimes moved on within hours."""
     rng = world.rng
-    pay = dollars(rng, 1800, 0.4, whole=0.3)
+    pay = world.dollars(1800, 0.4, whole=0.3)
     if rng.random() < 0.5:
         fridays = [d for d in range(world.days) if world.at(d).weekday() == 4]
         paydays = fridays[rng.randrange(2) :: 2]
@@ -206,17 +226,31 @@ def _salary(world: World, p: Person) -> None:
         paydays = world.month_days(1) + world.month_days(15)
     for day in paydays:
         ts = world.at(day) + timedelta(hours=rng.uniform(3, 7))
-        world.emit(p, ts, "add_funds", round(pay * rng.uniform(0.97, 1.03)), rail="ach")
+        world.emit(
+            p,
+            ts,
+            "add_funds",
+            round(pay * rng.uniform(0.97, 1.03)),
+            rail="ach",
+            behaviour="salary_and_rent",
+        )
         if rng.random() < 0.35:
             later = ts + timedelta(hours=rng.uniform(0.5, 30))
-            world.emit(p, later, "cash_out", round(pay * rng.uniform(0.2, 0.8)), rail="ach")
+            world.emit(
+                p,
+                later,
+                "cash_out",
+                round(pay * rng.uniform(0.2, 0.8)),
+                rail="ach",
+                behaviour="salary_and_rent",
+            )
 
 
 def _big_purchase(world: World, p: Person, ts: datetime) -> None:
     """A used car or a sofa from a stranger, sometimes topped up just before: looks like a scam."""
     rng = world.rng
     seller = world.pick_legit(ts)
-    amount = dollars(rng, 600, 0.6, whole=0.95)
+    amount = world.dollars(600, 0.6, whole=0.95)
     if rng.random() < 0.4:
         rail = "ach" if p.profile.verified_bank else "card"
         world.emit(p, ts - timedelta(minutes=rng.uniform(5, 90)), "add_funds", amount, rail=rail)
@@ -231,11 +265,18 @@ def _bill_splits(world: World) -> None:
         for day in world.arrivals(0.01 * len(group), 0, weekend_boost=1.6):
             payer = world.people[rng.choice(group)]
             ts = world.at(day) + timedelta(hours=rng.uniform(17, 23))
-            share = dollars(rng, 30, 0.6, whole=0.5)
+            share = world.dollars(30, 0.6, whole=0.5)
             for uid in group:
                 if uid != payer.id and rng.random() < 0.7:
                     delay = timedelta(minutes=rng.uniform(5, 720))
-                    world.emit(world.people[uid], ts + delay, "p2p", share, to=payer.id)
+                    world.emit(
+                        world.people[uid],
+                        ts + delay,
+                        "p2p",
+                        share,
+                        to=payer.id,
+                        behaviour="bill_split",
+                    )
 
 
 def _rent(world: World) -> None:
@@ -252,7 +293,14 @@ def _rent(world: World) -> None:
             rent = rng.randrange(2850, 3000) * 100
         for first in world.month_days(1):
             day = first + rng.choice((-2, -1, 0, 0, 0, 1, 2, 4))
-            world.emit(tenant, world.time_on(day, tenant.night_owl), "p2p", rent, to=landlord.id)
+            world.emit(
+                tenant,
+                world.time_on(day, tenant.night_owl),
+                "p2p",
+                rent,
+                to=landlord.id,
+                behaviour="salary_and_rent",
+            )
 
 
 def _odd_but_legit(world: World) -> None:
@@ -266,27 +314,42 @@ def _odd_but_legit(world: World) -> None:
             ts = world.time_on(day)
             buyer = world.pick_legit(ts)
             if buyer.id != uid:
-                world.emit(buyer, ts, "p2p", dollars(rng, 80, 0.8), to=uid)
+                world.emit(
+                    buyer, ts, "p2p", world.dollars(80, 0.8), to=uid, behaviour="odd_but_legit"
+                )
     for uid in rng.sample(world.legit_ids, k=n // 300):
         saver = world.people[uid]
         ts = world.time_on(int(rng.uniform(world.start_day(saver), world.days)))
         amount = rng.randrange(90, 100) * 10_000
-        world.emit(saver, ts, "add_funds", amount, rail="ach")
-        world.emit(saver, ts + timedelta(days=rng.uniform(0.1, 10)), "cash_out", amount, rail="ach")
+        world.emit(saver, ts, "add_funds", amount, rail="ach", behaviour="odd_but_legit")
+        world.emit(
+            saver,
+            ts + timedelta(days=rng.uniform(0.1, 10)),
+            "cash_out",
+            amount,
+            rail="ach",
+            behaviour="odd_but_legit",
+        )
 
 
 def _collection(world: World, treasurer: Person) -> None:
     """A league treasurer collects from many people in a day, then pays the venue in one go."""
     rng = world.rng
     ts = world.time_on(int(rng.uniform(world.start_day(treasurer), world.days)))
-    share, total = dollars(rng, 60, 0.5), 0
+    share, total = world.dollars(60, 0.5), 0
     for _ in range(rng.randint(8, 20)):
         payer = world.pick_legit(ts)
         if payer.id != treasurer.id:
-            world.emit(
-                payer, ts + timedelta(hours=rng.uniform(0, 24)), "p2p", share, to=treasurer.id
-            )
+            later = ts + timedelta(hours=rng.uniform(0, 24))
+            world.emit(payer, later, "p2p", share, to=treasurer.id, behaviour="odd_but_legit")
             total += share
     if rng.random() < 0.5:
         venue = world.pick_legit(ts)
-        world.emit(treasurer, ts + timedelta(days=rng.uniform(1, 3)), "p2p", total, to=venue.id)
+        world.emit(
+            treasurer,
+            ts + timedelta(days=rng.uniform(1, 3)),
+            "p2p",
+            total,
+            to=venue.id,
+            behaviour="odd_but_legit",
+        )

@@ -52,6 +52,54 @@ NIGHT_HOURS = DAY_HOURS[-5:] + DAY_HOURS[:-5]
 
 
 @dataclass(frozen=True, slots=True)
+class WorldParams:
+    """The behavioural parameters of a world's legitimate population. `evaluate` judges the model
+    on a second world whose parameters differ from the one it was trained on (SECOND_WORLD)."""
+
+    # Every legitimate amount's median is scaled by this.
+    amount_scale: float = 1.0
+    # The daily rhythm is shifted by this many hours (people elsewhere, or later risers).
+    hour_shift: int = 0
+    # Home countries and their weights.
+    home_countries: tuple[str, ...] = ("US", "MX", "CA", "IN", "PH", "GB", "BR", "DE")
+    home_weights: tuple[float, ...] = (0.93, 0.02, 0.015, 0.01, 0.01, 0.006, 0.005, 0.004)
+    # The share of users who sign up while the world runs (the rest have years of history).
+    new_user_share: float = 0.3
+    # Of those, the share invited by a friend who joined shortly before.
+    invited_share: float = 0.5
+    # Relative activity per segment, and how busy a user is in their first week.
+    p2p_per_day_scale: float = 1.0
+    first_week_boost: float = 2.0
+
+
+# The world nothing is trained or tuned on: more money a movement, people active three hours
+# later, more of them abroad-born, and a faster-growing user base.
+SECOND_WORLD = WorldParams(
+    amount_scale=1.5,
+    hour_shift=3,
+    home_countries=("US", "MX", "CA", "IN", "PH", "GB", "BR", "DE", "FR", "ES"),
+    home_weights=(0.78, 0.06, 0.04, 0.03, 0.03, 0.02, 0.015, 0.01, 0.01, 0.005),
+    new_user_share=0.45,
+    invited_share=0.65,
+    p2p_per_day_scale=1.3,
+    first_week_boost=3.0,
+)
+
+# What legitimate movements are doing, for the evaluation's false-block rate by behaviour.
+BEHAVIOURS = (
+    "everyday",
+    "first_top_up",
+    "first_payment",
+    "welcome_payment",
+    "bill_split",
+    "new_phone",
+    "travel",
+    "salary_and_rent",
+    "odd_but_legit",
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One money movement as the risk engine sees it before the money moves."""
 
@@ -66,6 +114,7 @@ class Event:
     ip: str
     label: bool = False
     pattern: str | None = None
+    behaviour: str | None = None  # legitimate events: one of BEHAVIOURS
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +150,19 @@ class Person:
     trips: list[tuple[datetime, datetime, str]] = field(default_factory=list)
     friends: list[int] = field(default_factory=list)
     home_ip: str = ""
+    invited_by: int | None = None  # a friend who joined shortly before and invited them
 
     @property
     def id(self) -> int:
         return self.profile.user_id
+
+    def situation(self, ts: datetime) -> str | None:
+        """ "travel" on a trip, "new_phone" in the first week of a new device, else None."""
+        if any(begin <= ts < end for begin, end, _ in self.trips):
+            return "travel"
+        if any(since <= ts < since + timedelta(days=7) for since, _ in self.device_eras):
+            return "new_phone"
+        return None
 
     def context(self, ts: datetime, rng: random.Random) -> tuple[str, str, str]:
         """The device, country and address this person acts from at `ts`."""
@@ -145,8 +203,12 @@ def dollars(rng: random.Random, median: float, sigma: float, whole: float = 0.75
 class World:
     """The generator's mutable state: people, the event list, and one seeded random source."""
 
-    def __init__(self, days: int, seed: int) -> None:
+    def __init__(self, days: int, seed: int, params: WorldParams | None = None) -> None:
         self.rng = random.Random(seed)
+        self.params = params or WorldParams()
+        shift = self.params.hour_shift % 24
+        self.day_hours = DAY_HOURS[-shift:] + DAY_HOURS[:-shift] if shift else DAY_HOURS
+        self.night_hours = NIGHT_HOURS[-shift:] + NIGHT_HOURS[:-shift] if shift else NIGHT_HOURS
         self.days = days
         self.end = START + timedelta(days=days)
         self.people: dict[int, Person] = {}
@@ -156,6 +218,10 @@ class World:
 
     def at(self, day: float) -> datetime:
         return START + timedelta(days=day)
+
+    def dollars(self, median: float, sigma: float, whole: float = 0.75) -> int:
+        """A legitimate amount: `dollars` with the world's amount scale."""
+        return dollars(self.rng, median * self.params.amount_scale, sigma, whole)
 
     def device_id(self) -> str:
         return f"dev-{self.rng.getrandbits(48):012x}"
@@ -186,11 +252,13 @@ class World:
         rail: str | None = None,
         pattern: str | None = None,
         place: tuple[str, str, str] | None = None,
+        behaviour: str = "everyday",
     ) -> None:
         """Records an event from `place` (device, country, address), by default the person's own.
 
         Events outside the world's days, or before the person or the recipient signed up, are
-        dropped, so callers can schedule freely.
+        dropped, so callers can schedule freely. A legitimate event is tagged with `behaviour`;
+        an everyday one made on a trip or in the first week on a new phone is tagged as such.
         """
         if not (START <= ts < self.end) or ts < person.profile.signup_at:
             return
@@ -198,13 +266,19 @@ class World:
             return
         where = place or person.context(ts, self.rng)
         labelled = pattern is not None
+        if labelled:
+            tag = None
+        elif behaviour == "everyday" and place is None:
+            tag = person.situation(ts) or behaviour
+        else:
+            tag = behaviour
         self.events.append(
-            Event(ts, kind, person.id, to, amount_minor, rail, *where, labelled, pattern)
+            Event(ts, kind, person.id, to, amount_minor, rail, *where, labelled, pattern, tag)
         )
 
     def time_on(self, day: int, night_owl: bool = False) -> datetime:
         """A time on `day` drawn from the daily rhythm."""
-        hours = NIGHT_HOURS if night_owl else DAY_HOURS
+        hours = self.night_hours if night_owl else self.day_hours
         hour = self.rng.choices(range(24), weights=hours)[0]
         return self.at(day) + timedelta(hours=hour, seconds=self.rng.randrange(3600))
 
