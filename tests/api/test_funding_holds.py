@@ -30,6 +30,7 @@ BILLFOLD = str(Path(sys.executable).with_name("billfold"))
 PIN = "2468"
 # The user is known on their home phone, in the US. A new phone is a weak signal: step-up. The
 # home phone abroad minutes after acting at home is impossible travel, a strong one: review.
+# Devices are named here; `start` sends the person's device token for the name (Person.device).
 STEP_UP = {"X-Device-Id": "new-phone", "X-Client-Country": "US"}
 REVIEW = {"X-Device-Id": "home-phone", "X-Client-Country": "FR"}
 KINDS = ["cash_out", "ach_add_funds", "card_add_funds"]
@@ -59,20 +60,20 @@ def ready(
     link_bank: LinkBank,
     add_card: Callable[[Person, str], Awaitable[str]],
 ) -> Callable[[str], Awaitable[tuple[Person, str, dict[str, str]]]]:
-    """A person known at home, with a PIN, $100 and a verified bank account (and a card for a
-    card add-funds); gives them, the path and the source of a movement of `kind`."""
+    """A person known at home (they signed up on their home phone), with a PIN, $100 and a
+    verified bank account (and a card for a card add-funds); gives them, the path and the
+    source of a movement of `kind`."""
 
     async def make(kind: str, card_number: str = "4242424242424242") -> tuple[Person, str, Any]:
         person = await make_person("100.00")
         user_id = uuid.UUID(person.user_id)
         await app.state.pool.execute(
-            "INSERT INTO user_devices (user_id, device_id) VALUES ($1, 'home-phone')", user_id
-        )
-        await app.state.pool.execute(
             "INSERT INTO user_countries (user_id, country) VALUES ($1, 'US')", user_id
         )
         pin = await client.put(
-            f"/api/v1/users/{person.user_id}/pin", json={"pin": PIN}, headers=person.auth
+            f"/api/v1/users/{person.user_id}/pin",
+            json={"pin": PIN, "password": person.password},
+            headers=person.auth,
         )
         assert pin.status_code == 204
         source = {"bank_account_id": await link_bank(person, "31415926")}
@@ -92,6 +93,8 @@ async def start(
     origin: dict[str, str],
     key: str | None = None,
 ) -> httpx.Response:
+    if "X-Device-Id" in origin:
+        origin = {**origin, "X-Device-Id": person.device(origin["X-Device-Id"])}
     return await client.post(
         f"/api/v1/wallet/{path}",
         json={"user_id": person.user_id, "amount": amount, **source},
