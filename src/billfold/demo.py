@@ -75,6 +75,7 @@ Billfold demo: alice, bob and carol each hold $500.00 (password: {DEMO_PASSWORD}
   API docs:    {base}/docs
   log in:      curl -s -d username=alice -d password={DEMO_PASSWORD} {base}/api/v1/auth/token
   then:        export TOKEN=<the access_token it printed>
+               (its device_token goes back as -H "X-Device-Id: ..."; without it, no device)
   who am I:    curl -s {auth} {base}/api/v1/users/me
   balance:     curl -s {auth} {base}/api/v1/wallet/<your user_id>
   send money:  curl -s {auth} -H "Idempotency-Key: demo-1" \\

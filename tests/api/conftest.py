@@ -16,7 +16,11 @@ from fastapi import FastAPI
 from billfold.app import create_app
 from billfold.config import Settings
 from billfold.ledger.accounts import open_clearing_account
+from billfold.platform.security import device_key, sign_device
 from billfold.risk.rules import LOAD_TEST_RULES
+
+SECRET_KEY = "k" * 48  # every API test module's app signs with it
+HOME = "home-phone"  # a person's sign-up device (see `device`)
 
 
 @dataclass
@@ -27,10 +31,24 @@ class Person:
     phone: str
     password: str
     token: str
+    device_token: str = ""  # the sign-up device's, which the login presented
 
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    def device(self, name: str = HOME) -> str:
+        """X-Device-Id on the device `name`: HOME is the device they signed up on (its token,
+        which sign-up gave); any other name, a valid token for a device of that id, as a login
+        from it would give one (the app's secret key is SECRET_KEY)."""
+        if name == HOME and self.device_token:
+            return self.device_token
+        return sign_device(device_key(SECRET_KEY), uuid.UUID(self.user_id), name)
+
+    @property
+    def home_device_id(self) -> str:
+        """The device id inside the sign-up device's token."""
+        return self.device_token.split(".")[2]
 
 
 MakePerson = Callable[..., Awaitable[Person]]
@@ -51,7 +69,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     # as shipped, test_risk_verdicts_with_model.py the model deciding).
     relaxed = LOAD_TEST_RULES
     overrides = {
-        "secret_key": "k" * 48,
+        "secret_key": SECRET_KEY,
         "sandbox": True,
         "risk_rules": relaxed,
         # A shared test machine must not turn a slow assessment into a pass.
@@ -86,10 +104,14 @@ def make_person(app: FastAPI, client: httpx.AsyncClient) -> MakePerson:
         }
         signed_up = await client.post("/api/v1/users", json=body)
         assert signed_up.status_code == 201, signed_up.text
+        device_token = signed_up.json()["device_token"]
         token = await client.post(
-            "/api/v1/auth/token", data={"username": body["username"], "password": body["password"]}
+            "/api/v1/auth/token",
+            data={"username": body["username"], "password": body["password"]},
+            headers={"X-Device-Id": device_token},
         )
         assert token.status_code == 200, token.text
+        assert token.json()["device_token"] == device_token
         person = Person(
             signed_up.json()["user_id"],
             body["username"],
@@ -97,6 +119,7 @@ def make_person(app: FastAPI, client: httpx.AsyncClient) -> MakePerson:
             phone,
             body["password"],
             token.json()["access_token"],
+            device_token,
         )
         if balance is not None:
             await fund(app, person, int(balance.replace(".", "")))

@@ -87,7 +87,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "bank_account_id": "{bank_account_id}",
     },
     ("POST", "/api/v1/sandbox/ach/{funding_id}/return"): {"return_code": "R01"},
-    ("PUT", "/api/v1/users/{user_id}/pin"): {"pin": "2468"},
+    ("PUT", "/api/v1/users/{user_id}/pin"): {"pin": "2468", "current_pin": "2468"},
     ("POST", "/api/v1/transfers/{transfer_id}/verify"): {"pin": "2468"},
     ("POST", "/api/v1/admin/reviews/{review_id}/approve"): {"reason": "matrix test"},
     ("POST", "/api/v1/admin/reviews/{review_id}/reject"): {"reason": "matrix test"},
@@ -160,7 +160,11 @@ async def held_ids(
 ) -> dict[str, str]:
     """A transfer of Alice's held for her PIN (a second device), and two held for review (to a
     flagged recipient)."""
-    await client.put(f"/api/v1/users/{alice.user_id}/pin", json={"pin": "2468"}, headers=alice.auth)
+    await client.put(
+        f"/api/v1/users/{alice.user_id}/pin",
+        json={"pin": "2468", "password": alice.password},
+        headers=alice.auth,
+    )
     payee, flagged = await make_person(), await make_person()
     await app.state.pool.execute(
         "UPDATE users SET flagged = true WHERE id = $1", uuid.UUID(flagged.user_id)
@@ -170,17 +174,21 @@ async def held_ids(
         sent = await client.post(
             "/api/v1/transfers",
             json={"sender_id": alice.user_id, "recipient": recipient.username, "amount": "0.10"},
-            headers={**alice.auth, "Idempotency-Key": str(uuid.uuid4()), "X-Device-Id": device},
+            headers={
+                **alice.auth,
+                "Idempotency-Key": str(uuid.uuid4()),
+                "X-Device-Id": alice.device(device),
+            },
         )
         assert sent.status_code == 201, sent.text
         return str(sent.json()["transfer_id"])
 
-    await send(payee, "alice-phone")
+    await send(payee, "home-phone")
     held = await send(payee, "alice-new-phone")
     return {
         "held_transfer_id": held,
-        "review_id": await send(flagged, "alice-phone"),
-        "spare_review_id": await send(flagged, "alice-phone"),
+        "review_id": await send(flagged, "home-phone"),
+        "spare_review_id": await send(flagged, "home-phone"),
     }
 
 

@@ -48,7 +48,7 @@ async def send(
     sender: Any,
     recipient: Any,
     amount: str,
-    device: str = "home-phone",
+    device_name: str = "home-phone",
     country: str = "US",
 ) -> httpx.Response:
     return await client.post(
@@ -57,7 +57,7 @@ async def send(
         headers={
             **sender.auth,
             "Idempotency-Key": uuid.uuid4().hex,
-            "X-Device-Id": device,
+            "X-Device-Id": sender.device(device_name),
             "X-Client-Country": country,
         },
     )
@@ -81,14 +81,16 @@ async def test_a_new_device_steps_up_and_the_right_pin_completes_it(
     a clear error; two wrong PINs say how many tries are left; the right one moves the money."""
     alice, bob = await make_person("100.00"), await make_person()
     assert (await send(client, alice, bob, "10.00")).json()["status"] == "COMPLETED"
-    held = await send(client, alice, bob, "20.00", device="new-phone")
+    held = await send(client, alice, bob, "20.00", device_name="new-phone")
     assert held.status_code == 201 and held.json()["status"] == "PENDING_VERIFICATION"
     transfer_id = held.json()["transfer_id"]
     assert await balances(client, alice) == ("90.00", "70.00")
     unset = await verify(client, alice, transfer_id, "1234")
     assert unset.status_code == 422 and unset.json()["code"] == "pin_not_set"
     pin = await client.put(
-        f"/api/v1/users/{alice.user_id}/pin", json={"pin": "4321"}, headers=alice.auth
+        f"/api/v1/users/{alice.user_id}/pin",
+        json={"pin": "4321", "password": alice.password},
+        headers=alice.auth,
     )
     assert pin.status_code == 204
     wrong = await verify(client, alice, transfer_id, "0000")
@@ -102,7 +104,7 @@ async def test_a_new_device_steps_up_and_the_right_pin_completes_it(
     shown = await client.get(f"/api/v1/transfers/{transfer_id}", headers=bob.auth)
     assert shown.json()["status"] == "COMPLETED"
     # The phone is known now: its next transfer goes straight through.
-    assert (await send(client, alice, bob, "1.00", device="new-phone")).json()["status"] == (
+    assert (await send(client, alice, bob, "1.00", device_name="new-phone")).json()["status"] == (
         "COMPLETED"
     )
 
@@ -112,9 +114,13 @@ async def test_three_wrong_pins_decline_and_release_the_money(
 ) -> None:
     """The third wrong PIN declines the transfer and the reserved money is spendable again."""
     carol, dave = await make_person("50.00"), await make_person()
-    await client.put(f"/api/v1/users/{carol.user_id}/pin", json={"pin": "1111"}, headers=carol.auth)
+    await client.put(
+        f"/api/v1/users/{carol.user_id}/pin",
+        json={"pin": "1111", "password": carol.password},
+        headers=carol.auth,
+    )
     await send(client, carol, dave, "1.00")
-    held = (await send(client, carol, dave, "30.00", device="stolen")).json()["transfer_id"]
+    held = (await send(client, carol, dave, "30.00", device_name="stolen")).json()["transfer_id"]
     answers = [await verify(client, carol, held, "9999") for _ in range(3)]
     assert [a.json()["attempts_left"] for a in answers] == [2, 1, 0]
     assert answers[-1].json()["transfer_status"] == "DECLINED"
@@ -169,7 +175,9 @@ async def test_an_account_takeover_is_declined_and_frozen_while_the_owner_pays_a
     owner, friend, thief = await make_person("500.00"), await make_person(), await make_person()
     for amount in ("12.00", "8.50", "20.00"):
         assert (await send(client, owner, friend, amount)).json()["status"] == "COMPLETED"
-    drained = await send(client, owner, thief, "450.00", device="unknown-android", country="RO")
+    drained = await send(
+        client, owner, thief, "450.00", device_name="unknown-android", country="RO"
+    )
     assert drained.status_code == 403 and drained.json()["code"] == "declined_by_risk"
     assert "reasons" not in drained.json()  # for operators, not for whoever holds the phone
     await app.state.risk.log.flush()  # assessments are written in batches, a moment later
@@ -225,7 +233,7 @@ async def test_retries_are_answered_without_being_scored_again(
     hal, ivy = await make_person("100.00"), await make_person()
     key = uuid.uuid4().hex
     body = {"sender_id": hal.user_id, "recipient": ivy.username, "amount": "3.00"}
-    headers = {**hal.auth, "Idempotency-Key": key, "X-Device-Id": "home-phone"}
+    headers = {**hal.auth, "Idempotency-Key": key, "X-Device-Id": hal.device()}
     first = await client.post("/api/v1/transfers", json=body, headers=headers)
     again = await client.post("/api/v1/transfers", json=body, headers=headers)
     await app.state.redis.delete(f"in-flight:user:{hal.user_id}:{key}")
@@ -326,8 +334,12 @@ async def test_a_late_retry_declined_this_time_still_answers_the_first_transfer(
     key = uuid.uuid4().hex
     body = {"sender_id": lee.user_id, "recipient": max_.username, "amount": "450.00"}
 
-    def post(device: str, country: str) -> Awaitable[httpx.Response]:
-        headers = {"Idempotency-Key": key, "X-Device-Id": device, "X-Client-Country": country}
+    def post(name: str, country: str) -> Awaitable[httpx.Response]:
+        headers = {
+            "Idempotency-Key": key,
+            "X-Device-Id": lee.device(name),
+            "X-Client-Country": country,
+        }
         return client.post("/api/v1/transfers", json=body, headers={**lee.auth, **headers})
 
     first = await post("home-phone", "US")
@@ -357,10 +369,10 @@ async def test_a_late_retry_of_a_held_transfer_answers_the_hold(
     first = await client.post(
         "/api/v1/transfers",
         json=body,
-        headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": "tablet"},
+        headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": jo.device("tablet")},
     )
     assert first.json()["status"] == "PENDING_VERIFICATION"
-    await send(client, jo, kim, "1.00", device="tablet")  # held too: the tablet is still new
+    await send(client, jo, kim, "1.00", device_name="tablet")  # held too: the tablet is still new
     await app.state.pool.execute(
         "INSERT INTO user_devices (user_id, device_id) VALUES ($1, 'tablet')", uuid.UUID(jo.user_id)
     )
@@ -368,7 +380,7 @@ async def test_a_late_retry_of_a_held_transfer_answers_the_hold(
     retried = await client.post(
         "/api/v1/transfers",
         json=body,
-        headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": "tablet"},
+        headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": jo.device("tablet")},
     )
     assert retried.status_code == 201 and retried.headers["Idempotent-Replayed"] == "true"
     assert retried.json()["transfer_id"] == first.json()["transfer_id"]
@@ -376,7 +388,7 @@ async def test_a_late_retry_of_a_held_transfer_answers_the_hold(
     other = await client.post(
         "/api/v1/transfers",
         json={**body, "amount": "6.00"},
-        headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": "tablet"},
+        headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": jo.device("tablet")},
     )
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
 
@@ -393,7 +405,7 @@ async def test_a_late_retry_held_again_answers_the_first_hold_as_it_stands_now(
     key = uuid.uuid4().hex
     claim = f"in-flight:user:{jo.user_id}:{key}"
     body = {"sender_id": jo.user_id, "recipient": kim.username, "amount": "5.00"}
-    headers = {**jo.auth, "Idempotency-Key": key, "X-Device-Id": "tablet"}
+    headers = {**jo.auth, "Idempotency-Key": key, "X-Device-Id": jo.device("tablet")}
     first = await client.post("/api/v1/transfers", json=body, headers=headers)
     assert first.json()["status"] == "PENDING_VERIFICATION"
     await app.state.redis.delete(claim)
@@ -401,7 +413,11 @@ async def test_a_late_retry_held_again_answers_the_first_hold_as_it_stands_now(
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
     assert await balances(client, jo) == ("39.00", "34.00")
-    pin = await client.put(f"/api/v1/users/{jo.user_id}/pin", json={"pin": "2468"}, headers=jo.auth)
+    pin = await client.put(
+        f"/api/v1/users/{jo.user_id}/pin",
+        json={"pin": "2468", "password": jo.password},
+        headers=jo.auth,
+    )
     assert pin.status_code == 204
     verified = await verify(client, jo, first.json()["transfer_id"], "2468")
     assert verified.json()["status"] == "COMPLETED"
@@ -433,7 +449,7 @@ async def test_a_hold_the_ledger_refuses_is_no_history(
     as an allowed transfer's is when the ledger refuses it."""
     ned, ola = await make_person("10.00"), await make_person()
     await send(client, ned, ola, "1.00")
-    refused = await send(client, ned, ola, "9.50", device="tablet")
+    refused = await send(client, ned, ola, "9.50", device_name="tablet")
     assert refused.status_code == 422 and refused.json()["code"] == "insufficient_funds"
     rows = await app.state.pool.fetch(
         """SELECT amount_minor, action, declined_later FROM risk_assessments
@@ -509,7 +525,7 @@ async def test_a_verdict_made_within_the_budget_stands_however_long_it_takes_to_
         held = await client.post(
             "/api/v1/transfers",
             json={"sender_id": mia.user_id, "recipient": noa.username, "amount": "20.00"},
-            headers={**mia.auth, "Idempotency-Key": key, "X-Device-Id": "new-phone"},
+            headers={**mia.auth, "Idempotency-Key": key, "X-Device-Id": mia.device("new-phone")},
         )
         await blocker
     finally:
@@ -535,7 +551,7 @@ async def test_a_large_transfer_whose_scoring_overruns_is_refused_and_can_be_ret
     key = uuid.uuid4().hex
     request = {
         "json": {"sender_id": alice.user_id, "recipient": bob.username, "amount": "1000.00"},
-        "headers": {**alice.auth, "Idempotency-Key": key, "X-Device-Id": "home-phone"},
+        "headers": {**alice.auth, "Idempotency-Key": key, "X-Device-Id": alice.device()},
     }
     assert app.state.fail_closed_minor == app.state.settings.risk_fail_closed_minor == 100_000
     with stalled_scoring():
@@ -562,7 +578,7 @@ async def test_an_allowed_transfers_assessment_is_stored_in_its_transaction(
     response = await client.post(
         "/api/v1/transfers",
         json={"sender_id": jo.user_id, "recipient": kim.username, "amount": "4.25"},
-        headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": "home-phone"},
+        headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": jo.device()},
     )
     assert response.status_code == 201
     row = await app.state.pool.fetchrow(
@@ -574,7 +590,7 @@ async def test_an_allowed_transfers_assessment_is_stored_in_its_transaction(
     assert row is not None
     assert (str(row["user_id"]), str(row["counterparty_id"])) == (jo.user_id, kim.user_id)
     assert (row["kind"], row["amount_minor"], row["action"]) == ("p2p", 425, "allow")
-    assert (row["device_id"], row["new_payee"]) == ("home-phone", True)
+    assert (row["device_id"], row["new_payee"]) == (jo.home_device_id, True)
     assert 0.0 <= row["score"] <= 1.0
     assert isinstance(row["reasons"], list)
 
@@ -611,7 +627,7 @@ async def test_a_transfer_let_through_unscored_is_recorded_with_its_reason(
         return await client.post(
             "/api/v1/transfers",
             json={"sender_id": jo.user_id, "recipient": kim.username, "amount": "3.00"},
-            headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": "home-phone"},
+            headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": jo.device()},
         )
 
     with stalled_scoring():

@@ -1,7 +1,8 @@
 """The shipped model deciding beside the shipped rules, over HTTP, for users with a past.
 
 The past is written through the risk engine itself, at earlier times (risk.past, as the demo
-does): two months of ordinary transfers among friends, each from one phone at home. Then
+does): two months of ordinary transfers among friends, each from one phone at home (the owner
+then sends a device token of it). Then
 the owner pays as usual and passes, while an account takeover is stopped, and the model on its
 own scores the takeover above its step-up band.
 """
@@ -19,7 +20,7 @@ from fastapi import FastAPI
 from billfold import demo
 from billfold.app import create_app
 from billfold.config import Settings
-from billfold.risk.past import give_ordinary_past, home_phone
+from billfold.risk.past import give_ordinary_past
 
 MakePerson = Callable[..., Awaitable[Any]]
 HOME = "US"
@@ -74,8 +75,10 @@ async def test_the_owner_pays_as_usual_while_a_takeover_is_stopped(
         await make_person(),
     )
     people = [owner.user_id, ann.user_id, ben.user_id]
-    await give_ordinary_past(app.state.pool, app.state.risk, people, address=TEST_CLIENT_ADDRESS)
-    phone = home_phone(owner.user_id)
+    phones = await give_ordinary_past(
+        app.state.pool, app.state.risk, people, address=TEST_CLIENT_ADDRESS
+    )
+    phone = owner.device(phones[owner.user_id])  # a device token of the home phone
     bands = app.state.risk.rules
     usual = await _send(client, owner, ann, "35.00", phone, HOME)
     assert usual.status_code == 201 and usual.json()["status"] == "COMPLETED", usual.text
@@ -85,6 +88,7 @@ async def test_the_owner_pays_as_usual_while_a_takeover_is_stopped(
     assert all(score < bands.step_up_score for _, score in await _scored(app, owner.user_id))
 
     mule = await make_person()
+    # The attacker's phone claims a device id of its own choosing: no token of the owner's.
     taken = await _send(client, owner, mule, "1500.00", "attacker-phone", "RO")
     assert taken.status_code == 403 and taken.json()["code"] == "declined_by_risk"
     action, score = (await _scored(app, owner.user_id))[-1]

@@ -1,14 +1,16 @@
-"""Sign-up, login, lock-out and token checks over HTTP."""
+"""Sign-up, login, lock-out and token checks over HTTP; device tokens; setting the PIN."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import jwt
 import pytest
+from fastapi import FastAPI
 
 MakePerson = Callable[..., Awaitable[Any]]
 
@@ -152,3 +154,91 @@ async def test_malformed_json_is_named_as_the_body(client: httpx.AsyncClient) ->
         "body",
         "body: is not valid JSON",
     )
+
+
+async def _set_pin(client: httpx.AsyncClient, person: Any, **body: str) -> httpx.Response:
+    return await client.put(f"/api/v1/users/{person.user_id}/pin", json=body, headers=person.auth)
+
+
+async def test_the_login_token_alone_cannot_set_or_change_the_pin(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Whoever holds only the session is refused (403 reauthentication_required); a wrong
+    password or current PIN is refused naming the field, never echoing it; the password sets
+    the first PIN (no 24-hour window), and the current PIN changes it (the window starts)."""
+    person = await make_person()
+    changed_at = "SELECT pin_hash IS NOT NULL, pin_changed_at FROM users WHERE id = $1"
+    user_id = uuid.UUID(person.user_id)
+    alone = await _set_pin(client, person, pin="1234")
+    assert alone.status_code == 403
+    assert (alone.json()["code"], alone.json()["field"]) == (
+        "reauthentication_required",
+        "password",
+    )
+    wrong = await _set_pin(client, person, pin="1234", password="not my password")
+    assert (wrong.status_code, wrong.json()["code"]) == (403, "wrong_password")
+    assert "not my password" not in wrong.text
+    no_pin_yet = await _set_pin(client, person, pin="1234", current_pin="0000")
+    assert (no_pin_yet.status_code, no_pin_yet.json()["code"]) == (422, "pin_not_set")
+    assert tuple(await app.state.pool.fetchrow(changed_at, user_id)) == (False, None)
+    first = await _set_pin(client, person, pin="1234", password=person.password)
+    assert first.status_code == 204, first.text
+    assert tuple(await app.state.pool.fetchrow(changed_at, user_id)) == (True, None)
+    assert (await _set_pin(client, person, pin="5678")).status_code == 403
+    bad_pin = await _set_pin(client, person, pin="5678", current_pin="4321")
+    assert (bad_pin.status_code, bad_pin.json()["code"]) == (403, "wrong_current_pin")
+    assert bad_pin.json()["field"] == "current_pin" and "4321" not in bad_pin.text
+    changed = await _set_pin(client, person, pin="5678", current_pin="1234")
+    assert changed.status_code == 204, changed.text
+    has_pin, when = await app.state.pool.fetchrow(changed_at, user_id)
+    assert has_pin and when is not None
+    assert (await _set_pin(client, person, pin="9999", current_pin="1234")).status_code == 403
+    malformed = await _set_pin(client, person, pin="12a4", password=person.password)
+    assert (malformed.status_code, malformed.json()["field"]) == (422, "pin")
+
+
+async def test_ten_wrong_credentials_lock_pin_changes(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """A session cannot try PIN after PIN: after ten wrong current PINs (or passwords) in a row,
+    even the right one is refused with 429 and Retry-After, while login still works."""
+    person = await make_person()
+    assert (await _set_pin(client, person, pin="2580", password=person.password)).status_code == 204
+    for guess in range(10):
+        wrong = await _set_pin(client, person, pin="1111", current_pin=f"{guess:04d}")
+        assert wrong.status_code == 403
+    locked = await _set_pin(client, person, pin="1111", current_pin="2580")
+    assert (locked.status_code, locked.json()["code"]) == (429, "pin_change_locked")
+    assert 1700 < int(locked.headers["Retry-After"]) <= 1800
+    login = await client.post(
+        "/api/v1/auth/token", data={"username": person.username, "password": person.password}
+    )
+    assert login.status_code == 200
+
+
+async def test_login_answers_with_the_devices_token_and_keeps_a_valid_one(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Sign-up and login give a device token; a login presenting the user's own token gets it
+    back; without one, or with a forged one, a new device; with another user's valid token, a
+    token of the user's own for that same device (a shared device is one device)."""
+    ann, ben = await make_person(), await make_person()
+    assert ann.device_token.startswith("dv1.") and ann.device_token != ben.device_token
+
+    async def login(person: Any, device: str | None) -> str:
+        answer = await client.post(
+            "/api/v1/auth/token",
+            data={"username": person.username, "password": person.password},
+            headers={"X-Device-Id": device} if device is not None else {},
+        )
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["device_token"])
+
+    assert await login(ann, ann.device_token) == ann.device_token
+    fresh = await login(ann, None)
+    assert fresh not in (ann.device_token, await login(ann, None))
+    forged = ann.device_token[:-1] + ("A" if ann.device_token[-1] != "A" else "B")
+    assert (await login(ann, forged)).split(".")[2] != ann.home_device_id
+    shared = await login(ann, ben.device_token)
+    assert shared != ben.device_token and shared.split(".")[2] == ben.home_device_id
+    assert shared.split(".")[1] == uuid.UUID(ann.user_id).hex

@@ -1,4 +1,4 @@
-"""Access tokens: the verifying reader and its memory of verified tokens."""
+"""Access tokens (the verifying reader and its memory of verified tokens) and device tokens."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ import uuid
 import pytest
 
 from billfold.platform import security
-from billfold.platform.security import TokenReader, Unauthenticated, issue_token
+from billfold.platform.security import (
+    DeviceToken,
+    TokenReader,
+    Unauthenticated,
+    device_key,
+    issue_token,
+    new_device_id,
+    read_device_token,
+    sign_device,
+)
 
 KEY = "k" * 48
 
@@ -37,3 +46,33 @@ def test_only_the_verified_token_is_remembered() -> None:
     for token in (forged, altered):
         with pytest.raises(Unauthenticated, match="not valid"):
             reader.read(token)
+
+
+def test_a_device_token_names_its_user_and_device_only_when_signed_by_our_key() -> None:
+    """A token reads back as the user and device it was signed for; a changed signature, a
+    changed user or device, another key's token, an unsigned value and a non-canonical user
+    id all read as None."""
+    key, user, other = device_key("k" * 48), uuid.uuid4(), uuid.uuid4()
+    token = sign_device(key, user, "phone-1")
+    assert read_device_token(key, token) == DeviceToken(user, "phone-1")
+    version, user_hex, device, signature = token.split(".")
+    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    forged = [
+        f"{version}.{user_hex}.{device}.{flipped}",
+        f"{version}.{other.hex}.{device}.{signature}",
+        f"{version}.{user_hex}.phone-2.{signature}",
+        sign_device(device_key("j" * 48), user, "phone-1"),
+        "phone-1",
+        f"{version}.{user}.{device}.{signature}",  # the id with hyphens: not the signed text
+        "",
+    ]
+    assert [read_device_token(key, value) for value in forged] == [None] * len(forged)
+
+
+def test_device_ids_are_random_and_the_device_key_is_not_the_secret_key() -> None:
+    """Two new device ids differ (128 random bits each); the device key is derived, so a token
+    signed with the secret key itself does not verify."""
+    assert new_device_id() != new_device_id()
+    user = uuid.uuid4()
+    raw = sign_device(("k" * 48).encode(), user, "phone-1")
+    assert read_device_token(device_key("k" * 48), raw) is None

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from billfold.platform.errors import NotFound
-from billfold.platform.security import TokenReader, Unauthenticated, secret_key
+from billfold.platform.security import TokenReader, Unauthenticated, device_key, secret_key
 from billfold.wallet.users import User, get_user
 
 _bearer = HTTPBearer(auto_error=False)
@@ -60,3 +60,11 @@ def signing_key(request: Request) -> str:
     if key is None:
         key = request.app.state.secret_key = secret_key(request.app.state.settings)
     return str(key)
+
+
+def device_signing_key(request: Request) -> bytes:
+    """The device tokens' key (platform.security.device_key), derived once per app."""
+    key = getattr(request.app.state, "device_key", None)
+    if key is None:
+        key = request.app.state.device_key = device_key(signing_key(request))
+    return bytes(key)

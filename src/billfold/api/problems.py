@@ -58,6 +58,20 @@ def problem(
     return ProblemResponse(body, status_code=status)
 
 
+def problem_responses(*errors: type[BillfoldError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for an endpoint's errors: each status with the codes it may carry."""
+    codes: dict[int, list[str]] = {}
+    for error in errors:
+        codes.setdefault(error.status, []).append(error.code)
+    return {
+        status: {
+            "description": "code: " + ", ".join(f"`{code}`" for code in listed),
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+        for status, listed in sorted(codes.items())
+    }
+
+
 def internal_error(request_id: str | None) -> ProblemResponse:
     return problem(
         500,
@@ -143,8 +157,11 @@ def _describe(item: Any) -> dict[str, Any]:
     return described
 
 
-# Never echoed back, whatever is wrong with them: card and bank account numbers, CVCs, secrets.
-SECRET_FIELDS = frozenset({"account_number", "number", "cvc", "password", "pin", "token"})
+# Never echoed back, whatever is wrong with them: card and bank account numbers, CVCs, secrets
+# (a device token is one: with the access token, it makes a request look like the user's own).
+SECRET_FIELDS = frozenset(
+    {"account_number", "number", "cvc", "password", "pin", "current_pin", "token", "x-device-id"}
+)
 
 
 def _echo(value: Any) -> Any:

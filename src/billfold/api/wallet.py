@@ -22,6 +22,7 @@ from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.risk import held as held_transfers
 from billfold.risk.assessments import never_moved
 from billfold.risk.engine import remember
+from billfold.wallet.pins import check_pin
 from billfold.wallet.risk import (
     DeclinedByRisk,
     KeyInFlight,
@@ -40,7 +41,7 @@ from billfold.wallet.transfers import (
     transfer_view,
     wallet_view,
 )
-from billfold.wallet.users import User, pin_matches
+from billfold.wallet.users import User
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"])
 
@@ -114,6 +115,7 @@ async def send_money(request: Request) -> Response:
     await limit_money(request, user_id)
     origin = signals_of(
         request,
+        user_id,
         direct.header(request, *DEVICE_HEADER[:2]),
         direct.header(request, *COUNTRY_HEADER[:2]),
     )
@@ -303,9 +305,11 @@ class PinIn(Body):
 async def verify_transfer(
     request: Request, transfer_id: str, body: PinIn, user: CurrentUser
 ) -> dict[str, Any]:
-    """Confirm a transfer held for verification with your PIN. Three wrong PINs decline it.
-    An add-funds or cash-out (its uuid `transfer_id`) is confirmed the same way, and answered
-    as `GET /funding/{transfer_id}` shows it."""
+    """Confirm a transfer held for verification with your PIN. Three wrong PINs decline it. A
+    PIN changed within the last 24 hours does not complete it: it goes to review
+    (`PENDING_REVIEW`), its money still held. An add-funds or cash-out (its uuid
+    `transfer_id`) is confirmed the same way, and answered as `GET /funding/{transfer_id}`
+    shows it."""
     state = request.app.state
     if risk_holds.is_movement_id(transfer_id):
         return await _verify_movement(state, transfer_id, body.pin, user)
@@ -313,56 +317,53 @@ async def verify_transfer(
         held = await held_transfers.lock_held(
             conn, transfer_id, status="PENDING_VERIFICATION", sender_id=user.id
         )
-        right = await pin_matches(state.pool, user.id, body.pin)
-        if right:
-            status = await held_transfers.resolve(
-                conn, state.ledger, held, complete=True, client=ledger_client(user)
-            )
-            await remember(state.pool, _movement_of(held))
-        else:
-            failures = held.pin_failures + 1
-            await conn.execute(
-                "UPDATE held_transfers SET pin_failures = $2 WHERE hold_id = $1",
-                held.hold_id,
-                failures,
-            )
-            status = held.status
-            if failures >= held_transfers.MAX_PIN_FAILURES:
-                status = await held_transfers.resolve(
-                    conn, state.ledger, held, complete=False, client=ledger_client(user)
-                )
-    if not right:
+        pin = await check_pin(state.pool, user.id, body.pin)
+        status = await held_transfers.do_confirm(
+            conn, state.ledger, held, pin, client=ledger_client(user)
+        )
+    if not pin.right:
         raise WrongPin(
             f"wrong PIN; the transfer is {status}",
-            attempts_left=max(held_transfers.MAX_PIN_FAILURES - failures, 0),
+            attempts_left=max(held_transfers.MAX_PIN_FAILURES - held.pin_failures - 1, 0),
             transfer_status=status,
         )
+    if status == "COMPLETED":
+        await remember(state.pool, _movement_of(held))
     transfer = await state.ledger.get_transfer(held.hold_id)
     return transfer_view(transfer, status)
 
 
 async def _verify_movement(state: Any, funding_id: str, pin: str, user: User) -> dict[str, Any]:
     """The right PIN releases a held add-funds or cash-out to its rail (an add-funds is booked,
-    its card charged); the third wrong one declines it (a cash-out's money back)."""
+    its card charged), or sends it to review if it was changed within 24 hours; the third
+    wrong one declines it (a cash-out's money back)."""
     funding = state.funding
     async with state.pool.acquire() as conn, conn.transaction():
         ft = await risk_holds.access_held_movement(
             conn, funding_id, waiting_for=risk_holds.VERIFICATION, user_id=user.id
         )
-        right = await pin_matches(state.pool, user.id, pin)
-        if right:
+        checked = await check_pin(state.pool, user.id, pin)
+        if checked.right and checked.changed_recently:
+            ft = await risk_holds.do_send_to_review(conn, ft)
+            assert ft.assessment_id is not None  # a held movement is held on its assessment
+            await held_transfers.note_reason(
+                conn, ft.assessment_id, held_transfers.PIN_CHANGED_REASON
+            )
+        elif checked.right:
             ft = await risk_holds.do_release_movement(conn, funding, ft)
         else:
             ft = await risk_holds.do_note_wrong_pin(conn, ft)
             if ft.pin_failures >= risk_holds.MAX_PIN_FAILURES:
                 ft = await risk_holds.do_decline_movement(conn, funding, ft)
-    if not right:
+    if not checked.right:
         status = movements.funding_view(ft)["status"]
         raise WrongPin(
             f"wrong PIN; the transfer is {status}",
             attempts_left=max(risk_holds.MAX_PIN_FAILURES - ft.pin_failures, 0),
             transfer_status=status,
         )
+    if ft.risk_status is not None:  # sent to review
+        return movements.funding_view(ft)
     if ft.assessment_id is not None:
         await held_transfers.remember_assessed(state.pool, ft.assessment_id)
     ft = await risk_holds.finish_release(funding, state.cards, ft)

@@ -28,6 +28,7 @@ import secrets
 import statistics
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -41,7 +42,7 @@ from billfold.bench.server import running_server
 from billfold.config import Settings
 from billfold.ledger.accounts import open_clearing_account
 from billfold.ledger.reconcile import reconcile
-from billfold.platform.security import hash_password, issue_token
+from billfold.platform.security import device_key, hash_password, issue_token, sign_device
 from billfold.risk.history import ip_prefix
 
 FUNDING_MINOR = 1_000_000_00
@@ -63,8 +64,8 @@ RETURNING user_id, account_id
 """
 
 
-# Where the benchmark's people sign up and send from: their own phone (device-<user id>), the
-# country the edge reports, and the load generator's address.
+# Where the benchmark's people sign up and send from: their own phone (device-<user id>, sent
+# as its device token), the country the edge reports, and the load generator's address.
 COUNTRY = "US"
 ADDRESS = "127.0.0.1"
 SEED_PLACES = """
@@ -75,6 +76,23 @@ WITH people AS (SELECT unnest($1::uuid[]) AS id), devices AS (
 )
 INSERT INTO user_networks (user_id, prefix) SELECT id, $3 FROM people
 """
+
+
+@dataclass(frozen=True)
+class AppTokens:
+    """What each person's app sends: their access token and their phone's device token."""
+
+    access: list[str]
+    device: list[str]
+
+
+def app_tokens(people: list[str], key: str, ttl_s: int) -> AppTokens:
+    ids = [uuid.UUID(p) for p in people]
+    devices = device_key(key)
+    return AppTokens(
+        [issue_token(user_id, key, ttl_s) for user_id in ids],
+        [sign_device(devices, user_id, f"device-{user_id}") for user_id in ids],
+    )
 
 
 async def run_api_bench(
@@ -95,7 +113,7 @@ async def run_api_bench(
             people = await seed_people(pool, settings, users)
             key = secrets.token_urlsafe(48)
             async with running_server(database_url, redis_url, key, workers) as (port, server):
-                tokens = [issue_token(uuid.UUID(p), key, 3600 * 4) for p in people]
+                tokens = app_tokens(people, key, 3600 * 4)
                 say(f"server up with {workers} workers; {clients} clients")
                 drive = functools.partial(
                     drive_http, port, people, tokens, clients, seconds=seconds, server=server.pid
@@ -209,7 +227,7 @@ async def seed_people(pool: asyncpg.Pool, settings: Settings, count: int) -> lis
 async def drive_http(
     port: int,
     people: list[str],
-    tokens: list[str],
+    tokens: AppTokens,
     clients: int,
     seconds: float,
     rate: int | None,
@@ -288,7 +306,7 @@ def _p99_ms(latencies: list[float], digits: int) -> float:
 
 
 def transfer_request(
-    rng: random.Random, people: list[str], tokens: list[str]
+    rng: random.Random, people: list[str], tokens: AppTokens
 ) -> tuple[dict[str, str], bytes]:
     """The headers and body of a P2P transfer between two random people, as their app sends
     it (a fresh Idempotency-Key, their device, their country)."""
@@ -302,10 +320,10 @@ def transfer_request(
         }
     )
     headers = {
-        "Authorization": f"Bearer {tokens[sender]}",
+        "Authorization": f"Bearer {tokens.access[sender]}",
         "Idempotency-Key": uuid.uuid4().hex,
         "Content-Type": "application/json",
-        "X-Device-Id": f"device-{people[sender]}",
+        "X-Device-Id": tokens.device[sender],
         "X-Client-Country": COUNTRY,
     }
     return headers, body

@@ -20,16 +20,14 @@ from __future__ import annotations
 import functools
 import secrets
 import statistics
-import uuid
 from typing import Any
 
 from billfold.bench import say
-from billfold.bench.api import drive_http, seed_people
+from billfold.bench.api import AppTokens, app_tokens, drive_http, seed_people
 from billfold.bench.seed import migrated_pool, scratch_database
 from billfold.bench.server import running_server
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
-from billfold.platform.security import issue_token
 
 TARGET_ADDED_P99_MS = 5.0  # issue 5
 MODES = {"off": {"BILLFOLD_RISK_ENGINE": "off"}, "on": {"BILLFOLD_RISK_ENGINE": "rules"}}
@@ -59,7 +57,7 @@ async def run_scoring_bench(
         try:
             people = await seed_people(pool, settings, users)
             key = secrets.token_urlsafe(48)
-            tokens = [issue_token(uuid.UUID(p), key, 3600 * 4) for p in people]
+            tokens = app_tokens(people, key, 3600 * 4)
             for round_ in range(rounds):
                 order = list(MODES) if round_ % 2 == 0 else list(reversed(MODES))
                 for mode in order:
@@ -113,7 +111,7 @@ async def _one_server(
     workers: int,
     mode: str,
     people: list[str],
-    tokens: list[str],
+    tokens: AppTokens,
     clients: int,
     *,
     warmup: float,

@@ -16,18 +16,16 @@ import os
 import random
 import secrets
 import time
-import uuid
 from typing import Any
 
 from billfold.app import create_app
 from billfold.bench import say
-from billfold.bench.api import ADDRESS, seed_people, transfer_request
+from billfold.bench.api import ADDRESS, AppTokens, app_tokens, seed_people, transfer_request
 from billfold.bench.cpu import per_unit_us, servers_cpu
 from billfold.bench.seed import migrated_pool, scratch_database
 from billfold.bench.server import bench_redis
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
-from billfold.platform.security import issue_token
 from billfold.risk.rules import LOAD_TEST_RULES
 
 
@@ -62,7 +60,7 @@ async def run_transfer_cost(
                 }
             )
             app = create_app(configured)
-            tokens = [issue_token(uuid.UUID(p), configured.secret_key or "", 3600) for p in people]
+            tokens = app_tokens(people, configured.secret_key or "", 3600)
             async with app.router.lifespan_context(app):
                 send = _sender(app, people, tokens)
                 say(f"warming up with {transfers // 2:,} transfers ...")
@@ -94,7 +92,7 @@ async def run_transfer_cost(
     return result
 
 
-def _sender(app: Any, people: list[str], tokens: list[str]) -> Any:
+def _sender(app: Any, people: list[str], tokens: AppTokens) -> Any:
     rng = random.Random(1)
 
     async def send() -> bool:

@@ -91,6 +91,13 @@ async def do_release_movement(
     return await _update(conn, "risk_status = NULL, risk_decided_at = now()", ft.id)
 
 
+async def do_send_to_review(conn: asyncpg.Connection, ft: FundingTransfer) -> FundingTransfer:
+    """A movement waiting for verification goes to review instead (its PIN changed within 24
+    hours answered the step-up): still held, in the operators' queue. The caller holds its row
+    lock (access_held_movement)."""
+    return await _update(conn, f"risk_status = '{REVIEW}'", ft.id)
+
+
 async def do_decline_movement(
     conn: asyncpg.Connection, funding: Funding, ft: FundingTransfer
 ) -> FundingTransfer:

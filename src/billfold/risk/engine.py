@@ -44,7 +44,7 @@ from billfold.risk.model import Scorer
 from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
 from billfold.risk.rules import Verdict as Decided
 from billfold.risk.velocity import Observation, Velocity
-from billfold.wallet.risk import CLAIM_TTL_MS, KeyInFlight, Movement, Verdict
+from billfold.wallet.risk import CLAIM_TTL_MS, UNVERIFIED_DEVICE, KeyInFlight, Movement, Verdict
 
 log = get_logger("billfold.risk")
 
@@ -382,4 +382,7 @@ def _places(movement: Movement, at: datetime) -> tuple[Any, ...]:
 def _where(
     user_id: str, device_id: str | None, country: str | None, ip: str | None, at: datetime
 ) -> tuple[Any, ...]:
-    return (uuid.UUID(user_id), device_id, country, ip_prefix(ip) if ip else None, at)
+    # An unverified device is no place to remember: the next request claiming it is no more
+    # the user's than this one.
+    device = None if device_id == UNVERIFIED_DEVICE else device_id
+    return (uuid.UUID(user_id), device, country, ip_prefix(ip) if ip else None, at)

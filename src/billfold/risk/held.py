@@ -19,10 +19,13 @@ from billfold.ledger.errors import HoldNotPending
 from billfold.ledger.model import Transfer
 from billfold.platform.errors import BillfoldError, NotFound
 from billfold.risk.engine import remember_places
+from billfold.wallet.pins import PinCheck
 
 MAX_PIN_FAILURES = 3
 PENDING = {"step_up": "PENDING_VERIFICATION", "review": "PENDING_REVIEW"}
 RISK_CLIENT = "risk"
+# Added to the reasons of a step-up that a recently changed PIN answered (wallet.pins).
+PIN_CHANGED_REASON = "PIN changed within 24 hours answered the step-up"
 # The user's last 10 assessed movements, newest first, for the analyst ($user: their id).
 _RECENT = """
 (SELECT coalesce(jsonb_agg(jsonb_build_object(
@@ -49,6 +52,7 @@ class Held:
     pin_failures: int
     device_id: str | None
     country: str | None
+    assessment_id: int  # the assessment that held it
 
 
 async def record_hold(
@@ -108,6 +112,40 @@ async def resolve(
     return status
 
 
+async def do_confirm(
+    conn: asyncpg.Connection, ledger: Ledger, held: Held, pin: PinCheck, *, client: str
+) -> str:
+    """What a PIN does to a transfer waiting for verification; its status after. The caller
+    holds the row lock (lock_held). The right PIN completes it, unless it was changed within
+    24 hours: then the transfer goes to review, its money still held. A wrong PIN is counted,
+    and the MAX_PIN_FAILURES-th declines it."""
+    if pin.right and pin.changed_recently:
+        await conn.execute(
+            "UPDATE held_transfers SET status = 'PENDING_REVIEW' WHERE hold_id = $1", held.hold_id
+        )
+        await note_reason(conn, held.assessment_id, PIN_CHANGED_REASON)
+        return "PENDING_REVIEW"
+    if pin.right:
+        return await resolve(conn, ledger, held, complete=True, client=client)
+    await conn.execute(
+        "UPDATE held_transfers SET pin_failures = $2 WHERE hold_id = $1",
+        held.hold_id,
+        held.pin_failures + 1,
+    )
+    if held.pin_failures + 1 >= MAX_PIN_FAILURES:
+        return await resolve(conn, ledger, held, complete=False, client=client)
+    return held.status
+
+
+async def note_reason(conn: asyncpg.Connection, assessment_id: int, reason: str) -> None:
+    """Adds `reason` to an assessment's reasons: what the review queue shows an analyst."""
+    await conn.execute(
+        "UPDATE risk_assessments SET reasons = array_append(reasons, $2) WHERE id = $1",
+        assessment_id,
+        reason,
+    )
+
+
 async def lock_held(
     conn: asyncpg.Connection, transfer_id: str, *, status: str, sender_id: uuid.UUID | None
 ) -> Held:
@@ -120,7 +158,7 @@ async def lock_held(
         raise missing
     row = await conn.fetchrow(
         """SELECT hold_id, sender_id, recipient_id, amount_minor, status, pin_failures,
-                  device_id, country
+                  device_id, country, assessment_id
              FROM held_transfers WHERE hold_id = $1 FOR UPDATE""",
         int(transfer_id),
     )

@@ -42,7 +42,7 @@ from billfold.risk.history import (
     is_near_threshold,
 )
 from billfold.risk.rules import TINY_CARD_ADD_MINOR, Signals
-from billfold.wallet.risk import Movement
+from billfold.wallet.risk import UNVERIFIED_DEVICE, Movement
 
 LOOKBACK = timedelta(days=90)
 # A known place's last-seen time is written again only when this much older: the features read
@@ -254,9 +254,11 @@ class Past:
         over `PLACE_REFRESH` ago: the model's features can wait milliseconds) or "" (all seen
         recently: nothing to write)."""
         row = self.row
-        device = [last for d, _, last in self.devices if d == request.device_id]
+        # An unverified device is never remembered (risk.engine): no device to write.
+        device_id = "" if request.device_id == UNVERIFIED_DEVICE else request.device_id
+        device = [last for d, _, last in self.devices if d == device_id]
         country = [last for c, last in self.countries if c == request.country]
-        if (request.device_id and not device) or (request.country and not country):
+        if (device_id and not device) or (request.country and not country):
             return "new"
         network = [row["network_seen"]] if row["network_seen"] is not None else []
         if request.ip and not network:
@@ -397,8 +399,11 @@ def signals(past: Past, movement: Request, counts: tuple[int, int, int]) -> Sign
         count_1m=counts[0],
         count_1h=counts[1],
         typical_amount_minor=statistics.median_low(same_kind) if same_kind else None,
-        # A first device or country is where the user starts from, not a change.
-        device_known=None if device is None else (device in devices or not row["has_devices"]),
+        # A first device or country is where the user starts from, not a change; a device
+        # token that is not the user's is never a device they used.
+        device_known=None
+        if device is None
+        else device != UNVERIFIED_DEVICE and (device in devices or not row["has_devices"]),
         country=country,
         country_known=None
         if country is None

@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 # claim at once). The claim only turns a wait into a clear 409: the ledger alone decides
 # exactly-once.
 CLAIM_TTL_MS = 30_000
+# The device of a request whose X-Device-Id is no valid device token of its user's (unsigned,
+# forged, or issued to someone else): a device the user has never used, whatever it claims.
+# Never remembered as a known device (risk.engine; and a CHECK in migrations/0017).
+UNVERIFIED_DEVICE = "(unverified)"
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,9 @@ class Movement:
     amount_minor: int
     currency: str
     ref: str = ""  # the request's idempotency key: a retry is the same movement
-    device_id: str | None = None  # X-Device-Id, sent by the app
+    # The device id inside the app's X-Device-Id token; UNVERIFIED_DEVICE for a header that is
+    # no valid token of the user's; None without the header.
+    device_id: str | None = None
     country: str | None = None  # X-Client-Country, set by the edge
     ip: str | None = None  # the client's address
     rail: str | None = None  # "ach" or "card" for add-funds and cash-out

@@ -1,4 +1,5 @@
-"""Users: sign-up with three handles, login with any of them, and each user's wallet."""
+"""Users: sign-up with three handles, login with any of them, and each user's wallet (their
+PIN: wallet.pins)."""
 
 from __future__ import annotations
 
@@ -146,32 +147,6 @@ async def grant_admin(pool: asyncpg.Pool, handle_text: str) -> User:
     return await get_user(pool, user.id)
 
 
-class PinNotSet(BillfoldError):
-    code = "pin_not_set"
-    status = 422
-    title = "No PIN is set"
-
-
-def check_pin_format(pin: str) -> str:
-    if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 8):
-        raise ValidationFailed("pin must be 4 to 8 digits", field="pin")
-    return pin
-
-
-async def set_pin(pool: asyncpg.Pool, user_id: uuid.UUID, pin: str) -> None:
-    """Store the PIN's Argon2 hash (hashing is slow on purpose: off the event loop)."""
-    hashed = await asyncio.to_thread(hash_password, check_pin_format(pin))
-    await pool.execute("UPDATE users SET pin_hash = $2 WHERE id = $1", user_id, hashed)
-
-
-async def pin_matches(pool: asyncpg.Pool, user_id: uuid.UUID, pin: str) -> bool:
-    """Whether `pin` is the user's PIN; PinNotSet when they have none."""
-    hashed = await pool.fetchval("SELECT pin_hash FROM users WHERE id = $1", user_id)
-    if hashed is None:
-        raise PinNotSet("set a PIN first: PUT /api/v1/users/{user_id}/pin")
-    return await asyncio.to_thread(verify_password, hashed, pin)
-
-
 async def get_user(pool: asyncpg.Pool, user_id: uuid.UUID) -> User:
     row = await db.fetchrow(pool, _BY_ID, user_id)
     if row is None:
@@ -239,22 +214,25 @@ async def authenticate(
     except ValidationFailed:
         raise Unauthenticated("wrong handle or password") from None
     lock_key = f"login-failures:{handle.kind}:{handle.value}"
-    await _refuse_if_locked(redis, settings, lock_key)
+    await refuse_if_locked(redis, settings, lock_key)
     row = await pool.fetchrow(
         f"SELECT u.password_hash FROM users u WHERE u.{handle.kind} = $1", handle.value
     )
     stored_hash = row["password_hash"] if row else None
     if not await asyncio.to_thread(verify_password, stored_hash, password):
-        await _count_failure(redis, settings, lock_key)
+        await count_failure(redis, settings, lock_key)
         raise Unauthenticated("wrong handle or password")
-    with contextlib.suppress(RedisError):
-        await redis.delete(lock_key)
+    await clear_failures(redis, lock_key)
     user = await find_user(pool, handle)
     assert user is not None
     return user
 
 
-async def _refuse_if_locked(redis: Redis, settings: Settings, lock_key: str) -> None:
+async def refuse_if_locked(
+    redis: Redis, settings: Settings, lock_key: str, locked: type[TooManyRequests] = LoginLocked
+) -> None:
+    """Raises `locked` once `lock_key` counts login_max_failures failures in a row (for
+    login_lock_s seconds from the last one)."""
     try:
         async with redis.pipeline() as pipe:
             pipe.get(lock_key)
@@ -263,13 +241,13 @@ async def _refuse_if_locked(redis: Redis, settings: Settings, lock_key: str) -> 
     except RedisError:
         return  # Redis holds no money: without it, logins go on unthrottled rather than stop.
     if failures is not None and int(failures) >= settings.login_max_failures:
-        raise LoginLocked(
-            f"too many failed logins; try again in {max(ttl, 1)} seconds",
+        raise locked(
+            f"{locked.title.lower()}; try again in {max(ttl, 1)} seconds",
             retry_after_s=max(ttl, 1),
         )
 
 
-async def _count_failure(redis: Redis, settings: Settings, lock_key: str) -> None:
+async def count_failure(redis: Redis, settings: Settings, lock_key: str) -> None:
     try:
         async with redis.pipeline() as pipe:
             pipe.incr(lock_key)
@@ -277,3 +255,8 @@ async def _count_failure(redis: Redis, settings: Settings, lock_key: str) -> Non
             await pipe.execute()
     except RedisError:
         return
+
+
+async def clear_failures(redis: Redis, lock_key: str) -> None:
+    with contextlib.suppress(RedisError):
+        await redis.delete(lock_key)
