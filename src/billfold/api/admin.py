@@ -14,7 +14,7 @@ from billfold.api.identity import CurrentUser
 from billfold.api.inputs import Body, Text
 from billfold.funding import movements, risk_holds
 from billfold.platform.errors import NotFound, ValidationFailed
-from billfold.risk import held, listing, operators
+from billfold.risk import held, listing, lockout, operators
 from billfold.risk.rules import Action
 from billfold.wallet.users import User
 
@@ -86,12 +86,15 @@ async def user_audit(request: Request, subject_id: str, operator: AdminUser) -> 
 
 class ReviewOut(BaseModel):
     review_id: str
-    type: str = Field(description="p2p, add_funds or cash_out")
-    sender_id: str = Field(description="The user moving the money.")
+    type: str = Field(
+        description="p2p, add_funds or cash_out; frozen_user: a user the risk engine froze "
+        "(review_id user:<id>; approve unfreezes, reject keeps the freeze)"
+    )
+    sender_id: str = Field(description="The user moving the money (or frozen).")
     recipient_id: str | None = Field(description="The recipient of a P2P transfer.")
-    amount_minor: int
-    score: float
-    reasons: list[str]
+    amount_minor: int | None = Field(description="Null for a frozen user.")
+    score: float | None = Field(description="Null for a frozen user.")
+    reasons: list[str] = Field(description="A frozen user's: the engine's reason for the freeze.")
     created_at: str
     recent_activity: list[dict[str, Any]]
 
@@ -103,10 +106,11 @@ class DecisionOut(BaseModel):
 
 @router.get("/reviews", response_model=list[ReviewOut])
 async def reviews(request: Request, operator: AdminUser) -> Any:
-    """Transfers, add-funds and cash-outs held for review, oldest first, with score, reasons
-    and recent activity."""
+    """Transfers, add-funds and cash-outs held for review, and users the risk engine froze,
+    oldest first, with score, reasons and recent activity."""
     pool = request.app.state.pool
     waiting = await held.review_queue(pool, risk_holds.REVIEW_PAGE)
+    waiting += await lockout.review_queue(pool, risk_holds.REVIEW_PAGE)
     held_movements = await risk_holds.review_queue(pool, risk_holds.REVIEW_PAGE)
     about = await held.assessments(pool, [m["assessment_id"] for m in held_movements])
     waiting += [{**m, **about[m["assessment_id"]]} for m in held_movements]
@@ -120,6 +124,11 @@ def _decision_route(approve: bool) -> Any:
     ) -> dict[str, Any]:
         state = request.app.state
         why = operators.check_reason(body.reason)
+        if lockout.is_user_review(review_id):
+            status = await lockout.do_decide_frozen_user(
+                state.pool, operator.id, review_id, approve=approve, reason=why
+            )
+            return {"review_id": review_id, "status": status}
         if risk_holds.is_movement_id(review_id):
             return await _decide_movement(state, review_id, approve, operator, why)
         async with state.pool.acquire() as conn, conn.transaction():
@@ -142,7 +151,10 @@ def _decision_route(approve: bool) -> Any:
         "Release the held money to the recipient (an add-funds or cash-out: to its rail)."
         if approve
         else "Give the money back (an add-funds: never booked nor charged)."
-    ) + " Of two decisions at once, one wins; the other gets 409."
+    ) + (
+        " A user the risk engine froze: approve unfreezes, reject keeps the freeze."
+        " Of two decisions at once, one wins; the other gets 409."
+    )
     return decide_review
 
 

@@ -30,7 +30,7 @@ from billfold.ledger.model import SideRow
 from billfold.platform import db
 from billfold.platform.coalesce import Coalescer
 from billfold.platform.logging import get_logger
-from billfold.risk import operators, serving
+from billfold.risk import lockout, operators, serving
 from billfold.risk.assessments import (
     RECORD,
     WITH_TRANSFER,
@@ -46,6 +46,7 @@ from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
 from billfold.risk.rules import Verdict as Decided
 from billfold.risk.velocity import Observation, Velocity
 from billfold.wallet.risk import CLAIM_TTL_MS, KeyInFlight, Movement, Verdict
+from billfold.wallet.transfers import WalletFrozen
 
 log = get_logger("billfold.risk")
 
@@ -93,6 +94,7 @@ class RulesEngine:
         self._with_transfers = with_transfers
         self._past_pool = pasts or pool
         self._velocity = Velocity(redis)
+        self._declines = lockout.Declines(redis)
         self.scorer = scorer
         self.rules = rules.with_model_bands(scorer.bands) if scorer else rules
         self.log = AssessmentLog(pool)
@@ -159,6 +161,11 @@ class RulesEngine:
         """What is known before `movement` happens at `at`: the rules' signals (the velocity
         counters record it) and the model's features. Raises KeyInFlight if `claim` is held."""
         past, request, recipient = await self.past(movement, at)
+        if past.frozen and movement.kind in serving.OUTGOING:
+            # Frozen: the ledger would refuse the money anyway. Said before scoring, so that a
+            # frozen user's attempts are neither counted nor declined again, and the client
+            # learns why (a user the transfer path has cached as active gets here too).
+            raise WalletFrozen("your wallet is frozen")
         counts = await self._counts(movement, at, past.sender_new(at), claim)
         return Known(
             past,
@@ -213,6 +220,8 @@ class RulesEngine:
                 movement.user_id,
                 "risk engine: " + "; ".join(decided.reasons)[:450],
             )
+        elif decided.action is Action.DECLINE and self.rules.declines_to_lock > 0:
+            await lockout.count_decline(self._pool, self._declines, self.rules, movement, at)
         return recorded
 
     async def unscored(self, movement: Movement, reason: str) -> Verdict:
