@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -113,3 +114,150 @@ async def test_the_audit_trail_cannot_be_edited_or_erased(
     ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await app.state.pool.execute(statement)
+
+
+async def send_from(
+    client: httpx.AsyncClient,
+    sender: Any,
+    recipient: Any,
+    amount: str,
+    device: str = "home-phone",
+    country: str = "US",
+) -> Any:
+    return await client.post(
+        "/api/v1/transfers",
+        json={"sender_id": sender.user_id, "recipient": recipient.username, "amount": amount},
+        headers={
+            **sender.auth,
+            "Idempotency-Key": uuid.uuid4().hex,
+            "X-Device-Id": device,
+            "X-Client-Country": country,
+        },
+    )
+
+
+async def listed(client: httpx.AsyncClient, operator: Any, **params: Any) -> Any:
+    return await client.get("/api/v1/admin/assessments", params=params, headers=operator.auth)
+
+
+async def test_operators_see_every_decision_with_its_score_model_rules_and_top_features(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """An allowed, a stepped-up, a reviewed and a declined transfer of one user are listed
+    newest first, each with its score, the model version, the reasons and (but the allowed
+    one) its five top features; the verdict and time filters narrow the list."""
+    operator, ana, ben = await make_person(), await make_person("500.00"), await make_person()
+    mule, thief = await make_person(), await make_person()
+    await grant_admin(app.state.pool, operator.username)
+    await app.state.pool.execute(
+        "UPDATE users SET flagged = true WHERE id = $1", uuid.UUID(mule.user_id)
+    )
+    statuses = [
+        (await send_from(client, ana, ben, "5.00")).status_code,
+        (await send_from(client, ana, ben, "6.00", device="new-phone")).json()["status"],
+        (await send_from(client, ana, mule, "7.00")).json()["status"],
+        (await send_from(client, ana, thief, "400.00", "unknown-android", "RO")).status_code,
+    ]
+    assert statuses == [201, "PENDING_VERIFICATION", "PENDING_REVIEW", 403]
+    await app.state.risk.log.flush()  # the declined one is written in a batch
+    page = await listed(client, operator, user_id=ana.user_id)
+    assert page.status_code == 200, page.text
+    rows = page.json()["assessments"]
+    assert [r["verdict"] for r in rows] == ["decline", "review", "step_up", "allow"]
+    version = app.state.risk.scorer.version
+    assert {r["model_version"] for r in rows} == {version}
+    assert all(0.0 <= r["score"] <= 1.0 and r["user_id"] == ana.user_id for r in rows)
+    assert "the recipient is flagged" in rows[1]["reasons"]
+    assert "a device never seen for this user" in rows[2]["reasons"]
+    assert rows[3]["reasons"] == [] and rows[3]["top_features"] == []
+    for row in rows[:3]:
+        assert len(row["top_features"]) == 5
+        assert set(row["top_features"][0]) == {"name", "value", "contribution"}
+    assert page.json()["next_cursor"] is None
+    declines = (await listed(client, operator, user_id=ana.user_id, verdict="decline")).json()
+    assert [r["assessment_id"] for r in declines["assessments"]] == [rows[0]["assessment_id"]]
+    middle = await listed(
+        client,
+        operator,
+        user_id=ana.user_id,
+        to=rows[1]["created_at"],
+        **{"from": rows[2]["created_at"]},
+    )
+    assert [r["verdict"] for r in middle.json()["assessments"]] == ["review", "step_up"]
+
+
+async def test_paging_shows_every_assessment_once_in_a_stable_order_even_at_equal_times(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Seven assessments at one instant and two older ones, three a page: every one once,
+    newest first and by id within an instant; rows written before the model version and top
+    features were kept show them as null and empty."""
+    operator, cal = await make_person(), await make_person()
+    await grant_admin(app.state.pool, operator.username)
+    user = uuid.UUID(cal.user_id)
+    insert = """INSERT INTO risk_assessments (user_id, kind, ref, amount_minor, score, action,
+                    reasons, created_at)
+                VALUES ($1, 'p2p', $2, 100, 0.5, 'decline', '{}', $3) RETURNING id"""
+    same = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+    older = [same - timedelta(minutes=2), same - timedelta(minutes=1)]
+    ids = [await app.state.pool.fetchval(insert, user, f"k{n}", same) for n in range(7)]
+    old_ids = [
+        await app.state.pool.fetchval(insert, user, f"o{n}", at) for n, at in enumerate(older)
+    ]
+    seen: list[int] = []
+    cursor = None
+    for _ in range(5):
+        params = {"user_id": cal.user_id, "limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = (await listed(client, operator, **params)).json()
+        seen += [r["assessment_id"] for r in page["assessments"]]
+        assert all(
+            r["model_version"] is None and r["top_features"] == [] for r in page["assessments"]
+        )
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(ids, reverse=True) + old_ids[::-1]
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "value"),
+    [
+        ({"verdict": "maybe"}, "verdict", "maybe"),
+        ({"limit": 0}, "limit", 0),
+        ({"limit": 201}, "limit", 201),
+        ({"cursor": "bm90LWEtY3Vyc29y"}, "cursor", "bm90LWEtY3Vyc29y"),
+        ({"user_id": "nobody"}, "user_id", "nobody"),
+        ({"from": "yesterday"}, "from", "yesterday"),
+        (
+            {"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+            "from",
+            "2026-01-02T00:00:00+00:00",
+        ),
+    ],
+)
+async def test_the_listing_refuses_bad_parameters_naming_them(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    params: dict[str, Any],
+    field: str,
+    value: Any,
+) -> None:
+    """Each bad parameter is a 422 problem naming the field and the value, never a 500."""
+    operator = await make_person()
+    await grant_admin(app.state.pool, operator.username)
+    refused = await listed(client, operator, **params)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    body = refused.json()
+    assert (body["code"], body["field"]) == ("validation_error", field)
+    assert str(value) in body["detail"]
+
+
+async def test_the_listing_is_hidden_from_everyone_but_operators(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """A user without the role gets 404, even with bad parameters."""
+    mallory = await make_person()
+    assert (await listed(client, mallory)).status_code == 404
+    assert (await listed(client, mallory, limit=0)).status_code == 404

@@ -638,7 +638,7 @@ async def test_a_transfer_let_through_unscored_is_recorded_with_its_reason(
         row["ref"]: row
         for row in await app.state.pool.fetch(
             """SELECT ref, action, score, reasons, counterparty_id::text AS counterparty,
-                      amount_minor, new_payee
+                      amount_minor, new_payee, model_version, top_features
                  FROM risk_assessments WHERE ref = ANY($1)""",
             keys,
         )
@@ -651,5 +651,39 @@ async def test_a_transfer_let_through_unscored_is_recorded_with_its_reason(
     )
     assert (unscored["counterparty"], unscored["amount_minor"]) == (kim.user_id, 300)
     assert unscored["new_payee"] is None
+    assert (unscored["model_version"], unscored["top_features"]) == (None, None)
     assert scored["new_payee"] is False
     assert await balances(client, jo) == ("94.00", "94.00")
+
+
+async def test_every_path_stores_the_model_version_and_a_held_or_declined_ones_top_features(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Allowed (written by the ledger), stepped up (at once) and declined (batched): each
+    assessment names the model version that scored it; the held and the declined one also
+    keep the five features that pushed the score most, the allowed one none."""
+    ana, ben, thief = await make_person("500.00"), await make_person(), await make_person()
+    allowed = await send(client, ana, ben, "5.00")
+    stepped = await send(client, ana, ben, "6.00", device="new-phone")
+    declined = await send(client, ana, thief, "400.00", device="unknown-android", country="RO")
+    assert (allowed.status_code, stepped.status_code, declined.status_code) == (201, 201, 403)
+    await app.state.risk.log.flush()
+    rows = await app.state.pool.fetch(
+        """SELECT action, model_version, top_features FROM risk_assessments
+            WHERE user_id = $1 ORDER BY created_at""",
+        uuid.UUID(ana.user_id),
+    )
+    version = app.state.risk.scorer.version
+    assert [(r["action"], r["model_version"]) for r in rows] == [
+        ("allow", version),
+        ("step_up", version),
+        ("decline", version),
+    ]
+    assert rows[0]["top_features"] is None
+    for row in rows[1:]:
+        top = row["top_features"]
+        assert len(top) == 5 and {tuple(sorted(f)) for f in top} == {
+            ("contribution", "name", "value")
+        }
+        sizes = [abs(f["contribution"]) for f in top]
+        assert sizes == sorted(sizes, reverse=True)

@@ -80,6 +80,24 @@ def test_scorer_scores_one_row_as_the_batch_does(models_dir: Path) -> None:
         scorer.score([1.0, 2.0, 3.0])
 
 
+def test_the_top_features_are_the_largest_shap_contributions_of_the_shipped_model() -> None:
+    """The five features that pushed a score most, either way, are LightGBM's pred_contrib
+    values of largest size, with the row's values (a missing one as None); the
+    contributions of all features and the bias sum to the raw score."""
+    scorer = Scorer.load()
+    table = build_table(synth.generate(200, 14, 5), log=lambda _: None)
+    rows = table.x[-20:].astype(np.float64)
+    expected = scorer.booster.predict(rows, pred_contrib=True)
+    for row, contributions in zip(rows, expected, strict=True):
+        top = scorer.top_features(row.tolist())
+        order = np.argsort(-np.abs(contributions[:-1]), kind="stable")[:5]
+        assert [p.name for p in top] == [FEATURE_NAMES[i] for i in order]
+        assert [p.contribution for p in top] == pytest.approx(contributions[order], abs=1e-6)
+        assert [p.value for p in top] == [None if np.isnan(row[i]) else row[i] for i in order]
+        raw = np.log(scorer.score(row.tolist()) / (1 - scorer.score(row.tolist())))
+        assert contributions.sum() == pytest.approx(raw, abs=1e-9)
+
+
 def test_scorer_refuses_a_current_that_names_no_version(tmp_path: Path) -> None:
     """CURRENT cannot point the loader at an arbitrary path."""
     (tmp_path / "CURRENT").write_text("../../etc/passwd\n")

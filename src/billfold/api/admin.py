@@ -3,17 +3,19 @@ as a path that does not exist does, so the operator surface is not advertised.""
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser
-from billfold.api.inputs import Body
+from billfold.api.inputs import Body, Text
 from billfold.funding import movements, risk_holds
-from billfold.platform.errors import NotFound
-from billfold.risk import held, operators
+from billfold.platform.errors import NotFound, ValidationFailed
+from billfold.risk import held, listing, lockout, operators
+from billfold.risk.rules import Action
 from billfold.wallet.users import User
 
 router = APIRouter(prefix="/api/v1/admin", tags=["operators"])
@@ -84,12 +86,15 @@ async def user_audit(request: Request, subject_id: str, operator: AdminUser) -> 
 
 class ReviewOut(BaseModel):
     review_id: str
-    type: str = Field(description="p2p, add_funds or cash_out")
-    sender_id: str = Field(description="The user moving the money.")
+    type: str = Field(
+        description="p2p, add_funds or cash_out; frozen_user: a user the risk engine froze "
+        "(review_id user:<id>; approve unfreezes, reject keeps the freeze)"
+    )
+    sender_id: str = Field(description="The user moving the money (or frozen).")
     recipient_id: str | None = Field(description="The recipient of a P2P transfer.")
-    amount_minor: int
-    score: float
-    reasons: list[str]
+    amount_minor: int | None = Field(description="Null for a frozen user.")
+    score: float | None = Field(description="Null for a frozen user.")
+    reasons: list[str] = Field(description="A frozen user's: the engine's reason for the freeze.")
     created_at: str
     recent_activity: list[dict[str, Any]]
 
@@ -101,10 +106,11 @@ class DecisionOut(BaseModel):
 
 @router.get("/reviews", response_model=list[ReviewOut])
 async def reviews(request: Request, operator: AdminUser) -> Any:
-    """Transfers, add-funds and cash-outs held for review, oldest first, with score, reasons
-    and recent activity."""
+    """Transfers, add-funds and cash-outs held for review, and users the risk engine froze,
+    oldest first, with score, reasons and recent activity."""
     pool = request.app.state.pool
     waiting = await held.review_queue(pool, risk_holds.REVIEW_PAGE)
+    waiting += await lockout.review_queue(pool, risk_holds.REVIEW_PAGE)
     held_movements = await risk_holds.review_queue(pool, risk_holds.REVIEW_PAGE)
     about = await held.assessments(pool, [m["assessment_id"] for m in held_movements])
     waiting += [{**m, **about[m["assessment_id"]]} for m in held_movements]
@@ -118,6 +124,11 @@ def _decision_route(approve: bool) -> Any:
     ) -> dict[str, Any]:
         state = request.app.state
         why = operators.check_reason(body.reason)
+        if lockout.is_user_review(review_id):
+            status = await lockout.do_decide_frozen_user(
+                state.pool, operator.id, review_id, approve=approve, reason=why
+            )
+            return {"review_id": review_id, "status": status}
         if risk_holds.is_movement_id(review_id):
             return await _decide_movement(state, review_id, approve, operator, why)
         async with state.pool.acquire() as conn, conn.transaction():
@@ -140,7 +151,10 @@ def _decision_route(approve: bool) -> Any:
         "Release the held money to the recipient (an add-funds or cash-out: to its rail)."
         if approve
         else "Give the money back (an add-funds: never booked nor charged)."
-    ) + " Of two decisions at once, one wins; the other gets 409."
+    ) + (
+        " A user the risk engine froze: approve unfreezes, reject keeps the freeze."
+        " Of two decisions at once, one wins; the other gets 409."
+    )
     return decide_review
 
 
@@ -200,3 +214,99 @@ async def aml(request: Request, operator: AdminUser) -> Any:
     """Report candidates, newest first: `ctr` (cash-equivalent money over $10,000 in a business
     day) and `sar` (suspicious activity of $2,000 or more)."""
     return await held.aml_candidates(request.app.state.pool)
+
+
+class TopFeatureOut(BaseModel):
+    name: str
+    value: float | None = Field(description="The feature's value; null when missing.")
+    contribution: float = Field(
+        description="Its SHAP contribution to the model's raw score (log-odds), + towards fraud."
+    )
+
+
+class AssessmentOut(BaseModel):
+    assessment_id: int
+    user_id: str
+    kind: str = Field(description="p2p, add_funds or cash_out")
+    counterparty_id: str | None
+    amount_minor: int
+    verdict: str = Field(description="allow, step_up, review or decline")
+    score: float = Field(description="The model's score (0 when unscored or the model is off).")
+    model_version: str | None = Field(
+        description="The model that scored it; null before migration 0018, unscored "
+        "(risk_timeout) or with the model off."
+    )
+    reasons: list[str] = Field(
+        description="The rules that fired, and the model band if it decided."
+    )
+    top_features: list[TopFeatureOut] = Field(
+        description="The 5 features that pushed the score most, for step_up, review and "
+        "decline only (empty for allow, unscored and older rows)."
+    )
+    reports: list[str] = Field(description="AML report candidates: ctr, sar.")
+    declined_later: bool = Field(description="Nothing moved under it after all.")
+    created_at: str
+
+
+class AssessmentsOut(BaseModel):
+    assessments: list[AssessmentOut]
+    next_cursor: str | None
+
+
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+
+
+@router.get(
+    "/assessments",
+    response_model=AssessmentsOut,
+    responses={
+        404: {"description": "Not an operator (as for no route at all)", **_PROBLEM},
+        422: {
+            "description": "validation_error naming the field and value: a user_id that is "
+            "not a UUID, an unknown verdict, from after to, limit out of 1-200, a cursor "
+            "this API did not give out",
+            **_PROBLEM,
+        },
+    },
+)
+async def assessments(
+    request: Request,
+    operator: AdminUser,
+    user_id: Annotated[Text | None, Query(max_length=36, description="One user's.")] = None,
+    verdict: Annotated[Action | None, Query(description="One verdict's.")] = None,
+    from_: Annotated[
+        datetime | None, Query(alias="from", description="From this instant (inclusive).")
+    ] = None,
+    to: Annotated[datetime | None, Query(description="Up to this instant (inclusive).")] = None,
+    limit: Annotated[int, Query(ge=1, le=listing.MAX_LIMIT)] = listing.DEFAULT_LIMIT,
+    cursor: Annotated[Text | None, Query(max_length=64, description="next_cursor")] = None,
+) -> Any:
+    """Every decision of the risk engine, newest first: verdict, score, model version, the
+    rules that fired and the top features (computed for step_up, review and decline only: 2.4
+    ms a movement is too much for every one). Naive times are UTC."""
+    query = listing.AssessmentQuery(
+        user_id=_user_id(user_id),
+        verdict=verdict.value if verdict is not None else None,
+        start=_utc(from_),
+        end=_utc(to),
+        limit=limit,
+        cursor=cursor,
+    )
+    return await listing.list_assessments(request.app.state.pool, query)
+
+
+def _user_id(raw: str | None) -> uuid.UUID | None:
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise ValidationFailed(
+            f"user_id '{raw}' is not a user id (a UUID)", field="user_id", value=raw
+        ) from None
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)

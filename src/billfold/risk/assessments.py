@@ -10,11 +10,13 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from billfold.platform import db
 from billfold.platform.logging import get_logger
 from billfold.risk import serving
 from billfold.risk.history import ip_prefix
+from billfold.risk.model import Pushed
 from billfold.risk.rules import Verdict as Decided
 from billfold.wallet.risk import Movement
 
@@ -22,10 +24,13 @@ log = get_logger("billfold.risk")
 
 _COLUMNS = """user_id, kind, ref, counterparty_id, amount_minor, score, action, created_at,
                               device_id, country, ip_prefix, rail, new_payee, sender_new,
-                              reasons, aml"""
+                              model_version, top_features, reasons, aml"""
+# top_features comes as JSON text (see explained), in every statement: the ledger's side rows
+# are text anyway, and asyncpg's jsonb codec would encode a str as a JSON string.
 RECORD = f"""
 INSERT INTO risk_assessments ({_COLUMNS})
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, ($16::text)::jsonb,
+        $17, $18)
 RETURNING id
 """
 # Many at once. unnest can't take arrays of arrays, so each row's reasons (and AML flags) go
@@ -35,13 +40,15 @@ _RECORD_MANY_SQL = """
 INSERT INTO risk_assessments ({columns})
 SELECT r.user_id, r.kind, r.ref, r.counterparty_id, r.amount_minor, r.score, r.action,
        r.created_at, r.device_id, r.country, r.ip_prefix, r.rail, r.new_payee, r.sender_new,
+       r.model_version, r.top_features::jsonb,
        string_to_array(r.reasons, E'\\x1f'), string_to_array(r.aml, E'\\x1f'){refused}
   FROM unnest($1::{t}uuid[], $2::{t}text[], $3::{t}text[], $4::{t}uuid[], $5::{t}bigint[],
               $6::{t}real[], $7::{t}text[], $8::{t}timestamptz[], $9::{t}text[], $10::{t}text[],
               $11::{t}text[], $12::{t}text[], $13::{t}boolean[], $14::{t}boolean[],
-              $15::{t}text[], $16::{t}text[]{refused_parameter})
+              $15::{t}text[], $16::{t}text[], $17::{t}text[], $18::{t}text[]{refused_parameter})
        AS r(user_id, kind, ref, counterparty_id, amount_minor, score, action, created_at,
-            device_id, country, ip_prefix, rail, new_payee, sender_new, reasons, aml{refused_alias})
+            device_id, country, ip_prefix, rail, new_payee, sender_new, model_version,
+            top_features, reasons, aml{refused_alias})
 """
 RECORD_MANY = _RECORD_MANY_SQL.format(
     columns=_COLUMNS, t="", refused="", refused_parameter="", refused_alias=""
@@ -57,7 +64,7 @@ RECORD_WITH_TRANSFER = _RECORD_MANY_SQL.format(
     columns=f"{_COLUMNS}, declined_later",
     t="text::",
     refused=", r.refused",
-    refused_parameter=", $17::text::boolean[]",
+    refused_parameter=", $19::text::boolean[]",
     refused_alias=", refused",
 )
 BATCH_DELAY_S = 0.005
@@ -133,8 +140,12 @@ def row_of(
     decided: Decided,
     new_payee: bool | None,
     sender_new: bool | None,
+    model_version: str | None = None,
+    top_features: list[Pushed] | None = None,
 ) -> tuple[Any, ...]:
-    """An assessment's row, RECORD's first 14 columns."""
+    """An assessment's row, RECORD's first 16 columns: what was assessed, the verdict, the
+    context later features read, and what operators see of the model (its version, and for a
+    held or declined movement the features that pushed its score most)."""
     return (
         uuid.UUID(movement.user_id),
         movement.kind,
@@ -150,7 +161,16 @@ def row_of(
         movement.rail,
         new_payee,
         sender_new,
+        model_version,
+        explained(top_features),
     )
+
+
+def explained(top_features: list[Pushed] | None) -> str | None:
+    """The top features as the top_features column's JSON text (None: not computed)."""
+    if top_features is None:
+        return None
+    return orjson.dumps(top_features).decode()  # orjson writes dataclasses as objects
 
 
 def as_text(row: tuple[Any, ...], decided: Decided) -> tuple[Any, ...]:

@@ -39,10 +39,16 @@ def check_reason(reason: str) -> str:
 
 
 async def do_user_action(
-    pool: asyncpg.Pool, operator_id: uuid.UUID | None, action: str, subject: str, reason: str
+    pool: asyncpg.Pool,
+    operator_id: uuid.UUID | None,
+    action: str,
+    subject: str,
+    reason: str,
+    detail: dict[str, Any] | None = None,
 ) -> ActionDone:
     """Freeze, unfreeze, flag or unflag a user (a freeze reaches the ledger in the same
-    transaction, through users.status), and audit it. No operator: the risk engine acted."""
+    transaction, through users.status), and audit it, with `detail` beside the change. No
+    operator: the risk engine acted."""
     column, value = USER_ACTIONS[action]
     why = check_reason(reason)
     user_id = _user_id(subject)
@@ -60,7 +66,7 @@ async def do_user_action(
             action,
             f"user:{user_id}",
             why,
-            {"before": before["value"], "after": value},
+            {**(detail or {}), "before": before["value"], "after": value},
         )
     return ActionDone(audit_id, before["value"] != value)
 

@@ -52,6 +52,10 @@ class RiskRules(BaseModel):
     # Structuring: this many amounts within `structuring_band` under a reporting threshold.
     structuring_count: int = Field(default=3, ge=2)
     structuring_band: float = Field(default=0.1, gt=0, lt=1)
+    # Repeated declines freeze the user (risk.lockout): this many declines within this many
+    # seconds. 0: never.
+    declines_to_lock: int = Field(default=5, ge=0)
+    declines_window_s: float = Field(default=600.0, gt=0, le=86_400)
     ctr_minor: int = Field(default=10_000_00, ge=0)
     sar_minor: int = Field(default=2_000_00, ge=0)
     # The model's score bands. Unset: the bands the shipped model suggests (its metadata's

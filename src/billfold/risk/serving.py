@@ -75,6 +75,7 @@ WENT_AHEAD_I = "i.action <> 'decline' AND NOT i.declined_later"
 # rows hold none; a subquery in a CASE branch not taken is never run.
 PAST = f"""
 SELECT extract(epoch FROM u.created_at)::float8 AS signup,
+       u.status = 'frozen' AS frozen,
        EXISTS (SELECT 1 FROM bank_accounts
                 WHERE user_id = $1 AND status = 'verified') AS verified_bank,
        c.home_country,
@@ -242,6 +243,11 @@ class Past:
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> Past:
         return cls(row, _json(row["events"]), _json(row["devices"]), _json(row["countries"]))
+
+    @property
+    def frozen(self) -> bool:
+        """The user is frozen (by an operator or the engine) as the query read them."""
+        return bool(self.row["frozen"])
 
     def sender_new(self, at: datetime) -> bool:
         """The user's account was under 7 days old at `at`."""
