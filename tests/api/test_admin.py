@@ -130,7 +130,7 @@ async def send_from(
         headers={
             **sender.auth,
             "Idempotency-Key": uuid.uuid4().hex,
-            "X-Device-Id": device,
+            "X-Device-Id": sender.device(device),
             "X-Client-Country": country,
         },
     )

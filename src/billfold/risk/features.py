@@ -98,6 +98,10 @@ FEATURES: tuple[tuple[str, str], ...] = (
     ("recipient_senders_24h", "Distinct users who sent to the recipient in 24 hours."),
     ("recipient_new_senders_24h", "Of those, senders whose account was under 7 days old then."),
     ("recipient_in_usd_24h", "Dollars the recipient received in 24 hours."),
+    (
+        "recipient_same_amount_24h",
+        "Of those transfers, how many were of this amount (a bill's shares).",
+    ),
     ("recipient_out_count_24h", "Outgoing movements of the recipient in 24 hours."),
     ("recipient_paid_user_before", "1 when the recipient has sent money to this user before."),
     ("recipient_last_to_user_usd", "Dollars of the recipient's last transfer to this user."),
@@ -292,12 +296,13 @@ def _recipient(
     recipient = state.peek(to)
     senders: set[int] = set()
     new_senders: set[int] = set()
-    received = 0
+    received = same_amount = 0
     for ts, amount, sender, sender_was_new in reversed(recipient.ins):
         if now - ts > DAY:
             break
         senders.add(sender)
         received += amount
+        same_amount += amount == txn.amount_minor
         if sender_was_new:
             new_senders.add(sender)
     out_24h = 0
@@ -315,6 +320,7 @@ def _recipient(
         recipient_senders_24h=float(len(senders)),
         recipient_new_senders_24h=float(len(new_senders)),
         recipient_in_usd_24h=received / 100,
+        recipient_same_amount_24h=float(same_amount),
         recipient_out_count_24h=float(out_24h),
         recipient_paid_user_before=float(paid_user is not None),
         recipient_last_to_user_usd=paid_user[1] / 100 if paid_user else NAN,
@@ -330,6 +336,7 @@ _RECIPIENT_FEATURES = (
     "recipient_senders_24h",
     "recipient_new_senders_24h",
     "recipient_in_usd_24h",
+    "recipient_same_amount_24h",
     "recipient_out_count_24h",
     "recipient_paid_user_before",
     "recipient_last_to_user_usd",

@@ -18,6 +18,9 @@ from pydantic import BaseModel, Field
 # Reporting thresholds structuring keeps just under: the CTR's $10,000 and the $3,000 of the
 # funds-transfer recordkeeping rule.
 REPORTING_THRESHOLDS_MINOR = (10_000_00, 3_000_00)
+# A typical amount needs this many earlier movements of the kind: a new user's $5 and $60 say
+# nothing yet of what is unusual for them.
+TYPICAL_MIN_HISTORY = 3
 # Card testers try stolen cards with charges of a few dollars; nobody tops up a wallet by less.
 TINY_CARD_ADD_MINOR = 10_00
 
@@ -116,7 +119,7 @@ class Signals:
     at: datetime
     count_1m: int  # the sender's movements, this one included
     count_1h: int
-    typical_amount_minor: int | None = None  # median of the last 30 days; None: no history
+    typical_amount_minor: int | None = None  # 30 days' median; None: under TYPICAL_MIN_HISTORY
     device_known: bool | None = None  # None: the app sent no device id
     country: str | None = None
     country_known: bool | None = None

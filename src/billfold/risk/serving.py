@@ -41,7 +41,7 @@ from billfold.risk.history import (
     ip_prefix,
     is_near_threshold,
 )
-from billfold.risk.rules import TINY_CARD_ADD_MINOR, Signals
+from billfold.risk.rules import TINY_CARD_ADD_MINOR, TYPICAL_MIN_HISTORY, Signals
 from billfold.wallet.risk import UNVERIFIED_DEVICE, Movement
 
 LOOKBACK = timedelta(days=90)
@@ -404,7 +404,9 @@ def signals(past: Past, movement: Request, counts: tuple[int, int, int]) -> Sign
         at=movement.ts,
         count_1m=counts[0],
         count_1h=counts[1],
-        typical_amount_minor=statistics.median_low(same_kind) if same_kind else None,
+        typical_amount_minor=statistics.median_low(same_kind)
+        if len(same_kind) >= TYPICAL_MIN_HISTORY
+        else None,
         # A first device or country is where the user starts from, not a change; a device
         # token that is not the user's is never a device they used.
         device_known=None

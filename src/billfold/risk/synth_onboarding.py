@@ -20,6 +20,9 @@ FIRST_PAYMENT = 0.7
 WELCOME_PAYMENT = 0.5  # of invited users: the inviter pays them
 FIRST_WEEK_SPLIT = 0.35
 SPLIT_FRIENDS = 5
+# A first top-up is mostly a round sum, from $10 to $500.
+FIRST_TOP_UPS = (10, 20, 25, 40, 50, 75, 100, 150, 200, 250, 300, 400, 500)
+FIRST_TOP_UP_WEIGHTS = (6, 16, 8, 3, 18, 3, 18, 5, 9, 4, 4, 2, 4)
 
 
 def join_together(world: World, joined: list[Person]) -> None:
@@ -43,7 +46,12 @@ def onboarding(world: World, p: Person) -> None:
     balance = 0
     if rng.random() < FIRST_TOP_UP:
         ach = p.profile.verified_bank and rng.random() < FIRST_TOP_UP_ACH
-        balance = min(50_000, max(1_000, world.dollars(60, 0.8, whole=0.95)))
+        if rng.random() < 0.75:
+            dollars = rng.choices(FIRST_TOP_UPS, FIRST_TOP_UP_WEIGHTS)[0]
+            balance = round(dollars * world.params.amount_scale) * 100
+        else:
+            balance = world.dollars(60, 0.9, whole=0.8)
+        balance = min(500_00 * 2, max(10_00, balance))
         rail = "ach" if ach else "card"
         world.emit(p, ts, "add_funds", balance, rail=rail, behaviour="first_top_up")
     if rng.random() < FIRST_PAYMENT:
@@ -76,13 +84,19 @@ def _first_payments(world: World, p: Person, ts: datetime, balance: int) -> None
 
 
 def _first_split(world: World, p: Person) -> None:
-    """In the first week the new user pays for dinner and up to five friends pay their share
-    within hours; some of those friends joined days ago too."""
+    """In the first week, often on the first day, the new user pays for dinner and up to five
+    friends pay them the same share within hours; some of those friends joined days or hours
+    ago too, and top up by card just before, as people do to pay."""
     rng = world.rng
-    day = world.start_day(p) + rng.uniform(0, 7)
+    day = world.start_day(p) + (rng.uniform(0, 0.5) if rng.random() < 0.4 else rng.uniform(0, 7))
     ts = world.at(day) + timedelta(hours=rng.uniform(0, 6))
     share = world.dollars(30, 0.6, whole=0.5)
     friends = list(dict.fromkeys(p.friends))
     for uid in rng.sample(friends, k=min(SPLIT_FRIENDS, len(friends))):
-        delay = timedelta(minutes=rng.uniform(2, 360))
-        world.emit(world.people[uid], ts + delay, "p2p", share, to=p.id, behaviour="bill_split")
+        friend = world.people[uid]
+        paid_at = ts + timedelta(minutes=rng.uniform(2, 360))
+        if paid_at - friend.profile.signup_at < timedelta(days=7) and rng.random() < 0.6:
+            top_up = max(1_000, -(-share // 1_000) * 1_000 + rng.choice((0, 1_000, 2_000)))
+            before = paid_at - timedelta(minutes=rng.uniform(1, 20))
+            world.emit(friend, before, "add_funds", top_up, rail="card", behaviour="bill_split")
+        world.emit(friend, paid_at, "p2p", share, to=p.id, behaviour="bill_split")

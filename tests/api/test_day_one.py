@@ -1,0 +1,209 @@
+"""Day one works (issue 24): with the shipped model and the default rules deciding, what new
+users ordinarily do goes through at once, without a hold, a step-up or a decline; a new phone
+or a trip abroad asks for a PIN at most.
+
+Every user here is seconds old, signs up from the device the app then uses (its signed token
+in X-Device-Id) in the US (X-Client-Country), and moves money over HTTP as the app would.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from billfold.app import create_app
+from billfold.config import Settings
+from billfold.risk.rules import RiskRules
+
+MakePerson = Callable[..., Awaitable[Any]]
+AddCard = Callable[[Any, str], Awaitable[str]]
+LinkBank = Callable[..., Awaitable[str]]
+HOME = "US"
+AT_ONCE = {"COMPLETED"}
+
+
+@pytest.fixture(scope="module")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The rules and the model as shipped, both deciding; only the rate limits are off (every
+    test here comes from one address) and the time budget is generous (a shared machine)."""
+    unlimited = dict.fromkeys(
+        ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
+    )
+    configured = settings.model_copy(
+        update={
+            "secret_key": "k" * 48,
+            "sandbox": True,
+            "risk_budget_ms": 5000.0,
+            "risk_rules": RiskRules(),
+            "risk_model": "shipped",
+            **unlimited,
+        }
+    )
+    app = create_app(configured)
+    async with app.router.lifespan_context(app):
+        assert app.state.risk.rules.model_decides and app.state.risk.scorer is not None
+        yield app
+
+
+def _headers(person: Any, device: str | None = None, country: str = HOME) -> dict[str, str]:
+    return {
+        **person.auth,
+        "Idempotency-Key": uuid.uuid4().hex,
+        "X-Device-Id": device or person.device(),
+        "X-Client-Country": country,
+    }
+
+
+async def _answered(client: httpx.AsyncClient, answer: httpx.Response) -> dict[str, Any]:
+    """The answer's body; for anything but COMPLETED, with the assessment's score and reasons
+    (`why`), so that a failing test says what the engine saw."""
+    assert answer.status_code in (201, 202), answer.text
+    body = dict(answer.json())
+    if body["status"] != "COMPLETED":
+        app = client._transport.app  # type: ignore[attr-defined]
+        await app.state.risk.log.flush()
+        body["why"] = await app.state.pool.fetchrow(
+            "SELECT action, score, reasons FROM risk_assessments WHERE ref IN ($1, $2)",
+            key := answer.request.headers["idempotency-key"],
+            f"add_funds:{key}",
+        )
+    return body
+
+
+async def pay(
+    client: httpx.AsyncClient, sender: Any, to: Any, amount: str, **where: str
+) -> dict[str, Any]:
+    answer = await client.post(
+        "/api/v1/transfers",
+        json={"sender_id": sender.user_id, "recipient": to.username, "amount": amount},
+        headers=_headers(sender, **where),
+    )
+    return await _answered(client, answer)
+
+
+async def top_up(
+    client: httpx.AsyncClient, person: Any, amount: str, source: dict[str, str]
+) -> dict[str, Any]:
+    answer = await client.post(
+        "/api/v1/wallet/add-funds",
+        json={"user_id": person.user_id, "amount": amount, **source},
+        headers=_headers(person),
+    )
+    return await _answered(client, answer)
+
+
+async def carded(client: httpx.AsyncClient, make_person: MakePerson, add_card: AddCard) -> Any:
+    """A user seconds old with the sandbox's 4242 card stored."""
+    person = await make_person()
+    person.card_id = await add_card(person, "4242424242424242")
+    return person
+
+
+async def test_a_new_user_adds_25_and_100_by_card_and_pays_a_friend_20_at_once(
+    client: httpx.AsyncClient, make_person: MakePerson, add_card: AddCard
+) -> None:
+    """The README's walk-through: sign up, store a card, add money, pay a friend who also just
+    joined; each step completes there and then."""
+    ana, ben = await carded(client, make_person, add_card), await make_person()
+    for amount in ("25.00", "100.00"):
+        added = await top_up(client, ana, amount, {"card_id": ana.card_id})
+        assert added["status"] in AT_ONCE, added.get("why")
+    paid = await pay(client, ana, ben, "20.00")
+    assert paid["status"] in AT_ONCE, paid.get("why")
+    wallet = (await client.get(f"/api/v1/wallet/{ben.user_id}", headers=ben.auth)).json()
+    assert wallet["balance"] == "20.00"
+
+
+@pytest.mark.parametrize("amount", ["10.00", "45.00", "120.00", "500.00"])
+async def test_a_first_top_up_of_10_to_500_by_card_completes(
+    client: httpx.AsyncClient, make_person: MakePerson, add_card: AddCard, amount: str
+) -> None:
+    """The first money a new user adds, by card, from $10 to $500."""
+    person = await carded(client, make_person, add_card)
+    added = await top_up(client, person, amount, {"card_id": person.card_id})
+    assert added["status"] in AT_ONCE, added.get("why")
+
+
+@pytest.mark.parametrize("amount", ["10.00", "200.00", "500.00"])
+async def test_a_first_top_up_of_10_to_500_by_ach_is_simply_pending_settlement(
+    client: httpx.AsyncClient, make_person: MakePerson, link_bank: LinkBank, amount: str
+) -> None:
+    """By ACH the money is on its way (PENDING until the bank settles), never held by risk."""
+    person = await make_person()
+    bank_id = await link_bank(person, f"{uuid.uuid4().int % 10**12:012d}")
+    added = await top_up(client, person, amount, {"bank_account_id": bank_id})
+    assert added["status"] == "PENDING", added
+
+
+async def test_first_hour_payments_of_5_to_200_to_friends_who_just_joined(
+    client: httpx.AsyncClient, make_person: MakePerson, add_card: AddCard
+) -> None:
+    """Topped up once, a new user pays three new friends in their first hour, the last one all
+    that is left."""
+    cleo = await carded(client, make_person, add_card)
+    friends = [await make_person() for _ in range(3)]
+    added = await top_up(client, cleo, "300.00", {"card_id": cleo.card_id})
+    assert added["status"] in AT_ONCE, added.get("why")
+    for friend, amount in zip(friends, ("5.00", "60.00", "200.00"), strict=True):
+        paid = await pay(client, cleo, friend, amount)
+        assert paid["status"] in AT_ONCE, (amount, paid.get("why"))
+
+
+async def test_topping_up_exactly_what_a_first_payment_needs(
+    client: httpx.AsyncClient, make_person: MakePerson, add_card: AddCard
+) -> None:
+    """People top up to pay: $25 in, $25 out to a friend a minute later."""
+    dan, eve = await carded(client, make_person, add_card), await make_person()
+    assert (await top_up(client, dan, "25.00", {"card_id": dan.card_id}))["status"] in AT_ONCE
+    paid = await pay(client, dan, eve, "25.00")
+    assert paid["status"] in AT_ONCE, paid.get("why")
+
+
+async def test_a_new_user_is_paid_by_friends_old_and_new(
+    client: httpx.AsyncClient, make_person: MakePerson, add_card: AddCard
+) -> None:
+    """Receiving money on day one: the friend who invited them and another new one pay them."""
+    newcomer = await make_person()
+    for friend in [await carded(client, make_person, add_card) for _ in range(2)]:
+        assert (await top_up(client, friend, "80.00", {"card_id": friend.card_id}))[
+            "status"
+        ] in AT_ONCE
+        paid = await pay(client, friend, newcomer, "35.00")
+        assert paid["status"] in AT_ONCE, paid.get("why")
+    wallet = (await client.get(f"/api/v1/wallet/{newcomer.user_id}", headers=newcomer.auth)).json()
+    assert wallet["balance"] == "70.00"
+
+
+async def test_five_new_friends_split_a_bill_with_a_new_user(
+    client: httpx.AsyncClient, make_person: MakePerson, add_card: AddCard
+) -> None:
+    """A new user paid for dinner; five friends who all joined today pay their share, and the
+    host pays one of them back for the taxi."""
+    host = await make_person()
+    friends = [await carded(client, make_person, add_card) for _ in range(5)]
+    for friend in friends:
+        assert (await top_up(client, friend, "50.00", {"card_id": friend.card_id}))[
+            "status"
+        ] in AT_ONCE
+        share = await pay(client, friend, host, "32.50")
+        assert share["status"] in AT_ONCE, share.get("why")
+    back = await pay(client, host, friends[0], "12.00")
+    assert back["status"] in AT_ONCE, back.get("why")
+
+
+async def test_a_new_phone_or_a_trip_abroad_asks_for_a_pin_at_most(
+    client: httpx.AsyncClient, make_person: MakePerson, add_card: AddCard
+) -> None:
+    """A new user pays from a phone they just logged in on, and later from Mexico on their own
+    phone: a step-up at most, never a review or a decline."""
+    fay, gus = await carded(client, make_person, add_card), await make_person()
+    assert (await top_up(client, fay, "150.00", {"card_id": fay.card_id}))["status"] in AT_ONCE
+    new_phone = await pay(client, fay, gus, "30.00", device=fay.device("new-phone"))
+    assert new_phone["status"] in {"COMPLETED", "PENDING_VERIFICATION"}, new_phone
+    abroad = await pay(client, fay, gus, "40.00", country="MX")
+    assert abroad["status"] in {"COMPLETED", "PENDING_VERIFICATION"}, abroad
