@@ -37,13 +37,20 @@ class Person:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def device(self, name: str = HOME) -> str:
+    def device(self, name: str = HOME, *, own: bool = True) -> str:
         """X-Device-Id on the device `name`: HOME is the device they signed up on (its token,
-        which sign-up gave); any other name, a valid token for a device of that id, as a login
-        from it would give one (the app's secret key is SECRET_KEY)."""
+        which sign-up gave); any other name, a valid token for this person's device of that
+        name (`device_id`), as a login from it would give one (the app's secret key is
+        SECRET_KEY). `own=False`: the device `name` itself, which others may use too."""
         if name == HOME and self.device_token:
             return self.device_token
-        return sign_device(device_key(SECRET_KEY), uuid.UUID(self.user_id), name)
+        device_id = self.device_id(name) if own else name
+        return sign_device(device_key(SECRET_KEY), uuid.UUID(self.user_id), device_id)
+
+    def device_id(self, name: str) -> str:
+        """The id of this person's device `name`: one of their own, as a real device's random
+        id is, so that people's "new-phone"s are not one phone many accounts share."""
+        return f"{name}-{self.user_id[:8]}"
 
     @property
     def home_device_id(self) -> str:

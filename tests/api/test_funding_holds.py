@@ -28,11 +28,12 @@ MakePerson = Callable[..., Awaitable[Any]]
 LinkBank = Callable[..., Awaitable[str]]
 BILLFOLD = str(Path(sys.executable).with_name("billfold"))
 PIN = "2468"
-# The user is known on their home phone, in the US. A new phone is a weak signal: step-up. The
-# home phone abroad minutes after acting at home is impossible travel, a strong one: review.
+# The user is known on their home phone, in the US. A new phone is a weak signal: step-up. A
+# phone three other accounts act from (a farm's), for an account days old, a strong one: review.
 # Devices are named here; `start` sends the person's device token for the name (Person.device).
 STEP_UP = {"X-Device-Id": "new-phone", "X-Client-Country": "US"}
-REVIEW = {"X-Device-Id": "home-phone", "X-Client-Country": "FR"}
+FARM_PHONE = "farm-phone"
+REVIEW = {"X-Device-Id": FARM_PHONE, "X-Client-Country": "US"}
 KINDS = ["cash_out", "ach_add_funds", "card_add_funds"]
 
 
@@ -41,6 +42,18 @@ def settings(isolated_settings: Settings) -> Settings:
     """The app here runs on a database of its own: `billfold ach export` sends every pending
     entry in the database, and other modules leave entries sealed under keys only they hold."""
     return isolated_settings
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def farm_phone(app: FastAPI, make_person: MakePerson) -> None:
+    """Three other accounts already act from FARM_PHONE."""
+    for _ in range(3):
+        other = await make_person()
+        await app.state.pool.execute(
+            "INSERT INTO user_devices (user_id, device_id) VALUES ($1, $2)",
+            uuid.UUID(other.user_id),
+            FARM_PHONE,
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +107,8 @@ async def start(
     key: str | None = None,
 ) -> httpx.Response:
     if "X-Device-Id" in origin:
-        origin = {**origin, "X-Device-Id": person.device(origin["X-Device-Id"])}
+        name = origin["X-Device-Id"]
+        origin = {**origin, "X-Device-Id": person.device(name, own=name != FARM_PHONE)}
     return await client.post(
         f"/api/v1/wallet/{path}",
         json={"user_id": person.user_id, "amount": amount, **source},
@@ -348,7 +362,7 @@ async def test_an_operator_approves_one_held_for_review_and_rejects_another(
     ready: Callable[..., Awaitable[Any]],
     kind: str,
 ) -> None:
-    """Impossible travel: 202 PENDING_REVIEW; the queue lists it with its type, score, reasons
+    """A farm's phone: 202 PENDING_REVIEW; the queue lists it with its type, score, reasons
     and the user's activity; a PIN can't release it; approved, it goes to its rail; rejected,
     another gives the money back (or never takes it); each decision audited once."""
     person, path, source = await ready(kind)
@@ -365,8 +379,8 @@ async def test_an_operator_approves_one_held_for_review_and_rejects_another(
         (ids[1], "cash_out" if kind == "cash_out" else "add_funds", person.user_id),
     ]
     assert mine[0]["reasons"] == [
-        "country FR never seen for this user",
-        "in US and then FR within 4 hours",
+        "a device never seen for this user",
+        "a device 4 accounts act from",
     ]
     assert mine[0]["recent_activity"][0]["action"] == "review"
     assert (await verify(client, person, ids[0], PIN)).status_code == 409

@@ -276,8 +276,9 @@ async def test_money_in_then_straight_out_is_stopped_and_cash_over_10000_a_day_i
     make_person: MakePerson,
     link_bank: Callable[..., Awaitable[str]],
 ) -> None:
-    """A card top-up and then a cash-out of nearly all of it at once is held for review, its
-    money reserved but not sent; a day's add-funds past $10,000 is a CTR candidate."""
+    """A card top-up and then a cash-out of nearly all of it at once is held for the user's PIN
+    (a weak signal: people also cash out a top-up's balance), its money reserved but not
+    sent; a day's add-funds past $10,000 is a CTR candidate."""
     funding = app.state.funding
     default = funding.settings
     funding.settings = default.model_copy(
@@ -305,7 +306,7 @@ async def test_money_in_then_straight_out_is_stopped_and_cash_over_10000_a_day_i
         topped = await move("add-funds", "6000.00", card_id=card.json()["card_id"])
         assert topped.status_code == 201
         out = await move("cash-out", "5900.00", bank_account_id=bank_id)
-        assert out.status_code == 202 and out.json()["status"] == "PENDING_REVIEW"
+        assert out.status_code == 202 and out.json()["status"] == "PENDING_VERIFICATION"
         assert await balances(client, ivy) == ("6000.00", "100.00")
         more = await move("add-funds", "3500.00", bank_account_id=bank_id)
         assert more.status_code == 202
@@ -316,7 +317,7 @@ async def test_money_in_then_straight_out_is_stopped_and_cash_over_10000_a_day_i
         )
         assert [(r["kind"], r["action"], list(r["aml"])) for r in reports] == [
             ("add_funds", "allow", []),
-            ("cash_out", "review", ["ctr", "sar"]),
+            ("cash_out", "step_up", ["ctr", "sar"]),
             ("add_funds", "allow", ["ctr"]),
         ]
     finally:
@@ -374,7 +375,9 @@ async def test_a_late_retry_of_a_held_transfer_answers_the_hold(
     assert first.json()["status"] == "PENDING_VERIFICATION"
     await send(client, jo, kim, "1.00", device_name="tablet")  # held too: the tablet is still new
     await app.state.pool.execute(
-        "INSERT INTO user_devices (user_id, device_id) VALUES ($1, 'tablet')", uuid.UUID(jo.user_id)
+        "INSERT INTO user_devices (user_id, device_id) VALUES ($1, $2)",
+        uuid.UUID(jo.user_id),
+        jo.device_id("tablet"),
     )
     await app.state.redis.delete(f"in-flight:user:{jo.user_id}:{key}")
     retried = await client.post(
@@ -422,8 +425,9 @@ async def test_a_late_retry_held_again_answers_the_first_hold_as_it_stands_now(
     verified = await verify(client, jo, first.json()["transfer_id"], "2468")
     assert verified.json()["status"] == "COMPLETED"
     await app.state.pool.execute(
-        "DELETE FROM user_devices WHERE user_id = $1 AND device_id = 'tablet'",
+        "DELETE FROM user_devices WHERE user_id = $1 AND device_id = $2",
         uuid.UUID(jo.user_id),
+        jo.device_id("tablet"),
     )  # the tablet new again: held again
     await app.state.redis.delete(claim)
     late = await client.post("/api/v1/transfers", json=body, headers=headers)
@@ -664,8 +668,8 @@ async def test_every_path_stores_the_model_version_and_a_held_or_declined_ones_t
     keep the five features that pushed the score most, the allowed one none."""
     ana, ben, thief = await make_person("500.00"), await make_person(), await make_person()
     allowed = await send(client, ana, ben, "5.00")
-    stepped = await send(client, ana, ben, "6.00", device="new-phone")
-    declined = await send(client, ana, thief, "400.00", device="unknown-android", country="RO")
+    stepped = await send(client, ana, ben, "6.00", device_name="new-phone")
+    declined = await send(client, ana, thief, "400.00", device_name="unknown-android", country="RO")
     assert (allowed.status_code, stepped.status_code, declined.status_code) == (201, 201, 403)
     await app.state.risk.log.flush()
     rows = await app.state.pool.fetch(

@@ -17,8 +17,9 @@ def format_report(report: dict[str, Any]) -> str:
         f"worlds: trained (seed {trained['seed']}, the one the model learned from) and unseen "
         f"(seed {unseen['seed']}, other behaviour: synth.SECOND_WORLD)",
         "",
-        "later window: fraud caught (R@x%: recall at x% false-positive rate; blocked: reviewed",
-        "or declined as served; false-block: legitimate movements blocked)",
+        "later window: fraud caught (R@x%: recall at x% false-positive rate; blocked: above the",
+        "threshold at 1% of validation's legitimate movements, or for served, reviewed or declined",
+        "as the engine decides; false-block: legitimate movements blocked so)",
     ]
     for name in WORLDS:
         later = worlds[name]["later_window"]
@@ -31,11 +32,16 @@ def format_report(report: dict[str, Any]) -> str:
         )
         for scorer in SCORERS:
             m = later[scorer]
-            lines.append(
-                f"{scorer:7}{m['average_precision']:7.3f}{_pct(m['recall_at_0.1%_fpr']):>8}"
+            # Served is a verdict, blocked or not: it ranks nothing.
+            ranking = (
+                f"{m['average_precision']:7.3f}{_pct(m['recall_at_0.1%_fpr']):>8}"
                 f"{_pct(m['recall_at_1.0%_fpr']):>8}{_pct(m['recall_at_5.0%_fpr']):>8}"
-                f"{_pct(m['recall_at_threshold']):>9}{_pct(m['false_block_rate'], 2):>13}"
-                f"{_pct(m['money_caught']):>8}"
+                if scorer != "served"
+                else f"{'-':>7}{'-':>8}{'-':>8}{'-':>8}"
+            )
+            lines.append(
+                f"{scorer:7}{ranking}{_pct(m['recall_at_threshold']):>9}"
+                f"{_pct(m['false_block_rate'], 2):>13}{_pct(m['money_caught']):>8}"
             )
     lines += ["", *_friction_lines(report)]
     lines += ["", *_held_out_lines(report)]
