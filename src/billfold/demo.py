@@ -67,29 +67,38 @@ async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
         await redis.aclose()
 
 
+# A new user's first minutes, in bash, as the README shows them: sign up, store the sandbox's
+# test card, add $100 and pay bob $20, both COMPLETED at once.
+WALKTHROUGH = r"""    B=<base>
+    J() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+    DEVICE=$(curl -s -H "Content-Type: application/json" $B/api/v1/users -d '{"username": "dana",
+      "email": "dana@example.com", "phone": "+14155550199", "password": "dana-secret-1"}' \
+      | J device_token)
+    TOKEN=$(curl -s -H "X-Device-Id: $DEVICE" -d username=dana -d password=dana-secret-1 \
+      $B/api/v1/auth/token | J access_token)
+    H=(-H "Authorization: Bearer $TOKEN" -H "X-Device-Id: $DEVICE" \
+       -H "Content-Type: application/json")
+    ME=$(curl -s "${H[@]}" $B/api/v1/users/me | J user_id)
+    CARD=$(curl -s "${H[@]}" $B/api/v1/sandbox/cards/tokenize \
+      -d '{"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}' \
+      | J token)
+    CARD_ID=$(curl -s "${H[@]}" $B/api/v1/cards -d "{\"token\": \"$CARD\"}" | J card_id)
+    curl -s "${H[@]}" -H "Idempotency-Key: dana-1" $B/api/v1/wallet/add-funds \
+      -d "{\"user_id\": \"$ME\", \"amount\": \"100.00\", \"card_id\": \"$CARD_ID\"}" | J status
+    curl -s "${H[@]}" -H "Idempotency-Key: dana-2" $B/api/v1/transfers \
+      -d "{\"sender_id\": \"$ME\", \"recipient\": \"@bob\", \"amount\": \"20.00\"}" | J status
+"""
+
+
 def banner(base: str) -> str:
-    """What `billfold demo` prints: where to look and how to move money with curl."""
-    auth = '-H "Authorization: Bearer $TOKEN"'
+    """What `billfold demo` prints: where to look, and a new user's first minutes (WALKTHROUGH)."""
+    walkthrough = WALKTHROUGH.replace("<base>", base)
     return f"""
 Billfold demo: alice, bob and carol each hold $500.00 (password: {DEMO_PASSWORD}).
   API docs:    {base}/docs
-  log in:      curl -s -d username=alice -d password={DEMO_PASSWORD} {base}/api/v1/auth/token
-  then:        export TOKEN=<the access_token it printed>
-               (its device_token goes back as -H "X-Device-Id: ..."; without it, no device)
-  who am I:    curl -s {auth} {base}/api/v1/users/me
-  balance:     curl -s {auth} {base}/api/v1/wallet/<your user_id>
-  send money:  curl -s {auth} -H "Idempotency-Key: demo-1" \\
-                 -H "Content-Type: application/json" {base}/api/v1/transfers \\
-                 -d '{{"sender_id": "<your user_id>", "recipient": "@bob", "amount": "12.50"}}'
-  add funds:   a test card from the sandbox processor, then add $20 from it:
-               curl -s {auth} -H "Content-Type: application/json" \\
-                 {base}/api/v1/sandbox/cards/tokenize \\
-                 -d '{{"number":"4242424242424242","exp_month":12,"exp_year":2030,"cvc":"123"}}'
-               curl -s {auth} -H "Content-Type: application/json" {base}/api/v1/cards \\
-                 -d '{{"token": "<the token>"}}'
-               curl -s {auth} -H "Idempotency-Key: demo-2" -H "Content-Type: application/json" \\
-                 {base}/api/v1/wallet/add-funds \\
-                 -d '{{"user_id": "<your user_id>", "amount": "20.00", "card_id": "<the card_id>"}}'
+  a new user, in bash: sign up, store the sandbox's test card, add $100, pay bob $20
+{walkthrough}  alice:       curl -s -d username=alice -d password={DEMO_PASSWORD} \\
+                 {base}/api/v1/auth/token
   bank and ACH: POST /api/v1/bank-accounts, then /verify, /wallet/add-funds, /wallet/cash-out
                and /api/v1/sandbox/ach/<transfer_id>/settle (see /docs and docs/funding.md)
   the ledger:  .venv/bin/billfold reconcile   (in another terminal)
