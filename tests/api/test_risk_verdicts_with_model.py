@@ -78,7 +78,7 @@ async def test_the_owner_pays_as_usual_while_a_takeover_is_stopped(
     phones = await give_ordinary_past(
         app.state.pool, app.state.risk, people, address=TEST_CLIENT_ADDRESS
     )
-    phone = owner.device(phones[owner.user_id])  # a device token of the home phone
+    phone = owner.device(phones[owner.user_id], own=False)  # a device token of the home phone
     bands = app.state.risk.rules
     usual = await _send(client, owner, ann, "35.00", phone, HOME)
     assert usual.status_code == 201 and usual.json()["status"] == "COMPLETED", usual.text
