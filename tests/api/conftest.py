@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -62,29 +63,38 @@ MakePerson = Callable[..., Awaitable[Person]]
 _phone_counter = iter(range(1_000_000))
 
 
-@pytest.fixture(scope="module")
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    # Every test here logs in from one address; test_limits.py tests the rate limits.
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings, **overrides: Any) -> AsyncIterator[FastAPI]:
+    """An app with its lifespan run, as every API test module starts one: the sandbox bank
+    partner and card processor on (as on the embedded stack by default), SECRET_KEY, a
+    generous scoring budget (a shared test machine must not turn a slow assessment into a
+    pass), and no rate limits (every test logs in from one address; test_limits.py tests
+    them); then `overrides`."""
     unlimited = dict.fromkeys(
         ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
     )
-    # The sandbox bank partner and card processor on, as on the embedded stack by default.
-    # The risk engine with thresholds that these tests' bursts can't reach (test_risk.py tests
-    # the rules as shipped), as `bench api` does.
-    # The model scores every movement but does not decide: these tests' users are seconds old
-    # and send no device, which the model rightly finds suspicious (test_risk.py tests the rules
-    # as shipped, test_risk_verdicts_with_model.py the model deciding).
-    relaxed = LOAD_TEST_RULES
-    overrides = {
-        "secret_key": SECRET_KEY,
-        "sandbox": True,
-        "risk_rules": relaxed,
-        # A shared test machine must not turn a slow assessment into a pass.
-        "risk_budget_ms": 5000.0,
-        **unlimited,
-    }
-    app = create_app(settings.model_copy(update=overrides))
+    update = {"secret_key": SECRET_KEY, "sandbox": True, "risk_budget_ms": 5000.0, **unlimited}
+    app = create_app(settings.model_copy(update={**update, **overrides}))
     async with app.router.lifespan_context(app):
+        yield app
+
+
+RunningApp = Callable[..., contextlib.AbstractAsyncContextManager[FastAPI]]
+
+
+@pytest.fixture(scope="module")
+def running(settings: Settings) -> RunningApp:
+    """`running_app` on this module's settings, for a module's own `app` fixture."""
+    return functools.partial(running_app, settings)
+
+
+@pytest.fixture(scope="module")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The risk engine with thresholds that these tests' bursts can't reach, as `bench api`
+    does. The model scores every movement but does not decide: these tests' users are seconds
+    old and do what no person does (test_risk.py tests the rules as shipped,
+    test_risk_verdicts_with_model.py and test_day_one.py the model deciding)."""
+    async with running_app(settings, risk_rules=LOAD_TEST_RULES) as app:
         yield app
 
 

@@ -16,8 +16,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from billfold.app import create_app
-from billfold.config import Settings
 from billfold.risk.rules import RiskRules
 
 MakePerson = Callable[..., Awaitable[Any]]
@@ -28,24 +26,10 @@ AT_ONCE = {"COMPLETED"}
 
 
 @pytest.fixture(scope="module")
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+async def app(running: Any) -> AsyncIterator[FastAPI]:
     """The rules and the model as shipped, both deciding; only the rate limits are off (every
     test here comes from one address) and the time budget is generous (a shared machine)."""
-    unlimited = dict.fromkeys(
-        ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
-    )
-    configured = settings.model_copy(
-        update={
-            "secret_key": "k" * 48,
-            "sandbox": True,
-            "risk_budget_ms": 5000.0,
-            "risk_rules": RiskRules(),
-            "risk_model": "shipped",
-            **unlimited,
-        }
-    )
-    app = create_app(configured)
-    async with app.router.lifespan_context(app):
+    async with running(risk_rules=RiskRules(), risk_model="shipped") as app:
         assert app.state.risk.rules.model_decides and app.state.risk.scorer is not None
         yield app
 

@@ -13,8 +13,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from billfold.app import create_app
-from billfold.config import Settings
 from billfold.risk.rules import RiskRules
 from billfold.wallet.users import grant_admin
 
@@ -22,24 +20,11 @@ MakePerson = Callable[..., Awaitable[Any]]
 
 
 @pytest.fixture(scope="module")
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+async def app(running: Any) -> AsyncIterator[FastAPI]:
     """The shipped rule thresholds (the other API tests relax them), a generous time budget.
     The model scores but does not decide here: these users are minutes old, which it finds
     suspicious (test_risk_verdicts_with_model.py lets it decide, for users with a past)."""
-    unlimited = dict.fromkeys(
-        ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
-    )
-    configured = settings.model_copy(
-        update={
-            "secret_key": "k" * 48,
-            "sandbox": True,
-            "risk_budget_ms": 5000.0,
-            "risk_rules": RiskRules(model_decides=False),
-            **unlimited,
-        }
-    )
-    app = create_app(configured)
-    async with app.router.lifespan_context(app):
+    async with running(risk_rules=RiskRules(model_decides=False)) as app:
         yield app
 
 

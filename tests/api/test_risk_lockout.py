@@ -12,8 +12,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from billfold.app import create_app
-from billfold.config import Settings
 from billfold.risk.rules import RiskRules
 from billfold.wallet.users import grant_admin
 
@@ -21,24 +19,11 @@ MakePerson = Callable[..., Awaitable[Any]]
 
 
 @pytest.fixture(scope="module")
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+async def app(running: Any) -> AsyncIterator[FastAPI]:
     """The model declines every movement here (its decline band starts at 0): a card tester's
     stream of declines, without the two strong signals that freeze at once."""
-    unlimited = dict.fromkeys(
-        ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
-    )
     rules = RiskRules(max_per_minute=1000, max_per_hour=1000, decline_score=0.0)
-    configured = settings.model_copy(
-        update={
-            "secret_key": "k" * 48,
-            "sandbox": True,
-            "risk_budget_ms": 5000.0,
-            "risk_rules": rules,
-            **unlimited,
-        }
-    )
-    app = create_app(configured)
-    async with app.router.lifespan_context(app):
+    async with running(risk_rules=rules) as app:
         yield app
 
 

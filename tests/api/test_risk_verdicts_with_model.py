@@ -18,7 +18,6 @@ import pytest
 from fastapi import FastAPI
 
 from billfold import demo
-from billfold.app import create_app
 from billfold.config import Settings
 from billfold.risk.past import give_ordinary_past
 
@@ -28,16 +27,9 @@ TEST_CLIENT_ADDRESS = "127.0.0.1"  # what the ASGI test transport reports as the
 
 
 @pytest.fixture(scope="module")
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+async def app(running: Any) -> AsyncIterator[FastAPI]:
     """Rules and model as shipped, a generous time budget."""
-    unlimited = dict.fromkeys(
-        ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
-    )
-    configured = settings.model_copy(
-        update={"secret_key": "k" * 48, "sandbox": True, "risk_budget_ms": 5000.0, **unlimited}
-    )
-    app = create_app(configured)
-    async with app.router.lifespan_context(app):
+    async with running() as app:
         yield app
 
 

@@ -12,8 +12,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from billfold.app import create_app
-from billfold.config import Settings
 from billfold.risk.rules import RiskRules
 from billfold.wallet.risk import UNVERIFIED_DEVICE
 from billfold.wallet.users import grant_admin
@@ -23,23 +21,10 @@ NEW_DEVICE = "a device never seen for this user"
 
 
 @pytest.fixture(scope="module")
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+async def app(running: Any) -> AsyncIterator[FastAPI]:
     """The shipped rule thresholds, the model scoring without deciding (these users are
     minutes old, as in test_risk.py), a generous time budget."""
-    unlimited = dict.fromkeys(
-        ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
-    )
-    configured = settings.model_copy(
-        update={
-            "secret_key": "k" * 48,
-            "sandbox": True,
-            "risk_budget_ms": 5000.0,
-            "risk_rules": RiskRules(model_decides=False),
-            **unlimited,
-        }
-    )
-    app = create_app(configured)
-    async with app.router.lifespan_context(app):
+    async with running(risk_rules=RiskRules(model_decides=False)) as app:
         yield app
 
 

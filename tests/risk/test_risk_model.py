@@ -24,14 +24,8 @@ from billfold.risk.evaluate import (
     rule_points,
 )
 from billfold.risk.features import FEATURE_INDEX, FEATURE_NAMES
-from billfold.risk.model import (
-    VERSION_PATTERN,
-    Scorer,
-    average_precision,
-    build_table,
-    recall_at_fpr,
-    threshold_at_fpr,
-)
+from billfold.risk.metrics import average_precision, recall_at_fpr, threshold_at_fpr
+from billfold.risk.model import VERSION_PATTERN, Scorer, build_table
 from billfold.risk.serving import COUNT_CAP
 
 
