@@ -80,6 +80,40 @@ async def test_five_declines_in_a_row_freeze_the_user_and_the_sixth_is_refused_a
     assert balance.json()["balance"] == "50.00"
 
 
+async def test_a_card_tester_locked_out_charges_no_more_cards(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_person: MakePerson,
+    add_card: Callable[[Any, str], Awaitable[str]],
+) -> None:
+    """Five declined card top-ups in a row freeze the tester; the sixth card is not charged
+    (403 wallet_frozen, nothing charged, no assessment), as a card tester would go on."""
+    tester = await make_person()
+    card_id = await add_card(tester, "4242424242424242")
+
+    async def top_up() -> httpx.Response:
+        return await client.post(
+            "/api/v1/wallet/add-funds",
+            json={"user_id": tester.user_id, "amount": "3.17", "card_id": card_id},
+            headers={**tester.auth, "Idempotency-Key": uuid.uuid4().hex},
+        )
+
+    codes = [(await top_up()).json()["code"] for _ in range(5)]
+    assert codes == ["declined_by_risk"] * 5
+    sixth = await top_up()
+    assert sixth.status_code == 403 and sixth.json()["code"] == "wallet_frozen"
+    charged = await app.state.pool.fetchval(
+        "SELECT count(*) FROM sandbox_card_charges WHERE idempotency_key LIKE $1",
+        f"{tester.user_id}:%",
+    )
+    assert charged == 0  # declined or frozen: no card was charged
+    await app.state.risk.log.flush()
+    scored = await app.state.pool.fetchval(
+        "SELECT count(*) FROM risk_assessments WHERE user_id = $1", uuid.UUID(tester.user_id)
+    )
+    assert scored == 5
+
+
 async def test_four_declines_do_not_freeze(
     app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
 ) -> None:

@@ -161,10 +161,14 @@ class RulesEngine:
         """What is known before `movement` happens at `at`: the rules' signals (the velocity
         counters record it) and the model's features. Raises KeyInFlight if `claim` is held."""
         past, request, recipient = await self.past(movement, at)
-        if past.frozen and movement.kind in serving.OUTGOING:
-            # Frozen: the ledger would refuse the money anyway. Said before scoring, so that a
-            # frozen user's attempts are neither counted nor declined again, and the client
-            # learns why (a user the transfer path has cached as active gets here too).
+        if past.frozen and (
+            movement.kind in serving.OUTGOING
+            or (movement.kind == "add_funds" and movement.rail == "card")
+        ):
+            # Frozen: the ledger would refuse outgoing money anyway, and a card charge is how a
+            # card tester the engine froze would go on testing cards. Said before scoring, so
+            # that a frozen user's attempts are neither counted nor declined again, and the
+            # client learns why (a user the transfer path has cached as active gets here too).
             raise WalletFrozen("your wallet is frozen")
         counts = await self._counts(movement, at, past.sender_new(at), claim)
         return Known(
