@@ -80,6 +80,24 @@ async def test_a_first_pin_set_with_the_password_clears_a_step_up_at_once(
     assert await balances(client, bo) == ("10.00", "10.00")
 
 
+async def test_a_first_pin_on_an_older_account_does_not_clear_a_step_up(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """A thief with a phished password, on an account that never had a PIN: the first PIN they
+    set sends the stepped-up transfer to review, the money held, as a changed PIN does."""
+    cal, mule = await make_person("50.00"), await make_person()
+    await app.state.pool.execute(
+        "UPDATE users SET created_at = now() - interval '3 days' WHERE id = $1",
+        uuid.UUID(cal.user_id),
+    )
+    await set_pin(client, cal, pin="2468", password=cal.password)
+    held = await send(client, cal, mule, "20.00", cal.device("thief-phone"))
+    assert held.json()["status"] == "PENDING_VERIFICATION"
+    answered = await verify(client, cal, held.json()["transfer_id"], "2468")
+    assert answered.status_code == 200 and answered.json()["status"] == "PENDING_REVIEW"
+    assert await balances(client, mule) == ("0.00", "0.00")
+
+
 async def test_a_pin_changed_within_a_day_sends_the_step_up_to_review_with_the_money_held(
     app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
 ) -> None:

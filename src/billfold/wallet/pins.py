@@ -5,8 +5,10 @@ A PIN confirms movements the risk engine held for verification. Setting it with 
 token alone let whoever held a session (a stolen phone, a copied token) answer the step-up
 meant to stop them, so a change needs what a session alone does not give. A PIN *changed* in
 the last PIN_CHANGE_COOLING does not clear a step-up: the movement goes to review instead
-(risk.held, funding.risk_holds). A first PIN is onboarding, not a change, and clears one at
-once (docs/decisions.md, "A step-up a thief cannot answer").
+(risk.held, funding.risk_holds). A first PIN set within PIN_CHANGE_COOLING of sign-up is
+onboarding, not a change, and clears one at once; a first PIN on an older account is a change
+(the thief who phished the password of an account that never had a PIN). See
+docs/decisions.md, "A step-up a thief cannot answer".
 """
 
 from __future__ import annotations
@@ -129,17 +131,21 @@ async def check_set_pin(
 async def do_set_pin(pool: asyncpg.Pool, change: PinChange) -> None:
     """Stores the new PIN under the user's row lock (the UPDATE takes it), if the PIN is still
     the one check_set_pin checked against: of two changes proved with one credential at once,
-    the second is refused (PinChangedMeanwhile). Replacing a PIN starts PIN_CHANGE_COOLING
-    (`pin_changed_at`); a first PIN leaves it NULL."""
+    the second is refused (PinChangedMeanwhile). Replacing a PIN, or setting a first one on an
+    account older than PIN_CHANGE_COOLING, starts PIN_CHANGE_COOLING (`pin_changed_at`); a new
+    account's first PIN leaves it NULL."""
     stored = await pool.fetchval(
         """UPDATE users
               SET pin_hash = $2,
-                  pin_changed_at = CASE WHEN pin_hash IS NULL THEN pin_changed_at ELSE now() END
+                  pin_changed_at = CASE
+                      WHEN pin_hash IS NULL AND created_at > now() - $4::interval
+                      THEN pin_changed_at ELSE now() END
             WHERE id = $1 AND pin_hash IS NOT DISTINCT FROM $3
         RETURNING true""",
         change.user_id,
         change.pin_hash,
         change.replaces,
+        PIN_CHANGE_COOLING,
     )
     if stored is None:
         raise PinChangedMeanwhile("the PIN was set or changed meanwhile; try again")
