@@ -71,6 +71,55 @@ def test_legitimate_traffic_includes_what_looks_odd(dataset: synth.Dataset) -> N
     assert len({e.user_id for e in legit}) > USERS // 2
 
 
+def test_new_users_are_a_real_share_and_do_what_new_users_do(dataset: synth.Dataset) -> None:
+    """Every legitimate event is tagged with a behaviour; a real share of legitimate movements
+    are by accounts under a week old; new users top up by card and by ACH (mostly $10 to $500),
+    pay friends who joined days before them, are paid by whoever invited them, and split
+    bills."""
+    legit = [e for e in dataset.events if not e.label]
+    assert all(e.behaviour in synth.BEHAVIOURS for e in legit)
+    assert all(e.behaviour is None for e in dataset.events if e.label)
+    by = Counter(e.behaviour for e in legit)
+    assert {b for b in synth.BEHAVIOURS if by[b] == 0} == set()
+
+    def age_days(e: synth.Event) -> float:
+        return (e.ts - dataset.users[e.user_id].signup_at).total_seconds() / 86_400
+
+    young = sum(1 for e in legit if age_days(e) < 7) / len(legit)
+    assert 0.05 < young < 0.4
+    first = [e for e in legit if e.behaviour == "first_top_up"]
+    assert {e.rail for e in first} == {"card", "ach"}
+    assert sum(1_000 <= e.amount_minor <= 50_000 for e in first) / len(first) > 0.9
+    assert all(age_days(e) < 1 for e in first)
+    to_new = [
+        e
+        for e in legit
+        if e.behaviour == "first_payment"
+        and (e.ts - dataset.users[e.counterparty_id or 0].signup_at).days < 7
+    ]
+    assert len(to_new) > 0.2 * by["first_payment"]
+
+
+def test_the_unseen_world_behaves_otherwise() -> None:
+    """SECOND_WORLD: larger amounts, other countries, more new users than the trained world."""
+    trained = synth.generate(USERS, DAYS, SEED)
+    unseen = synth.generate(USERS, DAYS, SEED, synth.SECOND_WORLD)
+
+    def median_p2p(d: synth.Dataset) -> int:
+        amounts = sorted(e.amount_minor for e in d.events if e.kind == "p2p" and not e.label)
+        return amounts[len(amounts) // 2]
+
+    def share_new(d: synth.Dataset) -> float:
+        return sum(p.signup_at >= synth.START for p in d.users.values()) / len(d.users)
+
+    def abroad(d: synth.Dataset) -> float:
+        return sum(p.home_country != "US" for p in d.users.values()) / len(d.users)
+
+    assert median_p2p(unseen) > 1.3 * median_p2p(trained)
+    assert share_new(unseen) > share_new(trained) + 0.1
+    assert abroad(unseen) > 2 * abroad(trained)
+
+
 def test_too_small_a_world_is_refused_by_value() -> None:
     """Asking for too few users or days fails with a message naming the value."""
     with pytest.raises(ValueError, match="users 10 "):
