@@ -226,24 +226,12 @@ def _salary(world: World, p: Person) -> None:
         paydays = world.month_days(1) + world.month_days(15)
     for day in paydays:
         ts = world.at(day) + timedelta(hours=rng.uniform(3, 7))
-        world.emit(
-            p,
-            ts,
-            "add_funds",
-            round(pay * rng.uniform(0.97, 1.03)),
-            rail="ach",
-            behaviour="salary_and_rent",
-        )
+        paid = round(pay * rng.uniform(0.97, 1.03))
+        world.emit(p, ts, "add_funds", paid, rail="ach", behaviour="salary_and_rent")
         if rng.random() < 0.35:
             later = ts + timedelta(hours=rng.uniform(0.5, 30))
-            world.emit(
-                p,
-                later,
-                "cash_out",
-                round(pay * rng.uniform(0.2, 0.8)),
-                rail="ach",
-                behaviour="salary_and_rent",
-            )
+            moved = round(pay * rng.uniform(0.2, 0.8))
+            world.emit(p, later, "cash_out", moved, rail="ach", behaviour="salary_and_rent")
 
 
 def _big_purchase(world: World, p: Person, ts: datetime) -> None:
