@@ -184,6 +184,48 @@ async def test_operators_see_every_decision_with_its_score_model_rules_and_top_f
         **{"from": rows[2]["created_at"]},
     )
     assert [r["verdict"] for r in middle.json()["assessments"]] == ["review", "step_up"]
+    for row in rows:
+        # Any verdict, the allowed one too, is explained on demand from its past as it was:
+        # the same score, and for a held one the top features the engine stored.
+        explained = await client.get(
+            f"/api/v1/admin/assessments/{row['assessment_id']}/explanation", headers=operator.auth
+        )
+        assert explained.status_code == 200, explained.text
+        body = explained.json()
+        # Stored as a `real`: equal to its 7 significant digits.
+        assert body["score_recomputed"] == pytest.approx(row["score"], rel=1e-6, abs=1e-9), (
+            row["verdict"],
+            body["top_features"],
+            row["top_features"],
+        )
+        assert len(body["top_features"]) == 5
+        if row["top_features"]:
+            assert body["top_features"] == row["top_features"]
+
+
+async def test_an_explanation_needs_an_operator_a_scored_assessment_and_its_model(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """No such assessment is 404, as is anyone not an operator; one the loaded model did not
+    score (unscored, or another version) is 409 not_explainable naming its model; a bad id 422."""
+    operator, dee = await make_person(), await make_person()
+    await grant_admin(app.state.pool, operator.username)
+    unscored = await app.state.pool.fetchval(
+        """INSERT INTO risk_assessments (user_id, kind, ref, amount_minor, score, action, reasons)
+           VALUES ($1, 'p2p', 'old', 100, 0, 'allow', '{risk_timeout}') RETURNING id""",
+        uuid.UUID(dee.user_id),
+    )
+    path = f"/api/v1/admin/assessments/{unscored}/explanation"
+    refused = await client.get(path, headers=operator.auth)
+    assert refused.status_code == 409 and refused.json()["code"] == "not_explainable"
+    assert refused.json()["model_version"] is None
+    assert (await client.get(path, headers=dee.auth)).status_code == 404
+    missing = await client.get(
+        "/api/v1/admin/assessments/999999999/explanation", headers=operator.auth
+    )
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    bad = await client.get("/api/v1/admin/assessments/abc/explanation", headers=operator.auth)
+    assert bad.status_code == 422
 
 
 async def test_paging_shows_every_assessment_once_in_a_stable_order_even_at_equal_times(

@@ -7,14 +7,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser
 from billfold.api.inputs import Body, Text
 from billfold.funding import movements, risk_holds
 from billfold.platform.errors import NotFound, ValidationFailed
-from billfold.risk import held, listing, lockout, operators
+from billfold.risk import explain, held, listing, lockout, operators
 from billfold.risk.rules import Action
 from billfold.wallet.users import User
 
@@ -241,7 +241,8 @@ class AssessmentOut(BaseModel):
     )
     top_features: list[TopFeatureOut] = Field(
         description="The 5 features that pushed the score most, for step_up, review and "
-        "decline only (empty for allow, unscored and older rows)."
+        "decline only (empty for allow, unscored and older rows: ask "
+        "/assessments/{assessment_id}/explanation)."
     )
     reports: list[str] = Field(description="AML report candidates: ctr, sar.")
     declined_later: bool = Field(description="Nothing moved under it after all.")
@@ -310,3 +311,42 @@ def _utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
+
+
+class ExplanationOut(BaseModel):
+    assessment_id: int
+    verdict: str
+    model_version: str
+    score: float = Field(
+        description="The score stored when the movement was assessed (a real: 7 digits)."
+    )
+    score_recomputed: float = Field(
+        description="The score of its features computed again now, as of just before its time: "
+        "equal to `score` unless something its past query reads changed since."
+    )
+    top_features: list[TopFeatureOut]
+
+
+@router.get(
+    "/assessments/{assessment_id}/explanation",
+    response_model=ExplanationOut,
+    responses={
+        404: {"description": "No such assessment, or not an operator", **_PROBLEM},
+        409: {
+            "description": "not_explainable: scored by another model than the one loaded, "
+            "or by none (unscored, or the model off)",
+            **_PROBLEM,
+        },
+        422: {"description": "validation_error: an id that is not a number", **_PROBLEM},
+    },
+)
+async def explanation(
+    request: Request,
+    operator: AdminUser,
+    assessment_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+) -> Any:
+    """Why the model scored any assessment, an allowed one too: its features computed again as
+    of just before its time, and the 5 that pushed the score most (about 3 ms, off the money
+    path)."""
+    state = request.app.state
+    return await explain.explain_assessment(state.pool, state.risk, assessment_id)

@@ -170,7 +170,8 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
          FROM user_devices
         WHERE user_id = $1 AND first_seen_at <= $4) d
   CROSS JOIN LATERAL (
-       SELECT (array_agg(country ORDER BY first_seen_at, country))[1] AS home_country,
+       SELECT (array_agg(country ORDER BY first_seen_at, country)
+                 FILTER (WHERE first_seen_at <= $4))[1] AS home_country,
               json_agg(json_build_array(country, extract(epoch FROM last_seen_at))
                        ORDER BY last_seen_at) FILTER (WHERE first_seen_at <= $4) AS countries
          FROM user_countries WHERE user_id = $1) c
