@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from billfold.risk.past import give_ordinary_past
 from billfold.risk.rules import RiskRules
 
 MakePerson = Callable[..., Awaitable[Any]]
@@ -191,3 +192,20 @@ async def test_a_new_phone_or_a_trip_abroad_asks_for_a_pin_at_most(
     assert new_phone["status"] in {"COMPLETED", "PENDING_VERIFICATION"}, new_phone
     abroad = await pay(client, fay, gus, "40.00", country="MX")
     assert abroad["status"] in {"COMPLETED", "PENDING_VERIFICATION"}, abroad
+
+
+async def test_a_user_with_a_past_on_a_trip_or_a_new_phone_is_asked_for_a_pin_at_most(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Two months of ordinary use, then a payment from Mexico on the home phone and one from a
+    new phone at home: each completes or asks for a PIN, never a review or a decline."""
+    hal, ida, jon = (await make_person("400.00"), await make_person(), await make_person())
+    people = [hal.user_id, ida.user_id, jon.user_id]
+    phones = await give_ordinary_past(app.state.pool, app.state.risk, people, address="127.0.0.1")
+    home = hal.device(phones[hal.user_id], own=False)
+    usual = await pay(client, hal, ida, "30.00", device=home)
+    assert usual["status"] in AT_ONCE, usual.get("why")
+    abroad = await pay(client, hal, jon, "45.00", device=home, country="MX")
+    assert abroad["status"] in {"COMPLETED", "PENDING_VERIFICATION"}, abroad.get("why")
+    new_phone = await pay(client, hal, ida, "25.00", device=hal.device("new-phone"))
+    assert new_phone["status"] in {"COMPLETED", "PENDING_VERIFICATION"}, new_phone.get("why")
