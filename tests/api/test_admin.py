@@ -201,6 +201,14 @@ async def test_operators_see_every_decision_with_its_score_model_rules_and_top_f
         assert len(body["top_features"]) == 5
         if row["top_features"]:
             assert body["top_features"] == row["top_features"]
+    # Listed with explain, the allowed one has its top features too, computed now.
+    explained_page = await listed(client, operator, user_id=ana.user_id, explain="true")
+    assert [
+        (len(r["top_features"]), r["top_features_recomputed"])
+        for r in explained_page.json()["assessments"]
+    ] == [(5, False), (5, False), (5, False), (5, True)]
+    too_many = await listed(client, operator, explain="true", limit=51)
+    assert too_many.status_code == 422 and too_many.json()["value"] == 51
 
 
 async def test_an_explanation_needs_an_operator_a_scored_assessment_and_its_model(

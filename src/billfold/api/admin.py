@@ -242,7 +242,10 @@ class AssessmentOut(BaseModel):
     top_features: list[TopFeatureOut] = Field(
         description="The 5 features that pushed the score most, for step_up, review and "
         "decline only (empty for allow, unscored and older rows: ask "
-        "/assessments/{assessment_id}/explanation)."
+        "/assessments/{assessment_id}/explanation, or list with explain=true)."
+    )
+    top_features_recomputed: bool = Field(
+        description="The top features were computed now (explain=true), not stored."
     )
     reports: list[str] = Field(description="AML report candidates: ctr, sar.")
     declined_later: bool = Field(description="Nothing moved under it after all.")
@@ -264,8 +267,8 @@ _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
         404: {"description": "Not an operator (as for no route at all)", **_PROBLEM},
         422: {
             "description": "validation_error naming the field and value: a user_id that is "
-            "not a UUID, an unknown verdict, from after to, limit out of 1-200, a cursor "
-            "this API did not give out",
+            "not a UUID, an unknown verdict, from after to, limit out of 1-200 (1-50 with "
+            "explain), a cursor this API did not give out",
             **_PROBLEM,
         },
     },
@@ -281,6 +284,13 @@ async def assessments(
     to: Annotated[datetime | None, Query(description="Up to this instant (inclusive).")] = None,
     limit: Annotated[int, Query(ge=1, le=listing.MAX_LIMIT)] = listing.DEFAULT_LIMIT,
     cursor: Annotated[Text | None, Query(max_length=64, description="next_cursor")] = None,
+    explain: Annotated[
+        bool,
+        Query(
+            description="Compute the top features of rows that have none stored (allowed "
+            f"ones), about 4 ms a row; limit at most {listing.EXPLAIN_MAX_LIMIT}."
+        ),
+    ] = False,
 ) -> Any:
     """Every decision of the risk engine, newest first: verdict, score, model version, the
     rules that fired and the top features (computed for step_up, review and decline only: 2.4
@@ -292,8 +302,10 @@ async def assessments(
         end=_utc(to),
         limit=limit,
         cursor=cursor,
+        explain=explain,
     )
-    return await listing.list_assessments(request.app.state.pool, query)
+    state = request.app.state
+    return await listing.list_assessments(state.pool, query, state.risk)
 
 
 def _user_id(raw: str | None) -> uuid.UUID | None:
