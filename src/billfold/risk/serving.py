@@ -5,12 +5,10 @@ for each movement's row. Online, one query reads what PostgreSQL holds of the sa
 user's assessed movements of the last 30 days (their `risk_assessments`, declines excluded, and
 held movements declined later: money that never moved is no history), the P2P transfers they
 received in 7 days, the recipient's last day, and the devices, countries and address blocks the
-user is known from; what would otherwise be counted row by row over a whole past (the lifetime
-count, the last movement of each kind, the payments between the two people) it reads from
-summaries that triggers keep as assessments are written (migration 0020). `past_of` puts those
-rows into the bounded `UserHistory` that a replay would have built, and `features_for` computes
-the row. A feature therefore cannot mean one thing offline and another online;
-tests/risk/test_serving.py replays a generated history both ways and compares every value.
+user is known from. `past_of` puts those rows into the bounded `UserHistory` that a replay would
+have built, and `features_for` computes the row. A feature therefore cannot mean one thing
+offline and another online; tests/risk/test_serving.py replays a generated history both ways
+and compares every value.
 
 Where the two differ, by design and documented in docs/risk.md:
 - "last movement of a kind" (last add-funds, last outgoing) looks back 90 days, the length of the
@@ -66,10 +64,6 @@ OUTGOING_SQL = ", ".join(f"'{kind}'" for kind in OUTGOING)  # as the query lists
 # An assessed movement that went ahead: not declined, and not held and then declined.
 WENT_AHEAD = "action <> 'decline' AND NOT declined_later"
 WENT_AHEAD_I = "i.action <> 'decline' AND NOT i.declined_later"
-# The user's summary (migration 0020) answers for the whole past when it holds nothing later
-# than the movement: no row is no history; a last movement after it (a past read as of an
-# earlier time) sends the query to the rows, as before the summaries.
-CURRENT = "(s.user_id IS NULL OR s.last_at <= $4)"
 
 # $1 user, $2 recipient (or NULL), $3 device (or NULL), $4 the time of the movement,
 # $5 its address block (or NULL). Timestamps come back as epoch seconds, the features' unit.
@@ -79,15 +73,6 @@ CURRENT = "(s.user_id IS NULL OR s.last_at <= $4)"
 # already read (the 30 days of events, the 7 days received): `past_of` takes them from there,
 # and the query looks further back (last_out, last_add, last_in) only for a user whose recent
 # rows hold none; a subquery in a CASE branch not taken is never run.
-#
-# The lifetime count, the last movement (of any kind, outgoing, add-funds), the times the user
-# paid the recipient and the recipient's last payment to the user come from the user's and the
-# two pairs' summary rows (migration 0020, kept by triggers in the statements that write
-# assessments), when the summary's last movement is no later than $4: it then counts exactly
-# the rows the scan would. Otherwise (a past read as of an earlier time, as tests and a late
-# retry's clock can) the CASE takes the scan of the rows. The sliding windows (30 days of
-# events, 7 days received, the recipient's day) stay reads of the rows: the features need each
-# movement in them, at its time, to the second.
 PAST = f"""
 SELECT extract(epoch FROM u.created_at)::float8 AS signup,
        u.status = 'frozen' AS frozen,
@@ -96,14 +81,8 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
        c.home_country,
        ev.events,
        inc.received,
-       CASE WHEN {CURRENT} THEN extract(epoch FROM s.last_at)::float8 ELSE last.at END
-           AS last_at,
-       CASE WHEN {CURRENT} THEN s.last_device_id ELSE last.device_id END AS last_device,
-       CASE WHEN {CURRENT} THEN s.last_country ELSE last.country END AS last_country,
-       CASE WHEN ev.any_out THEN NULL
-            WHEN {CURRENT} THEN CASE WHEN s.last_out_at > $4 - interval '{LOOKBACK.days} days'
-                                     THEN extract(epoch FROM s.last_out_at)::float8 END
-            ELSE (
+       last.at AS last_at, last.device_id AS last_device, last.country AS last_country,
+       CASE WHEN NOT ev.any_out THEN (
            SELECT extract(epoch FROM max(created_at))::float8 FROM (
                SELECT created_at FROM risk_assessments
                 WHERE user_id = $1 AND kind IN ({OUTGOING_SQL})
@@ -117,23 +96,16 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
               AND created_at <= $4
             ORDER BY created_at DESC LIMIT 1)
        END AS last_in,
-       CASE WHEN ev.any_add THEN NULL
-            WHEN {CURRENT} THEN CASE WHEN s.last_add_at > $4 - interval '{LOOKBACK.days} days'
-                                     THEN json_build_array(extract(epoch FROM s.last_add_at),
-                                                           s.last_add_amount_minor) END
-            ELSE (
+       CASE WHEN NOT ev.any_add THEN (
            SELECT json_build_array(extract(epoch FROM created_at), amount_minor)
              FROM risk_assessments
             WHERE user_id = $1 AND kind = 'add_funds' AND {WENT_AHEAD}
               AND created_at > $4 - interval '{LOOKBACK.days} days' AND created_at <= $4
             ORDER BY created_at DESC LIMIT 1)
        END AS last_add,
-       CASE WHEN s.user_id IS NULL THEN 0
-            WHEN s.last_at <= $4 THEN least(s.movements, {COUNT_CAP})
-            ELSE (SELECT count(*) FROM (SELECT 1 FROM risk_assessments
-                                         WHERE user_id = $1 AND {WENT_AHEAD} AND created_at <= $4
-                                         LIMIT {COUNT_CAP}) l)
-       END AS lifetime,
+       (SELECT count(*) FROM (SELECT 1 FROM risk_assessments
+                               WHERE user_id = $1 AND {WENT_AHEAD} AND created_at <= $4
+                               LIMIT {COUNT_CAP}) l) AS lifetime,
        d.has_devices,
        d.devices,
        (SELECT count(*) FROM (SELECT 1 FROM user_devices
@@ -143,23 +115,15 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
        c.countries,
        (SELECT extract(epoch FROM last_seen_at)::float8 FROM user_networks
          WHERE user_id = $1 AND prefix = $5 AND first_seen_at <= $4) AS network_seen,
-       CASE WHEN pm.user_id IS NULL THEN 0
-            WHEN pm.last_at <= $4 THEN least(pm.payments, {COUNT_CAP})
-            ELSE (SELECT count(*) FROM (SELECT 1 FROM risk_assessments
-                                         WHERE user_id = $1 AND counterparty_id = $2
-                                           AND kind = 'p2p' AND {WENT_AHEAD}
-                                           AND created_at <= $4
-                                         LIMIT {COUNT_CAP}) p)
-       END AS times_paid,
-       CASE WHEN pt.user_id IS NULL THEN NULL
-            WHEN pt.last_at <= $4
-                 THEN json_build_array(extract(epoch FROM pt.last_at), pt.last_amount_minor)
-            ELSE (SELECT json_build_array(extract(epoch FROM created_at), amount_minor)
-                    FROM risk_assessments
-                   WHERE user_id = $2 AND counterparty_id = $1 AND kind = 'p2p' AND {WENT_AHEAD}
-                     AND created_at <= $4
-                   ORDER BY created_at DESC LIMIT 1)
-       END AS paid_by_them,
+       (SELECT count(*) FROM (SELECT 1 FROM risk_assessments
+                               WHERE user_id = $1 AND counterparty_id = $2 AND kind = 'p2p'
+                                 AND {WENT_AHEAD} AND created_at <= $4
+                               LIMIT {COUNT_CAP}) p) AS times_paid,
+       (SELECT json_build_array(extract(epoch FROM created_at), amount_minor)
+          FROM risk_assessments
+         WHERE user_id = $2 AND counterparty_id = $1 AND kind = 'p2p' AND {WENT_AHEAD}
+           AND created_at <= $4
+         ORDER BY created_at DESC LIMIT 1) AS paid_by_them,
        extract(epoch FROM r.created_at)::float8 AS their_signup,
        coalesce(r.flagged, false) AS their_flag,
        (SELECT json_agg(json_build_array(extract(epoch FROM i.created_at), i.amount_minor,
@@ -175,13 +139,9 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
                    AND created_at > $4 - interval '1 day' AND created_at <= $4
                  ORDER BY created_at DESC, id DESC LIMIT {WINDOW}) o) AS their_sent
   FROM users u
-  LEFT JOIN risk_user_summaries s ON s.user_id = u.id
-  LEFT JOIN risk_pair_summaries pm ON pm.user_id = $1 AND pm.counterparty_id = $2
-  LEFT JOIN risk_pair_summaries pt ON pt.user_id = $2 AND pt.counterparty_id = $1
   LEFT JOIN LATERAL (SELECT extract(epoch FROM created_at)::float8 AS at, device_id, country
                        FROM risk_assessments
-                      WHERE s.last_at > $4
-                        AND user_id = u.id AND {WENT_AHEAD} AND created_at <= $4
+                      WHERE user_id = u.id AND {WENT_AHEAD} AND created_at <= $4
                       ORDER BY created_at DESC LIMIT 1) last ON true
   CROSS JOIN LATERAL (
        SELECT json_agg(json_build_array(extract(epoch FROM e.created_at), e.kind,
