@@ -8,6 +8,7 @@ system without /proc) read as None.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 # The database and cache servers, by the name their processes run under.
@@ -35,6 +36,21 @@ def processes_cpu(command: str | None = None, *, tree: int | None = None) -> flo
                 continue
         elif name != command:
             continue
+        found, ticks = True, ticks + int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK") if found else None
+
+
+def backends_cpu(pids: Iterable[int]) -> float | None:
+    """CPU seconds (user and system) of the PostgreSQL backends `pids` that still run here; None
+    if none does. On a shared server, a benchmark's own database's backends are its share: the
+    others' tests count in `servers_cpu`."""
+    found, ticks = False, 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue  # ended, or the server is not on this machine
+        fields = text.rpartition(")")[2].split()
         found, ticks = True, ticks + int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK") if found else None
 

@@ -18,10 +18,12 @@ import secrets
 import time
 from typing import Any
 
+import asyncpg
+
 from billfold.app import create_app
 from billfold.bench import say
 from billfold.bench.api import ADDRESS, AppTokens, app_tokens, seed_people, transfer_request
-from billfold.bench.cpu import per_unit_us, servers_cpu
+from billfold.bench.cpu import backends_cpu, per_unit_us, servers_cpu
 from billfold.bench.seed import migrated_pool, scratch_database
 from billfold.bench.server import bench_redis
 from billfold.config import Settings
@@ -65,11 +67,12 @@ async def run_transfer_cost(
                 send = _sender(app, people, tokens)
                 say(f"warming up with {transfers // 2:,} transfers ...")
                 await _drive(send, transfers // 2, concurrency)
-                before = _cpu_seconds()
+                backends = await _backends(pool)
+                before = _cpu_seconds(backends)
                 started = time.perf_counter()
                 failed = await _drive(send, transfers, concurrency)
                 elapsed = time.perf_counter() - started
-                after = _cpu_seconds()
+                after = _cpu_seconds(backends)
             report = await reconcile(pool)
         finally:
             await pool.close()
@@ -145,7 +148,18 @@ async def _drive(send: Any, count: int, concurrency: int) -> int:
     return failed
 
 
-def _cpu_seconds() -> dict[str, float | None]:
-    """CPU seconds (user and system) of this process and of each server's processes here."""
+async def _backends(pool: asyncpg.Pool) -> list[int]:
+    """The PostgreSQL backends of the scratch database (the app's pools, opened by now)."""
+    rows = await pool.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+    return [row["pid"] for row in rows]
+
+
+def _cpu_seconds(backends: list[int]) -> dict[str, float | None]:
+    """CPU seconds (user and system) of this process, of each server's processes here, and of
+    the scratch database's backends (`postgresql` counts others' work on a shared server)."""
     times = os.times()
-    return {"app": times.user + times.system, **servers_cpu()}
+    return {
+        "app": times.user + times.system,
+        **servers_cpu(),
+        "postgresql_backends": backends_cpu(backends),
+    }
