@@ -25,10 +25,11 @@ from redis.asyncio import Redis
 from billfold.config import Settings
 from billfold.platform.migrate import apply_migrations
 from billfold.risk import serving, synth, velocity
-from billfold.risk.engine import PAST_CONNECTIONS, RulesEngine, past_pool, remember_places
+from billfold.risk.engine import PAST_CONNECTIONS, RulesEngine, past_pool
 from billfold.risk.features import FEATURE_NAMES, replay
 from billfold.risk.history import ip_prefix
 from billfold.risk.model import Scorer
+from billfold.risk.places import remember_places
 from billfold.risk.rules import Action, RiskRules, Verdict
 from billfold.risk.serving import Request
 from billfold.wallet.risk import Movement

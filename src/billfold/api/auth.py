@@ -14,7 +14,7 @@ from billfold.api.problems import problem_responses
 from billfold.api.signals import CountryHeader, DeviceHeader, device_token_for, signals_of
 from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.platform.security import Unauthenticated, issue_token
-from billfold.risk.engine import remember_places
+from billfold.risk.places import remember_places
 from billfold.wallet.pins import (
     PinChangedMeanwhile,
     PinChangeLocked,

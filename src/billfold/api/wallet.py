@@ -21,7 +21,7 @@ from billfold.ledger.model import Kind, Transfer
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.risk import held as held_transfers
 from billfold.risk.assessments import never_moved
-from billfold.risk.engine import remember
+from billfold.risk.places import remember
 from billfold.wallet.pins import check_pin
 from billfold.wallet.risk import (
     DeclinedByRisk,

@@ -42,10 +42,11 @@ from billfold.risk.assessments import (
 from billfold.risk.features import FEATURE_NAMES
 from billfold.risk.history import ip_prefix
 from billfold.risk.model import Pushed, Scorer
+from billfold.risk.places import places_of
 from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
 from billfold.risk.rules import Verdict as Decided
 from billfold.risk.velocity import Observation, Velocity
-from billfold.wallet.risk import CLAIM_TTL_MS, UNVERIFIED_DEVICE, KeyInFlight, Movement, Verdict
+from billfold.wallet.risk import CLAIM_TTL_MS, KeyInFlight, Movement, Verdict
 from billfold.wallet.transfers import WalletFrozen
 
 log = get_logger("billfold.risk")
@@ -203,9 +204,9 @@ class RulesEngine:
             if remembering == "new":
                 # A place seen for the first time is known before the next movement is scored
                 # (a first device is where a user starts from; a second one is news).
-                await db.execute(self._pool, serving.REMEMBER, *_places(movement, at))
+                await db.execute(self._pool, serving.REMEMBER, *places_of(movement, at))
             elif remembering == "later":
-                places = _places(movement, at)
+                places = places_of(movement, at)
         # Allowed and declined P2P transfers, the volume: handed to the ledger (allowed ones,
         # with `with_transfers`) or batched. Written at once: held ones (their hold refers to
         # them) and funding movements, which the next movement's rules read within milliseconds
@@ -386,35 +387,3 @@ def request_of(movement: Movement, at: datetime) -> serving.Request:
         ip=movement.ip or "",
         counterparty_id=serving.THEM if movement.counterparty_id else None,
     )
-
-
-async def remember(pool: asyncpg.Pool, movement: Movement, at: datetime | None = None) -> None:
-    """The device, country and address block of a movement that went ahead become known."""
-    await db.execute(pool, serving.REMEMBER, *_places(movement, at or datetime.now(UTC)))
-
-
-async def remember_places(
-    pool: asyncpg.Pool,
-    user_id: str,
-    device_id: str | None,
-    country: str | None,
-    ip: str | None,
-    at: datetime | None = None,
-) -> None:
-    """Where a user acts from becomes known for them: at signup, and after each movement."""
-    places = _where(user_id, device_id, country, ip, at or datetime.now(UTC))
-    await db.execute(pool, serving.REMEMBER, *places)
-
-
-def _places(movement: Movement, at: datetime) -> tuple[Any, ...]:
-    """serving.REMEMBER's arguments for a movement."""
-    return _where(movement.user_id, movement.device_id, movement.country, movement.ip, at)
-
-
-def _where(
-    user_id: str, device_id: str | None, country: str | None, ip: str | None, at: datetime
-) -> tuple[Any, ...]:
-    # An unverified device is no place to remember: the next request claiming it is no more
-    # the user's than this one.
-    device = None if device_id == UNVERIFIED_DEVICE else device_id
-    return (uuid.UUID(user_id), device, country, ip_prefix(ip) if ip else None, at)

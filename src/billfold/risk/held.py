@@ -18,7 +18,7 @@ from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import HoldNotPending
 from billfold.ledger.model import Transfer
 from billfold.platform.errors import BillfoldError, NotFound
-from billfold.risk.engine import remember_places
+from billfold.risk.places import remember_places
 from billfold.wallet.pins import PinCheck
 
 MAX_PIN_FAILURES = 3

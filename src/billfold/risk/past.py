@@ -19,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from billfold.platform.security import new_device_id
-from billfold.risk.engine import RulesEngine, remember_places
+from billfold.risk.engine import RulesEngine
+from billfold.risk.places import remember_places
 from billfold.risk.rules import Action, Verdict
 from billfold.wallet.risk import Movement
 

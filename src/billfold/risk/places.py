@@ -1,0 +1,47 @@
+"""Where a user acts from: the devices, countries and address blocks that become known for them
+at sign-up and with each movement that goes ahead (the features read them as "seen before")."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from billfold.platform import db
+from billfold.risk.history import ip_prefix
+from billfold.risk.past_sql import REMEMBER
+from billfold.wallet.risk import UNVERIFIED_DEVICE, Movement
+
+
+async def remember(pool: asyncpg.Pool, movement: Movement, at: datetime | None = None) -> None:
+    """The device, country and address block of a movement that went ahead become known."""
+    await db.execute(pool, REMEMBER, *places_of(movement, at or datetime.now(UTC)))
+
+
+async def remember_places(
+    pool: asyncpg.Pool,
+    user_id: str,
+    device_id: str | None,
+    country: str | None,
+    ip: str | None,
+    at: datetime | None = None,
+) -> None:
+    """Where a user acts from becomes known for them: at signup, and after each movement."""
+    places = where_of(user_id, device_id, country, ip, at or datetime.now(UTC))
+    await db.execute(pool, REMEMBER, *places)
+
+
+def places_of(movement: Movement, at: datetime) -> tuple[Any, ...]:
+    """REMEMBER's arguments for a movement."""
+    return where_of(movement.user_id, movement.device_id, movement.country, movement.ip, at)
+
+
+def where_of(
+    user_id: str, device_id: str | None, country: str | None, ip: str | None, at: datetime
+) -> tuple[Any, ...]:
+    # An unverified device is no place to remember: the next request claiming it is no more
+    # the user's than this one.
+    device = None if device_id == UNVERIFIED_DEVICE else device_id
+    return (uuid.UUID(user_id), device, country, ip_prefix(ip) if ip else None, at)
