@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,11 +28,9 @@ from billfold.wallet.risk import Movement
 
 # The past as of just before the assessment: its own row, written at its time, is not its past.
 JUST_BEFORE = timedelta(microseconds=1)
-_ASSESSMENT = """
-SELECT user_id, kind, ref, counterparty_id, amount_minor, score, action, created_at, device_id,
-       country, ip_prefix, rail, model_version
-  FROM risk_assessments WHERE id = $1
-"""
+# What an explanation reads of an assessment (risk.listing reads them too, for `explain`).
+EXPLAINED_COLUMNS = """user_id, kind, ref, counterparty_id, amount_minor, score, action,
+                       created_at, device_id, country, ip_prefix, rail, model_version"""
 
 
 class NotExplainable(BillfoldError):
@@ -46,24 +45,34 @@ async def explain_assessment(
     pool: asyncpg.Pool, engine: object, assessment_id: int
 ) -> dict[str, Any]:
     """The assessment's stored and recomputed scores and its top features, by `engine` (the
-    app's risk engine). NotFound for no such assessment; NotExplainable when the model that
-    scored it is not the one loaded (or there is none: the engine or the model off, or the
-    movement let through unscored)."""
-    row = await db.fetchrow(pool, _ASSESSMENT, assessment_id)
+    app's risk engine). NotFound for no such assessment; NotExplainable as `explain_row`."""
+    row = await db.fetchrow(
+        pool, f"SELECT {EXPLAINED_COLUMNS} FROM risk_assessments WHERE id = $1", assessment_id
+    )
     if row is None:
         raise NotFound(f"assessment {assessment_id} does not exist", assessment_id=assessment_id)
-    scorer = engine.scorer if isinstance(engine, RulesEngine) else None
+    return await explain_row(engine, assessment_id, row)
+
+
+async def explain_row(engine: object, assessment_id: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    """`explain_assessment` of an assessment already read (`row`: at least EXPLAINED_COLUMNS).
+    NotExplainable when the model that scored it is not the one loaded (or there is none: the
+    engine or the model off, or the movement let through unscored)."""
     if (
-        scorer is None
-        or row["model_version"] != scorer.version
-        or not isinstance(engine, RulesEngine)
+        not isinstance(engine, RulesEngine)
+        or engine.scorer is None
+        or row["model_version"] != engine.scorer.version
     ):
+        loaded = (
+            engine.scorer.version if isinstance(engine, RulesEngine) and engine.scorer else None
+        )
         raise NotExplainable(
             f"assessment {assessment_id} was scored by model {row['model_version']!r}; the "
-            f"model loaded is {scorer.version if scorer else None!r}",
+            f"model loaded is {loaded!r}",
             assessment_id=assessment_id,
             model_version=row["model_version"],
         )
+    scorer = engine.scorer
     at: datetime = row["created_at"]
     movement = _movement(row)
     past, _, recipient = await engine.past(movement, at - JUST_BEFORE)
@@ -80,7 +89,7 @@ async def explain_assessment(
     }
 
 
-def _movement(row: Any) -> Movement:
+def _movement(row: Mapping[str, Any]) -> Movement:
     """The movement as the engine saw it, from its assessment: the address block stands for the
     address (the features read no more of it)."""
     prefix = row["ip_prefix"]

@@ -20,7 +20,7 @@ import asyncpg
 
 from billfold.platform import db
 from billfold.platform.errors import ValidationFailed
-from billfold.risk.explain import NotExplainable, explain_assessment
+from billfold.risk.explain import EXPLAINED_COLUMNS, NotExplainable, explain_row
 from billfold.risk.rules import Action
 
 MAX_LIMIT = 200
@@ -29,8 +29,8 @@ DEFAULT_LIMIT = 50
 EXPLAIN_MAX_LIMIT = 50
 VERDICTS = tuple(action.value for action in Action)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_COLUMNS = """id, user_id, kind, counterparty_id, amount_minor, score, action, reasons, aml,
-              model_version, top_features, declined_later, created_at"""
+# An explanation's columns too, so that `explain` reads each row once.
+_COLUMNS = f"""id, reasons, aml, top_features, declined_later, {EXPLAINED_COLUMNS}"""
 
 
 @dataclass(frozen=True)
@@ -141,11 +141,11 @@ async def list_assessments(
     rows = rows[: query.limit]
     views = [_view(row) for row in rows]
     if query.explain:
-        for view in views:
+        for view, row in zip(views, rows, strict=True):
             if view["top_features"] or view["model_version"] is None:
                 continue
             try:
-                explained = await explain_assessment(pool, engine, view["assessment_id"])
+                explained = await explain_row(engine, row["id"], row)
             except NotExplainable:
                 continue  # another model's: nothing to say of it now
             view["top_features"] = explained["top_features"]
