@@ -86,9 +86,10 @@ def device_token_for(request: Request, user_id: uuid.UUID, header: str | None) -
     the same device, and the model's shared-device feature counts the users seen on one device.
     Anything else gets a new random device id."""
     key = device_signing_key(request)
-    presented = read_device_token(key, (header or "").strip())
+    value = (header or "").strip()
+    presented = read_device_token(key, value)
     if presented is not None and presented.user_id == user_id:
-        return (header or "").strip()
+        return value
     device_id = presented.device_id if presented is not None else new_device_id()
     return sign_device(key, user_id, device_id)
 

@@ -47,6 +47,7 @@ from billfold.risk.model import (
     FeatureTable,
     Log,
     Scorer,
+    Windows,
     build_table,
     log_to_stderr,
     predict,
@@ -148,7 +149,7 @@ def booster_scores(booster: lgb.Booster) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _window_dates(table: FeatureTable) -> dict[str, str]:
-    windows = windows_for(int(table.day.max()) + 1)
+    windows = _windows(table)
 
     def day(offset: float) -> str:
         return (synth.START + timedelta(days=offset)).date().isoformat()
@@ -161,13 +162,25 @@ def _window_dates(table: FeatureTable) -> dict[str, str]:
 
 
 def _train_without(table: FeatureTable, pattern: str, seed: int) -> lgb.Booster:
-    windows = windows_for(int(table.day.max()) + 1)
+    windows = _windows(table)
     keep = table.pattern != pattern
     return train_booster(table, windows.train(table) & keep, windows.valid(table) & keep, seed)
 
 
+def _windows(table: FeatureTable) -> Windows:
+    """The train, validation and test windows of a world's table."""
+    return windows_for(int(table.day.max()) + 1)
+
+
+def _served(
+    x: np.ndarray, model_scores: Callable[[np.ndarray], np.ndarray], bands: dict[str, float]
+) -> np.ndarray:
+    """The engine's verdicts on feature rows `x`: the model's bands and the rules' points."""
+    return served_verdicts(model_scores(x), rule_points(x), bands)
+
+
 def _test_rows(table: FeatureTable) -> np.ndarray:
-    return windows_for(int(table.day.max()) + 1).test(table)
+    return _windows(table).test(table)
 
 
 def _measure(
@@ -180,7 +193,7 @@ def _measure(
     """Rules, model, both and served on `table`'s test window, every threshold from `trained`'s
     validation window; only `held_out` fraud in the test window when one is given. `bands`: the
     model's verdict bands (default: from its validation scores, as training suggests them)."""
-    valid = windows_for(int(trained.day.max()) + 1).valid(trained)
+    valid = _windows(trained).valid(trained)
     test = _test_rows(table)
     if held_out is not None:
         valid = valid & (trained.pattern != held_out)
@@ -245,7 +258,7 @@ def _friction(
     or held for review) and the share stepped up, overall, by account age and by behaviour."""
     legit = _test_rows(table) & ~table.label
     x = table.x[legit]
-    verdicts = served_verdicts(model_scores(x), rule_points(x), bands)
+    verdicts = _served(x, model_scores, bands)
     age = x[:, FEATURE_INDEX["account_age_days"]]
     behaviour = table.behaviour[legit]
 
@@ -275,9 +288,8 @@ def _time_shift(
     """The share of legitimate test-window movements whose verdict changes when every clock of
     the world moves by TIME_SHIFT_HOURS (rows align: the shift keeps the events' order)."""
     legit = _test_rows(table) & ~table.label
-    before = served_verdicts(model_scores(table.x[legit]), rule_points(table.x[legit]), bands)
-    x = shifted.x[legit]
-    after = served_verdicts(model_scores(x), rule_points(x), bands)
+    before = _served(table.x[legit], model_scores, bands)
+    after = _served(shifted.x[legit], model_scores, bands)
     return {
         "hours": TIME_SHIFT_HOURS,
         "legit_events": int(legit.sum()),

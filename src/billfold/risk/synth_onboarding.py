@@ -51,7 +51,7 @@ def onboarding(world: World, p: Person) -> None:
             balance = round(dollars * world.params.amount_scale) * 100
         else:
             balance = world.dollars(60, 0.9, whole=0.8)
-        balance = min(500_00 * 2, max(10_00, balance))
+        balance = min(1_000_00, max(10_00, balance))
         rail = "ach" if ach else "card"
         world.emit(p, ts, "add_funds", balance, rail=rail, behaviour="first_top_up")
     if rng.random() < FIRST_PAYMENT:
