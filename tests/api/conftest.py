@@ -107,9 +107,10 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="module")
 def make_person(app: FastAPI, client: httpx.AsyncClient) -> MakePerson:
-    """Signs a new person up, logs them in and, if asked, puts dollars in their wallet."""
+    """Signs a new person up, logs them in and, if asked, puts dollars in their wallet;
+    `headers` go with the sign-up and the login (an address in X-Forwarded-For, say)."""
 
-    async def make(balance: str | None = None) -> Person:
+    async def make(balance: str | None = None, headers: dict[str, str] | None = None) -> Person:
         tag = uuid.uuid4().hex[:10]
         # Away from the demo users' +1415555010x (test_risk_verdicts_with_model.py seeds them).
         phone = f"+1415{5_560_000 + next(_phone_counter):07d}"
@@ -119,13 +120,13 @@ def make_person(app: FastAPI, client: httpx.AsyncClient) -> MakePerson:
             "phone": phone,
             "password": "correct horse battery",
         }
-        signed_up = await client.post("/api/v1/users", json=body)
+        signed_up = await client.post("/api/v1/users", json=body, headers=headers)
         assert signed_up.status_code == 201, signed_up.text
         device_token = signed_up.json()["device_token"]
         token = await client.post(
             "/api/v1/auth/token",
             data={"username": body["username"], "password": body["password"]},
-            headers={"X-Device-Id": device_token},
+            headers={**(headers or {}), "X-Device-Id": device_token},
         )
         assert token.status_code == 200, token.text
         assert token.json()["device_token"] == device_token

@@ -8,8 +8,10 @@ in X-Device-Id) in the US (X-Client-Country), and moves money over HTTP as the a
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -29,18 +31,23 @@ AT_ONCE = {"COMPLETED"}
 @pytest.fixture(scope="module")
 async def app(running: Any) -> AsyncIterator[FastAPI]:
     """The rules and the model as shipped, both deciding; only the rate limits are off (every
-    test here comes from one address) and the time budget is generous (a shared machine)."""
-    async with running(risk_rules=RiskRules(), risk_model="shipped") as app:
+    test here comes from one address) and the time budget is generous (a shared machine). The
+    client's address is X-Forwarded-For's, for the tests of people at one address."""
+    kept = {"risk_rules": RiskRules(), "risk_model": "shipped", "trust_forwarded_for": True}
+    async with running(**kept) as app:
         assert app.state.risk.rules.model_decides and app.state.risk.scorer is not None
         yield app
 
 
-def _headers(person: Any, device: str | None = None, country: str = HOME) -> dict[str, str]:
+def _headers(
+    person: Any, device: str | None = None, country: str = HOME, address: str | None = None
+) -> dict[str, str]:
     return {
         **person.auth,
         "Idempotency-Key": uuid.uuid4().hex,
         "X-Device-Id": device or person.device(),
         "X-Client-Country": country,
+        **({"X-Forwarded-For": address} if address else {}),
     }
 
 
@@ -72,19 +79,21 @@ async def pay(
 
 
 async def top_up(
-    client: httpx.AsyncClient, person: Any, amount: str, source: dict[str, str]
+    client: httpx.AsyncClient, person: Any, amount: str, source: dict[str, str], **where: str
 ) -> dict[str, Any]:
     answer = await client.post(
         "/api/v1/wallet/add-funds",
         json={"user_id": person.user_id, "amount": amount, **source},
-        headers=_headers(person),
+        headers=_headers(person, **where),
     )
     return await _answered(client, answer)
 
 
-async def carded(client: httpx.AsyncClient, make_person: MakePerson, add_card: AddCard) -> Any:
-    """A user seconds old with the sandbox's 4242 card stored."""
-    person = await make_person()
+async def carded(
+    client: httpx.AsyncClient, make_person: MakePerson, add_card: AddCard, address: str = ""
+) -> Any:
+    """A user seconds old with the sandbox's 4242 card stored (signed up from `address`)."""
+    person = await make_person(headers={"X-Forwarded-For": address} if address else None)
     person.card_id = await add_card(person, "4242424242424242")
     return person
 
@@ -179,6 +188,65 @@ async def test_five_new_friends_split_a_bill_with_a_new_user(
         assert share["status"] in AT_ONCE, share.get("why")
     back = await pay(client, host, friends[0], "12.00")
     assert back["status"] in AT_ONCE, back.get("why")
+
+
+async def test_a_family_who_join_together_at_home_pay_each_other_at_once(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, add_card: AddCard
+) -> None:
+    """Three people on one home connection signed up and topped up two days ago; now they pay
+    each other: a household, not a ring (that takes four new accounts on an address they have
+    known for a day, trading among themselves)."""
+    home = _public_address()
+    family = [await carded(client, make_person, add_card, home) for _ in range(3)]
+    for person in family:
+        added = await top_up(client, person, "60.00", {"card_id": person.card_id}, address=home)
+        assert added["status"] in AT_ONCE, added.get("why")
+    await _signed_up_days_ago(app, family, 2)
+    for payer, payee in zip(family, [*family[1:], family[0]], strict=True):
+        for amount in ("15.00", "20.00"):
+            paid = await pay(client, payer, payee, amount, address=home)
+            assert paid["status"] in AT_ONCE, paid.get("why")
+
+
+async def test_a_ring_of_new_accounts_trading_on_one_address_is_held_for_review(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, add_card: AddCard
+) -> None:
+    """Synthetic identities: five accounts opened from one address two days ago, two of which
+    traded then; still trading from there, their movements are held for an analyst
+    (address_ring), the bust-out's payment to an outsider included."""
+    flat = _public_address()
+    ring = [await carded(client, make_person, add_card, flat) for _ in range(5)]
+    outsider = await make_person()
+    added = await top_up(client, ring[0], "50.00", {"card_id": ring[0].card_id}, address=flat)
+    assert added["status"] in AT_ONCE, added.get("why")
+    # On the day they signed up, as friends on a party's Wi-Fi would.
+    first = await pay(client, ring[0], ring[1], "20.00", address=flat)
+    assert first["status"] in AT_ONCE, first.get("why")
+    await _signed_up_days_ago(app, ring, 2)
+    # Two days on, at the same address: each of the two has traded with an account there, and
+    # 4 other new accounts act from it.
+    for payer, payee in ((ring[1], ring[2]), (ring[0], outsider)):
+        held = await pay(client, payer, payee, "10.00", address=flat)
+        assert held["status"] == "PENDING_REVIEW", held
+        assert "new accounts act from" in str(held["why"]["reasons"]), held["why"]
+
+
+async def _signed_up_days_ago(app: FastAPI, people: list[Any], days: int) -> None:
+    """As if `people` had signed up (and first acted from where they did) `days` days ago."""
+    ids = [uuid.UUID(person.user_id) for person in people]
+    back = timedelta(days=days)
+    for table in ("users", "user_addresses", "user_devices", "user_countries", "user_networks"):
+        column, key = ("created_at", "id") if table == "users" else ("first_seen_at", "user_id")
+        await app.state.pool.execute(
+            f"UPDATE {table} SET {column} = {column} - $2::interval WHERE {key} = ANY($1)",
+            ids,
+            back,
+        )
+
+
+def _public_address() -> str:
+    """A public address of its own for a test (24.0.0.0/8 is a US cable network's)."""
+    return str(ipaddress.IPv4Address(0x18000000 + uuid.uuid4().int % 0x1000000))
 
 
 async def test_a_new_phone_or_a_trip_abroad_asks_for_a_pin_at_most(

@@ -156,7 +156,7 @@ def test_metrics_on_known_rankings() -> None:
 
 def test_rules_fire_on_the_patterns_they_name() -> None:
     """Each rule reads its features; strong hits block on their own, a weak one does not."""
-    rows = np.zeros((7, len(FEATURE_NAMES)))
+    rows = np.zeros((8, len(FEATURE_NAMES)))
     rows[:, FEATURE_INDEX["is_p2p"]] = 1
     rows[:, FEATURE_INDEX["device_seen_before"]] = 1
     rows[:, FEATURE_INDEX["country_seen_before"]] = 1
@@ -177,6 +177,8 @@ def test_rules_fire_on_the_patterns_they_name() -> None:
         "hours_since_recipient_paid_user",
     ]
     rows[6, [FEATURE_INDEX[name] for name in opener]] = [1, 1, 0.25, 5]
+    ring = ["account_age_days", "address_new_accounts", "address_counterparties"]
+    rows[7, [FEATURE_INDEX[name] for name in ring]] = [12, 3, 1]
     names = [rule.name for rule in RULES]
     hits = rule_hits(rows)
     fired = [[names[i] for i in np.flatnonzero(row)] for row in hits]
@@ -188,10 +190,11 @@ def test_rules_fire_on_the_patterns_they_name() -> None:
         ["card_testing"],
         ["shared_device"],
         ["scam_opener"],
+        ["address_ring"],
     ]
     points = rule_points(rows)
-    assert list(points >= BLOCK_POINTS) == [True, True, True, False, True, True, True]
-    assert list(combine(np.full(7, 0.2), points)) == [1.0, 1.0, 1.0, 0.2, 1.0, 1.0, 1.0]
+    assert list(points >= BLOCK_POINTS) == [True, True, True, False, True, True, True, True]
+    assert list(combine(np.full(8, 0.2), points)) == [1.0, 1.0, 1.0, 0.2, 1.0, 1.0, 1.0, 1.0]
 
 
 def test_five_new_friends_paying_a_new_account_are_no_mule_fan_in() -> None:

@@ -63,6 +63,7 @@ def test_an_ordinary_transfer_breaks_no_rule_and_is_allowed() -> None:
             {"recipient_is_new_payee": True, "paid_by_recipient": (NOW - timedelta(hours=5), 1)},
             "scam_opener",
         ),
+        ({"address_new_accounts": 3, "address_counterparties": 1}, "address_ring"),
         ({"amount_minor": 9_800_00, "near_threshold_7d": [9_500_00, 9_900_00]}, "structuring"),
         ({"amount_minor": 2_950_00, "near_threshold_7d": [2_900_00, 2_990_00]}, "structuring"),
     ],
@@ -76,6 +77,10 @@ def test_each_rule_fires_on_its_own_signal(changes: dict[str, object], rule: str
     "changes",
     [
         {"count_1m": 5, "count_1h": 10},  # at the limits, not over them
+        # A family of three joining together and paying each other from home.
+        {"address_new_accounts": 2, "address_counterparties": 2},
+        # Strangers on one address (a dorm, a carrier's NAT) who never paid each other.
+        {"address_new_accounts": 20, "address_counterparties": 0},
         {"amount_minor": 99_00, "typical_amount_minor": 1_00},  # small, however unusual
         {"amount_minor": 199_00, "typical_amount_minor": 20_00},  # under 10x
         {"device_known": None, "country_known": None},  # no device id, no country: no signal

@@ -26,8 +26,8 @@ from billfold.config import Settings
 from billfold.platform.migrate import apply_migrations
 from billfold.risk import serving, synth, velocity
 from billfold.risk.engine import PAST_CONNECTIONS, RulesEngine, past_pool
-from billfold.risk.features import FEATURE_NAMES, replay
-from billfold.risk.history import ip_prefix
+from billfold.risk.features import FEATURE_INDEX, FEATURE_NAMES, replay
+from billfold.risk.history import address_of, ip_prefix
 from billfold.risk.model import Scorer
 from billfold.risk.places import remember_places
 from billfold.risk.rules import Action, RiskRules, Verdict
@@ -113,10 +113,13 @@ def _same(online: float, offline: float) -> bool:
 async def test_online_features_equal_the_training_features(
     pool: asyncpg.Pool, engine: RulesEngine
 ) -> None:
-    dataset = synth.generate(users=200, days=14, seed=5)
+    # Seed 8: every pattern, and rings young enough in the window for the address features.
+    dataset = synth.generate(users=200, days=14, seed=8)
     assert len({e.pattern for e in dataset.events if e.label}) >= 8
     ids = await _sign_up(pool, dataset)
     offline = list(replay(dataset.users.values(), dataset.events))
+    ring = [row for row in offline if row[FEATURE_INDEX["address_counterparties"]] > 0]
+    assert len(ring) >= 20
     allowed = Verdict(Action.ALLOW, 0.0, ())
     mismatches: list[str] = []
     for n, (event, expected) in enumerate(zip(dataset.events, offline, strict=True)):
@@ -164,6 +167,7 @@ async def test_the_pasts_of_concurrent_movements_are_read_together_as_one_by_one
             movement.device_id,
             at,
             ip_prefix(movement.ip) if movement.ip else None,
+            address_of(movement.ip),
         )
         assert {k: v for k, v in past.row.items() if k != "n"} == dict(alone)
 
@@ -319,8 +323,8 @@ def _request(at: float, device: str = "phone", country: str = "US", ip: str = ""
 
 
 def test_what_an_allowed_movement_writes_of_where_it_came_from() -> None:
-    """A new device or country at once; a new address block, an hour-old place, or a return to
-    an earlier country in the next batch; a place seen minutes ago not at all."""
+    """A new device or country at once; a new address block or address, an hour-old place, or a
+    return to an earlier country in the next batch; a place seen minutes ago not at all."""
     now = 1_800_000_000.0
     past = serving.Past.of(
         {
@@ -328,6 +332,7 @@ def test_what_an_allowed_movement_writes_of_where_it_came_from() -> None:
             "devices": [["phone", now - 86_400, now - 60]],
             "countries": [["US", now - 7_200], ["FR", now - 600]],
             "network_seen": now - 60,
+            "address_seen": now - 60,
         }
     )
     assert past.places_to_remember(_request(now, device="tablet", country="FR")) == "new"
@@ -337,6 +342,11 @@ def test_what_an_allowed_movement_writes_of_where_it_came_from() -> None:
     assert past.places_to_remember(_request(now + 3_700, country="FR", ip="10.1.2.3")) == "later"
     fresh = serving.Past.of({**past.row, "network_seen": None})
     assert fresh.places_to_remember(_request(now, country="FR", ip="10.1.2.3")) == "later"
+    # Another public address in a known block: the address is new. A private one is never
+    # remembered: nothing to write for it.
+    moved = serving.Past.of({**past.row, "address_seen": None})
+    assert moved.places_to_remember(_request(now, country="FR", ip="24.1.2.3")) == "later"
+    assert moved.places_to_remember(_request(now, country="FR", ip="10.1.2.3")) == ""
 
 
 async def test_the_generic_plan_of_the_past_query_scans_only_the_named_persons_rows(
@@ -369,12 +379,12 @@ async def _check_the_generic_plan(dsn: str, settings: Settings) -> None:
     pasts = await past_pool(dsn, settings)
     try:
         async with pasts.acquire() as conn:
-            types = "uuid[], uuid[], text[], timestamptz[], text[]"
+            types = "uuid[], uuid[], text[], timestamptz[], text[], text[]"
             await conn.execute(f"PREPARE past_many({types}) AS {serving.PAST_MANY}")
             someone = f"ARRAY['{uuid.uuid4()}'::uuid]"
             plan = await conn.fetchval(
                 f"EXPLAIN (FORMAT JSON) EXECUTE past_many({someone}, {someone}, ARRAY['d'], "
-                "ARRAY[now()], ARRAY['10.0.0'])"
+                "ARRAY[now()], ARRAY['10.0'], ARRAY['10.0.0.1'])"
             )
             await conn.execute("DEALLOCATE past_many")
             leading = dict(
@@ -534,7 +544,7 @@ async def test_two_people_who_pay_each_other_thousands_of_times_cost_a_capped_re
             now,
             many,
         )
-    arguments = [[uuid.UUID(me)], [uuid.UUID(them)], ["d"], [now], [None]]
+    arguments = [[uuid.UUID(me)], [uuid.UUID(them)], ["d"], [now], [None], [None]]
     assert settings.database_url is not None
     pasts = await past_pool(settings.database_url, settings)
     try:

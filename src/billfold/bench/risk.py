@@ -35,7 +35,7 @@ from billfold.config import Settings
 from billfold.platform.redis import create_redis
 from billfold.risk import serving, synth
 from billfold.risk.engine import RulesEngine
-from billfold.risk.history import NEW_ACCOUNT_SECONDS, ip_prefix
+from billfold.risk.history import NEW_ACCOUNT_SECONDS, address_of, ip_prefix
 from billfold.risk.model import Scorer
 from billfold.risk.rules import LOAD_TEST_RULES
 from billfold.wallet.risk import Movement
@@ -226,11 +226,13 @@ _PLACE_TABLES = {
     "user_devices": "device_id",
     "user_countries": "country",
     "user_networks": "prefix",
+    "user_addresses": "address",
 }
 
 
 class _Places:
-    """Where each user was seen, first and last, by table (devices, countries, address blocks)."""
+    """Where each user was seen, first and last, by table (devices, countries, address blocks,
+    addresses)."""
 
     def __init__(self) -> None:
         self.spans: dict[str, dict[tuple[str, str], list[datetime]]] = {
@@ -255,7 +257,7 @@ class _Places:
 
 async def _seed(pool: asyncpg.Pool, world: synth.Dataset) -> dict[int, str]:
     """The world as the engine would have stored it, ending a minute ago: users, one assessment
-    per movement (all allowed), and the devices, countries and address blocks they came from."""
+    per movement (all allowed), and the devices, countries and addresses they came from."""
     shift = datetime.now(UTC) - timedelta(minutes=1) - world.events[-1].ts
     ids = {n: str(uuid.uuid4()) for n in world.users}
     await pool.copy_records_to_table(
@@ -323,6 +325,9 @@ def _assessments(
         places.seen("user_devices", user, e.device_id, at)
         places.seen("user_countries", user, e.country, at)
         places.seen("user_networks", user, ip_prefix(e.ip), at)
+        address = address_of(e.ip)
+        if address is not None:
+            places.seen("user_addresses", user, address, at)
     return rows
 
 

@@ -40,7 +40,7 @@ from billfold.risk.assessments import (
     row_of,
 )
 from billfold.risk.features import FEATURE_NAMES
-from billfold.risk.history import ip_prefix
+from billfold.risk.history import address_of, ip_prefix
 from billfold.risk.model import Pushed, Scorer
 from billfold.risk.places import places_of
 from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
@@ -122,7 +122,7 @@ class RulesEngine:
                 for _ in range(PAST_CONNECTIONS):
                     connections.append(await self._past_pool.acquire())
                 for conn in connections:
-                    await conn.fetch(serving.PAST_MANY, [], [], [], [], [])
+                    await conn.fetch(serving.PAST_MANY, [], [], [], [], [], [])
             finally:
                 for conn in connections:
                     await self._past_pool.release(conn)
@@ -290,6 +290,7 @@ class RulesEngine:
                 movement.device_id,
                 request.ts,
                 ip_prefix(movement.ip) if movement.ip else None,
+                address_of(movement.ip),
             )
         )
         return serving.Past.of(row), request, recipient
@@ -310,10 +311,10 @@ class RulesEngine:
     async def _read_pasts(
         self, movements: list[tuple[Any, ...]]
     ) -> list[asyncpg.Record | BaseException]:
-        """The past of each of a batch of (user, recipient, device, time, address block), by
-        PAST_MANY; on a pool without generic plans, a batch of one by PAST, which PostgreSQL
-        plans once per connection by itself, while it plans PAST_MANY, whose arrays it can't
-        size in advance, on every call: about 1 ms (docs/decisions.md)."""
+        """The past of each of a batch of (user, recipient, device, time, address block,
+        address), by PAST_MANY; on a pool without generic plans, a batch of one by PAST, which
+        PostgreSQL plans once per connection by itself, while it plans PAST_MANY, whose arrays
+        it can't size in advance, on every call: about 1 ms (docs/decisions.md)."""
         # Plain reads: given back to the pool without the reset round trip (platform.db).
         if len(movements) == 1 and self._past_pool is self._pool:
             row = await db.fetchrow(self._pool, serving.PAST, *movements[0])

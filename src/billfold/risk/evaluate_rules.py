@@ -32,6 +32,7 @@ class RuleThresholds:
     device_users: int = 4
     opener_minor: int = 100
     opener_hours: float = 48.0
+    address_accounts: int = 4
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,9 @@ RULES: tuple[Rule, ...] = (
     Rule("money_in_then_out", WEAK, "a cash-out of 80% or more of the last 24 hours' add-funds"),
     Rule("structuring", STRONG, "an amount just under $10,000 or $3,000, again within 7 days"),
     Rule("card_testing", STRONG, "a third card top-up under $10 within an hour"),
-    Rule("shared_device", STRONG, "a device that 3 or more accounts act from"),
+    Rule("shared_device", STRONG, "a device that 4 or more accounts act from"),
     Rule("scam_opener", STRONG, "a first payment to someone who sent the user cents in 2 days"),
+    Rule("address_ring", STRONG, "a new account trading with 3+ new accounts on its address"),
 )
 # Any strong hit blocks, as do three weak ones together (rare: the online engine asks for a PIN).
 BLOCK_POINTS = STRONG
@@ -97,6 +99,9 @@ def rule_hits(x: np.ndarray, t: RuleThresholds = RuleThresholds()) -> np.ndarray
         & (col("recipient_paid_user_before") == 1)
         & (col("recipient_last_to_user_usd") * 100 < t.opener_minor)
         & (col("hours_since_recipient_paid_user") <= t.opener_hours),
+        (col("account_age_days") < 30)
+        & (col("address_new_accounts") + 1 >= t.address_accounts)
+        & (col("address_counterparties") >= 1),
     )
     return np.column_stack(hits)
 

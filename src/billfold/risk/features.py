@@ -117,10 +117,16 @@ FEATURES: tuple[tuple[str, str], ...] = (
     ("impossible_travel", "1 when the country changed within 4 hours of the last movement."),
     ("countries_30d", "Distinct countries the user acted from in 30 days."),
     ("ip_prefix_seen_before", "1 when the user acted from this /16 address block before."),
+    ("address_new_accounts", "Other accounts under 30 days old acting from this address."),
+    ("address_counterparties", "Accounts seen at this address the user paid or was paid by."),
     ("near_threshold_7d", "Movements just under $10,000 or $3,000 in 7 days."),
     ("near_threshold_share_7d", "Their share of the user's movements in 7 days."),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FEATURES)
+# What the rules read and the model never learns from (training blanks them): the generator
+# knows too little of who shares an address (flatmates, a party's Wi-Fi, a carrier's NAT) for
+# a model to learn from it what the real world does. The address_ring rule reads them.
+RULES_ONLY: tuple[str, ...] = ("address_new_accounts", "address_counterparties")
 FEATURE_INDEX: Mapping[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
@@ -350,6 +356,7 @@ def _place(
     """Where the user acts from: device, country, address block, against their own past."""
     device = user.devices.get(txn.device_id)
     country_changed = user.last_country is not None and txn.country != user.last_country
+    young, linked = state.address_links(txn.ip, user, txn.user_id, now)
     values.update(
         device_seen_before=float(device is not None),
         device_age_days=(now - device[0]) / DAY if device else 0.0,
@@ -364,6 +371,8 @@ def _place(
         ),
         countries_30d=float(sum(1 for last in user.countries.values() if now - last <= MONTH)),
         ip_prefix_seen_before=float(ip_prefix(txn.ip) in user.ip_prefixes),
+        address_new_accounts=float(young),
+        address_counterparties=float(linked),
     )
 
 

@@ -6,6 +6,7 @@ risk.serving builds the same `HistoryState` from what PostgreSQL holds. risk.fea
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections import deque
 from collections.abc import Iterable
@@ -22,6 +23,9 @@ NEAR_3K = (270_000, 300_000)
 MAX_WINDOW_ENTRIES = 2_000
 MAX_KNOWN_PARTIES = 1_000
 MAX_KNOWN_PLACES = 100
+# An address more accounts than this act from is a carrier's NAT or a public network: no one's
+# home, and no ring's.
+ADDRESS_MAX_ACCOUNTS = 50
 NAN = math.nan
 
 
@@ -99,6 +103,9 @@ class HistoryState:
     def __init__(self) -> None:
         self._users: dict[int, UserHistory] = {}
         self._device_users: dict[str, dict[int, None]] = {}
+        # An exact address: the users seen there, first and last.
+        self._address_users: dict[str, dict[int, tuple[float, float]]] = {}
+        self._address_found: dict[str, tuple[int, int]] = {}
 
     def register_user(
         self,
@@ -141,12 +148,65 @@ class HistoryState:
         if user_id not in users and len(users) < MAX_KNOWN_PARTIES:
             users[user_id] = None
 
+    def note_address(self, address: str, user_id: int, now: float) -> None:
+        users = self._address_users.setdefault(address, {})
+        first = users.get(user_id, (now, now))[0]
+        _remember(users, user_id, (first, now), MAX_KNOWN_PARTIES)
+
+    def address_links(
+        self, ip: str, user: UserHistory, user_id: int, now: float
+    ) -> tuple[int, int]:
+        """For an account under 30 days old acting from an address it has known for a day or
+        more (its home, not a party's Wi-Fi): the other accounts under 30 days old that acted
+        from it in 30 days, and how many of the accounts seen there the user has paid or been
+        paid by. (0, 0) otherwise, and for an address more than `ADDRESS_MAX_ACCOUNTS` accounts
+        act from: a carrier's NAT or a public network, no one's home."""
+        if ip in self._address_found:
+            return self._address_found[ip]
+        address = address_of(ip)
+        users = self._address_users.get(address, {}) if address else {}
+        mine = users.get(user_id)
+        if (
+            mine is None
+            or now - mine[0] < DAY
+            or now - user.signup_ts >= MONTH
+            or len(users) > ADDRESS_MAX_ACCOUNTS
+        ):
+            return 0, 0
+        young = linked = 0
+        for other, (_, last) in users.items():
+            if other == user_id:
+                continue
+            if other in user.recipients or other in user.senders:
+                linked += 1
+            if now - last <= MONTH and now - self.peek(other).signup_ts < MONTH:
+                young += 1
+        return young, linked
+
+    def note_address_links(self, ip: str, young: int, linked: int) -> None:
+        """Online: what the past query found at the movement's address (`address_links`)."""
+        self._address_found[ip] = (young, linked)
+
 
 _EMPTY = UserHistory()
 
 
 def is_near_threshold(amount_minor: int) -> bool:
     return NEAR_10K[0] <= amount_minor < NEAR_10K[1] or NEAR_3K[0] <= amount_minor < NEAR_3K[1]
+
+
+def address_of(ip: str | None) -> str | None:
+    """The address a user acts from, as the address features know it: a public IPv4 or IPv6
+    address in its canonical form; None for anything else (no address, not an address, or a
+    private, loopback or link-local one: the deployment's own network, or a proxy's, is nobody's
+    home, and every demo user on localhost shares it)."""
+    if not ip:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    return str(address) if address.is_global else None
 
 
 def ip_prefix(ip: str) -> str:
@@ -177,6 +237,9 @@ def observe(state: HistoryState, txn: Txn) -> None:
     _remember(user.countries, txn.country, now, MAX_KNOWN_PLACES)
     _remember(user.ip_prefixes, ip_prefix(txn.ip), now, MAX_KNOWN_PLACES)
     state.note_device(txn.device_id, txn.user_id)
+    address = address_of(txn.ip)
+    if address is not None:
+        state.note_address(address, txn.user_id, now)
     user.last_ts, user.last_device, user.last_country = now, txn.device_id, txn.country
     user.events += 1
 

@@ -28,7 +28,7 @@ import lightgbm.basic as lgb_basic
 import numpy as np
 
 from billfold.risk import synth
-from billfold.risk.features import FEATURE_NAMES, replay
+from billfold.risk.features import FEATURE_NAMES, RULES_ONLY, replay
 from billfold.risk.metrics import validation_summary
 
 MODELS_DIR = Path(__file__).with_name("models")
@@ -144,8 +144,10 @@ def train_booster(
         [age < days for days, _ in NEW_USER_WEIGHT], [w for _, w in NEW_USER_WEIGHT], 1.0
     )
     weight = np.where(table.label[kept], 1.0, new_user / NEGATIVE_SAMPLE)
-    train_set = lgb.Dataset(table.x[kept], table.label[kept], weight=weight, feature_name=names)
-    valid_set = lgb.Dataset(table.x[valid], table.label[valid], reference=train_set)
+    train_set = lgb.Dataset(
+        _for_the_model(table.x[kept]), table.label[kept], weight=weight, feature_name=names
+    )
+    valid_set = lgb.Dataset(_for_the_model(table.x[valid]), table.label[valid], reference=train_set)
     return lgb.train(
         params,
         train_set,
@@ -153,6 +155,13 @@ def train_booster(
         valid_sets=[valid_set],
         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
     )
+
+
+def _for_the_model(x: np.ndarray) -> np.ndarray:
+    """`x` with the rules' own columns (features.RULES_ONLY) blank: no tree splits on them."""
+    x = x.copy()
+    x[:, [FEATURE_NAMES.index(name) for name in RULES_ONLY]] = np.nan
+    return x
 
 
 def predict(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from billfold.risk.history import MAX_WINDOW_ENTRIES
+from billfold.risk.history import ADDRESS_MAX_ACCOUNTS, MAX_WINDOW_ENTRIES
 
 LOOKBACK = timedelta(days=90)
 # A known place's last-seen time is written again only when this much older: the features read
@@ -29,7 +29,8 @@ WENT_AHEAD = "action <> 'decline' AND NOT declined_later"
 WENT_AHEAD_I = "i.action <> 'decline' AND NOT i.declined_later"
 
 # $1 user, $2 recipient (or NULL), $3 device (or NULL), $4 the time of the movement,
-# $5 its address block (or NULL). Timestamps come back as epoch seconds, the features' unit.
+# $5 its address block (or NULL), $6 its exact address (or NULL). Timestamps come back as epoch
+# seconds, the features' unit.
 #
 # Each table is read once per person where one read can answer several questions. The user's
 # last outgoing movement, last add-funds and last incoming transfer are usually among the rows
@@ -78,6 +79,29 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
        c.countries,
        (SELECT extract(epoch FROM last_seen_at)::float8 FROM user_networks
          WHERE user_id = $1 AND prefix = $5 AND first_seen_at <= $4) AS network_seen,
+       (SELECT extract(epoch FROM last_seen_at)::float8 FROM user_addresses
+         WHERE user_id = $1 AND address = $6 AND first_seen_at <= $4) AS address_seen,
+       CASE WHEN u.created_at > $4 - interval '30 days'
+                 AND EXISTS (SELECT 1 FROM user_addresses
+                              WHERE user_id = $1 AND address = $6
+                                AND first_seen_at <= $4 - interval '1 day') THEN (
+           SELECT json_build_array(
+                  count(*) FILTER (WHERE a.user_id <> $1
+                                     AND a.last_seen_at > $4 - interval '30 days'
+                                     AND o.created_at > $4 - interval '30 days'),
+                  count(*) FILTER (WHERE a.user_id <> $1 AND (
+                      EXISTS (SELECT 1 FROM risk_assessments
+                               WHERE user_id = $1 AND counterparty_id = a.user_id
+                                 AND kind = 'p2p' AND {WENT_AHEAD} AND created_at <= $4)
+                      OR EXISTS (SELECT 1 FROM risk_assessments
+                                  WHERE user_id = a.user_id AND counterparty_id = $1
+                                    AND kind = 'p2p' AND {WENT_AHEAD} AND created_at <= $4))),
+                  count(*))
+             FROM (SELECT user_id, last_seen_at FROM user_addresses
+                    WHERE address = $6 AND first_seen_at <= $4
+                    LIMIT {ADDRESS_MAX_ACCOUNTS + 1}) a
+             JOIN users o ON o.id = a.user_id)
+       END AS address_links,
        (SELECT count(*) FROM (SELECT 1 FROM risk_assessments
                                WHERE user_id = $1 AND counterparty_id = $2 AND kind = 'p2p'
                                  AND {WENT_AHEAD} AND created_at <= $4
@@ -144,7 +168,7 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
 
 # Known places are remembered when a movement goes ahead, and at signup: one round trip.
 # PAST for many movements at once, in one statement: row n (from 1) of the arrays is movement n,
-# and a movement whose user does not exist has no row. (PAST's parameters are $1 to $5 only.)
+# and a movement whose user does not exist has no row. (PAST's parameters are $1 to $6 only.)
 _PAST_PER_ROW = PAST
 for _parameter, _column in (
     ("$1", "uid"),
@@ -152,12 +176,13 @@ for _parameter, _column in (
     ("$3", "dev"),
     ("$4", "ts"),
     ("$5", "net"),
+    ("$6", "addr"),
 ):
     _PAST_PER_ROW = _PAST_PER_ROW.replace(_parameter, f"q.{_column}")
 PAST_MANY = f"""
 SELECT q.n, x.*
-  FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[])
-       WITH ORDINALITY AS q(uid, rid, dev, ts, net, n)
+  FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
+       WITH ORDINALITY AS q(uid, rid, dev, ts, net, addr, n)
  CROSS JOIN LATERAL ({_PAST_PER_ROW}) x
 """
 
@@ -172,9 +197,14 @@ WITH device AS (
     SELECT $1, $3::char(2), $5, $5 WHERE $3::char(2) IS NOT NULL
     ON CONFLICT (user_id, country) DO UPDATE
        SET last_seen_at = greatest(c.last_seen_at, excluded.last_seen_at)
+), network AS (
+    INSERT INTO user_networks AS n (user_id, prefix, first_seen_at, last_seen_at)
+    SELECT $1, $4::text, $5, $5 WHERE $4::text IS NOT NULL
+    ON CONFLICT (user_id, prefix) DO UPDATE
+       SET last_seen_at = greatest(n.last_seen_at, excluded.last_seen_at)
 )
-INSERT INTO user_networks AS n (user_id, prefix, first_seen_at, last_seen_at)
-SELECT $1, $4::text, $5, $5 WHERE $4::text IS NOT NULL
-ON CONFLICT (user_id, prefix) DO UPDATE
-   SET last_seen_at = greatest(n.last_seen_at, excluded.last_seen_at)
+INSERT INTO user_addresses AS a (user_id, address, first_seen_at, last_seen_at)
+SELECT $1, $6::text, $5, $5 WHERE $6::text IS NOT NULL
+ON CONFLICT (user_id, address) DO UPDATE
+   SET last_seen_at = greatest(a.last_seen_at, excluded.last_seen_at)
 """

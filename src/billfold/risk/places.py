@@ -1,5 +1,6 @@
-"""Where a user acts from: the devices, countries and address blocks that become known for them
-at sign-up and with each movement that goes ahead (the features read them as "seen before")."""
+"""Where a user acts from: the devices, countries, address blocks and exact addresses that become
+known for them at sign-up and with each movement that goes ahead (the features read them as
+"seen before", and the rules the accounts that share an address)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from billfold.platform import db
-from billfold.risk.history import ip_prefix
+from billfold.risk.history import address_of, ip_prefix
 from billfold.risk.past_sql import REMEMBER
 from billfold.wallet.risk import UNVERIFIED_DEVICE, Movement
 
@@ -44,4 +45,5 @@ def where_of(
     # An unverified device is no place to remember: the next request claiming it is no more
     # the user's than this one.
     device = None if device_id == UNVERIFIED_DEVICE else device_id
-    return (uuid.UUID(user_id), device, country, ip_prefix(ip) if ip else None, at)
+    prefix = ip_prefix(ip) if ip else None
+    return (uuid.UUID(user_id), device, country, prefix, at, address_of(ip))

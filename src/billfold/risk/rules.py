@@ -48,6 +48,10 @@ class RiskRules(BaseModel):
     # account younger than `shared_device_max_age_days`. A household tablet has two or three.
     shared_device_accounts: int = Field(default=4, ge=2)
     shared_device_max_age_days: float = Field(default=30.0, gt=0)
+    # A synthetic-identity ring: this many accounts under 30 days old (this one included) acting
+    # from one address, and money between this one and another account seen there. Strangers
+    # behind a carrier's NAT never pay each other; a family of three joining together is below.
+    address_ring_accounts: int = Field(default=4, ge=2)
     # A scam's opener: a first payment to someone who sent the user under this many cents in
     # the last `opener_hours` (a few cents with a message, to start a conversation).
     opener_minor: int = Field(default=1_00, ge=1)
@@ -133,6 +137,10 @@ class Signals:
     rail: str | None = None  # add-funds and cash-out: "ach" | "card"
     account_age_days: float | None = None
     device_other_accounts: int = 0  # other accounts ever seen on this movement's device
+    # A new account's address: the other new accounts acting from it, and the accounts seen
+    # there the user has paid or been paid by (history.HistoryState.address_links).
+    address_new_accounts: int = 0
+    address_counterparties: int = 0
     paid_by_recipient: tuple[datetime, int] | None = None  # their last transfer to the user
     tiny_card_adds_1h: int = 0  # card add-funds under TINY_CARD_ADD_MINOR in the hour before
     near_threshold_7d: list[int] = field(default_factory=list)  # earlier amounts, cents
@@ -293,6 +301,17 @@ def _shared_device(s: Signals, r: RiskRules) -> Hit | None:
     return None
 
 
+def _address_ring(s: Signals, r: RiskRules) -> Hit | None:
+    # The signals are zero for an account 30 days old or older (history.address_links).
+    if s.address_counterparties and s.address_new_accounts + 1 >= r.address_ring_accounts:
+        why = (
+            f"a new account trading with accounts on an address"
+            f" {s.address_new_accounts + 1} new accounts act from"
+        )
+        return Hit("address_ring", Strength.STRONG, why, "address")
+    return None
+
+
 def _scam_opener(s: Signals, r: RiskRules) -> Hit | None:
     if s.kind != "p2p" or not s.recipient_is_new_payee or s.paid_by_recipient is None:
         return None
@@ -315,4 +334,5 @@ _CHECKS = (
     _card_testing,
     _shared_device,
     _scam_opener,
+    _address_ring,
 )

@@ -31,12 +31,14 @@ import orjson
 
 from billfold.risk.features import features_for
 from billfold.risk.history import (
+    ADDRESS_MAX_ACCOUNTS,
     DAY,
     HOUR,
     NEW_ACCOUNT_SECONDS,
     WEEK,
     HistoryState,
     Txn,
+    address_of,
     ip_prefix,
     is_near_threshold,
 )
@@ -112,9 +114,9 @@ class Past:
         return at.timestamp() - float(self.row["signup"]) < NEW_ACCOUNT_SECONDS
 
     def places_to_remember(self, request: Request) -> str:
-        """Whether the device, country and address block of `request` (those it has) must be
-        remembered: "new" (a device or country never seen for the user: the rules must know it
-        before the next movement), "later" (an address block never seen, or a place last seen
+        """Whether the device, country, address block and address of `request` (those it has)
+        must be remembered: "new" (a device or country never seen for the user: the rules must
+        know it before the next movement), "later" (an address never seen, or a place last seen
         over `PLACE_REFRESH` ago: the model's features can wait milliseconds) or "" (all seen
         recently: nothing to write)."""
         row = self.row
@@ -125,9 +127,12 @@ class Past:
         if (device_id and not device) or (request.country and not country):
             return "new"
         network = [row["network_seen"]] if row["network_seen"] is not None else []
+        address = [row["address_seen"]] if row["address_seen"] is not None else []
         if request.ip and not network:
             return "later"
-        oldest = min([*device, *country, *network], default=None)
+        if not address and address_of(request.ip) is not None:
+            return "later"  # a public address never seen (a private one is never remembered)
+        oldest = min([*device, *country, *network, *address], default=None)
         if oldest is not None and request.ts.timestamp() - oldest > PLACE_REFRESH:
             return "later"
         if request.country and self.countries and self.countries[-1][0] != request.country:
@@ -139,6 +144,15 @@ class Past:
     @property
     def times_paid(self) -> int:
         return int(self.row["times_paid"] or 0)
+
+    @property
+    def address_links(self) -> tuple[int, int]:
+        """As `HistoryState.address_links`: the other new accounts at the movement's address,
+        and those of its accounts the user has traded with; (0, 0) past the address's cap."""
+        found = _json(self.row["address_links"])
+        if not found or found[2] > ADDRESS_MAX_ACCOUNTS:
+            return 0, 0
+        return int(found[0]), int(found[1])
 
 
 def movement_of(event: Txn, ids: Mapping[int, str], ref: str) -> Movement:
@@ -219,6 +233,8 @@ def past_of(past: Past, movement: Request, recipient_id: uuid.UUID | None) -> Hi
     if row["network_seen"] is not None:
         me.ip_prefixes[ip_prefix(movement.ip)] = movement.ts.timestamp()
     state.note_device_users(movement.device_id, int(row["device_other_users"]))
+    young, linked = past.address_links
+    state.note_address_links(movement.ip, young, linked)
     if recipient_id is not None and row["their_signup"] is not None:
         if past.times_paid:
             me.recipients[THEM] = past.times_paid
@@ -289,6 +305,8 @@ def signals(past: Past, movement: Request, counts: tuple[int, int, int]) -> Sign
         rail=movement.rail,
         account_age_days=(now - float(row["signup"])) / DAY,
         device_other_accounts=int(row["device_other_users"] or 0) if device else 0,
+        address_new_accounts=past.address_links[0],
+        address_counterparties=past.address_links[1],
         paid_by_recipient=_paid_by_them(row, movement.ts),
         tiny_card_adds_1h=sum(
             1
