@@ -249,8 +249,10 @@ def protected_routes(app: FastAPI) -> list[tuple[str, str, BaseRoute]]:
     """(method, path, route) for every route the app serves that is not on the public list."""
     served: list[tuple[str, str, BaseRoute]] = []
     for context in iter_route_contexts(app.routes):
-        assert context.path and context.methods, f"{context!r} is not an HTTP route; list it here"
-        served += [(method, context.path, context.original_route) for method in context.methods]
+        # The path as OpenAPI names it: `/wallet/{user_id:uuid}` is `/wallet/{user_id}`.
+        path = context.path_format
+        assert path and context.methods, f"{context!r} is not an HTTP route; list it here"
+        served += [(method, path, context.original_route) for method in context.methods]
     assert {(method, path) for method, path, _ in served} >= PUBLIC, "a public route is gone"
     protected = sorted(
         ((m, p, r) for m, p, r in served if (m, p) not in PUBLIC), key=lambda row: row[:2]

@@ -228,6 +228,7 @@ async def test_a_late_return_of_spent_money_leaves_a_debt_repaid_by_the_next_dep
     other_bank = await link_bank(person, "55554444")
     returned = await sandbox(client, person, first["transfer_id"], "return", return_code="R10")
     assert returned["status"] == "applied", returned
+    assert returned["detail"].endswith("; 70.00 USD owed"), returned  # not raw cents
     assert (await wallet(client, person))["balance"] == "0.00"
     blocked = await cash_out(client, person, "1.00", other_bank)
     assert blocked.status_code == 403 and blocked.json()["code"] == "debt_outstanding"
@@ -273,6 +274,117 @@ async def test_cash_out_holds_at_once_then_settles_or_comes_back(
     assert (money["balance"], money["available_balance"]) == ("100.00", "100.00")
     too_much = await cash_out(client, person, "100.01", bank_id)
     assert too_much.status_code == 422 and too_much.json()["code"] == "insufficient_funds"
+
+
+async def stored_card(client: httpx.AsyncClient, person: Person, number: str) -> str:
+    """A sandbox card `number`, tokenised and stored for `person`; its card id."""
+    token = await client.post(
+        "/api/v1/sandbox/cards/tokenize",
+        json={"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+        headers=person.auth,
+    )
+    assert token.status_code == 201, token.text
+    stored = await client.post(
+        "/api/v1/cards", json={"token": token.json()["token"]}, headers=person.auth
+    )
+    assert stored.status_code == 201, stored.text
+    return str(stored.json()["card_id"])
+
+
+async def history_rows(client: httpx.AsyncClient, person: Person) -> list[dict[str, Any]]:
+    response = await client.get(
+        f"/api/v1/wallet/{person.user_id}/transactions", headers=person.auth
+    )
+    assert response.status_code == 200, response.text
+    rows: list[dict[str, Any]] = response.json()["transactions"]
+    return rows
+
+
+async def test_a_card_add_funds_shows_its_fee_and_goes_by_one_id_everywhere(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Issue 25: a completed card add-funds says what the card paid, the fee and what the
+    wallet got (all of it available now), and goes by its uuid in its answer, its history row
+    and both lookups; its ledger step's own id, which history used to show, is no public id."""
+    person = await make_person()
+    funded = await add_funds(
+        client, person, "20.00", card_id=await stored_card(client, person, "4242424242424242")
+    )
+    assert funded.status_code == 201, funded.text
+    body = funded.json()
+    assert (body["amount"], body["fee"], body["total"]) == ("20.00", "0.60", "20.60")
+    assert body["available_now"] == "20.00"
+    assert (await wallet(client, person))["available_balance"] == "20.00"
+    movement_id = body["transfer_id"]
+    for url in (f"/api/v1/funding/{movement_id}", f"/api/v1/transfers/{movement_id}"):
+        shown = await client.get(url, headers=person.auth)
+        assert (shown.status_code, shown.json()) == (200, body), url
+    rows = await history_rows(client, person)
+    assert [(r["id"], r["type"], r["amount"], r["fee"], r["total"]) for r in rows] == [
+        (movement_id, "add_funds", "20.00", "0.60", "20.60")
+    ]
+    step = await app.state.pool.fetchval(
+        "SELECT posted_id FROM funding_transfers WHERE id = $1", uuid.UUID(movement_id)
+    )
+    hidden = await client.get(f"/api/v1/transfers/{step}", headers=person.auth)
+    assert (hidden.status_code, hidden.json()["code"]) == (404, "transfer_not_found")
+
+
+async def test_a_declined_card_retried_with_its_key_is_a_replay(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Issue 25: the processor keeps a declined charge under its key; the retry's 402 says it
+    is that answer again (Idempotent-Replayed), as a replayed success does."""
+    person = await make_person()
+    card_id = await stored_card(client, person, "4000000000000002")
+    request = {
+        "json": {"user_id": person.user_id, "amount": "5.00", "card_id": card_id},
+        "headers": {**person.auth, "Idempotency-Key": uuid.uuid4().hex},
+    }
+    first = await client.post("/api/v1/wallet/add-funds", **request)
+    assert (first.status_code, first.json()["code"]) == (402, "card_declined")
+    assert "Idempotent-Replayed" not in first.headers
+    again = await client.post("/api/v1/wallet/add-funds", **request)
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (402, "true")
+    assert again.json() == first.json()
+
+
+async def test_ach_movements_go_by_one_id_and_a_refused_cash_out_speaks_dollars(
+    client: httpx.AsyncClient, make_person: MakePerson, link_bank: LinkBank
+) -> None:
+    """Issue 25: an ACH add-funds and a cash-out go by their uuids in history, pending and
+    settled (the ledger's hold, then its post, each had an id of its own), and look up at
+    /transfers/{id}; a cash-out refused for funds names the available balance in dollars,
+    and its retry is a replay."""
+    person = await make_person("10.00")
+    bank_id = await link_bank(person, ACCOUNT)
+    added = (await add_funds(client, person, "25.00", bank_account_id=bank_id)).json()
+    out = (await cash_out(client, person, "4.00", bank_id)).json()
+    assert (added["total"], added["available_now"], out["total"]) == ("25.00", "0.00", "4.00")
+    ids = [added["transfer_id"], out["transfer_id"]]
+    rows = await history_rows(client, person)
+    assert [(r["id"], r["status"]) for r in rows[:2]] == [(ids[1], "PENDING"), (ids[0], "PENDING")]
+    for movement_id in ids:
+        await sandbox(client, person, movement_id, "settle")
+    rows = await history_rows(client, person)
+    assert {(r["id"], r["status"]) for r in rows[:2]} == {(i, "COMPLETED") for i in ids}
+    for movement_id in ids:
+        shown = await client.get(f"/api/v1/transfers/{movement_id}", headers=person.auth)
+        assert shown.json()["status"] == "COMPLETED", shown.text
+    settled = await client.get(f"/api/v1/funding/{ids[0]}", headers=person.auth)
+    assert settled.json()["available_now"] == "25.00"
+    request = {
+        "json": {"user_id": person.user_id, "amount": "31.01", "bank_account_id": bank_id},
+        "headers": {**person.auth, "Idempotency-Key": uuid.uuid4().hex},
+    }
+    refused = await client.post("/api/v1/wallet/cash-out", **request)
+    assert refused.status_code == 422 and "Idempotent-Replayed" not in refused.headers
+    assert refused.json()["detail"] == (
+        "your available balance is 31.00 USD; the transfer needs 31.01 USD"
+    )
+    again = await client.post("/api/v1/wallet/cash-out", **request)
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (422, "true")
+    assert again.json() == refused.json()
 
 
 async def test_card_funding_charges_a_fee_declines_cleanly_and_claws_back_a_chargeback(

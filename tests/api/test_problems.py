@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -10,6 +11,8 @@ from fastapi import FastAPI
 
 from billfold.api.middleware import RequestContextMiddleware
 from billfold.api.problems import install_problem_handlers
+from billfold.app import create_app
+from billfold.config import Settings
 from billfold.platform.errors import NotFound
 
 
@@ -70,6 +73,30 @@ async def test_unknown_route_is_a_problem_too(client: httpx.AsyncClient) -> None
 
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+async def test_a_405_lists_every_method_its_path_has(settings: Settings) -> None:
+    """Issue 25: OPTIONS /api/v1/wallet/add-funds answered `Allow: GET` (the path matched
+    /wallet/{user_id}), and a path served by two routes listed one route's method. The
+    service's own routes, no connections needed: routing answers before any handler runs."""
+    transport = httpx.ASGITransport(app=create_app(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        cases = [
+            ("OPTIONS", "/api/v1/wallet/add-funds", "POST"),
+            ("GET", "/api/v1/wallet/add-funds", "POST"),
+            ("OPTIONS", "/api/v1/wallet/cash-out", "POST"),
+            ("OPTIONS", f"/api/v1/wallet/{uuid.uuid4()}", "GET"),
+            ("OPTIONS", "/api/v1/cards", "GET, POST"),
+            ("PUT", "/api/v1/bank-accounts", "GET, POST"),
+            ("OPTIONS", "/api/v1/transfers", "POST"),
+        ]
+        for method, path, allowed in cases:
+            response = await client.request(method, path)
+            assert response.status_code == 405, (method, path, response.text)
+            assert response.headers["allow"] == allowed, (method, path)
+            assert response.json()["code"] == "method_not_allowed"
+        unknown = await client.get("/api/v1/wallet/someone")
+        assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
 
 
 async def test_unhandled_error_is_a_bare_500(client: httpx.AsyncClient) -> None:

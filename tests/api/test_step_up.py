@@ -80,6 +80,31 @@ async def test_a_first_pin_set_with_the_password_clears_a_step_up_at_once(
     assert await balances(client, bo) == ("10.00", "10.00")
 
 
+async def test_a_held_transfer_goes_by_its_first_id_once_confirmed(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Issue 25: the id a held transfer was answered with names it in both people's history
+    once it is confirmed (the ledger's post of the hold, with an id of its own, was listed),
+    looked up there, it is COMPLETED."""
+    dee, eli = await make_person("50.00"), await make_person()
+    await set_pin(client, dee, pin="2468", password=dee.password)
+    held = await send(client, dee, eli, "10.00", dee.device("new-phone"))
+    assert held.json()["status"] == "PENDING_VERIFICATION", held.text
+    transfer_id = held.json()["transfer_id"]
+    assert (await verify(client, dee, transfer_id, "2468")).json()["status"] == "COMPLETED"
+    for person in (dee, eli):
+        rows = (
+            await client.get(f"/api/v1/wallet/{person.user_id}/transactions", headers=person.auth)
+        ).json()["transactions"]
+        assert (rows[0]["id"], rows[0]["status"], rows[0]["amount"]) == (
+            transfer_id,
+            "COMPLETED",
+            "10.00",
+        )
+        shown = await client.get(f"/api/v1/transfers/{transfer_id}", headers=person.auth)
+        assert shown.json()["status"] == "COMPLETED"
+
+
 async def test_a_first_pin_on_an_older_account_does_not_clear_a_step_up(
     app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
 ) -> None:

@@ -209,3 +209,41 @@ async def test_a_nul_character_is_refused_and_changes_nothing(
     assert (bad.json()["code"], bad.json()["field"]) == ("validation_error", field)
     assert good.status_code == 201
     assert await balance(client, alice) == "8.00"
+
+
+async def test_a_transfer_shows_each_person_only_their_own_balance(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Issue 25: the sender sees their balance after the transfer; the recipient, looking the
+    same transfer up, sees no balance at all (it showed them the sender's)."""
+    alice, bob = await make_person("10.00"), await make_person()
+    sent = (await send(client, alice, bob.username, "4.00")).json()
+    assert (sent["sender_balance"], sent["type"]) == ("6.00", "p2p")
+    url = f"/api/v1/transfers/{sent['transfer_id']}"
+    seen_by_bob = (await client.get(url, headers=bob.auth)).json()
+    assert seen_by_bob["sender_balance"] is None
+    assert {k: v for k, v in seen_by_bob.items() if k != "sender_balance"} == {
+        k: v for k, v in sent.items() if k != "sender_balance"
+    }
+    assert (await client.get(url, headers=alice.auth)).json() == sent
+
+
+async def test_a_refusal_speaks_of_your_balance_in_dollars_and_its_replay_says_so(
+    client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Issue 25: too little money is told in the wallet's currency, naming no internal account
+    and no raw cents; a retry with the same key gets the stored refusal, marked as a replay
+    (Idempotent-Replayed), as a replayed success is."""
+    alice, bob = await make_person("1.25"), await make_person()
+    first = await send(client, alice, bob.username, "5.00", key="short-1")
+    assert first.status_code == 422
+    assert "Idempotent-Replayed" not in first.headers
+    body = first.json()
+    assert body["code"] == "insufficient_funds"
+    assert body["detail"] == "your available balance is 1.25 USD; the transfer needs 5.00 USD"
+    assert (body["available"], body["needed"], body["currency"]) == ("1.25", "5.00", "USD")
+    assert "account_id" not in body and "available_minor" not in body
+    again = await send(client, alice, bob.username, "5.00", key="short-1")
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (422, "true")
+    assert again.json() == body
+    assert await balance(client, alice) == "1.25"

@@ -16,6 +16,7 @@ from billfold.ledger.accounts import balance_at, get_account, open_account
 from billfold.ledger.engine import Ledger
 from billfold.ledger.model import AccountKind, Kind, Leg, Transfer
 from billfold.ledger.store import WRITE_BATCH_NAME
+from billfold.platform.db import create_pool
 
 OpenWallet = Callable[..., Awaitable[int]]
 
@@ -391,3 +392,26 @@ async def test_a_warmed_up_ledger_starts_with_a_ready_connection_for_each_batch_
     finally:
         await ledger.stop()
     assert in_use() == before
+
+
+async def test_a_ledger_that_stays_busy_tells_the_client_to_retry_not_the_databases_words(
+    database_url: str, settings: Settings, open_wallet: OpenWallet
+) -> None:
+    """Issue 25: the client's 503 said the database's own error ("canceling statement due to
+    lock timeout", a deadlock's); it says the ledger is busy and to retry with the same key."""
+    hurried = settings.model_copy(update={"lock_timeout_ms": 50, "batch_retries": 0})
+    pool = await create_pool(database_url, hurried, size=2)
+    ledger = Ledger(pool, hurried)
+    await ledger.start()
+    alice, bob = await open_wallet(1_000), await open_wallet()
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", alice)
+            with pytest.raises(errors.LedgerBusy) as busy:
+                await p2p(ledger, alice, bob, 100)
+    finally:
+        await ledger.stop()
+        await pool.close()
+    assert busy.value.detail == (
+        "the ledger stayed busy after 1 tries; retry with the same idempotency key"
+    )

@@ -12,15 +12,15 @@ from billfold.api.identity import CurrentUser
 from billfold.api.inputs import Body
 from billfold.api.limits import limit_money
 from billfold.api.signals import ClientSignals, Signals
-from billfold.funding import bank_accounts, cards, collections, movements, rails, webhooks
+from billfold.funding import bank_accounts, cards, collections, movements, webhooks
 from billfold.funding.risk_holds import REVIEW, VERIFICATION
 from billfold.funding.service import CURRENCY, Funding, FundingTransfer, RiskHold
-from billfold.ledger.errors import AccountFrozen, DebtOutstanding
+from billfold.ledger.errors import DebtOutstanding
 from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.risk.assessments import never_moved
 from billfold.wallet.money import format_amount, parse_amount
 from billfold.wallet.risk import Movement, assess_within_budget
-from billfold.wallet.transfers import WalletFrozen, parse_user_id
+from billfold.wallet.transfers import parse_user_id
 from billfold.wallet.users import User
 
 router = APIRouter(prefix="/api/v1", tags=["funding"])
@@ -70,6 +70,10 @@ class MovementOut(BaseModel):
     amount: str
     currency: str
     fee: str
+    total: str = Field(
+        description="amount plus fee: what the card or bank account pays for an add-funds, "
+        "what leaves the wallet for a cash-out"
+    )
     available_now: str
     estimated_completion: str | None
     return_code: str | None
@@ -219,11 +223,8 @@ async def cash_out(
         raise debt_outstanding(owed)
     await movements.check_source(funding, user, body.bank_account_id, None)
     scored = await _score(request, user, "cash_out", amount, key, origin, "ach")
-    try:
-        making = movements.cash_out(funding, user, amount, body.bank_account_id, key, scored.held)
-        ft, replayed = await _made(funding, user, key, scored, making)
-    except AccountFrozen:
-        raise WalletFrozen("your wallet is frozen") from None
+    making = movements.cash_out(funding, user, amount, body.bank_account_id, key, scored.held)
+    ft, replayed = await _made(funding, user, key, scored, making)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return movements.funding_view(ft)
@@ -231,8 +232,9 @@ async def cash_out(
 
 @router.get("/funding/{funding_id}", response_model=MovementOut)
 async def get_movement(request: Request, funding_id: str, user: CurrentUser) -> Any:
-    """An add-funds or cash-out of the caller's (its `transfer_id`)."""
-    ft = await _own_movement(request, user, funding_id)
+    """An add-funds or cash-out of the caller's (its `transfer_id`; `GET /transfers/{id}`
+    answers the same)."""
+    ft = await movements.access_movement(request.app.state.pool, user, funding_id)
     return movements.funding_view(ft)
 
 
@@ -242,15 +244,6 @@ async def bank_webhook(request: Request) -> dict[str, str]:
     body = await request.body()
     delivery = await webhooks.receive(funding_of(request), dict(request.headers), body)
     return {"status": delivery.status, "detail": delivery.detail}
-
-
-async def _own_movement(request: Request, user: User, transfer_id: str) -> Any:
-    ft = await rails.load(request.app.state.pool, transfer_id)
-    if ft is None or ft.user_id != user.id or ft.purpose == "micro_deposit":
-        raise NotFound(
-            f"transfer '{transfer_id[:40]}' does not exist", transfer_id=transfer_id[:40]
-        )
-    return ft
 
 
 class Scored(NamedTuple):

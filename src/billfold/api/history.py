@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser
 from billfold.api.inputs import Text
 from billfold.platform.errors import NotFound
 from billfold.wallet.history import HistoryQuery, parse_moment, read_history
 from billfold.wallet.money import InvalidAmount, parse_amount
-from billfold.wallet.transfers import parse_user_id
 from billfold.wallet.users import WALLET_CURRENCY
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"])
@@ -23,6 +23,8 @@ class HistoryItem(BaseModel):
     type: str
     direction: str
     amount: str
+    fee: str = Field(description="what the movement cost on top of amount (a card's fee)")
+    total: str = Field(description="amount plus fee: for a card add-funds, what the card paid")
     currency: str
     counterparty: str | None
     timestamp: str
@@ -36,10 +38,10 @@ class HistoryOut(BaseModel):
     next_cursor: str | None
 
 
-@router.get("/wallet/{user_id}/transactions", response_model=HistoryOut)
+@router.get("/wallet/{user_id:uuid}/transactions", response_model=HistoryOut)
 async def transactions(
     request: Request,
-    user_id: str,
+    user_id: uuid.UUID,
     user: CurrentUser,
     from_: Annotated[Text | None, Query(alias="from", max_length=40)] = None,
     to: Annotated[Text | None, Query(max_length=40)] = None,
@@ -54,8 +56,8 @@ async def transactions(
     cursor: Annotated[Text | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     """The caller's transactions, newest first. Filters combine; `next_cursor` pages on."""
-    if parse_user_id(user_id) != user.id:
-        raise NotFound(f"wallet '{user_id[:64]}' does not exist", user_id=user_id[:64])
+    if user_id != user.id:
+        raise NotFound(f"wallet '{user_id}' does not exist", user_id=str(user_id))
     start = parse_moment(from_, "from", end_of_day=False)[0] if from_ else None
     end, end_inclusive = parse_moment(to, "to", end_of_day=True) if to else (None, True)
     query = HistoryQuery(

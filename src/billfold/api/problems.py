@@ -13,6 +13,7 @@ import orjson
 from asyncpg.exceptions import LockNotAvailableError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -134,7 +135,24 @@ async def _http_error(request: Request, error: HTTPException) -> ProblemResponse
     response = problem(error.status_code, code, title, str(error.detail), instance=request.url.path)
     if error.headers:
         response.headers.update(error.headers)
+    if error.status_code == 405:
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
     return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path. The router answers 405 with the
+    methods of the first route whose path matched, but one path may have several routes (GET
+    and POST /api/v1/cards are two)."""
+    path, root = request.url.path, request.scope.get("root_path", "")
+    if root and path.startswith(root + "/"):
+        path = path[len(root) :]
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 def _describe(item: Any) -> dict[str, Any]:

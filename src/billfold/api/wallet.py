@@ -74,6 +74,7 @@ class WalletOut(BaseModel):
 
 class TransferOut(BaseModel):
     transfer_id: str
+    type: str
     status: str
     amount: str
     currency: str
@@ -84,11 +85,13 @@ class TransferOut(BaseModel):
     created_at: str
 
 
-@router.get("/wallet/{user_id}", response_model=WalletOut)
-async def get_wallet(request: Request, user_id: str, user: CurrentUser) -> dict[str, Any]:
+# `{user_id:uuid}`: a user id is a uuid, so that the literal paths beside it
+# (/wallet/add-funds, /wallet/cash-out) never match it, and their 405 lists their own methods.
+@router.get("/wallet/{user_id:uuid}", response_model=WalletOut)
+async def get_wallet(request: Request, user_id: uuid.UUID, user: CurrentUser) -> dict[str, Any]:
     """Balance (posted), available balance (spendable now) and pending incoming money."""
-    if parse_user_id(user_id) != user.id:
-        raise NotFound(f"wallet '{user_id[:64]}' does not exist", user_id=user_id[:64])
+    if user_id != user.id:
+        raise NotFound(f"wallet '{user_id}' does not exist", user_id=str(user_id))
     return await wallet_view(request.app.state.pool, request.app.state.balances, user)
 
 
@@ -172,17 +175,17 @@ async def _send(
             # A late retry (its claim gone) scored differently from the first try: the first
             # one's transfer or hold stands, if it is this same request.
             first = await _same_request(state, client, key, p2p)
-            return await _view_of_first(state, first), True
-    except DebtOutstanding:
+            return await _view_of_first(state, first, user.account_id), True
+    except DebtOutstanding as refused:
         # Repaid first from what came in since; the refusal stands for this key either way.
         owed = await collections.collect(state.pool, state.ledger, user.id, user.account_id, "USD")
-        raise debt_outstanding(owed) from None
+        raise debt_outstanding(owed).replaying(refused) from None
     except BaseException:
         # The outcome may not be stored (the ledger was busy, the request was cancelled): a
         # retry must be able to run at once. A stored failure is replayed.
         await release_key(state.redis, claim)
         raise
-    return transfer_view(transfer), transfer.replayed
+    return transfer_view(transfer, user.account_id), transfer.replayed
 
 
 async def _scored(state: Any, movement: Movement, claim: str, client: str) -> Verdict | None:
@@ -228,16 +231,18 @@ async def _answer_retry(
             "a request with this idempotency key is still running; retry shortly",
             idempotency_key=key,
         )
+    sender = p2p.sender.account_id
     if stored is not None and stored.kind is Kind.HOLD:
-        return await _view_of_first(state, await _same_request(state, client, key, p2p)), True
+        first = await _same_request(state, client, key, p2p)
+        return await _view_of_first(state, first, sender), True
     # The ledger answers with what it stored, or refuses a key reused for another request.
-    return transfer_view(await do_p2p(state.ledger, p2p, key)), True
+    return transfer_view(await do_p2p(state.ledger, p2p, key), sender), True
 
 
-async def _view_of_first(state: Any, first: Transfer) -> dict[str, Any]:
+async def _view_of_first(state: Any, first: Transfer, viewer: int) -> dict[str, Any]:
     if first.kind is Kind.HOLD:
-        return transfer_view(first, await held_transfers.status_of(state.pool, first.id))
-    return transfer_view(first)
+        return transfer_view(first, viewer, await held_transfers.status_of(state.pool, first.id))
+    return transfer_view(first, viewer)
 
 
 async def _same_request(state: Any, client: str, key: str, p2p: Any) -> Transfer:
@@ -289,8 +294,11 @@ async def _hold_for_risk(
     )
     if not noted:
         await never_moved(state.pool, assessment)
-        return await _view_of_first(state, hold), True
-    return transfer_view(hold, held_transfers.PENDING[verdict.action]), hold.replayed
+        return await _view_of_first(state, hold, p2p.sender.account_id), True
+    return (
+        transfer_view(hold, p2p.sender.account_id, held_transfers.PENDING[verdict.action]),
+        hold.replayed,
+    )
 
 
 class PinIn(Body):
@@ -330,7 +338,7 @@ async def verify_transfer(
     if status == "COMPLETED":
         await remember(state.pool, _movement_of(held))
     transfer = await state.ledger.get_transfer(held.hold_id)
-    return transfer_view(transfer, status)
+    return transfer_view(transfer, user.account_id, status)
 
 
 async def _verify_movement(state: Any, funding_id: str, pin: str, user: User) -> dict[str, Any]:
@@ -388,12 +396,18 @@ def _movement_of(held: Any) -> Movement:
     )
 
 
-@router.get("/transfers/{transfer_id}", response_model=TransferOut)
+@router.get("/transfers/{transfer_id}", response_model=TransferOut | MovementOut)
 async def get_transfer(request: Request, transfer_id: str, user: CurrentUser) -> dict[str, Any]:
-    """A transfer the caller sent or received."""
-    transfer = await access_transfer(request.app.state.ledger, user, transfer_id)
-    if transfer.kind is Kind.HOLD:
-        return transfer_view(
-            transfer, await held_transfers.status_of(request.app.state.pool, transfer.id)
+    """A movement the caller took part in, by the id its first answer and the history give:
+    a transfer sent or received, or an add-funds or cash-out (its uuid: answered as
+    `GET /funding/{transfer_id}` answers)."""
+    state = request.app.state
+    if risk_holds.is_movement_id(transfer_id):
+        return movements.funding_view(
+            await movements.access_movement(state.pool, user, transfer_id)
         )
-    return transfer_view(transfer)
+    transfer = await access_transfer(state.ledger, user, transfer_id)
+    if transfer.kind is Kind.HOLD:
+        status = await held_transfers.status_of(state.pool, transfer.id)
+        return transfer_view(transfer, user.account_id, status)
+    return transfer_view(transfer, user.account_id)

@@ -53,6 +53,7 @@ class CardDetails:
 class Charge:
     approved: bool
     decline_code: str | None = None
+    replayed: bool = False  # the outcome of an earlier charge with the same idempotency key
 
 
 class CardProcessor(Protocol):
@@ -120,9 +121,10 @@ class SandboxProcessor:
                                                   decline_code)
                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING
                 RETURNING approved, decline_code)
-            SELECT * FROM new
+            SELECT approved, decline_code, false AS replayed FROM new
             UNION ALL
-            SELECT approved, decline_code FROM sandbox_card_charges WHERE idempotency_key = $1
+            SELECT approved, decline_code, true FROM sandbox_card_charges
+             WHERE idempotency_key = $1
             LIMIT 1
             """,
             idempotency_key,
@@ -132,7 +134,7 @@ class SandboxProcessor:
             decline,
         )
         assert row is not None
-        return Charge(row["approved"], row["decline_code"])
+        return Charge(row["approved"], row["decline_code"], row["replayed"])
 
 
 def luhn_ok(digits: str) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from billfold.funding import collections
+from billfold.funding import collections, rails
 from billfold.funding.bank_accounts import access_bank_account, next_trace_number
 from billfold.funding.calendar import add_banking_days
 from billfold.funding.cards import CardProcessor, access_card, card_token
@@ -30,7 +30,9 @@ from billfold.funding.service import (
 )
 from billfold.ledger.errors import IdempotencyKeyReused
 from billfold.ledger.model import Leg
+from billfold.platform.errors import NotFound
 from billfold.wallet.money import format_amount
+from billfold.wallet.refusals import in_wallet_terms
 from billfold.wallet.users import User
 
 CLIENT = "funding"
@@ -92,7 +94,8 @@ async def add_funds_ach(
             replayed = False
         else:
             replayed = True
-    return await book_add_funds(funding, user.account_id, found), replayed
+    with in_wallet_terms(user.account_id, amount_minor, CURRENCY):
+        return await book_add_funds(funding, user.account_id, found), replayed
 
 
 async def book_add_funds(funding: Funding, wallet_id: int, ft: FundingTransfer) -> FundingTransfer:
@@ -152,17 +155,19 @@ async def cash_out(
         await check_limits(conn, funding.settings, user.id, CASH_OUT, amount_minor)
         funding_id = movement_id(user, key)
         # The hold first: a refusal (insufficient funds, frozen, money owed) rolls this
-        # transaction back, so nothing is recorded and the request changed nothing.
-        hold = await funding.ledger.hold(
-            CLIENT,
-            f"{funding_id}:hold",
-            debit_account_id=user.account_id,
-            credit_account_id=funding.accounts.bank_clearing,
-            amount_minor=amount_minor,
-            currency=CURRENCY,
-            code=CASH_OUT,
-            metadata={"funding_id": str(funding_id), "user_id": str(user.id)},
-        )
+        # transaction back, so nothing is recorded and the request changed nothing. The
+        # ledger keeps the refusal under the hold's key: a retry gets it again, as a replay.
+        with in_wallet_terms(user.account_id, amount_minor, CURRENCY):
+            hold = await funding.ledger.hold(
+                CLIENT,
+                f"{funding_id}:hold",
+                debit_account_id=user.account_id,
+                credit_account_id=funding.accounts.bank_clearing,
+                amount_minor=amount_minor,
+                currency=CURRENCY,
+                code=CASH_OUT,
+                metadata={"funding_id": str(funding_id), "user_id": str(user.id)},
+            )
         row = await conn.fetchrow(
             f"""
             INSERT INTO funding_transfers (id, user_id, rail, purpose, bank_account_id,
@@ -228,11 +233,15 @@ async def add_funds_card(
             token = card_token(funding.keys, card)
             charge = await processor.charge(token, amount_minor + fee, f"{user.id}:{key}")
             if not charge.approved:
-                raise CardDeclined(
+                declined = CardDeclined(
                     f"card ending {card['last4']} was declined ({charge.decline_code})",
                     decline_code=charge.decline_code,
                     card_id=str(card["id"]),
                 )
+                # The processor keeps a charge's outcome under its key, as the ledger does:
+                # a retry of a declined add-funds is its answer again, and says so.
+                declined.replayed = charge.replayed
+                raise declined
             row = await conn.fetchrow(
                 f"""
                 INSERT INTO funding_transfers (id, user_id, rail, purpose, card_id, amount_minor,
@@ -252,7 +261,8 @@ async def add_funds_card(
             found, replayed = FundingTransfer.from_row(row), False
         else:
             replayed = True
-    return await book_card_funding(funding, user, found), replayed
+    with in_wallet_terms(user.account_id, amount_minor, CURRENCY):
+        return await book_card_funding(funding, user, found), replayed
 
 
 async def book_card_funding(funding: Funding, user: User, ft: FundingTransfer) -> FundingTransfer:
@@ -282,6 +292,15 @@ async def book_card_funding(funding: Funding, user: User, ft: FundingTransfer) -
     # Money that comes in repays what the user owes first.
     await collections.collect(funding.pool, funding.ledger, user.id, user.account_id, CURRENCY)
     return FundingTransfer.from_row(row)
+
+
+async def access_movement(pool: asyncpg.Pool, user: User, funding_id: str) -> FundingTransfer:
+    """An add-funds or cash-out of the user's, by its uuid; any other id (another's, a
+    micro-deposit, one that does not exist) is a 404."""
+    ft = await rails.load(pool, funding_id)
+    if ft is None or ft.user_id != user.id or ft.purpose == "micro_deposit":
+        raise NotFound(f"transfer '{funding_id[:40]}' does not exist", transfer_id=funding_id[:40])
+    return ft
 
 
 async def exists(pool: asyncpg.Pool, user_id: uuid.UUID, key: str) -> bool:
@@ -362,9 +381,10 @@ STATUSES = {
 
 
 def funding_view(ft: FundingTransfer) -> dict[str, Any]:
+    """The public form of an add-funds or cash-out. `amount` is what reaches the wallet (an
+    add-funds) or the bank account (a cash-out), `fee` what the movement costs on top, and
+    `total` the two together: what the card or bank account pays, or what leaves the wallet."""
     status = STATUSES[ft.risk_status or ft.status]
-    # An advance is spendable only once the add-funds is released (and booked).
-    released = ft.risk_status is None and ft.status != "declined"
     view: dict[str, Any] = {
         "transfer_id": str(ft.id),
         "type": ft.purpose,
@@ -373,7 +393,8 @@ def funding_view(ft: FundingTransfer) -> dict[str, Any]:
         "amount": format_amount(ft.amount_minor, ft.currency),
         "currency": ft.currency,
         "fee": format_amount(ft.fee_minor, ft.currency),
-        "available_now": format_amount(ft.advance_minor if released else 0, ft.currency),
+        "total": format_amount(ft.amount_minor + ft.fee_minor, ft.currency),
+        "available_now": format_amount(available_now_minor(ft), ft.currency),
         "estimated_completion": ft.estimated_completion.isoformat()
         if ft.estimated_completion
         else None,
@@ -381,3 +402,14 @@ def funding_view(ft: FundingTransfer) -> dict[str, Any]:
         "created_at": ft.created_at.isoformat(),
     }
     return view
+
+
+def available_now_minor(ft: FundingTransfer) -> int:
+    """How much of an add-funds the wallet may spend now: all of a card's once it is booked,
+    all of an ACH's once settled and its advance before; nothing while the risk checks hold
+    it, nor once declined or returned. A cash-out adds nothing."""
+    if ft.purpose != ADD_FUNDS or ft.risk_status is not None:
+        return 0
+    if ft.status == "settled":
+        return ft.amount_minor if ft.rail == "ach" or ft.posted_id is not None else 0
+    return ft.advance_minor if ft.status == "pending" else 0

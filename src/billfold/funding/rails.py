@@ -21,6 +21,7 @@ from billfold.funding.bank_accounts import unlink
 from billfold.funding.service import FUNDING_COLUMNS, Funding, FundingTransfer
 from billfold.ledger.errors import HoldNotPending
 from billfold.ledger.model import Transfer
+from billfold.wallet.money import format_amount
 
 CLIENT = "funding"
 _RETURN_CODE = re.compile(r"R[0-9]{2}")
@@ -160,7 +161,7 @@ async def return_(
     await _take_action(funding.pool, ft, code, action)
     detail = f"transfer {ft.id} returned ({code})"
     if owed:
-        detail += f"; {owed} owed"
+        detail += f"; {format_amount(owed, ft.currency)} {ft.currency} owed"
     return Outcome("applied", detail)
 
 

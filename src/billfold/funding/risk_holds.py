@@ -23,6 +23,7 @@ from billfold.funding.cards import CARD_COLUMNS, CardProcessor, card_token
 from billfold.funding.movements import CLIENT, STATUSES, book_add_funds, book_card_funding
 from billfold.funding.service import FUNDING_COLUMNS, CardDeclined, Funding, FundingTransfer
 from billfold.platform.errors import BillfoldError, NotFound
+from billfold.wallet.refusals import in_wallet_terms
 from billfold.wallet.users import get_user
 
 MAX_PIN_FAILURES = 3
@@ -122,10 +123,12 @@ async def finish_release(
         return ft
     user = await get_user(funding.pool, ft.user_id)
     if ft.rail == "ach":
-        return await book_add_funds(funding, user.account_id, ft)
+        with in_wallet_terms(user.account_id, ft.amount_minor, ft.currency):
+            return await book_add_funds(funding, user.account_id, ft)
     if ft.status == "pending":
         ft = await _charge_released(funding, processor, ft)
-    return await book_card_funding(funding, user, ft)
+    with in_wallet_terms(user.account_id, ft.amount_minor, ft.currency):
+        return await book_card_funding(funding, user, ft)
 
 
 async def _charge_released(

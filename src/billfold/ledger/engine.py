@@ -285,7 +285,13 @@ class Ledger:
             except RETRYABLE as error:
                 attempt += 1
                 if attempt > self._retries:
-                    busy = LedgerBusy(f"the ledger stayed contended after {attempt} tries: {error}")
+                    # The database's own words (a deadlock, a serialization failure) are for
+                    # the log, not for the client, who is told only to retry.
+                    log.warning("ledger batch contended after %d tries: %s", attempt, error)
+                    busy = LedgerBusy(
+                        f"the ledger stayed busy after {attempt} tries; retry with the same "
+                        "idempotency key"
+                    )
                     for pending in todo:
                         pending.future.set_exception(busy)
                     return

@@ -119,9 +119,12 @@ _STORED: dict[str, type[LedgerError]] = {
 
 
 def error_from_stored(stored: dict[str, Any]) -> LedgerError:
-    """Rebuild the error a stored outcome records, so a replay raises what the first call did."""
+    """Rebuild the error a stored outcome records, so a replay raises what the first call did,
+    marked as a replay."""
     fields = dict(stored)
     code = fields.pop("code")
     detail = fields.pop("detail")
     cls = _STORED.get(code, LedgerError)
-    return cls(detail, **fields)
+    error = cls(detail, **fields)
+    error.replayed = True
+    return error

@@ -20,6 +20,9 @@ class BillfoldError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.fields = fields
+        # True when this failure answers a retry from the outcome stored for the first request
+        # with its idempotency key: the response then says so, as a replayed success does.
+        self.replayed = False
 
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
         problem: dict[str, Any] = {
@@ -35,12 +38,21 @@ class BillfoldError(Exception):
         return problem
 
     def headers(self) -> dict[str, str] | None:
-        """HTTP headers the error's response carries (Retry-After, WWW-Authenticate)."""
-        return None
+        """HTTP headers the error's response carries (Retry-After, WWW-Authenticate,
+        Idempotent-Replayed)."""
+        return dict(REPLAYED_HEADERS) if self.replayed else None
+
+    def replaying(self, first: BillfoldError) -> BillfoldError:
+        """This error, marked as a replay if `first` (the error it stands for) is one."""
+        self.replayed = first.replayed
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form of an outcome (idempotency records keep failures too)."""
         return {"code": self.code, "detail": self.detail, **self.fields}
+
+
+REPLAYED_HEADERS = {"Idempotent-Replayed": "true"}
 
 
 class ValidationFailed(BillfoldError):

@@ -46,8 +46,8 @@ from billfold.risk.places import places_of
 from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
 from billfold.risk.rules import Verdict as Decided
 from billfold.risk.velocity import Observation, Velocity
+from billfold.wallet.refusals import WalletFrozen
 from billfold.wallet.risk import CLAIM_TTL_MS, KeyInFlight, Movement, Verdict
-from billfold.wallet.transfers import WalletFrozen
 
 log = get_logger("billfold.risk")
 

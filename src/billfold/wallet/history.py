@@ -19,6 +19,7 @@ import asyncpg
 from billfold.platform.errors import ValidationFailed
 from billfold.wallet.handles import parse_handle
 from billfold.wallet.money import format_amount
+from billfold.wallet.transfers import public_id
 from billfold.wallet.users import User, find_user
 
 TYPES = ("p2p", "add_funds", "cash_out", "merchant_payment", "refund", "reversal", "fee")
@@ -29,7 +30,7 @@ MAX_QUERY_LENGTH = 100
 HISTORY = """
 WITH page AS (
     SELECT e.account_seq, e.transfer_id, e.amount_minor, e.currency, e.created_at,
-           t.code, t.kind, t.metadata,
+           t.code, t.kind, t.metadata, t.pending_id,
            CASE WHEN t.kind <> 'hold' THEN 'COMPLETED'
                 WHEN r.kind IS NULL THEN 'PENDING'
                 WHEN r.kind = 'void' THEN 'CANCELLED'
@@ -59,10 +60,12 @@ WITH page AS (
      ORDER BY e.account_seq DESC
      LIMIT $11
 )
-SELECT page.*, u.username AS counterparty
+SELECT page.*, u.username AS counterparty, hold.metadata AS hold_metadata
   FROM page
   LEFT JOIN wallets w ON w.account_id = page.other_account_id
   LEFT JOIN users u ON u.id = w.user_id
+  -- A posted hold's row is its post, which carries no metadata: the hold's says what it was.
+  LEFT JOIN transfers hold ON hold.id = page.pending_id
  ORDER BY page.account_seq DESC
 """
 
@@ -273,14 +276,20 @@ def _escape_like(text: str) -> str:
 
 
 def _row_view(row: asyncpg.Record) -> dict[str, Any]:
+    """One row, named by the public id of its movement (the id a lookup at
+    `/transfers/{id}` takes); a card add-funds shows its fee and what the card paid."""
     amount = row["amount_minor"]
-    metadata = row["metadata"] or {}
+    metadata = row["metadata"] or row["hold_metadata"] or {}
+    fee = int(metadata.get("fee_minor") or 0)
+    currency = row["currency"]
     return {
-        "id": str(row["transfer_id"]),
+        "id": public_id(row["transfer_id"], row["pending_id"], metadata),
         "type": row["code"],
         "direction": "in" if amount > 0 else "out",
-        "amount": format_amount(abs(amount), row["currency"]),
-        "currency": row["currency"],
+        "amount": format_amount(abs(amount), currency),
+        "fee": format_amount(fee, currency),
+        "total": format_amount(abs(amount) + fee, currency),
+        "currency": currency,
         "counterparty": row["counterparty"],
         "timestamp": row["created_at"].isoformat(),
         "status": row["status"],

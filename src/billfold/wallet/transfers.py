@@ -11,13 +11,14 @@ import asyncpg
 
 from billfold.ledger.accounts import get_account
 from billfold.ledger.engine import Ledger
-from billfold.ledger.errors import AccountFrozen, TransferNotFound
+from billfold.ledger.errors import TransferNotFound
 from billfold.ledger.model import AccountBalance, SideRow, Transfer
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.platform.security import Unauthenticated
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.handles import parse_handle
 from billfold.wallet.money import format_amount, parse_amount
+from billfold.wallet.refusals import WalletFrozen, in_wallet_terms
 from billfold.wallet.users import WALLET_CURRENCY, User, UserCache
 
 MAX_NOTE_LENGTH = 280
@@ -34,12 +35,6 @@ class SelfTransfer(BillfoldError):
     code = "self_transfer"
     status = 422
     title = "Cannot send money to yourself"
-
-
-class WalletFrozen(BillfoldError):
-    code = "wallet_frozen"
-    status = 403
-    title = "Wallet frozen"
 
 
 @dataclass(frozen=True)
@@ -120,32 +115,36 @@ async def do_p2p(
         "metadata": metadata,
     }
     client = ledger_client(request.sender)
-    try:
+    # The ledger's own freeze check among its refusals: the sender's status may have changed
+    # since it was read (see UserCache).
+    with in_wallet_terms(request.sender.account_id, request.amount_minor, WALLET_CURRENCY):
         if hold:
             return await ledger.hold(client, idempotency_key, **accounts)
         return await ledger.move(client, idempotency_key, rows=rows, **accounts)
-    except AccountFrozen:
-        # The ledger's own freeze check: the sender's status may have changed since it was
-        # read (see UserCache).
-        raise WalletFrozen("your wallet is frozen") from None
 
 
-def transfer_view(transfer: Transfer, status: str | None = "COMPLETED") -> dict[str, Any]:
-    """The public form of a P2P transfer. Built from the stored transfer alone, so that a replay
-    answers exactly what the first request did; a transfer the risk engine held (a ledger hold)
-    has the status of its hold (PENDING_VERIFICATION, PENDING_REVIEW, COMPLETED, DECLINED)."""
+def transfer_view(
+    transfer: Transfer, viewer_account_id: int, status: str | None = "COMPLETED"
+) -> dict[str, Any]:
+    """The public form of a P2P transfer as the owner of wallet `viewer_account_id` sees it.
+    Built from the stored transfer alone, so that a replay answers exactly what the first
+    request did; a transfer the risk engine held (a ledger hold) has the status of its hold
+    (PENDING_VERIFICATION, PENDING_REVIEW, COMPLETED, DECLINED). `sender_balance` is shown to
+    the sender only: a person sees their own balance, never another's (a recipient, or a
+    system account that paid in)."""
     metadata = transfer.metadata or {}
-    sender_id = metadata.get("sender_id")
     debit = next((e for e in transfer.entries if e.amount_minor < 0), None)
+    own = debit is not None and debit.account_id == viewer_account_id
     return {
         "transfer_id": str(transfer.id),
+        "type": transfer.code,
         "status": status or "PENDING",
         "amount": format_amount(transfer.amount_minor, transfer.currency),
         "currency": transfer.currency,
-        "sender_id": sender_id,
+        "sender_id": metadata.get("sender_id"),
         "recipient_id": metadata.get("recipient_id"),
         "sender_balance": format_amount(debit.balance_after_minor, transfer.currency)
-        if debit
+        if debit is not None and own
         else None,
         "note": metadata.get("note"),
         "created_at": transfer.created_at.isoformat(),
@@ -153,7 +152,10 @@ def transfer_view(transfer: Transfer, status: str | None = "COMPLETED") -> dict[
 
 
 async def access_transfer(ledger: Ledger, user: User, transfer_id: str) -> Transfer:
-    """A transfer the user took part in; any other id, or one that does not exist, is a 404."""
+    """A transfer the user took part in, by its public id; any other id, or one that does not
+    exist, is a 404. A ledger transfer that is a step of another movement has no public id of
+    its own (see public_id) and is a 404 here too: the step of an add-funds or cash-out (its
+    movement is looked up by its uuid), and the post or void of a hold (the hold's id)."""
     missing = TransferNotFound(
         f"transfer '{transfer_id[:40]}' does not exist", transfer_id=transfer_id[:40]
     )
@@ -162,7 +164,19 @@ async def access_transfer(ledger: Ledger, user: User, transfer_id: str) -> Trans
     transfer = await ledger.get_transfer(int(transfer_id))
     if transfer is None or transfer.entry_for(user.account_id) is None:
         raise missing
+    if public_id(transfer.id, transfer.pending_id, transfer.metadata) != str(transfer.id):
+        raise missing
     return transfer
+
+
+def public_id(transfer_id: int, pending_id: int | None, metadata: dict[str, Any] | None) -> str:
+    """The one id a person knows a movement by, in every response, history row and lookup: an
+    add-funds' or cash-out's uuid (which each of its ledger steps names), a held transfer's
+    hold (also once it is posted), or else the ledger transfer's own id."""
+    funding_id = (metadata or {}).get("funding_id")
+    if funding_id:
+        return str(funding_id)
+    return str(pending_id or transfer_id)
 
 
 async def wallet_view(pool: asyncpg.Pool, cache: BalanceCache, user: User) -> dict[str, Any]:
