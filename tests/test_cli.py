@@ -56,3 +56,23 @@ def test_invalid_setting_is_named() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: invalid configuration: BILLFOLD_PORT 'eighty': ")
     assert "Traceback" not in result.stderr
+
+
+def test_a_trusted_proxy_that_is_no_address_or_network_is_named() -> None:
+    """BILLFOLD_TRUSTED_PROXIES takes addresses and CIDR networks; anything else (a network with
+    host bits, `*`) stops the start with the entry named, rather than trusting the unintended."""
+    for entry in ("10.0.0.1/8", "*"):
+        result = run("migrate", BILLFOLD_TRUSTED_PROXIES=f"127.0.0.1, {entry}")
+
+        assert result.returncode == 2
+        assert result.stderr.startswith("error: invalid configuration: BILLFOLD_TRUSTED_PROXIES")
+        assert f"'{entry}' is not an IP address or network" in result.stderr
+
+
+def test_the_old_forwarded_for_switch_says_what_replaces_it() -> None:
+    """BILLFOLD_TRUST_FORWARDED_FOR=true (trusting any peer) is refused, naming
+    BILLFOLD_TRUSTED_PROXIES, rather than silently ignored."""
+    result = run("migrate", BILLFOLD_TRUST_FORWARDED_FOR="true")
+
+    assert result.returncode == 2
+    assert "BILLFOLD_TRUSTED_PROXIES" in result.stderr and "Traceback" not in result.stderr

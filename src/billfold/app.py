@@ -10,11 +10,12 @@ from importlib.metadata import PackageNotFoundError, version
 import asyncpg
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from billfold.api import admin, auth, direct, funding, health, history, sandbox, wallet
 from billfold.api.middleware import RequestContextMiddleware
 from billfold.api.problems import install_problem_handlers
-from billfold.config import Settings
+from billfold.config import Settings, proxy_networks
 from billfold.funding.cards import NoProcessor, SandboxProcessor
 from billfold.funding.recovery import keep_booking
 from billfold.funding.service import Funding
@@ -68,13 +69,21 @@ def create_app(settings: Settings) -> FastAPI:
     assert len(hot) == len(HOT_ENDPOINTS), "a hot endpoint has no route"
     app.add_middleware(direct.HotRoutes, routes=hot, handlers=app.exception_handlers)
     app.add_middleware(RequestContextMiddleware)
+    proxies = proxy_networks(settings.trusted_proxies)
+    if proxies:
+        # Outermost, so that everything within (the limits, the risk engine's signals) sees the
+        # client the trusted proxies name. Each server Billfold starts leaves the headers alone
+        # (cli._serve): this is the one place they are read.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=[str(p) for p in proxies])
     return app
 
 
 def factory() -> FastAPI:
     """Entry point for `uvicorn --factory billfold.app:factory`: settings from the environment.
 
-    Each uvicorn worker process calls this, so it also sets up that process's logging.
+    Each uvicorn worker process calls this, so it also sets up that process's logging. Give
+    uvicorn `--no-proxy-headers`, as `billfold serve` does: uvicorn's own handling trusts
+    X-Forwarded-For from 127.0.0.1 by default, whatever BILLFOLD_TRUSTED_PROXIES says.
     """
     settings = Settings()
     configure_logging(settings)

@@ -357,6 +357,8 @@ def _serve(settings: Settings) -> None:
     try:
         # With several workers uvicorn needs an import string, hence the factory. log_config
         # None leaves logging to configure_logging; our middleware writes the access log.
+        # proxy_headers off: uvicorn would trust X-Forwarded-For from 127.0.0.1 (or
+        # FORWARDED_ALLOW_IPS); the app trusts only BILLFOLD_TRUSTED_PROXIES (app.create_app).
         uvicorn.run(
             "billfold.app:factory",
             factory=True,
@@ -366,6 +368,7 @@ def _serve(settings: Settings) -> None:
             log_config=None,
             access_log=False,
             http=HTTP_PROTOCOL,
+            proxy_headers=False,
         )
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from billfold.risk.rules import RiskRules
@@ -74,7 +75,8 @@ class Settings(BaseSettings):
     # that every worker on that dir shares it; set it in production.
     secret_key: str | None = Field(default=None, min_length=32)
     token_ttl_s: int = 3600
-    # After this many wrong passwords in a row a handle is locked for login_lock_s seconds.
+    # After this many wrong passwords in a row a person (every handle of theirs) is locked for
+    # login_lock_s seconds; a handle that names nobody is locked alone.
     login_max_failures: int = 10
     login_lock_s: int = 1800
     # The risk engine must score a movement within this budget, or the movement goes on (with
@@ -107,8 +109,14 @@ class Settings(BaseSettings):
     login_limit_per_address: int = Field(default=30, ge=0)
     money_limit_per_user: int = Field(default=600, ge=0)
     money_limit_per_address: int = Field(default=1200, ge=0)
-    # Take the client's address from the first X-Forwarded-For entry. Only behind a proxy that
-    # sets that header, or any client can pick its own address and escape the per-address limits.
+    # The reverse proxies in front of Billfold: addresses and CIDR networks, comma separated.
+    # A request whose peer is one of them comes from the right-most X-Forwarded-For entry that
+    # is not one of them; from any other peer the header is ignored, or a client could pick its
+    # own address and escape the per-address limits. Empty: the peer is the client.
+    trusted_proxies: str = ""
+    # Replaced by trusted_proxies: it trusted the first X-Forwarded-For entry from any peer.
+    # Setting it true is refused at start, rather than ignored, so that an upgrade says what to
+    # set instead.
     trust_forwarded_for: bool = False
 
     # Encryption at rest (see platform.crypto): `key_id:base64,...`, the first one encrypts.
@@ -140,6 +148,21 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_FUNDING_LIMITS)
     )
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        return ",".join(str(network) for network in proxy_networks(value))
+
+    @field_validator("trust_forwarded_for")
+    @classmethod
+    def _refuse_trust_forwarded_for(cls, value: bool) -> bool:
+        if value:
+            raise ValueError(
+                "BILLFOLD_TRUST_FORWARDED_FOR is gone: set BILLFOLD_TRUSTED_PROXIES to the"
+                " addresses of the proxies in front of Billfold (e.g. 127.0.0.1 or 10.0.0.0/8)"
+            )
+        return value
+
     @property
     def sandbox_enabled(self) -> bool:
         return self.embedded_db if self.sandbox is None else self.sandbox
@@ -151,3 +174,21 @@ class Settings(BaseSettings):
     @property
     def embedded_redis(self) -> bool:
         return self.redis_url is None
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def proxy_networks(text: str) -> list[Network]:
+    """The networks a trusted_proxies value names (an address is a network of one). Raises
+    ValueError naming an entry that is neither an address nor a network (nor `*`: trusting
+    every peer is what trusted_proxies exists to stop)."""
+    networks = []
+    for entry in (item.strip() for item in text.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry))
+        except ValueError as error:
+            raise ValueError(f"'{entry}' is not an IP address or network ({error})") from None
+    return networks

@@ -167,25 +167,25 @@ async def held_ids(
     app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, alice: Any
 ) -> dict[str, str]:
     """A transfer of Alice's held for her PIN (a second device), and two held for review (to a
-    flagged recipient)."""
+    flagged recipient), sent by someone else: an operator decides on no transfer of her own."""
     await client.put(
         f"/api/v1/users/{alice.user_id}/pin",
         json={"pin": "2468", "password": alice.password},
         headers=alice.auth,
     )
-    payee, flagged = await make_person(), await make_person()
+    payee, flagged, payer = await make_person(), await make_person(), await make_person("1.00")
     await app.state.pool.execute(
         "UPDATE users SET flagged = true WHERE id = $1", uuid.UUID(flagged.user_id)
     )
 
-    async def send(recipient: Any, device: str) -> str:
+    async def send(recipient: Any, device: str, sender: Any = alice) -> str:
         sent = await client.post(
             "/api/v1/transfers",
-            json={"sender_id": alice.user_id, "recipient": recipient.username, "amount": "0.10"},
+            json={"sender_id": sender.user_id, "recipient": recipient.username, "amount": "0.10"},
             headers={
-                **alice.auth,
+                **sender.auth,
                 "Idempotency-Key": str(uuid.uuid4()),
-                "X-Device-Id": alice.device(device),
+                "X-Device-Id": sender.device(device),
             },
         )
         assert sent.status_code == 201, sent.text
@@ -195,8 +195,8 @@ async def held_ids(
     held = await send(payee, "alice-new-phone")
     return {
         "held_transfer_id": held,
-        "review_id": await send(flagged, "home-phone"),
-        "spare_review_id": await send(flagged, "home-phone"),
+        "review_id": await send(flagged, "home-phone", payer),
+        "spare_review_id": await send(flagged, "home-phone", payer),
     }
 
 

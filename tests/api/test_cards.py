@@ -85,3 +85,54 @@ async def test_tokens_stored_before_are_sealed_once_and_still_charge(
     assert sorted(card_token(keys, row) for row in rows) == sorted(tokens)
     funded = await add_funds(client, person, str(ids[0]))
     assert funded.status_code == 201 and funded.json()["status"] == "COMPLETED"
+
+
+async def test_a_token_is_the_person_who_tokenised_it_and_unknown_to_anyone_else(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """Bob presenting Alice's token to store a card gets what a token nobody made gets, before
+    Alice stores it and after (not that it is used already); Alice stores it."""
+    alice, bob = await make_person(), await make_person()
+    token = await tokenize(client, alice, "4242424242424242")
+
+    def store(person: Any, value: str) -> Any:
+        return client.post("/api/v1/cards", json={"token": value}, headers=person.auth)
+
+    unknown = await store(bob, "tok_" + "y" * 24)
+    before = await store(bob, token)
+    stored = await store(alice, token)
+    after = await store(bob, token)
+    cards = (await client.get("/api/v1/cards", headers=bob.auth)).json()
+
+    assert stored.status_code == 201
+    assert unknown.status_code == 422
+    assert before.json() == unknown.json() == after.json()
+    assert token not in before.text + after.text
+    assert cards == []
+
+
+async def test_a_card_holding_another_persons_token_charges_nothing(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """A card Bob stored with a token that is Alice's (as before tokens had owners) is declined
+    as for a token the processor does not know, and nothing moves; a token from before owners
+    (none) still charges the card stored with it."""
+    alice, bob = await make_person(), await make_person()
+    pool = app.state.pool
+    tokens = [await tokenize(client, bob, "4242424242424242") for _ in range(2)]
+    cards = []
+    for token in tokens:
+        stored = await client.post("/api/v1/cards", json={"token": token}, headers=bob.auth)
+        cards.append(stored.json()["card_id"])
+    owner = "UPDATE sandbox_card_tokens SET user_id = $2 WHERE token = $1"
+    await pool.execute(owner, tokens[0], uuid.UUID(alice.user_id))
+    await pool.execute(owner, tokens[1], None)
+
+    alices = await add_funds(client, bob, cards[0])
+    older = await add_funds(client, bob, cards[1])
+    balance = (await client.get(f"/api/v1/wallet/{bob.user_id}", headers=bob.auth)).json()
+
+    assert alices.status_code == 402, alices.text
+    assert alices.json()["decline_code"] == "invalid_token"
+    assert older.status_code == 201 and older.json()["status"] == "COMPLETED"
+    assert balance["balance"] == "10.00"

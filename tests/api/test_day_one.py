@@ -33,7 +33,7 @@ async def app(running: Any) -> AsyncIterator[FastAPI]:
     """The rules and the model as shipped, both deciding; only the rate limits are off (every
     test here comes from one address) and the time budget is generous (a shared machine). The
     client's address is X-Forwarded-For's, for the tests of people at one address."""
-    kept = {"risk_rules": RiskRules(), "risk_model": "shipped", "trust_forwarded_for": True}
+    kept = {"risk_rules": RiskRules(), "risk_model": "shipped", "trusted_proxies": "127.0.0.1"}
     async with running(**kept) as app:
         assert app.state.risk.rules.model_decides and app.state.risk.scorer is not None
         yield app

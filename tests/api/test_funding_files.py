@@ -261,8 +261,10 @@ async def test_key_rotation_keeps_every_record_readable_and_rows_bound(
     holder, first = await person_with_bank(make_person, link_bank, "4444333322221111")
     _, second = await person_with_bank(make_person, link_bank, "5555666677778888")
     funding = app.state.funding
-    token = (await app.state.cards.tokenize("4242424242424242", 12, 2030, "123"))["token"]
     holder_id = uuid.UUID(holder.user_id)
+    token = (await app.state.cards.tokenize(holder_id, "4242424242424242", 12, 2030, "123"))[
+        "token"
+    ]
     card = await add_card(app.state.pool, funding.keys, app.state.cards, holder_id, token)
     funding.keys = funding.keys.with_active("rotated", b"\x07" * 32)
     result = await rotate(funding)

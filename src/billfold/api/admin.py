@@ -1,5 +1,6 @@
 """Operator endpoints. Only users with the admin role see them: to anyone else they answer 404,
-as a path that does not exist does, so the operator surface is not advertised."""
+as a path that does not exist does, so the operator surface is not advertised. No operator
+decides on their own account or money: 403 `four_eyes` (wallet.users.check_four_eyes)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser
 from billfold.api.inputs import Body, Text
+from billfold.api.problems import problem_responses
 from billfold.funding import movements, risk_holds
 from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.risk import explain, held, listing, lockout, operators
 from billfold.risk.rules import Action
-from billfold.wallet.users import User
+from billfold.wallet.users import FourEyes, User
 
 router = APIRouter(prefix="/api/v1/admin", tags=["operators"])
 
@@ -75,6 +77,7 @@ for _action in operators.USER_ACTIONS:
         _action_route(_action),
         methods=["POST"],
         response_model=ActionOut,
+        responses=problem_responses(FourEyes, NotFound, ValidationFailed),
     )
 
 
@@ -132,7 +135,9 @@ def _decision_route(approve: bool) -> Any:
         if risk_holds.is_movement_id(review_id):
             return await _decide_movement(state, review_id, approve, operator, why)
         async with state.pool.acquire() as conn, conn.transaction():
-            found = await held.lock_held(conn, review_id, status="PENDING_REVIEW", sender_id=None)
+            found = await held.lock_held(
+                conn, review_id, status="PENDING_REVIEW", sender_id=None, operator_id=operator.id
+            )
             status = await held.resolve(
                 conn, state.ledger, found, complete=approve, client=held.RISK_CLIENT
             )
@@ -167,7 +172,7 @@ async def _decide_movement(
     funding = state.funding
     async with state.pool.acquire() as conn, conn.transaction():
         ft = await risk_holds.access_held_movement(
-            conn, review_id, waiting_for=risk_holds.REVIEW, user_id=None
+            conn, review_id, waiting_for=risk_holds.REVIEW, user_id=None, operator_id=operator.id
         )
         decide = risk_holds.do_release_movement if approve else risk_holds.do_decline_movement
         ft = await decide(conn, funding, ft)
@@ -183,17 +188,22 @@ async def _decide_movement(
     return {"review_id": review_id, "status": movements.funding_view(ft)["status"]}
 
 
+_DECISION_ERRORS = problem_responses(
+    FourEyes, NotFound, held.NotPending, lockout.NotInReview, ValidationFailed
+)
 router.add_api_route(
     "/reviews/{review_id}/approve",
     _decision_route(True),
     methods=["POST"],
     response_model=DecisionOut,
+    responses=_DECISION_ERRORS,
 )
 router.add_api_route(
     "/reviews/{review_id}/reject",
     _decision_route(False),
     methods=["POST"],
     response_model=DecisionOut,
+    responses=_DECISION_ERRORS,
 )
 
 

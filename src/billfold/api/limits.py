@@ -8,8 +8,9 @@ from billfold.api.identity import AuthenticatedId
 from billfold.config import Settings
 from billfold.platform.ratelimit import Limit, hit
 
-# The longest IPv6 address in text is 45 characters; a longer X-Forwarded-For entry is cut, so
-# that a client cannot make Redis keys as long as it likes.
+# The longest IPv6 address in text is 45 characters; a longer one (an X-Forwarded-For entry, if
+# a trusted proxy passes one on) is cut, so that a client cannot make Redis keys as long as it
+# likes.
 MAX_ADDRESS_LENGTH = 64
 
 
@@ -20,7 +21,7 @@ async def limit_login(request: Request) -> None:
         request.app.state.redis,
         Limit(
             "login_per_address",
-            client_address(request, settings),
+            client_address(request),
             settings.login_limit_per_address,
             settings.rate_limit_period_s,
         ),
@@ -37,17 +38,15 @@ async def limit_money(request: Request, user_id: AuthenticatedId) -> None:
         Limit("money_per_user", str(user_id), settings.money_limit_per_user, period_s),
         Limit(
             "money_per_address",
-            client_address(request, settings),
+            client_address(request),
             settings.money_limit_per_address,
             period_s,
         ),
     )
 
 
-def client_address(request: Request, settings: Settings) -> str:
-    """The first X-Forwarded-For entry if settings.trust_forwarded_for, else the peer's address."""
-    if settings.trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for", "").split(",", 1)[0].strip()
-        if forwarded:
-            return forwarded[:MAX_ADDRESS_LENGTH]
-    return request.client.host if request.client else "unknown"
+def client_address(request: Request) -> str:
+    """The client's address: the peer's or, when the peer is a trusted proxy, the one the
+    proxies name in X-Forwarded-For (see config.trusted_proxies; app.create_app reads the
+    header)."""
+    return request.client.host[:MAX_ADDRESS_LENGTH] if request.client else "unknown"

@@ -68,9 +68,10 @@ async def return_(request: Request, funding_id: str, body: ReturnIn, user: Curre
 @router.post("/cards/tokenize", response_model=TokenOut, status_code=201)
 async def tokenize(request: Request, body: TokenizeIn, user: CurrentUser) -> Any:
     """What the app does with the card processor. 4000000000000002 declines;
-    4000000000009995 fails for insufficient funds; other valid numbers approve."""
+    4000000000009995 fails for insufficient funds; other valid numbers approve. The token is
+    the caller's: to anyone else it is unknown."""
     processor: SandboxProcessor = request.app.state.cards
-    return await processor.tokenize(body.number, body.exp_month, body.exp_year, body.cvc)
+    return await processor.tokenize(user.id, body.number, body.exp_month, body.exp_year, body.cvc)
 
 
 @router.post("/cards/{funding_id}/chargeback", response_model=DeliveryOut)

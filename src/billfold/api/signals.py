@@ -59,7 +59,7 @@ def signals_of(
     request: Request, user_id: uuid.UUID | None, device: str | None, country: str | None
 ) -> ClientSignals:
     """The signals of a request by `user_id` (None: nobody yet, as at sign-up)."""
-    address = client_address(request, request.app.state.settings)
+    address = client_address(request)
     return ClientSignals(
         device_id=device_of(request, user_id, device),
         country=country_code(country),

@@ -57,18 +57,25 @@ class Charge:
 
 
 class CardProcessor(Protocol):
-    async def describe(self, token: str) -> CardDetails | None: ...
+    """A processor's tokens belong to the customer who tokenised the card (the user): another
+    customer's token is as unknown as one never made."""
 
-    async def charge(self, token: str, amount_minor: int, idempotency_key: str) -> Charge: ...
+    async def describe(self, token: str, customer: uuid.UUID) -> CardDetails | None: ...
+
+    async def charge(
+        self, token: str, amount_minor: int, idempotency_key: str, customer: uuid.UUID
+    ) -> Charge: ...
 
 
 class NoProcessor:
     """Where no processor is configured: card requests get a clear 503."""
 
-    async def describe(self, token: str) -> CardDetails | None:
+    async def describe(self, token: str, customer: uuid.UUID) -> CardDetails | None:
         raise CardProcessorUnavailable("card funding is not configured on this deployment")
 
-    async def charge(self, token: str, amount_minor: int, idempotency_key: str) -> Charge:
+    async def charge(
+        self, token: str, amount_minor: int, idempotency_key: str, customer: uuid.UUID
+    ) -> Charge:
         raise CardProcessorUnavailable("card funding is not configured on this deployment")
 
 
@@ -77,10 +84,10 @@ class SandboxProcessor:
         self._pool = pool
 
     async def tokenize(
-        self, number: str, exp_month: int, exp_year: int, cvc: str
+        self, customer: uuid.UUID, number: str, exp_month: int, exp_year: int, cvc: str
     ) -> dict[str, Any]:
-        """Check the card as a processor would and hand out a token. Errors never repeat the
-        number or the CVC."""
+        """Check the card as a processor would and hand out a token, the customer's alone.
+        Errors never repeat the number or the CVC."""
         digits = number.replace(" ", "").replace("-", "")
         if not digits.isdigit() or not 12 <= len(digits) <= 19 or not luhn_ok(digits):
             raise ValidationFailed("card number is not a valid card number", field="number")
@@ -90,27 +97,38 @@ class SandboxProcessor:
         token = f"tok_{secrets.token_urlsafe(18)}"
         details = CardDetails(card_brand(digits), digits[-4:], exp_month, exp_year)
         await self._pool.execute(
-            """INSERT INTO sandbox_card_tokens (token, brand, last4, exp_month, exp_year, behaviour)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
+            """INSERT INTO sandbox_card_tokens
+                   (token, brand, last4, exp_month, exp_year, behaviour, user_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
             token,
             details.brand,
             details.last4,
             exp_month,
             exp_year,
             SANDBOX_BEHAVIOUR.get(digits, "approve"),
+            customer,
         )
         return {"token": token, **details.__dict__}
 
-    async def describe(self, token: str) -> CardDetails | None:
+    async def describe(self, token: str, customer: uuid.UUID) -> CardDetails | None:
         row = await self._pool.fetchrow(
-            "SELECT brand, last4, exp_month, exp_year FROM sandbox_card_tokens WHERE token = $1",
+            """SELECT brand, last4, exp_month, exp_year FROM sandbox_card_tokens
+                WHERE token = $1 AND user_id = $2""",
             token,
+            customer,
         )
         return CardDetails(**dict(row)) if row else None
 
-    async def charge(self, token: str, amount_minor: int, idempotency_key: str) -> Charge:
+    async def charge(
+        self, token: str, amount_minor: int, idempotency_key: str, customer: uuid.UUID
+    ) -> Charge:
+        """Declines another customer's token as `invalid_token`, as an unknown one. A token
+        made before tokens had owners (migration 0022) charges for the card stored with it."""
         behaviour = await self._pool.fetchval(
-            "SELECT behaviour FROM sandbox_card_tokens WHERE token = $1", token
+            """SELECT behaviour FROM sandbox_card_tokens
+                WHERE token = $1 AND (user_id = $2 OR user_id IS NULL)""",
+            token,
+            customer,
         )
         approved = behaviour == "approve"
         decline = None if approved else (behaviour or "invalid_token")
@@ -178,10 +196,11 @@ async def add_card(
     pool: asyncpg.Pool, keys: KeyRing, processor: CardProcessor, user_id: uuid.UUID, token: str
 ) -> dict[str, Any]:
     """Store a tokenised card: the token, sealed to its row, and what may be shown. Errors do
-    not repeat the token: it charges the card."""
+    not repeat the token: it charges the card. Another user's token is unknown, as to the
+    processor; a token stored already is refused only to the user whose token it is."""
     if not 1 <= len(token) <= MAX_TOKEN_LENGTH:
         raise ValidationFailed(f"token must be 1 to {MAX_TOKEN_LENGTH} characters", field="token")
-    details = await processor.describe(token)
+    details = await processor.describe(token, user_id)
     if details is None:
         raise ValidationFailed("the token is unknown to the processor", field="token")
     card_id = uuid.uuid4()

@@ -231,7 +231,7 @@ async def add_funds_card(
             # Keyed by the user's own idempotency key: a retry after a crash here is answered by
             # the processor as the first charge was, never charged twice.
             token = card_token(funding.keys, card)
-            charge = await processor.charge(token, amount_minor + fee, f"{user.id}:{key}")
+            charge = await processor.charge(token, amount_minor + fee, f"{user.id}:{key}", user.id)
             if not charge.approved:
                 declined = CardDeclined(
                     f"card ending {card['last4']} was declined ({charge.decline_code})",

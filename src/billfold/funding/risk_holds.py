@@ -24,7 +24,7 @@ from billfold.funding.movements import CLIENT, STATUSES, book_add_funds, book_ca
 from billfold.funding.service import FUNDING_COLUMNS, CardDeclined, Funding, FundingTransfer
 from billfold.platform.errors import BillfoldError, NotFound
 from billfold.wallet.refusals import in_wallet_terms
-from billfold.wallet.users import get_user
+from billfold.wallet.users import check_four_eyes, get_user
 
 MAX_PIN_FAILURES = 3
 VERIFICATION = "pending_verification"
@@ -48,10 +48,16 @@ def is_movement_id(text: str) -> bool:
 
 
 async def access_held_movement(
-    conn: asyncpg.Connection, funding_id: str, *, waiting_for: str, user_id: uuid.UUID | None
+    conn: asyncpg.Connection,
+    funding_id: str,
+    *,
+    waiting_for: str,
+    user_id: uuid.UUID | None,
+    operator_id: uuid.UUID | None = None,
 ) -> FundingTransfer:
     """The movement, locked FOR UPDATE; 404 unless it exists (and is the user's, when given);
-    409 unless it waits for `waiting_for`."""
+    403 (FourEyes) when an operator would decide on their own (check_operator_decision); 409
+    unless it waits for `waiting_for`."""
     row = None
     if is_movement_id(funding_id):
         row = await conn.fetchrow(
@@ -65,12 +71,19 @@ async def access_held_movement(
     ):
         raise NotFound(f"transfer '{funding_id[:40]}' does not exist", transfer_id=funding_id[:40])
     ft = FundingTransfer.from_row(row)
+    if operator_id is not None:
+        check_operator_decision(ft, operator_id)
     if ft.risk_status != waiting_for:
         now = STATUSES[ft.risk_status or ft.status]
         raise MovementNotHeld(
             f"transfer {ft.id} is {now}, not {STATUSES[waiting_for]}", transfer_status=now
         )
     return ft
+
+
+def check_operator_decision(ft: FundingTransfer, operator_id: uuid.UUID) -> None:
+    """403 (FourEyes) when the movement is the operator's own."""
+    check_four_eyes(operator_id, [ft.user_id], f"transfer {ft.id}")
 
 
 async def do_note_wrong_pin(conn: asyncpg.Connection, ft: FundingTransfer) -> FundingTransfer:
@@ -147,6 +160,7 @@ async def _charge_released(
             card_token(funding.keys, card),
             ft.amount_minor + ft.fee_minor,
             f"{ft.user_id}:{ft.idempotency_key}",
+            ft.user_id,
         )
         decline_code = None if charge.approved else charge.decline_code or "declined"
     outcome = "status = 'settled', settled_at = now()"

@@ -20,6 +20,7 @@ from billfold.ledger.model import Transfer
 from billfold.platform.errors import BillfoldError, NotFound
 from billfold.risk.places import remember_places
 from billfold.wallet.pins import PinCheck
+from billfold.wallet.users import check_four_eyes
 
 MAX_PIN_FAILURES = 3
 PENDING = {"step_up": "PENDING_VERIFICATION", "review": "PENDING_REVIEW"}
@@ -147,10 +148,16 @@ async def note_reason(conn: asyncpg.Connection, assessment_id: int, reason: str)
 
 
 async def lock_held(
-    conn: asyncpg.Connection, transfer_id: str, *, status: str, sender_id: uuid.UUID | None
+    conn: asyncpg.Connection,
+    transfer_id: str,
+    *,
+    status: str,
+    sender_id: uuid.UUID | None,
+    operator_id: uuid.UUID | None = None,
 ) -> Held:
-    """The held transfer, locked; 404 unless it exists (and is the sender's, when given); 409
-    unless it waits for `status`."""
+    """The held transfer, locked; 404 unless it exists (and is the sender's, when given); 403
+    (FourEyes) when an operator would decide on one of their own (check_operator_decision);
+    409 unless it waits for `status`."""
     missing = NotFound(
         f"transfer '{transfer_id[:40]}' does not exist", transfer_id=transfer_id[:40]
     )
@@ -165,11 +172,18 @@ async def lock_held(
     if row is None or (sender_id is not None and row["sender_id"] != sender_id):
         raise missing
     held = Held(**dict(row))
+    if operator_id is not None:
+        check_operator_decision(held, operator_id)
     if held.status != status:
         raise NotPending(
             f"transfer {transfer_id} is {held.status}, not {status}", transfer_status=held.status
         )
     return held
+
+
+def check_operator_decision(held: Held, operator_id: uuid.UUID) -> None:
+    """403 (FourEyes) when the operator sends or receives the held transfer."""
+    check_four_eyes(operator_id, [held.sender_id, held.recipient_id], f"transfer {held.hold_id}")
 
 
 async def review_queue(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, Any]]:

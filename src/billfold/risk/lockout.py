@@ -33,6 +33,7 @@ from billfold.platform.logging import get_logger
 from billfold.risk import operators
 from billfold.risk.rules import RiskRules
 from billfold.wallet.risk import Movement
+from billfold.wallet.users import check_four_eyes
 
 log = get_logger("billfold.risk")
 
@@ -162,6 +163,19 @@ def is_user_review(review_id: str) -> bool:
     return review_id.startswith("user:")
 
 
+def check_frozen_user_decision(operator_id: uuid.UUID, review_id: str) -> uuid.UUID:
+    """The user a review of a frozen user is about: 404 unless `user:<a user id>`, 403
+    (FourEyes) when it is the operator."""
+    try:
+        user_id = uuid.UUID(review_id.removeprefix("user:"))
+    except ValueError:
+        raise NotFound(
+            f"review '{review_id[:60]}' does not exist", review_id=review_id[:60]
+        ) from None
+    check_four_eyes(operator_id, [user_id], f"review {review_id}")
+    return user_id
+
+
 async def do_decide_frozen_user(
     pool: asyncpg.Pool, operator_id: uuid.UUID, review_id: str, *, approve: bool, reason: str
 ) -> str:
@@ -169,13 +183,7 @@ async def do_decide_frozen_user(
     freeze; audited as the operator's unfreeze or freeze, in the transaction that checks, under
     the user's row lock, that the user still waits for it (NotInReview: 409). The user's
     status after it: ACTIVE or FROZEN."""
-    subject = review_id.removeprefix("user:")
-    try:
-        user_id = uuid.UUID(subject)
-    except ValueError:
-        raise NotFound(
-            f"review '{review_id[:60]}' does not exist", review_id=review_id[:60]
-        ) from None
+    user_id = check_frozen_user_decision(operator_id, review_id)
     async with pool.acquire() as conn, conn.transaction():
         status = await conn.fetchval("SELECT status FROM users WHERE id = $1 FOR UPDATE", user_id)
         if status is None:

@@ -1,7 +1,8 @@
 """What operators (users with the admin role) do to users, each action audited with its reason.
 
 An action and its audit record are written in one transaction: there is no effect without its
-record, and no record of an effect that did not happen.
+record, and no record of an effect that did not happen. No operator decides on their own account
+or money (four eyes: wallet.users.check_four_eyes), here or in a review.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from billfold.platform.errors import NotFound, ValidationFailed
+from billfold.wallet.users import check_four_eyes
 
 MAX_REASON = 500
 # action -> the users column it sets and its value
@@ -38,6 +40,17 @@ def check_reason(reason: str) -> str:
     return text
 
 
+def check_user_action(
+    operator_id: uuid.UUID | None, subject: str, reason: str
+) -> tuple[uuid.UUID, str]:
+    """The user an action is on and its reason, tidied; 422 for a bad reason, 404 for a subject
+    that is not a user id, 403 (FourEyes) when it is the operator's own account."""
+    why = check_reason(reason)
+    user_id = _user_id(subject)
+    check_four_eyes(operator_id, [user_id], f"user {user_id}")
+    return user_id, why
+
+
 async def do_user_action(
     pool: asyncpg.Pool,
     operator_id: uuid.UUID | None,
@@ -48,10 +61,9 @@ async def do_user_action(
 ) -> ActionDone:
     """Freeze, unfreeze, flag or unflag a user (a freeze reaches the ledger in the same
     transaction, through users.status), and audit it, with `detail` beside the change. No
-    operator: the risk engine acted."""
+    operator: the risk engine acted. Never on the operator's own account (check_user_action)."""
     column, value = USER_ACTIONS[action]
-    why = check_reason(reason)
-    user_id = _user_id(subject)
+    user_id, why = check_user_action(operator_id, subject, reason)
     async with pool.acquire() as conn, conn.transaction():
         before = await conn.fetchrow(
             f"SELECT {column} AS value FROM users WHERE id = $1 FOR UPDATE", user_id

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from billfold.config import Settings
 from billfold.platform.errors import BillfoldError, NotFound, TooManyRequests, ValidationFailed
 from billfold.platform.security import hash_password, verify_password
-from billfold.wallet.users import clear_failures, count_failure, refuse_if_locked
+from billfold.wallet.users import clear_failures, take_attempt
 
 # A PIN changed this recently does not clear a step-up.
 PIN_CHANGE_COOLING = timedelta(hours=24)
@@ -99,9 +99,10 @@ async def check_set_pin(
     current_pin: str | None,
 ) -> PinChange:
     """The change, once the caller proved it is the user: their password, or their current
-    PIN when they have one (each given must be right). Each wrong one counts; at
-    login_max_failures in a row, PIN changes are locked for login_lock_s seconds, so that a
-    session cannot try every PIN. Neither the password nor a PIN is ever named in an error."""
+    PIN when they have one (each given must be right). Each attempt counts until a right one
+    clears the count (users.take_attempt: attempts at once count too); at login_max_failures
+    in a row, PIN changes are locked for login_lock_s seconds, so that a session cannot try
+    every PIN. Neither the password nor a PIN is ever named in an error."""
     check_pin_format(pin)
     if password is None and current_pin is None:
         raise ReauthenticationRequired(
@@ -115,12 +116,10 @@ async def check_set_pin(
     if current_pin is not None and row["pin_hash"] is None:
         raise PinNotSet("no PIN is set, so there is no current PIN: give your password instead")
     lock_key = f"pin-change-failures:{user_id}"
-    await refuse_if_locked(redis, settings, lock_key, PinChangeLocked)
+    await take_attempt(redis, settings, lock_key, PinChangeLocked)
     if password is not None and not await _matches(row["password_hash"], password):
-        await count_failure(redis, settings, lock_key)
         raise WrongPassword("the password is wrong", field="password")
     if current_pin is not None and not await _matches(row["pin_hash"], current_pin):
-        await count_failure(redis, settings, lock_key)
         raise WrongCurrentPin("the current PIN is wrong", field="current_pin")
     await clear_failures(redis, lock_key)
     # Argon2 takes a sizeable fraction of a second by design: off the event loop.

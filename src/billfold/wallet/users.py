@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
@@ -44,6 +45,14 @@ class HandleTaken(BillfoldError):
 class LoginLocked(TooManyRequests):
     code = "login_locked"
     title = "Too many failed logins"
+
+
+class FourEyes(BillfoldError):
+    """An operator deciding on their own account or money: another operator must."""
+
+    code = "four_eyes"
+    status = 403
+    title = "Another operator must decide"
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,19 @@ async def grant_admin(pool: asyncpg.Pool, handle_text: str) -> User:
     return await get_user(pool, user.id)
 
 
+def check_four_eyes(
+    operator_id: uuid.UUID | None, subjects: Iterable[uuid.UUID], what: str
+) -> None:
+    """Raises FourEyes when the operator is one of the users a decision is about (`subjects`:
+    the user acted on, a movement's parties); `what` names the decision's object. No operator:
+    the risk engine decides, and may decide on anyone."""
+    if operator_id is not None and operator_id in set(subjects):
+        raise FourEyes(
+            f"{what} is operator {operator_id}'s own: another operator must decide on it",
+            operator_id=str(operator_id),
+        )
+
+
 async def get_user(pool: asyncpg.Pool, user_id: uuid.UUID) -> User:
     row = await db.fetchrow(pool, _BY_ID, user_id)
     if row is None:
@@ -204,57 +226,65 @@ async def get_user_and_find(
     return User(*caller), User(*named) if named is not None else None
 
 
+# KEYS[1] counts failed attempts in a row; ARGV: the count that locks, the lock in seconds. At
+# that count: the seconds the lock has left. Otherwise the attempt is counted, before its
+# password is checked (a right one clears the count), and 0: of attempts at once, no more than
+# the count that locks get to try a password.
+_ATTEMPT = """
+local failures = tonumber(redis.call('GET', KEYS[1]) or '0')
+if failures >= tonumber(ARGV[1]) then
+  return math.max(redis.call('TTL', KEYS[1]), 1)
+end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 0
+"""
+
+
 async def authenticate(
     pool: asyncpg.Pool, redis: Redis, settings: Settings, handle_text: str, password: str
 ) -> User:
-    """The user a handle and password name. Each wrong password counts against the handle; at
-    login_max_failures in a row the handle is locked for login_lock_s seconds."""
+    """The user a handle and password name. Wrong passwords count against the person, whichever
+    of their handles was given: at login_max_failures in a row all of them are locked for
+    login_lock_s seconds. A handle that names nobody counts alone, and locks as a person's
+    would, so that a lock says nothing of whether a handle exists."""
     try:
         handle = parse_handle(handle_text)
     except ValidationFailed:
         raise Unauthenticated("wrong handle or password") from None
-    lock_key = f"login-failures:{handle.kind}:{handle.value}"
-    await refuse_if_locked(redis, settings, lock_key)
     row = await pool.fetchrow(
-        f"SELECT u.password_hash FROM users u WHERE u.{handle.kind} = $1", handle.value
+        f"SELECT u.id, u.password_hash FROM users u WHERE u.{handle.kind} = $1", handle.value
     )
+    if row is not None:
+        lock_key = f"login-failures:user:{row['id']}"
+    else:
+        lock_key = f"login-failures:{handle.kind}:{handle.value}"
+    await take_attempt(redis, settings, lock_key)
     stored_hash = row["password_hash"] if row else None
-    if not await asyncio.to_thread(verify_password, stored_hash, password):
-        await count_failure(redis, settings, lock_key)
+    # Checked against a stand-in hash when nobody has the handle, so as to take as long.
+    verified = await asyncio.to_thread(verify_password, stored_hash, password)
+    if row is None or not verified:
         raise Unauthenticated("wrong handle or password")
     await clear_failures(redis, lock_key)
-    user = await find_user(pool, handle)
-    assert user is not None
-    return user
+    return await get_user(pool, row["id"])
 
 
-async def refuse_if_locked(
+async def take_attempt(
     redis: Redis, settings: Settings, lock_key: str, locked: type[TooManyRequests] = LoginLocked
 ) -> None:
-    """Raises `locked` once `lock_key` counts login_max_failures failures in a row (for
-    login_lock_s seconds from the last one)."""
+    """Counts an attempt against `lock_key`, or raises `locked` once it counts
+    login_max_failures failures in a row (for login_lock_s seconds from the last one). The
+    caller clears the count (clear_failures) when the attempt succeeds."""
     try:
-        async with redis.pipeline() as pipe:
-            pipe.get(lock_key)
-            pipe.ttl(lock_key)
-            failures, ttl = await pipe.execute()
-    except RedisError:
-        return  # Redis holds no money: without it, logins go on unthrottled rather than stop.
-    if failures is not None and int(failures) >= settings.login_max_failures:
-        raise locked(
-            f"{locked.title.lower()}; try again in {max(ttl, 1)} seconds",
-            retry_after_s=max(ttl, 1),
+        wait_s = int(
+            await redis.register_script(_ATTEMPT)(
+                keys=[lock_key], args=[settings.login_max_failures, settings.login_lock_s]
+            )
         )
-
-
-async def count_failure(redis: Redis, settings: Settings, lock_key: str) -> None:
-    try:
-        async with redis.pipeline() as pipe:
-            pipe.incr(lock_key)
-            pipe.expire(lock_key, settings.login_lock_s)
-            await pipe.execute()
-    except RedisError:
-        return
+    except (RedisError, OSError):
+        return  # Redis holds no money: without it, logins go on unthrottled rather than stop.
+    if wait_s > 0:
+        raise locked(f"{locked.title.lower()}; try again in {wait_s} seconds", retry_after_s=wait_s)
 
 
 async def clear_failures(redis: Redis, lock_key: str) -> None:
