@@ -333,6 +333,7 @@ def test_what_an_allowed_movement_writes_of_where_it_came_from() -> None:
             "countries": [["US", now - 7_200], ["FR", now - 600]],
             "network_seen": now - 60,
             "address_seen": now - 60,
+            "signup": now - 86_400,
         }
     )
     assert past.places_to_remember(_request(now, device="tablet", country="FR")) == "new"
@@ -347,6 +348,9 @@ def test_what_an_allowed_movement_writes_of_where_it_came_from() -> None:
     moved = serving.Past.of({**past.row, "address_seen": None})
     assert moved.places_to_remember(_request(now, country="FR", ip="24.1.2.3")) == "later"
     assert moved.places_to_remember(_request(now, country="FR", ip="10.1.2.3")) == ""
+    # An account over 30 days old: its addresses are not the rules' business.
+    older = serving.Past.of({**moved.row, "signup": now - 40 * 86_400})
+    assert older.places_to_remember(_request(now, country="FR", ip="24.1.2.3")) == ""
 
 
 async def test_the_generic_plan_of_the_past_query_scans_only_the_named_persons_rows(

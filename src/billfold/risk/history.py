@@ -238,7 +238,8 @@ def observe(state: HistoryState, txn: Txn) -> None:
     _remember(user.ip_prefixes, ip_prefix(txn.ip), now, MAX_KNOWN_PLACES)
     state.note_device(txn.device_id, txn.user_id)
     address = address_of(txn.ip)
-    if address is not None:
+    if address is not None and now - user.signup_ts < MONTH:
+        # Remembered while the account is young: the address features read no other.
         state.note_address(address, txn.user_id, now)
     user.last_ts, user.last_device, user.last_country = now, txn.device_id, txn.country
     user.events += 1

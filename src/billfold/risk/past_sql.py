@@ -79,8 +79,10 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
        c.countries,
        (SELECT extract(epoch FROM last_seen_at)::float8 FROM user_networks
          WHERE user_id = $1 AND prefix = $5 AND first_seen_at <= $4) AS network_seen,
-       (SELECT extract(epoch FROM last_seen_at)::float8 FROM user_addresses
-         WHERE user_id = $1 AND address = $6 AND first_seen_at <= $4) AS address_seen,
+       CASE WHEN u.created_at > $4 - interval '30 days' THEN (
+           SELECT extract(epoch FROM last_seen_at)::float8 FROM user_addresses
+            WHERE user_id = $1 AND address = $6 AND first_seen_at <= $4)
+       END AS address_seen,
        CASE WHEN u.created_at > $4 - interval '30 days'
                  AND EXISTS (SELECT 1 FROM user_addresses
                               WHERE user_id = $1 AND address = $6
@@ -166,7 +168,6 @@ SELECT extract(epoch FROM u.created_at)::float8 AS signup,
  WHERE u.id = $1
 """
 
-# Known places are remembered when a movement goes ahead, and at signup: one round trip.
 # PAST for many movements at once, in one statement: row n (from 1) of the arrays is movement n,
 # and a movement whose user does not exist has no row. (PAST's parameters are $1 to $6 only.)
 _PAST_PER_ROW = PAST
@@ -186,6 +187,9 @@ SELECT q.n, x.*
  CROSS JOIN LATERAL ({_PAST_PER_ROW}) x
 """
 
+# Known places are remembered when a movement goes ahead, and at signup: one round trip. An
+# exact address only while the account is under 30 days old: the address features read no other
+# (history.HistoryState.address_links).
 REMEMBER = """
 WITH device AS (
     INSERT INTO user_devices AS d (user_id, device_id, first_seen_at, last_seen_at)
@@ -204,7 +208,9 @@ WITH device AS (
        SET last_seen_at = greatest(n.last_seen_at, excluded.last_seen_at)
 )
 INSERT INTO user_addresses AS a (user_id, address, first_seen_at, last_seen_at)
-SELECT $1, $6::text, $5, $5 WHERE $6::text IS NOT NULL
+SELECT $1, $6::text, $5, $5
+ WHERE $6::text IS NOT NULL
+   AND EXISTS (SELECT 1 FROM users WHERE id = $1 AND created_at > $5 - interval '30 days')
 ON CONFLICT (user_id, address) DO UPDATE
    SET last_seen_at = greatest(a.last_seen_at, excluded.last_seen_at)
 """

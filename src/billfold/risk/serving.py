@@ -34,6 +34,7 @@ from billfold.risk.history import (
     ADDRESS_MAX_ACCOUNTS,
     DAY,
     HOUR,
+    MONTH,
     NEW_ACCOUNT_SECONDS,
     WEEK,
     HistoryState,
@@ -56,6 +57,9 @@ from billfold.risk.rules import TINY_CARD_ADD_MINOR, TYPICAL_MIN_HISTORY, Signal
 from billfold.wallet.risk import UNVERIFIED_DEVICE, Movement
 
 ME, THEM = 1, 2  # the user and the recipient, as history.HistoryState numbers them
+# An account older than this has no address features (history.HistoryState.address_links): its
+# addresses are neither read nor written.
+ADDRESS_MAX_AGE = MONTH
 
 # What the rest of the engine, the benchmarks and the tests read of the past query here.
 __all__ = [
@@ -130,9 +134,12 @@ class Past:
         address = [row["address_seen"]] if row["address_seen"] is not None else []
         if request.ip and not network:
             return "later"
-        if not address and address_of(request.ip) is not None:
-            return "later"  # a public address never seen (a private one is never remembered)
-        oldest = min([*device, *country, *network, *address], default=None)
+        young = request.ts.timestamp() - float(row["signup"]) < ADDRESS_MAX_AGE
+        if young and not address and address_of(request.ip) is not None:
+            # A new account's public address never seen (the address_ring rule reads them; a
+            # private one is never remembered, nor an older account's).
+            return "later"
+        oldest = min([*device, *country, *network, *(address if young else [])], default=None)
         if oldest is not None and request.ts.timestamp() - oldest > PLACE_REFRESH:
             return "later"
         if request.country and self.countries and self.countries[-1][0] != request.country:
