@@ -11,12 +11,17 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 
+import billfold.app
+from billfold.api.inputs import InputRoute
+from billfold.app import create_app
 from billfold.funding import webhooks
 from billfold.platform.errors import ValidationFailed
 from billfold.platform.security import issue_token
@@ -566,3 +571,42 @@ async def test_a_token_for_a_user_who_does_not_exist_is_a_401_everywhere(
         )
         assert_problem(response, 401, "unauthenticated", "names no user")
     assert await state(app) == before
+
+
+# --- the gate covers every route ----------------------------------------------------------------
+
+
+def test_the_app_refuses_a_route_without_the_input_gate(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A router made without `route_class=InputRoute` would let every input of its endpoints
+    past the gate: create_app refuses it."""
+    routes = [context.original_route for context in iter_route_contexts(app.routes)]
+    api_routes = [route for route in routes if isinstance(route, APIRoute)]
+    assert len(api_routes) > 30
+    assert all(isinstance(route, InputRoute) for route in api_routes)
+    ungated = APIRouter()
+
+    @ungated.get("/ungated")
+    async def echo(value: str) -> dict[str, str]:
+        return {"value": value}
+
+    monkeypatch.setattr(billfold.app, "health", SimpleNamespace(router=ungated))
+    with pytest.raises(RuntimeError, match=r"without the input gate.*'/ungated'"):
+        create_app(app.state.settings)
+
+
+async def test_a_chunked_login_form_over_the_cap_is_a_413(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A form is read under the cap too, before it is parsed."""
+    cap = app.state.settings.max_body_bytes
+    form = b"username=someone&password=" + b"x" * cap
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(form), 4096):
+            yield form[start : start + 4096]
+
+    headers = {"Content-Type": FORM_TYPE}
+    response = await client.post("/api/v1/auth/token", content=chunks(), headers=headers)
+    assert_problem(response, 413, "payload_too_large", f"more than {cap} bytes")

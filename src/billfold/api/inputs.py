@@ -122,6 +122,7 @@ async def admit(request: CheckedRequest, accepts: frozenset[str]) -> None:
     if media_type == JSON:
         await request.json()
     elif media_type == FORM:
+        await request.body()  # under the cap; the form is parsed from it
         for name, value in (await request.form()).multi_items():
             if not isinstance(value, UploadFile):
                 check_text(value, name)
