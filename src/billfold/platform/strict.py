@@ -54,7 +54,7 @@ def check_text(value: str, field: str) -> None:
         )
 
 
-def loads(body: bytes, field: str = "body") -> Any:
+def loads(body: bytes) -> Any:
     """A JSON document that means one thing, or a 422 naming what is wrong with it.
 
     UTF-8 only; an object's key at most once (a body that says two amounts is refused rather
@@ -67,11 +67,11 @@ def loads(body: bytes, field: str = "body") -> Any:
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         why = _why(error)
         raise ValidationFailed(
-            f"{field}: is not valid JSON ({why})", field=field, error=why
+            f"body: is not valid JSON ({why})", field="body", error=why
         ) from None
     # After strict UTF-8 decoding, a NUL or a lone surrogate can only come from a \u escape.
     if "\\u" in text:
-        _check_strings(value, field)
+        _check_strings(value, "body")
     return value
 
 
