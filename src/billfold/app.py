@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from billfold.api import admin, auth, direct, funding, health, history, sandbox, wallet
+from billfold.api.inputs import InputRoute
 from billfold.api.middleware import RequestContextMiddleware
 from billfold.api.problems import install_problem_handlers
 from billfold.config import Settings, proxy_networks
@@ -60,12 +61,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
+    routes = [context.original_route for context in iter_route_contexts(app.routes)]
+    # Every request passes the input gate (api.inputs): a router without it would let a NUL,
+    # a duplicate key or an oversized body through to its endpoints.
+    ungated = [r.path for r in routes if isinstance(r, APIRoute) and not isinstance(r, InputRoute)]
+    if ungated:
+        raise RuntimeError(f"routes without the input gate (api.inputs.InputRoute): {ungated}")
     # Middleware added last runs first: the request context, then the hot routes (api.direct).
-    hot = [
-        route
-        for route in (context.original_route for context in iter_route_contexts(app.routes))
-        if isinstance(route, APIRoute) and route.endpoint in HOT_ENDPOINTS
-    ]
+    hot = [r for r in routes if isinstance(r, APIRoute) and r.endpoint in HOT_ENDPOINTS]
     assert len(hot) == len(HOT_ENDPOINTS), "a hot endpoint has no route"
     app.add_middleware(direct.HotRoutes, routes=hot, handlers=app.exception_handlers)
     app.add_middleware(RequestContextMiddleware)

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # A request body larger than this is refused (413) before it is read (api.inputs).
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
     db_pool_min: int = 2
     db_pool_max: int = 10
     # A transfer waits at most this long for a row lock before the engine retries it.

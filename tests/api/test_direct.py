@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -127,10 +128,18 @@ async def test_transfers_answer_as_through_the_router(
     alice, bob = await make_person("100.00"), await make_person()
     good = {"sender_id": alice.user_id, "recipient": bob.username, "amount": "1.00"}
     auth = {**alice.auth, "Idempotency-Key": "k"}
+    typed = {**auth, "Content-Type": "application/json"}
+    raw = json.dumps(good)
     cases: list[tuple[dict[str, str], Any]] = [
         ({}, good),
         ({"Authorization": "Bearer nonsense"}, good),
-        (auth, "{not json"),
+        (typed, "{not json"),
+        (auth, raw),  # no Content-Type
+        ({**auth, "Content-Type": "text/plain"}, raw),
+        (typed, raw.replace('"amount"', '"amount": "9.00", "amount"')),
+        (typed, raw.replace('"1.00"', '"1.00", "note": "\\ud800"')),
+        (typed, raw.replace('"1.00"', '"1E+999999999"')),
+        (typed, raw.replace('"1.00"', '"1.00", "pad": "' + "x" * 70_000 + '"')),
         (auth, {**good, "amount": "1.001"}),
         (auth, {k: v for k, v in good.items() if k != "amount"}),
         (auth, {**good, "sender_id": bob.user_id}),

@@ -150,9 +150,10 @@ async def test_malformed_json_is_named_as_the_body(client: httpx.AsyncClient) ->
         "/api/v1/users", content=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 422
-    assert (response.json()["field"], response.json()["detail"]) == (
-        "body",
-        "body: is not valid JSON",
+    assert response.json()["field"] == "body"
+    assert response.json()["detail"] == (
+        "body: is not valid JSON (Expecting property name enclosed in double quotes at line 1"
+        " column 2)"
     )
 
 

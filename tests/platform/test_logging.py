@@ -63,3 +63,16 @@ async def test_each_request_is_logged_and_counted_at_info(
         {"method": "GET", "route": "/things/{thing_id}", "status": "200"},
     )
     assert (after or 0) - (counted or 0) == 1
+
+
+def test_a_lone_surrogate_is_logged_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """Text that has no UTF-8 form (a client's lone surrogate, in a field or in an error's
+    message) is written escaped, and the line stays one JSON object."""
+    configure_logging(Settings(log_json=True))
+    try:
+        raise ValueError("could not store 'bad\ud800value'")
+    except ValueError:
+        get_logger("test").exception("store failed", value="x\udfff")
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    assert [line["value"] for line in lines] == ["x\\udfff"]
+    assert "bad\\ud800value" in lines[0]["exception"][0]["exc_value"]

@@ -5,22 +5,23 @@ decides on their own account or money: 403 `four_eyes` (wallet.users.check_four_
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser
-from billfold.api.inputs import Body, Text
+from billfold.api.inputs import Body, InputRoute
 from billfold.api.problems import problem_responses
 from billfold.funding import movements, risk_holds
 from billfold.platform.errors import NotFound, ValidationFailed
+from billfold.platform.strict import to_utc
 from billfold.risk import explain, held, listing, lockout, operators
 from billfold.risk.rules import Action
 from billfold.wallet.users import FourEyes, User
 
-router = APIRouter(prefix="/api/v1/admin", tags=["operators"])
+router = APIRouter(prefix="/api/v1/admin", tags=["operators"], route_class=InputRoute)
 
 
 async def admin_user(request: Request, user: CurrentUser) -> User:
@@ -286,14 +287,14 @@ _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 async def assessments(
     request: Request,
     operator: AdminUser,
-    user_id: Annotated[Text | None, Query(max_length=36, description="One user's.")] = None,
+    user_id: Annotated[str | None, Query(max_length=36, description="One user's.")] = None,
     verdict: Annotated[Action | None, Query(description="One verdict's.")] = None,
     from_: Annotated[
         datetime | None, Query(alias="from", description="From this instant (inclusive).")
     ] = None,
     to: Annotated[datetime | None, Query(description="Up to this instant (inclusive).")] = None,
     limit: Annotated[int, Query(ge=1, le=listing.MAX_LIMIT)] = listing.DEFAULT_LIMIT,
-    cursor: Annotated[Text | None, Query(max_length=64, description="next_cursor")] = None,
+    cursor: Annotated[str | None, Query(max_length=64, description="next_cursor")] = None,
     explain: Annotated[
         bool,
         Query(
@@ -308,8 +309,8 @@ async def assessments(
     query = listing.AssessmentQuery(
         user_id=_user_id(user_id),
         verdict=verdict.value if verdict is not None else None,
-        start=_utc(from_),
-        end=_utc(to),
+        start=_utc(request, from_, "from"),
+        end=_utc(request, to, "to"),
         limit=limit,
         cursor=cursor,
         explain=explain,
@@ -329,10 +330,10 @@ def _user_id(raw: str | None) -> uuid.UUID | None:
         ) from None
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+def _utc(request: Request, moment: datetime | None, field: str) -> datetime | None:
+    """The moment in UTC (naive means UTC); a 422 naming the parameter as written when UTC
+    cannot hold it."""
+    return None if moment is None else to_utc(moment, field, request.query_params[field])
 
 
 class ExplanationOut(BaseModel):

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser, signing_key
-from billfold.api.inputs import Body
+from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_login
 from billfold.api.problems import problem_responses
 from billfold.api.signals import CountryHeader, DeviceHeader, device_token_for, signals_of
@@ -34,7 +34,7 @@ from billfold.wallet.users import (
     do_create_user,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["users"])
+router = APIRouter(prefix="/api/v1", tags=["users"], route_class=InputRoute)
 
 
 class SignUpBody(Body):

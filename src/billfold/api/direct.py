@@ -25,8 +25,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from billfold.api import identity
+from billfold.api.inputs import JSON, CheckedRequest, admit
+from billfold.platform.strict import loads
 
-JSON = "application/json"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -56,10 +57,13 @@ def header(request: Request, name: str, max_length: int) -> str | None:
 
 
 async def json_body(request: Request, model: type[M]) -> M:
-    """The body parsed and validated as `model` in one pass (pydantic's own JSON parser); a
-    bad body is the 422 FastAPI's validation gives."""
+    """The body as `model`: read by the input gate (api.inputs: the size cap, the media type,
+    strict JSON), then validated; a bad body is the 422 FastAPI's validation gives."""
+    document = (
+        await request.json() if isinstance(request, CheckedRequest) else loads(await request.body())
+    )
     try:
-        return model.model_validate_json(await request.body())
+        return model.model_validate(document)
     except ValidationError as error:
         raise RequestValidationError(error.errors(include_url=False)) from None
 
@@ -107,25 +111,32 @@ class HotRoutes:
 
     def __init__(self, app: ASGIApp, routes: list[APIRoute], handlers: dict[Any, Any]) -> None:
         self.app = app
+        # Each with the media types its body may have (api.inputs), for the same input gate
+        # the router's InputRoute passes its requests through; None for a route without it.
         self._routes = {
-            (method, route.path): route for route in routes for method in route.methods or ()
+            (method, route.path): (route, getattr(route, "accepts", None))
+            for route in routes
+            for method in route.methods or ()
         }
         # As Starlette splits them: 500 and Exception are the last resort, not handled here.
         self._handlers = {k: v for k, v in handlers.items() if k not in (500, Exception)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = (
+        hot = (
             self._routes.get((scope["method"], scope["path"]))
             if scope["type"] == "http" and not scope.get("root_path")
             else None
         )
-        if route is None:
+        if hot is None:
             await self.app(scope, receive, send)
             return
+        route, accepts = hot
         scope["route"] = route
         scope["endpoint"] = route.endpoint
-        request = Request(scope, receive, send)
+        request = CheckedRequest(scope, receive, send)
         try:
+            if accepts is not None:
+                await admit(request, accepts)
             response = await route.endpoint(request)
         except Exception as error:
             handler = self._handler(error)

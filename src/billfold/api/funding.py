@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser
-from billfold.api.inputs import Body
+from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_money
 from billfold.api.signals import ClientSignals, Signals
 from billfold.funding import bank_accounts, cards, collections, movements, webhooks
@@ -18,12 +18,12 @@ from billfold.funding.service import CURRENCY, Funding, FundingTransfer, RiskHol
 from billfold.ledger.errors import DebtOutstanding
 from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.risk.assessments import never_moved
-from billfold.wallet.money import format_amount, parse_amount
+from billfold.wallet.money import amount_schema, format_amount, parse_amount
 from billfold.wallet.risk import Movement, assess_within_budget
 from billfold.wallet.transfers import parse_user_id
 from billfold.wallet.users import User
 
-router = APIRouter(prefix="/api/v1", tags=["funding"])
+router = APIRouter(prefix="/api/v1", tags=["funding"], route_class=InputRoute)
 MAX_KEY_LENGTH = 255
 
 
@@ -47,15 +47,16 @@ class BankAccountOut(BaseModel):
 class VerifyIn(Body):
     amounts: list[Any] = Field(
         description="The two micro-deposit amounts, e.g. ['0.32', '0.45'].",
-        json_schema_extra={"items": {"anyOf": [{"type": "string"}, {"type": "number"}]}},
+        json_schema_extra={"items": amount_schema(CURRENCY)},
     )
 
 
 class MovementIn(Body):
     user_id: str = Field(max_length=64)
     amount: Any = Field(
-        description="A decimal string ('50.00') or a JSON number, in dollars.",
-        json_schema_extra={"anyOf": [{"type": "string"}, {"type": "number"}]},
+        description="In dollars: a decimal string ('50.00') or a JSON number written the same"
+        " way (no exponent).",
+        json_schema_extra=amount_schema(CURRENCY),
     )
     bank_account_id: str | None = Field(default=None, max_length=64)
     card_id: str | None = Field(default=None, max_length=64)
@@ -78,6 +79,17 @@ class MovementOut(BaseModel):
     estimated_completion: str | None
     return_code: str | None
     created_at: str
+
+
+# A bank partner's event, as the webhook's OpenAPI body: checked by webhooks.check_event.
+EVENT = {
+    "type": "object",
+    "required": ["type", "data"],
+    "properties": {
+        "type": {"type": "string", "enum": list(webhooks.EVENT_TYPES)},
+        "data": {"type": "object", "properties": {"transfer_id": {"type": "string"}}},
+    },
+}
 
 
 class CardIn(Body):
@@ -238,7 +250,13 @@ async def get_movement(request: Request, funding_id: str, user: CurrentUser) -> 
     return movements.funding_view(ft)
 
 
-@router.post("/webhooks/bank", include_in_schema=True)
+@router.post(
+    "/webhooks/bank",
+    # The body is read as it was signed; the input gate (api.inputs) reads it as JSON first.
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": EVENT}}}
+    },
+)
 async def bank_webhook(request: Request) -> dict[str, str]:
     """The bank partner's events (Standard Webhooks signature; no bearer token)."""
     body = await request.body()

@@ -9,6 +9,7 @@ import asyncpg
 import redis.exceptions
 from fastapi import APIRouter, Request, Response
 
+from billfold.api.inputs import InputRoute
 from billfold.api.problems import problem
 from billfold.platform.metrics import render_latest
 from billfold.platform.migrate import MigrationError, pending_migrations
@@ -16,7 +17,7 @@ from billfold.platform.migrate import MigrationError, pending_migrations
 # Each readiness check gives up after this long; a probe must answer quickly.
 CHECK_TIMEOUT_S = 2.0
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=InputRoute)
 
 
 @router.get("/healthz")

@@ -9,13 +9,24 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser
-from billfold.api.inputs import Text
+from billfold.api.inputs import InputRoute
 from billfold.platform.errors import NotFound
 from billfold.wallet.history import HistoryQuery, parse_moment, read_history
-from billfold.wallet.money import InvalidAmount, parse_amount
+from billfold.wallet.money import MAX_AMOUNT_CHARS, amount_pattern, parse_amount
 from billfold.wallet.users import WALLET_CURRENCY
 
-router = APIRouter(prefix="/api/v1", tags=["wallet"])
+
+def _amount_query() -> Any:
+    """An amount parameter. Its pattern is documented, not enforced here: parse_amount refuses
+    a bad amount itself, as `invalid_amount` naming it, like every amount in the API."""
+    return Query(
+        max_length=MAX_AMOUNT_CHARS,
+        json_schema_extra={"pattern": amount_pattern(WALLET_CURRENCY)},
+        description="An amount in dollars, like '12.50'.",
+    )
+
+
+router = APIRouter(prefix="/api/v1", tags=["wallet"], route_class=InputRoute)
 
 
 class HistoryItem(BaseModel):
@@ -43,17 +54,17 @@ async def transactions(
     request: Request,
     user_id: uuid.UUID,
     user: CurrentUser,
-    from_: Annotated[Text | None, Query(alias="from", max_length=40)] = None,
-    to: Annotated[Text | None, Query(max_length=40)] = None,
-    type_: Annotated[list[Text] | None, Query(alias="type", max_length=20)] = None,
-    direction: Annotated[Text | None, Query(max_length=3)] = None,
-    status: Annotated[Text | None, Query(max_length=20)] = None,
-    min_amount: Annotated[Text | None, Query(max_length=24)] = None,
-    max_amount: Annotated[Text | None, Query(max_length=24)] = None,
-    counterparty: Annotated[Text | None, Query(max_length=254)] = None,
-    q: Annotated[Text | None, Query(max_length=100)] = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    to: Annotated[str | None, Query(max_length=40)] = None,
+    type_: Annotated[list[str] | None, Query(alias="type", max_length=20)] = None,
+    direction: Annotated[str | None, Query(max_length=3)] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    min_amount: Annotated[str | None, _amount_query()] = None,
+    max_amount: Annotated[str | None, _amount_query()] = None,
+    counterparty: Annotated[str | None, Query(max_length=254)] = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[Text | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     """The caller's transactions, newest first. Filters combine; `next_cursor` pages on."""
     if user_id != user.id:
@@ -78,9 +89,4 @@ async def transactions(
 
 
 def _amount(raw: str | None, field: str) -> int | None:
-    if raw is None:
-        return None
-    try:
-        return parse_amount(raw, WALLET_CURRENCY)
-    except InvalidAmount as error:
-        raise InvalidAmount(error.detail.replace("amount", field, 1), field=field) from None
+    return None if raw is None else parse_amount(raw, WALLET_CURRENCY, field)

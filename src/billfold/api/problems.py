@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from billfold.platform.errors import BillfoldError
+from billfold.platform.strict import SECRET_FIELDS
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 # Values echoed back in a validation problem are cut to this many characters.
@@ -173,13 +174,6 @@ def _describe(item: Any) -> dict[str, Any]:
         secret = bool(location) and location[-1] in SECRET_FIELDS
         described["value"] = "[redacted]" if secret else _echo(item["input"])
     return described
-
-
-# Never echoed back, whatever is wrong with them: card and bank account numbers, CVCs, secrets
-# (a device token is one: with the access token, it makes a request look like the user's own).
-SECRET_FIELDS = frozenset(
-    {"account_number", "number", "cvc", "password", "pin", "current_pin", "token", "x-device-id"}
-)
 
 
 def _echo(value: Any) -> Any:

@@ -15,14 +15,14 @@ from pydantic import BaseModel, Field
 
 from billfold.api.funding import funding_of
 from billfold.api.identity import CurrentUser
-from billfold.api.inputs import Body
+from billfold.api.inputs import Body, InputRoute
 from billfold.funding import rails, webhooks
 from billfold.funding.cards import SandboxProcessor
 from billfold.funding.service import Funding
 from billfold.platform.errors import NotFound
 from billfold.platform.logging import get_logger
 
-router = APIRouter(prefix="/api/v1/sandbox", tags=["sandbox"])
+router = APIRouter(prefix="/api/v1/sandbox", tags=["sandbox"], route_class=InputRoute)
 log = get_logger("billfold.sandbox")
 
 

@@ -7,21 +7,24 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from billfold.api import direct
 from billfold.api.funding import MovementOut, debt_outstanding
 from billfold.api.identity import CurrentUser
-from billfold.api.inputs import Body
+from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_money
 from billfold.api.signals import COUNTRY_HEADER, DEVICE_HEADER, ClientSignals, signals_of
 from billfold.funding import collections, movements, risk_holds
 from billfold.ledger.errors import DebtOutstanding, IdempotencyKeyReused, LedgerError
 from billfold.ledger.model import Kind, Transfer
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
+from billfold.platform.security import Unauthenticated
 from billfold.risk import held as held_transfers
 from billfold.risk.assessments import never_moved
 from billfold.risk.places import remember
+from billfold.wallet.money import InvalidAmount, amount_schema
 from billfold.wallet.pins import check_pin
 from billfold.wallet.risk import (
     DeclinedByRisk,
@@ -33,6 +36,7 @@ from billfold.wallet.risk import (
 )
 from billfold.wallet.transfers import (
     P2PRequest,
+    RecipientNotFound,
     access_transfer,
     check_p2p,
     do_p2p,
@@ -41,9 +45,9 @@ from billfold.wallet.transfers import (
     transfer_view,
     wallet_view,
 )
-from billfold.wallet.users import User
+from billfold.wallet.users import WALLET_CURRENCY, User, get_user
 
-router = APIRouter(prefix="/api/v1", tags=["wallet"])
+router = APIRouter(prefix="/api/v1", tags=["wallet"], route_class=InputRoute)
 
 
 class IdempotencyKeyInUse(BillfoldError):
@@ -57,8 +61,9 @@ class TransferBody(Body):
     recipient: str = Field(max_length=254)
     # Any JSON value: parse_amount decides, so that every bad amount is an `invalid_amount`.
     amount: Any = Field(
-        description="A decimal string ('50.00') or a JSON number, in dollars.",
-        json_schema_extra={"anyOf": [{"type": "string"}, {"type": "number"}]},
+        description="In dollars: a decimal string ('50.00') or a JSON number written the same"
+        " way (no exponent).",
+        json_schema_extra=amount_schema(WALLET_CURRENCY),
     )
     note: str | None = None
     idempotency_key: str | None = Field(default=None, max_length=255)
@@ -123,11 +128,25 @@ async def send_money(request: Request) -> Response:
         direct.header(request, *COUNTRY_HEADER[:2]),
     )
     key_header = direct.header(request, *IDEMPOTENCY_HEADER[:2])
-    body = await direct.json_body(request, TransferBody)
-    # Scoring's admission: the transfer waits for a slot before its scoring budget starts.
-    async with request.app.state.risk_slots or contextlib.nullcontext():
-        view, replayed = await _send(request.app.state, body, user_id, origin, key_header)
+    try:
+        body = await direct.json_body(request, TransferBody)
+        # Scoring's admission: the transfer waits for a slot before its scoring budget starts.
+        async with request.app.state.risk_slots or contextlib.nullcontext():
+            view, replayed = await _send(request.app.state, body, user_id, origin, key_header)
+    except (RequestValidationError, ValidationFailed, InvalidAmount, NotFound, RecipientNotFound):
+        # Refused before the sender's row was read (it is read with the recipient's): for a
+        # token whose user no longer exists, the answer is the 401 every endpoint that loads
+        # its caller first gives, not a 404 or 422 about the body.
+        await _token_user_exists(request.app.state.pool, user_id)
+        raise
     return direct.json_response(view, 201, {"Idempotent-Replayed": "true"} if replayed else None)
+
+
+async def _token_user_exists(pool: Any, user_id: uuid.UUID) -> None:
+    try:
+        await get_user(pool, user_id)
+    except NotFound:
+        raise Unauthenticated("the access token names no user") from None
 
 
 async def _send(

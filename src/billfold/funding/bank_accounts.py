@@ -242,7 +242,7 @@ async def do_verify_bank_account(
     """Confirm the two micro-deposit amounts (in any order). Three wrong tries lock it."""
     if not isinstance(amounts, list) or len(amounts) != 2:
         raise ValidationFailed("amounts must be a list of the two deposit amounts", field="amounts")
-    given = sorted(parse_amount(a, CURRENCY) for a in amounts)
+    given = sorted(parse_amount(a, CURRENCY, f"amounts.{i}") for i, a in enumerate(amounts))
     async with funding.pool.acquire() as conn, conn.transaction():
         row = await access_bank_account(conn, user_id, bank_account_id, lock=True)
         if row["status"] == "verified":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from contextvars import ContextVar
+from typing import Any
 
 import orjson
 import structlog
@@ -97,4 +98,19 @@ def _add_request_id(logger: WrappedLogger, method_name: str, event_dict: EventDi
 
 
 def _dumps(value: object, **_: object) -> str:
-    return orjson.dumps(value, default=repr).decode()
+    try:
+        return orjson.dumps(value, default=repr).decode()
+    except orjson.JSONEncodeError:
+        # Text that is not valid Unicode (a lone surrogate, from a client or in an exception's
+        # message) has no UTF-8 form: written with the character escaped, the line stays JSON.
+        return orjson.dumps(_escaped(value), default=repr).decode()
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(item) for item in value]
+    return value

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from billfold.platform.errors import ValidationFailed
+from billfold.platform.strict import shown, to_utc
 from billfold.wallet.handles import parse_handle
 from billfold.wallet.money import format_amount
 from billfold.wallet.transfers import public_id
@@ -120,7 +121,9 @@ class HistoryQuery:
 
 
 def parse_moment(raw: str, field: str, end_of_day: bool) -> tuple[datetime, bool]:
-    """An ISO date or timestamp (naive means UTC) and whether the bound includes that instant.
+    """An ISO date or timestamp, in UTC (naive means UTC), and whether the bound includes
+    that instant. One UTC cannot hold (9999-12-31 as `to`, whose day ends in year 10000; an
+    offset that carries it past year 1 or 9999) is a 422 naming it.
 
     A date as `from` starts at its midnight; as `to` it runs to the next midnight, exclusive.
     A timestamp is an inclusive bound either way."""
@@ -131,14 +134,23 @@ def parse_moment(raw: str, field: str, end_of_day: bool) -> tuple[datetime, bool
         day = None
     if day is not None:
         midnight = datetime.combine(day, time.min, tzinfo=UTC)
-        return (midnight + timedelta(days=1), False) if end_of_day else (midnight, True)
+        if not end_of_day:
+            return midnight, True
+        try:
+            return midnight + timedelta(days=1), False
+        except OverflowError:
+            raise ValidationFailed(
+                f"{field} {shown(raw)} ends at a midnight outside the moments this API can"
+                f" represent; give its last moment instead, {text}T23:59:59.999999Z",
+                field=field,
+            ) from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValidationFailed(
             f"{field} '{raw[:40]}' is not an ISO date or timestamp", field=field
         ) from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)), True
+    return to_utc(moment, field, raw), True
 
 
 def check_history_query(query: HistoryQuery) -> None:

@@ -1,8 +1,12 @@
-"""Amounts at the API edge: decimal strings or JSON numbers in, integer minor units inside."""
+"""Amounts at the API edge: decimal strings or JSON numbers in, integer minor units inside.
+
+One parser (parse_amount) and one grammar (amount_pattern) for every amount the API reads."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
+from typing import Any
 
 from billfold.ledger.model import MAX_AMOUNT_MINOR
 from billfold.platform.errors import BillfoldError
@@ -21,30 +25,72 @@ def minor_units(currency: str) -> int:
     return MINOR_UNITS.get(currency, 2)
 
 
-def parse_amount(value: object, currency: str) -> int:
-    """'50.00', '50', 50 or 50.5 in `currency` as minor units; refuse anything else, naming it."""
-    shown = str(value)[:40]
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        raise InvalidAmount(f"amount '{shown}' is not a number", field="amount")
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise InvalidAmount(f"amount '{shown}' is not a number", field="amount") from None
-    if not amount.is_finite():
-        raise InvalidAmount(f"amount '{shown}' is not a finite number", field="amount")
+# At most this many characters: a longer amount is refused before any arithmetic (Python
+# refuses to convert more than 4,300 digits, and Decimal's context overflows far sooner).
+MAX_AMOUNT_CHARS = 24
+
+
+def amount_pattern(currency: str) -> str:
+    """The one grammar of an amount in `currency`: ASCII digits, then at most the currency's
+    decimal places after one '.'. No sign, exponent, separator, space or other digits."""
     places = minor_units(currency)
-    exponent = amount.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > places:
+    return r"^[0-9]+$" if places == 0 else rf"^[0-9]+(\.[0-9]{{1,{places}}})?$"
+
+
+def amount_schema(currency: str) -> dict[str, Any]:
+    """The OpenAPI schema of an amount field: a string in the grammar, or a JSON number
+    written the same way."""
+    return {
+        "anyOf": [
+            {"type": "string", "pattern": amount_pattern(currency), "maxLength": MAX_AMOUNT_CHARS},
+            {"type": "number", "exclusiveMinimum": 0},
+        ]
+    }
+
+
+_WRITTEN = re.compile(r"[0-9]+(?:\.([0-9]+))?")
+
+
+def parse_amount(value: object, currency: str, field: str = "amount") -> int:
+    """An amount in `currency` as minor units: a string in the grammar of `amount_pattern`
+    ('50.00', '50', '0.5') or a JSON number written the same way (50, 0.5; parsed by
+    platform.strict as int or Decimal, so 1E+2 is seen as written). Anything else is refused
+    with `invalid_amount`, naming the value."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        shown = f"<{type(value).__name__}>" if isinstance(value, list | dict) else str(value)
+        raise InvalidAmount(f"{field} '{shown[:40]}' is not a number", field=field)
+    text = value if isinstance(value, str) else _written(value)
+    if len(text) > MAX_AMOUNT_CHARS:
         raise InvalidAmount(
-            f"amount '{shown}' has more than {places} decimal places for {currency}",
-            field="amount",
+            f"{field} '{text[:MAX_AMOUNT_CHARS]}...' is longer than {MAX_AMOUNT_CHARS} characters",
+            field=field,
         )
-    minor = int(amount.scaleb(places))
+    written = _WRITTEN.fullmatch(text)
+    if written is None:
+        raise InvalidAmount(
+            f"{field} {text!r} is not a plain decimal amount: ASCII digits with at most one"
+            " '.', like '12.50' (no sign, exponent, separator or space)",
+            field=field,
+        )
+    places = minor_units(currency)
+    if len(written.group(1) or "") > places:
+        raise InvalidAmount(
+            f"{field} '{text}' has more than {places} decimal places for {currency}",
+            field=field,
+        )
+    whole, _, part = text.partition(".")
+    minor = int(whole + part.ljust(places, "0"))
     if minor <= 0:
-        raise InvalidAmount(f"amount '{shown}' must be greater than zero", field="amount")
+        raise InvalidAmount(f"{field} '{text}' must be greater than zero", field=field)
     if minor > MAX_AMOUNT_MINOR:
-        raise InvalidAmount(f"amount '{shown}' is too large", field="amount")
+        raise InvalidAmount(f"{field} '{text}' is too large", field=field)
     return minor
+
+
+def _written(number: int | float | Decimal) -> str:
+    """A JSON number as it was written: an int's digits, a Decimal's own text (platform.strict
+    keeps it), and for a float (a caller in Python) its shortest repr."""
+    return repr(number) if isinstance(number, float) else str(number)
 
 
 def format_amount(minor: int, currency: str) -> str:
