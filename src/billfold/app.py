@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from billfold.api import admin, auth, direct, funding, health, history, sandbox, wallet
+from billfold.api.admission import Admission
 from billfold.api.inputs import InputRoute
 from billfold.api.middleware import RequestContextMiddleware
 from billfold.api.problems import install_problem_handlers
@@ -67,10 +68,12 @@ def create_app(settings: Settings) -> FastAPI:
     ungated = [r.path for r in routes if isinstance(r, APIRoute) and not isinstance(r, InputRoute)]
     if ungated:
         raise RuntimeError(f"routes without the input gate (api.inputs.InputRoute): {ungated}")
-    # Middleware added last runs first: the request context, then the hot routes (api.direct).
+    # Middleware added last runs first: the request context, admission (api.admission), then
+    # the hot routes (api.direct).
     hot = [r for r in routes if isinstance(r, APIRoute) and r.endpoint in HOT_ENDPOINTS]
     assert len(hot) == len(HOT_ENDPOINTS), "a hot endpoint has no route"
     app.add_middleware(direct.HotRoutes, routes=hot, handlers=app.exception_handlers)
+    app.add_middleware(Admission, limit=settings.requests_in_flight_max)
     app.add_middleware(RequestContextMiddleware)
     proxies = proxy_networks(settings.trusted_proxies)
     if proxies:

@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     risk_rules: RiskRules = Field(default_factory=RiskRules)
     # How long the transfer path trusts a user it has looked up (see wallet.users.UserCache).
     user_cache_ttl_s: float = 300.0
+    # Admission (api.admission): the API requests a process works on at once. Past it, a request
+    # is refused at once with 503 `overloaded` and Retry-After, before any work is done, instead
+    # of waiting in a queue without bound. 0: no bound. Health, metrics and docs are never shed.
+    requests_in_flight_max: int = Field(default=64, ge=0)
+    # Repeats of one warning within this many seconds are counted and written as one line at its
+    # end (platform.logging.RepeatedWarnings). 0: every warning is written.
+    log_repeat_interval_s: float = Field(default=10.0, ge=0)
 
     # Rate limits, each a number of requests per rate_limit_period_s (a burst of that many, then
     # an even pace); 0 turns one off. They live in Redis: without it, requests go unthrottled.

@@ -1,6 +1,12 @@
-"""Logged tracebacks carry no local variables: a local may hold an account number."""
+"""Logging: tracebacks carry no local variables (a local may hold an account number), the
+access log, and repeated warnings written once an interval."""
 
 from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import orjson
@@ -76,3 +82,54 @@ def test_a_lone_surrogate_is_logged_as_json(capsys: pytest.CaptureFixture[str]) 
     lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines() if line]
     assert [line["value"] for line in lines] == ["x\\udfff"]
     assert "bad\\ud800value" in lines[0]["exception"][0]["exc_value"]
+
+
+@pytest.mark.parametrize(
+    ("make_logger", "counted_as"),
+    [
+        # structlog puts the values in before the line reaches the handler.
+        (get_logger, "budget of 25.0 ms overrun"),
+        (logging.getLogger, "budget of %s ms overrun"),
+    ],
+)
+def test_repeated_warnings_are_written_once_an_interval_with_a_count(
+    capsys: pytest.CaptureFixture[str], make_logger: Callable[[str], Any], counted_as: str
+) -> None:
+    """1,000 identical warnings make two lines, the first in full and, at the interval's end, one
+    with `repeated: 999`; another warning is written beside them. Ten more in the next interval
+    make one line at its end. All are counted. The same for our structlog loggers and the
+    standard library's."""
+    configure_logging(Settings(log_json=True, log_level="WARNING", log_repeat_interval_s=2.0))
+    name = f"test.repeats.{make_logger.__module__}"
+    log = make_logger(name)
+    labels = {"logger": name, "event": counted_as}
+    counted = REGISTRY.get_sample_value("billfold_log_warnings_total", labels) or 0.0
+    for _ in range(1000):
+        log.warning("budget of %s ms overrun", 25.0)
+    log.warning("something else")
+    written = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(w["event"], w.get("repeated")) for w in written] == [
+        ("budget of 25.0 ms overrun", None),
+        ("something else", None),
+    ]
+    time.sleep(3.0)  # the repeat line is written at the interval's end, by a timer
+    repeats = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(r["event"], r["repeated"], r["interval_s"], r["level"]) for r in repeats] == [
+        ("budget of 25.0 ms overrun", 999, 2.0, "warning")
+    ]
+    for _ in range(10):
+        log.warning("budget of %s ms overrun", 25.0)
+    assert capsys.readouterr().err == ""
+    time.sleep(2.0)
+    repeats = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(r["event"], r["repeated"]) for r in repeats] == [("budget of 25.0 ms overrun", 10)]
+    after = REGISTRY.get_sample_value("billfold_log_warnings_total", labels)
+    assert after == counted + 1010
+
+
+def test_with_no_interval_every_warning_is_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """log_repeat_interval_s 0 turns aggregation off."""
+    configure_logging(Settings(log_json=True, log_level="WARNING", log_repeat_interval_s=0))
+    for _ in range(5):
+        get_logger("test.repeats").warning("again")
+    assert len(capsys.readouterr().err.splitlines()) == 5

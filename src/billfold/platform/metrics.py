@@ -39,6 +39,18 @@ HTTP_REQUEST_DURATION = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+REQUESTS_SHED = Counter(
+    "billfold_requests_shed",
+    "API requests refused with 503 overloaded, before any work, because the process had "
+    "requests_in_flight_max requests in flight (api.admission).",
+)
+
+LOG_WARNINGS = Counter(
+    "billfold_log_warnings",
+    "Warnings logged, by logger and message (its template, before any values are put in), "
+    "whether written or counted into a repeat line (platform.logging.RepeatedWarnings).",
+    ["logger", "event"],
+)
 
 RISK_ASSESSMENT_DURATION = Histogram(
     "billfold_risk_assessment_seconds",
