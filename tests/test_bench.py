@@ -9,7 +9,7 @@ import sys
 import pytest
 from redis.asyncio import Redis
 
-from billfold.bench.api import _count_timeouts, _p99_ms
+from billfold.bench.api import _count_timeouts, p99_ms, run_api_bench
 from billfold.bench.cpu import per_unit_us, processes_cpu
 from billfold.bench.history import run_history_bench
 from billfold.bench.risk import run_risk_bench
@@ -95,6 +95,37 @@ async def _velocity_keys(redis: Redis) -> int:
     return len([key async for key in redis.scan_iter(match="vel:*", count=1000)])
 
 
+async def test_bench_api_overload_phase_counts_what_the_server_admitted_and_refused(
+    settings: Settings,
+) -> None:
+    """With room for one request at a time, the overload phase (twice the throughput phase's
+    rate, a connection per request) is partly refused; every refusal is a clean 503
+    `overloaded`, as many as the server counts, and the ledger reconciles."""
+    assert settings.database_url and settings.redis_url
+    result = await run_api_bench(
+        settings,
+        settings.database_url,
+        settings.redis_url,
+        users=40,
+        clients=4,
+        seconds=2.0,
+        rate=20,
+        workers=1,
+        warmup=0.5,
+        overload=2.0,
+        in_flight_max=1,
+    )
+    overload = result["overload"]
+    assert result["reconciled"]
+    assert overload["offered_per_s"] == round(2 * result["throughput"]["transfers_per_s"], 1)
+    assert overload["transfers_per_s"] > 0 and overload["refused"] > 0
+    assert overload["unclean"] == 0
+    assert overload["refused_codes"] == {"overloaded": overload["shed_by_server"]}
+    # The server's own time for the admitted ones (its histogram), apart from the refused.
+    assert overload["admitted_in_server"]["requests"] == overload["statuses"]["201"]
+    assert overload["goodput_vs_throughput"] > 0
+
+
 def test_bench_api_counts_the_transfers_let_through_unscored() -> None:
     """A transfer whose scoring overran its budget went on unscored: `bench api` reports how
     many did in a phase, and the rate of the others, from the server's counter."""
@@ -142,8 +173,8 @@ time.sleep(30)
 
 
 def test_a_stall_shows_in_its_slice() -> None:
-    assert _p99_ms([0.010] * 99 + [0.500], 1) == 500.0
-    assert _p99_ms([0.010] * 200 + [0.500], 1) == 10.0
+    assert p99_ms([0.010] * 99 + [0.500], 1) == 500.0
+    assert p99_ms([0.010] * 200 + [0.500], 1) == 10.0
 
 
 async def test_scoring_bench_compares_scoring_off_and_on_round_by_round(

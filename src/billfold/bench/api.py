@@ -2,7 +2,7 @@
 
 It makes a fresh database (dropped afterwards) and signs up `users` people with one wallet each,
 funded. It starts `billfold serve` with its workers as a separate process and mints each person
-an access token. Then it runs four phases:
+an access token. Then it runs five phases:
 - baseline: the same connections send GET /healthz back to back. It measures what the HTTP stack
   and the load generator alone reach on this machine, in the same run;
 - warm-up: transfers at full speed for `warmup` seconds, not measured, so that the measured
@@ -10,13 +10,19 @@ an access token. Then it runs four phases:
   filled, its statements planned, its pools' connections open. Without it the measured phase
   pays for the cold start, and a slower configuration (scoring on) pays for longer;
 - throughput: `clients` keep-alive connections send P2P transfers back to back, each with a fresh
-  Idempotency-Key, for `seconds`;
+  Idempotency-Key, for `seconds` (one refused with 503 waits the second it is asked to);
 - latency: the same at a steady `rate` per second (open loop: latency counts from when a request
-  was due, so a stall is not hidden).
+  was due, so a stall is not hidden). Past the server's capacity, the due requests wait in the
+  `clients` connections: that phase measures the generator's backlog, not the server's;
+- overload: `overload` times the throughput phase's rate, each transfer sent when due on a
+  connection of its own (bench.overload), as many clients would send them: what the server
+  admits (goodput, against the throughput phase in the same run) and how fast, and whether
+  every refusal is clean.
 
 It reports transfers/s, errors and p50/p99, and for each transfer phase how many transfers
 went on unscored because their assessment overran its budget (the server's
 billfold_risk_timeouts_total); then it stops the server and reconciles the ledger.
+`in_flight_max` sets the server's BILLFOLD_REQUESTS_IN_FLIGHT_MAX (None: its default).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+import re
 import secrets
 import statistics
 import time
@@ -46,6 +53,7 @@ from billfold.platform.security import device_key, hash_password, issue_token, s
 from billfold.risk.history import ip_prefix
 
 FUNDING_MINOR = 1_000_000_00
+RETRY_AFTER_S = 1.0  # what a 503 overloaded asks a client to wait (api.admission)
 SLICE_S = 5.0  # the transfer phases' p99 is also reported for each slice of this many seconds
 SEED_USERS = """
 WITH people AS (
@@ -106,13 +114,20 @@ async def run_api_bench(
     rate: int,
     workers: int,
     warmup: float = 0.0,
+    overload: float = 0.0,
+    in_flight_max: int | None = None,
 ) -> dict[str, Any]:
+    from billfold.bench.overload import drive_open_loop  # (it imports this module's helpers)
+
+    bound = {} if in_flight_max is None else {"BILLFOLD_REQUESTS_IN_FLIGHT_MAX": str(in_flight_max)}
+    overloaded: dict[str, Any] = {}
     async with scratch_database(dsn) as database_url:
         pool = await migrated_pool(database_url, settings)
         try:
             people = await seed_people(pool, settings, users)
             key = secrets.token_urlsafe(48)
-            async with running_server(database_url, redis_url, key, workers) as (port, server):
+            running = running_server(database_url, redis_url, key, workers, bound)
+            async with running as (port, server):
                 tokens = app_tokens(people, key, 3600 * 4)
                 say(f"server up with {workers} workers; {clients} clients")
                 drive = functools.partial(
@@ -135,6 +150,21 @@ async def run_api_bench(
                 scoring = _quantiles(before.buckets, after.buckets)
                 if scoring:
                     say(f"scoring in the steady phase (server-side): {scoring}")
+                if overload > 0 and peak["transfers_per_s"] > 0:
+                    offered = overload * peak["transfers_per_s"]
+                    overloaded = await drive_open_loop(
+                        port, people, tokens, offered, seconds, server=server.pid
+                    )
+                    end = await _risk_scrape(port)
+                    _count_timeouts(overloaded, after.timeouts, end.timeouts)
+                    overloaded["shed_by_server"] = int(end.shed - after.shed)
+                    overloaded["admitted_in_server"] = _quantiles(
+                        after.served, end.served, "requests"
+                    )
+                    overloaded["goodput_vs_throughput"] = round(
+                        overloaded["transfers_per_s"] / peak["transfers_per_s"], 3
+                    )
+                    say(_overload_line(overloaded))
         finally:
             report = await reconcile(pool)
             await pool.close()
@@ -149,6 +179,7 @@ async def run_api_bench(
         "healthz": baseline,
         "throughput": peak,
         "steady": steady,
+        "overload": overloaded,
         "scoring_in_steady_phase": scoring,
         "throughput_vs_healthz": round(peak["transfers_per_s"] / baseline["transfers_per_s"], 3),
         "reconciled": report.ok,
@@ -160,6 +191,10 @@ class RiskScrape(NamedTuple):
 
     buckets: dict[float, float]  # billfold_risk_assessment_seconds: upper bound -> cumulative
     timeouts: float  # billfold_risk_timeouts_total: overran the budget, went on unscored
+    shed: float  # billfold_requests_shed_total: refused with 503 overloaded (any route)
+    # billfold_http_request_duration_seconds of POST /api/v1/transfers: upper bound ->
+    # cumulative. The time in the server from admission to the answer (not the wait before).
+    served: dict[float, float]
 
 
 async def _risk_scrape(port: int) -> RiskScrape:
@@ -169,7 +204,8 @@ async def _risk_scrape(port: int) -> RiskScrape:
     finally:
         await connection.close()
     buckets: dict[float, float] = {}
-    timeouts = 0.0
+    served: dict[float, float] = {}
+    timeouts = shed = 0.0
     prefix = 'billfold_risk_assessment_seconds_bucket{kind="p2p",le="'
     for line in body.decode().splitlines() if status == 200 else ():
         if line.startswith(prefix):
@@ -177,7 +213,16 @@ async def _risk_scrape(port: int) -> RiskScrape:
             buckets[float(bound)] = float(count)
         elif line.startswith('billfold_risk_timeouts_total{kind="p2p"} '):
             timeouts = float(line.rpartition(" ")[2])
-    return RiskScrape(buckets, timeouts)
+        elif line.startswith("billfold_requests_shed_total "):
+            shed = float(line.rpartition(" ")[2])
+        elif line.startswith("billfold_http_request_duration_seconds_bucket{"):
+            labels = dict(_LABEL.findall(line))
+            if labels.get("method") == "POST" and labels.get("route") == "/api/v1/transfers":
+                served[float(labels["le"])] = float(line.rpartition(" ")[2])
+    return RiskScrape(buckets, timeouts, shed, served)
+
+
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def _count_timeouts(phase: dict[str, Any], before: float, after: float) -> None:
@@ -193,9 +238,11 @@ def _count_timeouts(phase: dict[str, Any], before: float, after: float) -> None:
     phase["within_budget_per_s"] = round(phase["transfers_per_s"] * share, 1)
 
 
-def _quantiles(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
-    """p50 and p99 of the assessments between two scrapes, as the bucket bound they fall under
-    (an upper bound on the true figure); empty when the engine is off."""
+def _quantiles(
+    before: dict[float, float], after: dict[float, float], counted: str = "assessments"
+) -> dict[str, Any]:
+    """p50 and p99 of the assessments (or requests) between two scrapes, as the bucket bound
+    they fall under (an upper bound on the true figure); empty when there were none."""
     counts = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
     total = counts.get(float("inf"), 0.0)
     if not total:
@@ -205,7 +252,7 @@ def _quantiles(before: dict[float, float], after: dict[float, float]) -> dict[st
         return next(bound for bound, count in counts.items() if count >= q * total)
 
     return {
-        "assessments": int(total),
+        counted: int(total),
         "p50_ms_at_most": round(under(0.5) * 1000, 2),
         "p99_ms_at_most": round(under(0.99) * 1000, 2),
     }
@@ -239,7 +286,7 @@ async def drive_http(
     latencies: list[float] = []
     slices: dict[int, list[float]] = {}  # transfer latencies by SLICE_S of the phase
     statuses: dict[int, int] = {}
-    cpu_started = _cpu(server)
+    cpu_started = phase_cpu(server)
     started = time.perf_counter()
     stop_at = started + seconds
     interval = clients / rate if rate else 0.0
@@ -268,11 +315,15 @@ async def drive_http(
             latency = time.perf_counter() - (due if rate else now)
             latencies.append(latency)
             slices.setdefault(int((now - started) // SLICE_S), []).append(latency)
+            if status in (429, 503) and not rate:
+                # As the app would, it waits the Retry-After the server asked for (1 s) rather
+                # than ask again at once, and again.
+                await asyncio.sleep(RETRY_AFTER_S)
         await connection.close()
 
     await asyncio.gather(*(client(n) for n in range(clients)))
     elapsed = time.perf_counter() - started
-    cpu = per_unit_us(cpu_started, _cpu(server), len(latencies))
+    cpu = per_unit_us(cpu_started, phase_cpu(server), len(latencies))
     done = len(latencies)
     ok = statuses.get(200 if probe else 201, 0)
     return {
@@ -281,15 +332,15 @@ async def drive_http(
         "errors": done - ok,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "latency_ms_p50": round(statistics.median(latencies) * 1000, 2) if done else None,
-        "latency_ms_p99": _p99_ms(latencies, 2) if done else None,
+        "latency_ms_p99": p99_ms(latencies, 2) if done else None,
         # Where the slow ones were: a stall of a few seconds shows in one slice.
-        "latency_ms_p99_by_slice": [_p99_ms(slices[n], 1) for n in sorted(slices)],
+        "latency_ms_p99_by_slice": [p99_ms(slices[n], 1) for n in sorted(slices)],
         # What a request cost each process group on this machine, load generator included.
         "cpu_us_per_request": cpu,
     }
 
 
-def _cpu(server: int | None) -> dict[str, float | None]:
+def phase_cpu(server: int | None) -> dict[str, float | None]:
     """CPU seconds so far of the load generator (this process), the server with its workers,
     and the database and cache servers if they run here."""
     return {
@@ -299,7 +350,7 @@ def _cpu(server: int | None) -> dict[str, float | None]:
     }
 
 
-def _p99_ms(latencies: list[float], digits: int) -> float:
+def p99_ms(latencies: list[float], digits: int) -> float:
     """The 99th percentile of latencies in seconds, in milliseconds (sorts the list)."""
     latencies.sort()
     return round(latencies[int(len(latencies) * 0.99)] * 1000, digits)
@@ -337,5 +388,18 @@ def _line(name: str, figures: dict[str, Any]) -> str:
         f"{name:<14} {figures['transfers_per_s']:>9,.0f}/s  p50 {figures['latency_ms_p50']} ms"
         f"  p99 {figures['latency_ms_p99']} ms  errors {figures['errors']}"
         f"  statuses {figures['statuses']}{over}"
+        f"\n{'':<14} CPU us a request: {figures['cpu_us_per_request']}"
+    )
+
+
+def _overload_line(figures: dict[str, Any]) -> str:
+    return (
+        f"{'overload':<14} {figures['offered_per_s']:>9,.0f}/s offered, "
+        f"{figures['transfers_per_s']:,.0f}/s admitted ({figures['goodput_vs_throughput']} of "
+        f"the throughput phase)  admitted p50 {figures['admitted_latency_ms_p50']} ms"
+        f"  p99 {figures['admitted_latency_ms_p99']} ms  refused {figures['refused']} "
+        f"{figures['refused_codes']} (p99 {figures['refused_latency_ms_p99']} ms)"
+        f"  unclean {figures['unclean']}  over the risk budget {figures['risk_timeouts']}"
+        f"\n{'':<14} admitted, in the server: {figures['admitted_in_server']}"
         f"\n{'':<14} CPU us a request: {figures['cpu_us_per_request']}"
     )

@@ -159,6 +159,16 @@ def api_bench(
     warmup: Annotated[
         float, typer.Option(help="Seconds of transfers before the measured phases, not measured.")
     ] = 20.0,
+    overload: Annotated[
+        float,
+        typer.Option(
+            help="The overload phase offers this many times the throughput phase's rate (0: none)."
+        ),
+    ] = 2.0,
+    in_flight_max: Annotated[
+        int | None,
+        typer.Option(help="The server's BILLFOLD_REQUESTS_IN_FLIGHT_MAX (default: its own)."),
+    ] = None,
     json: JsonFlag = False,
 ) -> None:
     """P2P transfers per second and latency over HTTP against the real server."""
@@ -172,6 +182,8 @@ def api_bench(
         rate=rate,
         workers=workers,
         warmup=warmup,
+        overload=overload,
+        in_flight_max=in_flight_max,
     )
     _report(result, json)
     if not result["reconciled"]:
