@@ -20,6 +20,7 @@ Where the two differ, by design and documented in docs/risk.md:
 
 from __future__ import annotations
 
+import functools
 import statistics
 import uuid
 from collections.abc import Mapping
@@ -152,7 +153,7 @@ class Past:
     def times_paid(self) -> int:
         return int(self.row["times_paid"] or 0)
 
-    @property
+    @functools.cached_property
     def address_links(self) -> tuple[int, int]:
         """As `HistoryState.address_links`: the other new accounts at the movement's address,
         and those of its accounts the user has traded with; (0, 0) past the address's cap."""
@@ -272,6 +273,7 @@ def _paid_by_them(row: Mapping[str, Any], at: datetime) -> tuple[datetime, int] 
 def signals(past: Past, movement: Request, counts: tuple[int, int, int]) -> Signals:
     """What the hard rules read, from the same rows (and the exact velocity counters)."""
     row, now = past.row, movement.ts.timestamp()
+    young, linked = past.address_links
     devices = {device for device, _, _ in past.devices}
     countries = past.countries
     last_country, last_country_at = countries[-1] if countries else (None, None)
@@ -312,8 +314,8 @@ def signals(past: Past, movement: Request, counts: tuple[int, int, int]) -> Sign
         rail=movement.rail,
         account_age_days=(now - float(row["signup"])) / DAY,
         device_other_accounts=int(row["device_other_users"] or 0) if device else 0,
-        address_new_accounts=past.address_links[0],
-        address_counterparties=past.address_links[1],
+        address_new_accounts=young,
+        address_counterparties=linked,
         paid_by_recipient=_paid_by_them(row, movement.ts),
         tiny_card_adds_1h=sum(
             1
