@@ -17,6 +17,7 @@ from billfold.bench.cli import bench_app
 from billfold.config import Settings
 from billfold.platform.errors import BillfoldError
 from billfold.risk.cli import risk_app
+from billfold.risk.rules import RiskRules
 
 T = TypeVar("T")
 # uvicorn's httptools protocol, each response sent in one system call (platform.httpwire).
@@ -224,10 +225,14 @@ async def _with_pool(settings: Settings, work: Callable[[Any], Awaitable[T]]) ->
 
 def _load_settings() -> Settings:
     try:
-        return Settings()
+        settings = Settings()
+        # Each worker builds the risk engine's rules from their setting: refused here, at start.
+        RiskRules.model_validate(settings.risk_rules)
     except pydantic.ValidationError as error:
-        problems = "; ".join(_describe_setting(item) for item in error.errors())
+        setting = "risk_rules" if error.title == RiskRules.__name__ else None
+        problems = "; ".join(_describe_setting(item, setting) for item in error.errors())
         _fail(f"invalid configuration: {problems}", code=2)
+    return settings
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -392,8 +397,8 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _describe_setting(item: Any) -> str:
-    name = str(item["loc"][0]) if item["loc"] else "settings"
+def _describe_setting(item: Any, setting: str | None = None) -> str:
+    name = setting or (str(item["loc"][0]) if item["loc"] else "settings")
     variable = name if name.isupper() else f"BILLFOLD_{name.upper()}"
     return f"{variable} {item.get('input')!r}: {item['msg']}"
 

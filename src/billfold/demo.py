@@ -55,6 +55,7 @@ async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
     from billfold.platform.redis import create_redis
     from billfold.risk.engine import RulesEngine
     from billfold.risk.past import give_ordinary_past
+    from billfold.risk.rules import RiskRules
 
     if settings.redis_url is None:
         raise ValueError("demo data needs a Redis URL; run _prepare first")
@@ -62,7 +63,9 @@ async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
     try:
         people = [await find_user(pool, Handle("username", name)) for name in DEMO_PEOPLE]
         ids = [str(user.id) for user in people if user is not None]
-        await give_ordinary_past(pool, RulesEngine(pool, redis, settings.risk_rules), ids)
+        await give_ordinary_past(
+            pool, RulesEngine(pool, redis, RiskRules.model_validate(settings.risk_rules)), ids
+        )
     finally:
         await redis.aclose()
 
