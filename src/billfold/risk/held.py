@@ -18,6 +18,7 @@ from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import HoldNotPending
 from billfold.ledger.model import Transfer
 from billfold.platform.errors import BillfoldError, NotFound
+from billfold.platform.strict import ascii_digits
 from billfold.risk.places import remember_places
 from billfold.wallet.pins import PinCheck
 from billfold.wallet.users import check_four_eyes
@@ -161,7 +162,7 @@ async def lock_held(
     missing = NotFound(
         f"transfer '{transfer_id[:40]}' does not exist", transfer_id=transfer_id[:40]
     )
-    if not transfer_id.isdigit() or len(transfer_id) > 18:
+    if not ascii_digits(transfer_id, 18):
         raise missing
     row = await conn.fetchrow(
         """SELECT hold_id, sender_id, recipient_id, amount_minor, status, pin_failures,
