@@ -10,7 +10,8 @@ import redis.exceptions
 from fastapi import APIRouter, Request, Response
 
 from billfold.api.inputs import InputRoute
-from billfold.api.problems import problem
+from billfold.api.problems import ProblemResponse, problem_responses
+from billfold.platform.errors import BillfoldError
 from billfold.platform.metrics import render_latest
 from billfold.platform.migrate import MigrationError, pending_migrations
 
@@ -20,16 +21,19 @@ CHECK_TIMEOUT_S = 2.0
 router = APIRouter(tags=["operations"], route_class=InputRoute)
 
 
+class NotReady(BillfoldError):
+    code = "not_ready"
+    status = 503
+    title = "Not ready"
+
+
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     """The process is up and serving HTTP. Says nothing about its dependencies."""
     return {"status": "ok"}
 
 
-@router.get(
-    "/readyz",
-    responses={503: {"description": "Not ready", "content": {"application/problem+json": {}}}},
-)
+@router.get("/readyz", responses=problem_responses(NotReady))
 async def readyz(request: Request) -> Any:
     """Ready for traffic: PostgreSQL answers, Redis answers PING, and no migration is pending."""
     state = request.app.state
@@ -43,7 +47,8 @@ async def readyz(request: Request) -> Any:
     if not failed:
         return {"status": "ready", "checks": checks}
     detail = "; ".join(f"{name}: {outcome}" for name, outcome in failed.items())
-    return problem(503, "not_ready", "Not ready", detail, failed=sorted(failed), checks=checks)
+    error = NotReady(detail, failed=sorted(failed), checks=checks)
+    return ProblemResponse(error.to_problem(), status_code=error.status)
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=False)

@@ -8,28 +8,53 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from billfold.api import direct
+from billfold.api.fields import (
+    IDEMPOTENCY_KEY,
+    Amount,
+    IdempotencyKeyIn,
+    Note,
+    Pin,
+    Recipient,
+    TransferIdPath,
+    UserIdIn,
+)
 from billfold.api.funding import MovementOut, debt_outstanding
 from billfold.api.identity import CurrentUser
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_money
+from billfold.api.problems import problem_responses
 from billfold.api.signals import COUNTRY_HEADER, DEVICE_HEADER, ClientSignals, signals_of
 from billfold.funding import collections, movements, risk_holds
-from billfold.ledger.errors import DebtOutstanding, IdempotencyKeyReused, LedgerError
+from billfold.funding.cards import CardProcessorUnavailable
+from billfold.funding.service import CardDeclined
+from billfold.ledger.errors import (
+    BalanceLimitExceeded,
+    DebtOutstanding,
+    HoldExpired,
+    HoldNotPending,
+    IdempotencyKeyReused,
+    InsufficientFunds,
+    LedgerBusy,
+    LedgerError,
+    TransferNotFound,
+)
 from billfold.ledger.model import Kind, Transfer
-from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
+from billfold.platform.errors import BillfoldError, NotFound, TooManyRequests, ValidationFailed
 from billfold.platform.security import Unauthenticated
 from billfold.risk import held as held_transfers
 from billfold.risk.assessments import never_moved
 from billfold.risk.places import remember
-from billfold.wallet.money import InvalidAmount, amount_schema
-from billfold.wallet.pins import check_pin
+from billfold.wallet.money import InvalidAmount
+from billfold.wallet.pins import PinNotSet, check_pin
+from billfold.wallet.refusals import WalletFrozen
 from billfold.wallet.risk import (
     DeclinedByRisk,
     KeyInFlight,
     Movement,
+    RiskUnavailable,
     Verdict,
     assess_within_budget,
     release_key,
@@ -37,6 +62,7 @@ from billfold.wallet.risk import (
 from billfold.wallet.transfers import (
     P2PRequest,
     RecipientNotFound,
+    SelfTransfer,
     access_transfer,
     check_p2p,
     do_p2p,
@@ -45,7 +71,7 @@ from billfold.wallet.transfers import (
     transfer_view,
     wallet_view,
 )
-from billfold.wallet.users import WALLET_CURRENCY, User, get_user
+from billfold.wallet.users import User, get_user
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"], route_class=InputRoute)
 
@@ -56,17 +82,18 @@ class IdempotencyKeyInUse(BillfoldError):
     title = "A request with this idempotency key is still running"
 
 
+class WrongPin(BillfoldError):
+    code = "wrong_pin"
+    status = 403
+    title = "Wrong PIN"
+
+
 class TransferBody(Body):
-    sender_id: str = Field(max_length=64)
-    recipient: str = Field(max_length=254)
-    # Any JSON value: parse_amount decides, so that every bad amount is an `invalid_amount`.
-    amount: Any = Field(
-        description="In dollars: a decimal string ('50.00') or a JSON number written the same"
-        " way (no exponent).",
-        json_schema_extra=amount_schema(WALLET_CURRENCY),
-    )
-    note: str | None = None
-    idempotency_key: str | None = Field(default=None, max_length=255)
+    sender_id: UserIdIn
+    recipient: Recipient
+    amount: Amount
+    note: Note = None
+    idempotency_key: IdempotencyKeyIn = None
 
 
 class WalletOut(BaseModel):
@@ -92,7 +119,9 @@ class TransferOut(BaseModel):
 
 # `{user_id:uuid}`: a user id is a uuid, so that the literal paths beside it
 # (/wallet/add-funds, /wallet/cash-out) never match it, and their 405 lists their own methods.
-@router.get("/wallet/{user_id:uuid}", response_model=WalletOut)
+@router.get(
+    "/wallet/{user_id:uuid}", response_model=WalletOut, responses=problem_responses(NotFound)
+)
 async def get_wallet(request: Request, user_id: uuid.UUID, user: CurrentUser) -> dict[str, Any]:
     """Balance (posted), available balance (spendable now) and pending incoming money."""
     if user_id != user.id:
@@ -104,7 +133,20 @@ IDEMPOTENCY_KEY_MAX = 255
 IDEMPOTENCY_HEADER = (
     "idempotency-key",
     IDEMPOTENCY_KEY_MAX,
-    "Makes retries safe: the same key and body get the first answer.",
+    IDEMPOTENCY_KEY,
+)
+
+
+# What moving money out of a wallet may be refused for, once the request is read.
+MONEY_REFUSALS = (
+    InsufficientFunds,
+    BalanceLimitExceeded,
+    WalletFrozen,
+    DebtOutstanding,
+    IdempotencyKeyReused,
+    DeclinedByRisk,
+    RiskUnavailable,
+    LedgerBusy,
 )
 
 
@@ -112,6 +154,17 @@ IDEMPOTENCY_HEADER = (
     "/transfers",
     status_code=201,
     response_model=TransferOut,
+    responses=problem_responses(
+        ValidationFailed,
+        InvalidAmount,
+        SelfTransfer,
+        NotFound,
+        RecipientNotFound,
+        IdempotencyKeyInUse,
+        # Its rate limits are read as the dependency limit_money reads them (api.direct).
+        TooManyRequests,
+        *MONEY_REFUSALS,
+    ),
     openapi_extra=direct.openapi(TransferBody, IDEMPOTENCY_HEADER, DEVICE_HEADER, COUNTRY_HEADER),
 )
 async def send_money(request: Request) -> Response:
@@ -321,16 +374,29 @@ async def _hold_for_risk(
 
 
 class PinIn(Body):
-    pin: str = Field(max_length=16)
+    pin: Pin
 
 
 @router.post(
     "/transfers/{transfer_id}/verify",
     response_model=TransferOut | MovementOut,
     dependencies=[Depends(limit_money)],
+    responses=problem_responses(
+        WrongPin,
+        PinNotSet,
+        NotFound,
+        held_transfers.NotPending,
+        HoldNotPending,
+        HoldExpired,
+        # Released, an add-funds from a card is charged then.
+        CardDeclined,
+        CardProcessorUnavailable,
+        BalanceLimitExceeded,
+        LedgerBusy,
+    ),
 )
 async def verify_transfer(
-    request: Request, transfer_id: str, body: PinIn, user: CurrentUser
+    request: Request, transfer_id: TransferIdPath, body: PinIn, user: CurrentUser
 ) -> dict[str, Any]:
     """Confirm a transfer held for verification with your PIN. Three wrong PINs decline it. A
     PIN changed within the last 24 hours does not complete it: it goes to review
@@ -397,12 +463,6 @@ async def _verify_movement(state: Any, funding_id: str, pin: str, user: User) ->
     return movements.funding_view(ft)
 
 
-class WrongPin(BillfoldError):
-    code = "wrong_pin"
-    status = 403
-    title = "Wrong PIN"
-
-
 def _movement_of(held: Any) -> Movement:
     return Movement(
         "p2p",
@@ -415,8 +475,14 @@ def _movement_of(held: Any) -> Movement:
     )
 
 
-@router.get("/transfers/{transfer_id}", response_model=TransferOut | MovementOut)
-async def get_transfer(request: Request, transfer_id: str, user: CurrentUser) -> dict[str, Any]:
+@router.get(
+    "/transfers/{transfer_id}",
+    response_model=TransferOut | MovementOut,
+    responses=problem_responses(TransferNotFound, NotFound),
+)
+async def get_transfer(
+    request: Request, transfer_id: TransferIdPath, user: CurrentUser
+) -> dict[str, Any]:
     """A movement the caller took part in, by the id its first answer and the history give:
     a transfer sent or received, or an add-funds or cash-out (its uuid: answered as
     `GET /funding/{transfer_id}` answers)."""
