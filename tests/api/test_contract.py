@@ -116,8 +116,10 @@ def test_the_inputs_state_their_constraints(app: FastAPI) -> None:
     transfer = paths["/api/v1/transfers"]["post"]
     key = next(p for p in transfer["parameters"] if p["name"] == "idempotency-key")
     assert key["schema"]["maxLength"] == 255
-    amount = transfer["requestBody"]["content"]["application/json"]["schema"]["properties"]
-    pattern = amount["amount"]["anyOf"][0]["pattern"]
+    body = transfer["requestBody"]["content"]["application/json"]["schema"]
+    if "$ref" in body:
+        body = schemas[body["$ref"].rpartition("/")[2]]
+    pattern = body["properties"]["amount"]["anyOf"][0]["pattern"]
     assert re.fullmatch(pattern, "0.01") and not re.fullmatch(pattern, "0.00")
     transfer_id = paths["/api/v1/transfers/{transfer_id}"]["get"]["parameters"][0]["schema"]
     assert transfer_id["pattern"].startswith("^([0-9]{1,18}|")

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -74,7 +75,7 @@ class Problem(BaseModel):
     status: int = Field(description="The HTTP status.")
     code: str = Field(description="The stable machine code: what a program should test.")
     detail: str = Field(description="This occurrence, naming the value at fault.")
-    instance: str | None = Field(default=None, description="The request's path.")
+    instance: str | SkipJsonSchema[None] = Field(default=None, description="The request's path.")
 
 
 PROBLEM_SCHEMA_NAME = "Problem"
