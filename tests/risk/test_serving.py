@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from billfold.config import Settings
 from billfold.platform.migrate import apply_migrations
-from billfold.risk import serving, synth, velocity
+from billfold.risk import serving, velocity
 from billfold.risk.engine import PAST_CONNECTIONS, RulesEngine, past_pool
 from billfold.risk.features import FEATURE_INDEX, FEATURE_NAMES, replay
 from billfold.risk.history import address_of, ip_prefix
@@ -32,6 +32,7 @@ from billfold.risk.model import Scorer
 from billfold.risk.places import remember_places
 from billfold.risk.rules import Action, RiskRules, Verdict
 from billfold.risk.serving import Request
+from billfold.risk.training import synth
 from billfold.wallet.risk import Movement
 
 # Online, a user has a verified bank account when one is verified now; the generator knows only

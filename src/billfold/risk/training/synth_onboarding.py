@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from billfold.risk.synth_world import Person, World
+from billfold.risk.training.synth_world import Person, World
 
 # Of new users: who tops up first, who pays someone on day one, and who splits a bill in week one.
 FIRST_TOP_UP = 0.85

@@ -27,9 +27,11 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from billfold.risk import synth
-from billfold.risk.evaluate_report import format_report
-from billfold.risk.evaluate_rules import (
+from billfold.risk.features import FEATURE_INDEX
+from billfold.risk.model import Scorer
+from billfold.risk.training import synth
+from billfold.risk.training.evaluate_report import format_report
+from billfold.risk.training.evaluate_rules import (
     BLOCK_POINTS,
     REVIEW,
     RULES,
@@ -40,13 +42,11 @@ from billfold.risk.evaluate_rules import (
     rule_points,
     served_verdicts,
 )
-from billfold.risk.features import FEATURE_INDEX
-from billfold.risk.metrics import FPRS, average_precision, recall_at_fpr, threshold_at_fpr
-from billfold.risk.model import (
+from billfold.risk.training.metrics import FPRS, average_precision, recall_at_fpr, threshold_at_fpr
+from billfold.risk.training.train import (
     OPERATING_FPR,
     FeatureTable,
     Log,
-    Scorer,
     Windows,
     build_table,
     log_to_stderr,

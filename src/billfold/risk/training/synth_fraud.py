@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from billfold.risk.synth_world import KINDS, PATTERNS, START, Person, World, dollars, random_ip
+from billfold.risk.training.synth_world import (
+    KINDS,
+    PATTERNS,
+    START,
+    Person,
+    World,
+    dollars,
+    random_ip,
+)
 
 # Fraud. Every event a fraudster controls is labelled with its pattern; victims' own ordinary
 # events stay unlabelled.

@@ -1,4 +1,4 @@
-"""The generated world's people, events and shared helpers (risk.synth generates the traffic)."""
+"""The generated world's people, events and shared helpers (synth generates the traffic)."""
 
 from __future__ import annotations
 

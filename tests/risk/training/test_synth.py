@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from billfold.risk import synth
+from billfold.risk.training import synth
 
 USERS, DAYS, SEED = 3_000, 30, 3
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from billfold.risk.features import FEATURE_INDEX
-from billfold.risk.metrics import threshold_at_fpr
+from billfold.risk.training.metrics import threshold_at_fpr
 
 ALLOW, STEP_UP, REVIEW, DECLINE = 0, 1, 2, 3
 

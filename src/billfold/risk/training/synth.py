@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from billfold.risk.synth_fraud import commit_fraud
-from billfold.risk.synth_onboarding import join_together, onboarding
-from billfold.risk.synth_world import (
+from billfold.risk.training.synth_fraud import commit_fraud
+from billfold.risk.training.synth_onboarding import join_together, onboarding
+from billfold.risk.training.synth_world import (
     BEHAVIOURS,
     PATTERNS,
     SECOND_WORLD,

@@ -12,7 +12,13 @@ from typing import Annotated
 import orjson
 import typer
 
-risk_app = typer.Typer(help="Risk: train and evaluate the fraud model.", no_args_is_help=True)
+# Run as `billfold risk ...` (billfold.cli hands it the rest of the command line).
+risk_app = typer.Typer(
+    help="Risk: train and evaluate the fraud model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 
 
 @risk_app.command()
@@ -30,7 +36,8 @@ def train(
     Prints progress to stderr and the new version to stdout. Safe to schedule (cron, weekly):
     files are written atomically and CURRENT is switched last.
     """
-    from billfold.risk.model import MODELS_DIR, train_and_save
+    from billfold.risk.model import MODELS_DIR
+    from billfold.risk.training.train import train_and_save
 
     typer.echo(train_and_save(users, days, seed, out or MODELS_DIR))
 
@@ -54,8 +61,8 @@ def evaluate(
     """Rules, model and both on a later window of the trained world and of an unseen one, on
     each held-out fraud pattern; false blocks by account age and behaviour; the clock's effect.
     About 4 minutes; progress on stderr."""
-    from billfold.risk.evaluate import evaluate as run_evaluation
-    from billfold.risk.evaluate import format_report
+    from billfold.risk.training.evaluate import evaluate as run_evaluation
+    from billfold.risk.training.evaluate import format_report
 
     report = run_evaluation(models, seed, second_seed)
     if json:
