@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from billfold.config import Settings
-from billfold.funding import nacha, rails
+from billfold.funding import rails
+from billfold.funding.ach import nacha
+from billfold.funding.ach.records import AchFile, Batch, EntryDetail, NachaFinding, check_digit
 from billfold.funding.bank_accounts import sealed_context
-from billfold.funding.nacha_records import AchFile, Batch, EntryDetail, NachaFinding, check_digit
 from billfold.funding.service import Funding, FundingTransfer
 from billfold.platform.crypto import Sealed
 from billfold.platform.errors import BillfoldError

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billfold.funding.calendar import (
+from billfold.funding.ach.calendar import (
     MAX_BANKING_DAYS,
     add_banking_days,
     banking_days_between,

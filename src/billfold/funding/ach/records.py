@@ -1,6 +1,6 @@
 """The NACHA file model, its error and its code tables.
 
-nacha_fields.py reads and writes one record at a time, nacha_read.py checks how records fit
+fields.py reads and writes one record at a time, read.py checks how records fit
 together, and nacha.py writes files. Positions are NACHA's own, 1-based and inclusive as the
 Operating Rules print them, so a layout can be checked against the rule book by eye.
 """

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billfold.funding.nacha import (
+from billfold.funding.ach import (
     AchFile,
     Addenda,
     Batch,

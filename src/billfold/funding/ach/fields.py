@@ -1,5 +1,5 @@
 """NACHA fields and single records: each field read or written, and each record read into the
-model (nacha_records.py). The structure around a record is checked in nacha_read.py. Positions
+model (records.py). The structure around a record is checked in read.py. Positions
 are NACHA's own, 1-based and inclusive as the Operating Rules print them.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import date
 from typing import NamedTuple
 
-from billfold.funding.nacha_options import CUSTOM_RETURN_CODE, ReadOptions
-from billfold.funding.nacha_records import (
+from billfold.funding.ach.options import CUSTOM_RETURN_CODE, ReadOptions
+from billfold.funding.ach.records import (
     ADV_TRANSACTION_CODES,
     CHANGE_CODES,
     DISHONORED_RETURN_CODES,

@@ -1,10 +1,10 @@
-"""Reading a NACHA file: `parse` and its checks (the contract is in funding.nacha's docstring)."""
+"""Reading a NACHA file: `parse` and its checks (the contract is in nacha.py's docstring)."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from billfold.funding.nacha_fields import (
+from billfold.funding.ach.fields import (
     ADV,
     IAT,
     batch_layout,
@@ -14,8 +14,8 @@ from billfold.funding.nacha_fields import (
     read_entry,
     read_file_header,
 )
-from billfold.funding.nacha_options import STRICT, ReadOptions
-from billfold.funding.nacha_records import (
+from billfold.funding.ach.options import STRICT, ReadOptions
+from billfold.funding.ach.records import (
     BLOCKING_FACTOR,
     PADDING_RECORD,
     RECORD_LENGTH,

@@ -16,7 +16,7 @@ debit in a credits-only batch or the reverse; numbering that disagrees with the 
 mandatory header field; an effective entry date that cannot be read (read as None). Whoever
 acts on a file decides what its findings allow.
 
-`ReadOptions` (nacha_options.py) lets through, each only when asked and each with a finding,
+`ReadOptions` (options.py) lets through, each only when asked and each with a finding,
 what moov-io/ach reads only with its options: no file header, batches without their controls,
 a bank's own return code. A fragment of a file reads so into its batches.
 
@@ -34,7 +34,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 
-from billfold.funding.nacha_fields import (
+from billfold.funding.ach.fields import (
     FILE_ID_MODIFIERS,
     STANDARD,
     batch_layout,
@@ -43,9 +43,9 @@ from billfold.funding.nacha_fields import (
     put_number,
     put_yymmdd,
 )
-from billfold.funding.nacha_options import ReadOptions
-from billfold.funding.nacha_read import parse, split_records
-from billfold.funding.nacha_records import (
+from billfold.funding.ach.options import ReadOptions
+from billfold.funding.ach.read import parse, split_records
+from billfold.funding.ach.records import (
     ADV_TRANSACTION_CODES,
     BLOCKING_FACTOR,
     PADDING_RECORD,
