@@ -2,7 +2,7 @@
 
 The risk engine's model judges a movement against the user's past; an account minutes old that
 pays at once looks like fraud to it. So the demo users come with what two months of paying each
-other would have left in the risk engine's memory (risk.past), and the demo's first transfer is
+other would have left in the risk engine's memory (demo.past), and the demo's first transfer is
 judged as an established user's would be. Their money is only the opening $500."""
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ async def seed(pool: asyncpg.Pool, settings: Settings) -> None:
 
 
 async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
+    from billfold.demo.past import give_ordinary_past
     from billfold.platform.redis import create_redis
     from billfold.risk.engine import RulesEngine
-    from billfold.risk.past import give_ordinary_past
 
     if settings.redis_url is None:
         raise ValueError("demo data needs a Redis URL; run _prepare first")
