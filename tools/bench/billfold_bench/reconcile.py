@@ -12,11 +12,11 @@ import sys
 import time
 from typing import Any
 
-from billfold.bench.seed import scratch_database
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
 from billfold.platform.db import create_pool
 from billfold.platform.migrate import apply_migrations
+from billfold_bench.seed import scratch_database
 
 GENERATE = [
     """

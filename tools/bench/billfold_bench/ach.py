@@ -20,19 +20,19 @@ from typing import Any
 
 import asyncpg
 
-from billfold.bench import say
-from billfold.bench.api import SEED_USERS
-from billfold.bench.seed import migrated_pool, scratch_database
 from billfold.config import Settings
-from billfold.funding import nacha
+from billfold.funding import ach
+from billfold.funding.ach.files import export_file, import_returns
 from billfold.funding.bank_accounts import INDEX_PURPOSE, sealed_context
-from billfold.funding.files import export_file, import_returns
 from billfold.funding.movements import add_funds_ach
 from billfold.funding.service import Funding
 from billfold.ledger.engine import Ledger
 from billfold.ledger.reconcile import reconcile
 from billfold.platform.security import hash_password
 from billfold.wallet.users import get_user
+from billfold_bench import say
+from billfold_bench.api import SEED_USERS
+from billfold_bench.seed import migrated_pool, scratch_database
 
 PER_USER = 10  # add-funds per person per run, of at most $9.99: inside the daily limit
 STARTERS = 64
@@ -80,13 +80,13 @@ async def _one_run(
     with tempfile.TemporaryDirectory() as folder:
         sent_path = Path(folder) / "out.ach"
         await export_file(funding, sent_path)
-        sent = nacha.parse(sent_path.read_text())
+        sent = ach.parse(sent_path.read_text())
     traces = [e.trace_number for b in sent.batches for e in b.entries if e.transaction_code == 27]
-    text = nacha.write(
-        nacha.make_returns_file(sent, dict.fromkeys(traces, "R01"), created_at=datetime.now(UTC))
+    text = ach.write(
+        ach.make_returns_file(sent, dict.fromkeys(traces, "R01"), created_at=datetime.now(UTC))
     )
     started = time.perf_counter()
-    nacha.parse(text)
+    ach.parse(text)
     parse_s = time.perf_counter() - started
     say(f"run {run}: applying a returns file of {len(traces):,} entries ...")
     started = time.perf_counter()

@@ -1,9 +1,9 @@
 """`billfold bench risk`: what scoring a movement costs, whole and part by part.
 
-A scratch database is filled with a generated world (risk.synth: users, their devices, months
-of ordinary traffic and fraud) as the risk engine would have stored it, shifted to end now. Then
-the real engine (risk.engine.RulesEngine, with the shipped model) scores movements of those
-users, as the transfer path calls it: the query for the user's and the recipient's past, the
+A scratch database is filled with a generated world (risk.training.synth: users, their devices,
+months of ordinary traffic and fraud) as the risk engine would have stored it, shifted to end
+now. Then the real engine (risk.engine.RulesEngine, with the shipped model) scores movements of
+those users, as the transfer path calls it: the query for the user's and the recipient's past, the
 velocity counters in Redis, the features, the model, the rules and the verdict, and the stored
 assessment. Each movement is scored one at a time, then `concurrency` at once.
 
@@ -28,17 +28,18 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from billfold.bench import say
-from billfold.bench.seed import migrated_pool, scratch_database
-from billfold.bench.server import bench_redis
 from billfold.config import Settings
 from billfold.platform.redis import create_redis
-from billfold.risk import serving, synth
+from billfold.risk import serving
 from billfold.risk.engine import RulesEngine
 from billfold.risk.history import NEW_ACCOUNT_SECONDS, address_of, ip_prefix
 from billfold.risk.model import Scorer
-from billfold.risk.rules import LOAD_TEST_RULES
+from billfold.risk.training import synth
 from billfold.wallet.risk import Movement
+from billfold_bench import say
+from billfold_bench.rules import LOAD_TEST_RULES
+from billfold_bench.seed import migrated_pool, scratch_database
+from billfold_bench.server import bench_redis
 
 
 async def run_risk_bench(

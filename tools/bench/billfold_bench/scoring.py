@@ -22,12 +22,12 @@ import secrets
 import statistics
 from typing import Any
 
-from billfold.bench import say
-from billfold.bench.api import AppTokens, app_tokens, drive_http, seed_people
-from billfold.bench.seed import migrated_pool, scratch_database
-from billfold.bench.server import running_server
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
+from billfold_bench import say
+from billfold_bench.api import AppTokens, app_tokens, drive_http, seed_people
+from billfold_bench.seed import migrated_pool, scratch_database
+from billfold_bench.server import running_server
 
 TARGET_ADDED_P99_MS = 5.0  # issue 5
 MODES = {"off": {"BILLFOLD_RISK_ENGINE": "off"}, "on": {"BILLFOLD_RISK_ENGINE": "rules"}}

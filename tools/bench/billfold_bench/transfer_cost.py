@@ -21,14 +21,14 @@ from typing import Any
 import asyncpg
 
 from billfold.app import create_app
-from billfold.bench import say
-from billfold.bench.api import ADDRESS, AppTokens, app_tokens, seed_people, transfer_request
-from billfold.bench.cpu import backends_cpu, per_unit_us, servers_cpu
-from billfold.bench.seed import migrated_pool, scratch_database
-from billfold.bench.server import bench_redis
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
-from billfold.risk.rules import LOAD_TEST_RULES
+from billfold_bench import say
+from billfold_bench.api import ADDRESS, AppTokens, app_tokens, seed_people, transfer_request
+from billfold_bench.cpu import backends_cpu, per_unit_us, servers_cpu
+from billfold_bench.rules import LOAD_TEST_RULES
+from billfold_bench.seed import migrated_pool, scratch_database
+from billfold_bench.server import bench_redis
 
 
 async def run_transfer_cost(

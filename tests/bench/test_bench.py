@@ -9,13 +9,13 @@ import sys
 import pytest
 from redis.asyncio import Redis
 
-from billfold.bench.api import _count_timeouts, p99_ms, run_api_bench
-from billfold.bench.cpu import per_unit_us, processes_cpu
-from billfold.bench.history import run_history_bench
-from billfold.bench.risk import run_risk_bench
-from billfold.bench.scoring import run_scoring_bench
-from billfold.bench.transfer_cost import run_transfer_cost
 from billfold.config import Settings
+from billfold_bench.api import _count_timeouts, p99_ms, run_api_bench
+from billfold_bench.cpu import per_unit_us, processes_cpu
+from billfold_bench.history import run_history_bench
+from billfold_bench.risk import run_risk_bench
+from billfold_bench.scoring import run_scoring_bench
+from billfold_bench.transfer_cost import run_transfer_cost
 
 
 @pytest.mark.parametrize("scoring", [True, False])

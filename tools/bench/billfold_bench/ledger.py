@@ -26,13 +26,13 @@ from typing import Any
 
 import asyncpg
 
-from billfold.bench.seed import fund_all, migrated_pool, scratch_database
 from billfold.config import Settings
 from billfold.ledger.accounts import open_account, open_clearing_account
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import LedgerError
 from billfold.ledger.model import AccountKind
 from billfold.ledger.reconcile import reconcile
+from billfold_bench.seed import fund_all, migrated_pool, scratch_database
 
 FUNDING_MINOR = 1_000_000_00
 PICKS = 1024

@@ -12,8 +12,8 @@ import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 
-from billfold.bench.http import Connection
-from billfold.risk.rules import LOAD_TEST_RULES
+from billfold_bench.http import Connection
+from billfold_bench.rules import LOAD_TEST_RULES
 
 BENCH_REDIS_DB = 9
 

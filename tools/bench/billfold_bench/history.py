@@ -23,10 +23,6 @@ from urllib.parse import urlencode
 import asyncpg
 import orjson
 
-from billfold.bench import say
-from billfold.bench.http import Connection
-from billfold.bench.seed import scratch_database
-from billfold.bench.server import running_server
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
 from billfold.platform.db import create_pool
@@ -34,6 +30,10 @@ from billfold.platform.migrate import apply_migrations
 from billfold.platform.security import issue_token
 from billfold.wallet.history import HistoryQuery, read_history
 from billfold.wallet.users import get_user
+from billfold_bench import say
+from billfold_bench.http import Connection
+from billfold_bench.seed import scratch_database
+from billfold_bench.server import running_server
 
 YEAR_START = datetime(2026, 1, 1, tzinfo=UTC)
 WARM_UP = 20  # pages read over HTTP before the timed ones

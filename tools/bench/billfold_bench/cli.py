@@ -13,7 +13,13 @@ import uvloop
 from billfold.config import Settings
 from billfold.platform.runtime import tune_gc
 
-bench_app = typer.Typer(help="Benchmarks", no_args_is_help=True)
+# Run as `billfold bench ...` (billfold.cli hands it the rest of the command line).
+bench_app = typer.Typer(
+    help="Benchmarks",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 
 LEDGER_SCENARIOS = ["uniform", "hot", "uniform-single", "hot-single"]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")]
@@ -52,8 +58,8 @@ def ledger(
     json: JsonFlag = False,
 ) -> None:
     """Transfers per second and p50/p99 latency of the ledger engine, batched and not."""
-    from billfold.bench.ledger import run_ledger_bench
     from billfold.platform.embedded import ensure_database
+    from billfold_bench.ledger import run_ledger_bench
 
     settings = Settings()
     dsn = ensure_database(settings)
@@ -126,8 +132,8 @@ def reconcile_bench(
     json: JsonFlag = False,
 ) -> None:
     """Time `billfold reconcile` over a generated ledger of N entries."""
-    from billfold.bench.reconcile import run_reconcile_bench
     from billfold.platform.embedded import ensure_database
+    from billfold_bench.reconcile import run_reconcile_bench
 
     settings = Settings()
     dsn = ensure_database(settings)
@@ -172,7 +178,7 @@ def api_bench(
     json: JsonFlag = False,
 ) -> None:
     """P2P transfers per second and latency over HTTP against the real server."""
-    from billfold.bench.api import run_api_bench
+    from billfold_bench.api import run_api_bench
 
     result = _on_stack(
         run_api_bench,
@@ -213,7 +219,7 @@ def scoring_bench(
 ) -> None:
     """What scoring adds to a transfer's p50 and p99 over HTTP, against scoring off in the same
     run (target: at most 5 ms at p99)."""
-    from billfold.bench.scoring import run_scoring_bench
+    from billfold_bench.scoring import run_scoring_bench
 
     chosen = rates or [100, 200, 500]
     for rate in chosen:
@@ -251,8 +257,8 @@ def ach_import_bench(
     json: JsonFlag = False,
 ) -> None:
     """Seconds to apply a NACHA returns file of `returns` entries (target: 10,000 in < 10 s)."""
-    from billfold.bench.ach import run_ach_bench
     from billfold.platform.embedded import ensure_database
+    from billfold_bench.ach import run_ach_bench
 
     settings = Settings()
     dsn = ensure_database(settings)
@@ -275,7 +281,7 @@ def risk_bench(
     json: JsonFlag = False,
 ) -> None:
     """Latency of scoring a movement by the real engine, model included (target: p99 <= 5 ms)."""
-    from billfold.bench.risk import run_risk_bench
+    from billfold_bench.risk import run_risk_bench
 
     result = _on_stack(
         run_risk_bench, users=users, days=days, movements=movements, concurrency=concurrency
@@ -296,10 +302,10 @@ def transfer_cost_bench(
     json: JsonFlag = False,
 ) -> None:
     """CPU per P2P transfer of the app (called in-process) and of PostgreSQL and Redis."""
-    from billfold.bench.server import bench_redis
-    from billfold.bench.transfer_cost import run_transfer_cost
     from billfold.platform.embedded import ensure_database, ensure_redis
     from billfold.platform.logging import configure_logging
+    from billfold_bench.server import bench_redis
+    from billfold_bench.transfer_cost import run_transfer_cost
 
     settings = Settings().model_copy(update={"log_level": "WARNING"})
     configure_logging(settings)
@@ -332,7 +338,7 @@ def history_bench(
     json: JsonFlag = False,
 ) -> None:
     """History page latency for one user with many transactions, in a large ledger."""
-    from billfold.bench.history import run_history_bench
+    from billfold_bench.history import run_history_bench
 
     result = _on_stack(
         run_history_bench,

@@ -41,16 +41,16 @@ from typing import Any, NamedTuple
 import asyncpg
 import orjson
 
-from billfold.bench import say
-from billfold.bench.cpu import per_unit_us, processes_cpu, servers_cpu
-from billfold.bench.http import Connection
-from billfold.bench.seed import fund_all, migrated_pool, scratch_database
-from billfold.bench.server import running_server
 from billfold.config import Settings
 from billfold.ledger.accounts import open_clearing_account
 from billfold.ledger.reconcile import reconcile
 from billfold.platform.security import device_key, hash_password, issue_token, sign_device
 from billfold.risk.history import ip_prefix
+from billfold_bench import say
+from billfold_bench.cpu import per_unit_us, processes_cpu, servers_cpu
+from billfold_bench.http import Connection
+from billfold_bench.seed import fund_all, migrated_pool, scratch_database
+from billfold_bench.server import running_server
 
 FUNDING_MINOR = 1_000_000_00
 RETRY_AFTER_S = 1.0  # what a 503 overloaded asks a client to wait (api.admission)
@@ -117,7 +117,7 @@ async def run_api_bench(
     overload: float = 0.0,
     in_flight_max: int | None = None,
 ) -> dict[str, Any]:
-    from billfold.bench.overload import drive_open_loop  # (it imports this module's helpers)
+    from billfold_bench.overload import drive_open_loop  # (it imports this module's helpers)
 
     bound = {} if in_flight_max is None else {"BILLFOLD_REQUESTS_IN_FLIGHT_MAX": str(in_flight_max)}
     overloaded: dict[str, Any] = {}
