@@ -31,7 +31,7 @@ $(VENV)/.installed: pyproject.toml tools/bench/pyproject.toml uv.lock | $(BIN)/u
 	touch $@
 
 $(VENV)/.runtime: pyproject.toml uv.lock | $(BIN)/uv
-	@echo "Installing Billfold's dependencies into $(VENV) (a minute the first time)..."
+	@echo "Installing Billfold's dependencies into $(VENV)..."
 	@$(UV) sync --locked --inexact --no-dev --quiet
 	@touch $@
 
