@@ -8,6 +8,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
+from billfold import cli
+from billfold.config import Settings
 from billfold.platform.migrate import load_migrations
 
 BILLFOLD = str(Path(sys.executable).with_name("billfold"))
@@ -111,3 +115,15 @@ def test_bench_without_the_benchmarks_installed_says_how_to_get_them() -> None:
     assert result.stderr == (
         "error: `billfold bench` needs the benchmarks (tools/bench): `make setup` installs them\n"
     )
+
+
+def test_demo_logsdemo_settings_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BILLFOLD_LOG_LEVEL", raising=False)
+    monkeypatch.delenv("BILLFOLD_LOG_JSON", raising=False)
+    quiet = cli.demo_settings(Settings())
+    assert (quiet.log_level, quiet.log_json) == ("WARNING", False)
+
+    monkeypatch.setenv("BILLFOLD_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("BILLFOLD_LOG_JSON", "true")
+    chosen = cli.demo_settings(Settings())
+    assert (chosen.log_level, chosen.log_json) == ("DEBUG", True)

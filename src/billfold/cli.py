@@ -78,8 +78,8 @@ def migrate(
 
 @app.command()
 def demo(host: Host = None, port: Port = None) -> None:
-    """Seed demo data, then serve as `serve` does."""
-    settings = _with_overrides(_load_settings(), host, port, None)
+    """Seed demo data, then serve as `serve` does, logging for a person at the terminal."""
+    settings = demo_settings(_with_overrides(_load_settings(), host, port, None))
     _configure_logging(settings)
     settings = _run(_prepare(settings), "start")
     _run(_seed(settings), "seed demo data")
@@ -259,6 +259,17 @@ def _configure_logging(settings: Settings) -> None:
         _fail(f"invalid configuration: {error}", code=2)
 
 
+# What `billfold demo` logs unless BILLFOLD_LOG_LEVEL / BILLFOLD_LOG_JSON say otherwise: lines a
+# person reads (not JSON), warnings and errors only (not a line per request), so the banner stays
+# on screen.
+DEMO_LOGGING = {"log_level": "WARNING", "log_json": False}
+
+
+def demo_settings(settings: Settings) -> Settings:
+    chosen = settings.model_fields_set
+    return settings.model_copy(update={k: v for k, v in DEMO_LOGGING.items() if k not in chosen})
+
+
 def _with_overrides(
     settings: Settings, host: str | None, port: int | None, workers: int | None
 ) -> Settings:
@@ -369,7 +380,10 @@ def _serve(settings: Settings) -> None:
     from billfold.platform.metrics import prepare_multiprocess_dir
 
     prepare_multiprocess_dir(settings)
+    # The workers build their settings from the environment (billfold.app:factory).
     os.environ["BILLFOLD_WORKERS"] = str(settings.workers)
+    os.environ["BILLFOLD_LOG_LEVEL"] = settings.log_level
+    os.environ["BILLFOLD_LOG_JSON"] = str(settings.log_json).lower()
     # Once shut down, uvicorn re-raises the signal that stopped it under the handler found at
     # start. Make SIGTERM, like SIGINT, end the process normally, so that exit hooks run and
     # release the embedded servers.

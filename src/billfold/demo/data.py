@@ -102,5 +102,7 @@ Billfold demo: alice, bob and carol each hold $500.00 (password: {DEMO_PASSWORD}
   bank and ACH: POST /api/v1/bank-accounts, then /verify, /wallet/add-funds, /wallet/cash-out
                and /api/v1/sandbox/ach/<transfer_id>/settle (see /docs and docs/funding.md)
   the ledger:  .venv/bin/billfold reconcile   (in another terminal)
+  logs:        warnings and errors below (BILLFOLD_LOG_LEVEL=INFO logs every request,
+               BILLFOLD_LOG_JSON=true as JSON)
 Stop with Ctrl+C.
 """
