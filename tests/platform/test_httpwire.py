@@ -10,9 +10,9 @@ from typing import Any
 
 import uvicorn
 
-from billfold.bench.http import Connection
 from billfold.cli import HTTP_PROTOCOL
 from billfold.platform.httpwire import GatheredWrites
+from billfold_bench.http import Connection
 
 
 class Recorded:
