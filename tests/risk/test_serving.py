@@ -28,11 +28,11 @@ from billfold.platform.migrate import apply_migrations
 from billfold.risk import serving, synth, velocity
 from billfold.risk.engine import PAST_CONNECTIONS, PAST_POOL, RulesEngine
 from billfold.risk.features import FEATURE_INDEX, FEATURE_NAMES, replay
-from billfold.risk.gate import Movement
+from billfold.risk.gate import Action, Movement, Verdict
 from billfold.risk.history import address_of, ip_prefix
 from billfold.risk.model import Scorer
 from billfold.risk.places import remember_places
-from billfold.risk.rules import Action, RiskRules, Verdict
+from billfold.risk.rules import RiskRules
 from billfold.risk.serving import Request
 
 # Online, a user has a verified bank account when one is verified now; the generator knows only

@@ -19,7 +19,7 @@ from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.platform.security import FourEyes
 from billfold.platform.strict import to_utc
 from billfold.risk import explain, held, listing, lockout, operators
-from billfold.risk.rules import Action
+from billfold.risk.gate import Action
 from billfold.wallet import held as held_transfers
 from billfold.wallet.users import User
 

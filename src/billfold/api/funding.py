@@ -10,11 +10,12 @@ from pydantic import BaseModel, Field
 from billfold.api.identity import CurrentUser
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_money
-from billfold.api.signals import Signals, risk_gate
+from billfold.api.signals import RequestOrigin, risk_gate
 from billfold.api.views import MovementOut
 from billfold.funding import actions, bank_accounts, cards, movements, webhooks
-from billfold.funding.service import CURRENCY, Funding
+from billfold.funding.service import Funding
 from billfold.funding.views import funding_view
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.wallet.money import amount_schema
 
 router = APIRouter(prefix="/api/v1", tags=["funding"], route_class=InputRoute)
@@ -41,7 +42,7 @@ class BankAccountOut(BaseModel):
 class VerifyIn(Body):
     amounts: list[Any] = Field(
         description="The two micro-deposit amounts, e.g. ['0.32', '0.45'].",
-        json_schema_extra={"items": amount_schema(CURRENCY)},
+        json_schema_extra={"items": amount_schema(WALLET_CURRENCY)},
     )
 
 
@@ -50,7 +51,7 @@ class MovementIn(Body):
     amount: Any = Field(
         description="In dollars: a decimal string ('50.00') or a JSON number written the same"
         " way (no exponent).",
-        json_schema_extra=amount_schema(CURRENCY),
+        json_schema_extra=amount_schema(WALLET_CURRENCY),
     )
     bank_account_id: str | None = Field(default=None, max_length=64)
     card_id: str | None = Field(default=None, max_length=64)
@@ -148,7 +149,7 @@ async def add_funds(
     response: Response,
     body: MovementIn,
     user: CurrentUser,
-    origin: Signals,
+    origin: RequestOrigin,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
 ) -> Any:
     """Add money from a verified bank account (ACH: 202 PENDING until it settles) or from a
@@ -182,7 +183,7 @@ async def cash_out(
     response: Response,
     body: MovementIn,
     user: CurrentUser,
-    origin: Signals,
+    origin: RequestOrigin,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
 ) -> Any:
     """Send money to a verified bank account: held at once, PENDING until it settles. One the

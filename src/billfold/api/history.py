@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field
 
 from billfold.api.identity import CurrentUser
 from billfold.api.inputs import InputRoute
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import NotFound
 from billfold.wallet.history import HistoryQuery, parse_moment, read_history
 from billfold.wallet.money import MAX_AMOUNT_CHARS, amount_pattern, parse_amount
-from billfold.wallet.users import WALLET_CURRENCY
 
 
 def _amount_query() -> Any:

@@ -17,7 +17,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from billfold.platform.errors import BillfoldError
+from billfold.platform.errors import BillfoldError, problem_body
 from billfold.platform.strict import SECRET_FIELDS
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -47,16 +47,7 @@ class ProblemResponse(Response):
 def problem(
     status: int, code: str, title: str, detail: str, instance: str | None = None, **fields: Any
 ) -> ProblemResponse:
-    body: dict[str, Any] = {
-        "type": f"https://billfold.dev/problems/{code}",
-        "title": title,
-        "status": status,
-        "code": code,
-        "detail": detail,
-    }
-    if instance is not None:
-        body["instance"] = instance
-    body.update(fields)
+    body = problem_body(status, code, title, detail, instance, fields)
     return ProblemResponse(body, status_code=status)
 
 

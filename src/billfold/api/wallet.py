@@ -13,15 +13,15 @@ from billfold.api import direct
 from billfold.api.identity import CurrentUser, current_user
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_money
-from billfold.api.signals import COUNTRY_HEADER, DEVICE_HEADER, risk_gate, signals_of
+from billfold.api.signals import COUNTRY_HEADER, DEVICE_HEADER, origin_of, risk_gate
 from billfold.api.views import MovementOut
 from billfold.funding import movements, risk_holds
 from billfold.funding.views import funding_view
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.wallet import held, p2p
 from billfold.wallet.money import InvalidAmount, amount_schema
 from billfold.wallet.transfers import RecipientNotFound, wallet_view
-from billfold.wallet.users import WALLET_CURRENCY
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"], route_class=InputRoute)
 
@@ -91,7 +91,7 @@ async def send_money(request: Request) -> Response:
     # the dependencies of the other money endpoints.
     user_id = direct.bearer_user_id(request)
     await limit_money(request, user_id)
-    origin = signals_of(
+    origin = origin_of(
         request,
         user_id,
         direct.header(request, *DEVICE_HEADER[:2]),

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import ValidationFailed
 from billfold.platform.strict import shown, to_utc
 from billfold.wallet.handles import parse_handle
@@ -223,7 +224,7 @@ async def read_history(pool: asyncpg.Pool, user: User, query: HistoryQuery) -> d
         balance = await conn.fetchval("SELECT posted_minor FROM accounts WHERE id = $1", account)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    currency = rows[0]["currency"] if rows else "USD"
+    currency = rows[0]["currency"] if rows else WALLET_CURRENCY
     return {
         "transactions": [_row_view(row) for row in rows],
         "balance": format_amount(balance, currency),

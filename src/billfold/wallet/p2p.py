@@ -21,6 +21,7 @@ from billfold.funding.collections import collect, debt_outstanding
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import DebtOutstanding, IdempotencyKeyReused, LedgerError
 from billfold.ledger.model import Kind, Transfer
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.risk import held as risk_held
 from billfold.risk.assessments import never_moved
@@ -33,7 +34,7 @@ from billfold.wallet.transfers import (
     parse_user_id,
     transfer_view,
 )
-from billfold.wallet.users import WALLET_CURRENCY, UserCache
+from billfold.wallet.users import UserCache
 
 View = tuple[dict[str, Any], bool]  # a transfer's public form, and whether it is a replay
 

@@ -16,6 +16,7 @@ from billfold.config import Settings
 from billfold.ledger.accounts import open_account
 from billfold.ledger.model import AccountKind
 from billfold.platform import db
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import BillfoldError, NotFound, TooManyRequests, ValidationFailed
 from billfold.platform.security import Unauthenticated, hash_password, verify_password
 from billfold.platform.ttl import ExpiringCache
@@ -28,7 +29,6 @@ from billfold.wallet.handles import (
     parse_handle,
 )
 
-WALLET_CURRENCY = "USD"
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
 
