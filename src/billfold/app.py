@@ -35,6 +35,7 @@ from billfold.risk.engine import PAST_POOL, RulesEngine, load_scorer
 from billfold.risk.gate import AllowAll
 from billfold.risk.rules import RiskRules
 from billfold.wallet.balances import BalanceCache
+from billfold.wallet.standing import engine_freezer
 from billfold.wallet.users import UserCache
 
 log = get_logger("billfold.app")
@@ -150,6 +151,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 redis,
                 RiskRules.model_validate(settings.risk_rules),
                 load_scorer(settings.risk_model),
+                freeze=engine_freezer(pool),
                 pasts=pasts,
                 with_transfers=True,
             )

@@ -56,6 +56,7 @@ async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
     from billfold.risk.engine import RulesEngine
     from billfold.risk.past import give_ordinary_past
     from billfold.risk.rules import RiskRules
+    from billfold.wallet.standing import engine_freezer
 
     if settings.redis_url is None:
         raise ValueError("demo data needs a Redis URL; run _prepare first")
@@ -63,9 +64,9 @@ async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
     try:
         people = [await find_user(pool, Handle("username", name)) for name in DEMO_PEOPLE]
         ids = [str(user.id) for user in people if user is not None]
-        await give_ordinary_past(
-            pool, RulesEngine(pool, redis, RiskRules.model_validate(settings.risk_rules)), ids
-        )
+        rules = RiskRules.model_validate(settings.risk_rules)
+        engine = RulesEngine(pool, redis, rules, freeze=engine_freezer(pool))
+        await give_ordinary_past(pool, engine, ids)
     finally:
         await redis.aclose()
 

@@ -34,6 +34,7 @@ from billfold.risk.model import Scorer
 from billfold.risk.places import remember_places
 from billfold.risk.rules import RiskRules
 from billfold.risk.serving import Request
+from billfold.wallet.standing import engine_freezer
 
 # Online, a user has a verified bank account when one is verified now; the generator knows only
 # whether it was at signup. The rest must match exactly.
@@ -45,7 +46,7 @@ _AREA_CODES = itertools.count(100)
 
 @pytest.fixture
 async def engine(pool: asyncpg.Pool, redis: Redis) -> AsyncIterator[RulesEngine]:
-    engine = RulesEngine(pool, redis, RiskRules(), Scorer.load())
+    engine = RulesEngine(pool, redis, RiskRules(), Scorer.load(), freeze=engine_freezer(pool))
     yield engine
     await engine.log.flush()
 
@@ -59,7 +60,9 @@ async def batch_engine(
     generic = request.param == "generic plans"
     assert settings.database_url is not None
     pasts = await create_pool(settings.database_url, settings, **PAST_POOL) if generic else None
-    engine = RulesEngine(pool, redis, RiskRules(), Scorer.load(), pasts=pasts)
+    engine = RulesEngine(
+        pool, redis, RiskRules(), Scorer.load(), freeze=engine_freezer(pool), pasts=pasts
+    )
     yield engine
     await engine.log.flush()
     if pasts is not None:
@@ -501,7 +504,9 @@ async def test_a_warmed_up_engine_has_planned_its_past_query_and_loaded_its_scri
     script."""
     assert settings.database_url is not None
     pasts = await create_pool(settings.database_url, settings, **PAST_POOL)
-    engine = RulesEngine(pool, redis, RiskRules(), Scorer.load(), pasts=pasts)
+    engine = RulesEngine(
+        pool, redis, RiskRules(), Scorer.load(), freeze=engine_freezer(pool), pasts=pasts
+    )
     script = hashlib.sha1(velocity._OBSERVE.encode(), usedforsecurity=False).hexdigest()
     try:
         await redis.script_flush()

@@ -20,6 +20,7 @@ from billfold.funding.service import Funding
 from billfold.platform.crypto import Sealed
 from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
+from billfold.risk.flags import raise_flag
 from billfold.wallet.money import format_amount, parse_amount
 
 ACCOUNT_TYPES = ("checking", "savings")
@@ -168,10 +169,10 @@ async def _flag_shared(
         user_id,
     )
     if others:
-        await conn.execute(
-            "INSERT INTO risk_flags (user_id, reason, detail)"
-            " VALUES ($1, 'shared_bank_account', $2)",
+        await raise_flag(
+            conn,
             user_id,
+            "shared_bank_account",
             {
                 "bank_account_id": str(bank_account_id),
                 "other_user_ids": [str(r["user_id"]) for r in others[:20]],

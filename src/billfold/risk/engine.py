@@ -29,7 +29,7 @@ from billfold.platform import db
 from billfold.platform.coalesce import Coalescer
 from billfold.platform.errors import WalletFrozen
 from billfold.platform.logging import get_logger
-from billfold.risk import lockout, operators, serving
+from billfold.risk import lockout, serving
 from billfold.risk.assessments import (
     RECORD,
     WITH_TRANSFER,
@@ -39,7 +39,15 @@ from billfold.risk.assessments import (
     row_of,
 )
 from billfold.risk.features import FEATURE_NAMES
-from billfold.risk.gate import CLAIM_TTL_MS, Action, KeyInFlight, Movement, SideRow, Verdict
+from billfold.risk.gate import (
+    CLAIM_TTL_MS,
+    Action,
+    FreezeUser,
+    KeyInFlight,
+    Movement,
+    SideRow,
+    Verdict,
+)
 from billfold.risk.history import address_of, ip_prefix
 from billfold.risk.model import Pushed, Scorer
 from billfold.risk.places import places_of
@@ -87,15 +95,19 @@ class RulesEngine:
         rules: RiskRules,
         scorer: Scorer | None = None,
         *,
+        freeze: FreezeUser,
         pasts: asyncpg.Pool | None = None,
         with_transfers: bool = False,
     ) -> None:
-        """`pasts`: a pool of PAST_CONNECTIONS with generic plans (PAST_POOL) for the past
-        queries; without it, they run on `pool`, planned anew for each batch.
+        """`freeze`: how a user the engine decides to freeze is frozen (the wallet's:
+        wallet.standing.engine_freezer). `pasts`: a pool of PAST_CONNECTIONS with generic
+        plans (PAST_POOL) for the past queries; without it, they run on `pool`, planned anew
+        for each batch.
         `with_transfers`: the verdict on an allowed P2P transfer carries its assessment for the
         ledger to write with the transfer (WITH_TRANSFER, which the ledger must have been given
         as a side statement); the caller must hand it on. Otherwise it is buffered here."""
         self._pool = pool
+        self._freeze = freeze
         self._with_transfers = with_transfers
         self._past_pool = pasts or pool
         self._velocity = Velocity(redis)
@@ -218,15 +230,9 @@ class RulesEngine:
         else:
             recorded = self._later(movement.kind, row, decided, places)
         if decided.freeze:
-            await operators.do_user_action(
-                self._pool,
-                None,
-                "freeze",
-                movement.user_id,
-                "risk engine: " + "; ".join(decided.reasons)[:450],
-            )
+            await self._freeze(movement.user_id, "risk engine: " + "; ".join(decided.reasons)[:450])
         elif decided.action is Action.DECLINE and self.rules.declines_to_lock > 0:
-            await lockout.count_decline(self._pool, self._declines, self.rules, movement, at)
+            await lockout.count_decline(self._freeze, self._declines, self.rules, movement, at)
         return recorded
 
     async def unscored(self, movement: Movement, reason: str) -> Verdict:

@@ -91,6 +91,16 @@ class Verdict:
     with_transfer: SideRow | None = None
 
 
+class FreezeUser(Protocol):
+    """How the risk engine freezes a user: the wallet owns users and their status, so it hands
+    the engine this function (wallet.standing.engine_freezer); the engine decides. `detail`
+    goes to the audit record beside `reason`. The freeze runs in a transaction of its own."""
+
+    async def __call__(
+        self, user_id: str, reason: str, detail: dict[str, Any] | None = None
+    ) -> None: ...
+
+
 class KeyInFlight(Exception):
     """The claimed key is held by another request, running or finished within CLAIM_TTL_MS:
     the movement was not assessed."""

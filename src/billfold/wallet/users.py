@@ -147,6 +147,16 @@ async def grant_admin(pool: asyncpg.Pool, handle_text: str) -> User:
     return await get_user(pool, user.id)
 
 
+async def wallet_account(conn: asyncpg.Pool | asyncpg.Connection, user_id: uuid.UUID) -> int:
+    """The ledger account of the user's wallet."""
+    account_id: int = await conn.fetchval(
+        "SELECT account_id FROM wallets WHERE user_id = $1 AND currency = $2",
+        user_id,
+        WALLET_CURRENCY,
+    )
+    return account_id
+
+
 async def get_user(pool: asyncpg.Pool, user_id: uuid.UUID) -> User:
     row = await db.fetchrow(pool, _BY_ID, user_id)
     if row is None:
