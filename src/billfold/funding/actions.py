@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from billfold.funding import collections, movements
+from billfold.funding import movements
 from billfold.funding.cards import CardProcessor
 from billfold.funding.risk_holds import REVIEW, VERIFICATION
 from billfold.funding.service import Funding, FundingTransfer, RiskHold
@@ -21,6 +21,7 @@ from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.risk.assessments import never_moved
 from billfold.risk.gate import Gate, Movement, Origin
+from billfold.wallet import debts
 from billfold.wallet.money import parse_amount
 from billfold.wallet.transfers import parse_user_id
 from billfold.wallet.users import User
@@ -125,16 +126,14 @@ async def do_cash_out(
     """Repay what the user owes, then score the cash-out and make it: its money held at once,
     sent with the next ACH file unless the verdict holds it back.
 
-    Locks: the user's debt lock (funding.collections: a transaction-scoped advisory lock) while
+    Locks: the user's debt lock (wallet.debts: a transaction-scoped advisory lock) while
     what is owed is repaid; then those of do_add_funds."""
     user, amount, key = checked.user, checked.amount_minor, checked.key
     # What is owed is repaid first, from what the wallet holds; while anything is still owed,
     # nothing goes out (and this request changes nothing).
-    owed = await collections.collect(
-        funding.pool, funding.ledger, user.id, user.account_id, WALLET_CURRENCY
-    )
+    owed = await debts.collect(funding.pool, funding.ledger, user.id, user.account_id)
     if owed:
-        raise collections.debt_outstanding(owed, WALLET_CURRENCY)
+        raise debts.debt_outstanding(owed)
     await movements.check_source(funding, user, checked.source_id, None)
     scored = await _score(funding, gate, checked, origin)
     making = movements.cash_out(funding, user, amount, checked.source_id, key, scored.held)

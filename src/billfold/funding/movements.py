@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from billfold.funding import collections, rails
+from billfold.funding import rails
 from billfold.funding.bank_accounts import access_bank_account, next_trace_number
 from billfold.funding.calendar import add_banking_days
 from billfold.funding.cards import CardProcessor, access_card, card_token
@@ -31,6 +31,7 @@ from billfold.ledger.errors import IdempotencyKeyReused
 from billfold.ledger.model import Leg
 from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import NotFound
+from billfold.wallet import debts
 from billfold.wallet.refusals import in_wallet_terms
 from billfold.wallet.users import User
 
@@ -289,9 +290,7 @@ async def book_card_funding(funding: Funding, user: User, ft: FundingTransfer) -
     )
     assert row is not None
     # Money that comes in repays what the user owes first.
-    await collections.collect(
-        funding.pool, funding.ledger, user.id, user.account_id, WALLET_CURRENCY
-    )
+    await debts.collect(funding.pool, funding.ledger, user.id, user.account_id)
     return FundingTransfer.from_row(row)
 
 

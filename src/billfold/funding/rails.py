@@ -16,12 +16,12 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from billfold.funding import collections
 from billfold.funding.bank_accounts import unlink
 from billfold.funding.service import FUNDING_COLUMNS, Funding, FundingTransfer
 from billfold.ledger.errors import HoldNotPending
 from billfold.ledger.model import Transfer
 from billfold.risk.flags import raise_flag
+from billfold.wallet import debts
 from billfold.wallet.money import format_amount
 from billfold.wallet.users import wallet_account
 
@@ -115,7 +115,7 @@ async def settle(funding: Funding, ft: FundingTransfer) -> Outcome:
         ft.id,
     )
     if ft.purpose == "add_funds":
-        await collections.collect(funding.pool, funding.ledger, ft.user_id, wallet_id, ft.currency)
+        await debts.collect(funding.pool, funding.ledger, ft.user_id, wallet_id)
     if not changed:
         return Outcome("ignored", f"transfer {ft.id} was settled already")
     return Outcome("applied", f"transfer {ft.id} settled")
@@ -179,14 +179,13 @@ async def _undo_add_funds(funding: Funding, ft: FundingTransfer, wallet_id: int)
     if not to_claw:
         return 0, 0
     source = funding.accounts.bank_clearing if ft.rail == "ach" else funding.accounts.card_clearing
-    result = await collections.claw_back(
+    result = await debts.claw_back(
         funding.pool,
         funding.ledger,
         user_id=ft.user_id,
         wallet_id=wallet_id,
         source_account_id=source,
         amount_minor=to_claw,
-        currency=ft.currency,
         key=f"{ft.id}:clawback",
     )
     return result.taken_minor, result.owed_minor
