@@ -1,5 +1,7 @@
-"""The layers hold: handlers in api/ run no SQL and import no other router; risk/ imports no other
-context; config imports none. Read from the source (ast), so that a new module is held to it too.
+"""The layers hold: handlers in api/ run no SQL and import no other router; the contexts import
+inwards only (platform < ledger < risk < wallet < funding), config imports none, and each table is
+written by the one context that owns it. Read from the source (ast), so that a new module is held
+to it too.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import billfold
+from billfold.platform.migrate import migrations_dir
 
 SRC = Path(billfold.__file__).parent
 # The calls of asyncpg (and of platform.db's wrappers around them) that run a statement or open
@@ -18,6 +21,62 @@ DATABASE_CALLS = frozenset(
     {"execute", "executemany", "fetch", "fetchrow", "fetchval", "transaction", "acquire"}
 )
 SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\s", re.MULTILINE)
+# The statements that write a table (upper case, as the house writes SQL; `DO UPDATE SET` and
+# `FOR UPDATE` name no table).
+WRITE = re.compile(r"\b(?:INSERT INTO|UPDATE|DELETE FROM)\s+([a-z_][a-z0-9_]*)")
+# Who owns each table: the one context that writes it (the migrations that create them say
+# whose they are: 0001 the ledger's, 0003 the wallet's, 0006 funding's, 0008-0020 risk's).
+OWNERS = {
+    "platform": {"schema_migrations"},
+    "ledger": {"accounts", "transfers", "entries", "idempotency_keys"},
+    "wallet": {"users", "wallets"},
+    "risk": {
+        "risk_flags",
+        "operator_actions",
+        "risk_assessments",
+        "held_transfers",
+        "user_devices",
+        "user_countries",
+        "user_networks",
+        "user_addresses",
+    },
+    "funding": {
+        "bank_accounts",
+        "cards",
+        "funding_transfers",
+        "webhook_inbox",
+        "sandbox_card_tokens",
+        "sandbox_card_charges",
+    },
+}
+# Folders that are no context: they call the contexts (and may write anything, as the
+# benchmarks' seeding does).
+OUTER = {"api", "bench", "demo", "web"}
+# What each context may import: itself and the layers below it.
+BASE = {"platform", "config"}
+INWARDS = {
+    "platform": BASE,
+    "ledger": BASE | {"ledger"},
+    "risk": BASE | {"risk"},
+    "wallet": BASE | {"ledger", "risk", "wallet"},
+    "funding": BASE | {"ledger", "risk", "wallet", "funding"},
+}
+
+
+def written(path: Path) -> Iterator[tuple[int, str]]:
+    """The tables the SQL in `path`'s strings writes, by line (its docstrings are prose)."""
+    tree = ast.parse(path.read_text(), str(path))
+    prose = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose:
+            for table in WRITE.findall(node.value):
+                yield node.lineno, table
 
 
 def modules(folder: str) -> list[Path]:
@@ -96,6 +155,47 @@ def test_risk_imports_no_other_context() -> None:
     """risk/ imports only itself and platform/: wallet and funding call its gate, and what it
     needs of them is handed in."""
     found = [line for path in modules("risk") for line in wrong_way(path, {"risk", "platform"})]
+    assert found == []
+
+
+def test_contexts_import_inwards() -> None:
+    """Each context imports only those below it: platform < ledger < risk < wallet < funding
+    (config, plain settings, sits with platform). None imports api/, the CLI or the benchmarks:
+    they call the contexts, never the other way round."""
+    found = [
+        line
+        for context, allowed in INWARDS.items()
+        for path in modules(context)
+        for line in wrong_way(path, allowed)
+    ]
+    folders = {path.name for path in SRC.iterdir() if path.is_dir() and any(path.glob("*.py"))}
+    assert folders - OUTER == set(INWARDS), "each folder is a context (INWARDS) or calls them"
+    assert found == []
+
+
+def test_each_table_is_written_by_its_context() -> None:
+    """A context inserts into, updates and deletes from its own tables only (OWNERS); what it
+    needs changed in another's, it asks of that context's functions. Every table the migrations
+    create has one owner."""
+    created = set(
+        re.findall(
+            r"CREATE TABLE (\w+)",
+            "".join(path.read_text() for path in sorted(migrations_dir().glob("*.sql"))),
+        )
+    )
+    owned = [table for tables in OWNERS.values() for table in tables]
+    writes = {
+        context: [w for path in modules(context) for w in written(path)] for context in OWNERS
+    }
+    found = [
+        f"{path.relative_to(SRC)}:{line} writes {table}"
+        for context in INWARDS
+        for path in modules(context)
+        for line, table in written(path)
+        if table not in OWNERS[context]
+    ]
+    assert created <= set(owned) and len(owned) == len(set(owned)), "OWNERS: one owner a table"
+    assert all(writes.values()), "a context writes nothing: the test reads the wrong files"
     assert found == []
 
 

@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 import asyncpg
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
+from redis.asyncio import Redis
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from billfold.api import admin, auth, direct, docs, funding, health, history, sandbox, wallet
@@ -33,9 +34,10 @@ from billfold.platform.redis import create_redis
 from billfold.platform.runtime import tune_gc
 from billfold.risk.assessments import RECORD_WITH_TRANSFER, WITH_TRANSFER
 from billfold.risk.engine import PAST_POOL, RulesEngine, load_scorer
-from billfold.risk.gate import AllowAll
+from billfold.risk.gate import AllowAll, RiskEngine
 from billfold.risk.rules import RiskRules
 from billfold.wallet.balances import BalanceCache
+from billfold.wallet.standing import engine_freezer
 from billfold.wallet.users import UserCache
 
 log = get_logger("billfold.app")
@@ -150,23 +152,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis = redis
         app.state.ledger = ledger
         app.state.balances = balances
-        if scoring:
-            pasts = await db.create_pool(database_url, settings, **PAST_POOL)
-            stack.push_async_callback(pasts.close)
-            engine = RulesEngine(
-                pool,
-                redis,
-                RiskRules.model_validate(settings.risk_rules),
-                load_scorer(settings.risk_model),
-                pasts=pasts,
-                with_transfers=True,
-            )
-            stack.push_async_callback(engine.log.flush)
-            await engine.warm_up()
-            app.state.risk = engine
-        else:
-            app.state.risk = AllowAll(redis)
-            await app.state.risk.warm_up()
+        app.state.risk = await _start_risk(stack, settings, database_url, pool, redis)
         # Without scoring there is nothing to bound (config.risk_concurrency) and nothing whose
         # overrun should refuse a large movement (config.risk_fail_closed_minor).
         bounded = scoring and settings.risk_concurrency > 0
@@ -177,6 +163,32 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         tune_gc()
         yield
         log.info("stopping")
+
+
+async def _start_risk(
+    stack: AsyncExitStack, settings: Settings, database_url: str, pool: asyncpg.Pool, redis: Redis
+) -> RiskEngine:
+    """The engine behind the risk gate, warmed up: the rules and the model (risk_engine
+    "rules"), their past queries on a pool of their own, a user they freeze frozen by the wallet
+    (wallet.standing); otherwise AllowAll."""
+    if settings.risk_engine != "rules":
+        allow = AllowAll(redis)
+        await allow.warm_up()
+        return allow
+    pasts = await db.create_pool(database_url, settings, **PAST_POOL)
+    stack.push_async_callback(pasts.close)
+    engine = RulesEngine(
+        pool,
+        redis,
+        RiskRules.model_validate(settings.risk_rules),
+        load_scorer(settings.risk_model),
+        freeze=engine_freezer(pool),
+        pasts=pasts,
+        with_transfers=True,
+    )
+    stack.push_async_callback(engine.log.flush)
+    await engine.warm_up()
+    return engine
 
 
 def _package_version() -> str:

@@ -53,9 +53,11 @@ def main() -> None:
 @app.command()
 def serve(host: Host = None, port: Port = None, workers: Workers = None) -> None:
     """Run the HTTP service (embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL)."""
+    from billfold.platform import stack
+
     settings = _with_overrides(_load_settings(), host, port, workers)
     _configure_logging(settings)
-    settings = _run(_prepare(settings), "start")
+    settings = _run(stack.prepare(settings), "start")
     _serve(settings)
 
 
@@ -64,14 +66,16 @@ def migrate(
     status: Annotated[bool, typer.Option("--status", help="List pending migrations only.")] = False,
 ) -> None:
     """Apply pending database migrations, printing each one applied."""
+    from billfold.platform import stack
+
     settings = _load_settings()
     if status:
-        pending = _run(_pending(settings), "read migrations")
+        pending = _run(stack.pending(settings), "read migrations")
         for name in pending:
             typer.echo(f"pending  {name}")
         typer.echo(f"{len(pending)} pending" if pending else "up to date")
         return
-    applied = _run(_migrate(settings), "migrate")
+    applied = _run(stack.migrate(settings), "migrate")
     for name in applied:
         typer.echo(f"applied  {name}")
     typer.echo(f"{len(applied)} applied" if applied else "up to date")
@@ -80,9 +84,11 @@ def migrate(
 @app.command()
 def demo(host: Host = None, port: Port = None) -> None:
     """Seed demo data, then serve as `serve` does, logging for a person at the terminal."""
+    from billfold.platform import stack
+
     settings = demo_settings(_with_overrides(_load_settings(), host, port, None))
     _configure_logging(settings)
-    settings = _run(_prepare(settings), "start")
+    settings = _run(stack.prepare(settings), "start")
     _run(_seed(settings), "seed demo data")
     from billfold.demo import banner
 
@@ -308,70 +314,12 @@ def _environment_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-async def _prepare(settings: Settings) -> Settings:
-    """Reach (or start) PostgreSQL and Redis and migrate, so that failures show up here cleanly.
-
-    Returns settings naming the resolved URLs. The server's workers inherit them through the
-    environment and attach to servers this process keeps running for as long as it lives.
-    """
-    from billfold.platform.db import connect
-    from billfold.platform.embedded import ensure_database, ensure_redis
-    from billfold.platform.migrate import apply_migrations
-    from billfold.platform.redis import create_redis
-
-    database_url = await asyncio.to_thread(ensure_database, settings)
-    redis_url = await asyncio.to_thread(ensure_redis, settings)
-    client = await create_redis(redis_url)
-    await client.aclose()
-    if settings.migrate_on_start:
-        await _with_connection(settings, database_url, apply_migrations)
-    else:
-        conn = await connect(database_url, settings)
-        await conn.close()
-    # The workers read the embedded servers' URLs from here, and would then take them for
-    # servers of their own: what depends on the stack being embedded is decided now, for them.
-    os.environ.setdefault("BILLFOLD_SANDBOX", "true" if settings.sandbox_enabled else "false")
-    os.environ["DATABASE_URL"] = database_url
-    os.environ["REDIS_URL"] = redis_url
-    return settings.model_copy(update={"database_url": database_url, "redis_url": redis_url})
-
-
-async def _migrate(settings: Settings) -> list[str]:
-    from billfold.platform.embedded import ensure_database
-    from billfold.platform.migrate import apply_migrations
-
-    database_url = await asyncio.to_thread(ensure_database, settings)
-    return await _with_connection(settings, database_url, apply_migrations)
-
-
-async def _pending(settings: Settings) -> list[str]:
-    from billfold.platform.embedded import ensure_database
-    from billfold.platform.migrate import pending_migrations
-
-    database_url = await asyncio.to_thread(ensure_database, settings)
-    return await _with_connection(settings, database_url, pending_migrations)
-
-
-async def _with_connection(
-    settings: Settings,
-    database_url: str,
-    work: Callable[[Any], Awaitable[T]],
-) -> T:
-    from billfold.platform.db import connect
-
-    conn = await connect(database_url, settings)
-    try:
-        return await work(conn)
-    finally:
-        await conn.close()
-
-
 async def _seed(settings: Settings) -> None:
     from billfold.demo import seed
     from billfold.platform.db import create_pool
 
     if settings.database_url is None:
-        raise ValueError("demo data needs a database URL; run _prepare first")
+        raise ValueError("demo data needs a database URL; run stack.prepare first")
     pool = await create_pool(settings.database_url, settings)
     try:
         await seed(pool, settings)

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from billfold.risk import operators
 from billfold.risk.rules import RiskRules
+from billfold.wallet import standing
 from billfold.wallet.users import grant_admin
 
 MakePerson = Callable[..., Awaitable[Any]]
@@ -150,7 +150,7 @@ async def test_an_operator_the_engine_froze_cannot_decide_their_own_review(
     """Frozen by the risk engine, an operator waits in the review queue like anyone: their own
     approve is refused and they stay frozen; another operator's approve unfreezes them."""
     ann, ben = await operator(app, make_person), await operator(app, make_person)
-    await operators.do_user_action(
+    await standing.do_user_action(
         app.state.pool, None, "freeze", ann.user_id, "risk engine: 5 declines in 10 minutes"
     )
     review_id = f"user:{ann.user_id}"

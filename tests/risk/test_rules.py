@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billfold.risk.rules import Action, RiskRules, Signals, Strength, check_rules, decide
+from billfold.risk.gate import Action
+from billfold.risk.rules import RiskRules, Signals, Strength, check_rules, decide
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 RULES = RiskRules(step_up_score=0.3, review_score=0.5, decline_score=0.9)

@@ -28,13 +28,14 @@ from billfold.platform.migrate import apply_migrations
 from billfold.risk import serving, velocity
 from billfold.risk.engine import PAST_CONNECTIONS, PAST_POOL, RulesEngine
 from billfold.risk.features import FEATURE_INDEX, FEATURE_NAMES, replay
-from billfold.risk.gate import Movement
+from billfold.risk.gate import Action, Movement, Verdict
 from billfold.risk.history import address_of, ip_prefix
 from billfold.risk.model import Scorer
 from billfold.risk.places import remember_places
-from billfold.risk.rules import Action, RiskRules, Verdict
+from billfold.risk.rules import RiskRules
 from billfold.risk.serving import Request
 from billfold.risk.training import synth
+from billfold.wallet.standing import engine_freezer
 
 # Online, a user has a verified bank account when one is verified now; the generator knows only
 # whether it was at signup. The rest must match exactly.
@@ -46,7 +47,7 @@ _AREA_CODES = itertools.count(100)
 
 @pytest.fixture
 async def engine(pool: asyncpg.Pool, redis: Redis) -> AsyncIterator[RulesEngine]:
-    engine = RulesEngine(pool, redis, RiskRules(), Scorer.load())
+    engine = RulesEngine(pool, redis, RiskRules(), Scorer.load(), freeze=engine_freezer(pool))
     yield engine
     await engine.log.flush()
 
@@ -60,7 +61,9 @@ async def batch_engine(
     generic = request.param == "generic plans"
     assert settings.database_url is not None
     pasts = await create_pool(settings.database_url, settings, **PAST_POOL) if generic else None
-    engine = RulesEngine(pool, redis, RiskRules(), Scorer.load(), pasts=pasts)
+    engine = RulesEngine(
+        pool, redis, RiskRules(), Scorer.load(), freeze=engine_freezer(pool), pasts=pasts
+    )
     yield engine
     await engine.log.flush()
     if pasts is not None:
@@ -502,7 +505,9 @@ async def test_a_warmed_up_engine_has_planned_its_past_query_and_loaded_its_scri
     script."""
     assert settings.database_url is not None
     pasts = await create_pool(settings.database_url, settings, **PAST_POOL)
-    engine = RulesEngine(pool, redis, RiskRules(), Scorer.load(), pasts=pasts)
+    engine = RulesEngine(
+        pool, redis, RiskRules(), Scorer.load(), freeze=engine_freezer(pool), pasts=pasts
+    )
     script = hashlib.sha1(velocity._OBSERVE.encode(), usedforsecurity=False).hexdigest()
     try:
         await redis.script_flush()

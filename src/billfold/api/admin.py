@@ -23,8 +23,9 @@ from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.platform.security import FourEyes
 from billfold.platform.strict import to_utc
 from billfold.risk import explain, held, listing, lockout, operators
-from billfold.risk.rules import Action
+from billfold.risk.gate import Action
 from billfold.wallet import held as held_transfers
+from billfold.wallet import standing
 from billfold.wallet.users import User
 
 router = APIRouter(prefix="/api/v1/admin", tags=["operators"], route_class=InputRoute)
@@ -63,7 +64,7 @@ def _action_route(action: str) -> Any:
     async def act(
         request: Request, subject_id: UuidPath, body: ReasonIn, operator: AdminUser
     ) -> dict[str, Any]:
-        done = await operators.do_user_action(
+        done = await standing.do_user_action(
             request.app.state.pool, operator.id, action, subject_id, body.reason
         )
         return {
@@ -78,7 +79,7 @@ def _action_route(action: str) -> Any:
     return act
 
 
-for _action in operators.USER_ACTIONS:
+for _action in standing.USER_ACTIONS:
     router.add_api_route(
         f"/users/{{subject_id}}/{_action}",
         _action_route(_action),
@@ -135,7 +136,7 @@ def _decision_route(approve: bool) -> Any:
         state = request.app.state
         why = operators.check_reason(body.reason)
         if lockout.is_user_review(review_id):
-            status = await lockout.do_decide_frozen_user(
+            status = await standing.do_decide_frozen_user(
                 state.pool, operator.id, review_id, approve=approve, reason=why
             )
             return {"review_id": review_id, "status": status}

@@ -22,7 +22,7 @@ from billfold.api.identity import CurrentUser, signing_key
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_login
 from billfold.api.problems import problem_responses
-from billfold.api.signals import CountryHeader, DeviceHeader, device_token_for, signals_of
+from billfold.api.signals import CountryHeader, DeviceHeader, device_token_for, origin_of
 from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.platform.security import Unauthenticated, issue_token
 from billfold.risk.places import remember_places
@@ -98,7 +98,7 @@ async def sign_up(
         pool, check_sign_up(body.username, body.email, body.phone, body.password)
     )
     device_token = device_token_for(request, user.id, x_device_id)
-    origin = signals_of(request, user.id, device_token, x_client_country)
+    origin = origin_of(request, user.id, device_token, x_client_country)
     await remember_places(pool, str(user.id), origin.device_id, origin.country, origin.ip)
     return SignedUpOut(
         user_id=str(user.id),

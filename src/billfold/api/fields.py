@@ -20,13 +20,14 @@ from pydantic.config import JsonDict
 
 from billfold.funding.bank_accounts import ACCOUNT_TYPES, MAX_HOLDER_NAME
 from billfold.funding.cards import MAX_TOKEN_LENGTH
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.risk.operators import MAX_REASON
 from billfold.wallet import history
 from billfold.wallet.handles import MAX_EMAIL_LENGTH
 from billfold.wallet.money import MAX_AMOUNT_CHARS, amount_pattern, amount_schema
 from billfold.wallet.pins import MAX_PIN_DIGITS, MIN_PIN_DIGITS
 from billfold.wallet.transfers import MAX_NOTE_LENGTH
-from billfold.wallet.users import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, WALLET_CURRENCY
+from billfold.wallet.users import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 UUID = {"format": "uuid"}
 _UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"

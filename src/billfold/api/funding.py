@@ -27,7 +27,7 @@ from billfold.api.identity import CurrentUser
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_money
 from billfold.api.problems import problem_responses
-from billfold.api.signals import Signals, risk_gate
+from billfold.api.signals import RequestOrigin, risk_gate
 from billfold.api.views import DeliveryOut, MovementOut
 from billfold.funding import actions, bank_accounts, cards, movements, webhooks
 from billfold.funding.service import (
@@ -263,7 +263,7 @@ async def add_funds(
     response: Response,
     body: MovementIn,
     user: CurrentUser,
-    origin: Signals,
+    origin: RequestOrigin,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Any:
     """Add money from a verified bank account (ACH: 202 PENDING until it settles) or from a
@@ -298,7 +298,7 @@ async def cash_out(
     response: Response,
     body: CashOutIn,
     user: CurrentUser,
-    origin: Signals,
+    origin: RequestOrigin,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Any:
     """Send money to a verified bank account: held at once, PENDING until it settles. One the

@@ -21,6 +21,7 @@ from billfold.api.fields import (
 from billfold.api.identity import CurrentUser
 from billfold.api.inputs import InputRoute
 from billfold.api.problems import problem_responses
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.wallet.history import (
     MAX_LIMIT,
@@ -30,7 +31,6 @@ from billfold.wallet.history import (
     read_history,
 )
 from billfold.wallet.money import InvalidAmount, parse_amount
-from billfold.wallet.users import WALLET_CURRENCY
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"], route_class=InputRoute)
 

@@ -20,7 +20,7 @@ from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from billfold.platform.errors import BillfoldError
+from billfold.platform.errors import BillfoldError, problem_body
 from billfold.platform.strict import SECRET_FIELDS
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -50,16 +50,7 @@ class ProblemResponse(Response):
 def problem(
     status: int, code: str, title: str, detail: str, instance: str | None = None, **fields: Any
 ) -> ProblemResponse:
-    body: dict[str, Any] = {
-        "type": f"https://billfold.dev/problems/{code}",
-        "title": title,
-        "status": status,
-        "code": code,
-        "detail": detail,
-    }
-    if instance is not None:
-        body["instance"] = instance
-    body.update(fields)
+    body = problem_body(status, code, title, detail, instance, fields)
     return ProblemResponse(body, status_code=status)
 
 

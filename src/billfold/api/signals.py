@@ -13,10 +13,6 @@ from billfold.api.limits import client_address
 from billfold.platform.security import new_device_id, read_device_token, sign_device
 from billfold.risk.gate import UNVERIFIED_DEVICE, Gate, Origin, country_code
 
-# The device, country and address a request comes from (its address: limits.client_address).
-ClientSignals = Origin
-
-
 # The longest header values accepted (a longer one is a 422).
 DEVICE_HEADER_MAX = 256
 COUNTRY_HEADER_MAX = 8
@@ -47,21 +43,22 @@ CountryHeader = Annotated[
 ]
 
 
-async def client_signals(
+async def request_origin(
     request: Request,
     user_id: AuthenticatedId,
     x_device_id: DeviceHeader = None,
     x_client_country: CountryHeader = None,
-) -> ClientSignals:
-    return signals_of(request, user_id, x_device_id, x_client_country)
+) -> Origin:
+    return origin_of(request, user_id, x_device_id, x_client_country)
 
 
-def signals_of(
+def origin_of(
     request: Request, user_id: uuid.UUID | None, device: str | None, country: str | None
-) -> ClientSignals:
-    """The signals of a request by `user_id` (None: nobody yet, as at sign-up)."""
+) -> Origin:
+    """The device, country and address a request by `user_id` (None: nobody yet, as at
+    sign-up) comes from (its address: limits.client_address)."""
     address = client_address(request)
-    return ClientSignals(
+    return Origin(
         device_id=device_of(request, user_id, device),
         country=country_code(country),
         ip=None if address == "unknown" else address,
@@ -95,7 +92,7 @@ def device_token_for(request: Request, user_id: uuid.UUID, header: str | None) -
     return sign_device(key, user_id, device_id)
 
 
-Signals = Annotated[ClientSignals, Depends(client_signals)]
+RequestOrigin = Annotated[Origin, Depends(request_origin)]
 
 
 def risk_gate(request: Request) -> Gate:

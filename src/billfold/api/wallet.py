@@ -24,7 +24,7 @@ from billfold.api.identity import CurrentUser, current_user
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_money
 from billfold.api.problems import problem_responses
-from billfold.api.signals import COUNTRY_HEADER, DEVICE_HEADER, risk_gate, signals_of
+from billfold.api.signals import COUNTRY_HEADER, DEVICE_HEADER, origin_of, risk_gate
 from billfold.api.views import MovementOut
 from billfold.funding import movements, risk_holds
 from billfold.funding.cards import CardProcessorUnavailable
@@ -144,7 +144,7 @@ async def send_money(request: Request) -> Response:
     # the dependencies of the other money endpoints.
     user_id = direct.bearer_user_id(request)
     await limit_money(request, user_id)
-    origin = signals_of(
+    origin = origin_of(
         request,
         user_id,
         direct.header(request, *DEVICE_HEADER[:2]),

@@ -12,6 +12,7 @@ import asyncpg
 from billfold.config import Settings
 from billfold.ledger.accounts import open_clearing_account
 from billfold.ledger.engine import Ledger
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.wallet.handles import Handle
 from billfold.wallet.users import check_sign_up, do_create_user, find_user
 
@@ -26,7 +27,7 @@ OPENING_BALANCE_MINOR = 500_00
 
 async def seed(pool: asyncpg.Pool, settings: Settings) -> None:
     """Open the demo users and fund them once; running it again changes nothing."""
-    bank = await open_clearing_account(pool, "USD")
+    bank = await open_clearing_account(pool, WALLET_CURRENCY)
     ledger = Ledger(pool, settings)
     await ledger.start()
     try:
@@ -43,7 +44,7 @@ async def seed(pool: asyncpg.Pool, settings: Settings) -> None:
                 debit_account_id=bank.id,
                 credit_account_id=user.account_id,
                 amount_minor=OPENING_BALANCE_MINOR,
-                currency="USD",
+                currency=WALLET_CURRENCY,
                 code="add_funds",
             )
     finally:
@@ -56,6 +57,7 @@ async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
     from billfold.platform.redis import create_redis
     from billfold.risk.engine import RulesEngine
     from billfold.risk.rules import RiskRules
+    from billfold.wallet.standing import engine_freezer
 
     if settings.redis_url is None:
         raise ValueError("demo data needs a Redis URL; run _prepare first")
@@ -63,9 +65,9 @@ async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
     try:
         people = [await find_user(pool, Handle("username", name)) for name in DEMO_PEOPLE]
         ids = [str(user.id) for user in people if user is not None]
-        await give_ordinary_past(
-            pool, RulesEngine(pool, redis, RiskRules.model_validate(settings.risk_rules)), ids
-        )
+        rules = RiskRules.model_validate(settings.risk_rules)
+        engine = RulesEngine(pool, redis, rules, freeze=engine_freezer(pool))
+        await give_ordinary_past(pool, engine, ids)
     finally:
         await redis.aclose()
 

@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.security import new_device_id
 from billfold.risk.engine import RulesEngine
-from billfold.risk.gate import Movement
+from billfold.risk.gate import Action, Movement, Verdict
 from billfold.risk.places import remember_places
-from billfold.risk.rules import Action, Verdict
 
 ALLOWED = Verdict(Action.ALLOW, 0.0, ())
 
@@ -58,16 +58,18 @@ async def give_ordinary_past(
         at = now - timedelta(days=day, hours=5)
         payer = user_ids[day % len(user_ids)]
         payee = user_ids[(day + 1) % len(user_ids)]
-        moves = [Movement("p2p", payer, payee, 2_000 + 700 * (day % 6), "USD")]
+        moves = [Movement("p2p", payer, payee, 2_000 + 700 * (day % 6), WALLET_CURRENCY)]
         if day % 14 == 0:
-            moves.append(Movement("add_funds", user_ids[0], None, 500_00, "USD", rail="ach"))
+            moves.append(
+                Movement("add_funds", user_ids[0], None, 500_00, WALLET_CURRENCY, rail="ach")
+            )
         for n, move in enumerate(moves):
             placed = Movement(
                 move.kind,
                 move.user_id,
                 move.counterparty_id,
                 move.amount_minor,
-                "USD",
+                WALLET_CURRENCY,
                 ref=f"past-{day}-{n}",
                 device_id=phones[move.user_id],
                 country=country,

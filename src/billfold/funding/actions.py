@@ -13,13 +13,15 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from billfold.funding import collections, movements
+from billfold.funding import movements
 from billfold.funding.cards import CardProcessor
 from billfold.funding.risk_holds import REVIEW, VERIFICATION
-from billfold.funding.service import CURRENCY, Funding, FundingTransfer, RiskHold
+from billfold.funding.service import Funding, FundingTransfer, RiskHold
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.risk.assessments import never_moved
 from billfold.risk.gate import Gate, Movement, Origin
+from billfold.wallet import debts
 from billfold.wallet.money import parse_amount
 from billfold.wallet.transfers import parse_user_id
 from billfold.wallet.users import User
@@ -124,16 +126,14 @@ async def do_cash_out(
     """Repay what the user owes, then score the cash-out and make it: its money held at once,
     sent with the next ACH file unless the verdict holds it back.
 
-    Locks: the user's debt lock (funding.collections: a transaction-scoped advisory lock) while
+    Locks: the user's debt lock (wallet.debts: a transaction-scoped advisory lock) while
     what is owed is repaid; then those of do_add_funds."""
     user, amount, key = checked.user, checked.amount_minor, checked.key
     # What is owed is repaid first, from what the wallet holds; while anything is still owed,
     # nothing goes out (and this request changes nothing).
-    owed = await collections.collect(
-        funding.pool, funding.ledger, user.id, user.account_id, CURRENCY
-    )
+    owed = await debts.collect(funding.pool, funding.ledger, user.id, user.account_id)
     if owed:
-        raise collections.debt_outstanding(owed, CURRENCY)
+        raise debts.debt_outstanding(owed)
     await movements.check_source(funding, user, checked.source_id, None)
     scored = await _score(funding, gate, checked, origin)
     making = movements.cash_out(funding, user, amount, checked.source_id, key, scored.held)
@@ -152,7 +152,7 @@ async def _score(funding: Funding, gate: Gate, checked: CheckedMovement, origin:
         str(user.id),
         None,
         checked.amount_minor,
-        CURRENCY,
+        WALLET_CURRENCY,
         ref=f"{kind}:{key}",
         device_id=origin.device_id,
         country=origin.country,
@@ -201,4 +201,4 @@ def _check_movement(request: MovementRequest, user: User) -> tuple[int, str]:
         raise NotFound(
             f"wallet '{request.user_id[:64]}' does not exist", user_id=request.user_id[:64]
         )
-    return parse_amount(request.amount, CURRENCY), key
+    return parse_amount(request.amount, WALLET_CURRENCY), key

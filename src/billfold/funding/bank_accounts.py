@@ -16,9 +16,11 @@ from typing import Any
 import asyncpg
 
 from billfold.funding.ach import routing_checksum_ok
-from billfold.funding.service import CURRENCY, Funding
+from billfold.funding.service import Funding
 from billfold.platform.crypto import Sealed
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
+from billfold.risk.flags import raise_flag
 from billfold.wallet.money import format_amount, parse_amount
 
 ACCOUNT_TYPES = ("checking", "savings")
@@ -149,7 +151,7 @@ async def do_link_bank_account(
         debit_account_id=funding.accounts.micro_deposits,
         credit_account_id=funding.accounts.bank_clearing,
         amount_minor=total,
-        currency=CURRENCY,
+        currency=WALLET_CURRENCY,
         code=MICRO_DEPOSIT,
         metadata={"bank_account_id": str(bank_account_id), "funding_ids": funding_ids},
     )
@@ -167,10 +169,10 @@ async def _flag_shared(
         user_id,
     )
     if others:
-        await conn.execute(
-            "INSERT INTO risk_flags (user_id, reason, detail)"
-            " VALUES ($1, 'shared_bank_account', $2)",
+        await raise_flag(
+            conn,
             user_id,
+            "shared_bank_account",
             {
                 "bank_account_id": str(bank_account_id),
                 "other_user_ids": [str(r["user_id"]) for r in others[:20]],
@@ -195,7 +197,7 @@ async def _micro_deposit(
         user_id,
         bank_account_id,
         amount,
-        CURRENCY,
+        WALLET_CURRENCY,
         await next_trace_number(conn, odfi),
     )
     return str(funding_id)
@@ -242,7 +244,7 @@ async def do_verify_bank_account(
     """Confirm the two micro-deposit amounts (in any order). Three wrong tries lock it."""
     if not isinstance(amounts, list) or len(amounts) != 2:
         raise ValidationFailed("amounts must be a list of the two deposit amounts", field="amounts")
-    given = sorted(parse_amount(a, CURRENCY, f"amounts.{i}") for i, a in enumerate(amounts))
+    given = sorted(parse_amount(a, WALLET_CURRENCY, f"amounts.{i}") for i, a in enumerate(amounts))
     async with funding.pool.acquire() as conn, conn.transaction():
         row = await access_bank_account(conn, user_id, bank_account_id, lock=True)
         if row["status"] == "verified":
@@ -268,7 +270,7 @@ async def do_verify_bank_account(
             failures,
             MAX_VERIFY_FAILURES,
         )
-    shown = ", ".join(format_amount(a, CURRENCY) for a in given)
+    shown = ", ".join(format_amount(a, WALLET_CURRENCY) for a in given)
     if failures >= MAX_VERIFY_FAILURES:
         raise BankAccountLocked(
             f"amounts {shown} are wrong; the bank account is now locked",

@@ -8,7 +8,8 @@ from datetime import timedelta
 import asyncpg
 
 from billfold.config import DEFAULT_FUNDING_LIMITS, FundingLimits, Settings
-from billfold.funding.service import CURRENCY, LimitExceeded
+from billfold.funding.service import LimitExceeded
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.wallet.money import format_amount
 
 # Rolling windows: a limit can't be doubled by straddling midnight or a month's end.
@@ -65,13 +66,13 @@ async def check_limits(
         limit = getattr(limits, f"{purpose}_{window}_minor")
         if used[window] + amount_minor > limit:
             name = f"{purpose}_{window}"
+            amount, limit_amount = _dollars(amount_minor), _dollars(limit)
             raise LimitExceeded(
-                f"{format_amount(amount_minor, CURRENCY)} would take {purpose.replace('_', '-')} "
-                f"over the {tier_name} {window} limit of {format_amount(limit, CURRENCY)} "
-                f"({format_amount(used[window], CURRENCY)} used)",
+                f"{amount} would take {purpose.replace('_', '-')} over the {tier_name} {window}"
+                f" limit of {limit_amount} ({_dollars(used[window])} used)",
                 limit=name,
-                limit_amount=format_amount(limit, CURRENCY),
-                used=format_amount(used[window], CURRENCY),
+                limit_amount=limit_amount,
+                used=_dollars(used[window]),
                 tier=tier_name,
             )
     return tier_name
@@ -90,3 +91,7 @@ async def instant_minor(
         user_id,
     )
     return max(0, min(amount, settings.ach_instant_limit_minor - outstanding))
+
+
+def _dollars(amount_minor: int) -> str:
+    return format_amount(amount_minor, WALLET_CURRENCY)

@@ -14,13 +14,12 @@ from typing import Any
 
 import asyncpg
 
-from billfold.funding import collections, rails
+from billfold.funding import rails
 from billfold.funding.ach import add_banking_days
 from billfold.funding.bank_accounts import access_bank_account, next_trace_number
 from billfold.funding.cards import CardProcessor, access_card, card_token
 from billfold.funding.limits import check_limits, instant_minor
 from billfold.funding.service import (
-    CURRENCY,
     FUNDING_COLUMNS,
     BankAccountNotVerified,
     CardDeclined,
@@ -30,7 +29,9 @@ from billfold.funding.service import (
 )
 from billfold.ledger.errors import IdempotencyKeyReused
 from billfold.ledger.model import Leg
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import NotFound
+from billfold.wallet import debts
 from billfold.wallet.refusals import in_wallet_terms
 from billfold.wallet.users import User
 
@@ -80,7 +81,7 @@ async def add_funds_ach(
                 user.id,
                 bank["id"],
                 amount_minor,
-                CURRENCY,
+                WALLET_CURRENCY,
                 advance,
                 estimated_completion(funding),
                 await next_trace_number(conn, funding.settings.ach_odfi_routing),
@@ -93,7 +94,7 @@ async def add_funds_ach(
             replayed = False
         else:
             replayed = True
-    with in_wallet_terms(user.account_id, amount_minor, CURRENCY):
+    with in_wallet_terms(user.account_id, amount_minor, WALLET_CURRENCY):
         return await book_add_funds(funding, user.account_id, found), replayed
 
 
@@ -156,14 +157,14 @@ async def cash_out(
         # The hold first: a refusal (insufficient funds, frozen, money owed) rolls this
         # transaction back, so nothing is recorded and the request changed nothing. The
         # ledger keeps the refusal under the hold's key: a retry gets it again, as a replay.
-        with in_wallet_terms(user.account_id, amount_minor, CURRENCY):
+        with in_wallet_terms(user.account_id, amount_minor, WALLET_CURRENCY):
             hold = await funding.ledger.hold(
                 CLIENT,
                 f"{funding_id}:hold",
                 debit_account_id=user.account_id,
                 credit_account_id=funding.accounts.bank_clearing,
                 amount_minor=amount_minor,
-                currency=CURRENCY,
+                currency=WALLET_CURRENCY,
                 code=CASH_OUT,
                 metadata={"funding_id": str(funding_id), "user_id": str(user.id)},
             )
@@ -179,7 +180,7 @@ async def cash_out(
             user.id,
             bank["id"],
             amount_minor,
-            CURRENCY,
+            WALLET_CURRENCY,
             hold.id,
             estimated_completion(funding),
             await next_trace_number(conn, funding.settings.ach_odfi_routing),
@@ -219,7 +220,7 @@ async def add_funds_card(
                 card["id"],
                 amount_minor,
                 fee,
-                CURRENCY,
+                WALLET_CURRENCY,
                 key,
                 *_risk_columns(held),
             )
@@ -252,7 +253,7 @@ async def add_funds_card(
                 card["id"],
                 amount_minor,
                 fee,
-                CURRENCY,
+                WALLET_CURRENCY,
                 key,
                 movement_id(user, key),
             )
@@ -260,7 +261,7 @@ async def add_funds_card(
             found, replayed = FundingTransfer.from_row(row), False
         else:
             replayed = True
-    with in_wallet_terms(user.account_id, amount_minor, CURRENCY):
+    with in_wallet_terms(user.account_id, amount_minor, WALLET_CURRENCY):
         return await book_card_funding(funding, user, found), replayed
 
 
@@ -289,7 +290,7 @@ async def book_card_funding(funding: Funding, user: User, ft: FundingTransfer) -
     )
     assert row is not None
     # Money that comes in repays what the user owes first.
-    await collections.collect(funding.pool, funding.ledger, user.id, user.account_id, CURRENCY)
+    await debts.collect(funding.pool, funding.ledger, user.id, user.account_id)
     return FundingTransfer.from_row(row)
 
 

@@ -16,12 +16,14 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from billfold.funding import collections
 from billfold.funding.bank_accounts import unlink
 from billfold.funding.service import FUNDING_COLUMNS, Funding, FundingTransfer
 from billfold.ledger.errors import HoldNotPending
 from billfold.ledger.model import Transfer
+from billfold.risk.flags import raise_flag
+from billfold.wallet import debts
 from billfold.wallet.money import format_amount
+from billfold.wallet.users import wallet_account
 
 CLIENT = "funding"
 _RETURN_CODE = re.compile(r"R[0-9]{2}")
@@ -94,7 +96,7 @@ async def settle(funding: Funding, ft: FundingTransfer) -> Outcome:
         return refused
     if ft.status == "returned":
         return Outcome("ignored", f"transfer {ft.id} was returned ({ft.return_code}) already")
-    wallet_id = await _wallet(funding.pool, ft.user_id)
+    wallet_id = await wallet_account(funding.pool, ft.user_id)
     if ft.hold_id is None and ft.purpose == "add_funds":
         from billfold.funding.movements import book_add_funds
 
@@ -113,7 +115,7 @@ async def settle(funding: Funding, ft: FundingTransfer) -> Outcome:
         ft.id,
     )
     if ft.purpose == "add_funds":
-        await collections.collect(funding.pool, funding.ledger, ft.user_id, wallet_id, ft.currency)
+        await debts.collect(funding.pool, funding.ledger, ft.user_id, wallet_id)
     if not changed:
         return Outcome("ignored", f"transfer {ft.id} was settled already")
     return Outcome("applied", f"transfer {ft.id} settled")
@@ -138,7 +140,7 @@ async def return_(
     settled_at = ft.settled_at if ft.status == "settled" and ft.rail == "ach" else None
     if settled_at is not None and now - settled_at > action.window:
         return Outcome("refused", f"return {code} for transfer {ft.id} is past its window")
-    wallet_id = wallet_id or await _wallet(funding.pool, ft.user_id)
+    wallet_id = wallet_id or await wallet_account(funding.pool, ft.user_id)
     clawed = owed = 0
     if ft.purpose == "add_funds":
         clawed, owed = await _undo_add_funds(funding, ft, wallet_id)
@@ -177,14 +179,13 @@ async def _undo_add_funds(funding: Funding, ft: FundingTransfer, wallet_id: int)
     if not to_claw:
         return 0, 0
     source = funding.accounts.bank_clearing if ft.rail == "ach" else funding.accounts.card_clearing
-    result = await collections.claw_back(
+    result = await debts.claw_back(
         funding.pool,
         funding.ledger,
         user_id=ft.user_id,
         wallet_id=wallet_id,
         source_account_id=source,
         amount_minor=to_claw,
-        currency=ft.currency,
         key=f"{ft.id}:clawback",
     )
     return result.taken_minor, result.owed_minor
@@ -217,16 +218,9 @@ async def _take_action(
     if action.unlink and ft.bank_account_id is not None:
         await unlink(pool, ft.bank_account_id, f"return {code}")
     if action.flag:
-        await pool.execute(
-            "INSERT INTO risk_flags (user_id, reason, detail) VALUES ($1, $2, $3)",
+        await raise_flag(
+            pool,
             ft.user_id,
             "unauthorised_return" if code != CHARGEBACK else "chargeback",
             {"funding_id": str(ft.id), "return_code": code},
         )
-
-
-async def _wallet(pool: asyncpg.Pool, user_id: uuid.UUID) -> int:
-    wallet_id: int = await pool.fetchval(
-        "SELECT account_id FROM wallets WHERE user_id = $1 AND currency = 'USD'", user_id
-    )
-    return wallet_id

@@ -17,12 +17,11 @@ from billfold.funding.cards import seal_plaintext_tokens
 from billfold.ledger.accounts import open_clearing_account, open_system_account
 from billfold.ledger.engine import Ledger
 from billfold.platform.crypto import KeyRing
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import BillfoldError
 from billfold.platform.logging import get_logger
 
 log = get_logger("billfold.funding")
-
-CURRENCY = "USD"
 
 
 @dataclass(frozen=True)
@@ -73,15 +72,15 @@ class Funding:
     @classmethod
     async def start(cls, pool: asyncpg.Pool, ledger: Ledger, settings: Settings) -> Funding:
         accounts = SystemAccounts(
-            bank_clearing=(await open_clearing_account(pool, CURRENCY)).id,
+            bank_clearing=(await open_clearing_account(pool, WALLET_CURRENCY)).id,
             card_clearing=(
-                await open_system_account(pool, "card_clearing", CURRENCY, overdraft=True)
+                await open_system_account(pool, "card_clearing", WALLET_CURRENCY, overdraft=True)
             ).id,
             fee_revenue=(
-                await open_system_account(pool, "fee_revenue", CURRENCY, overdraft=False)
+                await open_system_account(pool, "fee_revenue", WALLET_CURRENCY, overdraft=False)
             ).id,
             micro_deposits=(
-                await open_system_account(pool, "micro_deposits", CURRENCY, overdraft=True)
+                await open_system_account(pool, "micro_deposits", WALLET_CURRENCY, overdraft=True)
             ).id,
         )
         keys = KeyRing.from_settings(settings)

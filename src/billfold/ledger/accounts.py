@@ -67,6 +67,20 @@ async def get_account(conn: asyncpg.Connection | asyncpg.Pool, account_id: int) 
     return account_from_row(row)
 
 
+async def posted_balance(conn: asyncpg.Connection | asyncpg.Pool, account_id: int) -> int:
+    """The account's posted balance now (its pending holds aside)."""
+    value = await conn.fetchval("SELECT posted_minor FROM accounts WHERE id = $1", account_id)
+    if value is None:
+        raise AccountNotFound(f"account {account_id} does not exist", account_id=account_id)
+    return int(value)
+
+
+async def find_account(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> Account | None:
+    """The account opened with `name` (receivables, system accounts), if there is one."""
+    row = await conn.fetchrow(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = $1", name)
+    return account_from_row(row) if row is not None else None
+
+
 async def balance_at(conn: asyncpg.Connection | asyncpg.Pool, account_id: int, at: datetime) -> int:
     """The account's posted balance at a past moment, read from its entries' running balances."""
     value = await conn.fetchval(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -25,17 +26,7 @@ class BillfoldError(Exception):
         self.replayed = False
 
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
-        problem: dict[str, Any] = {
-            "type": f"https://billfold.dev/problems/{self.code}",
-            "title": self.title,
-            "status": self.status,
-            "code": self.code,
-            "detail": self.detail,
-        }
-        if instance is not None:
-            problem["instance"] = instance
-        problem.update(self.fields)
-        return problem
+        return problem_body(self.status, self.code, self.title, self.detail, instance, self.fields)
 
     def headers(self) -> dict[str, str] | None:
         """HTTP headers the error's response carries (Retry-After, WWW-Authenticate,
@@ -53,6 +44,30 @@ class BillfoldError(Exception):
 
 
 REPLAYED_HEADERS = {"Idempotent-Replayed": "true"}
+
+
+def problem_body(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    fields: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An RFC 9457 problem: its type names the stable `code`; `fields` say what was at fault.
+    Every problem the service answers with is built here (a BillfoldError's, and api.problems'
+    own for validation, routing and internal errors)."""
+    body: dict[str, Any] = {
+        "type": f"https://billfold.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    body.update(fields or {})
+    return body
 
 
 class ValidationFailed(BillfoldError):

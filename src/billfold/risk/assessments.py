@@ -15,10 +15,9 @@ import orjson
 from billfold.platform import db
 from billfold.platform.logging import get_logger
 from billfold.risk import serving
-from billfold.risk.gate import Movement
+from billfold.risk.gate import Movement, Verdict
 from billfold.risk.history import ip_prefix
 from billfold.risk.model import Pushed
-from billfold.risk.rules import Verdict as Decided
 
 log = get_logger("billfold.risk")
 
@@ -137,7 +136,7 @@ def row_of(
     movement: Movement,
     at: datetime,
     recipient: uuid.UUID | None,
-    decided: Decided,
+    decided: Verdict,
     new_payee: bool | None,
     sender_new: bool | None,
     model_version: str | None = None,
@@ -173,7 +172,7 @@ def explained(top_features: list[Pushed] | None) -> str | None:
     return orjson.dumps(top_features).decode()  # orjson writes dataclasses as objects
 
 
-def as_text(row: tuple[Any, ...], decided: Decided) -> tuple[Any, ...]:
+def as_text(row: tuple[Any, ...], decided: Verdict) -> tuple[Any, ...]:
     """An assessment's row as RECORD_WITH_TRANSFER takes it: what the ledger's array literals
     can write (ids as text, the score as a Python float)."""
     user, kind, ref, recipient, amount, score, *rest = row

@@ -16,7 +16,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from billfold.platform import db
 from billfold.platform.coalesce import Coalescer
 from billfold.platform.errors import WalletFrozen
 from billfold.platform.logging import get_logger
-from billfold.risk import lockout, operators, serving
+from billfold.risk import lockout, serving
 from billfold.risk.assessments import (
     RECORD,
     WITH_TRANSFER,
@@ -39,12 +39,19 @@ from billfold.risk.assessments import (
     row_of,
 )
 from billfold.risk.features import FEATURE_NAMES
-from billfold.risk.gate import CLAIM_TTL_MS, KeyInFlight, Movement, SideRow, Verdict
+from billfold.risk.gate import (
+    CLAIM_TTL_MS,
+    Action,
+    FreezeUser,
+    KeyInFlight,
+    Movement,
+    SideRow,
+    Verdict,
+)
 from billfold.risk.history import address_of, ip_prefix
 from billfold.risk.model import Pushed, Scorer
 from billfold.risk.places import places_of
-from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
-from billfold.risk.rules import Verdict as Decided
+from billfold.risk.rules import RiskRules, Signals, check_rules, decide
 from billfold.risk.velocity import Observation, Velocity
 
 log = get_logger("billfold.risk")
@@ -88,15 +95,19 @@ class RulesEngine:
         rules: RiskRules,
         scorer: Scorer | None = None,
         *,
+        freeze: FreezeUser,
         pasts: asyncpg.Pool | None = None,
         with_transfers: bool = False,
     ) -> None:
-        """`pasts`: a pool of PAST_CONNECTIONS with generic plans (PAST_POOL) for the past
-        queries; without it, they run on `pool`, planned anew for each batch.
+        """`freeze`: how a user the engine decides to freeze is frozen (the wallet's:
+        wallet.standing.engine_freezer). `pasts`: a pool of PAST_CONNECTIONS with generic
+        plans (PAST_POOL) for the past queries; without it, they run on `pool`, planned anew
+        for each batch.
         `with_transfers`: the verdict on an allowed P2P transfer carries its assessment for the
         ledger to write with the transfer (WITH_TRANSFER, which the ledger must have been given
         as a side statement); the caller must hand it on. Otherwise it is buffered here."""
         self._pool = pool
+        self._freeze = freeze
         self._with_transfers = with_transfers
         self._past_pool = pasts or pool
         self._velocity = Velocity(redis)
@@ -155,12 +166,8 @@ class RulesEngine:
         if settle is not None:
             settle()
         recorded = await self.record(movement, at, known, decided)
-        return Verdict(
-            decided.action.value,
-            decided.score,
-            decided.reasons,
-            recorded.assessment_id,
-            recorded.with_transfer,
+        return replace(
+            decided, assessment_id=recorded.assessment_id, with_transfer=recorded.with_transfer
         )
 
     async def prepare(self, movement: Movement, at: datetime, claim: str | None = None) -> Known:
@@ -186,7 +193,7 @@ class RulesEngine:
         )
 
     async def record(
-        self, movement: Movement, at: datetime, known: Known, decided: Decided
+        self, movement: Movement, at: datetime, known: Known, decided: Verdict
     ) -> Recorded:
         """Stores the assessment (or, see `with_transfers`, hands it back), with the context
         later movements' features read; remembers where an allowed movement came from; freezes
@@ -223,15 +230,9 @@ class RulesEngine:
         else:
             recorded = self._later(movement.kind, row, decided, places)
         if decided.freeze:
-            await operators.do_user_action(
-                self._pool,
-                None,
-                "freeze",
-                movement.user_id,
-                "risk engine: " + "; ".join(decided.reasons)[:450],
-            )
+            await self._freeze(movement.user_id, "risk engine: " + "; ".join(decided.reasons)[:450])
         elif decided.action is Action.DECLINE and self.rules.declines_to_lock > 0:
-            await lockout.count_decline(self._pool, self._declines, self.rules, movement, at)
+            await lockout.count_decline(self._freeze, self._declines, self.rules, movement, at)
         return recorded
 
     async def unscored(self, movement: Movement, reason: str) -> Verdict:
@@ -243,7 +244,7 @@ class RulesEngine:
         have said is unknown (new payee and new sender are left empty), and no place is
         remembered. A write that fails (the database is why the budget ran out) is buffered
         instead: the movement goes on, as it would have with its assessment written."""
-        decided = Decided(Action.ALLOW, 0.0, (reason,))
+        decided = Verdict(Action.ALLOW, 0.0, (reason,))
         recipient = uuid.UUID(movement.counterparty_id) if movement.counterparty_id else None
         row = row_of(movement, datetime.now(UTC), recipient, decided, None, None)
         if movement.kind != "p2p":
@@ -252,11 +253,11 @@ class RulesEngine:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("unscored assessment buffered", kind=movement.kind, error=str(error))
             else:
-                return Verdict("allow", 0.0, (reason,), assessment_id=written)
+                return replace(decided, assessment_id=written)
         recorded = self._later(movement.kind, row, decided)
-        return Verdict("allow", 0.0, (reason,), with_transfer=recorded.with_transfer)
+        return replace(decided, with_transfer=recorded.with_transfer)
 
-    async def _write(self, row: tuple[Any, ...], decided: Decided) -> int:
+    async def _write(self, row: tuple[Any, ...], decided: Verdict) -> int:
         """Writes an assessment at once (RECORD); its id."""
         written = await db.fetchrow(
             self._pool, RECORD, *row, list(decided.reasons), list(decided.aml)
@@ -268,7 +269,7 @@ class RulesEngine:
         self,
         kind: str,
         row: tuple[Any, ...],
-        decided: Decided,
+        decided: Verdict,
         places: tuple[Any, ...] | None = None,
     ) -> Recorded:
         """An assessment not written at once: an allowed P2P transfer's handed back for the
@@ -300,7 +301,7 @@ class RulesEngine:
         )
         return serving.Past.of(row), request, recipient
 
-    async def _top_features(self, known: Known, decided: Decided) -> list[Pushed] | None:
+    async def _top_features(self, known: Known, decided: Verdict) -> list[Pushed] | None:
         """What pushed the score of a movement held or declined, for operators; None for an
         allowed one. TreeSHAP costs about 2.4 ms a row on the shipped model (80 times the
         score), too much for every movement, and it runs after the verdict, outside the

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from billfold.platform import db
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import BillfoldError, NotFound
 from billfold.risk import serving
 from billfold.risk.engine import RulesEngine, request_of
@@ -100,7 +101,7 @@ def _movement(row: Mapping[str, Any]) -> Movement:
         str(row["user_id"]),
         str(counterparty) if isinstance(counterparty, uuid.UUID) else counterparty,
         row["amount_minor"],
-        "USD",
+        WALLET_CURRENCY,
         ref=row["ref"] or "",
         device_id=row["device_id"],
         country=row["country"],

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -67,15 +68,37 @@ class Movement:
     rail: str | None = None  # "ach" or "card" for add-funds and cash-out
 
 
+class Action(StrEnum):
+    ALLOW = "allow"
+    STEP_UP = "step_up"
+    REVIEW = "review"
+    DECLINE = "decline"
+
+
 @dataclass(frozen=True)
 class Verdict:
-    action: str  # "allow", "step_up", "review", "decline"
+    """What the engine decides on a movement (risk.rules.decide), and, once it is stored, where
+    its assessment went (RiskEngine.assess)."""
+
+    action: Action
     score: float = 0.0
     reasons: tuple[str, ...] = ()
+    freeze: bool = False  # two independent strong signals: the user is frozen too
+    aml: tuple[str, ...] = ()  # report candidates: "ctr", "sar"
     assessment_id: int | None = None  # the stored assessment, for a movement held on it
     # The assessment, for the ledger to write with the transfer (see ledger.model.SideRow):
     # the caller moving the money hands it on.
     with_transfer: SideRow | None = None
+
+
+class FreezeUser(Protocol):
+    """How the risk engine freezes a user: the wallet owns users and their status, so it hands
+    the engine this function (wallet.standing.engine_freezer); the engine decides. `detail`
+    goes to the audit record beside `reason`. The freeze runs in a transaction of its own."""
+
+    async def __call__(
+        self, user_id: str, reason: str, detail: dict[str, Any] | None = None
+    ) -> None: ...
 
 
 class KeyInFlight(Exception):
@@ -155,10 +178,10 @@ class AllowAll:
                 held_elsewhere = False  # Redis unreachable: the ledger alone decides
             if held_elsewhere:
                 raise KeyInFlight(claim)
-        return Verdict("allow")
+        return Verdict(Action.ALLOW)
 
     async def unscored(self, movement: Movement, reason: str) -> Verdict:
-        return Verdict("allow", reasons=(reason,))  # nothing is scored, nothing recorded
+        return Verdict(Action.ALLOW, reasons=(reason,))  # nothing is scored, nothing recorded
 
     async def warm_up(self) -> None:
         """Loads the claim script into Redis before the first request needs it."""
@@ -220,7 +243,7 @@ async def assess_within_budget(
             return await engine.unscored(movement, "risk_timeout")
         finally:
             RISK_ASSESSMENT_DURATION.labels(movement.kind).observe(time.perf_counter() - started)
-    if verdict.action == "decline":
+    if verdict.action == Action.DECLINE:
         # The reasons stay with the assessment, for operators: telling a fraudster which rule
         # caught them would teach them to step around it.
         raise DeclinedByRisk("the transfer was declined by risk checks")

@@ -22,7 +22,7 @@ from billfold.platform import db
 from billfold.platform.errors import ValidationFailed
 from billfold.platform.strict import ascii_digits
 from billfold.risk.explain import EXPLAINED_COLUMNS, NotExplainable, explain_row
-from billfold.risk.rules import Action
+from billfold.risk.gate import Action
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50

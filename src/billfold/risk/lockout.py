@@ -15,6 +15,8 @@ A user the engine froze (for repeated declines or for two strong signals) is in 
 queue until an operator decides: approve unfreezes them, reject keeps the freeze. Either is
 audited as the operator's own action, which takes the user out of the queue. The queue is
 derived from what is stored: users frozen now whose last freeze or unfreeze was the engine's.
+The freeze and the decision are the wallet's to write (wallet.standing: it owns the users
+table); what they rest on, and their record, are here.
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ from redis.exceptions import RedisError
 from billfold.platform.errors import BillfoldError, NotFound
 from billfold.platform.logging import get_logger
 from billfold.platform.security import check_four_eyes
-from billfold.risk import operators
-from billfold.risk.gate import Movement
+from billfold.risk.gate import FreezeUser, Movement
 from billfold.risk.rules import RiskRules
 
 log = get_logger("billfold.risk")
@@ -95,11 +96,12 @@ class Declines:
 
 
 async def count_decline(
-    pool: asyncpg.Pool, declines: Declines, rules: RiskRules, movement: Movement, at: datetime
+    freeze: FreezeUser, declines: Declines, rules: RiskRules, movement: Movement, at: datetime
 ) -> None:
     """Counts the engine's decline of `movement` in its user's window; at `declines_to_lock`
-    within `declines_window_s`, freezes the user, audited as the engine's action with the
-    count and the window. Without Redis no decline is counted (logged), as no velocity is."""
+    within `declines_window_s`, freezes the user (`freeze`: the wallet's, which audits it as
+    the engine's action), with the count and the window. Without Redis no decline is counted
+    (logged), as no velocity is."""
     try:
         count = await declines.add(
             movement.user_id,
@@ -112,10 +114,7 @@ async def count_decline(
         log.warning("decline not counted", user_id=movement.user_id, error=str(error))
         return
     if count >= rules.declines_to_lock:
-        await operators.do_user_action(
-            pool,
-            None,
-            "freeze",
+        await freeze(
             movement.user_id,
             lock_reason(count, rules.declines_window_s),
             {"declines": count, "window_s": rules.declines_window_s},
@@ -176,31 +175,13 @@ def check_frozen_user_decision(operator_id: uuid.UUID, review_id: str) -> uuid.U
     return user_id
 
 
-async def do_decide_frozen_user(
-    pool: asyncpg.Pool, operator_id: uuid.UUID, review_id: str, *, approve: bool, reason: str
-) -> str:
-    """An operator's decision on a user the engine froze: approve unfreezes, reject keeps the
-    freeze; audited as the operator's unfreeze or freeze, in the transaction that checks, under
-    the user's row lock, that the user still waits for it (NotInReview: 409). The user's
-    status after it: ACTIVE or FROZEN."""
-    user_id = check_frozen_user_decision(operator_id, review_id)
-    async with pool.acquire() as conn, conn.transaction():
-        status = await conn.fetchval("SELECT status FROM users WHERE id = $1 FOR UPDATE", user_id)
-        if status is None:
-            raise NotFound(f"review '{review_id[:60]}' does not exist", review_id=review_id[:60])
-        last = await conn.fetchrow(_LAST_STATUS_ACTION.replace("u.id", "$1::uuid::text"), user_id)
-        waiting = status == "frozen" and last is not None and last["operator_id"] is None
-        if not waiting or last["action"] != "freeze":
-            raise NotInReview(f"user {user_id} is not waiting for a review", review_id=review_id)
-        after = "active" if approve else "frozen"
-        if approve:
-            await conn.execute("UPDATE users SET status = 'active' WHERE id = $1", user_id)
-        await operators.audit(
-            conn,
-            operator_id,
-            "unfreeze" if approve else "freeze",
-            f"user:{user_id}",
-            reason,
-            {"before": "frozen", "after": after, "review": "approve" if approve else "reject"},
-        )
-    return after.upper()
+async def check_waiting(
+    conn: asyncpg.Connection, user_id: uuid.UUID, frozen: bool, review_id: str
+) -> None:
+    """NotInReview (409) unless the user, `frozen` now, waits for an operator's decision: their
+    last freeze or unfreeze was the engine's freeze. The caller holds the user's row lock
+    (wallet.standing.do_decide_frozen_user), so no other decision comes between."""
+    last = await conn.fetchrow(_LAST_STATUS_ACTION.replace("u.id", "$1::uuid::text"), user_id)
+    waiting = frozen and last is not None and last["operator_id"] is None
+    if not waiting or last["action"] != "freeze":
+        raise NotInReview(f"user {user_id} is not waiting for a review", review_id=review_id)

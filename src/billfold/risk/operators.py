@@ -1,14 +1,16 @@
-"""What operators (users with the admin role) do to users, each action audited with its reason.
+"""The audit trail of what operators (users with the admin role) and the risk engine do to users,
+each action with its reason.
 
-An action and its audit record are written in one transaction: there is no effect without its
-record, and no record of an effect that did not happen. No operator decides on their own account
-or money (four eyes: platform.security.check_four_eyes), here or in a review.
+An action and its audit record are written in one transaction (the action's, which calls
+`audit`): there is no effect without its record, and no record of an effect that did not happen.
+The actions on a user's standing are the wallet's to write (wallet.standing). No operator decides
+on their own account or money (four eyes: platform.security.check_four_eyes), there or in a
+review.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -17,20 +19,7 @@ from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.platform.security import check_four_eyes
 
 MAX_REASON = 500
-# action -> the users column it sets and its value
-USER_ACTIONS = {
-    "freeze": ("status", "frozen"),
-    "unfreeze": ("status", "active"),
-    "flag": ("flagged", True),
-    "unflag": ("flagged", False),
-}
 AUDIT_COLUMNS = "id, operator_id, action, subject, reason, detail, created_at"
-
-
-@dataclass(frozen=True)
-class ActionDone:
-    audit_id: int
-    changed: bool  # False when the user was in that state already (still audited)
 
 
 def check_reason(reason: str) -> str:
@@ -49,38 +38,6 @@ def check_user_action(
     user_id = _user_id(subject)
     check_four_eyes(operator_id, [user_id], f"user {user_id}")
     return user_id, why
-
-
-async def do_user_action(
-    pool: asyncpg.Pool,
-    operator_id: uuid.UUID | None,
-    action: str,
-    subject: str,
-    reason: str,
-    detail: dict[str, Any] | None = None,
-) -> ActionDone:
-    """Freeze, unfreeze, flag or unflag a user (a freeze reaches the ledger in the same
-    transaction, through users.status), and audit it, with `detail` beside the change. No
-    operator: the risk engine acted. Never on the operator's own account (check_user_action)."""
-    column, value = USER_ACTIONS[action]
-    user_id, why = check_user_action(operator_id, subject, reason)
-    async with pool.acquire() as conn, conn.transaction():
-        before = await conn.fetchrow(
-            f"SELECT {column} AS value FROM users WHERE id = $1 FOR UPDATE", user_id
-        )
-        if before is None:
-            raise NotFound(f"user '{subject[:40]}' does not exist", user_id=subject[:40])
-        if before["value"] != value:
-            await conn.execute(f"UPDATE users SET {column} = $2 WHERE id = $1", user_id, value)
-        audit_id = await audit(
-            conn,
-            operator_id,
-            action,
-            f"user:{user_id}",
-            why,
-            {**(detail or {}), "before": before["value"], "after": value},
-        )
-    return ActionDone(audit_id, before["value"] != value)
 
 
 async def audit(

@@ -15,6 +15,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from billfold.risk.gate import Action, Verdict
+
 # Reporting thresholds structuring keeps just under: the CTR's $10,000 and the $3,000 of the
 # funds-transfer recordkeeping rule.
 REPORTING_THRESHOLDS_MINOR = (10_000_00, 3_000_00)
@@ -89,13 +91,6 @@ class Strength(StrEnum):
     STRONG = "strong"  # worth a human's look; two independent ones decline
 
 
-class Action(StrEnum):
-    ALLOW = "allow"
-    STEP_UP = "step_up"
-    REVIEW = "review"
-    DECLINE = "decline"
-
-
 @dataclass(frozen=True)
 class Hit:
     rule: str
@@ -133,15 +128,6 @@ class Signals:
     tiny_card_adds_1h: int = 0  # card add-funds under TINY_CARD_ADD_MINOR in the hour before
     near_threshold_7d: list[int] = field(default_factory=list)  # earlier amounts, cents
     cash_equivalent_today_minor: int = 0  # add-funds and cash-out this business day, before
-
-
-@dataclass(frozen=True)
-class Verdict:
-    action: Action
-    score: float
-    reasons: tuple[str, ...]
-    freeze: bool = False
-    aml: tuple[str, ...] = ()  # report candidates: "ctr", "sar"
 
 
 def check_rules(s: Signals, rules: RiskRules) -> list[Hit]:

@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.risk.features import features_for
 from billfold.risk.gate import UNVERIFIED_DEVICE, Movement
 from billfold.risk.history import (
@@ -172,7 +173,7 @@ def movement_of(event: Txn, ids: Mapping[int, str], ref: str) -> Movement:
         ids[event.user_id],
         ids[to] if to is not None else None,
         event.amount_minor,
-        "USD",
+        WALLET_CURRENCY,
         ref=ref,
         device_id=event.device_id,
         country=event.country,

@@ -18,6 +18,7 @@ import asyncpg
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import HoldNotPending
 from billfold.ledger.model import Kind
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.risk import held as risk_held
 from billfold.risk import operators
 from billfold.risk.gate import Movement
@@ -145,7 +146,7 @@ def _movement_of(held: risk_held.Held) -> Movement:
         str(held.sender_id),
         str(held.recipient_id),
         held.amount_minor,
-        "USD",
+        WALLET_CURRENCY,
         device_id=held.device_id,
         country=held.country,
     )

@@ -16,6 +16,15 @@ from typing import Any
 
 import asyncpg
 
+from billfold.ledger.accounts import posted_balance
+from billfold.ledger.history import (
+    EntryFilter,
+    Joined,
+    entries_page,
+    last_seq_before,
+    search_entries,
+)
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import ValidationFailed
 from billfold.platform.strict import ascii_digits, shown, to_utc
 from billfold.wallet.handles import parse_handle
@@ -28,74 +37,19 @@ STATUSES = ("COMPLETED", "PENDING", "CANCELLED")
 MAX_LIMIT = 200
 MAX_QUERY_LENGTH = 100
 
-HISTORY = """
-WITH page AS (
-    SELECT e.account_seq, e.transfer_id, e.amount_minor, e.currency, e.created_at,
-           t.code, t.kind, t.metadata, t.pending_id,
-           CASE WHEN t.kind <> 'hold' THEN 'COMPLETED'
-                WHEN r.kind IS NULL THEN 'PENDING'
-                WHEN r.kind = 'void' THEN 'CANCELLED'
-           END AS status,
-           other.account_id AS other_account_id
-      FROM entries e
-      JOIN transfers t ON t.id = e.transfer_id
-      LEFT JOIN transfers r ON t.kind = 'hold' AND r.pending_id = t.id
-      LEFT JOIN LATERAL (
-            SELECT o.account_id FROM entries o
-             WHERE o.transfer_id = e.transfer_id AND o.account_id <> e.account_id
-             ORDER BY o.account_id LIMIT 1
-      ) other ON true
-     WHERE e.account_id = $1
-       AND e.account_seq < $2 AND e.account_seq > $3
-       -- A posted hold shows as the transfer that posted it, not twice.
-       AND (t.kind <> 'hold' OR r.kind IS DISTINCT FROM 'post')
-       AND ($4::text[] IS NULL OR t.code = ANY ($4))
-       AND ($5::int IS NULL OR sign(e.amount_minor) = $5)
-       AND ($6::bigint IS NULL OR abs(e.amount_minor) >= $6)
-       AND ($7::bigint IS NULL OR abs(e.amount_minor) <= $7)
-       AND ($8::bigint IS NULL OR other.account_id = $8)
-       AND ($9::text IS NULL OR (CASE WHEN t.kind <> 'hold' THEN 'COMPLETED'
-                                      WHEN r.kind IS NULL THEN 'PENDING'
-                                      ELSE 'CANCELLED' END) = $9)
-       AND ($10::bigint[] IS NULL OR e.account_seq = ANY ($10))
-     ORDER BY e.account_seq DESC
-     LIMIT $11
-)
-SELECT page.*, u.username AS counterparty, hold.metadata AS hold_metadata
-  FROM page
-  LEFT JOIN wallets w ON w.account_id = page.other_account_id
+# Each row's counterparty: the user whose wallet is the other account (ledger.history.Joined).
+COUNTERPARTY = Joined(
+    columns=", u.username AS counterparty",
+    joins="""  LEFT JOIN wallets w ON w.account_id = page.other_account_id
   LEFT JOIN users u ON u.id = w.user_id
-  -- A posted hold's row is its post, which carries no metadata: the hold's says what it was.
-  LEFT JOIN transfers hold ON hold.id = page.pending_id
- ORDER BY page.account_seq DESC
-"""
-
-
+""",
+)
 # `q`: the account's entries whose transfer's note has every word of q (the last one may be the
-# start of a word), or whose counterparty's username starts with q. Found through the index on
-# note words and the entries of the matching counterparties, newest first, SEARCH_MAX at a time:
-# a page reads the next SEARCH_MAX matches below its cursor, so paging goes on to the oldest.
-SEARCH = """
-SELECT e.account_seq
-  FROM (
-        SELECT t.id FROM transfers t
-         WHERE $4::tsquery IS NOT NULL AND t.metadata ? 'note'
-           AND to_tsvector('simple', t.metadata ->> 'note') @@ $4
-        UNION
-        SELECT o.transfer_id FROM entries o
-         WHERE o.account_id = ANY ($5::bigint[])
-       ) m
-  JOIN entries e ON e.transfer_id = m.id AND e.account_id = $1
- WHERE e.account_seq < $2 AND e.account_seq > $3
- ORDER BY e.account_seq DESC
- LIMIT $6
-"""
+# start of a word), or whose counterparty's username starts with q (ledger.history's search),
+# newest first, SEARCH_MAX at a time: a page reads the next SEARCH_MAX matches below its cursor,
+# so paging goes on to the oldest.
 SEARCH_MAX = 1000
 MIN_PREFIX = 3
-# A search's page reads just the entries it found, by their keys, instead of filtering a scan.
-HISTORY_FOUND = HISTORY.replace(
-    "($10::bigint[] IS NULL OR e.account_seq = ANY ($10))", "e.account_seq = ANY ($10::bigint[])"
-)
 MAX_COUNTERPARTIES = 50
 _COUNTERPARTIES = """
 SELECT w.account_id FROM users u JOIN wallets w ON w.user_id = u.id
@@ -199,46 +153,35 @@ async def read_history(pool: asyncpg.Pool, user: User, query: HistoryQuery) -> d
     async with pool.acquire() as conn:
         upper = decode_cursor(query.cursor) if query.cursor else 2**62
         if query.end is not None:
-            last = await _last_seq_before(conn, account, query.end, query.end_inclusive)
+            last = await last_seq_before(conn, account, query.end, query.end_inclusive)
             upper = min(upper, last + 1)
-        lower = await _last_seq_before(conn, account, query.start, False) if query.start else 0
+        lower = await last_seq_before(conn, account, query.start, False) if query.start else 0
         other = await _counterparty_account(conn, query.counterparty)
         seqs = await _search(conn, account, upper, lower, query.text) if query.text else None
         if other == -1 or seqs == []:
             rows: list[asyncpg.Record] = []
         else:
-            rows = await conn.fetch(
-                HISTORY if seqs is None else HISTORY_FOUND,
-                account,
-                upper,
-                lower,
-                list(query.types) or None,
-                {"in": 1, "out": -1}.get(query.direction or ""),
-                query.min_amount_minor,
-                query.max_amount_minor,
-                other,
-                query.status.upper() if query.status else None,
-                seqs,
-                query.limit + 1,
+            shown = EntryFilter(
+                codes=query.types or None,
+                sign={"in": 1, "out": -1}.get(query.direction or ""),
+                min_amount_minor=query.min_amount_minor,
+                max_amount_minor=query.max_amount_minor,
+                other_account_id=other,
+                status=query.status.upper() if query.status else None,
+                account_seqs=seqs,
             )
-        balance = await conn.fetchval("SELECT posted_minor FROM accounts WHERE id = $1", account)
+            rows = await entries_page(
+                conn, account, upper, lower, shown, query.limit + 1, COUNTERPARTY
+            )
+        balance = await posted_balance(conn, account)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    currency = rows[0]["currency"] if rows else "USD"
+    currency = rows[0]["currency"] if rows else WALLET_CURRENCY
     return {
         "transactions": [_row_view(row) for row in rows],
         "balance": format_amount(balance, currency),
         "next_cursor": encode_cursor(rows[-1]["account_seq"]) if more else None,
     }
-
-
-async def _last_seq_before(
-    conn: asyncpg.Connection, account: int, moment: datetime, inclusive: bool
-) -> int:
-    value = await conn.fetchval(
-        "SELECT ledger_last_seq_before($1, $2, $3)", account, moment, inclusive
-    )
-    return int(value)
 
 
 async def _counterparty_account(conn: asyncpg.Connection, handle_text: str | None) -> int | None:
@@ -272,16 +215,8 @@ async def _search(
         if name
         else []
     )
-    rows = await conn.fetch(
-        SEARCH,
-        account,
-        upper,
-        lower,
-        matcher,
-        [r["account_id"] for r in counterparties],
-        SEARCH_MAX,
-    )
-    return [r["account_seq"] for r in rows]
+    others = [r["account_id"] for r in counterparties]
+    return await search_entries(conn, account, upper, lower, matcher, others, SEARCH_MAX)
 
 
 def _escape_like(text: str) -> str:

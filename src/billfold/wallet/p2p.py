@@ -17,14 +17,15 @@ from typing import Any
 
 import asyncpg
 
-from billfold.funding.collections import collect, debt_outstanding
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import DebtOutstanding, IdempotencyKeyReused, LedgerError
 from billfold.ledger.model import Kind, Transfer
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.risk import held as risk_held
 from billfold.risk.assessments import never_moved
 from billfold.risk.gate import DeclinedByRisk, Gate, KeyInFlight, Movement, Origin, Verdict
+from billfold.wallet.debts import collect, debt_outstanding
 from billfold.wallet.transfers import (
     P2PRequest,
     check_p2p,
@@ -33,7 +34,7 @@ from billfold.wallet.transfers import (
     parse_user_id,
     transfer_view,
 )
-from billfold.wallet.users import WALLET_CURRENCY, UserCache
+from billfold.wallet.users import UserCache
 
 View = tuple[dict[str, Any], bool]  # a transfer's public form, and whether it is a replay
 
@@ -129,7 +130,7 @@ async def do_send_money(payments: Payments, send: CheckedSend) -> View:
     Locks: the idempotency key's claim in Redis (CLAIM_TTL_MS), set with the scoring and
     removed when nothing is stored, so that a retry can run at once; the ledger locks the two
     wallets, in ascending account id order, in its batch's transaction. A refusal for money
-    owed first repays it from what came in since (funding.collections: the user's advisory
+    owed first repays it from what came in since (wallet.debts: the user's advisory
     lock)."""
     p2p, key = send.p2p, send.key
     verdict = await _score(payments, send)
@@ -150,10 +151,8 @@ async def do_send_money(payments: Payments, send: CheckedSend) -> View:
     except DebtOutstanding as refused:
         # Repaid first from what came in since; the refusal stands for this key either way.
         sender = p2p.sender
-        owed = await collect(
-            payments.pool, payments.ledger, sender.id, sender.account_id, WALLET_CURRENCY
-        )
-        raise debt_outstanding(owed, WALLET_CURRENCY).replaying(refused) from None
+        owed = await collect(payments.pool, payments.ledger, sender.id, sender.account_id)
+        raise debt_outstanding(owed).replaying(refused) from None
     except BaseException:
         # The outcome may not be stored (the ledger was busy, the request was cancelled): a
         # retry must be able to run at once. A stored failure is replayed.

@@ -16,6 +16,7 @@ from billfold.config import Settings
 from billfold.ledger.accounts import open_account
 from billfold.ledger.model import AccountKind
 from billfold.platform import db
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import BillfoldError, NotFound, TooManyRequests, ValidationFailed
 from billfold.platform.security import Unauthenticated, hash_password, verify_password
 from billfold.platform.ttl import ExpiringCache
@@ -28,7 +29,6 @@ from billfold.wallet.handles import (
     parse_handle,
 )
 
-WALLET_CURRENCY = "USD"
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
 
@@ -145,6 +145,16 @@ async def grant_admin(pool: asyncpg.Pool, handle_text: str) -> User:
         raise NotFound(f"no user has the {handle.kind} '{handle.value}'", handle=handle_text[:60])
     await pool.execute("UPDATE users SET is_admin = true WHERE id = $1", user.id)
     return await get_user(pool, user.id)
+
+
+async def wallet_account(conn: asyncpg.Pool | asyncpg.Connection, user_id: uuid.UUID) -> int:
+    """The ledger account of the user's wallet."""
+    account_id: int = await conn.fetchval(
+        "SELECT account_id FROM wallets WHERE user_id = $1 AND currency = $2",
+        user_id,
+        WALLET_CURRENCY,
+    )
+    return account_id
 
 
 async def get_user(pool: asyncpg.Pool, user_id: uuid.UUID) -> User:

@@ -36,6 +36,7 @@ from billfold.risk.gate import Movement
 from billfold.risk.history import NEW_ACCOUNT_SECONDS, address_of, ip_prefix
 from billfold.risk.model import Scorer
 from billfold.risk.training import synth
+from billfold.wallet.standing import engine_freezer
 from billfold_bench import say
 from billfold_bench.rules import LOAD_TEST_RULES
 from billfold_bench.seed import migrated_pool, scratch_database
@@ -63,7 +64,9 @@ async def run_risk_bench(
             started = time.perf_counter()
             ids = await _seed(pool, world)
             say(f"seeded in {time.perf_counter() - started:.1f} s")
-            engine = RulesEngine(pool, redis, LOAD_TEST_RULES, Scorer.load())
+            engine = RulesEngine(
+                pool, redis, LOAD_TEST_RULES, Scorer.load(), freeze=engine_freezer(pool)
+            )
             sample = _sample(world, ids, movements)
             result = await _measure(engine, pool, redis, sample, concurrency)
             await engine.log.flush()

@@ -1,9 +1,10 @@
-"""Money a user owes: the claw-back of a returned deposit, and its repayment.
+"""What a wallet owes: the claw-back of a returned deposit, and its repayment.
 
 A deposit returned after the money was spent is clawed back from what the wallet holds; the rest
 is recorded as a receivable (the user's receivable account goes negative), never as a negative
 wallet. While anything is owed the wallet's outgoing money is blocked (`accounts.owes`, checked
-by the ledger), and the next money that comes in repays it first.
+by the ledger), and the next money that comes in repays it first: funding's add-funds and
+returns, and the wallet's own P2P path, which repays before it refuses a transfer.
 
 Collections for one user run one at a time (a transaction-scoped advisory lock on the user), so
 two of them never split the same wallet balance between them.
@@ -18,6 +19,7 @@ import asyncpg
 
 from billfold.ledger.accounts import (
     CLEARING_OVERDRAFT_MINOR,
+    find_account,
     get_account,
     open_account,
     set_owes,
@@ -25,8 +27,11 @@ from billfold.ledger.accounts import (
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import DebtOutstanding
 from billfold.ledger.model import AccountKind, Leg
+from billfold.platform.currency import WALLET_CURRENCY
 from billfold.wallet.money import format_amount
 
+# The ledger client claw-backs and repayments are made as: their idempotency keys are scoped by
+# it, so it stays what it was when funding made them.
 CLIENT = "funding"
 CLAWBACK = "clawback"
 REPAYMENT = "debt_repayment"
@@ -38,14 +43,18 @@ class Clawback:
     owed_minor: int  # left as a receivable
 
 
-async def receivable_account(pool: asyncpg.Pool, user_id: uuid.UUID, currency: str) -> int:
+def receivable_name(user_id: uuid.UUID) -> str:
+    return f"receivable:{user_id}:{WALLET_CURRENCY}"
+
+
+async def receivable_account(pool: asyncpg.Pool, user_id: uuid.UUID) -> int:
     """The user's receivable: negative by what they owe. Opened the first time it is needed."""
     account = await open_account(
         pool,
         kind=AccountKind.RECEIVABLE,
         owner=f"user:{user_id}",
-        currency=currency,
-        name=f"receivable:{user_id}:{currency}",
+        currency=WALLET_CURRENCY,
+        name=receivable_name(user_id),
         overdraft_limit_minor=CLEARING_OVERDRAFT_MINOR,
     )
     return account.id
@@ -59,13 +68,12 @@ async def claw_back(
     wallet_id: int,
     source_account_id: int,
     amount_minor: int,
-    currency: str,
     key: str,
 ) -> Clawback:
     """Take `amount_minor` back to `source_account_id` (the clearing account the money came
     from): what the wallet holds first, the rest owed. Idempotent by `key`: a second call
     replays the first one's split."""
-    receivable_id = await receivable_account(pool, user_id, currency)
+    receivable_id = await receivable_account(pool, user_id)
     async with pool.acquire() as conn, conn.transaction():
         await _lock_user(conn, user_id)
         # A retry asks the ledger for exactly the transfer the first try made.
@@ -81,56 +89,54 @@ async def claw_back(
         if stored is not None:
             entry = stored.entry_for(wallet_id)
             taken = -entry.amount_minor if entry is not None else 0
-        legs = [Leg(source_account_id, amount_minor, currency)]
+        legs = [Leg(source_account_id, amount_minor, WALLET_CURRENCY)]
         if taken:
-            legs.append(Leg(wallet_id, -taken, currency))
+            legs.append(Leg(wallet_id, -taken, WALLET_CURRENCY))
         if amount_minor - taken:
-            legs.append(Leg(receivable_id, taken - amount_minor, currency))
+            legs.append(Leg(receivable_id, taken - amount_minor, WALLET_CURRENCY))
         await ledger.transfer(CLIENT, key, legs, code=CLAWBACK, metadata={"user_id": str(user_id)})
         await _settle_flag(pool, wallet_id, receivable_id)
     return Clawback(taken, amount_minor - taken)
 
 
-async def collect(
-    pool: asyncpg.Pool, ledger: Ledger, user_id: uuid.UUID, wallet_id: int, currency: str
-) -> int:
+async def collect(pool: asyncpg.Pool, ledger: Ledger, user_id: uuid.UUID, wallet_id: int) -> int:
     """Repay what the user owes from what the wallet holds; return what is still owed."""
     async with pool.acquire() as conn, conn.transaction():
         await _lock_user(conn, user_id)
-        receivable = await conn.fetchrow(_RECEIVABLE, f"receivable:{user_id}:{currency}")
+        receivable = await find_account(conn, receivable_name(user_id))
         if receivable is None:
             return 0
-        owed = -receivable["posted_minor"]
+        owed = -receivable.posted_minor
         wallet = await get_account(pool, wallet_id)
         repay = min(max(wallet.posted_minor - wallet.pending_debits_minor, 0), max(owed, 0))
         if repay:
             # The receivable's version names this state: a retry of the same repayment replays.
             await ledger.move(
                 CLIENT,
-                f"repay:{receivable['id']}:{receivable['version']}",
+                f"repay:{receivable.id}:{receivable.version}",
                 debit_account_id=wallet_id,
-                credit_account_id=receivable["id"],
+                credit_account_id=receivable.id,
                 amount_minor=repay,
-                currency=currency,
+                currency=WALLET_CURRENCY,
                 code=REPAYMENT,
                 metadata={"user_id": str(user_id)},
             )
-        return await _settle_flag(pool, wallet_id, receivable["id"])
+        return await _settle_flag(pool, wallet_id, receivable.id)
 
 
-def debt_outstanding(owed_minor: int, currency: str) -> DebtOutstanding:
+def debt_outstanding(owed_minor: int) -> DebtOutstanding:
     """The refusal of outgoing money while the user owes `owed_minor` (after `collect`); with
     nothing owed any more, it says the request may be sent again."""
     if not owed_minor:
         return DebtOutstanding(
             "what you owed is now repaid from money that came in; send again with a new "
             "Idempotency-Key",
-            amount_owed=format_amount(0, currency),
+            amount_owed=format_amount(0, WALLET_CURRENCY),
         )
+    owed = format_amount(owed_minor, WALLET_CURRENCY)
     return DebtOutstanding(
-        f"you owe {format_amount(owed_minor, currency)} from a returned deposit; outgoing money "
-        "is blocked until it is repaid",
-        amount_owed=format_amount(owed_minor, currency),
+        f"you owe {owed} from a returned deposit; outgoing money is blocked until it is repaid",
+        amount_owed=owed,
     )
 
 
@@ -144,6 +150,3 @@ async def _settle_flag(pool: asyncpg.Pool, wallet_id: int, receivable_id: int) -
 
 async def _lock_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"owes:{user_id}")
-
-
-_RECEIVABLE = "SELECT id, posted_minor, version FROM accounts WHERE name = $1"

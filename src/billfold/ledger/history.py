@@ -1,0 +1,169 @@
+"""An account's entries as its owner's history reads them (wallet.history): newest first, paged
+by keyset on the account's sequence numbers, a hold shown once (pending, cancelled, or as the
+transfer that posted it), filtered in the statement that reads them.
+
+The ledger owns this SQL. The caller names each row's counterparty from its own tables, joined
+in the same statement on `page.other_account_id` (`Joined`), so that a page is one query.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+# An account's entries, newest first, below `upper` and above `lower` (sequence numbers), with
+# the status of a hold and the account on the other side of each transfer.
+_PAGE = """
+WITH page AS (
+    SELECT e.account_seq, e.transfer_id, e.amount_minor, e.currency, e.created_at,
+           t.code, t.kind, t.metadata, t.pending_id,
+           CASE WHEN t.kind <> 'hold' THEN 'COMPLETED'
+                WHEN r.kind IS NULL THEN 'PENDING'
+                WHEN r.kind = 'void' THEN 'CANCELLED'
+           END AS status,
+           other.account_id AS other_account_id
+      FROM entries e
+      JOIN transfers t ON t.id = e.transfer_id
+      LEFT JOIN transfers r ON t.kind = 'hold' AND r.pending_id = t.id
+      LEFT JOIN LATERAL (
+            SELECT o.account_id FROM entries o
+             WHERE o.transfer_id = e.transfer_id AND o.account_id <> e.account_id
+             ORDER BY o.account_id LIMIT 1
+      ) other ON true
+     WHERE e.account_id = $1
+       AND e.account_seq < $2 AND e.account_seq > $3
+       -- A posted hold shows as the transfer that posted it, not twice.
+       AND (t.kind <> 'hold' OR r.kind IS DISTINCT FROM 'post')
+       AND ($4::text[] IS NULL OR t.code = ANY ($4))
+       AND ($5::int IS NULL OR sign(e.amount_minor) = $5)
+       AND ($6::bigint IS NULL OR abs(e.amount_minor) >= $6)
+       AND ($7::bigint IS NULL OR abs(e.amount_minor) <= $7)
+       AND ($8::bigint IS NULL OR other.account_id = $8)
+       AND ($9::text IS NULL OR (CASE WHEN t.kind <> 'hold' THEN 'COMPLETED'
+                                      WHEN r.kind IS NULL THEN 'PENDING'
+                                      ELSE 'CANCELLED' END) = $9)
+       AND ($10::bigint[] IS NULL OR e.account_seq = ANY ($10))
+     ORDER BY e.account_seq DESC
+     LIMIT $11
+)
+SELECT page.*{columns}, hold.metadata AS hold_metadata
+  FROM page
+{joins}  -- A posted hold's row is its post, which carries no metadata: the hold's says what it was.
+  LEFT JOIN transfers hold ON hold.id = page.pending_id
+ ORDER BY page.account_seq DESC
+"""
+# A search's page reads just the entries it found, by their keys, instead of filtering a scan.
+_FOUND = (
+    "($10::bigint[] IS NULL OR e.account_seq = ANY ($10))",
+    "e.account_seq = ANY ($10::bigint[])",
+)
+
+# The account's entries whose transfer's note matches a text query, or whose transfer also
+# moved money of one of the given accounts: found through the index on note words and the
+# entries of those accounts, newest first, below `upper` and above `lower`.
+_SEARCH = """
+SELECT e.account_seq
+  FROM (
+        SELECT t.id FROM transfers t
+         WHERE $4::tsquery IS NOT NULL AND t.metadata ? 'note'
+           AND to_tsvector('simple', t.metadata ->> 'note') @@ $4
+        UNION
+        SELECT o.transfer_id FROM entries o
+         WHERE o.account_id = ANY ($5::bigint[])
+       ) m
+  JOIN entries e ON e.transfer_id = m.id AND e.account_id = $1
+ WHERE e.account_seq < $2 AND e.account_seq > $3
+ ORDER BY e.account_seq DESC
+ LIMIT $6
+"""
+
+
+@dataclass(frozen=True)
+class Joined:
+    """What a caller adds to each row of a page from its own tables: `columns` (each led by a
+    comma) from `joins`, which join on `page.other_account_id`."""
+
+    columns: str = ""
+    joins: str = ""
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    """Which of an account's entries a page shows; None: any."""
+
+    codes: Sequence[str] | None = None  # transfer codes (p2p, add_funds, ...)
+    sign: int | None = None  # 1: money in, -1: money out
+    min_amount_minor: int | None = None
+    max_amount_minor: int | None = None
+    other_account_id: int | None = None  # the account on the other side
+    status: str | None = None  # COMPLETED, PENDING or CANCELLED
+    account_seqs: Sequence[int] | None = None  # only these entries (what a search found)
+
+
+async def entries_page(
+    conn: asyncpg.Connection,
+    account_id: int,
+    upper: int,
+    lower: int,
+    shown: EntryFilter,
+    limit: int,
+    joined: Joined = Joined(),
+) -> list[asyncpg.Record]:
+    """Up to `limit` of the account's entries with a sequence number below `upper` and above
+    `lower` that `shown` lets through, newest first, in one statement with what `joined` adds:
+    account_seq, transfer_id, amount_minor, currency, created_at, code, kind, metadata,
+    pending_id, status, other_account_id, hold_metadata (a posted hold's own metadata)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        _statement(joined, shown.account_seqs is not None),
+        account_id,
+        upper,
+        lower,
+        list(shown.codes) if shown.codes else None,
+        shown.sign,
+        shown.min_amount_minor,
+        shown.max_amount_minor,
+        shown.other_account_id,
+        shown.status,
+        list(shown.account_seqs) if shown.account_seqs is not None else None,
+        limit,
+    )
+    return rows
+
+
+@functools.cache
+def _statement(joined: Joined, found: bool) -> str:
+    page = _PAGE.format(columns=joined.columns, joins=joined.joins)
+    return page.replace(*_FOUND) if found else page
+
+
+async def search_entries(
+    conn: asyncpg.Connection,
+    account_id: int,
+    upper: int,
+    lower: int,
+    words: str | None,
+    other_account_ids: Sequence[int],
+    limit: int,
+) -> list[int]:
+    """The sequence numbers of the account's entries between `lower` and `upper` (exclusive)
+    whose transfer's note matches `words` (a tsquery), or whose transfer moved money of one of
+    `other_account_ids`; newest first, at most `limit`."""
+    rows = await conn.fetch(
+        _SEARCH, account_id, upper, lower, words, list(other_account_ids), limit
+    )
+    return [row["account_seq"] for row in rows]
+
+
+async def last_seq_before(
+    conn: asyncpg.Connection, account_id: int, moment: datetime, inclusive: bool
+) -> int:
+    """The sequence number of the account's last entry before `moment` (or at it, if
+    `inclusive`); 0 when there is none. A binary search over the primary key (migration 0004)."""
+    value = await conn.fetchval(
+        "SELECT ledger_last_seq_before($1, $2, $3)", account_id, moment, inclusive
+    )
+    return int(value)
