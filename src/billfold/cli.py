@@ -19,8 +19,6 @@ from billfold.platform.errors import BillfoldError
 from billfold.risk.cli import risk_app
 
 T = TypeVar("T")
-# uvicorn's httptools protocol, each response sent in one system call (platform.httpwire).
-HTTP_PROTOCOL = "billfold.platform.httpwire:Protocol"
 
 app = typer.Typer(
     help="Billfold, an open-source digital wallet backend.",
@@ -367,7 +365,6 @@ def _serve(settings: Settings) -> None:
             workers=settings.workers,
             log_config=None,
             access_log=False,
-            http=HTTP_PROTOCOL,
             proxy_headers=False,
         )
     except KeyboardInterrupt:
