@@ -8,6 +8,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
+from billfold import cli
+from billfold.config import Settings
 from billfold.platform.migrate import load_migrations
 
 BILLFOLD = str(Path(sys.executable).with_name("billfold"))
@@ -76,3 +80,15 @@ def test_the_old_forwarded_for_switch_says_what_replaces_it() -> None:
 
     assert result.returncode == 2
     assert "BILLFOLD_TRUSTED_PROXIES" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_logsdemo_settings_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BILLFOLD_LOG_LEVEL", raising=False)
+    monkeypatch.delenv("BILLFOLD_LOG_JSON", raising=False)
+    quiet = cli.demo_settings(Settings())
+    assert (quiet.log_level, quiet.log_json) == ("WARNING", False)
+
+    monkeypatch.setenv("BILLFOLD_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("BILLFOLD_LOG_JSON", "true")
+    chosen = cli.demo_settings(Settings())
+    assert (chosen.log_level, chosen.log_json) == ("DEBUG", True)

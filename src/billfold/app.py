@@ -20,6 +20,7 @@ from billfold.api.problems import install_problem_handlers
 from billfold.config import Settings, proxy_networks
 from billfold.funding.cards import NoProcessor, SandboxProcessor
 from billfold.funding.recovery import keep_booking
+from billfold.funding.sandbox import auto_settle
 from billfold.funding.service import Funding
 from billfold.ledger.engine import Ledger
 from billfold.platform import db
@@ -30,9 +31,10 @@ from billfold.platform.migrate import apply_migrations
 from billfold.platform.redis import create_redis
 from billfold.platform.runtime import tune_gc
 from billfold.risk.assessments import RECORD_WITH_TRANSFER, WITH_TRANSFER
-from billfold.risk.engine import RulesEngine, load_scorer, past_pool
+from billfold.risk.engine import PAST_POOL, RulesEngine, load_scorer
+from billfold.risk.gate import AllowAll
+from billfold.risk.rules import RiskRules
 from billfold.wallet.balances import BalanceCache
-from billfold.wallet.risk import AllowAll
 from billfold.wallet.users import UserCache
 
 log = get_logger("billfold.app")
@@ -131,7 +133,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.callback(recovery.cancel)
         if settings.sandbox_enabled and settings.sandbox_settle_after_s > 0:
             settler = asyncio.create_task(
-                sandbox.auto_settle(app.state.funding, settings.sandbox_settle_after_s),
+                auto_settle(app.state.funding, settings.sandbox_settle_after_s),
                 name="sandbox-settler",
             )
             stack.callback(settler.cancel)
@@ -141,13 +143,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ledger = ledger
         app.state.balances = balances
         if scoring:
-            pasts = await past_pool(database_url, settings)
+            pasts = await db.create_pool(database_url, settings, **PAST_POOL)
             stack.push_async_callback(pasts.close)
             engine = RulesEngine(
                 pool,
                 redis,
-                settings.risk_rules,
-                load_scorer(settings),
+                RiskRules.model_validate(settings.risk_rules),
+                load_scorer(settings.risk_model),
                 pasts=pasts,
                 with_transfers=True,
             )

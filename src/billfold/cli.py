@@ -17,6 +17,7 @@ from billfold.bench.cli import bench_app
 from billfold.config import Settings
 from billfold.platform.errors import BillfoldError
 from billfold.risk.cli import risk_app
+from billfold.risk.rules import RiskRules
 
 T = TypeVar("T")
 
@@ -76,8 +77,8 @@ def migrate(
 
 @app.command()
 def demo(host: Host = None, port: Port = None) -> None:
-    """Seed demo data, then serve as `serve` does."""
-    settings = _with_overrides(_load_settings(), host, port, None)
+    """Seed demo data, then serve as `serve` does, logging for a person at the terminal."""
+    settings = demo_settings(_with_overrides(_load_settings(), host, port, None))
     _configure_logging(settings)
     settings = _run(_prepare(settings), "start")
     _run(_seed(settings), "seed demo data")
@@ -222,10 +223,14 @@ async def _with_pool(settings: Settings, work: Callable[[Any], Awaitable[T]]) ->
 
 def _load_settings() -> Settings:
     try:
-        return Settings()
+        settings = Settings()
+        # Each worker builds the risk engine's rules from their setting: refused here, at start.
+        RiskRules.model_validate(settings.risk_rules)
     except pydantic.ValidationError as error:
-        problems = "; ".join(_describe_setting(item) for item in error.errors())
+        setting = "risk_rules" if error.title == RiskRules.__name__ else None
+        problems = "; ".join(_describe_setting(item, setting) for item in error.errors())
         _fail(f"invalid configuration: {problems}", code=2)
+    return settings
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -235,6 +240,17 @@ def _configure_logging(settings: Settings) -> None:
         configure_logging(settings)
     except ValueError as error:
         _fail(f"invalid configuration: {error}", code=2)
+
+
+# What `billfold demo` logs unless BILLFOLD_LOG_LEVEL / BILLFOLD_LOG_JSON say otherwise: lines a
+# person reads (not JSON), warnings and errors only (not a line per request), so the banner stays
+# on screen.
+DEMO_LOGGING = {"log_level": "WARNING", "log_json": False}
+
+
+def demo_settings(settings: Settings) -> Settings:
+    chosen = settings.model_fields_set
+    return settings.model_copy(update={k: v for k, v in DEMO_LOGGING.items() if k not in chosen})
 
 
 def _with_overrides(
@@ -347,7 +363,10 @@ def _serve(settings: Settings) -> None:
     from billfold.platform.metrics import prepare_multiprocess_dir
 
     prepare_multiprocess_dir(settings)
+    # The workers build their settings from the environment (billfold.app:factory).
     os.environ["BILLFOLD_WORKERS"] = str(settings.workers)
+    os.environ["BILLFOLD_LOG_LEVEL"] = settings.log_level
+    os.environ["BILLFOLD_LOG_JSON"] = str(settings.log_json).lower()
     # Once shut down, uvicorn re-raises the signal that stopped it under the handler found at
     # start. Make SIGTERM, like SIGINT, end the process normally, so that exit hooks run and
     # release the embedded servers.
@@ -375,8 +394,8 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _describe_setting(item: Any) -> str:
-    name = str(item["loc"][0]) if item["loc"] else "settings"
+def _describe_setting(item: Any, setting: str | None = None) -> str:
+    name = setting or (str(item["loc"][0]) if item["loc"] else "settings")
     variable = name if name.isupper() else f"BILLFOLD_{name.upper()}"
     return f"{variable} {item.get('input')!r}: {item['msg']}"
 

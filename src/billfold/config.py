@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from billfold.risk.rules import RiskRules
 
 
 class FundingLimits(BaseModel):
@@ -101,8 +100,9 @@ class Settings(BaseSettings):
     # The learned model beside the rules: "shipped" (the model in the package), a directory
     # that `billfold risk train --out DIR` wrote (its CURRENT file names the version), or "off".
     risk_model: str = "shipped"
-    # Rule thresholds, as JSON (see risk.rules.RiskRules); unset keys keep their defaults.
-    risk_rules: RiskRules = Field(default_factory=RiskRules)
+    # Rule thresholds, as JSON: the fields of risk.rules.RiskRules, which the risk engine is
+    # built from (and `billfold serve` checks at start); unset keys keep their defaults.
+    risk_rules: dict[str, Any] = Field(default_factory=dict)
     # How long the transfer path trusts a user it has looked up (see wallet.users.UserCache).
     user_cache_ttl_s: float = 300.0
     # Admission (api.admission): the API requests a process works on at once. Past it, a request

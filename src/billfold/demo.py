@@ -55,6 +55,7 @@ async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
     from billfold.platform.redis import create_redis
     from billfold.risk.engine import RulesEngine
     from billfold.risk.past import give_ordinary_past
+    from billfold.risk.rules import RiskRules
 
     if settings.redis_url is None:
         raise ValueError("demo data needs a Redis URL; run _prepare first")
@@ -62,7 +63,9 @@ async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
     try:
         people = [await find_user(pool, Handle("username", name)) for name in DEMO_PEOPLE]
         ids = [str(user.id) for user in people if user is not None]
-        await give_ordinary_past(pool, RulesEngine(pool, redis, settings.risk_rules), ids)
+        await give_ordinary_past(
+            pool, RulesEngine(pool, redis, RiskRules.model_validate(settings.risk_rules)), ids
+        )
     finally:
         await redis.aclose()
 
@@ -102,5 +105,7 @@ Billfold demo: alice, bob and carol each hold $500.00 (password: {DEMO_PASSWORD}
   bank and ACH: POST /api/v1/bank-accounts, then /verify, /wallet/add-funds, /wallet/cash-out
                and /api/v1/sandbox/ach/<transfer_id>/settle (see /docs and docs/funding.md)
   the ledger:  .venv/bin/billfold reconcile   (in another terminal)
+  logs:        warnings and errors below (BILLFOLD_LOG_LEVEL=INFO logs every request,
+               BILLFOLD_LOG_JSON=true as JSON)
 Stop with Ctrl+C.
 """

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from billfold.risk.gate import UNVERIFIED_DEVICE
 from billfold.risk.rules import RiskRules
-from billfold.wallet.risk import UNVERIFIED_DEVICE
 from billfold.wallet.users import grant_admin
 
 MakePerson = Callable[..., Awaitable[Any]]

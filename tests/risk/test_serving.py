@@ -23,16 +23,17 @@ import pytest
 from redis.asyncio import Redis
 
 from billfold.config import Settings
+from billfold.platform.db import create_pool
 from billfold.platform.migrate import apply_migrations
 from billfold.risk import serving, synth, velocity
-from billfold.risk.engine import PAST_CONNECTIONS, RulesEngine, past_pool
+from billfold.risk.engine import PAST_CONNECTIONS, PAST_POOL, RulesEngine
 from billfold.risk.features import FEATURE_INDEX, FEATURE_NAMES, replay
+from billfold.risk.gate import Movement
 from billfold.risk.history import address_of, ip_prefix
 from billfold.risk.model import Scorer
 from billfold.risk.places import remember_places
 from billfold.risk.rules import Action, RiskRules, Verdict
 from billfold.risk.serving import Request
-from billfold.wallet.risk import Movement
 
 # Online, a user has a verified bank account when one is verified now; the generator knows only
 # whether it was at signup. The rest must match exactly.
@@ -57,7 +58,7 @@ async def batch_engine(
     connections with generic plans)."""
     generic = request.param == "generic plans"
     assert settings.database_url is not None
-    pasts = await past_pool(settings.database_url, settings) if generic else None
+    pasts = await create_pool(settings.database_url, settings, **PAST_POOL) if generic else None
     engine = RulesEngine(pool, redis, RiskRules(), Scorer.load(), pasts=pasts)
     yield engine
     await engine.log.flush()
@@ -380,7 +381,7 @@ async def test_the_generic_plan_made_on_an_empty_table_scans_only_the_named_pers
 
 
 async def _check_the_generic_plan(dsn: str, settings: Settings) -> None:
-    pasts = await past_pool(dsn, settings)
+    pasts = await create_pool(dsn, settings, **PAST_POOL)
     try:
         async with pasts.acquire() as conn:
             types = "uuid[], uuid[], text[], timestamptz[], text[], text[]"
@@ -499,7 +500,7 @@ async def test_a_warmed_up_engine_has_planned_its_past_query_and_loaded_its_scri
     holds PAST_MANY prepared (planned on its first execution), and Redis holds the velocity
     script."""
     assert settings.database_url is not None
-    pasts = await past_pool(settings.database_url, settings)
+    pasts = await create_pool(settings.database_url, settings, **PAST_POOL)
     engine = RulesEngine(pool, redis, RiskRules(), Scorer.load(), pasts=pasts)
     script = hashlib.sha1(velocity._OBSERVE.encode(), usedforsecurity=False).hexdigest()
     try:
@@ -550,7 +551,7 @@ async def test_two_people_who_pay_each_other_thousands_of_times_cost_a_capped_re
         )
     arguments = [[uuid.UUID(me)], [uuid.UUID(them)], ["d"], [now], [None], [None]]
     assert settings.database_url is not None
-    pasts = await past_pool(settings.database_url, settings)
+    pasts = await create_pool(settings.database_url, settings, **PAST_POOL)
     try:
         async with pasts.acquire() as conn:
             row = await conn.fetchrow(serving.PAST_MANY, *arguments)

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
+from billfold.risk.gate import KeyInFlight
 from billfold.risk.velocity import DAY_MS, HOUR_MS, MINUTE_MS, Observation, Velocity
-from billfold.wallet.risk import KeyInFlight
 
 T0 = 1_800_000_000_000  # a fixed moment, ms
 

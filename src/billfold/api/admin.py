@@ -1,6 +1,6 @@
 """Operator endpoints. Only users with the admin role see them: to anyone else they answer 404,
 as a path that does not exist does, so the operator surface is not advertised. No operator
-decides on their own account or money: 403 `four_eyes` (wallet.users.check_four_eyes)."""
+decides on their own account or money: 403 `four_eyes` (platform.security.check_four_eyes)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from pydantic import BaseModel, Field
 from billfold.api.identity import CurrentUser
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.problems import problem_responses
-from billfold.funding import movements, risk_holds
+from billfold.funding import risk_holds
 from billfold.platform.errors import NotFound, ValidationFailed
+from billfold.platform.security import FourEyes
 from billfold.platform.strict import to_utc
 from billfold.risk import explain, held, listing, lockout, operators
 from billfold.risk.rules import Action
-from billfold.wallet.users import FourEyes, User
+from billfold.wallet import held as held_transfers
+from billfold.wallet.users import User
 
 router = APIRouter(prefix="/api/v1/admin", tags=["operators"], route_class=InputRoute)
 
@@ -134,21 +136,12 @@ def _decision_route(approve: bool) -> Any:
             )
             return {"review_id": review_id, "status": status}
         if risk_holds.is_movement_id(review_id):
-            return await _decide_movement(state, review_id, approve, operator, why)
-        async with state.pool.acquire() as conn, conn.transaction():
-            found = await held.lock_held(
-                conn, review_id, status="PENDING_REVIEW", sender_id=None, operator_id=operator.id
+            status = await risk_holds.decide_movement(
+                state.funding, state.cards, operator.id, review_id, approve=approve, reason=why
             )
-            status = await held.resolve(
-                conn, state.ledger, found, complete=approve, client=held.RISK_CLIENT
-            )
-            await operators.audit(
-                conn,
-                operator.id,
-                "approve_review" if approve else "reject_review",
-                f"transfer:{found.hold_id}",
-                why,
-                {"status": status},
+        else:
+            status = await held_transfers.decide_held_transfer(
+                state.pool, state.ledger, operator.id, review_id, approve=approve, reason=why
             )
         return {"review_id": review_id, "status": status}
 
@@ -162,31 +155,6 @@ def _decision_route(approve: bool) -> Any:
         " Of two decisions at once, one wins; the other gets 409."
     )
     return decide_review
-
-
-async def _decide_movement(
-    state: Any, review_id: str, approve: bool, operator: User, why: str
-) -> dict[str, Any]:
-    """Release or decline an add-funds or cash-out held for review, audited with its outcome
-    in one transaction; a released add-funds is then booked (its card charged: a decline by the
-    processor declines it, a 402 after the approval is recorded)."""
-    funding = state.funding
-    async with state.pool.acquire() as conn, conn.transaction():
-        ft = await risk_holds.access_held_movement(
-            conn, review_id, waiting_for=risk_holds.REVIEW, user_id=None, operator_id=operator.id
-        )
-        decide = risk_holds.do_release_movement if approve else risk_holds.do_decline_movement
-        ft = await decide(conn, funding, ft)
-        await operators.audit(
-            conn,
-            operator.id,
-            "approve_review" if approve else "reject_review",
-            f"transfer:{ft.id}",
-            why,
-            {"type": ft.purpose, "status": "DECLINED" if ft.status == "declined" else "RELEASED"},
-        )
-    ft = await risk_holds.finish_release(funding, state.cards, ft)
-    return {"review_id": review_id, "status": movements.funding_view(ft)["status"]}
 
 
 _DECISION_ERRORS = problem_responses(

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
@@ -11,17 +10,12 @@ from pydantic import BaseModel, Field
 from billfold.api.identity import CurrentUser
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_money
-from billfold.api.signals import ClientSignals, Signals
-from billfold.funding import bank_accounts, cards, collections, movements, webhooks
-from billfold.funding.risk_holds import REVIEW, VERIFICATION
-from billfold.funding.service import CURRENCY, Funding, FundingTransfer, RiskHold
-from billfold.ledger.errors import DebtOutstanding
-from billfold.platform.errors import NotFound, ValidationFailed
-from billfold.risk.assessments import never_moved
-from billfold.wallet.money import amount_schema, format_amount, parse_amount
-from billfold.wallet.risk import Movement, assess_within_budget
-from billfold.wallet.transfers import parse_user_id
-from billfold.wallet.users import User
+from billfold.api.signals import Signals, risk_gate
+from billfold.api.views import MovementOut
+from billfold.funding import actions, bank_accounts, cards, movements, webhooks
+from billfold.funding.service import CURRENCY, Funding
+from billfold.funding.views import funding_view
+from billfold.wallet.money import amount_schema
 
 router = APIRouter(prefix="/api/v1", tags=["funding"], route_class=InputRoute)
 MAX_KEY_LENGTH = 255
@@ -61,24 +55,6 @@ class MovementIn(Body):
     bank_account_id: str | None = Field(default=None, max_length=64)
     card_id: str | None = Field(default=None, max_length=64)
     idempotency_key: str | None = Field(default=None, max_length=MAX_KEY_LENGTH)
-
-
-class MovementOut(BaseModel):
-    transfer_id: str
-    type: str
-    rail: str
-    status: str
-    amount: str
-    currency: str
-    fee: str
-    total: str = Field(
-        description="amount plus fee: what the card or bank account pays for an add-funds, "
-        "what leaves the wallet for a cash-out"
-    )
-    available_now: str
-    estimated_completion: str | None
-    return_code: str | None
-    created_at: str
 
 
 # A bank partner's event, as the webhook's OpenAPI body: checked by webhooks.check_event.
@@ -179,30 +155,20 @@ async def add_funds(
     card (`card_id`: 201 COMPLETED at once, with the card fee). One the risk checks hold is 202
     PENDING_VERIFICATION (confirm with `POST /transfers/{transfer_id}/verify`) or
     PENDING_REVIEW: nothing is booked nor charged until it is released."""
-    amount, key = _check_movement(body, user, idempotency_key)
-    funding = funding_of(request)
-    if (body.bank_account_id is None) == (body.card_id is None):
-        raise ValidationFailed(
-            "give exactly one of bank_account_id and card_id", field="bank_account_id"
-        )
-    rail = "card" if body.card_id is not None else "ach"
-    await movements.check_source(funding, user, body.bank_account_id, body.card_id)
-    scored = await _score(request, user, "add_funds", amount, key, origin, rail)
-    if body.card_id is not None:
-        making = movements.add_funds_card(
-            funding, request.app.state.cards, user, amount, body.card_id, key, scored.held
-        )
-    else:
-        assert body.bank_account_id is not None
-        making = movements.add_funds_ach(
-            funding, user, amount, body.bank_account_id, key, scored.held
-        )
-    ft, replayed = await _made(funding, user, key, scored, making)
+    state = request.app.state
+    ft, replayed = await actions.add_funds(
+        state.funding,
+        state.cards,
+        risk_gate(request),
+        user,
+        _movement_request(body, idempotency_key),
+        origin,
+    )
     if ft.rail == "card" and ft.status in ("settled", "returned"):  # charged: not held
         response.status_code = 201
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return movements.funding_view(ft)
+    return funding_view(ft)
 
 
 @router.post(
@@ -222,24 +188,13 @@ async def cash_out(
     """Send money to a verified bank account: held at once, PENDING until it settles. One the
     risk checks hold is reserved all the same but not sent before it is released
     (PENDING_VERIFICATION or PENDING_REVIEW)."""
-    amount, key = _check_movement(body, user, idempotency_key)
-    if body.bank_account_id is None:
-        raise ValidationFailed("bank_account_id is required", field="bank_account_id")
-    funding = funding_of(request)
-    # What is owed is repaid first, from what the wallet holds; while anything is still owed,
-    # nothing goes out (and this request changes nothing).
-    owed = await collections.collect(
-        funding.pool, funding.ledger, user.id, user.account_id, CURRENCY
+    request_ = _movement_request(body, idempotency_key)
+    ft, replayed = await actions.cash_out(
+        request.app.state.funding, risk_gate(request), user, request_, origin
     )
-    if owed:
-        raise debt_outstanding(owed)
-    await movements.check_source(funding, user, body.bank_account_id, None)
-    scored = await _score(request, user, "cash_out", amount, key, origin, "ach")
-    making = movements.cash_out(funding, user, amount, body.bank_account_id, key, scored.held)
-    ft, replayed = await _made(funding, user, key, scored, making)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return movements.funding_view(ft)
+    return funding_view(ft)
 
 
 @router.get("/funding/{funding_id}", response_model=MovementOut)
@@ -247,7 +202,7 @@ async def get_movement(request: Request, funding_id: str, user: CurrentUser) -> 
     """An add-funds or cash-out of the caller's (its `transfer_id`; `GET /transfers/{id}`
     answers the same)."""
     ft = await movements.access_movement(request.app.state.pool, user, funding_id)
-    return movements.funding_view(ft)
+    return funding_view(ft)
 
 
 @router.post(
@@ -264,100 +219,11 @@ async def bank_webhook(request: Request) -> dict[str, str]:
     return {"status": delivery.status, "detail": delivery.detail}
 
 
-class Scored(NamedTuple):
-    held: RiskHold | None = None  # the hold a step-up or review verdict makes it wait under
-    assessment_id: int | None = None  # the assessment stored for this request, if any
-
-
-async def _score(
-    request: Request,
-    user: User,
-    kind: str,
-    amount: int,
-    key: str,
-    origin: ClientSignals,
-    rail: str,
-) -> Scored:
-    """Score an add-funds or cash-out before money moves (a retry of one already made is not
-    scored again: the movement it made answers). A decline refuses it; a step-up or review
-    verdict gives the hold it is made under."""
-    state = request.app.state
-    if await movements.exists(state.pool, user.id, key):
-        return Scored()
-    movement = Movement(
-        kind,
-        str(user.id),
-        None,
-        amount,
-        CURRENCY,
-        ref=f"{kind}:{key}",
-        device_id=origin.device_id,
-        country=origin.country,
-        ip=origin.ip,
-        rail=rail,
-    )
-    verdict = await assess_within_budget(
-        state.risk,
-        movement,
-        state.settings.risk_budget_ms,
-        slots=state.risk_slots,
-        fail_closed_minor=state.fail_closed_minor,
-    )
-    waits_for = {"step_up": VERIFICATION, "review": REVIEW}.get(verdict.action)
-    if waits_for is None:
-        return Scored(assessment_id=verdict.assessment_id)
-    if verdict.assessment_id is None:
-        # The engine writes funding assessments at once: a held movement refers to its own.
-        raise LookupError(f"the {verdict.action} assessment of {kind} {key[:64]} was not stored")
-    return Scored(RiskHold(waits_for, verdict.assessment_id), verdict.assessment_id)
-
-
-async def _made(
-    funding: Funding,
-    user: User,
-    key: str,
-    scored: Scored,
-    making: Awaitable[tuple[FundingTransfer, bool]],
-) -> tuple[FundingTransfer, bool]:
-    """The movement `making` makes, and whether it is an earlier request's. If no movement
-    is made under this request's assessment (refused: funds, limits, the card declined; or
-    a concurrent request with the key made it first), the assessment is stored as declined
-    later: money that never moved is no history for the next movements' rules (money in,
-    then straight out; the day's cash for a CTR) and features."""
-    try:
-        ft, replayed = await making
-    except Exception:
-        if scored.assessment_id is not None and not await movements.exists(
-            funding.pool, user.id, key
-        ):
-            await never_moved(funding.pool, scored.assessment_id)
-        raise
-    if replayed and scored.assessment_id is not None:
-        await never_moved(funding.pool, scored.assessment_id)
-    return ft, replayed
-
-
-def _check_movement(body: MovementIn, user: User, header_key: str | None) -> tuple[int, str]:
-    key = header_key or body.idempotency_key
-    if not key:
-        raise ValidationFailed(
-            "an Idempotency-Key header (or idempotency_key field) is required",
-            field="idempotency_key",
-        )
-    if parse_user_id(body.user_id) != user.id:
-        raise NotFound(f"wallet '{body.user_id[:64]}' does not exist", user_id=body.user_id[:64])
-    return parse_amount(body.amount, CURRENCY), key
-
-
-def debt_outstanding(owed: int) -> DebtOutstanding:
-    if not owed:
-        return DebtOutstanding(
-            "what you owed is now repaid from money that came in; send again with a new "
-            "Idempotency-Key",
-            amount_owed=format_amount(0, CURRENCY),
-        )
-    return DebtOutstanding(
-        f"you owe {format_amount(owed, CURRENCY)} from a returned deposit; outgoing money is "
-        "blocked until it is repaid",
-        amount_owed=format_amount(owed, CURRENCY),
+def _movement_request(body: MovementIn, header_key: str | None) -> actions.MovementRequest:
+    return actions.MovementRequest(
+        user_id=body.user_id,
+        amount=body.amount,
+        bank_account_id=body.bank_account_id,
+        card_id=body.card_id,
+        idempotency_key=header_key or body.idempotency_key,
     )

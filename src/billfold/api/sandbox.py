@@ -1,29 +1,21 @@
 """The sandbox bank partner and card processor (BILLFOLD_SANDBOX; on by default when embedded).
 
-The bank partner's events travel the same path as the real partner's: a Standard Webhooks
-delivery signed with the partner secret, verified and applied by funding.webhooks.receive.
+The bank partner's events travel the same path as the real partner's (funding.sandbox).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import asyncpg
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from billfold.api.funding import funding_of
 from billfold.api.identity import CurrentUser
 from billfold.api.inputs import Body, InputRoute
-from billfold.funding import rails, webhooks
+from billfold.funding import sandbox
 from billfold.funding.cards import SandboxProcessor
-from billfold.funding.service import Funding
-from billfold.platform.errors import NotFound
-from billfold.platform.logging import get_logger
 
 router = APIRouter(prefix="/api/v1/sandbox", tags=["sandbox"], route_class=InputRoute)
-log = get_logger("billfold.sandbox")
 
 
 class ReturnIn(Body):
@@ -53,16 +45,20 @@ class DeliveryOut(BaseModel):
 @router.post("/ach/{funding_id}/settle", response_model=DeliveryOut)
 async def settle(request: Request, funding_id: str, user: CurrentUser) -> Any:
     """The bank reports the ACH transfer settled (a signed `ach.settled` webhook)."""
-    await _own(request, user.id, funding_id, "ach")
-    return await _deliver(funding_of(request), "ach.settled", {"transfer_id": funding_id})
+    funding = request.app.state.funding
+    return await sandbox.deliver_event(funding, user.id, "ach.settled", funding_id)
 
 
 @router.post("/ach/{funding_id}/return", response_model=DeliveryOut)
 async def return_(request: Request, funding_id: str, body: ReturnIn, user: CurrentUser) -> Any:
     """The bank returns the ACH transfer with a NACHA return code (`ach.returned`)."""
-    await _own(request, user.id, funding_id, "ach")
-    data = {"transfer_id": funding_id, "return_code": body.return_code}
-    return await _deliver(funding_of(request), "ach.returned", data)
+    return await sandbox.deliver_event(
+        request.app.state.funding,
+        user.id,
+        "ach.returned",
+        funding_id,
+        return_code=body.return_code,
+    )
 
 
 @router.post("/cards/tokenize", response_model=TokenOut, status_code=201)
@@ -77,41 +73,5 @@ async def tokenize(request: Request, body: TokenizeIn, user: CurrentUser) -> Any
 @router.post("/cards/{funding_id}/chargeback", response_model=DeliveryOut)
 async def chargeback(request: Request, funding_id: str, user: CurrentUser) -> Any:
     """The cardholder disputes a card add-funds (`card.chargeback`)."""
-    await _own(request, user.id, funding_id, "card")
-    return await _deliver(funding_of(request), "card.chargeback", {"transfer_id": funding_id})
-
-
-async def _deliver(funding: Funding, event_type: str, data: dict[str, Any]) -> dict[str, str]:
-    headers, body = webhooks.sign(
-        webhooks.webhook_secret(funding.settings), {"type": event_type, "data": data}
-    )
-    delivery = await webhooks.receive(funding, headers, body)
-    return {"status": delivery.status, "detail": delivery.detail}
-
-
-async def _own(request: Request, user_id: Any, transfer_id: str, rail: str) -> None:
-    ft = await rails.load(request.app.state.pool, transfer_id)
-    if ft is None or ft.user_id != user_id or ft.rail != rail:
-        raise NotFound(
-            f"transfer '{transfer_id[:40]}' does not exist", transfer_id=transfer_id[:40]
-        )
-
-
-async def auto_settle(funding: Funding, after_s: float) -> None:
-    """Settle every pending ACH transfer `after_s` seconds after it started, as a bank would
-    some days later; one the risk engine holds was never sent, so it waits until released.
-    Runs in each process; the inbox and the ledger keys make that safe."""
-    while True:
-        await asyncio.sleep(min(after_s, 5.0))
-        try:
-            rows = await funding.pool.fetch(
-                """SELECT id FROM funding_transfers
-                    WHERE rail = 'ach' AND status = 'pending' AND risk_status IS NULL
-                      AND created_at < now() - make_interval(secs => $1)
-                    ORDER BY created_at LIMIT 500""",
-                after_s,
-            )
-            for row in rows:
-                await _deliver(funding, "ach.settled", {"transfer_id": str(row["id"])})
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            log.warning("sandbox auto-settle failed", error=str(error))
+    funding = request.app.state.funding
+    return await sandbox.deliver_event(funding, user.id, "card.chargeback", funding_id)

@@ -1,9 +1,9 @@
-"""What a request tells the risk engine about where it comes from."""
+"""What a request tells the risk engine about where it comes from, and the risk gate its
+movement passes (risk.gate)."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -11,16 +11,10 @@ from fastapi import Depends, Header, Request
 from billfold.api.identity import AuthenticatedId, device_signing_key
 from billfold.api.limits import client_address
 from billfold.platform.security import new_device_id, read_device_token, sign_device
-from billfold.wallet.risk import UNVERIFIED_DEVICE, country_code
+from billfold.risk.gate import UNVERIFIED_DEVICE, Gate, Origin, country_code
 
-
-@dataclass(frozen=True)
-class ClientSignals:
-    # The device id inside a valid device token of the caller's (X-Device-Id); UNVERIFIED_DEVICE
-    # for any other value; None without the header.
-    device_id: str | None
-    country: str | None  # X-Client-Country, set by the edge: ISO 3166 alpha-2, else None
-    ip: str | None  # the client's address (see limits.client_address)
+# The device, country and address a request comes from (its address: limits.client_address).
+ClientSignals = Origin
 
 
 # The longest header values accepted (a longer one is a 422).
@@ -95,3 +89,16 @@ def device_token_for(request: Request, user_id: uuid.UUID, header: str | None) -
 
 
 Signals = Annotated[ClientSignals, Depends(client_signals)]
+
+
+def risk_gate(request: Request) -> Gate:
+    """The risk gate as the app's state has it now: its engine, and the budget, fail-closed
+    amount and scoring slots of its settings (a test may swap any of them)."""
+    state = request.app.state
+    return Gate(
+        state.risk,
+        state.redis,
+        state.settings.risk_budget_ms,
+        state.fail_closed_minor,
+        state.risk_slots,
+    )

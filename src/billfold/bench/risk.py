@@ -35,10 +35,10 @@ from billfold.config import Settings
 from billfold.platform.redis import create_redis
 from billfold.risk import serving, synth
 from billfold.risk.engine import RulesEngine
+from billfold.risk.gate import Movement
 from billfold.risk.history import NEW_ACCOUNT_SECONDS, address_of, ip_prefix
 from billfold.risk.model import Scorer
 from billfold.risk.rules import LOAD_TEST_RULES
-from billfold.wallet.risk import Movement
 
 
 async def run_risk_bench(

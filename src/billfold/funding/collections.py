@@ -23,7 +23,9 @@ from billfold.ledger.accounts import (
     set_owes,
 )
 from billfold.ledger.engine import Ledger
+from billfold.ledger.errors import DebtOutstanding
 from billfold.ledger.model import AccountKind, Leg
+from billfold.wallet.money import format_amount
 
 CLIENT = "funding"
 CLAWBACK = "clawback"
@@ -114,6 +116,22 @@ async def collect(
                 metadata={"user_id": str(user_id)},
             )
         return await _settle_flag(pool, wallet_id, receivable["id"])
+
+
+def debt_outstanding(owed_minor: int, currency: str) -> DebtOutstanding:
+    """The refusal of outgoing money while the user owes `owed_minor` (after `collect`); with
+    nothing owed any more, it says the request may be sent again."""
+    if not owed_minor:
+        return DebtOutstanding(
+            "what you owed is now repaid from money that came in; send again with a new "
+            "Idempotency-Key",
+            amount_owed=format_amount(0, currency),
+        )
+    return DebtOutstanding(
+        f"you owe {format_amount(owed_minor, currency)} from a returned deposit; outgoing money "
+        "is blocked until it is repaid",
+        amount_owed=format_amount(owed_minor, currency),
+    )
 
 
 async def _settle_flag(pool: asyncpg.Pool, wallet_id: int, receivable_id: int) -> int:

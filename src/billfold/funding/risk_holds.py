@@ -20,11 +20,16 @@ from typing import Any
 import asyncpg
 
 from billfold.funding.cards import CARD_COLUMNS, CardProcessor, card_token
-from billfold.funding.movements import CLIENT, STATUSES, book_add_funds, book_card_funding
+from billfold.funding.movements import CLIENT, book_add_funds, book_card_funding
 from billfold.funding.service import FUNDING_COLUMNS, CardDeclined, Funding, FundingTransfer
+from billfold.funding.views import STATUSES, funding_view
 from billfold.platform.errors import BillfoldError, NotFound
+from billfold.platform.security import check_four_eyes
+from billfold.risk import held as risk_held
+from billfold.risk import operators
+from billfold.wallet.pins import WrongPin, check_pin
 from billfold.wallet.refusals import in_wallet_terms
-from billfold.wallet.users import check_four_eyes, get_user
+from billfold.wallet.users import User, get_user
 
 MAX_PIN_FAILURES = 3
 VERIFICATION = "pending_verification"
@@ -124,6 +129,77 @@ async def do_decline_movement(
     return await _update(
         conn, "status = 'declined', risk_status = NULL, risk_decided_at = now()", ft.id
     )
+
+
+async def verify_movement(
+    funding: Funding, processor: CardProcessor, user: User, funding_id: str, pin: str
+) -> dict[str, Any]:
+    """The right PIN releases a held add-funds or cash-out of the user's to its rail (an
+    add-funds is booked, its card charged), or sends it to review if it was changed within 24
+    hours; the third wrong one declines it (a cash-out's money back). Its public form after; a
+    wrong PIN is WrongPin, naming the status it left the movement in.
+
+    Locks: the movement's row, from the check to the decision (one transaction); what follows
+    a release (finish_release) runs after it commits."""
+    pool = funding.pool
+    async with pool.acquire() as conn, conn.transaction():
+        ft = await access_held_movement(conn, funding_id, waiting_for=VERIFICATION, user_id=user.id)
+        checked = await check_pin(pool, user.id, pin)
+        if checked.right and checked.changed_recently:
+            ft = await do_send_to_review(conn, ft)
+            assert ft.assessment_id is not None  # a held movement is held on its assessment
+            await risk_held.note_reason(conn, ft.assessment_id, risk_held.PIN_CHANGED_REASON)
+        elif checked.right:
+            ft = await do_release_movement(conn, funding, ft)
+        else:
+            ft = await do_note_wrong_pin(conn, ft)
+            if ft.pin_failures >= MAX_PIN_FAILURES:
+                ft = await do_decline_movement(conn, funding, ft)
+    if not checked.right:
+        status = funding_view(ft)["status"]
+        raise WrongPin(
+            f"wrong PIN; the transfer is {status}",
+            attempts_left=max(MAX_PIN_FAILURES - ft.pin_failures, 0),
+            transfer_status=status,
+        )
+    if ft.risk_status is not None:  # sent to review
+        return funding_view(ft)
+    if ft.assessment_id is not None:
+        await risk_held.remember_assessed(pool, ft.assessment_id)
+    return funding_view(await finish_release(funding, processor, ft))
+
+
+async def decide_movement(
+    funding: Funding,
+    processor: CardProcessor,
+    operator_id: uuid.UUID,
+    review_id: str,
+    *,
+    approve: bool,
+    reason: str,
+) -> str:
+    """Release or decline an add-funds or cash-out held for review, audited with its outcome;
+    its status after. A released add-funds is then booked (its card charged: a decline by the
+    processor declines it, a 402 after the approval is recorded).
+
+    Locks: the movement's row, from the check to the audit record (one transaction); what
+    follows a release (finish_release) runs after it commits."""
+    async with funding.pool.acquire() as conn, conn.transaction():
+        ft = await access_held_movement(
+            conn, review_id, waiting_for=REVIEW, user_id=None, operator_id=operator_id
+        )
+        decide = do_release_movement if approve else do_decline_movement
+        ft = await decide(conn, funding, ft)
+        await operators.audit(
+            conn,
+            operator_id,
+            "approve_review" if approve else "reject_review",
+            f"transfer:{ft.id}",
+            reason,
+            {"type": ft.purpose, "status": "DECLINED" if ft.status == "declined" else "RELEASED"},
+        )
+    ft = await finish_release(funding, processor, ft)
+    return str(funding_view(ft)["status"])
 
 
 async def finish_release(

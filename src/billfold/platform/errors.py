@@ -82,3 +82,13 @@ class Unavailable(BillfoldError):
     code = "unavailable"
     status = 503
     title = "Service unavailable"
+
+
+class WalletFrozen(BillfoldError):
+    """A frozen user's money does not move: said by the wallet (a frozen sender or recipient),
+    by the ledger's refusal in the person's terms (wallet.refusals), and by the risk engine
+    (a frozen user's movement is not scored)."""
+
+    code = "wallet_frozen"
+    status = 403
+    title = "Wallet frozen"

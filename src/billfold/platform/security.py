@@ -1,4 +1,5 @@
-"""Password hashing (Argon2id), signed access tokens (JWT, HS256) and signed device tokens."""
+"""Password hashing (Argon2id), signed access tokens (JWT, HS256), signed device tokens, and
+the four-eyes rule: no operator decides on their own account or money."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,27 @@ class Unauthenticated(BillfoldError):
 
     def headers(self) -> dict[str, str] | None:
         return {"WWW-Authenticate": "Bearer"}
+
+
+class FourEyes(BillfoldError):
+    """An operator deciding on their own account or money: another operator must."""
+
+    code = "four_eyes"
+    status = 403
+    title = "Another operator must decide"
+
+
+def check_four_eyes(
+    operator_id: uuid.UUID | None, subjects: Iterable[uuid.UUID], what: str
+) -> None:
+    """Raises FourEyes when the operator is one of the users a decision is about (`subjects`:
+    the user acted on, a movement's parties); `what` names the decision's object. No operator:
+    the risk engine decides, and may decide on anyone."""
+    if operator_id is not None and operator_id in set(subjects):
+        raise FourEyes(
+            f"{what} is operator {operator_id}'s own: another operator must decide on it",
+            operator_id=str(operator_id),
+        )
 
 
 def hash_password(password: str) -> str:

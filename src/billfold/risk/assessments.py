@@ -15,10 +15,10 @@ import orjson
 from billfold.platform import db
 from billfold.platform.logging import get_logger
 from billfold.risk import serving
+from billfold.risk.gate import Movement
 from billfold.risk.history import ip_prefix
 from billfold.risk.model import Pushed
 from billfold.risk.rules import Verdict as Decided
-from billfold.wallet.risk import Movement
 
 log = get_logger("billfold.risk")
 

@@ -25,10 +25,9 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from billfold.config import Settings
-from billfold.ledger.model import SideRow
 from billfold.platform import db
 from billfold.platform.coalesce import Coalescer
+from billfold.platform.errors import WalletFrozen
 from billfold.platform.logging import get_logger
 from billfold.risk import lockout, operators, serving
 from billfold.risk.assessments import (
@@ -40,19 +39,25 @@ from billfold.risk.assessments import (
     row_of,
 )
 from billfold.risk.features import FEATURE_NAMES
+from billfold.risk.gate import CLAIM_TTL_MS, KeyInFlight, Movement, SideRow, Verdict
 from billfold.risk.history import address_of, ip_prefix
 from billfold.risk.model import Pushed, Scorer
 from billfold.risk.places import places_of
 from billfold.risk.rules import Action, RiskRules, Signals, check_rules, decide
 from billfold.risk.rules import Verdict as Decided
 from billfold.risk.velocity import Observation, Velocity
-from billfold.wallet.refusals import WalletFrozen
-from billfold.wallet.risk import CLAIM_TTL_MS, KeyInFlight, Movement, Verdict
 
 log = get_logger("billfold.risk")
 
 # Past queries in flight at once, each on a connection of its own (RulesEngine pasts).
 PAST_CONNECTIONS = 4
+# How the connections the past queries run on are made (platform.db.create_pool's options):
+# PAST_MANY with a generic plan, made once per connection, costs 100-170 µs a movement in
+# PostgreSQL; planned for each batch of the few movements that meet under load, 230-350 µs
+# (docs/decisions.md). The plan needs no values: every index of the tables it reads leads with
+# the person a lookup names (migration 0013), so whatever the statistics when it is made, each
+# lookup is a range scan of their rows.
+PAST_POOL: dict[str, Any] = {"size": PAST_CONNECTIONS, "generic_plans": True}
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ class RulesEngine:
         pasts: asyncpg.Pool | None = None,
         with_transfers: bool = False,
     ) -> None:
-        """`pasts`: a pool of PAST_CONNECTIONS with generic plans (past_pool) for the past
+        """`pasts`: a pool of PAST_CONNECTIONS with generic plans (PAST_POOL) for the past
         queries; without it, they run on `pool`, planned anew for each batch.
         `with_transfers`: the verdict on an allowed P2P transfer carries its assessment for the
         ledger to write with the transfer (WITH_TRANSFER, which the ledger must have been given
@@ -141,7 +146,7 @@ class RulesEngine:
         at: datetime | None = None,
     ) -> Verdict:
         """The verdict on `movement`, made and stored as of `at` (default: now). `claim` and
-        `settle`: see wallet.risk.RiskEngine; the velocity script sets the claim, in the same
+        `settle`: see risk.gate.RiskEngine; the velocity script sets the claim, in the same
         round trip."""
         at = at or datetime.now(UTC)
         known = await self.prepare(movement, at, claim)
@@ -358,20 +363,11 @@ class RulesEngine:
         )
 
 
-async def past_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
-    """The connections the past queries run on: PAST_MANY with a generic plan, made once per
-    connection, costs 100-170 µs a movement in PostgreSQL; planned for each batch of the few
-    movements that meet under load, 230-350 µs (docs/decisions.md). The plan needs no values:
-    every index of the tables it reads leads with the person a lookup names (migration 0013),
-    so whatever the statistics when it is made, each lookup is a range scan of their rows."""
-    return await db.create_pool(dsn, settings, size=PAST_CONNECTIONS, generic_plans=True)
-
-
-def load_scorer(settings: Settings) -> Scorer | None:
-    """The model `settings.risk_model` names, or None when it is "off"."""
-    if settings.risk_model == "off":
+def load_scorer(risk_model: str) -> Scorer | None:
+    """The model config.risk_model names, or None when it is "off"."""
+    if risk_model == "off":
         return None
-    directory = None if settings.risk_model == "shipped" else Path(settings.risk_model)
+    directory = None if risk_model == "shipped" else Path(risk_model)
     scorer = Scorer.load(directory)
     log.info("risk model loaded", version=scorer.version, bands=scorer.bands)
     return scorer

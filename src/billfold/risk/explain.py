@@ -24,7 +24,7 @@ from billfold.platform import db
 from billfold.platform.errors import BillfoldError, NotFound
 from billfold.risk import serving
 from billfold.risk.engine import RulesEngine, request_of
-from billfold.wallet.risk import Movement
+from billfold.risk.gate import Movement
 
 # The past as of just before the assessment: its own row, written at its time, is not its past.
 JUST_BEFORE = timedelta(microseconds=1)

@@ -1,9 +1,10 @@
-"""Transfers the risk engine held: reserved by a ledger hold until the sender confirms with their
-PIN (step-up) or an analyst approves or rejects (review).
+"""Transfers the risk engine held, as risk keeps them: what each waits for (the sender's PIN for
+a step-up, an analyst for a review), its wrong PINs, and the queues operators read.
 
-The ledger posts or voids a hold exactly once, under keys named after the hold, so two analysts
-deciding at once, or an analyst and an expiring step-up, give one outcome; the row's status
-follows under its own row lock.
+The money of a held transfer is reserved by a ledger hold, which the wallet posts or voids
+(wallet.held) before it records the outcome here, under the row lock `lock_held` takes: the
+ledger posts or voids a hold exactly once, so two analysts deciding at once, or an analyst and
+an expiring step-up, give one outcome.
 """
 
 from __future__ import annotations
@@ -14,17 +15,12 @@ from typing import Any
 
 import asyncpg
 
-from billfold.ledger.engine import Ledger
-from billfold.ledger.errors import HoldNotPending
-from billfold.ledger.model import Transfer
 from billfold.platform.errors import BillfoldError, NotFound
+from billfold.platform.security import check_four_eyes
 from billfold.risk.places import remember_places
-from billfold.wallet.pins import PinCheck
-from billfold.wallet.users import check_four_eyes
 
 MAX_PIN_FAILURES = 3
 PENDING = {"step_up": "PENDING_VERIFICATION", "review": "PENDING_REVIEW"}
-RISK_CLIENT = "risk"
 # Added to the reasons of a step-up that a recently changed PIN answered (wallet.pins).
 PIN_CHANGED_REASON = "PIN changed within 24 hours answered the step-up"
 # The user's last 10 assessed movements, newest first, for the analyst ($user: their id).
@@ -58,7 +54,8 @@ class Held:
 
 async def record_hold(
     pool: asyncpg.Pool,
-    hold: Transfer,
+    hold_id: int,
+    amount_minor: int,
     *,
     sender_id: uuid.UUID,
     recipient_id: uuid.UUID,
@@ -74,10 +71,10 @@ async def record_hold(
                assessment_id, device_id, country)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (hold_id) DO NOTHING
            RETURNING true""",
-        hold.id,
+        hold_id,
         sender_id,
         recipient_id,
-        hold.amount_minor,
+        amount_minor,
         PENDING[action],
         assessment_id,
         device_id,
@@ -93,49 +90,35 @@ async def status_of(pool: asyncpg.Pool, hold_id: int) -> str | None:
     return status
 
 
-async def resolve(
-    conn: asyncpg.Connection, ledger: Ledger, held: Held, *, complete: bool, client: str
-) -> str:
-    """Post or void the hold (whoever asks first wins in the ledger) and record the status."""
-    try:
-        if complete:
-            await ledger.post(client, f"release:{held.hold_id}", held.hold_id, code="p2p")
-        else:
-            await ledger.void(client, f"decline:{held.hold_id}", held.hold_id, code="p2p_declined")
-    except HoldNotPending:
-        raise NotPending(f"transfer {held.hold_id} was decided already") from None
-    status = "COMPLETED" if complete else "DECLINED"
+async def do_record_outcome(conn: asyncpg.Connection, held: Held, status: str) -> None:
+    """A held transfer's hold was posted (COMPLETED) or voided (DECLINED). The caller holds its
+    row lock (lock_held)."""
     await conn.execute(
         "UPDATE held_transfers SET status = $2, resolved_at = now() WHERE hold_id = $1",
         held.hold_id,
         status,
     )
-    return status
 
 
-async def do_confirm(
-    conn: asyncpg.Connection, ledger: Ledger, held: Held, pin: PinCheck, *, client: str
-) -> str:
-    """What a PIN does to a transfer waiting for verification; its status after. The caller
-    holds the row lock (lock_held). The right PIN completes it, unless it was changed within
-    24 hours: then the transfer goes to review, its money still held. A wrong PIN is counted,
-    and the MAX_PIN_FAILURES-th declines it."""
-    if pin.right and pin.changed_recently:
-        await conn.execute(
-            "UPDATE held_transfers SET status = 'PENDING_REVIEW' WHERE hold_id = $1", held.hold_id
-        )
-        await note_reason(conn, held.assessment_id, PIN_CHANGED_REASON)
-        return "PENDING_REVIEW"
-    if pin.right:
-        return await resolve(conn, ledger, held, complete=True, client=client)
+async def do_send_to_review(conn: asyncpg.Connection, held: Held) -> str:
+    """A transfer waiting for verification goes to review instead (its PIN changed within 24
+    hours answered the step-up), its money still held. The caller holds its row lock."""
+    await conn.execute(
+        "UPDATE held_transfers SET status = 'PENDING_REVIEW' WHERE hold_id = $1", held.hold_id
+    )
+    await note_reason(conn, held.assessment_id, PIN_CHANGED_REASON)
+    return "PENDING_REVIEW"
+
+
+async def do_note_wrong_pin(conn: asyncpg.Connection, held: Held) -> bool:
+    """Count a wrong PIN; whether it was the MAX_PIN_FAILURES-th, which declines the transfer.
+    The caller holds its row lock."""
     await conn.execute(
         "UPDATE held_transfers SET pin_failures = $2 WHERE hold_id = $1",
         held.hold_id,
         held.pin_failures + 1,
     )
-    if held.pin_failures + 1 >= MAX_PIN_FAILURES:
-        return await resolve(conn, ledger, held, complete=False, client=client)
-    return held.status
+    return held.pin_failures + 1 >= MAX_PIN_FAILURES
 
 
 async def note_reason(conn: asyncpg.Connection, assessment_id: int, reason: str) -> None:

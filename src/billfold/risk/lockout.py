@@ -30,10 +30,10 @@ from redis.exceptions import RedisError
 
 from billfold.platform.errors import BillfoldError, NotFound
 from billfold.platform.logging import get_logger
+from billfold.platform.security import check_four_eyes
 from billfold.risk import operators
+from billfold.risk.gate import Movement
 from billfold.risk.rules import RiskRules
-from billfold.wallet.risk import Movement
-from billfold.wallet.users import check_four_eyes
 
 log = get_logger("billfold.risk")
 

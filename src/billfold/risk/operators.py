@@ -2,7 +2,7 @@
 
 An action and its audit record are written in one transaction: there is no effect without its
 record, and no record of an effect that did not happen. No operator decides on their own account
-or money (four eyes: wallet.users.check_four_eyes), here or in a review.
+or money (four eyes: platform.security.check_four_eyes), here or in a review.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from billfold.platform.errors import NotFound, ValidationFailed
-from billfold.wallet.users import check_four_eyes
+from billfold.platform.security import check_four_eyes
 
 MAX_REASON = 500
 # action -> the users column it sets and its value

@@ -20,9 +20,9 @@ import asyncpg
 
 from billfold.platform.security import new_device_id
 from billfold.risk.engine import RulesEngine
+from billfold.risk.gate import Movement
 from billfold.risk.places import remember_places
 from billfold.risk.rules import Action, Verdict
-from billfold.wallet.risk import Movement
 
 ALLOWED = Verdict(Action.ALLOW, 0.0, ())
 

@@ -11,9 +11,9 @@ from typing import Any
 import asyncpg
 
 from billfold.platform import db
+from billfold.risk.gate import UNVERIFIED_DEVICE, Movement
 from billfold.risk.history import address_of, ip_prefix
 from billfold.risk.past_sql import REMEMBER
-from billfold.wallet.risk import UNVERIFIED_DEVICE, Movement
 
 
 async def remember(pool: asyncpg.Pool, movement: Movement, at: datetime | None = None) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from billfold.risk.features import features_for
+from billfold.risk.gate import UNVERIFIED_DEVICE, Movement
 from billfold.risk.history import (
     ADDRESS_MAX_ACCOUNTS,
     DAY,
@@ -55,7 +56,6 @@ from billfold.risk.past_sql import (
     WINDOW,
 )
 from billfold.risk.rules import TINY_CARD_ADD_MINOR, TYPICAL_MIN_HISTORY, Signals
-from billfold.wallet.risk import UNVERIFIED_DEVICE, Movement
 
 ME, THEM = 1, 2  # the user and the recipient, as history.HistoryState numbers them
 # An account older than this has no address features (history.HistoryState.address_links): its

@@ -9,7 +9,7 @@ buckets and per-device counters that once fed them cost Redis more than the rest
 are gone.
 
 The same call can first claim a request's idempotency key as in flight (the transfer path's
-mark, see wallet.risk.RiskEngine): a request whose key another one holds is neither counted nor
+mark, see risk.gate.RiskEngine): a request whose key another one holds is neither counted nor
 scored, and the transfer path spends one Redis round trip, not two.
 
 Redis is never the source of truth for money: losing these counters makes the risk engine
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from billfold.wallet.risk import KeyInFlight
+from billfold.risk.gate import KeyInFlight
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS

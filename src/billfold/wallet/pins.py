@@ -5,7 +5,7 @@ A PIN confirms movements the risk engine held for verification. Setting it with 
 token alone let whoever held a session (a stolen phone, a copied token) answer the step-up
 meant to stop them, so a change needs what a session alone does not give. A PIN *changed* in
 the last PIN_CHANGE_COOLING does not clear a step-up: the movement goes to review instead
-(risk.held, funding.risk_holds). A first PIN set within PIN_CHANGE_COOLING of sign-up is
+(wallet.held, funding.risk_holds). A first PIN set within PIN_CHANGE_COOLING of sign-up is
 onboarding, not a change, and clears one at once; a first PIN on an older account is a change
 (the thief who phished the password of an account that never had a PIN). See
 docs/decisions.md, "A step-up a thief cannot answer".
@@ -64,6 +64,14 @@ class PinChangedMeanwhile(BillfoldError):
     code = "pin_changed_meanwhile"
     status = 409
     title = "The PIN changed meanwhile"
+
+
+class WrongPin(BillfoldError):
+    """A wrong PIN answering a step-up; `attempts_left` before the movement is declined."""
+
+    code = "wrong_pin"
+    status = 403
+    title = "Wrong PIN"
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,8 @@ from billfold.ledger.errors import (
     InsufficientFunds,
     LedgerError,
 )
-from billfold.platform.errors import BillfoldError
+from billfold.platform.errors import BillfoldError, WalletFrozen
 from billfold.wallet.money import format_amount
-
-
-class WalletFrozen(BillfoldError):
-    code = "wallet_frozen"
-    status = 403
-    title = "Wallet frozen"
 
 
 @contextmanager

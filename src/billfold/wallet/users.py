@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
@@ -45,14 +44,6 @@ class HandleTaken(BillfoldError):
 class LoginLocked(TooManyRequests):
     code = "login_locked"
     title = "Too many failed logins"
-
-
-class FourEyes(BillfoldError):
-    """An operator deciding on their own account or money: another operator must."""
-
-    code = "four_eyes"
-    status = 403
-    title = "Another operator must decide"
 
 
 @dataclass(frozen=True)
@@ -154,19 +145,6 @@ async def grant_admin(pool: asyncpg.Pool, handle_text: str) -> User:
         raise NotFound(f"no user has the {handle.kind} '{handle.value}'", handle=handle_text[:60])
     await pool.execute("UPDATE users SET is_admin = true WHERE id = $1", user.id)
     return await get_user(pool, user.id)
-
-
-def check_four_eyes(
-    operator_id: uuid.UUID | None, subjects: Iterable[uuid.UUID], what: str
-) -> None:
-    """Raises FourEyes when the operator is one of the users a decision is about (`subjects`:
-    the user acted on, a movement's parties); `what` names the decision's object. No operator:
-    the risk engine decides, and may decide on anyone."""
-    if operator_id is not None and operator_id in set(subjects):
-        raise FourEyes(
-            f"{what} is operator {operator_id}'s own: another operator must decide on it",
-            operator_id=str(operator_id),
-        )
 
 
 async def get_user(pool: asyncpg.Pool, user_id: uuid.UUID) -> User:

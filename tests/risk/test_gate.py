@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from billfold.wallet.risk import (
+from billfold.risk.gate import (
     CLAIM_TTL_MS,
     AllowAll,
     DeclinedByRisk,

@@ -1,8 +1,11 @@
-"""The place on the money path where the risk engine scores a movement before it happens.
+"""The one gate to risk: what the money paths (wallet's P2P transfers, funding's add-funds and
+cash-outs) hand the risk engine, what it answers, and the time budget its answer must come within.
 
-Every P2P transfer is assessed after its inputs are checked and before the ledger moves money.
-The assessment has a time budget: the risk engine (a later issue) must answer within it. Until
-that engine exists, `AllowAll` lets everything through.
+Every movement is assessed after its inputs are checked and before money moves. A caller builds
+a `Movement`, asks `Gate.assess` and acts on the `Verdict`: allow, step up, review (decline
+raises DeclinedByRisk). The engine behind the gate is risk.engine.RulesEngine, or `AllowAll`
+with scoring off. This module imports no other context: the ledger's side row is named here by
+its shape.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from billfold.ledger.model import SideRow
 from billfold.platform.coalesce import Coalescer
 from billfold.platform.errors import BillfoldError
 from billfold.platform.metrics import RISK_ASSESSMENT_DURATION, RISK_TIMEOUTS
@@ -32,6 +35,20 @@ CLAIM_TTL_MS = 30_000
 # forged, or issued to someone else): a device the user has never used, whatever it claims.
 # Never remembered as a known device (risk.engine; and a CHECK in migrations/0017).
 UNVERIFIED_DEVICE = "(unverified)"
+# A row the ledger writes in its statement with a transfer (ledger.model.SideRow): the name of
+# one of its side statements and that row's parameters.
+SideRow = tuple[str, tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What a request tells the risk engine about where it comes from."""
+
+    # The device id inside a valid device token of the caller's (X-Device-Id); UNVERIFIED_DEVICE
+    # for any other value; None without the header.
+    device_id: str | None
+    country: str | None  # X-Client-Country, set by the edge: ISO 3166 alpha-2, else None
+    ip: str | None  # the client's address
 
 
 @dataclass(frozen=True)
@@ -208,6 +225,46 @@ async def assess_within_budget(
         # caught them would teach them to step around it.
         raise DeclinedByRisk("the transfer was declined by risk checks")
     return verdict
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The risk engine as the money paths call it: with the time budget its verdict must come
+    within (config.risk_budget_ms), the size from which an overrun fails closed
+    (config.risk_fail_closed_minor) and the slots that bound how many movements are scored at
+    once (config.risk_concurrency). Built from the process's settings as they stand when a
+    request comes in."""
+
+    engine: RiskEngine
+    redis: Redis
+    budget_ms: float
+    fail_closed_minor: int = 0
+    slots: asyncio.Semaphore | None = None
+
+    def admission(self) -> AbstractAsyncContextManager[Any]:
+        """A slot among the movements scored at once (nothing to wait for when unbounded), for a
+        caller that holds it beyond the scoring (a P2P transfer: from its checks to the
+        ledger's answer). Its budget starts once it has the slot."""
+        return self.slots or contextlib.nullcontext()
+
+    async def assess(
+        self, movement: Movement, claim: str | None = None, *, admitted: bool = False
+    ) -> Verdict:
+        """The verdict on `movement` within the budget (assess_within_budget); `claim`: see
+        RiskEngine.assess. `admitted`: the caller holds a slot already (admission); otherwise
+        the movement waits for one before its budget starts."""
+        return await assess_within_budget(
+            self.engine,
+            movement,
+            self.budget_ms,
+            claim,
+            slots=None if admitted else self.slots,
+            fail_closed_minor=self.fail_closed_minor,
+        )
+
+    async def release(self, claim: str) -> None:
+        """Give up a claim whose request stored nothing: a retry may then run at once."""
+        await release_key(self.redis, claim)
 
 
 def country_code(value: str | None) -> str | None:

@@ -1,0 +1,26 @@
+"""Response models that more than one router renders: shared here, so that no router imports
+another."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+# An add-funds or cash-out (funding.views.funding_view), also as GET and verify
+# /transfers/{transfer_id} answer it.
+class MovementOut(BaseModel):
+    transfer_id: str
+    type: str
+    rail: str
+    status: str
+    amount: str
+    currency: str
+    fee: str
+    total: str = Field(
+        description="amount plus fee: what the card or bank account pays for an add-funds, "
+        "what leaves the wallet for a cash-out"
+    )
+    available_now: str
+    estimated_completion: str | None
+    return_code: str | None
+    created_at: str

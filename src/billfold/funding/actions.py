@@ -1,0 +1,204 @@
+"""The write paths of add-funds and cash-out, from the parsed request to the movement made.
+
+`check_add_funds` and `check_cash_out` validate a request and resolve what it names;
+`do_add_funds` and `do_cash_out` have it scored at the risk gate, then make the movement
+(funding.movements), held back from its rail when the verdict asks for a step-up or a review
+(funding.risk_holds). A retry of a movement already made is not scored again: the movement it
+made answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from billfold.funding import collections, movements
+from billfold.funding.cards import CardProcessor
+from billfold.funding.risk_holds import REVIEW, VERIFICATION
+from billfold.funding.service import CURRENCY, Funding, FundingTransfer, RiskHold
+from billfold.platform.errors import NotFound, ValidationFailed
+from billfold.risk.assessments import never_moved
+from billfold.risk.gate import Gate, Movement, Origin
+from billfold.wallet.money import parse_amount
+from billfold.wallet.transfers import parse_user_id
+from billfold.wallet.users import User
+
+Made = tuple[FundingTransfer, bool]  # the movement, and whether an earlier request made it
+
+
+@dataclass(frozen=True)
+class MovementRequest:
+    """An add-funds or cash-out request as the API read it: the body's fields, and the
+    Idempotency-Key header's value or else the body's `idempotency_key`."""
+
+    user_id: str
+    amount: object
+    bank_account_id: str | None
+    card_id: str | None
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True)
+class CheckedMovement:
+    kind: str  # add_funds | cash_out
+    user: User
+    amount_minor: int
+    key: str
+    rail: str  # ach | card
+    source_id: str  # the bank account (ach) or the card the money comes from or goes to
+
+
+class Scored(NamedTuple):
+    held: RiskHold | None = None  # the hold a step-up or review verdict makes it wait under
+    assessment_id: int | None = None  # the assessment stored for this request, if any
+
+
+async def add_funds(
+    funding: Funding,
+    processor: CardProcessor,
+    gate: Gate,
+    user: User,
+    request: MovementRequest,
+    origin: Origin,
+) -> Made:
+    """`check_add_funds`, then `do_add_funds`."""
+    checked = await check_add_funds(funding, user, request)
+    return await do_add_funds(funding, processor, gate, checked, origin)
+
+
+async def check_add_funds(
+    funding: Funding, user: User, request: MovementRequest
+) -> CheckedMovement:
+    """The request validated, and its source (exactly one of a verified bank account and a card
+    of the user's) checked before it is scored. Takes no lock."""
+    amount, key = _check_movement(request, user)
+    if (request.bank_account_id is None) == (request.card_id is None):
+        raise ValidationFailed(
+            "give exactly one of bank_account_id and card_id", field="bank_account_id"
+        )
+    rail = "card" if request.card_id is not None else "ach"
+    await movements.check_source(funding, user, request.bank_account_id, request.card_id)
+    source = request.card_id or request.bank_account_id
+    return CheckedMovement("add_funds", user, amount, key, rail, str(source))
+
+
+async def do_add_funds(
+    funding: Funding, processor: CardProcessor, gate: Gate, checked: CheckedMovement, origin: Origin
+) -> Made:
+    """Score the add-funds, then make it: a card charged and booked at once, an ACH pull
+    pending until it settles; held, nothing booked nor charged until it is released.
+
+    Locks: the user's row (FOR UPDATE, behind funding.user_locks) while the movement's limits
+    are checked and it is recorded; the ledger locks the accounts it books, in ascending id
+    order, in its own transaction."""
+    user, amount, key = checked.user, checked.amount_minor, checked.key
+    scored = await _score(funding, gate, checked, origin)
+    source, held = checked.source_id, scored.held
+    making: Awaitable[Made]
+    if checked.rail == "card":
+        making = movements.add_funds_card(funding, processor, user, amount, source, key, held)
+    else:
+        making = movements.add_funds_ach(funding, user, amount, source, key, held)
+    return await _made(funding, checked, scored, making)
+
+
+async def cash_out(
+    funding: Funding, gate: Gate, user: User, request: MovementRequest, origin: Origin
+) -> Made:
+    """`check_cash_out`, then `do_cash_out`."""
+    return await do_cash_out(funding, gate, check_cash_out(user, request), origin)
+
+
+def check_cash_out(user: User, request: MovementRequest) -> CheckedMovement:
+    """The request validated. Takes no lock."""
+    amount, key = _check_movement(request, user)
+    if request.bank_account_id is None:
+        raise ValidationFailed("bank_account_id is required", field="bank_account_id")
+    return CheckedMovement("cash_out", user, amount, key, "ach", request.bank_account_id)
+
+
+async def do_cash_out(
+    funding: Funding, gate: Gate, checked: CheckedMovement, origin: Origin
+) -> Made:
+    """Repay what the user owes, then score the cash-out and make it: its money held at once,
+    sent with the next ACH file unless the verdict holds it back.
+
+    Locks: the user's debt lock (funding.collections: a transaction-scoped advisory lock) while
+    what is owed is repaid; then those of do_add_funds."""
+    user, amount, key = checked.user, checked.amount_minor, checked.key
+    # What is owed is repaid first, from what the wallet holds; while anything is still owed,
+    # nothing goes out (and this request changes nothing).
+    owed = await collections.collect(
+        funding.pool, funding.ledger, user.id, user.account_id, CURRENCY
+    )
+    if owed:
+        raise collections.debt_outstanding(owed, CURRENCY)
+    await movements.check_source(funding, user, checked.source_id, None)
+    scored = await _score(funding, gate, checked, origin)
+    making = movements.cash_out(funding, user, amount, checked.source_id, key, scored.held)
+    return await _made(funding, checked, scored, making)
+
+
+async def _score(funding: Funding, gate: Gate, checked: CheckedMovement, origin: Origin) -> Scored:
+    """Score an add-funds or cash-out before money moves (a retry of one already made is not
+    scored again: the movement it made answers). A decline refuses it; a step-up or review
+    verdict gives the hold it is made under."""
+    user, kind, key = checked.user, checked.kind, checked.key
+    if await movements.exists(funding.pool, user.id, key):
+        return Scored()
+    movement = Movement(
+        kind,
+        str(user.id),
+        None,
+        checked.amount_minor,
+        CURRENCY,
+        ref=f"{kind}:{key}",
+        device_id=origin.device_id,
+        country=origin.country,
+        ip=origin.ip,
+        rail=checked.rail,
+    )
+    verdict = await gate.assess(movement)
+    waits_for = {"step_up": VERIFICATION, "review": REVIEW}.get(verdict.action)
+    if waits_for is None:
+        return Scored(assessment_id=verdict.assessment_id)
+    if verdict.assessment_id is None:
+        # The engine writes funding assessments at once: a held movement refers to its own.
+        raise LookupError(f"the {verdict.action} assessment of {kind} {key[:64]} was not stored")
+    return Scored(RiskHold(waits_for, verdict.assessment_id), verdict.assessment_id)
+
+
+async def _made(
+    funding: Funding, checked: CheckedMovement, scored: Scored, making: Awaitable[Made]
+) -> Made:
+    """The movement `making` makes, and whether it is an earlier request's. If no movement
+    is made under this request's assessment (refused: funds, limits, the card declined; or
+    a concurrent request with the key made it first), the assessment is stored as declined
+    later: money that never moved is no history for the next movements' rules (money in,
+    then straight out; the day's cash for a CTR) and features."""
+    try:
+        ft, replayed = await making
+    except Exception:
+        if scored.assessment_id is not None and not await movements.exists(
+            funding.pool, checked.user.id, checked.key
+        ):
+            await never_moved(funding.pool, scored.assessment_id)
+        raise
+    if replayed and scored.assessment_id is not None:
+        await never_moved(funding.pool, scored.assessment_id)
+    return ft, replayed
+
+
+def _check_movement(request: MovementRequest, user: User) -> tuple[int, str]:
+    key = request.idempotency_key
+    if not key:
+        raise ValidationFailed(
+            "an Idempotency-Key header (or idempotency_key field) is required",
+            field="idempotency_key",
+        )
+    if parse_user_id(request.user_id) != user.id:
+        raise NotFound(
+            f"wallet '{request.user_id[:64]}' does not exist", user_id=request.user_id[:64]
+        )
+    return parse_amount(request.amount, CURRENCY), key

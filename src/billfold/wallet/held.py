@@ -1,0 +1,151 @@
+"""Transfers the risk engine held, as the wallet moves their money: the sender's PIN confirms one
+held for verification, an operator approves or rejects one held for review, and the ledger posts
+or voids its hold.
+
+The ledger posts or voids a hold exactly once, under keys named after the hold, so two analysts
+deciding at once, or an analyst and an expiring step-up, give one outcome. What the transfer
+waits for is risk's to record (risk.held), under the held transfer's row lock, which each path
+here takes first (risk.held.lock_held) and keeps until its transaction commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from billfold.ledger.engine import Ledger
+from billfold.ledger.errors import HoldNotPending
+from billfold.ledger.model import Kind
+from billfold.risk import held as risk_held
+from billfold.risk import operators
+from billfold.risk.gate import Movement
+from billfold.risk.places import remember
+from billfold.wallet.pins import PinCheck, WrongPin, check_pin
+from billfold.wallet.transfers import access_transfer, ledger_client, transfer_view
+from billfold.wallet.users import User
+
+# The ledger client of operators' decisions on held transfers.
+RISK_CLIENT = "risk"
+
+
+async def resolve(
+    conn: asyncpg.Connection,
+    ledger: Ledger,
+    held: risk_held.Held,
+    *,
+    complete: bool,
+    client: str,
+) -> str:
+    """Post or void the hold (whoever asks first wins in the ledger) and record the status. The
+    caller holds the held transfer's row lock (risk.held.lock_held) on `conn`; the ledger locks
+    both wallets, in ascending account id order, in its own transaction."""
+    try:
+        if complete:
+            await ledger.post(client, f"release:{held.hold_id}", held.hold_id, code="p2p")
+        else:
+            await ledger.void(client, f"decline:{held.hold_id}", held.hold_id, code="p2p_declined")
+    except HoldNotPending:
+        raise risk_held.NotPending(f"transfer {held.hold_id} was decided already") from None
+    status = "COMPLETED" if complete else "DECLINED"
+    await risk_held.do_record_outcome(conn, held, status)
+    return status
+
+
+async def do_confirm(
+    conn: asyncpg.Connection, ledger: Ledger, held: risk_held.Held, pin: PinCheck, *, client: str
+) -> str:
+    """What a PIN does to a transfer waiting for verification; its status after. The caller
+    holds the row lock (risk.held.lock_held). The right PIN completes it, unless it was changed
+    within 24 hours: then the transfer goes to review, its money still held. A wrong PIN is
+    counted, and the MAX_PIN_FAILURES-th declines it."""
+    if pin.right and pin.changed_recently:
+        return await risk_held.do_send_to_review(conn, held)
+    if pin.right:
+        return await resolve(conn, ledger, held, complete=True, client=client)
+    if await risk_held.do_note_wrong_pin(conn, held):
+        return await resolve(conn, ledger, held, complete=False, client=client)
+    return held.status
+
+
+async def verify_transfer(
+    pool: asyncpg.Pool, ledger: Ledger, user: User, transfer_id: str, pin: str
+) -> dict[str, Any]:
+    """Confirm a transfer of the user's held for verification with their PIN (do_confirm); its
+    public form after. A wrong PIN is WrongPin, naming the status it left the transfer in.
+
+    Locks: the held transfer's row, from the check to the ledger's answer (one transaction);
+    the ledger locks the two wallets itself."""
+    async with pool.acquire() as conn, conn.transaction():
+        held = await risk_held.lock_held(
+            conn, transfer_id, status="PENDING_VERIFICATION", sender_id=user.id
+        )
+        checked = await check_pin(pool, user.id, pin)
+        status = await do_confirm(conn, ledger, held, checked, client=ledger_client(user))
+    if not checked.right:
+        raise WrongPin(
+            f"wrong PIN; the transfer is {status}",
+            attempts_left=max(risk_held.MAX_PIN_FAILURES - held.pin_failures - 1, 0),
+            transfer_status=status,
+        )
+    if status == "COMPLETED":
+        await remember(pool, _movement_of(held))
+    transfer = await ledger.get_transfer(held.hold_id)
+    if transfer is None:  # held_transfers.hold_id references the ledger's hold
+        raise LookupError(f"hold {held.hold_id} is not in the ledger")
+    return transfer_view(transfer, user.account_id, status)
+
+
+async def decide_held_transfer(
+    pool: asyncpg.Pool,
+    ledger: Ledger,
+    operator_id: uuid.UUID,
+    review_id: str,
+    *,
+    approve: bool,
+    reason: str,
+) -> str:
+    """An operator's decision on a transfer held for review: approve posts its hold, reject
+    voids it; audited with its outcome. Its status after: COMPLETED or DECLINED. Never on the
+    operator's own transfer (FourEyes).
+
+    Locks: the held transfer's row, from the check to the audit record (one transaction)."""
+    async with pool.acquire() as conn, conn.transaction():
+        found = await risk_held.lock_held(
+            conn, review_id, status="PENDING_REVIEW", sender_id=None, operator_id=operator_id
+        )
+        status = await resolve(conn, ledger, found, complete=approve, client=RISK_CLIENT)
+        await operators.audit(
+            conn,
+            operator_id,
+            "approve_review" if approve else "reject_review",
+            f"transfer:{found.hold_id}",
+            reason,
+            {"status": status},
+        )
+    return status
+
+
+async def show_transfer(
+    pool: asyncpg.Pool, ledger: Ledger, user: User, transfer_id: str
+) -> dict[str, Any]:
+    """A transfer the user sent or received, by its public id, as they see it; a held one with
+    the status of its hold."""
+    transfer = await access_transfer(ledger, user, transfer_id)
+    if transfer.kind is Kind.HOLD:
+        status = await risk_held.status_of(pool, transfer.id)
+        return transfer_view(transfer, user.account_id, status)
+    return transfer_view(transfer, user.account_id)
+
+
+def _movement_of(held: risk_held.Held) -> Movement:
+    return Movement(
+        "p2p",
+        str(held.sender_id),
+        str(held.recipient_id),
+        held.amount_minor,
+        "USD",
+        device_id=held.device_id,
+        country=held.country,
+    )
