@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import httpx
@@ -11,6 +14,23 @@ from redis.asyncio import Redis
 
 from billfold.app import create_app
 from billfold.config import Settings
+
+# Offline code: training the model, its traffic generator and evaluation, the demo's data, the
+# benchmarks. The service carries none of it.
+OFFLINE = ("billfold.risk.training", "billfold.demo", "billfold_bench")
+STARTED_APP = """
+import asyncio, sys
+from billfold.app import create_app
+from billfold.config import Settings
+
+async def main():
+    app = create_app(Settings())
+    async with app.router.lifespan_context(app):
+        pass
+
+asyncio.run(main())
+print(*sorted(sys.modules))
+"""
 
 
 @pytest.fixture
@@ -87,3 +107,38 @@ async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:
     assert docs.status_code == 200
     assert schema.json()["info"]["title"] == "Billfold"
     assert "/readyz" in schema.json()["paths"]
+
+
+def test_the_started_app_loads_no_offline_code(settings: Settings) -> None:
+    """The app, built and started as `billfold serve`'s workers do it, model loaded, loads no
+    module of the offline code."""
+    assert settings.database_url and settings.redis_url
+    loaded = _modules_loaded(
+        STARTED_APP,
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url,
+        BILLFOLD_DATA_DIR=str(settings.data_dir),
+    )
+
+    assert "billfold.risk.model" in loaded
+    assert [name for name in loaded if name.startswith(OFFLINE)] == []
+
+
+def test_the_command_line_loads_no_offline_code_until_asked() -> None:
+    """`billfold` loads `risk` (training) and `bench` only when one of them is asked for."""
+    loaded = _modules_loaded("import sys, billfold.cli; print(*sorted(sys.modules))")
+
+    assert "billfold.cli" in loaded
+    assert [name for name in loaded if name.startswith(OFFLINE)] == []
+
+
+def _modules_loaded(code: str, **env: str) -> list[str]:
+    """The modules a new interpreter holds after running `code`, which prints them."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()

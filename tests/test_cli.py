@@ -82,6 +82,41 @@ def test_the_old_forwarded_for_switch_says_what_replaces_it() -> None:
     assert "BILLFOLD_TRUSTED_PROXIES" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_the_offline_groups_are_loaded_when_asked() -> None:
+    """`billfold risk` and `billfold bench` load their groups when asked: help, and a command's
+    own help, as before they were loaded lazily."""
+    risk = run("risk", "--help")
+    bench = run("bench", "--help")
+    bench_api = run("bench", "api", "--help")
+
+    assert (risk.returncode, bench.returncode, bench_api.returncode) == (0, 0, 0)
+    assert "Usage: billfold risk [OPTIONS] COMMAND" in risk.stdout and "evaluate" in risk.stdout
+    assert "Usage: billfold bench [OPTIONS] COMMAND" in bench.stdout
+    assert "transfer-cost" in bench.stdout and "--users" in bench_api.stdout
+
+
+def test_bench_without_the_benchmarks_installed_says_how_to_get_them() -> None:
+    """Where only the service is installed (`make demo`), `billfold bench` says in one line
+    what installs the benchmarks."""
+    # As after `uv sync --no-dev`: the benchmarks' directory is not on the path.
+    code = (
+        "import sys; sys.path = [p for p in sys.path if not p.endswith('tools/bench')]; "
+        "from billfold.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "bench", "api"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: `billfold bench` needs the benchmarks (tools/bench): `make setup` installs them\n"
+    )
+
+
 def test_demo_logsdemo_settings_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BILLFOLD_LOG_LEVEL", raising=False)
     monkeypatch.delenv("BILLFOLD_LOG_JSON", raising=False)

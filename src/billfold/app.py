@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from billfold.api import admin, auth, direct, funding, health, history, sandbox, wallet
+from billfold.api import admin, auth, direct, docs, funding, health, history, sandbox, wallet
 from billfold.api.admission import Admission
+from billfold.api.contract import document_responses
 from billfold.api.inputs import InputRoute
 from billfold.api.middleware import RequestContextMiddleware
 from billfold.api.problems import install_problem_handlers
@@ -53,10 +54,15 @@ def create_app(settings: Settings) -> FastAPI:
         # FastAPI's OpenTelemetry would otherwise ask, on every request, whether a provider
         # has been configured since.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Served by api.docs, through the input gate and without a CDN.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(auth.router)
     app.include_router(wallet.router)
     app.include_router(history.router)
@@ -65,11 +71,13 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
     routes = [context.original_route for context in iter_route_contexts(app.routes)]
-    # Every request passes the input gate (api.inputs): a router without it would let a NUL,
-    # a duplicate key or an oversized body through to its endpoints.
-    ungated = [r.path for r in routes if isinstance(r, APIRoute) and not isinstance(r, InputRoute)]
+    # Every request passes the input gate (api.inputs): a router without it, or a route of
+    # another kind (a mount, a plain Starlette route), would let a NUL, a duplicate key or an
+    # oversized body through to its endpoints.
+    ungated = [getattr(r, "path", repr(r)) for r in routes if not isinstance(r, InputRoute)]
     if ungated:
         raise RuntimeError(f"routes without the input gate (api.inputs.InputRoute): {ungated}")
+    document_responses(app)
     # Middleware added last runs first: the request context, admission (api.admission), then
     # the hot routes (api.direct).
     hot = [r for r in routes if isinstance(r, APIRoute) and r.endpoint in HOT_ENDPOINTS]

@@ -13,10 +13,8 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import pydantic
 import typer
 
-from billfold.bench.cli import bench_app
 from billfold.config import Settings
 from billfold.platform.errors import BillfoldError
-from billfold.risk.cli import risk_app
 from billfold.risk.rules import RiskRules
 
 T = TypeVar("T")
@@ -27,14 +25,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(bench_app, name="bench")
 users_app = typer.Typer(help="Users: operator roles.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 ach_app = typer.Typer(help="ACH: the NACHA files exchanged with the bank.", no_args_is_help=True)
 app.add_typer(ach_app, name="ach")
 keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-app.add_typer(risk_app, name="risk")
+# The offline command groups, loaded only when asked: the service never imports them, and the
+# benchmarks are a package of their own (tools/bench), absent where only the service is installed.
+# Each takes the rest of the command line, --help included, to its own group.
+OFFLINE_GROUP = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 Host = Annotated[str | None, typer.Option(help="Interface to bind. [env: BILLFOLD_HOST]")]
@@ -122,8 +122,8 @@ def ach_export(
 ) -> None:
     """Write the outgoing NACHA file: every ACH entry not yet sent (add-funds debits, cash-out
     and micro-deposit credits). The file holds full account numbers: it is written 0600."""
+    from billfold.funding.ach.files import export_file
     from billfold.funding.cli import run
-    from billfold.funding.files import export_file
 
     settings = _load_settings()
     try:
@@ -147,9 +147,9 @@ def ach_import(
     """Apply each return in a NACHA returns file. A malformed file is refused whole, naming
     the line and field; so is one that reads but breaks NACHA rules (its findings, listed),
     unless --accept-findings. Exit 1 if any return could not be applied."""
+    from billfold.funding.ach import NachaError
+    from billfold.funding.ach.files import FindingsNotAccepted, import_returns, print_progress
     from billfold.funding.cli import run
-    from billfold.funding.files import FindingsNotAccepted, import_returns, print_progress
-    from billfold.funding.nacha_records import NachaError
 
     settings = _load_settings()
     try:
@@ -207,6 +207,26 @@ def keys_rotate() -> None:
     print(f"{result.rewrapped} values re-wrapped; {result.remaining} under other keys")
     if result.remaining:
         raise typer.Exit(1)
+
+
+@app.command(context_settings=OFFLINE_GROUP, add_help_option=False)
+def risk(ctx: typer.Context) -> None:
+    """Risk: train and evaluate the fraud model (offline)."""
+    from billfold.risk.training.cli import risk_app
+
+    risk_app(ctx.args, prog_name="billfold risk")
+
+
+@app.command(context_settings=OFFLINE_GROUP, add_help_option=False)
+def bench(ctx: typer.Context) -> None:
+    """Benchmarks (tools/bench, installed by `make setup`)."""
+    try:
+        from billfold_bench.cli import bench_app
+    except ModuleNotFoundError as error:
+        if error.name != "billfold_bench":
+            raise
+        _fail("`billfold bench` needs the benchmarks (tools/bench): `make setup` installs them")
+    bench_app(ctx.args, prog_name="billfold bench")
 
 
 async def _with_pool(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:

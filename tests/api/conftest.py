@@ -18,7 +18,7 @@ from billfold.app import create_app
 from billfold.config import Settings
 from billfold.ledger.accounts import open_clearing_account
 from billfold.platform.security import device_key, sign_device
-from billfold.risk.rules import LOAD_TEST_RULES
+from billfold_bench.rules import LOAD_TEST_RULES
 
 SECRET_KEY = "k" * 48  # every API test module's app signs with it
 HOME = "home-phone"  # a person's sign-up device (see `device`)

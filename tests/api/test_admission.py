@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from billfold.api.admission import Admission
 from billfold.api.middleware import RequestContextMiddleware
-from billfold.risk.rules import LOAD_TEST_RULES
+from billfold_bench.rules import LOAD_TEST_RULES
 
 MakePerson = Callable[..., Awaitable[Any]]
 BOUND = 2

@@ -30,6 +30,7 @@ PUBLIC = {
     ("GET", "/metrics"),
     *((method, path) for method in ("GET", "HEAD") for path in ("/docs", "/docs/oauth2-redirect")),
     *((method, path) for method in ("GET", "HEAD") for path in ("/redoc", "/openapi.json")),
+    *((method, "/docs/assets/{name}") for method in ("GET", "HEAD")),
     ("POST", "/api/v1/users"),
     ("POST", "/api/v1/auth/token"),
     # Authenticated by its Standard Webhooks signature (tests/api/test_funding.py).
@@ -259,6 +260,23 @@ def protected_routes(app: FastAPI) -> list[tuple[str, str, BaseRoute]]:
     )
     assert {(method, path) for method, path, _ in protected} >= KNOWN_PROTECTED
     return protected
+
+
+def test_every_documented_operation_is_public_or_checked_here(app: FastAPI) -> None:
+    """The OpenAPI document's operations: each one that takes a bearer token is among the
+    routes every test below sends a request to; each one that takes none is on the public
+    list. An operation added later is covered, or this fails."""
+    document = app.openapi()
+    documented = {
+        (method.upper(), path): "security" in operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+    protected = {(method, path) for method, path, _ in protected_routes(app)}
+    assert len(documented) > 30
+    assert {op for op, secured in documented.items() if secured} <= protected
+    assert {op for op, secured in documented.items() if not secured} <= PUBLIC
+    assert not (protected & PUBLIC)
 
 
 def calls(app: FastAPI, ids: dict[str, str]) -> list[Call]:

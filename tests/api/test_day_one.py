@@ -18,7 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from billfold.risk.past import give_ordinary_past
+from billfold.demo.past import give_ordinary_past
 from billfold.risk.rules import RiskRules
 
 MakePerson = Callable[..., Awaitable[Any]]

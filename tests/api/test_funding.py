@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from billfold.funding import webhooks
-from billfold.funding.calendar import is_banking_day
+from billfold.funding.ach import is_banking_day
 from billfold.funding.reconcile import check_funding
 from billfold.funding.recovery import book_unbooked
 from billfold.ledger.reconcile import reconcile

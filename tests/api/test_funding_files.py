@@ -17,10 +17,10 @@ import pytest
 from fastapi import FastAPI
 
 from billfold.config import Settings
-from billfold.funding import nacha
+from billfold.funding import ach
+from billfold.funding.ach.files import export_file, import_returns
 from billfold.funding.bank_accounts import TRACE_HELD, account_number
 from billfold.funding.cards import add_card, card_token
-from billfold.funding.files import export_file, import_returns
 from billfold.funding.keys import rotate
 from billfold.platform.crypto import DecryptionFailed, Sealed
 
@@ -61,7 +61,7 @@ async def test_export_writes_each_entry_once_and_returns_come_back_through_impor
     assert await export_file(funding, first) >= 4  # two micro-deposits too
     assert stat.S_IMODE(first.stat().st_mode) == 0o600
     assert await export_file(funding, tmp_path / "again.ach") == 0
-    sent = nacha.parse(first.read_text())
+    sent = ach.parse(first.read_text())
     traces = await app.state.pool.fetch(
         "SELECT id, trace_number FROM funding_transfers WHERE id = ANY($1::uuid[])",
         [uuid.UUID(add_id), uuid.UUID(out_id)],
@@ -73,11 +73,11 @@ async def test_export_writes_each_entry_once_and_returns_come_back_through_impor
     codes = {by_trace[t]: (e.transaction_code, e.amount_minor) for t, e in ours.items()}
     assert codes == {add_id: (37, 3000), out_id: (32, 2000)}
     assert {e.account_number for e in ours.values()} == {"123456789012"}
-    returns = nacha.make_returns_file(
+    returns = ach.make_returns_file(
         sent, dict.fromkeys(by_trace, "R01"), created_at=datetime.now(UTC)
     )
     path = tmp_path / "returns.ach"
-    path.write_text(nacha.write(returns))
+    path.write_text(ach.write(returns))
     report = await import_returns(funding, path.read_text(), name="returns.ach")
     assert (report.entries, report.applied, report.refused) == (2, 2, [])
     again = await import_returns(funding, path.read_text(), name="returns.ach")
@@ -112,14 +112,12 @@ async def test_the_export_and_import_commands_round_trip(
     trace = await app.state.pool.fetchval(
         "SELECT trace_number FROM funding_transfers WHERE id = $1", uuid.UUID(funding_id)
     )
-    assert trace in {
-        e.trace_number for b in nacha.parse(out.read_text()).batches for e in b.entries
-    }
-    returns = nacha.make_returns_file(
-        nacha.parse(out.read_text()), {trace: "R03"}, created_at=datetime.now(UTC)
+    assert trace in {e.trace_number for b in ach.parse(out.read_text()).batches for e in b.entries}
+    returns = ach.make_returns_file(
+        ach.parse(out.read_text()), {trace: "R03"}, created_at=datetime.now(UTC)
     )
     back = tmp_path / "returns.ach"
-    back.write_text(nacha.write(returns))
+    back.write_text(ach.write(returns))
     imported = command(env, "ach", "import", str(back))
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.startswith("1 returns: 1 applied, 0 already applied, 0 refused")
@@ -185,10 +183,10 @@ async def test_trace_numbers_start_over_and_a_return_names_the_entry_sent_last(
 
         sent = tmp_path / "out.ach"
         await export_file(app.state.funding, sent)
-        returns = nacha.make_returns_file(
-            nacha.parse(sent.read_text()), {reused_trace: "R01"}, created_at=datetime.now(UTC)
+        returns = ach.make_returns_file(
+            ach.parse(sent.read_text()), {reused_trace: "R01"}, created_at=datetime.now(UTC)
         )
-        report = await import_returns(app.state.funding, nacha.write(returns), name="r.ach")
+        report = await import_returns(app.state.funding, ach.write(returns), name="r.ach")
         assert (report.applied, report.refused) == (1, [])
         statuses = dict(
             await pool.fetch(
@@ -217,10 +215,10 @@ async def test_import_refuses_a_file_with_findings_unless_they_are_accepted(
     trace = await app.state.pool.fetchval(
         "SELECT trace_number FROM funding_transfers WHERE id = $1", uuid.UUID(funding_id)
     )
-    returns = nacha.make_returns_file(
-        nacha.parse(sent.read_text()), {trace: "R01"}, created_at=datetime.now(UTC)
+    returns = ach.make_returns_file(
+        ach.parse(sent.read_text()), {trace: "R01"}, created_at=datetime.now(UTC)
     )
-    lines = nacha.write(returns).splitlines()
+    lines = ach.write(returns).splitlines()
     control = next(n for n, line in enumerate(lines) if line[0] == "9" and line != "9" * 94)
     lines[control] = lines[control][:21] + "9999999999" + lines[control][31:]
     back = tmp_path / "returns.ach"
@@ -291,7 +289,7 @@ def test_a_malformed_returns_file_is_refused_naming_line_and_field(
     """`billfold ach import` of a broken file: exit 1, one line naming the line and the field,
     no traceback."""
     broken = tmp_path / "broken.ach"
-    corpus = Path(__file__).parents[1] / "funding/testdata/nacha"
+    corpus = Path(__file__).parents[1] / "funding/ach/testdata/nacha"
     good = corpus / "test/ach-ppd-read/ppd-debit.ach"
     lines = good.read_text().splitlines()
     lines[2] = lines[2][:29] + "00000A1000" + lines[2][39:]

@@ -7,6 +7,7 @@ each, the rows of every table a request could write are as they were.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -25,6 +26,7 @@ from billfold.app import create_app
 from billfold.funding import webhooks
 from billfold.platform.errors import ValidationFailed
 from billfold.platform.security import issue_token
+from billfold.wallet.money import amount_pattern
 from billfold.wallet.users import grant_admin
 
 Person = Any  # tests/api/conftest.Person
@@ -217,9 +219,10 @@ async def test_plain_amounts_are_still_accepted(
 
 
 def test_every_amount_field_states_the_grammar_in_the_schema(app: FastAPI) -> None:
-    """The OpenAPI document gives each amount's pattern (the one parser's grammar)."""
+    """The OpenAPI document gives each amount's pattern (the one parser's grammar, zero and
+    amounts over the largest excluded: tests/wallet/test_money.py)."""
     spec = app.openapi()
-    pattern = r"^[0-9]+(\.[0-9]{1,2})?$"
+    pattern = amount_pattern("USD")
     schemas = spec["components"]["schemas"]
     transfer = spec["paths"]["/api/v1/transfers"]["post"]["requestBody"]["content"]
     bodies = [
@@ -610,3 +613,191 @@ async def test_a_chunked_login_form_over_the_cap_is_a_413(
     headers = {"Content-Type": FORM_TYPE}
     response = await client.post("/api/v1/auth/token", content=chunks(), headers=headers)
     assert_problem(response, 413, "payload_too_large", f"more than {cap} bytes")
+
+
+# --- every operation in the OpenAPI document ----------------------------------------------------
+# Read from the document itself: an operation added later is sent each of these, or this file
+# fails until it is taught what the operation needs (a body for its path ids to be read).
+
+# A body each operation with path ids and a JSON body is sent, by its schema's name.
+BODY_OF_SCHEMA = {
+    "PinIn": {"pin": "2468"},
+    "PinBody": {"pin": "2468", "password": "correct horse battery"},
+    "VerifyIn": {"amounts": ["0.01", "0.02"]},
+    "ReasonIn": {"reason": "hostile ids"},
+    "ReturnIn": {"return_code": "R01"},
+}
+# Ids no operation can read as one: a superscript two (int() refuses it: a 500 before), other
+# scripts' digits (int() reads them as 12: another id), a number past a bigint, a negative one.
+HOSTILE_IDS = ["²", "١٢", "１２", "9" * 40, "-1"]
+# Fills a path parameter that is not under test: an id in every route's form, naming nothing.
+ANY_ID = "00000000-0000-4000-8000-000000000000"
+
+
+def documented(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, path, operation) of every operation in the app's OpenAPI document."""
+    operations = [
+        (method.upper(), path, operation)
+        for path, item in app.openapi()["paths"].items()
+        for method, operation in item.items()
+    ]
+    assert len(operations) > 30
+    return operations
+
+
+def parameters(operation: dict[str, Any], where: str) -> list[str]:
+    return [p["name"] for p in operation.get("parameters", []) if p["in"] == where]
+
+
+def body_of(operation: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """The operation's body media type (None: it takes none) and its schema."""
+    content = operation.get("requestBody", {}).get("content", {})
+    media_type = next(iter(content), None)
+    return media_type, content[media_type]["schema"] if media_type else {}
+
+
+def properties(app: FastAPI, schema: dict[str, Any]) -> list[str]:
+    if "$ref" in schema:
+        schema = app.openapi()["components"]["schemas"][schema["$ref"].rpartition("/")[2]]
+    return list(schema["properties"])
+
+
+def route_paths(app: FastAPI) -> dict[str, str]:
+    """Each OpenAPI path and the router's own (`/wallet/{user_id}`: `/wallet/{user_id:uuid}`)."""
+    return {c.path_format: c.original_route.path for c in iter_route_contexts(app.routes)}
+
+
+async def test_every_operation_refuses_a_nul_in_any_of_its_inputs_naming_it(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Each path and query parameter, form field and body property of every operation, with
+    a NUL: a 422 naming it, from the gate before anything else (no token needed). A path
+    parameter the router matches only as a uuid matches no route: 404."""
+    before = await state(app)
+    routed = route_paths(app)
+    wrong = []
+    for method, path, operation in documented(app):
+        url = re.sub(r"\{[a-z_]+\}", ANY_ID, path)
+        cases: list[tuple[str, dict[str, Any], str, int]] = []
+        for name in parameters(operation, "path"):
+            status = 404 if f"{{{name}:uuid}}" in routed[path] else 422
+            nul_url = re.sub(r"\{[a-z_]+\}", ANY_ID, path.replace(f"{{{name}}}", "a%00b"))
+            cases.append((nul_url, {}, name, status))
+        for name in parameters(operation, "query"):
+            cases.append((url, {"params": {name: "a\x00"}}, name, 422))
+        media_type, schema = body_of(operation)
+        for name in properties(app, schema) if media_type else ():
+            if media_type == FORM_TYPE:
+                cases.append((url, {"data": {name: "a\x00"}}, name, 422))
+            else:
+                content = json.dumps({name: "bad\x00value"}).encode()
+                cases.append((url, {"content": content, "headers": JSON}, name, 422))
+        assert cases or not operation.get("parameters"), f"{method} {path}: no input tried"
+        for target, arguments, name, status in cases:
+            response = await client.request(method, target, **arguments)
+            code = "validation_error" if status == 422 else "not_found"
+            seen = (response.status_code, response.headers.get("content-type"), _code(response))
+            named = status != 422 or response.json().get("field") == name
+            if seen != (status, "application/problem+json", code) or not named:
+                wrong.append(f"{method} {target} {name}: {seen} {response.text[:200]}")
+    assert not wrong, "\n".join(wrong)
+    assert await state(app) == before
+
+
+async def test_every_operation_refuses_a_body_too_large_mistyped_or_saying_a_key_twice(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Every operation: a body over the cap is a 413, whether it takes a body or not. Every
+    operation that takes one: another media type is a 415, a JSON key given twice a 422."""
+    before = await state(app)
+    cap = app.state.settings.max_body_bytes
+    wrong = []
+    for method, path, operation in documented(app):
+        url = re.sub(r"\{[a-z_]+\}", ANY_ID, path)
+        media_type, _ = body_of(operation)
+        cases = [({"content": b"x" * (cap + 1)}, 413, "payload_too_large")]
+        if media_type:
+            text = {"Content-Type": "text/plain"}
+            cases.append(({"content": b"{}", "headers": text}, 415, "unsupported_media_type"))
+        if media_type == "application/json":
+            twice = b'{"a": 1, "a": 2}'
+            cases.append(({"content": twice, "headers": JSON}, 422, "validation_error"))
+        for arguments, status, code in cases:
+            response = await client.request(method, url, **arguments)
+            seen = (response.status_code, response.headers.get("content-type"), _code(response))
+            if seen != (status, "application/problem+json", code):
+                wrong.append(f"{method} {url}: {seen} {response.text[:200]}")
+    assert not wrong, "\n".join(wrong)
+    assert await state(app) == before
+
+
+async def test_every_operation_finds_nothing_by_an_id_in_another_form(
+    app: FastAPI, client: httpx.AsyncClient, operator: Person
+) -> None:
+    """Each path parameter of every operation, as a superscript, other scripts' digits, a
+    number past a bigint or a negative one, sent by an operator (who may call every route): a
+    404 or 422 problem, and nothing changes. A superscript two was a 500 where a transfer's
+    id is read, and ١٢ was read as transfer 12."""
+    before = await state(app)
+    wrong = []
+    for method, path, operation in documented(app):
+        names = parameters(operation, "path")
+        media_type, schema = body_of(operation)
+        if not names:
+            continue
+        arguments: dict[str, Any] = {"headers": {**operator.auth, "Idempotency-Key": "k"}}
+        if media_type:
+            name = schema.get("$ref", "").rpartition("/")[2]
+            assert name in BODY_OF_SCHEMA, f"{method} {path}: add a {name} to BODY_OF_SCHEMA"
+            arguments["json"] = BODY_OF_SCHEMA[name]
+        for hostile in HOSTILE_IDS:
+            url = path
+            for name in names:
+                url = url.replace(f"{{{name}}}", hostile)
+            response = await client.request(method, url, **arguments)
+            seen = (response.status_code, response.headers.get("content-type"))
+            if seen not in ((404, "application/problem+json"), (422, "application/problem+json")):
+                wrong.append(f"{method} {url}: {seen} {response.text[:200]}")
+    assert not wrong, "\n".join(wrong)
+    assert await state(app) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "position"),
+    [
+        ("/api/v1/wallet/{user_id}/transactions", "s" + "9" * 19),
+        ("/api/v1/admin/assessments", "a1." + "9" * 19),
+        ("/api/v1/admin/assessments", "a" + "9" * 19 + ".1"),
+        ("/api/v1/admin/assessments", "a1.١٢"),
+    ],
+)
+async def test_a_cursor_past_a_bigint_is_a_422_naming_it(
+    client: httpx.AsyncClient, operator: Person, path: str, position: str
+) -> None:
+    """A cursor names a position by numbers the database keeps as bigints: one past them
+    was a 500 (the driver could not send it); other scripts' digits were read as numbers."""
+    cursor = base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+    url = path.replace("{user_id}", operator.user_id)
+    response = await client.get(url, params={"cursor": cursor}, headers=operator.auth)
+    assert_problem(response, 422, "validation_error", "is not one this API gave out")
+    assert response.json()["field"] == "cursor"
+
+
+@pytest.mark.parametrize(("field", "value"), [("number", "²" * 16), ("cvc", "²²²")])
+async def test_a_card_in_other_digits_is_a_422(
+    client: httpx.AsyncClient, alice: Person, field: str, value: str
+) -> None:
+    """The sandbox processor: a superscript card number was a 500 (its check digit computed
+    with int()), a superscript CVC was taken."""
+    card = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc": "123"}
+    response = await client.post(
+        "/api/v1/sandbox/cards/tokenize", json={**card, field: value}, headers=alice.auth
+    )
+    assert_problem(response, 422, "validation_error")
+    assert response.json()["field"] == field
+
+
+def _code(response: httpx.Response) -> str | None:
+    if response.headers.get("content-type") != "application/problem+json":
+        return None
+    return str(response.json().get("code"))

@@ -21,9 +21,9 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from billfold.app import create_app
-from billfold.bench.server import free_port, start_server, wait_ready
 from billfold.config import Settings
 from billfold.risk.rules import RiskRules
+from billfold_bench.server import free_port, start_server, wait_ready
 
 MakePerson = Callable[..., Awaitable[Any]]
 

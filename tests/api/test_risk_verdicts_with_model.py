@@ -1,6 +1,6 @@
 """The shipped model deciding beside the shipped rules, over HTTP, for users with a past.
 
-The past is written through the risk engine itself, at earlier times (risk.past, as the demo
+The past is written through the risk engine itself, at earlier times (demo.past, as the demo
 does): two months of ordinary transfers among friends, each from one phone at home (the owner
 then sends a device token of it). Then
 the owner pays as usual and passes, while an account takeover is stopped, and the model on its
@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from billfold import demo
 from billfold.config import Settings
-from billfold.risk.past import give_ordinary_past
+from billfold.demo.past import give_ordinary_past
 
 MakePerson = Callable[..., Awaitable[Any]]
 HOME = "US"

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from billfold.risk import synth
 from billfold.risk.features import FEATURE_NAMES, FEATURES, features_for, replay
 from billfold.risk.history import MAX_KNOWN_PARTIES, MAX_WINDOW_ENTRIES, HistoryState, observe
+from billfold.risk.training import synth
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
 OLD, MULE = 1, 2

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from billfold.config import Settings
 from billfold.platform.db import create_pool
 from billfold.platform.migrate import apply_migrations
-from billfold.risk import serving, synth, velocity
+from billfold.risk import serving, velocity
 from billfold.risk.engine import PAST_CONNECTIONS, PAST_POOL, RulesEngine
 from billfold.risk.features import FEATURE_INDEX, FEATURE_NAMES, replay
 from billfold.risk.gate import Movement
@@ -34,6 +34,7 @@ from billfold.risk.model import Scorer
 from billfold.risk.places import remember_places
 from billfold.risk.rules import Action, RiskRules, Verdict
 from billfold.risk.serving import Request
+from billfold.risk.training import synth
 
 # Online, a user has a verified bank account when one is verified now; the generator knows only
 # whether it was at signup. The rest must match exactly.

@@ -11,10 +11,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from billfold.api.fields import UUID, Cursor, Reason, ReviewIdPath, UuidPath
 from billfold.api.identity import CurrentUser
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.problems import problem_responses
 from billfold.funding import risk_holds
+from billfold.funding.cards import CardProcessorUnavailable
+from billfold.funding.service import CardDeclined
+from billfold.ledger.errors import BalanceLimitExceeded, HoldExpired, HoldNotPending, LedgerBusy
 from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.platform.security import FourEyes
 from billfold.platform.strict import to_utc
@@ -36,7 +40,7 @@ AdminUser = Annotated[User, Depends(admin_user)]
 
 
 class ReasonIn(Body):
-    reason: str = Field(max_length=2000, description="Why: kept in the audit trail.")
+    reason: Reason
 
 
 class ActionOut(BaseModel):
@@ -57,7 +61,7 @@ class AuditOut(BaseModel):
 
 def _action_route(action: str) -> Any:
     async def act(
-        request: Request, subject_id: str, body: ReasonIn, operator: AdminUser
+        request: Request, subject_id: UuidPath, body: ReasonIn, operator: AdminUser
     ) -> dict[str, Any]:
         done = await operators.do_user_action(
             request.app.state.pool, operator.id, action, subject_id, body.reason
@@ -85,7 +89,7 @@ for _action in operators.USER_ACTIONS:
 
 
 @router.get("/users/{subject_id}/audit", response_model=list[AuditOut])
-async def user_audit(request: Request, subject_id: str, operator: AdminUser) -> Any:
+async def user_audit(request: Request, subject_id: UuidPath, operator: AdminUser) -> Any:
     """What operators did to this user, newest first."""
     return await operators.audit_trail(request.app.state.pool, subject_id)
 
@@ -126,7 +130,7 @@ async def reviews(request: Request, operator: AdminUser) -> Any:
 
 def _decision_route(approve: bool) -> Any:
     async def decide_review(
-        request: Request, review_id: str, body: ReasonIn, operator: AdminUser
+        request: Request, review_id: ReviewIdPath, body: ReasonIn, operator: AdminUser
     ) -> dict[str, Any]:
         state = request.app.state
         why = operators.check_reason(body.reason)
@@ -158,7 +162,18 @@ def _decision_route(approve: bool) -> Any:
 
 
 _DECISION_ERRORS = problem_responses(
-    FourEyes, NotFound, held.NotPending, lockout.NotInReview, ValidationFailed
+    FourEyes,
+    NotFound,
+    held.NotPending,
+    lockout.NotInReview,
+    ValidationFailed,
+    HoldNotPending,
+    HoldExpired,
+    # An add-funds released from a card is charged then.
+    CardDeclined,
+    CardProcessorUnavailable,
+    BalanceLimitExceeded,
+    LedgerBusy,
 )
 router.add_api_route(
     "/reviews/{review_id}/approve",
@@ -236,33 +251,31 @@ class AssessmentsOut(BaseModel):
     next_cursor: str | None
 
 
-_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
-
-
 @router.get(
     "/assessments",
     response_model=AssessmentsOut,
-    responses={
-        404: {"description": "Not an operator (as for no route at all)", **_PROBLEM},
-        422: {
-            "description": "validation_error naming the field and value: a user_id that is "
-            "not a UUID, an unknown verdict, from after to, limit out of 1-200 (1-50 with "
-            "explain), a cursor this API did not give out",
-            **_PROBLEM,
+    responses=problem_responses(
+        ValidationFailed,
+        notes={
+            422: "naming the field and value: a user_id that is not a UUID, an unknown "
+            "verdict, from after to, limit out of 1-200 (1-50 with explain), a cursor this API "
+            "did not give out"
         },
-    },
+    ),
 )
 async def assessments(
     request: Request,
     operator: AdminUser,
-    user_id: Annotated[str | None, Query(max_length=36, description="One user's.")] = None,
+    user_id: Annotated[
+        str | None, Query(max_length=36, description="One user's.", json_schema_extra=UUID)
+    ] = None,
     verdict: Annotated[Action | None, Query(description="One verdict's.")] = None,
     from_: Annotated[
         datetime | None, Query(alias="from", description="From this instant (inclusive).")
     ] = None,
     to: Annotated[datetime | None, Query(description="Up to this instant (inclusive).")] = None,
     limit: Annotated[int, Query(ge=1, le=listing.MAX_LIMIT)] = listing.DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=64, description="next_cursor")] = None,
+    cursor: Cursor = None,
     explain: Annotated[
         bool,
         Query(
@@ -321,15 +334,15 @@ class ExplanationOut(BaseModel):
 @router.get(
     "/assessments/{assessment_id}/explanation",
     response_model=ExplanationOut,
-    responses={
-        404: {"description": "No such assessment, or not an operator", **_PROBLEM},
-        409: {
-            "description": "not_explainable: scored by another model than the one loaded, "
-            "or by none (unscored, or the model off)",
-            **_PROBLEM,
+    responses=problem_responses(
+        NotFound,
+        explain.NotExplainable,
+        notes={
+            404: "no such assessment, or not an operator",
+            409: "scored by another model than the one loaded, or by none (unscored, or the "
+            "model off)",
         },
-        422: {"description": "validation_error: an id that is not a number", **_PROBLEM},
-    },
+    ),
 )
 async def explanation(
     request: Request,

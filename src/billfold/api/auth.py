@@ -7,6 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from pydantic import BaseModel, Field
 
+from billfold.api.fields import (
+    HANDLE_MAX,
+    PASSWORD_MAX,
+    Email,
+    NewPassword,
+    Password,
+    Phone,
+    Pin,
+    UserIdPath,
+    Username,
+)
 from billfold.api.identity import CurrentUser, signing_key
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_login
@@ -38,10 +49,10 @@ router = APIRouter(prefix="/api/v1", tags=["users"], route_class=InputRoute)
 
 
 class SignUpBody(Body):
-    username: str
-    email: str
-    phone: str
-    password: str
+    username: Username
+    email: Email
+    phone: Phone
+    password: NewPassword
 
 
 class UserOut(BaseModel):
@@ -105,12 +116,12 @@ async def me(user: CurrentUser) -> UserOut:
 
 
 class PinBody(Body):
-    pin: str = Field(max_length=16, description="The new PIN: 4 to 8 digits.")
-    password: str | None = Field(
-        default=None, max_length=128, description="Your password: needed unless `current_pin`."
+    pin: Pin = Field(description="The new PIN: 4 to 8 digits.")
+    password: Password = Field(
+        default=None, description="Your password: needed unless `current_pin`."
     )
-    current_pin: str | None = Field(
-        default=None, max_length=16, description="Your current PIN, when you have one."
+    current_pin: Pin | None = Field(
+        default=None, description="Your current PIN, when you have one."
     )
 
 
@@ -128,7 +139,9 @@ class PinBody(Body):
         PinChangeLocked,
     ),
 )
-async def set_user_pin(request: Request, user_id: str, body: PinBody, user: CurrentUser) -> None:
+async def set_user_pin(
+    request: Request, user_id: UserIdPath, body: PinBody, user: CurrentUser
+) -> None:
     """Set or change your PIN: it confirms transfers held for verification. Needs your
     password, or your current PIN when you have one: the access token alone is not enough.
     Wrong ones count; 10 in a row lock PIN changes for 30 minutes. A changed PIN does not
@@ -157,8 +170,15 @@ async def set_user_pin(request: Request, user_id: str, body: PinBody, user: Curr
 )
 async def login(
     request: Request,
-    username: Annotated[str, Form(max_length=254)],
-    password: Annotated[str, Form(max_length=128)],
+    username: Annotated[
+        str,
+        Form(
+            max_length=HANDLE_MAX,
+            description="Any of your handles.",
+            json_schema_extra={"minLength": 1},
+        ),
+    ],
+    password: Annotated[str, Form(max_length=PASSWORD_MAX, json_schema_extra={"minLength": 1})],
     x_device_id: DeviceHeader = None,
 ) -> TokenOut:
     """OAuth2 password login: `username` may be any of the user's handles. Answers with an

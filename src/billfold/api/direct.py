@@ -74,9 +74,9 @@ def json_response(
     return Response(orjson.dumps(content), status_code, headers, media_type=JSON)
 
 
-def openapi(body: type[BaseModel], *headers: tuple[str, int, str]) -> dict[str, Any]:
+def openapi(body: type[BaseModel], *headers: tuple[Any, ...]) -> dict[str, Any]:
     """`openapi_extra` for an endpoint that reads its bearer token, `headers` (name, maximum
-    length, description) and a JSON `body` through this module."""
+    length, description[, more of its schema]) and a JSON `body` through this module."""
     return {
         "security": [{"HTTPBearer": []}],
         "parameters": [
@@ -85,9 +85,9 @@ def openapi(body: type[BaseModel], *headers: tuple[str, int, str]) -> dict[str, 
                 "in": "header",
                 "required": False,
                 "description": description,
-                "schema": {"type": "string", "maxLength": max_length},
+                "schema": {"type": "string", "maxLength": max_length, **dict(*schema)},
             }
-            for name, max_length, description in headers
+            for name, max_length, description, *schema in headers
         ],
         "requestBody": {
             "required": True,

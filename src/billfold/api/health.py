@@ -7,11 +7,18 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from billfold.api.inputs import InputRoute
-from billfold.api.problems import problem
+from billfold.api.problems import ProblemResponse, problem_responses
+from billfold.platform.errors import BillfoldError
 from billfold.platform.health import readiness
 from billfold.platform.metrics import render_latest
 
 router = APIRouter(tags=["operations"], route_class=InputRoute)
+
+
+class NotReady(BillfoldError):
+    code = "not_ready"
+    status = 503
+    title = "Not ready"
 
 
 @router.get("/healthz")
@@ -20,10 +27,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get(
-    "/readyz",
-    responses={503: {"description": "Not ready", "content": {"application/problem+json": {}}}},
-)
+@router.get("/readyz", responses=problem_responses(NotReady))
 async def readyz(request: Request) -> Any:
     """Ready for traffic: PostgreSQL answers, Redis answers PING, and no migration is pending."""
     checks = await readiness(request.app.state.pool, request.app.state.redis)
@@ -31,7 +35,8 @@ async def readyz(request: Request) -> Any:
     if not failed:
         return {"status": "ready", "checks": checks}
     detail = "; ".join(f"{name}: {outcome}" for name, outcome in failed.items())
-    return problem(503, "not_ready", "Not ready", detail, failed=sorted(failed), checks=checks)
+    error = NotReady(detail, failed=sorted(failed), checks=checks)
+    return ProblemResponse(error.to_problem(), status_code=error.status)
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=False)

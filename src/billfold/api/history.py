@@ -8,23 +8,29 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from billfold.api.fields import (
+    AmountQuery,
+    Cursor,
+    Direction,
+    HandleQuery,
+    HistoryStatus,
+    HistoryTypes,
+    MomentFrom,
+    MomentTo,
+)
 from billfold.api.identity import CurrentUser
 from billfold.api.inputs import InputRoute
-from billfold.platform.errors import NotFound
-from billfold.wallet.history import HistoryQuery, parse_moment, read_history
-from billfold.wallet.money import MAX_AMOUNT_CHARS, amount_pattern, parse_amount
+from billfold.api.problems import problem_responses
+from billfold.platform.errors import NotFound, ValidationFailed
+from billfold.wallet.history import (
+    MAX_LIMIT,
+    MAX_QUERY_LENGTH,
+    HistoryQuery,
+    parse_moment,
+    read_history,
+)
+from billfold.wallet.money import InvalidAmount, parse_amount
 from billfold.wallet.users import WALLET_CURRENCY
-
-
-def _amount_query() -> Any:
-    """An amount parameter. Its pattern is documented, not enforced here: parse_amount refuses
-    a bad amount itself, as `invalid_amount` naming it, like every amount in the API."""
-    return Query(
-        max_length=MAX_AMOUNT_CHARS,
-        json_schema_extra={"pattern": amount_pattern(WALLET_CURRENCY)},
-        description="An amount in dollars, like '12.50'.",
-    )
-
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"], route_class=InputRoute)
 
@@ -49,22 +55,26 @@ class HistoryOut(BaseModel):
     next_cursor: str | None
 
 
-@router.get("/wallet/{user_id:uuid}/transactions", response_model=HistoryOut)
+@router.get(
+    "/wallet/{user_id:uuid}/transactions",
+    response_model=HistoryOut,
+    responses=problem_responses(NotFound, ValidationFailed, InvalidAmount),
+)
 async def transactions(
     request: Request,
     user_id: uuid.UUID,
     user: CurrentUser,
-    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    to: Annotated[str | None, Query(max_length=40)] = None,
-    type_: Annotated[list[str] | None, Query(alias="type", max_length=20)] = None,
-    direction: Annotated[str | None, Query(max_length=3)] = None,
-    status: Annotated[str | None, Query(max_length=20)] = None,
-    min_amount: Annotated[str | None, _amount_query()] = None,
-    max_amount: Annotated[str | None, _amount_query()] = None,
-    counterparty: Annotated[str | None, Query(max_length=254)] = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    from_: MomentFrom = None,
+    to: MomentTo = None,
+    type_: HistoryTypes = None,
+    direction: Direction = None,
+    status: HistoryStatus = None,
+    min_amount: AmountQuery = None,
+    max_amount: AmountQuery = None,
+    counterparty: HandleQuery = None,
+    q: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """The caller's transactions, newest first. Filters combine; `next_cursor` pages on."""
     if user_id != user.id:

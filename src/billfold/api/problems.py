@@ -7,6 +7,7 @@ that no traceback or internal message ever reaches a client.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -14,6 +15,8 @@ from asyncpg.exceptions import LockNotAvailableError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -60,18 +63,76 @@ def problem(
     return ProblemResponse(body, status_code=status)
 
 
-def problem_responses(*errors: type[BillfoldError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for an endpoint's errors: each status with the codes it may carry."""
-    codes: dict[int, list[str]] = {}
-    for error in errors:
-        codes.setdefault(error.status, []).append(error.code)
-    return {
-        status: {
-            "description": "code: " + ", ".join(f"`{code}`" for code in listed),
-            "content": {PROBLEM_MEDIA_TYPE: {}},
-        }
-        for status, listed in sorted(codes.items())
+class Problem(BaseModel):
+    """What every error answers (RFC 9457 problem details), as `problem` and
+    BillfoldError.to_problem build it: the fields below, then the error's own (`field` and
+    `errors` for a validation problem, `retry_after_s`, `attempts_left`, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A URI naming the kind of problem: one per `code`.")
+    title: str = Field(description="The kind of problem, in words.")
+    status: int = Field(description="The HTTP status.")
+    code: str = Field(description="The stable machine code: what a program should test.")
+    detail: str = Field(description="This occurrence, naming the value at fault.")
+    instance: str | SkipJsonSchema[None] = Field(default=None, description="The request's path.")
+
+
+PROBLEM_SCHEMA_NAME = "Problem"
+PROBLEM_REF = {"$ref": f"#/components/schemas/{PROBLEM_SCHEMA_NAME}"}
+# The machine-readable list of the codes a documented status may carry (an OpenAPI extension).
+CODES_KEY = "x-problem-codes"
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer"},
     }
+}
+
+
+def problem_responses(
+    *errors: type[BillfoldError], notes: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the errors an endpoint answers: each status, a problem+json
+    body, and the codes it may carry (`notes`: a sentence for a status, if its codes need
+    one). api.contract adds what every operation of its kind answers."""
+    codes: dict[int, list[type[BillfoldError]]] = {}
+    for error in errors:
+        codes.setdefault(error.status, []).append(error)
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status, listed in sorted(codes.items()):
+        note = (notes or {}).get(status)
+        heading = HTTPStatus(status).phrase + (f": {note}" if note else "")
+        response: dict[str, Any] = {
+            "description": heading + "\n",
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": dict(PROBLEM_REF)}},
+            CODES_KEY: [],
+        }
+        if status in (429, 503):
+            response["headers"] = RETRY_AFTER
+        add_codes(response, listed)
+        responses[status] = response
+    return responses
+
+
+def add_codes(response: dict[str, Any], errors: list[type[BillfoldError]]) -> None:
+    """Lists `errors` in a documented problem response, each code once."""
+    for error in errors:
+        if error.code not in response[CODES_KEY]:
+            response[CODES_KEY].append(error.code)
+            response["description"] += f"\n- `{error.code}`: {error.title}"
+
+
+class Busy(BillfoldError):
+    """A row another request holds for longer than lock_timeout: that request's transaction
+    was rolled back, so nothing changed, and trying again shortly will likely work."""
+
+    code = "busy"
+    status = 503
+    title = "Busy"
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": "1"}
 
 
 def internal_error(request_id: str | None) -> ProblemResponse:
@@ -92,17 +153,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 async def _busy(request: Request, error: LockNotAvailableError) -> ProblemResponse:
-    """A row another request holds for longer than lock_timeout: that request's transaction was
-    rolled back, so nothing changed, and trying again shortly will likely work."""
-    response = problem(
-        503,
-        "busy",
-        "Busy",
-        "the data this request needs is locked by another request; retry shortly",
-        instance=request.url.path,
-    )
-    response.headers["Retry-After"] = "1"
-    return response
+    busy = Busy("the data this request needs is locked by another request; retry shortly")
+    return await _billfold_error(request, busy)
 
 
 async def _billfold_error(request: Request, error: BillfoldError) -> ProblemResponse:

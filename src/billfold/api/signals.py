@@ -29,14 +29,21 @@ DEVICE_HEADER = (
 COUNTRY_HEADER = (
     "x-client-country",
     COUNTRY_HEADER_MAX,
-    "The client's country (ISO 3166 alpha-2), set by the edge.",
+    "The client's country (ISO 3166 alpha-2), set by the edge. Any other value is no signal.",
+    # The schema of a header beyond its length: what the edge should send.
+    {"pattern": "^[A-Za-z]{2}$"},
 )
 
 DeviceHeader = Annotated[
     str | None, Header(max_length=DEVICE_HEADER_MAX, description=DEVICE_HEADER[2])
 ]
 CountryHeader = Annotated[
-    str | None, Header(max_length=COUNTRY_HEADER_MAX, description=COUNTRY_HEADER[2])
+    str | None,
+    Header(
+        max_length=COUNTRY_HEADER_MAX,
+        description=COUNTRY_HEADER[2],
+        json_schema_extra=COUNTRY_HEADER[3],
+    ),
 ]
 
 

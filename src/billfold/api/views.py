@@ -24,3 +24,9 @@ class MovementOut(BaseModel):
     estimated_completion: str | None
     return_code: str | None
     created_at: str
+
+
+# What a delivered bank or card partner event did (the webhook and the sandbox partner).
+class DeliveryOut(BaseModel):
+    status: str = Field(description="applied, ignored, refused or duplicate")
+    detail: str

@@ -7,36 +7,63 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from billfold.api import direct
+from billfold.api.fields import (
+    IDEMPOTENCY_KEY,
+    Amount,
+    IdempotencyKeyIn,
+    Note,
+    Pin,
+    Recipient,
+    TransferIdPath,
+    UserIdIn,
+)
 from billfold.api.identity import CurrentUser, current_user
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_money
+from billfold.api.problems import problem_responses
 from billfold.api.signals import COUNTRY_HEADER, DEVICE_HEADER, risk_gate, signals_of
 from billfold.api.views import MovementOut
 from billfold.funding import movements, risk_holds
+from billfold.funding.cards import CardProcessorUnavailable
+from billfold.funding.service import CardDeclined
 from billfold.funding.views import funding_view
-from billfold.platform.errors import NotFound, ValidationFailed
+from billfold.ledger.errors import (
+    BalanceLimitExceeded,
+    DebtOutstanding,
+    HoldExpired,
+    HoldNotPending,
+    IdempotencyKeyReused,
+    InsufficientFunds,
+    LedgerBusy,
+    TransferNotFound,
+)
+from billfold.platform.errors import NotFound, TooManyRequests, ValidationFailed, WalletFrozen
+from billfold.risk import held as held_transfers
+from billfold.risk.gate import (
+    DeclinedByRisk,
+    RiskUnavailable,
+)
 from billfold.wallet import held, p2p
-from billfold.wallet.money import InvalidAmount, amount_schema
-from billfold.wallet.transfers import RecipientNotFound, wallet_view
-from billfold.wallet.users import WALLET_CURRENCY
+from billfold.wallet.money import InvalidAmount
+from billfold.wallet.pins import PinNotSet, WrongPin
+from billfold.wallet.transfers import (
+    RecipientNotFound,
+    SelfTransfer,
+    wallet_view,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"], route_class=InputRoute)
 
 
 class TransferBody(Body):
-    sender_id: str = Field(max_length=64)
-    recipient: str = Field(max_length=254)
-    # Any JSON value: parse_amount decides, so that every bad amount is an `invalid_amount`.
-    amount: Any = Field(
-        description="In dollars: a decimal string ('50.00') or a JSON number written the same"
-        " way (no exponent).",
-        json_schema_extra=amount_schema(WALLET_CURRENCY),
-    )
-    note: str | None = None
-    idempotency_key: str | None = Field(default=None, max_length=255)
+    sender_id: UserIdIn
+    recipient: Recipient
+    amount: Amount
+    note: Note = None
+    idempotency_key: IdempotencyKeyIn = None
 
 
 class WalletOut(BaseModel):
@@ -62,7 +89,9 @@ class TransferOut(BaseModel):
 
 # `{user_id:uuid}`: a user id is a uuid, so that the literal paths beside it
 # (/wallet/add-funds, /wallet/cash-out) never match it, and their 405 lists their own methods.
-@router.get("/wallet/{user_id:uuid}", response_model=WalletOut)
+@router.get(
+    "/wallet/{user_id:uuid}", response_model=WalletOut, responses=problem_responses(NotFound)
+)
 async def get_wallet(request: Request, user_id: uuid.UUID, user: CurrentUser) -> dict[str, Any]:
     """Balance (posted), available balance (spendable now) and pending incoming money."""
     if user_id != user.id:
@@ -74,7 +103,20 @@ IDEMPOTENCY_KEY_MAX = 255
 IDEMPOTENCY_HEADER = (
     "idempotency-key",
     IDEMPOTENCY_KEY_MAX,
-    "Makes retries safe: the same key and body get the first answer.",
+    IDEMPOTENCY_KEY,
+)
+
+
+# What moving money out of a wallet may be refused for, once the request is read.
+MONEY_REFUSALS = (
+    InsufficientFunds,
+    BalanceLimitExceeded,
+    WalletFrozen,
+    DebtOutstanding,
+    IdempotencyKeyReused,
+    DeclinedByRisk,
+    RiskUnavailable,
+    LedgerBusy,
 )
 
 
@@ -82,6 +124,17 @@ IDEMPOTENCY_HEADER = (
     "/transfers",
     status_code=201,
     response_model=TransferOut,
+    responses=problem_responses(
+        ValidationFailed,
+        InvalidAmount,
+        SelfTransfer,
+        NotFound,
+        RecipientNotFound,
+        p2p.IdempotencyKeyInUse,
+        # Its rate limits are read as the dependency limit_money reads them (api.direct).
+        TooManyRequests,
+        *MONEY_REFUSALS,
+    ),
     openapi_extra=direct.openapi(TransferBody, IDEMPOTENCY_HEADER, DEVICE_HEADER, COUNTRY_HEADER),
 )
 async def send_money(request: Request) -> Response:
@@ -128,16 +181,29 @@ def _send_request(body: TransferBody, key_header: str | None) -> p2p.SendMoney:
 
 
 class PinIn(Body):
-    pin: str = Field(max_length=16)
+    pin: Pin
 
 
 @router.post(
     "/transfers/{transfer_id}/verify",
     response_model=TransferOut | MovementOut,
     dependencies=[Depends(limit_money)],
+    responses=problem_responses(
+        WrongPin,
+        PinNotSet,
+        NotFound,
+        held_transfers.NotPending,
+        HoldNotPending,
+        HoldExpired,
+        # Released, an add-funds from a card is charged then.
+        CardDeclined,
+        CardProcessorUnavailable,
+        BalanceLimitExceeded,
+        LedgerBusy,
+    ),
 )
 async def verify_transfer(
-    request: Request, transfer_id: str, body: PinIn, user: CurrentUser
+    request: Request, transfer_id: TransferIdPath, body: PinIn, user: CurrentUser
 ) -> dict[str, Any]:
     """Confirm a transfer held for verification with your PIN. Three wrong PINs decline it. A
     PIN changed within the last 24 hours does not complete it: it goes to review
@@ -152,8 +218,14 @@ async def verify_transfer(
     return await held.verify_transfer(state.pool, state.ledger, user, transfer_id, body.pin)
 
 
-@router.get("/transfers/{transfer_id}", response_model=TransferOut | MovementOut)
-async def get_transfer(request: Request, transfer_id: str, user: CurrentUser) -> dict[str, Any]:
+@router.get(
+    "/transfers/{transfer_id}",
+    response_model=TransferOut | MovementOut,
+    responses=problem_responses(TransferNotFound, NotFound),
+)
+async def get_transfer(
+    request: Request, transfer_id: TransferIdPath, user: CurrentUser
+) -> dict[str, Any]:
     """A movement the caller took part in, by the id its first answer and the history give:
     a transfer sent or received, or an add-funds or cash-out (its uuid: answered as
     `GET /funding/{transfer_id}` answers)."""

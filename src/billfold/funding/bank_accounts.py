@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from billfold.funding.nacha_records import routing_checksum_ok
+from billfold.funding.ach import routing_checksum_ok
 from billfold.funding.service import CURRENCY, Funding
 from billfold.platform.crypto import Sealed
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed

@@ -18,6 +18,7 @@ import asyncpg
 
 from billfold.platform.crypto import KeyRing, Sealed
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
+from billfold.platform.strict import ascii_digits
 
 # `token` is set only on rows written before migration 0014 and not yet sealed.
 CARD_COLUMNS = (
@@ -89,10 +90,10 @@ class SandboxProcessor:
         """Check the card as a processor would and hand out a token, the customer's alone.
         Errors never repeat the number or the CVC."""
         digits = number.replace(" ", "").replace("-", "")
-        if not digits.isdigit() or not 12 <= len(digits) <= 19 or not luhn_ok(digits):
+        if not ascii_digits(digits, 19) or len(digits) < 12 or not luhn_ok(digits):
             raise ValidationFailed("card number is not a valid card number", field="number")
         check_expiry(exp_month, exp_year)
-        if not (cvc.isdigit() and len(cvc) in (3, 4)):
+        if not (ascii_digits(cvc, 4) and len(cvc) >= 3):
             raise ValidationFailed("cvc must be 3 or 4 digits", field="cvc")
         token = f"tok_{secrets.token_urlsafe(18)}"
         details = CardDetails(card_brand(digits), digits[-4:], exp_month, exp_year)

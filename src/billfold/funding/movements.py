@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 
 from billfold.funding import collections, rails
+from billfold.funding.ach import add_banking_days
 from billfold.funding.bank_accounts import access_bank_account, next_trace_number
-from billfold.funding.calendar import add_banking_days
 from billfold.funding.cards import CardProcessor, access_card, card_token
 from billfold.funding.limits import check_limits, instant_minor
 from billfold.funding.service import (

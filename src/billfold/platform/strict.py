@@ -54,6 +54,12 @@ def check_text(value: str, field: str) -> None:
         )
 
 
+def ascii_digits(text: str, max_digits: int) -> bool:
+    """Whether `text` is 1 to `max_digits` ASCII digits: str.isdigit() is true of a superscript
+    two (which int() refuses) and of other scripts' digits (which int() reads as a number)."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
 def loads(body: bytes) -> Any:
     """A JSON document that means one thing, or a 422 naming what is wrong with it.
 

@@ -17,6 +17,7 @@ import asyncpg
 
 from billfold.platform.errors import BillfoldError, NotFound
 from billfold.platform.security import check_four_eyes
+from billfold.platform.strict import ascii_digits
 from billfold.risk.places import remember_places
 
 MAX_PIN_FAILURES = 3
@@ -144,7 +145,7 @@ async def lock_held(
     missing = NotFound(
         f"transfer '{transfer_id[:40]}' does not exist", transfer_id=transfer_id[:40]
     )
-    if not transfer_id.isdigit() or len(transfer_id) > 18:
+    if not ascii_digits(transfer_id, 18):
         raise missing
     row = await conn.fetchrow(
         """SELECT hold_id, sender_id, recipient_id, amount_minor, status, pin_failures,

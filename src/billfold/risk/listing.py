@@ -20,6 +20,7 @@ import asyncpg
 
 from billfold.platform import db
 from billfold.platform.errors import ValidationFailed
+from billfold.platform.strict import ascii_digits
 from billfold.risk.explain import EXPLAINED_COLUMNS, NotExplainable, explain_row
 from billfold.risk.rules import Action
 
@@ -83,6 +84,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         if not text.startswith("a") or len(text) > 40:
             raise ValueError(text)
         micros, _, assessment_id = text[1:].partition(".")
+        # Each a bigint: 18 digits are always one.
+        if not (ascii_digits(micros, 18) and ascii_digits(assessment_id, 18)):
+            raise ValueError(text)
         return EPOCH + timedelta(microseconds=int(micros)), int(assessment_id)
     except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise ValidationFailed(

@@ -164,7 +164,7 @@ class Past:
 
 
 def movement_of(event: Txn, ids: Mapping[int, str], ref: str) -> Movement:
-    """A generated movement (risk.synth) as the API hands it to the engine; `ids` maps the
+    """A generated movement (risk.training.synth) as the API hands it to the engine; `ids` maps the
     generator's user numbers to user ids."""
     to = event.counterparty_id
     return Movement(

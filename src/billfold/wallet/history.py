@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from billfold.platform.errors import ValidationFailed
-from billfold.platform.strict import shown, to_utc
+from billfold.platform.strict import ascii_digits, shown, to_utc
 from billfold.wallet.handles import parse_handle
 from billfold.wallet.money import format_amount
 from billfold.wallet.transfers import public_id
@@ -182,7 +182,8 @@ def encode_cursor(account_seq: int) -> str:
 def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("s") or not text[1:].isdigit() or len(text) > 20:
+        # An account's sequence number is a bigint: 18 digits are always one.
+        if not text.startswith("s") or not ascii_digits(text[1:], 18):
             raise ValueError(text)
         return int(text[1:])
     except (ValueError, binascii.Error, UnicodeDecodeError):

@@ -31,19 +31,36 @@ MAX_AMOUNT_CHARS = 24
 
 
 def amount_pattern(currency: str) -> str:
-    """The one grammar of an amount in `currency`: ASCII digits, then at most the currency's
-    decimal places after one '.'. No sign, exponent, separator, space or other digits."""
+    """The one grammar of an amount in `currency`, as the pattern the OpenAPI document gives:
+    ASCII digits, then at most the currency's decimal places after one '.'; no sign, exponent,
+    separator, space or other digits. An amount is more than zero and at most
+    MAX_AMOUNT_MINOR (a power of ten): what parse_amount accepts."""
     places = minor_units(currency)
-    return r"^[0-9]+$" if places == 0 else rf"^[0-9]+(\.[0-9]{{1,{places}}})?$"
+    most = MAX_AMOUNT_MINOR // 10**places
+    decimals = rf"(\.[0-9]{{1,{places}}})?" if places else ""
+    # A whole part of 1 up to `most`, less one, with any decimals; `most` itself, with zeros.
+    branches = [rf"0*[1-9][0-9]{{0,{len(str(most)) - 2}}}{decimals}"]
+    branches.append(f"0*{most}" + (rf"(\.0{{1,{places}}})?" if places else ""))
+    if places:
+        # Less than one: some decimal not zero (the first that is not at `first`).
+        cents = [
+            "0" * first
+            + "[1-9]"
+            + (f"[0-9]{{0,{places - 1 - first}}}" if first < places - 1 else "")
+            for first in range(places)
+        ]
+        branches.append(rf"0+\.({'|'.join(cents)})")
+    return f"^({'|'.join(branches)})$"
 
 
 def amount_schema(currency: str) -> dict[str, Any]:
-    """The OpenAPI schema of an amount field: a string in the grammar, or a JSON number
-    written the same way."""
+    """The OpenAPI schema of an amount field: a string in the grammar, or a whole number (a
+    JSON number with decimals, written in the grammar, is read too)."""
+    places = minor_units(currency)
     return {
         "anyOf": [
             {"type": "string", "pattern": amount_pattern(currency), "maxLength": MAX_AMOUNT_CHARS},
-            {"type": "number", "exclusiveMinimum": 0},
+            {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT_MINOR // 10**places},
         ]
     }
 

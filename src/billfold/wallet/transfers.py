@@ -15,6 +15,7 @@ from billfold.ledger.errors import TransferNotFound
 from billfold.ledger.model import AccountBalance, SideRow, Transfer
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed, WalletFrozen
 from billfold.platform.security import Unauthenticated
+from billfold.platform.strict import ascii_digits
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.handles import parse_handle
 from billfold.wallet.money import format_amount, parse_amount
@@ -159,7 +160,7 @@ async def access_transfer(ledger: Ledger, user: User, transfer_id: str) -> Trans
     missing = TransferNotFound(
         f"transfer '{transfer_id[:40]}' does not exist", transfer_id=transfer_id[:40]
     )
-    if not transfer_id.isdigit() or len(transfer_id) > 18:
+    if not ascii_digits(transfer_id, 18):
         raise missing
     transfer = await ledger.get_transfer(int(transfer_id))
     if transfer is None or transfer.entry_for(user.account_id) is None:

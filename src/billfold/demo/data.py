@@ -1,0 +1,111 @@
+"""Demo data: alice, bob and carol, each with a wallet holding $500.00, and an ordinary past.
+
+The risk engine's model judges a movement against the user's past; an account minutes old that
+pays at once looks like fraud to it. So the demo users come with what two months of paying each
+other would have left in the risk engine's memory (demo.past), and the demo's first transfer is
+judged as an established user's would be. Their money is only the opening $500."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from billfold.config import Settings
+from billfold.ledger.accounts import open_clearing_account
+from billfold.ledger.engine import Ledger
+from billfold.wallet.handles import Handle
+from billfold.wallet.users import check_sign_up, do_create_user, find_user
+
+DEMO_PASSWORD = "billfold-demo"  # noqa: S105 - a published demo password, demo data only
+DEMO_PEOPLE = {
+    "alice": "+14155550101",
+    "bob": "+14155550102",
+    "carol": "+14155550103",
+}
+OPENING_BALANCE_MINOR = 500_00
+
+
+async def seed(pool: asyncpg.Pool, settings: Settings) -> None:
+    """Open the demo users and fund them once; running it again changes nothing."""
+    bank = await open_clearing_account(pool, "USD")
+    ledger = Ledger(pool, settings)
+    await ledger.start()
+    try:
+        for name, phone in DEMO_PEOPLE.items():
+            user = await find_user(pool, Handle("username", name))
+            if user is None:
+                user = await do_create_user(
+                    pool, check_sign_up(name, f"{name}@example.com", phone, DEMO_PASSWORD)
+                )
+            # The idempotency key makes a second seed replay this instead of paying again.
+            await ledger.move(
+                "demo",
+                f"fund-{name}",
+                debit_account_id=bank.id,
+                credit_account_id=user.account_id,
+                amount_minor=OPENING_BALANCE_MINOR,
+                currency="USD",
+                code="add_funds",
+            )
+    finally:
+        await ledger.stop()
+    await _give_past(pool, settings)
+
+
+async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
+    from billfold.demo.past import give_ordinary_past
+    from billfold.platform.redis import create_redis
+    from billfold.risk.engine import RulesEngine
+    from billfold.risk.rules import RiskRules
+
+    if settings.redis_url is None:
+        raise ValueError("demo data needs a Redis URL; run _prepare first")
+    redis = await create_redis(settings.redis_url)
+    try:
+        people = [await find_user(pool, Handle("username", name)) for name in DEMO_PEOPLE]
+        ids = [str(user.id) for user in people if user is not None]
+        await give_ordinary_past(
+            pool, RulesEngine(pool, redis, RiskRules.model_validate(settings.risk_rules)), ids
+        )
+    finally:
+        await redis.aclose()
+
+
+# A new user's first minutes, in bash, as the README shows them: sign up, store the sandbox's
+# test card, add $100 and pay bob $20, both COMPLETED at once.
+WALKTHROUGH = r"""    B=<base>
+    J() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+    DEVICE=$(curl -s -H "Content-Type: application/json" $B/api/v1/users -d '{"username": "dana",
+      "email": "dana@example.com", "phone": "+14155550199", "password": "dana-secret-1"}' \
+      | J device_token)
+    TOKEN=$(curl -s -H "X-Device-Id: $DEVICE" -d username=dana -d password=dana-secret-1 \
+      $B/api/v1/auth/token | J access_token)
+    H=(-H "Authorization: Bearer $TOKEN" -H "X-Device-Id: $DEVICE" \
+       -H "Content-Type: application/json")
+    ME=$(curl -s "${H[@]}" $B/api/v1/users/me | J user_id)
+    CARD=$(curl -s "${H[@]}" $B/api/v1/sandbox/cards/tokenize \
+      -d '{"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}' \
+      | J token)
+    CARD_ID=$(curl -s "${H[@]}" $B/api/v1/cards -d "{\"token\": \"$CARD\"}" | J card_id)
+    curl -s "${H[@]}" -H "Idempotency-Key: dana-1" $B/api/v1/wallet/add-funds \
+      -d "{\"user_id\": \"$ME\", \"amount\": \"100.00\", \"card_id\": \"$CARD_ID\"}" | J status
+    curl -s "${H[@]}" -H "Idempotency-Key: dana-2" $B/api/v1/transfers \
+      -d "{\"sender_id\": \"$ME\", \"recipient\": \"@bob\", \"amount\": \"20.00\"}" | J status
+"""
+
+
+def banner(base: str) -> str:
+    """What `billfold demo` prints: where to look, and a new user's first minutes (WALKTHROUGH)."""
+    walkthrough = WALKTHROUGH.replace("<base>", base)
+    return f"""
+Billfold demo: alice, bob and carol each hold $500.00 (password: {DEMO_PASSWORD}).
+  API docs:    {base}/docs
+  a new user, in bash: sign up, store the sandbox's test card, add $100, pay bob $20
+{walkthrough}  alice:       curl -s -d username=alice -d password={DEMO_PASSWORD} \\
+                 {base}/api/v1/auth/token
+  bank and ACH: POST /api/v1/bank-accounts, then /verify, /wallet/add-funds, /wallet/cash-out
+               and /api/v1/sandbox/ach/<transfer_id>/settle (see /docs and docs/funding.md)
+  the ledger:  .venv/bin/billfold reconcile   (in another terminal)
+  logs:        warnings and errors below (BILLFOLD_LOG_LEVEL=INFO logs every request,
+               BILLFOLD_LOG_JSON=true as JSON)
+Stop with Ctrl+C.
+"""

@@ -1,0 +1,210 @@
+"""The benchmark commands' own measuring: small runs that must complete and reconcile."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from redis.asyncio import Redis
+
+from billfold.config import Settings
+from billfold_bench.api import _count_timeouts, p99_ms, run_api_bench
+from billfold_bench.cpu import per_unit_us, processes_cpu
+from billfold_bench.history import run_history_bench
+from billfold_bench.risk import run_risk_bench
+from billfold_bench.scoring import run_scoring_bench
+from billfold_bench.transfer_cost import run_transfer_cost
+
+
+@pytest.mark.parametrize("scoring", [True, False])
+async def test_transfer_cost_measures_real_transfers(settings: Settings, scoring: bool) -> None:
+    assert settings.database_url and settings.redis_url
+    result = await run_transfer_cost(
+        settings,
+        settings.database_url,
+        settings.redis_url,
+        users=30,
+        transfers=40,
+        concurrency=4,
+        scoring=scoring,
+    )
+    assert result["failed"] == 0 and result["reconciled"]
+    assert result["cpu_us_per_transfer"]["app"] > 0
+
+
+async def test_history_bench_reads_pages_in_process_and_over_http(settings: Settings) -> None:
+    assert settings.database_url and settings.redis_url
+    result = await run_history_bench(
+        settings,
+        settings.database_url,
+        settings.redis_url,
+        entries=4_000,
+        accounts=50,
+        hero_entries=400,
+        queries=5,
+        workers=1,
+    )
+    assert result["reconciled"] and result["entries"] == 4_000
+    pages = result["results"]
+    for kind in ("first_page", "type_and_30_days", "http_first_page", "http_type_and_30_days"):
+        assert pages[kind]["latency_ms_p99"] > 0, kind
+    # The same pages through the API as through the function: 50 rows, and a 30-day window of
+    # the hero's P2P transfers (half of 400 over a year are P2P: about 16 in 30 days).
+    assert pages["http_first_page"]["rows_per_page"] == pages["first_page"]["rows_per_page"] == 50
+    assert 0 < pages["http_type_and_30_days"]["rows_per_page"] < 50
+
+
+async def test_risk_bench_times_each_part_and_payments_to_a_popular_person_and_a_pair(
+    settings: Settings, redis: Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert settings.database_url and settings.redis_url
+    counters_before = await _velocity_keys(redis)
+    result = await run_risk_bench(
+        settings,
+        settings.database_url,
+        settings.redis_url,
+        users=200,
+        days=14,
+        movements=40,
+        concurrency=4,
+    )
+    for part in (
+        "baseline",
+        "assess_one_at_a_time",
+        "past_query",
+        "past_query_to_popular",
+        "past_query_between_a_pair",
+    ):
+        assert result[part]["p99_ms"] > 0, part
+    assert result["features"]["per_s"] > 0 and result["model"]["per_s"] > 0
+    assert result["popular_vs_ordinary_past_p50"] > 0
+    assert result["pair_vs_ordinary_past_p50"] > 0
+    kinds = result["assess_one_at_a_time_by_kind"]
+    assert set(kinds) <= {"p2p", "add_funds", "cash_out"} and "p2p" in kinds
+    assert all(figures["p50_ms"] > 0 for figures in kinds.values())
+    # Its velocity counters went to the benchmarks' own Redis database, not to the one given.
+    assert await _velocity_keys(redis) == counters_before
+    # Progress goes to stderr: stdout is for the figures (`--json`).
+    shown = capsys.readouterr()
+    assert shown.out == "" and "seeded in" in shown.err
+
+
+async def _velocity_keys(redis: Redis) -> int:
+    return len([key async for key in redis.scan_iter(match="vel:*", count=1000)])
+
+
+async def test_bench_api_overload_phase_counts_what_the_server_admitted_and_refused(
+    settings: Settings,
+) -> None:
+    """With room for one request at a time, the overload phase (twice the throughput phase's
+    rate, a connection per request) is partly refused; every refusal is a clean 503
+    `overloaded`, as many as the server counts, and the ledger reconciles."""
+    assert settings.database_url and settings.redis_url
+    result = await run_api_bench(
+        settings,
+        settings.database_url,
+        settings.redis_url,
+        users=40,
+        clients=4,
+        seconds=2.0,
+        rate=20,
+        workers=1,
+        warmup=0.5,
+        overload=2.0,
+        in_flight_max=1,
+    )
+    overload = result["overload"]
+    assert result["reconciled"]
+    assert overload["offered_per_s"] == round(2 * result["throughput"]["transfers_per_s"], 1)
+    assert overload["transfers_per_s"] > 0 and overload["refused"] > 0
+    assert overload["unclean"] == 0
+    assert overload["refused_codes"] == {"overloaded": overload["shed_by_server"]}
+    # The server's own time for the admitted ones (its histogram), apart from the refused.
+    assert overload["admitted_in_server"]["requests"] == overload["statuses"]["201"]
+    assert overload["goodput_vs_throughput"] > 0
+
+
+def test_bench_api_counts_the_transfers_let_through_unscored() -> None:
+    """A transfer whose scoring overran its budget went on unscored: `bench api` reports how
+    many did in a phase, and the rate of the others, from the server's counter."""
+    phase = {"transfers_per_s": 2_000.0, "statuses": {"201": 120_000, "409": 3}}
+    _count_timeouts(phase, 500.0, 30_500.0)
+    assert phase["risk_timeouts"] == 30_000
+    assert phase["within_budget_per_s"] == 1_500.0
+    nothing = {"transfers_per_s": 0.0, "statuses": {}}
+    _count_timeouts(nothing, 0.0, 0.0)
+    assert nothing["within_budget_per_s"] == 0.0
+
+
+def test_cpu_is_read_for_a_process_and_its_children_and_divided_per_request() -> None:
+    """`bench api` charges each phase's CPU to the server (with its workers), PostgreSQL, Redis
+    and the load generator; a server that is not on this machine reads as None."""
+    with subprocess.Popen(
+        [sys.executable, "-c", BUSY_CHILD], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    ) as child:
+        try:
+            assert child.stdout is not None and child.stdout.readline() == b"busy\n"
+            alone = processes_cpu(tree=child.pid)
+            with_children = processes_cpu(tree=os.getpid())
+            assert alone is not None and with_children is not None
+            assert with_children >= alone >= 0.3
+        finally:
+            child.kill()
+    assert processes_cpu("no-such-server-here") is None
+    before = {"server": 1.0, "postgresql": None, "redis": 2.0}
+    after = {"server": 1.5, "postgresql": None, "redis": 2.0}
+    assert per_unit_us(before, after, 1_000) == {"server": 500, "postgresql": None, "redis": 0}
+    assert per_unit_us(before, after, 0) == {"server": None, "postgresql": None, "redis": None}
+
+
+# A child that spends 0.5 s of CPU, says so, and waits to be killed. /proc counts CPU in clock
+# ticks sampled by the scheduler, which may read a little under the process's own clock: the
+# test asks for 0.3 s of the 0.5.
+BUSY_CHILD = """
+import sys, time
+start = time.process_time()
+while time.process_time() - start < 0.5:
+    pass
+print("busy", flush=True)
+time.sleep(30)
+"""
+
+
+def test_a_stall_shows_in_its_slice() -> None:
+    assert p99_ms([0.010] * 99 + [0.500], 1) == 500.0
+    assert p99_ms([0.010] * 200 + [0.500], 1) == 10.0
+
+
+async def test_scoring_bench_compares_scoring_off_and_on_round_by_round(
+    settings: Settings,
+) -> None:
+    """Two rounds, each starting the server with scoring off and on: every rate has both
+    configurations' figures for each round and what scoring added, and exactly the transfers
+    made while scoring was on left an assessment."""
+    assert settings.database_url and settings.redis_url
+    result = await run_scoring_bench(
+        settings,
+        settings.database_url,
+        settings.redis_url,
+        users=40,
+        clients=4,
+        seconds=1.0,
+        rates=[20, 40],
+        rounds=2,
+        workers=1,
+        warmup=0.5,
+    )
+    assert result["reconciled"] and result["errors"] == 0
+    assert result["assessments_stored"] == result["scored_transfers"] > 0
+    for rate in ("20", "40"):
+        compared = result["rates"][rate]
+        for mode in ("off", "on"):
+            assert len(compared[mode]["p99_ms"]) == 2 and all(compared[mode]["p99_ms"])
+        by_round = [
+            round(on - off, 2)
+            for on, off in zip(compared["on"]["p99_ms"], compared["off"]["p99_ms"], strict=True)
+        ]
+        assert compared["added_p99_ms_by_round"] == by_round
+        assert compared["added_p99_ms"] == round(sum(by_round) / 2, 2)

@@ -1,0 +1,353 @@
+"""The `billfold bench` command group. Every command takes --json to print one JSON object."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+import orjson
+import typer
+import uvloop
+
+from billfold.config import Settings
+from billfold.platform.runtime import tune_gc
+
+# Run as `billfold bench ...` (billfold.cli hands it the rest of the command line).
+bench_app = typer.Typer(
+    help="Benchmarks",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+LEDGER_SCENARIOS = ["uniform", "hot", "uniform-single", "hot-single"]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")]
+
+
+def _report(result: dict[str, Any], json: bool, *lines: str) -> None:
+    """The figures as one JSON object with --json, else `lines` (progress went to stderr)."""
+    if json:
+        typer.echo(orjson.dumps(result).decode())
+        return
+    for line in lines:
+        typer.echo(line)
+
+
+def _on_stack(
+    run: Callable[..., Coroutine[Any, Any, dict[str, Any]]], **options: Any
+) -> dict[str, Any]:
+    """`run(settings, dsn, redis_url, **options)` against the PostgreSQL and Redis that
+    DATABASE_URL and REDIS_URL name, or the embedded ones."""
+    from billfold.platform.embedded import ensure_database, ensure_redis
+
+    settings = Settings()
+    dsn = ensure_database(settings)
+    redis_url = ensure_redis(settings)
+    tune_gc()
+    return uvloop.run(run(settings, dsn, redis_url, **options))
+
+
+@bench_app.command("ledger")
+def ledger(
+    accounts: Annotated[int, typer.Option(help="Wallets to open and fund.")] = 100_000,
+    submitters: Annotated[int, typer.Option(help="Concurrent callers, one transfer each.")] = 500,
+    seconds: Annotated[float, typer.Option(help="Length of each scenario.")] = 10.0,
+    runs: Annotated[int, typer.Option(help="Repeat everything; report medians.")] = 3,
+    scenario: Annotated[list[str] | None, typer.Option(help="Run only these scenarios.")] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Transfers per second and p50/p99 latency of the ledger engine, batched and not."""
+    from billfold.platform.embedded import ensure_database
+    from billfold_bench.ledger import run_ledger_bench
+
+    settings = Settings()
+    dsn = ensure_database(settings)
+    tune_gc()
+    chosen = scenario or LEDGER_SCENARIOS
+    for name in chosen:
+        if name not in LEDGER_SCENARIOS:
+            raise typer.BadParameter(f"scenario '{name}' is not one of {LEDGER_SCENARIOS}")
+    outcomes = []
+    for run in range(1, runs + 1):
+        typer.echo(f"run {run}/{runs}", err=True)
+        outcomes.append(
+            uvloop.run(
+                run_ledger_bench(
+                    settings,
+                    dsn,
+                    accounts=accounts,
+                    submitters=submitters,
+                    seconds=seconds,
+                    scenarios=chosen,
+                )
+            )
+        )
+    summary = _medians(outcomes)
+    _report(
+        summary,
+        json,
+        f"medians of {runs} runs:",
+        *(
+            f"  {name:<15} {figures['transfers_per_s']:>9,.0f}/s  p50 "
+            f"{figures['latency_ms_p50']:.1f} ms  p99 {figures['latency_ms_p99']:.1f} ms"
+            for name, figures in summary["scenarios"].items()
+        ),
+        *(f"  {name}: {ratio}x" for name, ratio in summary["ratios"].items()),
+    )
+    if not all(o["reconciled"] for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _medians(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    scenarios: dict[str, dict[str, float]] = {}
+    for name in [r["scenario"] for r in outcomes[0]["results"]]:
+        rows = [r for o in outcomes for r in o["results"] if r["scenario"] == name]
+        scenarios[name] = {
+            key: statistics.median(r[key] for r in rows)
+            for key in ("transfers_per_s", "latency_ms_p50", "latency_ms_p99")
+        }
+    ratios = {
+        key: statistics.median(o["ratios"][key] for o in outcomes) for key in outcomes[0]["ratios"]
+    }
+    return {
+        "benchmark": "ledger",
+        "accounts": outcomes[0]["accounts"],
+        "submitters": outcomes[0]["submitters"],
+        "seconds": outcomes[0]["seconds"],
+        "runs": outcomes,
+        "scenarios": scenarios,
+        "ratios": ratios,
+        "reconciled": all(o["reconciled"] for o in outcomes),
+    }
+
+
+@bench_app.command("reconcile")
+def reconcile_bench(
+    entries: Annotated[
+        int, typer.Option(help="Entries to generate (two per transfer).")
+    ] = 10_000_000,
+    accounts: Annotated[int, typer.Option(help="Accounts the entries spread over.")] = 100_000,
+    workers: Annotated[int, typer.Option(help="Connections reconciling at once.")] = 2,
+    json: JsonFlag = False,
+) -> None:
+    """Time `billfold reconcile` over a generated ledger of N entries."""
+    from billfold.platform.embedded import ensure_database
+    from billfold_bench.reconcile import run_reconcile_bench
+
+    settings = Settings()
+    dsn = ensure_database(settings)
+    result = uvloop.run(
+        run_reconcile_bench(settings, dsn, entries=entries, accounts=accounts, workers=workers)
+    )
+    _report(
+        result,
+        json,
+        f"reconciled {result['entries']:,} entries in {result['seconds']}s "
+        f"({result['entries_per_s']:,} entries/s): {'ok' if result['ok'] else 'DISCREPANCIES'}",
+    )
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@bench_app.command("api")
+def api_bench(
+    users: Annotated[
+        int, typer.Option(help="People signed up, each with a funded wallet.")
+    ] = 10_000,
+    # 128, not 64: the workers split a fixed set of keep-alive connections unevenly as they
+    # accept them (38/26 of 64, seen with ss), and in a closed loop the worker with fewer runs
+    # out of work while the other is saturated (docs/benchmarks.md, "bench api").
+    clients: Annotated[int, typer.Option(help="Concurrent keep-alive connections.")] = 128,
+    seconds: Annotated[float, typer.Option(help="Length of each phase.")] = 60.0,
+    rate: Annotated[int, typer.Option(help="Transfers/s of the steady phase.")] = 2_000,
+    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
+    warmup: Annotated[
+        float, typer.Option(help="Seconds of transfers before the measured phases, not measured.")
+    ] = 20.0,
+    overload: Annotated[
+        float,
+        typer.Option(
+            help="The overload phase offers this many times the throughput phase's rate (0: none)."
+        ),
+    ] = 2.0,
+    in_flight_max: Annotated[
+        int | None,
+        typer.Option(help="The server's BILLFOLD_REQUESTS_IN_FLIGHT_MAX (default: its own)."),
+    ] = None,
+    json: JsonFlag = False,
+) -> None:
+    """P2P transfers per second and latency over HTTP against the real server."""
+    from billfold_bench.api import run_api_bench
+
+    result = _on_stack(
+        run_api_bench,
+        users=users,
+        clients=clients,
+        seconds=seconds,
+        rate=rate,
+        workers=workers,
+        warmup=warmup,
+        overload=overload,
+        in_flight_max=in_flight_max,
+    )
+    _report(result, json)
+    if not result["reconciled"]:
+        raise typer.Exit(1)
+
+
+@bench_app.command("scoring")
+def scoring_bench(
+    rates: Annotated[
+        list[int] | None, typer.Option("--rate", help="Transfers/s of a steady phase; repeat.")
+    ] = None,
+    rounds: Annotated[
+        int, typer.Option(help="Rounds, each with scoring off and on; report medians.")
+    ] = 3,
+    # 60, not 20: a 20-s phase at 100/s rests its p99 on 20 transfers, and single rounds
+    # differed by up to 15 ms (docs/benchmarks.md, "What scoring adds").
+    seconds: Annotated[float, typer.Option(help="Length of each steady phase.")] = 60.0,
+    warmup: Annotated[
+        float, typer.Option(help="Seconds of transfers at full speed after each start.")
+    ] = 15.0,
+    users: Annotated[
+        int, typer.Option(help="People signed up, each with a funded wallet.")
+    ] = 10_000,
+    clients: Annotated[int, typer.Option(help="Concurrent keep-alive connections.")] = 128,
+    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
+    json: JsonFlag = False,
+) -> None:
+    """What scoring adds to a transfer's p50 and p99 over HTTP, against scoring off in the same
+    run (target: at most 5 ms at p99)."""
+    from billfold_bench.scoring import run_scoring_bench
+
+    chosen = rates or [100, 200, 500]
+    for rate in chosen:
+        if rate < 1:
+            raise typer.BadParameter(f"--rate must be at least 1, got {rate}")
+    if rounds < 1:
+        raise typer.BadParameter(f"--rounds must be at least 1, got {rounds}")
+    result = _on_stack(
+        run_scoring_bench,
+        users=users,
+        clients=clients,
+        seconds=seconds,
+        rates=chosen,
+        rounds=rounds,
+        workers=workers,
+        warmup=warmup,
+    )
+    _report(
+        result,
+        json,
+        *(
+            f"{rate}/s: scoring adds p50 {r['added_p50_ms']} ms, p99 {r['added_p99_ms']} ms "
+            f"(target at most {result['target_added_p99_ms']} ms)"
+            for rate, r in result["rates"].items()
+        ),
+    )
+    if not result["reconciled"] or result["errors"]:
+        raise typer.Exit(1)
+
+
+@bench_app.command("ach-import")
+def ach_import_bench(
+    returns: Annotated[int, typer.Option(help="Entries in the returns file.")] = 10_000,
+    runs: Annotated[int, typer.Option(help="Repeat; report the median.")] = 3,
+    json: JsonFlag = False,
+) -> None:
+    """Seconds to apply a NACHA returns file of `returns` entries (target: 10,000 in < 10 s)."""
+    from billfold.platform.embedded import ensure_database
+    from billfold_bench.ach import run_ach_bench
+
+    settings = Settings()
+    dsn = ensure_database(settings)
+    tune_gc()
+    summary = uvloop.run(run_ach_bench(settings, dsn, returns=returns, runs=runs))
+    _report(
+        summary,
+        json,
+        f"{returns:,} returns applied in {summary['apply_s_median']} s (median of {runs}); "
+        f"parsing alone {summary['parse_s_median']} s; reconciled: {summary['reconciled']}",
+    )
+
+
+@bench_app.command("risk")
+def risk_bench(
+    users: Annotated[int, typer.Option(help="Generated users with a past.")] = 5_000,
+    days: Annotated[int, typer.Option(help="Days of generated history.")] = 30,
+    movements: Annotated[int, typer.Option(help="Movements scored in each phase.")] = 3_000,
+    concurrency: Annotated[int, typer.Option(help="Movements in flight at once.")] = 16,
+    json: JsonFlag = False,
+) -> None:
+    """Latency of scoring a movement by the real engine, model included (target: p99 <= 5 ms)."""
+    from billfold_bench.risk import run_risk_bench
+
+    result = _on_stack(
+        run_risk_bench, users=users, days=days, movements=movements, concurrency=concurrency
+    )
+    _report(
+        result,
+        json,
+        f"scoring adds p99 {result['p99_added_vs_baseline_ms']} ms over the baseline",
+    )
+
+
+@bench_app.command("transfer-cost")
+def transfer_cost_bench(
+    users: Annotated[int, typer.Option(help="People signed up, each funded.")] = 2_000,
+    transfers: Annotated[int, typer.Option(help="Transfers measured, after half as many.")] = 6_000,
+    concurrency: Annotated[int, typer.Option(help="Transfers in flight at once.")] = 32,
+    scoring: Annotated[bool, typer.Option(help="Score each transfer (the risk engine).")] = True,
+    json: JsonFlag = False,
+) -> None:
+    """CPU per P2P transfer of the app (called in-process) and of PostgreSQL and Redis."""
+    from billfold.platform.embedded import ensure_database, ensure_redis
+    from billfold.platform.logging import configure_logging
+    from billfold_bench.server import bench_redis
+    from billfold_bench.transfer_cost import run_transfer_cost
+
+    settings = Settings().model_copy(update={"log_level": "WARNING"})
+    configure_logging(settings)
+    dsn = ensure_database(settings)
+    redis_url = bench_redis(ensure_redis(settings))
+    tune_gc()
+    result = uvloop.run(
+        run_transfer_cost(
+            settings,
+            dsn,
+            redis_url,
+            users=users,
+            transfers=transfers,
+            concurrency=concurrency,
+            scoring=scoring,
+        )
+    )
+    _report(result, json)
+    if not result["reconciled"] or result["failed"]:
+        raise typer.Exit(1)
+
+
+@bench_app.command("history")
+def history_bench(
+    entries: Annotated[int, typer.Option(help="Entries in the ledger.")] = 10_000_000,
+    accounts: Annotated[int, typer.Option(help="Wallets they spread over.")] = 100_000,
+    hero_entries: Annotated[int, typer.Option(help="Entries of the user read.")] = 100_000,
+    queries: Annotated[int, typer.Option(help="Pages read per kind of query.")] = 300,
+    workers: Annotated[int, typer.Option(help="Server worker processes (over HTTP).")] = 2,
+    json: JsonFlag = False,
+) -> None:
+    """History page latency for one user with many transactions, in a large ledger."""
+    from billfold_bench.history import run_history_bench
+
+    result = _on_stack(
+        run_history_bench,
+        entries=entries,
+        accounts=accounts,
+        hero_entries=hero_entries,
+        queries=queries,
+        workers=workers,
+    )
+    _report(result, json)
+    if not result["reconciled"]:
+        raise typer.Exit(1)
