@@ -18,8 +18,6 @@ from billfold.platform.errors import BillfoldError
 from billfold.risk.rules import RiskRules
 
 T = TypeVar("T")
-# uvicorn's httptools protocol, each response sent in one system call (platform.httpwire).
-HTTP_PROTOCOL = "billfold.platform.httpwire:Protocol"
 
 app = typer.Typer(
     help="Billfold, an open-source digital wallet backend.",
@@ -354,7 +352,6 @@ def _serve(settings: Settings) -> None:
             workers=settings.workers,
             log_config=None,
             access_log=False,
-            http=HTTP_PROTOCOL,
             proxy_headers=False,
         )
     except KeyboardInterrupt:

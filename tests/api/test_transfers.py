@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -247,3 +248,77 @@ async def test_a_refusal_speaks_of_your_balance_in_dollars_and_its_replay_says_s
     assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (422, "true")
     assert again.json() == body
     assert await balance(client, alice) == "1.25"
+
+
+async def test_each_malformed_request_is_refused_with_its_problem(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """The request's form is judged in order (the input gate, the token, the headers, the
+    body, then what the values mean), each refusal the problem FastAPI's validation would give
+    (api.direct reads the request): status, code and the field it names."""
+    alice, bob = await make_person("100.00"), await make_person()
+    good = {"sender_id": alice.user_id, "recipient": bob.username, "amount": "1.00"}
+    auth = {**alice.auth, "Idempotency-Key": "k"}
+    typed = {**auth, "Content-Type": "application/json"}
+    raw = json.dumps(good)
+    cases: list[tuple[dict[str, str], Any, int, str, str | None]] = [
+        ({}, good, 401, "unauthenticated", None),
+        ({"Authorization": "Bearer nonsense"}, good, 401, "unauthenticated", None),
+        ({"Authorization": "Basic abc"}, good, 401, "unauthenticated", None),
+        (typed, "{not json", 422, "validation_error", "body"),
+        (auth, raw, 415, "unsupported_media_type", None),  # no Content-Type
+        ({**auth, "Content-Type": "text/plain"}, raw, 415, "unsupported_media_type", None),
+        (
+            typed,
+            raw.replace('"amount"', '"amount": "9.00", "amount"'),
+            422,
+            "validation_error",
+            "amount",
+        ),
+        (
+            typed,
+            raw.replace('"1.00"', '"1.00", "note": "\\ud800"'),
+            422,
+            "validation_error",
+            "note",
+        ),
+        (typed, raw.replace('"1.00"', '"1E+999999999"'), 422, "invalid_amount", "amount"),
+        (
+            typed,
+            raw.replace('"1.00"', '"1.00", "pad": "' + "x" * 70_000 + '"'),
+            413,
+            "payload_too_large",
+            None,
+        ),
+        (auth, {**good, "amount": "1.001"}, 422, "invalid_amount", "amount"),
+        (auth, {k: v for k, v in good.items() if k != "amount"}, 422, "validation_error", "amount"),
+        (auth, {**good, "sender_id": 5}, 422, "validation_error", "sender_id"),
+        (auth, {**good, "sender_id": "x" * 65}, 422, "validation_error", "sender_id"),
+        (auth, {**good, "note": 5}, 422, "validation_error", "note"),
+        (auth, {**good, "idempotency_key": "y" * 300}, 422, "validation_error", "idempotency_key"),
+        (auth, {**good, "sender_id": bob.user_id}, 404, "not_found", None),
+        (auth, {**good, "recipient": "@nobody_here"}, 404, "recipient_not_found", None),
+        (auth, {**good, "amount": "500.00"}, 422, "insufficient_funds", None),
+        ({**auth, "X-Device-Id": "d" * 500}, good, 422, "validation_error", "x-device-id"),
+        ({**auth, "X-Client-Country": "d" * 9}, good, 422, "validation_error", "x-client-country"),
+        ({**auth, "Idempotency-Key": "i" * 256}, good, 422, "validation_error", "idempotency-key"),
+        (
+            {**auth, "Idempotency-Key": "i" * 256},
+            {**good, "sender_id": 5},
+            422,
+            "validation_error",
+            "idempotency-key",
+        ),
+        (alice.auth, good, 422, "validation_error", "idempotency_key"),
+    ]
+    for headers, body, status, code, field in cases:
+        content = body if isinstance(body, str) else None
+        payload = None if isinstance(body, str) else body
+        response = await client.post(
+            "/api/v1/transfers", headers=headers, content=content, json=payload
+        )
+        problem = response.json()
+        assert (response.status_code, problem["code"]) == (status, code), (headers, body)
+        assert problem.get("field") == field, (headers, body)
+        assert response.headers["content-type"] == "application/problem+json"
+    assert await balance(client, alice) == "100.00"

@@ -17,10 +17,10 @@ from pathlib import Path
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from cachetools import TTLCache
 
 from billfold.config import Settings
 from billfold.platform.errors import BillfoldError
-from billfold.platform.ttl import ExpiringCache
 
 _hasher = PasswordHasher()
 # Verified against when a handle does not exist, so that a miss takes as long as a wrong password.
@@ -113,7 +113,7 @@ class TokenReader:
 
     def __init__(self, key: str, max_tokens: int = 100_000, ttl_s: float = 300.0) -> None:
         self._key = key
-        self._verified: ExpiringCache[str, tuple[uuid.UUID, int]] = ExpiringCache(max_tokens, ttl_s)
+        self._verified: TTLCache[str, tuple[uuid.UUID, int]] = TTLCache(max_tokens, ttl_s)
 
     def read(self, token: str) -> uuid.UUID:
         found = self._verified.get(token)
@@ -123,7 +123,7 @@ class TokenReader:
                 return user_id
             raise Unauthenticated("the access token has expired")
         user_id, expires_at = _verify(token, self._key)
-        self._verified.put(token, (user_id, expires_at))
+        self._verified[token] = (user_id, expires_at)
         return user_id
 
 

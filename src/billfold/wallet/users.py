@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 import asyncpg
+from cachetools import TTLCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -19,7 +20,6 @@ from billfold.platform import db
 from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import BillfoldError, NotFound, TooManyRequests, ValidationFailed
 from billfold.platform.security import Unauthenticated, hash_password, verify_password
-from billfold.platform.ttl import ExpiringCache
 from billfold.wallet.handles import (
     HANDLE_KINDS,
     Handle,
@@ -177,13 +177,13 @@ class UserCache:
     """
 
     def __init__(self, ttl_s: float, max_users: int = 100_000) -> None:
-        self._by_id: ExpiringCache[uuid.UUID, User] = ExpiringCache(max_users, ttl_s)
-        self._by_handle: ExpiringCache[tuple[str, str], User] = ExpiringCache(3 * max_users, ttl_s)
+        self._by_id: TTLCache[uuid.UUID, User] = TTLCache(max_users, ttl_s)
+        self._by_handle: TTLCache[tuple[str, str], User] = TTLCache(3 * max_users, ttl_s)
 
     def put(self, user: User) -> None:
-        self._by_id.put(user.id, user)
+        self._by_id[user.id] = user
         for kind in HANDLE_KINDS:
-            self._by_handle.put((kind, getattr(user, kind)), user)
+            self._by_handle[kind, getattr(user, kind)] = user
 
     async def sender_and_recipient(
         self, pool: asyncpg.Pool, sender_id: uuid.UUID, handle: Handle
