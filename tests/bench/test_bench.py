@@ -10,11 +10,12 @@ import pytest
 from redis.asyncio import Redis
 
 from billfold.config import Settings
-from billfold_bench.api import _count_timeouts, p99_ms, run_api_bench
+from billfold_bench.api import _count_timeouts, run_api_bench
 from billfold_bench.cpu import per_unit_us, processes_cpu
 from billfold_bench.history import run_history_bench
 from billfold_bench.risk import run_risk_bench
 from billfold_bench.scoring import run_scoring_bench
+from billfold_bench.traffic import p99_ms
 from billfold_bench.transfer_cost import run_transfer_cost
 
 

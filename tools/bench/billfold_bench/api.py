@@ -34,27 +34,32 @@ import re
 import secrets
 import statistics
 import time
-import uuid
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import asyncpg
-import orjson
 
 from billfold.config import Settings
 from billfold.ledger.accounts import open_clearing_account
 from billfold.ledger.reconcile import reconcile
-from billfold.platform.security import device_key, hash_password, issue_token, sign_device
+from billfold.platform.security import hash_password
 from billfold.risk.history import ip_prefix
 from billfold_bench import say
-from billfold_bench.cpu import per_unit_us, processes_cpu, servers_cpu
+from billfold_bench.cpu import per_unit_us
 from billfold_bench.http import Connection
 from billfold_bench.seed import fund_all, migrated_pool, scratch_database
 from billfold_bench.server import running_server
+from billfold_bench.traffic import (
+    COUNTRY,
+    SLICE_S,
+    AppTokens,
+    app_tokens,
+    p99_ms,
+    phase_cpu,
+    transfer_request,
+)
 
 FUNDING_MINOR = 1_000_000_00
 RETRY_AFTER_S = 1.0  # what a 503 overloaded asks a client to wait (api.admission)
-SLICE_S = 5.0  # the transfer phases' p99 is also reported for each slice of this many seconds
 SEED_USERS = """
 WITH people AS (
     INSERT INTO users (username, email, phone, password_hash)
@@ -74,7 +79,6 @@ RETURNING user_id, account_id
 
 # Where the benchmark's people sign up and send from: their own phone (device-<user id>, sent
 # as its device token), the country the edge reports, and the load generator's address.
-COUNTRY = "US"
 ADDRESS = "127.0.0.1"
 SEED_PLACES = """
 WITH people AS (SELECT unnest($1::uuid[]) AS id), devices AS (
@@ -84,23 +88,6 @@ WITH people AS (SELECT unnest($1::uuid[]) AS id), devices AS (
 )
 INSERT INTO user_networks (user_id, prefix) SELECT id, $3 FROM people
 """
-
-
-@dataclass(frozen=True)
-class AppTokens:
-    """What each person's app sends: their access token and their phone's device token."""
-
-    access: list[str]
-    device: list[str]
-
-
-def app_tokens(people: list[str], key: str, ttl_s: int) -> AppTokens:
-    ids = [uuid.UUID(p) for p in people]
-    devices = device_key(key)
-    return AppTokens(
-        [issue_token(user_id, key, ttl_s) for user_id in ids],
-        [sign_device(devices, user_id, f"device-{user_id}") for user_id in ids],
-    )
 
 
 async def run_api_bench(
@@ -338,46 +325,6 @@ async def drive_http(
         # What a request cost each process group on this machine, load generator included.
         "cpu_us_per_request": cpu,
     }
-
-
-def phase_cpu(server: int | None) -> dict[str, float | None]:
-    """CPU seconds so far of the load generator (this process), the server with its workers,
-    and the database and cache servers if they run here."""
-    return {
-        "generator": time.process_time(),
-        "server": processes_cpu(tree=server) if server is not None else None,
-        **servers_cpu(),
-    }
-
-
-def p99_ms(latencies: list[float], digits: int) -> float:
-    """The 99th percentile of latencies in seconds, in milliseconds (sorts the list)."""
-    latencies.sort()
-    return round(latencies[int(len(latencies) * 0.99)] * 1000, digits)
-
-
-def transfer_request(
-    rng: random.Random, people: list[str], tokens: AppTokens
-) -> tuple[dict[str, str], bytes]:
-    """The headers and body of a P2P transfer between two random people, as their app sends
-    it (a fresh Idempotency-Key, their device, their country)."""
-    sender = rng.randrange(len(people))
-    recipient = (sender + 1 + rng.randrange(len(people) - 1)) % len(people)
-    body = orjson.dumps(
-        {
-            "sender_id": people[sender],
-            "recipient": f"bench_{recipient + 1}",
-            "amount": f"{rng.randint(1, 500)}.{rng.randint(0, 99):02d}",
-        }
-    )
-    headers = {
-        "Authorization": f"Bearer {tokens.access[sender]}",
-        "Idempotency-Key": uuid.uuid4().hex,
-        "Content-Type": "application/json",
-        "X-Device-Id": tokens.device[sender],
-        "X-Client-Country": COUNTRY,
-    }
-    return headers, body
 
 
 def _line(name: str, figures: dict[str, Any]) -> str:

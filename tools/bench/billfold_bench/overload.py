@@ -24,9 +24,9 @@ from typing import Any
 
 import orjson
 
-from billfold_bench.api import SLICE_S, AppTokens, p99_ms, phase_cpu, transfer_request
 from billfold_bench.cpu import per_unit_us
 from billfold_bench.http import Connection
+from billfold_bench.traffic import SLICE_S, AppTokens, p99_ms, phase_cpu, transfer_request
 
 # Connections the generator may hold open at once; past it a due request waits for one (and
 # its latency, counted from when it fell due, shows the wait). Without shedding, the 2x phase

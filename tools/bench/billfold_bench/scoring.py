@@ -25,9 +25,10 @@ from typing import Any
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
 from billfold_bench import say
-from billfold_bench.api import AppTokens, app_tokens, drive_http, seed_people
+from billfold_bench.api import drive_http, seed_people
 from billfold_bench.seed import migrated_pool, scratch_database
 from billfold_bench.server import running_server
+from billfold_bench.traffic import AppTokens, app_tokens
 
 TARGET_ADDED_P99_MS = 5.0  # issue 5
 MODES = {"off": {"BILLFOLD_RISK_ENGINE": "off"}, "on": {"BILLFOLD_RISK_ENGINE": "rules"}}

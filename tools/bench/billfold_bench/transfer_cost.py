@@ -24,11 +24,12 @@ from billfold.app import create_app
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
 from billfold_bench import say
-from billfold_bench.api import ADDRESS, AppTokens, app_tokens, seed_people, transfer_request
+from billfold_bench.api import ADDRESS, seed_people
 from billfold_bench.cpu import backends_cpu, per_unit_us, servers_cpu
 from billfold_bench.rules import LOAD_TEST_RULES
 from billfold_bench.seed import migrated_pool, scratch_database
 from billfold_bench.server import bench_redis
+from billfold_bench.traffic import AppTokens, app_tokens, transfer_request
 
 
 async def run_transfer_cost(
