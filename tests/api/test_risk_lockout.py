@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from billfold.risk.rules import RiskRules
 from billfold.wallet.users import grant_admin
+from tests.api.driver import send
 
 MakePerson = Callable[..., Awaitable[Any]]
 
@@ -25,14 +26,6 @@ async def app(running: Any) -> AsyncIterator[FastAPI]:
     rules = RiskRules(max_per_minute=1000, max_per_hour=1000, decline_score=0.0)
     async with running(risk_rules=rules) as app:
         yield app
-
-
-async def send(client: httpx.AsyncClient, sender: Any, recipient: Any) -> httpx.Response:
-    return await client.post(
-        "/api/v1/transfers",
-        json={"sender_id": sender.user_id, "recipient": recipient.username, "amount": "1.00"},
-        headers={**sender.auth, "Idempotency-Key": uuid.uuid4().hex},
-    )
 
 
 async def queue(client: httpx.AsyncClient, operator: Any) -> list[dict[str, Any]]:

@@ -1,0 +1,160 @@
+"""The app's parts, running, for the tests of a context: its lifespan run (the pool, the ledger,
+funding with the sandbox partner and card processor, the risk engine), and people made and
+moved through the contexts' own functions, with no HTTP in between.
+
+`World` is what a context test drives: each method calls one context function the way the API
+handler does, so that a test of funding or risk states its rule where the rule lives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+
+from billfold.app import create_app
+from billfold.config import Settings
+from billfold.funding import actions, bank_accounts, cards, sandbox
+from billfold.funding.service import FundingTransfer
+from billfold.ledger.accounts import open_clearing_account
+from billfold.risk.gate import Gate, Origin
+from billfold.wallet import p2p
+from billfold.wallet.transfers import wallet_view
+from billfold.wallet.users import User, check_sign_up, do_create_user, get_user
+
+SECRET_KEY = "k" * 48  # every test app signs with it
+ROUTING = "011000015"  # a valid ABA checksum
+NOWHERE = Origin(None, None, None)  # a request that says nothing of where it comes from
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings, **overrides: Any) -> AsyncIterator[FastAPI]:
+    """An app with its lifespan run, as every API test module starts one: the sandbox bank
+    partner and card processor on (as on the embedded stack by default), SECRET_KEY, a
+    generous scoring budget (a shared test machine must not turn a slow assessment into a
+    pass), and no rate limits (every test logs in from one address; test_limits.py tests
+    them); then `overrides`."""
+    unlimited = dict.fromkeys(
+        ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
+    )
+    update = {"secret_key": SECRET_KEY, "sandbox": True, "risk_budget_ms": 5000.0, **unlimited}
+    app = create_app(settings.model_copy(update={**update, **overrides}))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@dataclass
+class World:
+    """A running app's state, driven through the contexts' functions."""
+
+    app: FastAPI
+
+    @property
+    def state(self) -> Any:
+        return self.app.state
+
+    def gate(self) -> Gate:
+        """The risk gate as the API builds it for a request (api.signals.risk_gate)."""
+        s = self.state
+        return Gate(s.risk, s.redis, s.settings.risk_budget_ms, s.fail_closed_minor, s.risk_slots)
+
+    async def person(self, balance_minor: int = 0) -> User:
+        """A new user with a wallet, holding `balance_minor` from the bank clearing account."""
+        tag = uuid.uuid4().hex[:10]
+        phone = f"+1415{uuid.uuid4().int % 10**7:07d}"
+        sign_up = check_sign_up(f"w_{tag}", f"{tag}@example.com", phone, "correct horse battery")
+        user = await do_create_user(self.state.pool, sign_up)
+        if balance_minor:
+            bank = await open_clearing_account(
+                self.state.pool, "USD", name="test:bank_clearing:USD"
+            )
+            await self.state.ledger.move(
+                "test",
+                str(uuid.uuid4()),
+                debit_account_id=bank.id,
+                credit_account_id=user.account_id,
+                amount_minor=balance_minor,
+                currency="USD",
+                code="add_funds",
+            )
+        return user
+
+    async def reload(self, user: User) -> User:
+        """The user as stored now (frozen or not, say)."""
+        return await get_user(self.state.pool, user.id)
+
+    async def bank(self, user: User, number: str) -> str:
+        """A bank account of the user's, linked and verified with its micro-deposits; its id."""
+        funding = self.state.funding
+        request = bank_accounts.check_link_bank_account(ROUTING, number, "Ada Lovelace", "checking")
+        linked = await bank_accounts.do_link_bank_account(funding, user.id, request)
+        bank_id = str(linked["bank_account_id"])
+        amounts = await self.state.pool.fetchval(
+            "SELECT micro_amounts FROM bank_accounts WHERE id = $1", uuid.UUID(bank_id)
+        )
+        given: list[object] = [f"0.{a:02d}" for a in amounts]
+        await bank_accounts.do_verify_bank_account(funding, user.id, bank_id, given)
+        return bank_id
+
+    async def card(self, user: User, number: str) -> str:
+        """A sandbox card `number`, tokenised and stored for the user; its id."""
+        processor = self.state.cards
+        token = await processor.tokenize(user.id, number, 12, 2030, "123")
+        stored = await cards.add_card(
+            self.state.pool, self.state.funding.keys, processor, user.id, token["token"]
+        )
+        return str(stored["card_id"])
+
+    async def add_funds(
+        self,
+        user: User,
+        amount: object,
+        *,
+        bank: str | None = None,
+        card: str | None = None,
+        key: str | None = None,
+        origin: Origin = NOWHERE,
+    ) -> FundingTransfer:
+        """funding.actions.add_funds from the bank account `bank` or the card `card`."""
+        request = actions.MovementRequest(str(user.id), amount, bank, card, key or _key())
+        s = self.state
+        made, _ = await actions.add_funds(s.funding, s.cards, self.gate(), user, request, origin)
+        return made
+
+    async def cash_out(
+        self, user: User, amount: object, bank: str, *, key: str | None = None
+    ) -> FundingTransfer:
+        """funding.actions.cash_out to the bank account `bank`."""
+        request = actions.MovementRequest(str(user.id), amount, bank, None, key or _key())
+        made, _ = await actions.cash_out(self.state.funding, self.gate(), user, request, NOWHERE)
+        return made
+
+    async def send(
+        self, sender: User, recipient: User, amount: object, *, key: str | None = None
+    ) -> dict[str, Any]:
+        """wallet.p2p.send_money: a transfer's public form."""
+        s = self.state
+        payments = p2p.Payments(s.pool, s.ledger, s.users, self.gate())
+        request = p2p.SendMoney(str(sender.id), recipient.username, amount, None, key or _key())
+        view, _ = await p2p.send_money(payments, sender.id, request, NOWHERE)
+        return view
+
+    async def partner(self, user: User, event: str, ft: FundingTransfer, **data: Any) -> str:
+        """The sandbox partner reports `event` (ach.settled, ach.returned, card.chargeback)
+        about the movement; what applying it did (applied, duplicate, ...)."""
+        delivery = await sandbox.deliver_event(
+            self.state.funding, user.id, event, str(ft.id), **data
+        )
+        return str(delivery.status)
+
+    async def wallet(self, user: User) -> dict[str, Any]:
+        """The wallet's balances as the API shows them."""
+        return await wallet_view(self.state.pool, self.state.balances, user)
+
+
+def _key() -> str:
+    return uuid.uuid4().hex
