@@ -15,6 +15,7 @@ from billfold.platform.security import device_key, sign_device
 from tests.world import SECRET_KEY  # every API test module's app signs with it
 
 HOME = "home-phone"  # a person's sign-up device (see `Person.device`)
+AT_HOME = {"phone": HOME, "country": "US"}  # `send` from the sender's home phone, in the US
 CARD_EXPIRY = {"exp_month": 12, "exp_year": 2030, "cvc": "123"}
 
 
@@ -80,13 +81,17 @@ async def send(
     amount: Any = "1.00",
     device: str | None = None,
     *,
+    phone: str | None = None,
     country: str | None = None,
     key: str | None = None,
     headers: dict[str, str] | None = None,
     **body: Any,
 ) -> httpx.Response:
     """POST /transfers: `amount` from `sender` to `recipient` (a person, or any handle), from
-    the device token `device` and `country` when given; `body` adds fields (a note, say)."""
+    the X-Device-Id `device` (or the sender's own device named `phone`) and `country` when
+    given; `body` adds fields (a note, say)."""
+    if phone is not None:
+        device = sender.device(phone)
     where = {} if device is None else {"X-Device-Id": device}
     if country is not None:
         where["X-Client-Country"] = country
@@ -163,9 +168,15 @@ async def history(client: httpx.AsyncClient, person: Person, **params: Any) -> h
     )
 
 
-async def set_pin(client: httpx.AsyncClient, person: Person, **body: str) -> httpx.Response:
+async def put_pin(client: httpx.AsyncClient, person: Person, **body: str) -> httpx.Response:
     """PUT /users/{id}/pin (`pin=`, with `password=` or `current_pin=`)."""
     return await client.put(f"/api/v1/users/{person.user_id}/pin", json=body, headers=person.auth)
+
+
+async def set_pin(client: httpx.AsyncClient, person: Person, **body: str) -> None:
+    """`put_pin`, which must answer 204."""
+    answer = await put_pin(client, person, **body)
+    assert answer.status_code == 204, answer.text
 
 
 async def verify(
