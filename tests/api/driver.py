@@ -239,11 +239,13 @@ async def reviews(client: httpx.AsyncClient, operator: Person) -> list[dict[str,
 
 
 async def decide(
-    client: httpx.AsyncClient, operator: Person, review_id: str, verb: str, reason: str
+    client: httpx.AsyncClient, operator: Person, review_id: str, verb: str, reason: str = ""
 ) -> httpx.Response:
-    """An operator's approve or reject of a review."""
+    """An operator's approve or reject of a review (the reason: "analyst says <verb>")."""
     return await client.post(
-        f"/api/v1/admin/reviews/{review_id}/{verb}", json={"reason": reason}, headers=operator.auth
+        f"/api/v1/admin/reviews/{review_id}/{verb}",
+        json={"reason": reason or f"analyst says {verb}"},
+        headers=operator.auth,
     )
 
 

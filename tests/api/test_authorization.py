@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute, compile_path
 
 from billfold.wallet.users import grant_admin
+from tests.api.driver import pay
 
 MakePerson = Callable[..., Awaitable[Any]]
 
@@ -179,25 +180,15 @@ async def held_ids(
         "UPDATE users SET flagged = true WHERE id = $1", uuid.UUID(flagged.user_id)
     )
 
-    async def send(recipient: Any, device: str, sender: Any = alice) -> str:
-        sent = await client.post(
-            "/api/v1/transfers",
-            json={"sender_id": sender.user_id, "recipient": recipient.username, "amount": "0.10"},
-            headers={
-                **sender.auth,
-                "Idempotency-Key": str(uuid.uuid4()),
-                "X-Device-Id": sender.device(device),
-            },
-        )
-        assert sent.status_code == 201, sent.text
-        return str(sent.json()["transfer_id"])
+    async def sent(recipient: Any, device: str, sender: Any = alice) -> str:
+        return str((await pay(client, sender, recipient, "0.10", phone=device))["transfer_id"])
 
-    await send(payee, "home-phone")
-    held = await send(payee, "alice-new-phone")
+    await sent(payee, "home-phone")
+    held = await sent(payee, "alice-new-phone")
     return {
         "held_transfer_id": held,
-        "review_id": await send(flagged, "home-phone", payer),
-        "spare_review_id": await send(flagged, "home-phone", payer),
+        "review_id": await sent(flagged, "home-phone", payer),
+        "spare_review_id": await sent(flagged, "home-phone", payer),
     }
 
 

@@ -20,8 +20,17 @@ from billfold.funding.ach import is_banking_day
 from billfold.funding.reconcile import check_funding
 from billfold.funding.recovery import book_unbooked
 from billfold.ledger.reconcile import reconcile
+from tests.api.driver import (
+    Person,
+    add_funds,
+    cash_out,
+    history,
+    sandbox_ach,
+    send,
+    store_card,
+    wallet,
+)
 
-Person = Any
 MakePerson = Callable[..., Awaitable[Any]]
 LinkBank = Callable[..., Awaitable[str]]
 ROUTING = "011000015"  # a valid ABA checksum
@@ -35,44 +44,6 @@ async def ledger_reconciles(app: FastAPI) -> AsyncIterator[None]:
     report = await reconcile(app.state.pool)
     assert report.ok, report.render()
     assert await check_funding(app.state.pool) == []
-
-
-async def add_funds(
-    client: httpx.AsyncClient, person: Person, amount: str, **source: str
-) -> httpx.Response:
-    return await client.post(
-        "/api/v1/wallet/add-funds",
-        json={"user_id": person.user_id, "amount": amount, **source},
-        headers={**person.auth, "Idempotency-Key": uuid.uuid4().hex},
-    )
-
-
-async def cash_out(
-    client: httpx.AsyncClient, person: Person, amount: str, bank_id: str
-) -> httpx.Response:
-    return await client.post(
-        "/api/v1/wallet/cash-out",
-        json={"user_id": person.user_id, "amount": amount, "bank_account_id": bank_id},
-        headers={**person.auth, "Idempotency-Key": uuid.uuid4().hex},
-    )
-
-
-async def wallet(client: httpx.AsyncClient, person: Person) -> dict[str, Any]:
-    response = await client.get(f"/api/v1/wallet/{person.user_id}", headers=person.auth)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def sandbox(
-    client: httpx.AsyncClient, person: Person, transfer_id: str, action: str, **body: str
-) -> dict[str, Any]:
-    response = await client.post(
-        f"/api/v1/sandbox/ach/{transfer_id}/{action}", json=body or None, headers=person.auth
-    )
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
 
 
 async def test_linking_stores_only_last4_and_checks_every_field(
@@ -160,8 +131,8 @@ async def test_ach_add_funds_is_pending_until_settled_and_settles_once(
     )
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
     transfer_id = started.json()["transfer_id"]
-    assert (await sandbox(client, person, transfer_id, "settle"))["status"] == "applied"
-    assert (await sandbox(client, person, transfer_id, "settle"))["status"] == "ignored"
+    assert (await sandbox_ach(client, person, transfer_id, "settle"))["status"] == "applied"
+    assert (await sandbox_ach(client, person, transfer_id, "settle"))["status"] == "ignored"
     after = await wallet(client, person)
     assert (after["balance"], after["pending_balance"]) == ("125.50", "0.00")
     shown = await client.get(f"/api/v1/funding/{transfer_id}", headers=person.auth)
@@ -188,9 +159,9 @@ async def test_a_pending_return_voids_and_takes_the_codes_action(
     transfer_id = (await add_funds(client, person, "40.00", bank_account_id=bank_id)).json()[
         "transfer_id"
     ]
-    returned = await sandbox(client, person, transfer_id, "return", return_code=code)
+    returned = await sandbox_ach(client, person, transfer_id, "return", return_code=code)
     assert returned["status"] == "applied"
-    assert (await sandbox(client, person, transfer_id, "settle"))["status"] == "ignored"
+    assert (await sandbox_ach(client, person, transfer_id, "settle"))["status"] == "ignored"
     money = await wallet(client, person)
     assert (money["balance"], money["pending_balance"]) == ("0.00", "0.00")
     banks = (await client.get("/api/v1/bank-accounts", headers=person.auth)).json()
@@ -213,12 +184,8 @@ async def test_a_late_return_of_spent_money_leaves_a_debt_repaid_by_the_next_dep
     person, friend = await make_person(), await make_person()
     bank_id = await link_bank(person, ACCOUNT)
     first = (await add_funds(client, person, "100.00", bank_account_id=bank_id)).json()
-    await sandbox(client, person, first["transfer_id"], "settle")
-    sent = await client.post(
-        "/api/v1/transfers",
-        json={"sender_id": person.user_id, "recipient": friend.username, "amount": "70.00"},
-        headers={**person.auth, "Idempotency-Key": uuid.uuid4().hex},
-    )
+    await sandbox_ach(client, person, first["transfer_id"], "settle")
+    sent = await send(client, person, friend, "70.00")
     assert sent.status_code == 201
     await app.state.pool.execute(
         "UPDATE funding_transfers SET settled_at = now() - interval '40 days' WHERE id = $1",
@@ -226,27 +193,19 @@ async def test_a_late_return_of_spent_money_leaves_a_debt_repaid_by_the_next_dep
     )
     # A second bank account: the first is unlinked by the unauthorised return.
     other_bank = await link_bank(person, "55554444")
-    returned = await sandbox(client, person, first["transfer_id"], "return", return_code="R10")
+    returned = await sandbox_ach(client, person, first["transfer_id"], "return", return_code="R10")
     assert returned["status"] == "applied", returned
     assert returned["detail"].endswith("; 70.00 USD owed"), returned  # not raw cents
     assert (await wallet(client, person))["balance"] == "0.00"
     blocked = await cash_out(client, person, "1.00", other_bank)
     assert blocked.status_code == 403 and blocked.json()["code"] == "debt_outstanding"
     assert blocked.json()["amount_owed"] == "70.00"
-    gift = await client.post(
-        "/api/v1/transfers",
-        json={"sender_id": friend.user_id, "recipient": person.username, "amount": "5.00"},
-        headers={**friend.auth, "Idempotency-Key": uuid.uuid4().hex},
-    )
+    gift = await send(client, friend, person, "5.00")
     assert gift.status_code == 201
-    p2p = await client.post(
-        "/api/v1/transfers",
-        json={"sender_id": person.user_id, "recipient": friend.username, "amount": "1.00"},
-        headers={**person.auth, "Idempotency-Key": uuid.uuid4().hex},
-    )
+    p2p = await send(client, person, friend, "1.00")
     assert p2p.status_code == 403 and p2p.json()["amount_owed"] == "65.00"
     second = (await add_funds(client, person, "100.00", bank_account_id=other_bank)).json()
-    await sandbox(client, person, second["transfer_id"], "settle")
+    await sandbox_ach(client, person, second["transfer_id"], "settle")
     assert (await wallet(client, person))["balance"] == "35.00"
     assert (await cash_out(client, person, "10.00", other_bank)).status_code == 202
 
@@ -264,37 +223,20 @@ async def test_cash_out_holds_at_once_then_settles_or_comes_back(
     out = await cash_out(client, person, "30.00", bank_id)
     assert out.status_code == 202 and out.json()["status"] == "PENDING"
     assert (await wallet(client, person))["available_balance"] == "70.00"
-    await sandbox(client, person, out.json()["transfer_id"], "settle")
+    await sandbox_ach(client, person, out.json()["transfer_id"], "settle")
     assert (await wallet(client, person))["balance"] == "70.00"
-    await sandbox(client, person, out.json()["transfer_id"], "return", return_code="R01")
+    await sandbox_ach(client, person, out.json()["transfer_id"], "return", return_code="R01")
     assert (await wallet(client, person))["balance"] == "100.00"
     pending = await cash_out(client, person, "20.00", bank_id)
-    await sandbox(client, person, pending.json()["transfer_id"], "return", return_code="R01")
+    await sandbox_ach(client, person, pending.json()["transfer_id"], "return", return_code="R01")
     money = await wallet(client, person)
     assert (money["balance"], money["available_balance"]) == ("100.00", "100.00")
     too_much = await cash_out(client, person, "100.01", bank_id)
     assert too_much.status_code == 422 and too_much.json()["code"] == "insufficient_funds"
 
 
-async def stored_card(client: httpx.AsyncClient, person: Person, number: str) -> str:
-    """A sandbox card `number`, tokenised and stored for `person`; its card id."""
-    token = await client.post(
-        "/api/v1/sandbox/cards/tokenize",
-        json={"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
-        headers=person.auth,
-    )
-    assert token.status_code == 201, token.text
-    stored = await client.post(
-        "/api/v1/cards", json={"token": token.json()["token"]}, headers=person.auth
-    )
-    assert stored.status_code == 201, stored.text
-    return str(stored.json()["card_id"])
-
-
 async def history_rows(client: httpx.AsyncClient, person: Person) -> list[dict[str, Any]]:
-    response = await client.get(
-        f"/api/v1/wallet/{person.user_id}/transactions", headers=person.auth
-    )
+    response = await history(client, person)
     assert response.status_code == 200, response.text
     rows: list[dict[str, Any]] = response.json()["transactions"]
     return rows
@@ -308,7 +250,7 @@ async def test_a_card_add_funds_shows_its_fee_and_goes_by_one_id_everywhere(
     and both lookups; its ledger step's own id, which history used to show, is no public id."""
     person = await make_person()
     funded = await add_funds(
-        client, person, "20.00", card_id=await stored_card(client, person, "4242424242424242")
+        client, person, "20.00", card_id=await store_card(client, person, "4242424242424242")
     )
     assert funded.status_code == 201, funded.text
     body = funded.json()
@@ -336,7 +278,7 @@ async def test_a_declined_card_retried_with_its_key_is_a_replay(
     """Issue 25: the processor keeps a declined charge under its key; the retry's 402 says it
     is that answer again (Idempotent-Replayed), as a replayed success does."""
     person = await make_person()
-    card_id = await stored_card(client, person, "4000000000000002")
+    card_id = await store_card(client, person, "4000000000000002")
     request = {
         "json": {"user_id": person.user_id, "amount": "5.00", "card_id": card_id},
         "headers": {**person.auth, "Idempotency-Key": uuid.uuid4().hex},
@@ -365,7 +307,7 @@ async def test_ach_movements_go_by_one_id_and_a_refused_cash_out_speaks_dollars(
     rows = await history_rows(client, person)
     assert [(r["id"], r["status"]) for r in rows[:2]] == [(ids[1], "PENDING"), (ids[0], "PENDING")]
     for movement_id in ids:
-        await sandbox(client, person, movement_id, "settle")
+        await sandbox_ach(client, person, movement_id, "settle")
     rows = await history_rows(client, person)
     assert {(r["id"], r["status"]) for r in rows[:2]} == {(i, "COMPLETED") for i in ids}
     for movement_id in ids:
@@ -593,18 +535,14 @@ async def test_an_established_user_spends_part_of_a_deposit_at_once_and_owes_it_
         bank_id = await link_bank(person, ACCOUNT)
         first = (await add_funds(client, person, "10.00", bank_account_id=bank_id)).json()
         assert first["available_now"] == "0.00"  # not established yet: nothing settled
-        await sandbox(client, person, first["transfer_id"], "settle")
+        await sandbox_ach(client, person, first["transfer_id"], "settle")
         second = (await add_funds(client, person, "100.00", bank_account_id=bank_id)).json()
         assert second["available_now"] == "30.00"
         money = await wallet(client, person)
         assert (money["available_balance"], money["pending_balance"]) == ("40.00", "70.00")
-        sent = await client.post(
-            "/api/v1/transfers",
-            json={"sender_id": person.user_id, "recipient": friend.username, "amount": "40.00"},
-            headers={**person.auth, "Idempotency-Key": uuid.uuid4().hex},
-        )
+        sent = await send(client, person, friend, "40.00")
         assert sent.status_code == 201
-        await sandbox(client, person, second["transfer_id"], "return", return_code="R01")
+        await sandbox_ach(client, person, second["transfer_id"], "return", return_code="R01")
         money = await wallet(client, person)
         assert (money["balance"], money["pending_balance"]) == ("0.00", "0.00")
         blocked = await cash_out(client, person, "1.00", bank_id)
@@ -622,7 +560,7 @@ async def test_funding_reconcile_names_a_status_the_ledger_disagrees_with(
     bank_id = await link_bank(person, ACCOUNT)
     settled = (await add_funds(client, person, "3.00", bank_account_id=bank_id)).json()
     pending = (await add_funds(client, person, "4.00", bank_account_id=bank_id)).json()
-    await sandbox(client, person, settled["transfer_id"], "settle")
+    await sandbox_ach(client, person, settled["transfer_id"], "settle")
     pool = app.state.pool
     flip = "UPDATE funding_transfers SET status = $2 WHERE id = $1"
     await pool.execute(flip, uuid.UUID(settled["transfer_id"]), "pending")

@@ -22,6 +22,7 @@ from billfold.funding.reconcile import check_funding
 from billfold.funding.recovery import book_unbooked
 from billfold.ledger.reconcile import reconcile
 from billfold.wallet.users import grant_admin
+from tests.api.driver import decide, verify
 
 Person = Any
 MakePerson = Callable[..., Awaitable[Any]]
@@ -113,12 +114,6 @@ async def start(
         f"/api/v1/wallet/{path}",
         json={"user_id": person.user_id, "amount": amount, **source},
         headers={**person.auth, **origin, "Idempotency-Key": key or uuid.uuid4().hex},
-    )
-
-
-async def verify(client: httpx.AsyncClient, person: Person, funding_id: str, pin: str) -> Any:
-    return await client.post(
-        f"/api/v1/transfers/{funding_id}/verify", json={"pin": pin}, headers=person.auth
     )
 
 
@@ -385,11 +380,7 @@ async def test_an_operator_approves_one_held_for_review_and_rejects_another(
     assert mine[0]["recent_activity"][0]["action"] == "review"
     assert (await verify(client, person, ids[0], PIN)).status_code == 409
     decided = [
-        await client.post(
-            f"/api/v1/admin/reviews/{review_id}/{verb}",
-            json={"reason": f"analyst says {verb}"},
-            headers=analyst.auth,
-        )
+        await decide(client, analyst, review_id, verb)
         for review_id, verb in zip(ids, ("approve", "reject"), strict=True)
     ]
     expected_status = {"cash_out": "PENDING", "ach_add_funds": "PENDING"}.get(kind, "COMPLETED")
@@ -428,14 +419,7 @@ async def test_approve_and_reject_at_once_give_exactly_one_outcome(
         "transfer_id"
     ]
     decisions = await asyncio.gather(
-        *(
-            client.post(
-                f"/api/v1/admin/reviews/{review_id}/{verb}",
-                json={"reason": f"analyst says {verb}"},
-                headers=analyst.auth,
-            )
-            for verb in ("approve", "reject")
-        )
+        *(decide(client, analyst, review_id, verb) for verb in ("approve", "reject"))
     )
     assert sorted(d.status_code for d in decisions) == [200, 409]
     winner = next(d.json()["status"] for d in decisions if d.status_code == 200)

@@ -16,24 +16,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from tests.api.driver import Person, add_funds, cash_out
+
 MakePerson = Callable[..., Awaitable[Any]]
-Person = Any
 ACCOUNT = "000987654321"
-
-
-async def move(
-    client: httpx.AsyncClient,
-    person: Person,
-    path: str,
-    amount: str,
-    key: str | None = None,
-    **source: str,
-) -> httpx.Response:
-    return await client.post(
-        f"/api/v1/wallet/{path}",
-        json={"user_id": person.user_id, "amount": amount, **source},
-        headers={**person.auth, "Idempotency-Key": key or uuid.uuid4().hex},
-    )
 
 
 async def assessed(app: FastAPI, person: Person) -> list[tuple[Any, ...]]:
@@ -56,10 +42,10 @@ async def test_a_source_refused_before_scoring_leaves_no_assessment(
     bank = await link_bank(ada, ACCOUNT, verified=False)
     eves_card = await add_card(eve, "4242424242424242")
     answers = [
-        await move(client, ada, "add-funds", "20.00", bank_account_id=bank),
-        await move(client, ada, "cash-out", "20.00", bank_account_id=bank),
-        await move(client, ada, "add-funds", "20.00", bank_account_id=str(uuid.uuid4())),
-        await move(client, ada, "add-funds", "20.00", card_id=eves_card),
+        await add_funds(client, ada, "20.00", bank_account_id=bank),
+        await cash_out(client, ada, "20.00", bank),
+        await add_funds(client, ada, "20.00", bank_account_id=str(uuid.uuid4())),
+        await add_funds(client, ada, "20.00", card_id=eves_card),
     ]
     assert [(a.status_code, a.json()["code"]) for a in answers] == [
         (422, "bank_account_not_verified"),
@@ -81,12 +67,12 @@ async def test_a_cash_out_the_ledger_refuses_and_a_declined_card_are_no_history(
     stay, for operators, as declined later; the movements made after them count as before."""
     ida = await make_person("10.00")
     bank = await link_bank(ida, ACCOUNT)
-    refused = await move(client, ida, "cash-out", "25.00", bank_account_id=bank)
+    refused = await cash_out(client, ida, "25.00", bank)
     assert refused.status_code == 422 and refused.json()["code"] == "insufficient_funds"
     declined_card = await add_card(ida, "4000000000000002")
-    declined = await move(client, ida, "add-funds", "30.00", card_id=declined_card)
+    declined = await add_funds(client, ida, "30.00", card_id=declined_card)
     assert declined.status_code == 402 and declined.json()["code"] == "card_declined"
-    made = await move(client, ida, "cash-out", "4.00", bank_account_id=bank)
+    made = await cash_out(client, ida, "4.00", bank)
     assert made.status_code == 202, made.text
     assert await assessed(app, ida) == [
         ("cash_out", 2_500, True),
@@ -107,7 +93,7 @@ async def test_of_concurrent_requests_with_one_key_one_movement_went_ahead(
     bank = await link_bank(ola, ACCOUNT)
     key = uuid.uuid4().hex
     answers = await asyncio.gather(
-        *(move(client, ola, "add-funds", "12.00", key, bank_account_id=bank) for _ in range(5))
+        *(add_funds(client, ola, "12.00", key=key, bank_account_id=bank) for _ in range(5))
     )
     assert {a.status_code for a in answers} == {202}
     assert len({a.json()["transfer_id"] for a in answers}) == 1
@@ -129,9 +115,9 @@ async def test_an_unscored_movement_then_refused_is_no_history(
     bank = await link_bank(uma, ACCOUNT)
     declined_card = await add_card(uma, "4000000000000002")
     with stalled_scoring():
-        refused = await move(client, uma, "cash-out", "25.00", bank_account_id=bank)
-        declined = await move(client, uma, "add-funds", "30.00", card_id=declined_card)
-        made = await move(client, uma, "cash-out", "4.00", bank_account_id=bank)
+        refused = await cash_out(client, uma, "25.00", bank)
+        declined = await add_funds(client, uma, "30.00", card_id=declined_card)
+        made = await cash_out(client, uma, "4.00", bank)
     assert refused.status_code == 422 and refused.json()["code"] == "insufficient_funds"
     assert declined.status_code == 402 and declined.json()["code"] == "card_declined"
     assert made.status_code == 202, made.text

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from billfold.risk.rules import RiskRules
 from billfold.wallet.users import grant_admin
-from tests.api.driver import AT_HOME, balances, send, verify
+from tests.api.driver import AT_HOME, balances, decide, send, verify
 
 MakePerson = Callable[..., Awaitable[Any]]
 
@@ -104,14 +104,7 @@ async def test_review_approve_and_reject_race_and_exactly_one_wins(
     assert mine["reasons"] == ["the recipient is flagged"]
     assert mine["recent_activity"][0]["action"] == "review"
     decisions = await asyncio.gather(
-        *(
-            client.post(
-                f"/api/v1/admin/reviews/{review_id}/{verb}",
-                json={"reason": f"analyst says {verb}"},
-                headers=analyst.auth,
-            )
-            for verb in ("approve", "reject")
-        )
+        *(decide(client, analyst, review_id, verb) for verb in ("approve", "reject"))
     )
     codes = sorted(d.status_code for d in decisions)
     assert codes == [200, 409]
