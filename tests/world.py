@@ -8,19 +8,23 @@ handler does, so that a test of funding or risk states its rule where the rule l
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 
 from billfold.app import create_app
 from billfold.config import Settings
-from billfold.funding import actions, bank_accounts, cards, sandbox
+from billfold.funding import actions, bank_accounts, cards, sandbox, webhooks
 from billfold.funding.service import FundingTransfer
 from billfold.ledger.accounts import open_clearing_account
+from billfold.platform.errors import BillfoldError
 from billfold.risk.gate import Gate, Origin
 from billfold.wallet import p2p
 from billfold.wallet.transfers import wallet_view
@@ -28,7 +32,8 @@ from billfold.wallet.users import User, check_sign_up, do_create_user, get_user
 
 SECRET_KEY = "k" * 48  # every test app signs with it
 ROUTING = "011000015"  # a valid ABA checksum
-NOWHERE = Origin(None, None, None)  # a request that says nothing of where it comes from
+NOWHERE = Origin(None, None, None)
+_phones = itertools.count(7_000_000)  # a request that says nothing of where it comes from
 
 
 @contextlib.asynccontextmanager
@@ -45,6 +50,20 @@ async def running_app(settings: Settings, **overrides: Any) -> AsyncIterator[Fas
     app = create_app(settings.model_copy(update={**update, **overrides}))
     async with app.router.lifespan_context(app):
         yield app
+
+
+class Stalled:
+    """The engine, answering only after `delay_s`: scoring that overruns its budget."""
+
+    def __init__(self, engine: Any, delay_s: float) -> None:
+        self.engine, self.delay_s = engine, delay_s
+
+    async def assess(self, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(self.delay_s)
+        return await self.engine.assess(*args, **kwargs)
+
+    async def unscored(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.engine.unscored(*args, **kwargs)
 
 
 @dataclass
@@ -65,7 +84,7 @@ class World:
     async def person(self, balance_minor: int = 0) -> User:
         """A new user with a wallet, holding `balance_minor` from the bank clearing account."""
         tag = uuid.uuid4().hex[:10]
-        phone = f"+1415{uuid.uuid4().int % 10**7:07d}"
+        phone = f"+1415{next(_phones)}"  # away from the API tests' +14155560000 on
         sign_up = check_sign_up(f"w_{tag}", f"{tag}@example.com", phone, "correct horse battery")
         user = await do_create_user(self.state.pool, sign_up)
         if balance_minor:
@@ -83,16 +102,42 @@ class World:
             )
         return user
 
+    @contextlib.contextmanager
+    def stalled_scoring(self) -> Iterator[None]:
+        """Within it, scoring answers after 0.3 s against a budget of 20 ms: every movement's
+        assessment overruns."""
+        engine, settings = self.state.risk, self.state.settings
+        self.state.risk = Stalled(engine, 0.3)
+        self.state.settings = settings.model_copy(update={"risk_budget_ms": 20.0})
+        try:
+            yield
+        finally:
+            self.state.risk, self.state.settings = engine, settings
+
+    async def assessed(self, user: User) -> list[tuple[Any, ...]]:
+        """(kind, amount_minor, declined_later) of each of the user's assessments, oldest
+        first."""
+        await self.state.risk.log.flush()
+        rows = await self.state.pool.fetch(
+            """SELECT kind, amount_minor, declined_later FROM risk_assessments
+                WHERE user_id = $1 ORDER BY id""",
+            user.id,
+        )
+        return [tuple(row) for row in rows]
+
     async def reload(self, user: User) -> User:
         """The user as stored now (frozen or not, say)."""
         return await get_user(self.state.pool, user.id)
 
-    async def bank(self, user: User, number: str) -> str:
-        """A bank account of the user's, linked and verified with its micro-deposits; its id."""
+    async def bank(self, user: User, number: str, *, verified: bool = True) -> str:
+        """A bank account of the user's, linked and (unless `verified=False`) verified with its
+        micro-deposits; its id."""
         funding = self.state.funding
         request = bank_accounts.check_link_bank_account(ROUTING, number, "Ada Lovelace", "checking")
         linked = await bank_accounts.do_link_bank_account(funding, user.id, request)
         bank_id = str(linked["bank_account_id"])
+        if not verified:
+            return bank_id
         amounts = await self.state.pool.fetchval(
             "SELECT micro_amounts FROM bank_accounts WHERE id = $1", uuid.UUID(bank_id)
         )
@@ -143,17 +188,23 @@ class World:
         view, _ = await p2p.send_money(payments, sender.id, request, NOWHERE)
         return view
 
-    async def partner(self, user: User, event: str, ft: FundingTransfer, **data: Any) -> str:
+    async def partner(
+        self, user: User, event: str, ft: FundingTransfer, **data: Any
+    ) -> webhooks.Delivery:
         """The sandbox partner reports `event` (ach.settled, ach.returned, card.chargeback)
-        about the movement; what applying it did (applied, duplicate, ...)."""
-        delivery = await sandbox.deliver_event(
-            self.state.funding, user.id, event, str(ft.id), **data
-        )
-        return str(delivery.status)
+        about the movement; what applying it did (its status: applied, duplicate, ...)."""
+        return await sandbox.deliver_event(self.state.funding, user.id, event, str(ft.id), **data)
 
     async def wallet(self, user: User) -> dict[str, Any]:
         """The wallet's balances as the API shows them."""
         return await wallet_view(self.state.pool, self.state.balances, user)
+
+
+async def refused(making: Awaitable[Any]) -> tuple[int, str]:
+    """(status, code) of the BillfoldError `making` raises."""
+    with pytest.raises(BillfoldError) as error:
+        await making
+    return error.value.status, error.value.code
 
 
 def _key() -> str:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +15,7 @@ from billfold.config import Settings
 from billfold.ledger.accounts import open_clearing_account
 from billfold_bench.rules import LOAD_TEST_RULES
 from tests.api.driver import Person, store_card
-from tests.world import running_app
+from tests.world import Stalled, running_app
 
 MakePerson = Callable[..., Awaitable[Person]]
 _phone_counter = iter(range(1_000_000))
@@ -153,20 +151,6 @@ def add_card(client: httpx.AsyncClient) -> Callable[[Person, str], Awaitable[str
         return await store_card(client, person, number)
 
     return add
-
-
-class Stalled:
-    """The engine, answering only after `delay_s`: scoring that overruns its budget."""
-
-    def __init__(self, engine: Any, delay_s: float) -> None:
-        self.engine, self.delay_s = engine, delay_s
-
-    async def assess(self, *args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(self.delay_s)
-        return await self.engine.assess(*args, **kwargs)
-
-    async def unscored(self, *args: Any, **kwargs: Any) -> Any:
-        return await self.engine.unscored(*args, **kwargs)
 
 
 @pytest.fixture

@@ -173,68 +173,6 @@ async def test_a_pending_return_voids_and_takes_the_codes_action(
     assert (flags > 0) is flagged
 
 
-async def test_a_late_return_of_spent_money_leaves_a_debt_repaid_by_the_next_deposit(
-    app: FastAPI,
-    client: httpx.AsyncClient,
-    make_person: MakePerson,
-    link_bank: LinkBank,
-) -> None:
-    """Settled, spent, returned 40 days later (R10): the claw-back takes what the wallet holds,
-    the rest is owed, outgoing money is blocked, and the next deposit repays it first."""
-    person, friend = await make_person(), await make_person()
-    bank_id = await link_bank(person, ACCOUNT)
-    first = (await add_funds(client, person, "100.00", bank_account_id=bank_id)).json()
-    await sandbox_ach(client, person, first["transfer_id"], "settle")
-    sent = await send(client, person, friend, "70.00")
-    assert sent.status_code == 201
-    await app.state.pool.execute(
-        "UPDATE funding_transfers SET settled_at = now() - interval '40 days' WHERE id = $1",
-        uuid.UUID(first["transfer_id"]),
-    )
-    # A second bank account: the first is unlinked by the unauthorised return.
-    other_bank = await link_bank(person, "55554444")
-    returned = await sandbox_ach(client, person, first["transfer_id"], "return", return_code="R10")
-    assert returned["status"] == "applied", returned
-    assert returned["detail"].endswith("; 70.00 USD owed"), returned  # not raw cents
-    assert (await wallet(client, person))["balance"] == "0.00"
-    blocked = await cash_out(client, person, "1.00", other_bank)
-    assert blocked.status_code == 403 and blocked.json()["code"] == "debt_outstanding"
-    assert blocked.json()["amount_owed"] == "70.00"
-    gift = await send(client, friend, person, "5.00")
-    assert gift.status_code == 201
-    p2p = await send(client, person, friend, "1.00")
-    assert p2p.status_code == 403 and p2p.json()["amount_owed"] == "65.00"
-    second = (await add_funds(client, person, "100.00", bank_account_id=other_bank)).json()
-    await sandbox_ach(client, person, second["transfer_id"], "settle")
-    assert (await wallet(client, person))["balance"] == "35.00"
-    assert (await cash_out(client, person, "10.00", other_bank)).status_code == 202
-
-
-async def test_cash_out_holds_at_once_then_settles_or_comes_back(
-    app: FastAPI,
-    client: httpx.AsyncClient,
-    make_person: MakePerson,
-    link_bank: LinkBank,
-) -> None:
-    """The amount leaves available at once; settled, it is posted; returned after settling,
-    it is back; returned while pending, the hold is released."""
-    person = await make_person("100.00")
-    bank_id = await link_bank(person, ACCOUNT)
-    out = await cash_out(client, person, "30.00", bank_id)
-    assert out.status_code == 202 and out.json()["status"] == "PENDING"
-    assert (await wallet(client, person))["available_balance"] == "70.00"
-    await sandbox_ach(client, person, out.json()["transfer_id"], "settle")
-    assert (await wallet(client, person))["balance"] == "70.00"
-    await sandbox_ach(client, person, out.json()["transfer_id"], "return", return_code="R01")
-    assert (await wallet(client, person))["balance"] == "100.00"
-    pending = await cash_out(client, person, "20.00", bank_id)
-    await sandbox_ach(client, person, pending.json()["transfer_id"], "return", return_code="R01")
-    money = await wallet(client, person)
-    assert (money["balance"], money["available_balance"]) == ("100.00", "100.00")
-    too_much = await cash_out(client, person, "100.01", bank_id)
-    assert too_much.status_code == 422 and too_much.json()["code"] == "insufficient_funds"
-
-
 async def history_rows(client: httpx.AsyncClient, person: Person) -> list[dict[str, Any]]:
     response = await history(client, person)
     assert response.status_code == 200, response.text
@@ -499,22 +437,6 @@ async def test_concurrent_deliveries_and_events_have_one_effect(
     assert (money["balance"], money["pending_balance"]) == ("10.00", "0.00")
     shown = await client.get(f"/api/v1/funding/{second['transfer_id']}", headers=person.auth)
     assert shown.json()["status"] == "RETURNED"
-
-
-async def test_parallel_cash_outs_of_one_user_hold_exactly_what_the_wallet_has(
-    app: FastAPI,
-    client: httpx.AsyncClient,
-    make_person: MakePerson,
-    link_bank: LinkBank,
-) -> None:
-    """Twelve $10 cash-outs at once from $100: ten are held, two are refused for funds, none
-    fails otherwise, and the available balance is zero."""
-    person = await make_person("100.00")
-    bank_id = await link_bank(person, ACCOUNT)
-    answers = await asyncio.gather(*(cash_out(client, person, "10.00", bank_id) for _ in range(12)))
-    codes = sorted(r.json().get("code", str(r.status_code)) for r in answers)
-    assert codes == ["202"] * 10 + ["insufficient_funds"] * 2
-    assert (await wallet(client, person))["available_balance"] == "0.00"
 
 
 async def test_an_established_user_spends_part_of_a_deposit_at_once_and_owes_it_if_returned(
