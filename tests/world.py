@@ -129,11 +129,15 @@ class World:
         """The user as stored now (frozen or not, say)."""
         return await get_user(self.state.pool, user.id)
 
-    async def bank(self, user: User, number: str, *, verified: bool = True) -> str:
+    async def bank(
+        self, user: User, number: str, account_type: str = "checking", *, verified: bool = True
+    ) -> str:
         """A bank account of the user's, linked and (unless `verified=False`) verified with its
         micro-deposits; its id."""
         funding = self.state.funding
-        request = bank_accounts.check_link_bank_account(ROUTING, number, "Ada Lovelace", "checking")
+        request = bank_accounts.check_link_bank_account(
+            ROUTING, number, "Ada Lovelace", account_type
+        )
         linked = await bank_accounts.do_link_bank_account(funding, user.id, request)
         bank_id = str(linked["bank_account_id"])
         if not verified:
@@ -144,6 +148,11 @@ class World:
         given: list[object] = [f"0.{a:02d}" for a in amounts]
         await bank_accounts.do_verify_bank_account(funding, user.id, bank_id, given)
         return bank_id
+
+    async def person_with_bank(self, number: str) -> tuple[User, str]:
+        """A person holding $50 with a verified savings account `number`; its id."""
+        person = await self.person(50_00)
+        return person, await self.bank(person, number, "savings")
 
     async def card(self, user: User, number: str) -> str:
         """A sandbox card `number`, tokenised and stored for the user; its id."""
