@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +37,7 @@ from billfold.wallet.users import User, check_sign_up, do_create_user, get_user
 SECRET_KEY = "k" * 48  # every test app signs with it
 ROUTING = "011000015"  # a valid ABA checksum
 NOWHERE = Origin(None, None, None)
+BILLFOLD = str(Path(sys.executable).with_name("billfold"))
 _phones = itertools.count(7_000_000)  # a request that says nothing of where it comes from
 
 
@@ -64,6 +69,32 @@ class Stalled:
 
     async def unscored(self, *args: Any, **kwargs: Any) -> Any:
         return await self.engine.unscored(*args, **kwargs)
+
+
+def billfold(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `billfold` command run as the shell runs it, on these settings' servers."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": str(settings.database_url),
+        "REDIS_URL": str(settings.redis_url),
+        "BILLFOLD_DATA_DIR": str(settings.data_dir),
+    }
+    return subprocess.run(
+        [BILLFOLD, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@contextlib.contextmanager
+def stalled_scoring(state: Any) -> Iterator[None]:
+    """Within it, scoring answers after 0.3 s against a budget of 20 ms: every movement's
+    assessment overruns (`state`: a running app's)."""
+    engine, settings = state.risk, state.settings
+    state.risk = Stalled(engine, 0.3)
+    state.settings = settings.model_copy(update={"risk_budget_ms": 20.0})
+    try:
+        yield
+    finally:
+        state.risk, state.settings = engine, settings
 
 
 @dataclass
@@ -102,17 +133,9 @@ class World:
             )
         return user
 
-    @contextlib.contextmanager
-    def stalled_scoring(self) -> Iterator[None]:
-        """Within it, scoring answers after 0.3 s against a budget of 20 ms: every movement's
-        assessment overruns."""
-        engine, settings = self.state.risk, self.state.settings
-        self.state.risk = Stalled(engine, 0.3)
-        self.state.settings = settings.model_copy(update={"risk_budget_ms": 20.0})
-        try:
-            yield
-        finally:
-            self.state.risk, self.state.settings = engine, settings
+    def stalled_scoring(self) -> contextlib.AbstractContextManager[None]:
+        """See `stalled_scoring`."""
+        return stalled_scoring(self.state)
 
     async def assessed(self, user: User) -> list[tuple[Any, ...]]:
         """(kind, amount_minor, declined_later) of each of the user's assessments, oldest

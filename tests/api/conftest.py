@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from billfold.config import Settings
 from billfold.ledger.accounts import open_clearing_account
 from billfold_bench.rules import LOAD_TEST_RULES
+from tests import world
 from tests.api.driver import Person, store_card
-from tests.world import Stalled, running_app
+from tests.world import running_app
 
 MakePerson = Callable[..., Awaitable[Person]]
 _phone_counter = iter(range(1_000_000))
@@ -157,15 +158,4 @@ def add_card(client: httpx.AsyncClient) -> Callable[[Person, str], Awaitable[str
 def stalled_scoring(app: FastAPI) -> Callable[[], contextlib.AbstractContextManager[None]]:
     """Within it, scoring answers after 0.3 s against a budget of 20 ms: every movement's
     assessment overruns."""
-
-    @contextlib.contextmanager
-    def stalled() -> Iterator[None]:
-        engine, settings = app.state.risk, app.state.settings
-        app.state.risk = Stalled(engine, 0.3)
-        app.state.settings = settings.model_copy(update={"risk_budget_ms": 20.0})
-        try:
-            yield
-        finally:
-            app.state.risk, app.state.settings = engine, settings
-
-    return stalled
+    return functools.partial(world.stalled_scoring, app.state)

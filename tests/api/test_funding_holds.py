@@ -5,9 +5,6 @@ or declined exactly once. The ledger reconciles after every scenario."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -23,11 +20,11 @@ from billfold.funding.recovery import book_unbooked
 from billfold.ledger.reconcile import reconcile
 from billfold.wallet.users import grant_admin
 from tests.api.driver import decide, verify
+from tests.world import billfold
 
 Person = Any
 MakePerson = Callable[..., Awaitable[Any]]
 LinkBank = Callable[..., Awaitable[str]]
-BILLFOLD = str(Path(sys.executable).with_name("billfold"))
 PIN = "2468"
 # The user is known on their home phone, in the US. A new phone is a weak signal: step-up. A
 # phone three other accounts act from (a farm's), for an account days old, a strong one: review.
@@ -147,20 +144,7 @@ async def charges(app: FastAPI, person: Person, key: str) -> int:
 
 def export(settings: Settings, out: Path) -> str:
     """`billfold ach export` to `out`; the file's text ('' when there was nothing to send)."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": str(settings.database_url),
-        "REDIS_URL": str(settings.redis_url),
-        "BILLFOLD_DATA_DIR": str(settings.data_dir),
-    }
-    done = subprocess.run(
-        [BILLFOLD, "ach", "export", "--out", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = billfold(settings, "ach", "export", "--out", str(out))
     assert done.returncode == 0, done.stderr
     return out.read_text() if out.exists() else ""
 

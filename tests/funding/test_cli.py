@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +11,7 @@ from billfold.funding import ach
 from billfold.funding.ach.files import export_file
 from billfold.funding.rails import load
 from billfold.funding.views import funding_view
-from tests.world import World
-
-BILLFOLD = str(Path(sys.executable).with_name("billfold"))
+from tests.world import World, billfold
 
 
 async def shown(world: World, funding_id: str) -> tuple[str, str | None]:
@@ -34,14 +29,8 @@ async def test_the_export_and_import_commands_round_trip(
     through `billfold ach import`; a second import changes nothing."""
     person, bank_id = await world.person_with_bank("246813579")
     funding_id = str((await world.add_funds(person, "12.34", bank=bank_id)).id)
-    env = {
-        **os.environ,
-        "DATABASE_URL": str(settings.database_url),
-        "REDIS_URL": str(settings.redis_url),
-        "BILLFOLD_DATA_DIR": str(settings.data_dir),
-    }
     out = tmp_path / "today.ach"
-    exported = command(env, "ach", "export", "--out", str(out))
+    exported = billfold(settings, "ach", "export", "--out", str(out))
     assert exported.returncode == 0, exported.stderr
     assert f"entries written to {out}" in exported.stdout
     trace = await world.state.pool.fetchval(
@@ -53,10 +42,10 @@ async def test_the_export_and_import_commands_round_trip(
     )
     back = tmp_path / "returns.ach"
     back.write_text(ach.write(returns))
-    imported = command(env, "ach", "import", str(back))
+    imported = billfold(settings, "ach", "import", str(back))
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.startswith("1 returns: 1 applied, 0 already applied, 0 refused")
-    again = command(env, "ach", "import", str(back))
+    again = billfold(settings, "ach", "import", str(back))
     assert again.stdout.startswith("1 returns: 0 applied, 1 already applied")
     assert await shown(world, funding_id) == ("RETURNED", "R03")
 
@@ -81,30 +70,18 @@ async def test_import_refuses_a_file_with_findings_unless_they_are_accepted(
     lines[control] = lines[control][:21] + "9999999999" + lines[control][31:]
     back = tmp_path / "returns.ach"
     back.write_text("\n".join(lines) + "\n")
-    env = {
-        **os.environ,
-        "DATABASE_URL": str(settings.database_url),
-        "REDIS_URL": str(settings.redis_url),
-        "BILLFOLD_DATA_DIR": str(settings.data_dir),
-    }
     finding = f"returns.ach: line {control + 1}, field 'entry_hash': file control says 9999999999"
-    refused = command(env, "ach", "import", str(back))
+    refused = billfold(settings, "ach", "import", str(back))
     assert refused.returncode == 1, refused.stderr
     assert "breaks NACHA rules (1 finding); nothing was applied" in refused.stderr
     assert f"finding: {finding}" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert await shown(world, funding_id) == ("PENDING", None)
-    accepted = command(env, "ach", "import", "--accept-findings", str(back))
+    accepted = billfold(settings, "ach", "import", "--accept-findings", str(back))
     assert accepted.returncode == 0, accepted.stderr
     assert accepted.stdout.startswith("1 returns: 1 applied, 0 already applied, 0 refused")
     assert f"accepted finding: {finding}" in accepted.stdout
     assert await shown(world, funding_id) == ("RETURNED", "R01")
-
-
-def command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [BILLFOLD, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def test_a_malformed_returns_file_is_refused_naming_line_and_field(
@@ -118,20 +95,7 @@ def test_a_malformed_returns_file_is_refused_naming_line_and_field(
     lines = good.read_text().splitlines()
     lines[2] = lines[2][:29] + "00000A1000" + lines[2][39:]
     broken.write_text("\n".join(lines) + "\n")
-    env = {
-        **os.environ,
-        "DATABASE_URL": str(settings.database_url),
-        "REDIS_URL": str(settings.redis_url),
-        "BILLFOLD_DATA_DIR": str(settings.data_dir),
-    }
-    result = subprocess.run(
-        [BILLFOLD, "ach", "import", str(broken)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = billfold(settings, "ach", "import", str(broken))
     assert result.returncode == 1, result.stderr
     assert "line 3" in result.stderr and "amount" in result.stderr
     assert "Traceback" not in result.stderr
