@@ -30,12 +30,14 @@ from billfold.funding.service import FundingTransfer
 from billfold.ledger.accounts import open_clearing_account
 from billfold.platform.errors import BillfoldError
 from billfold.risk.gate import Gate, Origin
-from billfold.wallet import p2p
+from billfold.risk.places import remember_places
+from billfold.wallet import p2p, pins
 from billfold.wallet.transfers import wallet_view
 from billfold.wallet.users import User, check_sign_up, do_create_user, get_user
 
 SECRET_KEY = "k" * 48  # every test app signs with it
-ROUTING = "011000015"  # a valid ABA checksum
+ROUTING = "011000015"
+PASSWORD = "correct horse battery"  # every person's  # a valid ABA checksum
 NOWHERE = Origin(None, None, None)
 BILLFOLD = str(Path(sys.executable).with_name("billfold"))
 _phones = itertools.count(7_000_000)  # a request that says nothing of where it comes from
@@ -116,8 +118,11 @@ class World:
         """A new user with a wallet, holding `balance_minor` from the bank clearing account."""
         tag = uuid.uuid4().hex[:10]
         phone = f"+1415{next(_phones)}"  # away from the API tests' +14155560000 on
-        sign_up = check_sign_up(f"w_{tag}", f"{tag}@example.com", phone, "correct horse battery")
+        sign_up = check_sign_up(f"w_{tag}", f"{tag}@example.com", phone, PASSWORD)
         user = await do_create_user(self.state.pool, sign_up)
+        # Signed up on their home phone, from the address the API tests' transport reports.
+        home = self.origin(user)
+        await remember_places(self.state.pool, str(user.id), home.device_id, None, "127.0.0.1")
         if balance_minor:
             bank = await open_clearing_account(
                 self.state.pool, "USD", name="test:bank_clearing:USD"
@@ -147,6 +152,19 @@ class World:
             user.id,
         )
         return [tuple(row) for row in rows]
+
+    def origin(self, user: User, device: str = "home", country: str | None = None) -> Origin:
+        """A request from the user's own device `device` ("home": the one they signed up on),
+        in `country`."""
+        return Origin(f"{device}-{str(user.id)[:8]}", country, "127.0.0.1")
+
+    async def set_pin(self, user: User, pin: str) -> None:
+        """The user's PIN set, proved with their password (wallet.pins)."""
+        s = self.state
+        change = await pins.check_set_pin(
+            s.pool, s.redis, s.settings, user.id, pin, password=PASSWORD, current_pin=None
+        )
+        await pins.do_set_pin(s.pool, change)
 
     async def reload(self, user: User) -> User:
         """The user as stored now (frozen or not, say)."""
@@ -211,13 +229,19 @@ class World:
         return made
 
     async def send(
-        self, sender: User, recipient: User, amount: object, *, key: str | None = None
+        self,
+        sender: User,
+        recipient: User,
+        amount: object,
+        *,
+        key: str | None = None,
+        origin: Origin = NOWHERE,
     ) -> dict[str, Any]:
         """wallet.p2p.send_money: a transfer's public form."""
         s = self.state
         payments = p2p.Payments(s.pool, s.ledger, s.users, self.gate())
         request = p2p.SendMoney(str(sender.id), recipient.username, amount, None, key or _key())
-        view, _ = await p2p.send_money(payments, sender.id, request, NOWHERE)
+        view, _ = await p2p.send_money(payments, sender.id, request, origin)
         return view
 
     async def partner(

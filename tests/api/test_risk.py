@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from billfold.risk.rules import RiskRules
 from billfold.wallet.users import grant_admin
-from tests.api.driver import AT_HOME, balances, decide, send, verify
+from tests.api.driver import AT_HOME, balances, send, verify
 
 MakePerson = Callable[..., Awaitable[Any]]
 
@@ -62,59 +62,6 @@ async def test_a_new_device_steps_up_and_the_right_pin_completes_it(
     assert (await send(client, alice, bob, "1.00", phone="new-phone", country="US")).json()[
         "status"
     ] == ("COMPLETED")
-
-
-async def test_three_wrong_pins_decline_and_release_the_money(
-    client: httpx.AsyncClient, make_person: MakePerson
-) -> None:
-    """The third wrong PIN declines the transfer and the reserved money is spendable again."""
-    carol, dave = await make_person("50.00"), await make_person()
-    await client.put(
-        f"/api/v1/users/{carol.user_id}/pin",
-        json={"pin": "1111", "password": carol.password},
-        headers=carol.auth,
-    )
-    await send(client, carol, dave, "1.00", **AT_HOME)
-    held = (await send(client, carol, dave, "30.00", phone="stolen", country="US")).json()[
-        "transfer_id"
-    ]
-    answers = [await verify(client, carol, held, "9999") for _ in range(3)]
-    assert [a.json()["attempts_left"] for a in answers] == [2, 1, 0]
-    assert answers[-1].json()["transfer_status"] == "DECLINED"
-    assert await balances(client, carol) == ("49.00", "49.00")
-    assert await balances(client, dave) == ("1.00", "1.00")
-
-
-async def test_review_approve_and_reject_race_and_exactly_one_wins(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
-) -> None:
-    """Paying a flagged user is held for review; the queue shows score and reasons; approve and
-    reject sent at once: one wins, the other is refused, and the money is where the winner
-    said."""
-    erin, mule, analyst = await make_person("80.00"), await make_person(), await make_person()
-    await grant_admin(app.state.pool, analyst.username)
-    await app.state.pool.execute(
-        "UPDATE users SET flagged = true WHERE id = $1", uuid.UUID(mule.user_id)
-    )
-    held = await send(client, erin, mule, "25.00", **AT_HOME)
-    assert held.json()["status"] == "PENDING_REVIEW"
-    review_id = held.json()["transfer_id"]
-    queue = (await client.get("/api/v1/admin/reviews", headers=analyst.auth)).json()
-    mine = next(r for r in queue if r["review_id"] == review_id)
-    assert mine["reasons"] == ["the recipient is flagged"]
-    assert mine["recent_activity"][0]["action"] == "review"
-    decisions = await asyncio.gather(
-        *(decide(client, analyst, review_id, verb) for verb in ("approve", "reject"))
-    )
-    codes = sorted(d.status_code for d in decisions)
-    assert codes == [200, 409]
-    winner = next(d.json()["status"] for d in decisions if d.status_code == 200)
-    expected = {"COMPLETED": ("55.00", "25.00"), "DECLINED": ("80.00", "0.00")}[winner]
-    assert ((await balances(client, erin))[0], (await balances(client, mule))[0]) == expected
-    trail = await app.state.pool.fetchval(
-        "SELECT count(*) FROM operator_actions WHERE subject = $1", f"transfer:{review_id}"
-    )
-    assert trail == 1
 
 
 async def test_an_account_takeover_is_declined_and_frozen_while_the_owner_pays_as_usual(
@@ -401,24 +348,6 @@ async def test_a_late_retry_held_again_answers_the_first_hold_as_it_stands_now(
     ]
 
 
-async def test_a_hold_the_ledger_refuses_is_no_history(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
-) -> None:
-    """Held by the risk checks (a new device), refused by the ledger (more than the wallet
-    holds): the held verdict's assessment, stored before the hold was tried, is declined later,
-    as an allowed transfer's is when the ledger refuses it."""
-    ned, ola = await make_person("10.00"), await make_person()
-    await send(client, ned, ola, "1.00", **AT_HOME)
-    refused = await send(client, ned, ola, "9.50", phone="tablet", country="US")
-    assert refused.status_code == 422 and refused.json()["code"] == "insufficient_funds"
-    rows = await app.state.pool.fetch(
-        """SELECT amount_minor, action, declined_later FROM risk_assessments
-            WHERE user_id = $1 ORDER BY created_at""",
-        uuid.UUID(ned.user_id),
-    )
-    assert [tuple(r) for r in rows] == [(100, "allow", False), (950, "step_up", True)]
-
-
 async def test_scoring_time_is_a_prometheus_histogram(
     client: httpx.AsyncClient, make_person: MakePerson
 ) -> None:
@@ -553,25 +482,6 @@ async def test_an_allowed_transfers_assessment_is_stored_in_its_transaction(
     assert (row["device_id"], row["new_payee"]) == (jo.home_device_id, True)
     assert 0.0 <= row["score"] <= 1.0
     assert isinstance(row["reasons"], list)
-
-
-async def test_a_transfer_the_ledger_refuses_is_no_history(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
-) -> None:
-    """Allowed by the risk checks, refused by the ledger (more than the wallet holds): the
-    assessment is stored with the refusal, as declined later, so that the features of the next
-    movement do not count money that never moved."""
-    ned, ola = await make_person("10.00"), await make_person()
-    refused = await send(client, ned, ola, "25.00", **AT_HOME)
-    assert refused.status_code == 422 and refused.json()["code"] == "insufficient_funds"
-    moved = await send(client, ned, ola, "4.00", **AT_HOME)
-    assert moved.status_code == 201
-    rows = await app.state.pool.fetch(
-        """SELECT amount_minor, action, declined_later FROM risk_assessments
-            WHERE user_id = $1 ORDER BY created_at""",
-        uuid.UUID(ned.user_id),
-    )
-    assert [tuple(r) for r in rows] == [(2_500, "allow", True), (400, "allow", False)]
 
 
 async def test_a_transfer_let_through_unscored_is_recorded_with_its_reason(
