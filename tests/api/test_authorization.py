@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute, compile_path
 
 from billfold.wallet.users import grant_admin
-from tests.api.driver import pay
+from tests.api.driver import pay, set_pin
 
 MakePerson = Callable[..., Awaitable[Any]]
 
@@ -170,11 +170,7 @@ async def held_ids(
 ) -> dict[str, str]:
     """A transfer of Alice's held for her PIN (a second device), and two held for review (to a
     flagged recipient), sent by someone else: an operator decides on no transfer of her own."""
-    await client.put(
-        f"/api/v1/users/{alice.user_id}/pin",
-        json={"pin": "2468", "password": alice.password},
-        headers=alice.auth,
-    )
+    await set_pin(client, alice, pin="2468", password=alice.password)
     payee, flagged, payer = await make_person(), await make_person(), await make_person("1.00")
     await app.state.pool.execute(
         "UPDATE users SET flagged = true WHERE id = $1", uuid.UUID(flagged.user_id)

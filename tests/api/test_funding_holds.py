@@ -19,7 +19,7 @@ from billfold.funding.reconcile import check_funding
 from billfold.funding.recovery import book_unbooked
 from billfold.ledger.reconcile import reconcile
 from billfold.wallet.users import grant_admin
-from tests.api.driver import decide, verify
+from tests.api.driver import decide, set_pin, verify
 from tests.world import billfold
 
 Person = Any
@@ -81,12 +81,7 @@ def ready(
         await app.state.pool.execute(
             "INSERT INTO user_countries (user_id, country) VALUES ($1, 'US')", user_id
         )
-        pin = await client.put(
-            f"/api/v1/users/{person.user_id}/pin",
-            json={"pin": PIN, "password": person.password},
-            headers=person.auth,
-        )
-        assert pin.status_code == 204
+        await set_pin(client, person, pin=PIN, password=person.password)
         source = {"bank_account_id": await link_bank(person, "31415926")}
         if kind == "card_add_funds":
             source = {"card_id": await add_card(person, card_number)}
@@ -313,12 +308,7 @@ async def test_a_pin_changed_within_a_day_sends_a_held_movement_to_review(
     person, path, source = await ready(kind)
     analyst = await make_person()
     await grant_admin(app.state.pool, analyst.username)
-    changed = await client.put(
-        f"/api/v1/users/{person.user_id}/pin",
-        json={"pin": "9753", "current_pin": PIN},
-        headers=person.auth,
-    )
-    assert changed.status_code == 204, changed.text
+    await set_pin(client, person, pin="9753", current_pin=PIN)
     key = uuid.uuid4().hex
     held = await start(client, person, path, "30.00", source, STEP_UP, key)
     funding_id = held.json()["transfer_id"]

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from billfold.risk.rules import RiskRules
 from billfold.wallet.users import grant_admin
-from tests.api.driver import AT_HOME, balances, send, verify
+from tests.api.driver import AT_HOME, balances, send, set_pin, verify
 
 MakePerson = Callable[..., Awaitable[Any]]
 
@@ -42,12 +42,7 @@ async def test_a_new_device_steps_up_and_the_right_pin_completes_it(
     assert await balances(client, alice) == ("90.00", "70.00")
     unset = await verify(client, alice, transfer_id, "1234")
     assert unset.status_code == 422 and unset.json()["code"] == "pin_not_set"
-    pin = await client.put(
-        f"/api/v1/users/{alice.user_id}/pin",
-        json={"pin": "4321", "password": alice.password},
-        headers=alice.auth,
-    )
-    assert pin.status_code == 204
+    await set_pin(client, alice, pin="4321", password=alice.password)
     wrong = await verify(client, alice, transfer_id, "0000")
     assert wrong.status_code == 403 and wrong.json()["attempts_left"] == 2
     right = await verify(client, alice, transfer_id, "4321")
@@ -319,12 +314,7 @@ async def test_a_late_retry_held_again_answers_the_first_hold_as_it_stands_now(
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
     assert await balances(client, jo) == ("39.00", "34.00")
-    pin = await client.put(
-        f"/api/v1/users/{jo.user_id}/pin",
-        json={"pin": "2468", "password": jo.password},
-        headers=jo.auth,
-    )
-    assert pin.status_code == 204
+    await set_pin(client, jo, pin="2468", password=jo.password)
     verified = await verify(client, jo, first.json()["transfer_id"], "2468")
     assert verified.json()["status"] == "COMPLETED"
     await app.state.pool.execute(
