@@ -1,6 +1,6 @@
 """Card tokens are sealed at rest (migration 0014): a token charges the card, so the database
 holds it only encrypted and bound to its row; rows from before are sealed when the service
-starts; a key rotation re-wraps them (tests/api/test_funding_files.py, whose rotation test
+starts; a key rotation re-wraps them (tests/funding/test_keys.py, whose rotation test
 rotates every sealed value of the test database)."""
 
 from __future__ import annotations
