@@ -6,12 +6,21 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from billfold.config import Settings
 from billfold.funding import ach
 from billfold.funding.ach.files import export_file
 from billfold.funding.rails import load
 from billfold.funding.views import funding_view
 from tests.world import World, billfold
+
+
+@pytest.fixture(scope="module")
+def settings(isolated_settings: Settings) -> Settings:
+    """A database of this module's own: `billfold ach export` sends every pending entry in
+    the database, and other modules leave entries it must not meet."""
+    return isolated_settings
 
 
 async def shown(world: World, funding_id: str) -> tuple[str, str | None]:

@@ -8,10 +8,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from billfold.config import Settings
 from billfold.funding import ach
 from billfold.funding.ach.files import export_file, import_returns
 from billfold.funding.bank_accounts import TRACE_HELD
 from tests.world import World
+
+
+@pytest.fixture(scope="module")
+def settings(isolated_settings: Settings) -> Settings:
+    """A database of this module's own: `billfold ach export` sends every pending entry in
+    the database, and other modules leave entries it must not meet."""
+    return isolated_settings
 
 
 async def test_export_writes_each_entry_once_and_returns_come_back_through_import(
