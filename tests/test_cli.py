@@ -127,3 +127,18 @@ def test_demo_logsdemo_settings_unless_told_otherwise(monkeypatch: pytest.Monkey
     monkeypatch.setenv("BILLFOLD_LOG_JSON", "true")
     chosen = cli.demo_settings(Settings())
     assert (chosen.log_level, chosen.log_json) == ("DEBUG", True)
+
+
+def test_grant_admin_is_the_way_to_the_admin_role(settings: Settings) -> None:
+    """`billfold users grant-admin` names an unknown handle cleanly."""
+    env = {**os.environ, "DATABASE_URL": str(settings.database_url)}
+    result = subprocess.run(
+        [BILLFOLD, "users", "grant-admin", "@nobody_here"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "nobody_here" in result.stderr and "Traceback" not in result.stderr

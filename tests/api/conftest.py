@@ -2,81 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from billfold.app import create_app
 from billfold.config import Settings
 from billfold.ledger.accounts import open_clearing_account
-from billfold.platform.security import device_key, sign_device
 from billfold_bench.rules import LOAD_TEST_RULES
-
-SECRET_KEY = "k" * 48  # every API test module's app signs with it
-HOME = "home-phone"  # a person's sign-up device (see `device`)
-
-
-@dataclass
-class Person:
-    user_id: str
-    username: str
-    email: str
-    phone: str
-    password: str
-    token: str
-    device_token: str = ""  # the sign-up device's, which the login presented
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def device(self, name: str = HOME, *, own: bool = True) -> str:
-        """X-Device-Id on the device `name`: HOME is the device they signed up on (its token,
-        which sign-up gave); any other name, a valid token for this person's device of that
-        name (`device_id`), as a login from it would give one (the app's secret key is
-        SECRET_KEY). `own=False`: the device `name` itself, which others may use too."""
-        if name == HOME and self.device_token:
-            return self.device_token
-        device_id = self.device_id(name) if own else name
-        return sign_device(device_key(SECRET_KEY), uuid.UUID(self.user_id), device_id)
-
-    def device_id(self, name: str) -> str:
-        """The id of this person's device `name`: one of their own, as a real device's random
-        id is, so that people's "new-phone"s are not one phone many accounts share."""
-        return f"{name}-{self.user_id[:8]}"
-
-    @property
-    def home_device_id(self) -> str:
-        """The device id inside the sign-up device's token."""
-        return self.device_token.split(".")[2]
-
+from tests import world
+from tests.api.driver import Person, store_card
+from tests.world import running_app
 
 MakePerson = Callable[..., Awaitable[Person]]
 _phone_counter = iter(range(1_000_000))
-
-
-@contextlib.asynccontextmanager
-async def running_app(settings: Settings, **overrides: Any) -> AsyncIterator[FastAPI]:
-    """An app with its lifespan run, as every API test module starts one: the sandbox bank
-    partner and card processor on (as on the embedded stack by default), SECRET_KEY, a
-    generous scoring budget (a shared test machine must not turn a slow assessment into a
-    pass), and no rate limits (every test logs in from one address; test_limits.py tests
-    them); then `overrides`."""
-    unlimited = dict.fromkeys(
-        ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
-    )
-    update = {"secret_key": SECRET_KEY, "sandbox": True, "risk_budget_ms": 5000.0, **unlimited}
-    app = create_app(settings.model_copy(update={**update, **overrides}))
-    async with app.router.lifespan_context(app):
-        yield app
 
 
 RunningApp = Callable[..., contextlib.AbstractAsyncContextManager[FastAPI]]
@@ -206,47 +149,13 @@ def add_card(client: httpx.AsyncClient) -> Callable[[Person, str], Awaitable[str
     """Stores a sandbox card for a person, its number tokenized first; gives its id."""
 
     async def add(person: Person, number: str) -> str:
-        token = await client.post(
-            "/api/v1/sandbox/cards/tokenize",
-            json={"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
-            headers=person.auth,
-        )
-        card = await client.post(
-            "/api/v1/cards", json={"token": token.json()["token"]}, headers=person.auth
-        )
-        assert card.status_code == 201, card.text
-        return str(card.json()["card_id"])
+        return await store_card(client, person, number)
 
     return add
-
-
-class Stalled:
-    """The engine, answering only after `delay_s`: scoring that overruns its budget."""
-
-    def __init__(self, engine: Any, delay_s: float) -> None:
-        self.engine, self.delay_s = engine, delay_s
-
-    async def assess(self, *args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(self.delay_s)
-        return await self.engine.assess(*args, **kwargs)
-
-    async def unscored(self, *args: Any, **kwargs: Any) -> Any:
-        return await self.engine.unscored(*args, **kwargs)
 
 
 @pytest.fixture
 def stalled_scoring(app: FastAPI) -> Callable[[], contextlib.AbstractContextManager[None]]:
     """Within it, scoring answers after 0.3 s against a budget of 20 ms: every movement's
     assessment overruns."""
-
-    @contextlib.contextmanager
-    def stalled() -> Iterator[None]:
-        engine, settings = app.state.risk, app.state.settings
-        app.state.risk = Stalled(engine, 0.3)
-        app.state.settings = settings.model_copy(update={"risk_budget_ms": 20.0})
-        try:
-            yield
-        finally:
-            app.state.risk, app.state.settings = engine, settings
-
-    return stalled
+    return functools.partial(world.stalled_scoring, app.state)

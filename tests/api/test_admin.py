@@ -13,26 +13,9 @@ import pytest
 from fastapi import FastAPI
 
 from billfold.wallet.users import grant_admin
+from tests.api.driver import act, send
 
 MakePerson = Callable[..., Awaitable[Any]]
-
-
-async def send(client: httpx.AsyncClient, sender: Any, recipient: Any, amount: str) -> Any:
-    return await client.post(
-        "/api/v1/transfers",
-        json={"sender_id": sender.user_id, "recipient": recipient.username, "amount": amount},
-        headers={**sender.auth, "Idempotency-Key": uuid.uuid4().hex},
-    )
-
-
-async def act(
-    client: httpx.AsyncClient, operator: Any, action: str, subject: Any, reason: str
-) -> Any:
-    return await client.post(
-        f"/api/v1/admin/users/{subject.user_id}/{action}",
-        json={"reason": reason},
-        headers=operator.auth,
-    )
 
 
 async def test_a_freeze_stops_outgoing_money_until_unfrozen_and_both_are_audited(
@@ -116,26 +99,6 @@ async def test_the_audit_trail_cannot_be_edited_or_erased(
             await app.state.pool.execute(statement)
 
 
-async def send_from(
-    client: httpx.AsyncClient,
-    sender: Any,
-    recipient: Any,
-    amount: str,
-    device: str = "home-phone",
-    country: str = "US",
-) -> Any:
-    return await client.post(
-        "/api/v1/transfers",
-        json={"sender_id": sender.user_id, "recipient": recipient.username, "amount": amount},
-        headers={
-            **sender.auth,
-            "Idempotency-Key": uuid.uuid4().hex,
-            "X-Device-Id": sender.device(device),
-            "X-Client-Country": country,
-        },
-    )
-
-
 async def listed(client: httpx.AsyncClient, operator: Any, **params: Any) -> Any:
     return await client.get("/api/v1/admin/assessments", params=params, headers=operator.auth)
 
@@ -152,11 +115,12 @@ async def test_operators_see_every_decision_with_its_score_model_rules_and_top_f
     await app.state.pool.execute(
         "UPDATE users SET flagged = true WHERE id = $1", uuid.UUID(mule.user_id)
     )
+    home, new_phone, android = ana.device(), ana.device("new-phone"), ana.device("unknown-android")
     statuses = [
-        (await send_from(client, ana, ben, "5.00")).status_code,
-        (await send_from(client, ana, ben, "6.00", device="new-phone")).json()["status"],
-        (await send_from(client, ana, mule, "7.00")).json()["status"],
-        (await send_from(client, ana, thief, "400.00", "unknown-android", "RO")).status_code,
+        (await send(client, ana, ben, "5.00", home, country="US")).status_code,
+        (await send(client, ana, ben, "6.00", new_phone, country="US")).json()["status"],
+        (await send(client, ana, mule, "7.00", home, country="US")).json()["status"],
+        (await send(client, ana, thief, "400.00", android, country="RO")).status_code,
     ]
     assert statuses == [201, "PENDING_VERIFICATION", "PENDING_REVIEW", 403]
     await app.state.risk.log.flush()  # the declined one is written in a batch

@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute, compile_path
 
 from billfold.wallet.users import grant_admin
+from tests.api.driver import pay, set_pin
 
 MakePerson = Callable[..., Awaitable[Any]]
 
@@ -169,35 +170,21 @@ async def held_ids(
 ) -> dict[str, str]:
     """A transfer of Alice's held for her PIN (a second device), and two held for review (to a
     flagged recipient), sent by someone else: an operator decides on no transfer of her own."""
-    await client.put(
-        f"/api/v1/users/{alice.user_id}/pin",
-        json={"pin": "2468", "password": alice.password},
-        headers=alice.auth,
-    )
+    await set_pin(client, alice, pin="2468", password=alice.password)
     payee, flagged, payer = await make_person(), await make_person(), await make_person("1.00")
     await app.state.pool.execute(
         "UPDATE users SET flagged = true WHERE id = $1", uuid.UUID(flagged.user_id)
     )
 
-    async def send(recipient: Any, device: str, sender: Any = alice) -> str:
-        sent = await client.post(
-            "/api/v1/transfers",
-            json={"sender_id": sender.user_id, "recipient": recipient.username, "amount": "0.10"},
-            headers={
-                **sender.auth,
-                "Idempotency-Key": str(uuid.uuid4()),
-                "X-Device-Id": sender.device(device),
-            },
-        )
-        assert sent.status_code == 201, sent.text
-        return str(sent.json()["transfer_id"])
+    async def sent(recipient: Any, device: str, sender: Any = alice) -> str:
+        return str((await pay(client, sender, recipient, "0.10", phone=device))["transfer_id"])
 
-    await send(payee, "home-phone")
-    held = await send(payee, "alice-new-phone")
+    await sent(payee, "home-phone")
+    held = await sent(payee, "alice-new-phone")
     return {
         "held_transfer_id": held,
-        "review_id": await send(flagged, "home-phone", payer),
-        "spare_review_id": await send(flagged, "home-phone", payer),
+        "review_id": await sent(flagged, "home-phone", payer),
+        "spare_review_id": await sent(flagged, "home-phone", payer),
     }
 
 

@@ -1,6 +1,6 @@
 """Card tokens are sealed at rest (migration 0014): a token charges the card, so the database
 holds it only encrypted and bound to its row; rows from before are sealed when the service
-starts; a key rotation re-wraps them (tests/api/test_funding_files.py, whose rotation test
+starts; a key rotation re-wraps them (tests/funding/test_keys.py, whose rotation test
 rotates every sealed value of the test database)."""
 
 from __future__ import annotations
@@ -14,26 +14,9 @@ import httpx
 from fastapi import FastAPI
 
 from billfold.funding.cards import card_token, seal_plaintext_tokens
+from tests.api.driver import add_funds, tokenize
 
 MakePerson = Callable[..., Awaitable[Any]]
-
-
-async def tokenize(client: httpx.AsyncClient, person: Any, number: str) -> str:
-    response = await client.post(
-        "/api/v1/sandbox/cards/tokenize",
-        json={"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
-        headers=person.auth,
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
-
-
-async def add_funds(client: httpx.AsyncClient, person: Any, card_id: str) -> httpx.Response:
-    return await client.post(
-        "/api/v1/wallet/add-funds",
-        json={"user_id": person.user_id, "amount": "10.00", "card_id": card_id},
-        headers={**person.auth, "Idempotency-Key": uuid.uuid4().hex},
-    )
 
 
 async def test_a_token_is_stored_sealed_and_never_repeated(
@@ -55,7 +38,7 @@ async def test_a_token_is_stored_sealed_and_never_repeated(
         "/api/v1/cards", json={"token": "tok_" + "x" * 24}, headers=person.auth
     )
     assert unknown.status_code == 422 and "tok_" not in unknown.json()["detail"]
-    funded = await add_funds(client, person, str(card_id))
+    funded = await add_funds(client, person, "10.00", card_id=str(card_id))
     assert funded.status_code == 201 and funded.json()["status"] == "COMPLETED"
 
 
@@ -83,7 +66,7 @@ async def test_tokens_stored_before_are_sealed_once_and_still_charge(
     assert await pool.fetchval("SELECT count(*) FROM cards WHERE token IS NOT NULL") == 0
     rows = await pool.fetch("SELECT * FROM cards WHERE id = ANY($1) ORDER BY id", ids)
     assert sorted(card_token(keys, row) for row in rows) == sorted(tokens)
-    funded = await add_funds(client, person, str(ids[0]))
+    funded = await add_funds(client, person, "10.00", card_id=str(ids[0]))
     assert funded.status_code == 201 and funded.json()["status"] == "COMPLETED"
 
 
@@ -128,8 +111,8 @@ async def test_a_card_holding_another_persons_token_charges_nothing(
     await pool.execute(owner, tokens[0], uuid.UUID(alice.user_id))
     await pool.execute(owner, tokens[1], None)
 
-    alices = await add_funds(client, bob, cards[0])
-    older = await add_funds(client, bob, cards[1])
+    alices = await add_funds(client, bob, "10.00", card_id=cards[0])
+    older = await add_funds(client, bob, "10.00", card_id=cards[1])
     balance = (await client.get(f"/api/v1/wallet/{bob.user_id}", headers=bob.auth)).json()
 
     assert alices.status_code == 402, alices.text

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from billfold.risk.rules import RiskRules
 from billfold.wallet import standing
 from billfold.wallet.users import grant_admin
+from tests.api.driver import decide
 
 MakePerson = Callable[..., Awaitable[Any]]
 LinkBank = Callable[..., Awaitable[str]]
@@ -32,14 +33,6 @@ async def operator(app: FastAPI, make_person: MakePerson, balance: str | None = 
     person = await make_person(balance)
     await grant_admin(app.state.pool, person.username)
     return person
-
-
-async def decide(client: httpx.AsyncClient, who: Any, review_id: str, verb: str) -> Any:
-    return await client.post(
-        f"/api/v1/admin/reviews/{review_id}/{verb}",
-        json={"reason": f"{verb}d after a look"},
-        headers=who.auth,
-    )
 
 
 async def audited(app: FastAPI, subject: str) -> list[str]:

@@ -5,9 +5,6 @@ or declined exactly once. The ledger reconciles after every scenario."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,11 +19,12 @@ from billfold.funding.reconcile import check_funding
 from billfold.funding.recovery import book_unbooked
 from billfold.ledger.reconcile import reconcile
 from billfold.wallet.users import grant_admin
+from tests.api.driver import decide, set_pin, verify
+from tests.world import billfold
 
 Person = Any
 MakePerson = Callable[..., Awaitable[Any]]
 LinkBank = Callable[..., Awaitable[str]]
-BILLFOLD = str(Path(sys.executable).with_name("billfold"))
 PIN = "2468"
 # The user is known on their home phone, in the US. A new phone is a weak signal: step-up. A
 # phone three other accounts act from (a farm's), for an account days old, a strong one: review.
@@ -83,12 +81,7 @@ def ready(
         await app.state.pool.execute(
             "INSERT INTO user_countries (user_id, country) VALUES ($1, 'US')", user_id
         )
-        pin = await client.put(
-            f"/api/v1/users/{person.user_id}/pin",
-            json={"pin": PIN, "password": person.password},
-            headers=person.auth,
-        )
-        assert pin.status_code == 204
+        await set_pin(client, person, pin=PIN, password=person.password)
         source = {"bank_account_id": await link_bank(person, "31415926")}
         if kind == "card_add_funds":
             source = {"card_id": await add_card(person, card_number)}
@@ -113,12 +106,6 @@ async def start(
         f"/api/v1/wallet/{path}",
         json={"user_id": person.user_id, "amount": amount, **source},
         headers={**person.auth, **origin, "Idempotency-Key": key or uuid.uuid4().hex},
-    )
-
-
-async def verify(client: httpx.AsyncClient, person: Person, funding_id: str, pin: str) -> Any:
-    return await client.post(
-        f"/api/v1/transfers/{funding_id}/verify", json={"pin": pin}, headers=person.auth
     )
 
 
@@ -152,20 +139,7 @@ async def charges(app: FastAPI, person: Person, key: str) -> int:
 
 def export(settings: Settings, out: Path) -> str:
     """`billfold ach export` to `out`; the file's text ('' when there was nothing to send)."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": str(settings.database_url),
-        "REDIS_URL": str(settings.redis_url),
-        "BILLFOLD_DATA_DIR": str(settings.data_dir),
-    }
-    done = subprocess.run(
-        [BILLFOLD, "ach", "export", "--out", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = billfold(settings, "ach", "export", "--out", str(out))
     assert done.returncode == 0, done.stderr
     return out.read_text() if out.exists() else ""
 
@@ -334,12 +308,7 @@ async def test_a_pin_changed_within_a_day_sends_a_held_movement_to_review(
     person, path, source = await ready(kind)
     analyst = await make_person()
     await grant_admin(app.state.pool, analyst.username)
-    changed = await client.put(
-        f"/api/v1/users/{person.user_id}/pin",
-        json={"pin": "9753", "current_pin": PIN},
-        headers=person.auth,
-    )
-    assert changed.status_code == 204, changed.text
+    await set_pin(client, person, pin="9753", current_pin=PIN)
     key = uuid.uuid4().hex
     held = await start(client, person, path, "30.00", source, STEP_UP, key)
     funding_id = held.json()["transfer_id"]
@@ -385,11 +354,7 @@ async def test_an_operator_approves_one_held_for_review_and_rejects_another(
     assert mine[0]["recent_activity"][0]["action"] == "review"
     assert (await verify(client, person, ids[0], PIN)).status_code == 409
     decided = [
-        await client.post(
-            f"/api/v1/admin/reviews/{review_id}/{verb}",
-            json={"reason": f"analyst says {verb}"},
-            headers=analyst.auth,
-        )
+        await decide(client, analyst, review_id, verb)
         for review_id, verb in zip(ids, ("approve", "reject"), strict=True)
     ]
     expected_status = {"cash_out": "PENDING", "ach_add_funds": "PENDING"}.get(kind, "COMPLETED")
@@ -428,14 +393,7 @@ async def test_approve_and_reject_at_once_give_exactly_one_outcome(
         "transfer_id"
     ]
     decisions = await asyncio.gather(
-        *(
-            client.post(
-                f"/api/v1/admin/reviews/{review_id}/{verb}",
-                json={"reason": f"analyst says {verb}"},
-                headers=analyst.auth,
-            )
-            for verb in ("approve", "reject")
-        )
+        *(decide(client, analyst, review_id, verb) for verb in ("approve", "reject"))
     )
     assert sorted(d.status_code for d in decisions) == [200, 409]
     winner = next(d.json()["status"] for d in decisions if d.status_code == 200)

@@ -3,45 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
+from tests.api.driver import history, pay
+
 MakePerson = Callable[..., Awaitable[Any]]
-
-
-async def send(
-    client: httpx.AsyncClient, sender: Any, recipient: Any, amount: str, note: str | None = None
-) -> dict[str, Any]:
-    response = await client.post(
-        "/api/v1/transfers",
-        json={
-            "sender_id": sender.user_id,
-            "recipient": recipient.username,
-            "amount": amount,
-            "note": note,
-        },
-        headers={**sender.auth, "Idempotency-Key": str(uuid.uuid4())},
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-async def history(client: httpx.AsyncClient, person: Any, **params: Any) -> httpx.Response:
-    return await client.get(
-        f"/api/v1/wallet/{person.user_id}/transactions", params=params, headers=person.auth
-    )
 
 
 async def test_history_lists_newest_first_with_counterparty_and_note(
     client: httpx.AsyncClient, make_person: MakePerson
 ) -> None:
     alice, bob = await make_person("100.00"), await make_person()
-    await send(client, alice, bob, "1.00", note="coffee")
-    await send(client, alice, bob, "2.00", note="taxi")
-    await send(client, bob, alice, "0.50", note="change")
+    await pay(client, alice, bob, "1.00", note="coffee")
+    await pay(client, alice, bob, "2.00", note="taxi")
+    await pay(client, bob, alice, "0.50", note="change")
     body = (await history(client, alice)).json()
     assert body["balance"] == "97.50"
     assert body["next_cursor"] is None
@@ -59,9 +37,9 @@ async def test_history_lists_newest_first_with_counterparty_and_note(
 
 async def test_filters_combine(client: httpx.AsyncClient, make_person: MakePerson) -> None:
     alice, bob, carol = await make_person("100.00"), await make_person(), await make_person()
-    await send(client, alice, bob, "5.00", note="rent share")
-    await send(client, alice, carol, "20.00", note="concert")
-    await send(client, bob, alice, "1.00")
+    await pay(client, alice, bob, "5.00", note="rent share")
+    await pay(client, alice, carol, "20.00", note="concert")
+    await pay(client, bob, alice, "1.00")
 
     def amounts(response: httpx.Response) -> list[str]:
         return [r["amount"] for r in response.json()["transactions"]]
@@ -111,14 +89,14 @@ async def test_paging_during_concurrent_inserts_never_repeats_or_skips(
     """Pages of 7 read while 30 new transfers land: every old row exactly once, in order."""
     alice, bob = await make_person("1000.00"), await make_person()
     for i in range(40):
-        await send(client, alice, bob, "1.00", note=f"old {i}")
+        await pay(client, alice, bob, "1.00", note=f"old {i}")
     first = (await history(client, alice, limit=7)).json()
     seen = [r["note"] for r in first["transactions"]]
     cursor = first["next_cursor"]
 
     async def more_inserts() -> None:
         for i in range(30):
-            await send(client, alice, bob, "1.00", note=f"new {i}")
+            await pay(client, alice, bob, "1.00", note=f"new {i}")
 
     inserting = asyncio.create_task(more_inserts())
     while cursor:
@@ -145,8 +123,8 @@ async def test_q_finds_words_and_word_starts_in_notes_and_names(
     counterparty whose username starts with it; paging a search goes on to the oldest match."""
     alice, bob = await make_person("100.00"), await make_person()
     for n in range(7):
-        await send(client, alice, bob, f"{n + 1}.00", note=f"Pizza night #{n}")
-    await send(client, alice, bob, "9.00", note="rent share")
+        await pay(client, alice, bob, f"{n + 1}.00", note=f"Pizza night #{n}")
+    await pay(client, alice, bob, "9.00", note="rent share")
 
     def amounts(response: httpx.Response) -> list[str]:
         return [r["amount"] for r in response.json()["transactions"]]

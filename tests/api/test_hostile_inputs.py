@@ -29,7 +29,7 @@ from billfold.platform.security import issue_token
 from billfold.wallet.money import amount_pattern
 from billfold.wallet.users import grant_admin
 
-Person = Any  # tests/api/conftest.Person
+Person = Any  # tests/api/driver.Person
 MakePerson = Callable[..., Awaitable[Person]]
 LinkBank = Callable[..., Awaitable[str]]
 Call = tuple[str, str, dict[str, Any]]  # method, path, httpx request arguments

@@ -24,6 +24,7 @@ from billfold.app import create_app
 from billfold.config import Settings
 from billfold.risk.rules import RiskRules
 from billfold_bench.server import free_port, start_server, wait_ready
+from tests.api.driver import send, wallet
 
 MakePerson = Callable[..., Awaitable[Any]]
 
@@ -75,21 +76,9 @@ def login(
     )
 
 
-def send(client: httpx.AsyncClient, sender: Any, recipient: Any, forwarded_for: str) -> Any:
-    return client.post(
-        "/api/v1/transfers",
-        json={"sender_id": sender.user_id, "recipient": recipient.username, "amount": "1.00"},
-        headers={
-            **sender.auth,
-            "Idempotency-Key": str(uuid.uuid4()),
-            "X-Forwarded-For": forwarded_for,
-        },
-    )
-
-
-async def balance(client: httpx.AsyncClient, person: Any) -> str:
-    response = await client.get(f"/api/v1/wallet/{person.user_id}", headers=person.auth)
-    return str(response.json()["balance"])
+def behind(address: str) -> dict[str, str]:
+    """The header of a request from `address` behind the trusted proxy."""
+    return {"X-Forwarded-For": address}
 
 
 async def test_login_over_the_limit_is_a_429_naming_it_with_retry_after(
@@ -158,10 +147,15 @@ async def test_transfer_over_the_user_limit_is_refused_and_moves_nothing(
     alice, bob, carol = await make_person("10.00"), await make_person(), await make_person("5.00")
     here = address()
     async with limited(settings, money_limit_per_user=2, money_limit_per_address=0) as (_, client):
-        passed = [(await send(client, alice, bob, here)).status_code for _ in range(2)]
-        refused = await send(client, alice, bob, here)
-        balances = (await balance(client, alice), await balance(client, bob))
-        other_user = await send(client, carol, bob, here)
+        passed = [
+            (await send(client, alice, bob, headers=behind(here))).status_code for _ in range(2)
+        ]
+        refused = await send(client, alice, bob, headers=behind(here))
+        balances = (
+            (await wallet(client, alice))["balance"],
+            (await wallet(client, bob))["balance"],
+        )
+        other_user = await send(client, carol, bob, headers=behind(here))
 
     assert passed == [201, 201]
     assert refused.status_code == 429
@@ -180,14 +174,12 @@ async def test_transfers_from_one_address_share_its_limit(
     here = address()
     async with limited(settings, money_limit_per_user=0, money_limit_per_address=2) as (_, client):
         passed = [
-            (await send(client, alice, bob, here)).status_code,
-            (await send(client, bob, alice, here)).status_code,
+            (await send(client, alice, bob, headers=behind(here))).status_code,
+            (await send(client, bob, alice, headers=behind(here))).status_code,
         ]
-        refused = await send(client, alice, bob, here)
-        elsewhere = await send(client, alice, bob, address())
-        anonymous = await client.post(
-            "/api/v1/transfers", json={}, headers={"X-Forwarded-For": here}
-        )
+        refused = await send(client, alice, bob, headers=behind(here))
+        elsewhere = await send(client, alice, bob, headers=behind(address()))
+        anonymous = await client.post("/api/v1/transfers", json={}, headers=behind(here))
 
     assert passed == [201, 201]
     assert (refused.status_code, refused.json()["limit"]) == (429, "money_per_address")
@@ -211,11 +203,13 @@ async def test_requests_go_through_unthrottled_while_redis_is_unreachable(
         )
         try:
             logins = [(await login(client, alice, here)).status_code for _ in range(2)]
-            sends = [(await send(client, alice, bob, here)).status_code for _ in range(2)]
+            sends = [
+                (await send(client, alice, bob, headers=behind(here))).status_code for _ in range(2)
+            ]
         finally:
             await app.state.redis.aclose()
             app.state.redis = working
-        sender_balance = await balance(client, alice)
+        sender_balance = (await wallet(client, alice))["balance"]
 
     assert logins == [200, 200]
     assert sends == [201, 201]
@@ -277,7 +271,7 @@ async def test_a_server_billfold_starts_ignores_forwarded_for_from_localhost(
                 await client.post(
                     "/api/v1/auth/token",
                     data={"username": f"u_{tag}", "password": "correct horse battery"},
-                    headers={"X-Forwarded-For": address()},
+                    headers=behind(address()),
                 )
                 for _ in range(2)
             ]
@@ -372,7 +366,7 @@ async def test_unknown_handles_from_one_address_meet_the_address_limit(
             await client.post(
                 "/api/v1/auth/token",
                 data={"username": f"probe_{uuid.uuid4().hex[:10]}", "password": "guess"},
-                headers={"X-Forwarded-For": here},
+                headers=behind(here),
             )
             for _ in range(4)
         ]

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from billfold.risk.rules import RiskRules
 from billfold.wallet.users import grant_admin
+from tests.api.driver import AT_HOME, balances, send, set_pin, verify
 
 MakePerson = Callable[..., Awaitable[Any]]
 
@@ -28,56 +29,20 @@ async def app(running: Any) -> AsyncIterator[FastAPI]:
         yield app
 
 
-async def send(
-    client: httpx.AsyncClient,
-    sender: Any,
-    recipient: Any,
-    amount: str,
-    device_name: str = "home-phone",
-    country: str = "US",
-) -> httpx.Response:
-    return await client.post(
-        "/api/v1/transfers",
-        json={"sender_id": sender.user_id, "recipient": recipient.username, "amount": amount},
-        headers={
-            **sender.auth,
-            "Idempotency-Key": uuid.uuid4().hex,
-            "X-Device-Id": sender.device(device_name),
-            "X-Client-Country": country,
-        },
-    )
-
-
-async def balances(client: httpx.AsyncClient, person: Any) -> tuple[str, str]:
-    body = (await client.get(f"/api/v1/wallet/{person.user_id}", headers=person.auth)).json()
-    return body["balance"], body["available_balance"]
-
-
-async def verify(client: httpx.AsyncClient, person: Any, transfer_id: str, pin: str) -> Any:
-    return await client.post(
-        f"/api/v1/transfers/{transfer_id}/verify", json={"pin": pin}, headers=person.auth
-    )
-
-
 async def test_a_new_device_steps_up_and_the_right_pin_completes_it(
     client: httpx.AsyncClient, make_person: MakePerson
 ) -> None:
     """From a new phone: held (PENDING_VERIFICATION), the money reserved; without a PIN set,
     a clear error; two wrong PINs say how many tries are left; the right one moves the money."""
     alice, bob = await make_person("100.00"), await make_person()
-    assert (await send(client, alice, bob, "10.00")).json()["status"] == "COMPLETED"
-    held = await send(client, alice, bob, "20.00", device_name="new-phone")
+    assert (await send(client, alice, bob, "10.00", **AT_HOME)).json()["status"] == "COMPLETED"
+    held = await send(client, alice, bob, "20.00", phone="new-phone", country="US")
     assert held.status_code == 201 and held.json()["status"] == "PENDING_VERIFICATION"
     transfer_id = held.json()["transfer_id"]
     assert await balances(client, alice) == ("90.00", "70.00")
     unset = await verify(client, alice, transfer_id, "1234")
     assert unset.status_code == 422 and unset.json()["code"] == "pin_not_set"
-    pin = await client.put(
-        f"/api/v1/users/{alice.user_id}/pin",
-        json={"pin": "4321", "password": alice.password},
-        headers=alice.auth,
-    )
-    assert pin.status_code == 204
+    await set_pin(client, alice, pin="4321", password=alice.password)
     wrong = await verify(client, alice, transfer_id, "0000")
     assert wrong.status_code == 403 and wrong.json()["attempts_left"] == 2
     right = await verify(client, alice, transfer_id, "4321")
@@ -89,67 +54,9 @@ async def test_a_new_device_steps_up_and_the_right_pin_completes_it(
     shown = await client.get(f"/api/v1/transfers/{transfer_id}", headers=bob.auth)
     assert shown.json()["status"] == "COMPLETED"
     # The phone is known now: its next transfer goes straight through.
-    assert (await send(client, alice, bob, "1.00", device_name="new-phone")).json()["status"] == (
-        "COMPLETED"
-    )
-
-
-async def test_three_wrong_pins_decline_and_release_the_money(
-    client: httpx.AsyncClient, make_person: MakePerson
-) -> None:
-    """The third wrong PIN declines the transfer and the reserved money is spendable again."""
-    carol, dave = await make_person("50.00"), await make_person()
-    await client.put(
-        f"/api/v1/users/{carol.user_id}/pin",
-        json={"pin": "1111", "password": carol.password},
-        headers=carol.auth,
-    )
-    await send(client, carol, dave, "1.00")
-    held = (await send(client, carol, dave, "30.00", device_name="stolen")).json()["transfer_id"]
-    answers = [await verify(client, carol, held, "9999") for _ in range(3)]
-    assert [a.json()["attempts_left"] for a in answers] == [2, 1, 0]
-    assert answers[-1].json()["transfer_status"] == "DECLINED"
-    assert await balances(client, carol) == ("49.00", "49.00")
-    assert await balances(client, dave) == ("1.00", "1.00")
-
-
-async def test_review_approve_and_reject_race_and_exactly_one_wins(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
-) -> None:
-    """Paying a flagged user is held for review; the queue shows score and reasons; approve and
-    reject sent at once: one wins, the other is refused, and the money is where the winner
-    said."""
-    erin, mule, analyst = await make_person("80.00"), await make_person(), await make_person()
-    await grant_admin(app.state.pool, analyst.username)
-    await app.state.pool.execute(
-        "UPDATE users SET flagged = true WHERE id = $1", uuid.UUID(mule.user_id)
-    )
-    held = await send(client, erin, mule, "25.00")
-    assert held.json()["status"] == "PENDING_REVIEW"
-    review_id = held.json()["transfer_id"]
-    queue = (await client.get("/api/v1/admin/reviews", headers=analyst.auth)).json()
-    mine = next(r for r in queue if r["review_id"] == review_id)
-    assert mine["reasons"] == ["the recipient is flagged"]
-    assert mine["recent_activity"][0]["action"] == "review"
-    decisions = await asyncio.gather(
-        *(
-            client.post(
-                f"/api/v1/admin/reviews/{review_id}/{verb}",
-                json={"reason": f"analyst says {verb}"},
-                headers=analyst.auth,
-            )
-            for verb in ("approve", "reject")
-        )
-    )
-    codes = sorted(d.status_code for d in decisions)
-    assert codes == [200, 409]
-    winner = next(d.json()["status"] for d in decisions if d.status_code == 200)
-    expected = {"COMPLETED": ("55.00", "25.00"), "DECLINED": ("80.00", "0.00")}[winner]
-    assert ((await balances(client, erin))[0], (await balances(client, mule))[0]) == expected
-    trail = await app.state.pool.fetchval(
-        "SELECT count(*) FROM operator_actions WHERE subject = $1", f"transfer:{review_id}"
-    )
-    assert trail == 1
+    assert (await send(client, alice, bob, "1.00", phone="new-phone", country="US")).json()[
+        "status"
+    ] == ("COMPLETED")
 
 
 async def test_an_account_takeover_is_declined_and_frozen_while_the_owner_pays_as_usual(
@@ -159,9 +66,11 @@ async def test_an_account_takeover_is_declined_and_frozen_while_the_owner_pays_a
     payee is declined and the account frozen (audited as the engine's action); nothing moved."""
     owner, friend, thief = await make_person("500.00"), await make_person(), await make_person()
     for amount in ("12.00", "8.50", "20.00"):
-        assert (await send(client, owner, friend, amount)).json()["status"] == "COMPLETED"
+        assert (await send(client, owner, friend, amount, **AT_HOME)).json()[
+            "status"
+        ] == "COMPLETED"
     drained = await send(
-        client, owner, thief, "450.00", device_name="unknown-android", country="RO"
+        client, owner, thief, "450.00", owner.device("unknown-android"), country="RO"
     )
     assert drained.status_code == 403 and drained.json()["code"] == "declined_by_risk"
     assert "reasons" not in drained.json()  # for operators, not for whoever holds the phone
@@ -182,7 +91,7 @@ async def test_an_account_takeover_is_declined_and_frozen_while_the_owner_pays_a
         headers=dict(drained.request.headers),
     )
     assert retried.status_code == 403, retried.json()
-    frozen = await send(client, owner, friend, "1.00")
+    frozen = await send(client, owner, friend, "1.00", **AT_HOME)
     assert frozen.status_code == 403 and frozen.json()["code"] == "wallet_frozen"
     audit = await app.state.pool.fetchrow(
         "SELECT operator_id, action FROM operator_actions WHERE subject = $1",
@@ -197,7 +106,9 @@ async def test_every_scored_transfer_keeps_its_score_verdict_and_reasons(
     """Six transfers in a minute: five allowed, the sixth held for review for its velocity;
     each one's assessment is stored."""
     fran, gus = await make_person("100.00"), await make_person()
-    statuses = [(await send(client, fran, gus, "1.00")).json()["status"] for _ in range(6)]
+    statuses = [
+        (await send(client, fran, gus, "1.00", **AT_HOME)).json()["status"] for _ in range(6)
+    ]
     assert statuses == ["COMPLETED"] * 5 + ["PENDING_REVIEW"]
     await app.state.risk.log.flush()
     rows = await app.state.pool.fetch(
@@ -244,7 +155,7 @@ async def test_a_suspicious_transfer_of_2000_or_more_is_a_sar_candidate(
     await app.state.pool.execute(
         "UPDATE users SET flagged = true WHERE id = $1", uuid.UUID(mule.user_id)
     )
-    held = await send(client, hank, mule, "2500.00")
+    held = await send(client, hank, mule, "2500.00", **AT_HOME)
     assert held.json()["status"] == "PENDING_REVIEW"
     listed = (await client.get("/api/v1/admin/aml", headers=analyst.auth)).json()
     mine = [c for c in listed if c["user_id"] == hank.user_id]
@@ -349,7 +260,7 @@ async def test_a_late_retry_of_a_held_transfer_answers_the_hold(
     """The same request again after its in-flight mark expired, now scored differently (the
     device is known by then): the first answer, the hold, stands; nothing moves twice."""
     jo, kim = await make_person("40.00"), await make_person()
-    await send(client, jo, kim, "1.00")
+    await send(client, jo, kim, "1.00", **AT_HOME)
     key = uuid.uuid4().hex
     body = {"sender_id": jo.user_id, "recipient": kim.username, "amount": "5.00"}
     first = await client.post(
@@ -358,7 +269,9 @@ async def test_a_late_retry_of_a_held_transfer_answers_the_hold(
         headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": jo.device("tablet")},
     )
     assert first.json()["status"] == "PENDING_VERIFICATION"
-    await send(client, jo, kim, "1.00", device_name="tablet")  # held too: the tablet is still new
+    await send(
+        client, jo, kim, "1.00", jo.device("tablet"), country="US"
+    )  # held too: the tablet is still new
     await app.state.pool.execute(
         "INSERT INTO user_devices (user_id, device_id) VALUES ($1, $2)",
         uuid.UUID(jo.user_id),
@@ -389,7 +302,7 @@ async def test_a_late_retry_held_again_answers_the_first_hold_as_it_stands_now(
     completed, marked replayed; the money is reserved and moved once, and the assessments of
     the later verdicts, which held nothing, are no part of the past the features read."""
     jo, kim = await make_person("40.00"), await make_person()
-    await send(client, jo, kim, "1.00")
+    await send(client, jo, kim, "1.00", **AT_HOME)
     key = uuid.uuid4().hex
     claim = f"in-flight:user:{jo.user_id}:{key}"
     body = {"sender_id": jo.user_id, "recipient": kim.username, "amount": "5.00"}
@@ -401,12 +314,7 @@ async def test_a_late_retry_held_again_answers_the_first_hold_as_it_stands_now(
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
     assert await balances(client, jo) == ("39.00", "34.00")
-    pin = await client.put(
-        f"/api/v1/users/{jo.user_id}/pin",
-        json={"pin": "2468", "password": jo.password},
-        headers=jo.auth,
-    )
-    assert pin.status_code == 204
+    await set_pin(client, jo, pin="2468", password=jo.password)
     verified = await verify(client, jo, first.json()["transfer_id"], "2468")
     assert verified.json()["status"] == "COMPLETED"
     await app.state.pool.execute(
@@ -430,24 +338,6 @@ async def test_a_late_retry_held_again_answers_the_first_hold_as_it_stands_now(
     ]
 
 
-async def test_a_hold_the_ledger_refuses_is_no_history(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
-) -> None:
-    """Held by the risk checks (a new device), refused by the ledger (more than the wallet
-    holds): the held verdict's assessment, stored before the hold was tried, is declined later,
-    as an allowed transfer's is when the ledger refuses it."""
-    ned, ola = await make_person("10.00"), await make_person()
-    await send(client, ned, ola, "1.00")
-    refused = await send(client, ned, ola, "9.50", device_name="tablet")
-    assert refused.status_code == 422 and refused.json()["code"] == "insufficient_funds"
-    rows = await app.state.pool.fetch(
-        """SELECT amount_minor, action, declined_later FROM risk_assessments
-            WHERE user_id = $1 ORDER BY created_at""",
-        uuid.UUID(ned.user_id),
-    )
-    assert [tuple(r) for r in rows] == [(100, "allow", False), (950, "step_up", True)]
-
-
 async def test_scoring_time_is_a_prometheus_histogram(
     client: httpx.AsyncClient, make_person: MakePerson
 ) -> None:
@@ -460,7 +350,7 @@ async def test_scoring_time_is_a_prometheus_histogram(
 
     before = scored((await client.get("/metrics")).text)
     ida, ivo = await make_person("10.00"), await make_person()
-    assert (await send(client, ida, ivo, "1.00")).status_code == 201
+    assert (await send(client, ida, ivo, "1.00", **AT_HOME)).status_code == 201
     assert scored((await client.get("/metrics")).text) == before + 1
 
 
@@ -477,7 +367,7 @@ async def test_a_transfer_waits_for_a_scoring_slot_then_goes_through(
         held += 1
     assert held == app.state.settings.risk_concurrency
     try:
-        waiting = asyncio.create_task(send(client, alice, bob, "5.00"))
+        waiting = asyncio.create_task(send(client, alice, bob, "5.00", **AT_HOME))
         await asyncio.sleep(0.3)
         assert not waiting.done()
         assert await balances(client, alice) == ("20.00", "20.00")
@@ -496,7 +386,7 @@ async def test_a_verdict_made_within_the_budget_stands_however_long_it_takes_to_
     the transfer is held as decided, not let through as `risk_timeout` beside a held
     assessment, and it has the one assessment."""
     mia, noa = await make_person("50.00"), await make_person()
-    assert (await send(client, mia, noa, "1.00")).status_code == 201
+    assert (await send(client, mia, noa, "1.00", **AT_HOME)).status_code == 201
     settings = app.state.settings
     app.state.settings = settings.model_copy(update={"risk_budget_ms": 200.0})
     locked = asyncio.Event()
@@ -584,25 +474,6 @@ async def test_an_allowed_transfers_assessment_is_stored_in_its_transaction(
     assert isinstance(row["reasons"], list)
 
 
-async def test_a_transfer_the_ledger_refuses_is_no_history(
-    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
-) -> None:
-    """Allowed by the risk checks, refused by the ledger (more than the wallet holds): the
-    assessment is stored with the refusal, as declined later, so that the features of the next
-    movement do not count money that never moved."""
-    ned, ola = await make_person("10.00"), await make_person()
-    refused = await send(client, ned, ola, "25.00")
-    assert refused.status_code == 422 and refused.json()["code"] == "insufficient_funds"
-    moved = await send(client, ned, ola, "4.00")
-    assert moved.status_code == 201
-    rows = await app.state.pool.fetch(
-        """SELECT amount_minor, action, declined_later FROM risk_assessments
-            WHERE user_id = $1 ORDER BY created_at""",
-        uuid.UUID(ned.user_id),
-    )
-    assert [tuple(r) for r in rows] == [(2_500, "allow", True), (400, "allow", False)]
-
-
 async def test_a_transfer_let_through_unscored_is_recorded_with_its_reason(
     app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson, stalled_scoring: Any
 ) -> None:
@@ -612,17 +483,13 @@ async def test_a_transfer_let_through_unscored_is_recorded_with_its_reason(
     jo, kim = await make_person("100.00"), await make_person()
     keys = [uuid.uuid4().hex, uuid.uuid4().hex]
 
-    async def send(key: str) -> httpx.Response:
-        return await client.post(
-            "/api/v1/transfers",
-            json={"sender_id": jo.user_id, "recipient": kim.username, "amount": "3.00"},
-            headers={**jo.auth, "Idempotency-Key": key, "X-Device-Id": jo.device()},
-        )
+    def send_once(key: str) -> Awaitable[httpx.Response]:
+        return send(client, jo, kim, "3.00", jo.device(), key=key)
 
     with stalled_scoring():
-        let_through = await send(keys[0])
+        let_through = await send_once(keys[0])
     assert let_through.status_code == 201, let_through.text
-    assert (await send(keys[1])).status_code == 201
+    assert (await send_once(keys[1])).status_code == 201
     rows = {
         row["ref"]: row
         for row in await app.state.pool.fetch(
@@ -652,9 +519,9 @@ async def test_every_path_stores_the_model_version_and_a_held_or_declined_ones_t
     assessment names the model version that scored it; the held and the declined one also
     keep the five features that pushed the score most, the allowed one none."""
     ana, ben, thief = await make_person("500.00"), await make_person(), await make_person()
-    allowed = await send(client, ana, ben, "5.00")
-    stepped = await send(client, ana, ben, "6.00", device_name="new-phone")
-    declined = await send(client, ana, thief, "400.00", device_name="unknown-android", country="RO")
+    allowed = await send(client, ana, ben, "5.00", **AT_HOME)
+    stepped = await send(client, ana, ben, "6.00", phone="new-phone", country="US")
+    declined = await send(client, ana, thief, "400.00", phone="unknown-android", country="RO")
     assert (allowed.status_code, stepped.status_code, declined.status_code) == (201, 201, 403)
     await app.state.risk.log.flush()
     rows = await app.state.pool.fetch(

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from billfold.risk.rules import RiskRules
 from billfold.wallet.users import grant_admin
+from tests.api.driver import decide, send
 
 MakePerson = Callable[..., Awaitable[Any]]
 
@@ -25,14 +26,6 @@ async def app(running: Any) -> AsyncIterator[FastAPI]:
     rules = RiskRules(max_per_minute=1000, max_per_hour=1000, decline_score=0.0)
     async with running(risk_rules=rules) as app:
         yield app
-
-
-async def send(client: httpx.AsyncClient, sender: Any, recipient: Any) -> httpx.Response:
-    return await client.post(
-        "/api/v1/transfers",
-        json={"sender_id": sender.user_id, "recipient": recipient.username, "amount": "1.00"},
-        headers={**sender.auth, "Idempotency-Key": uuid.uuid4().hex},
-    )
 
 
 async def queue(client: httpx.AsyncClient, operator: Any) -> list[dict[str, Any]]:
@@ -143,14 +136,7 @@ async def test_an_operator_decides_on_a_frozen_user_once(
         await send(client, tester, victim)
     review_id = f"user:{tester.user_id}"
     decisions = await asyncio.gather(
-        *(
-            client.post(
-                f"/api/v1/admin/reviews/{review_id}/{verb}",
-                json={"reason": f"analyst says {verb}"},
-                headers=operator.auth,
-            )
-            for verb in ("approve", "reject")
-        )
+        *(decide(client, operator, review_id, verb) for verb in ("approve", "reject"))
     )
     assert sorted(d.status_code for d in decisions) == [200, 409]
     loser = next(d for d in decisions if d.status_code == 409)

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from billfold import demo
 from billfold.config import Settings
 from billfold.demo.past import give_ordinary_past
+from tests.api.driver import send
 
 MakePerson = Callable[..., Awaitable[Any]]
 HOME = "US"
@@ -31,21 +32,6 @@ async def app(running: Any) -> AsyncIterator[FastAPI]:
     """Rules and model as shipped, a generous time budget."""
     async with running() as app:
         yield app
-
-
-async def _send(
-    client: httpx.AsyncClient, sender: Any, to: Any, amount: str, device: str, country: str
-) -> httpx.Response:
-    return await client.post(
-        "/api/v1/transfers",
-        json={"sender_id": sender.user_id, "recipient": to.username, "amount": amount},
-        headers={
-            **sender.auth,
-            "Idempotency-Key": uuid.uuid4().hex,
-            "X-Device-Id": device,
-            "X-Client-Country": country,
-        },
-    )
 
 
 async def _scored(app: FastAPI, user_id: str) -> list[tuple[str, float]]:
@@ -72,22 +58,22 @@ async def test_the_owner_pays_as_usual_while_a_takeover_is_stopped(
     )
     phone = owner.device(phones[owner.user_id], own=False)  # a device token of the home phone
     bands = app.state.risk.rules
-    usual = await _send(client, owner, ann, "35.00", phone, HOME)
+    usual = await send(client, owner, ann, "35.00", phone, country=HOME)
     assert usual.status_code == 201 and usual.json()["status"] == "COMPLETED", usual.text
-    again = await _send(client, owner, ben, "48.00", phone, HOME)
+    again = await send(client, owner, ben, "48.00", phone, country=HOME)
     assert again.json()["status"] == "COMPLETED", again.text
     assert [action for action, _ in await _scored(app, owner.user_id)] == ["allow", "allow"]
     assert all(score < bands.step_up_score for _, score in await _scored(app, owner.user_id))
 
     mule = await make_person()
     # The attacker's phone claims a device id of its own choosing: no token of the owner's.
-    taken = await _send(client, owner, mule, "1500.00", "attacker-phone", "RO")
+    taken = await send(client, owner, mule, "1500.00", "attacker-phone", country="RO")
     assert taken.status_code == 403 and taken.json()["code"] == "declined_by_risk"
     action, score = (await _scored(app, owner.user_id))[-1]
     assert action == "decline"
     # The model, on its own, would have stopped it too.
     assert score >= bands.step_up_score
-    frozen = await _send(client, owner, ann, "10.00", phone, HOME)
+    frozen = await send(client, owner, ann, "10.00", phone, country=HOME)
     assert frozen.status_code == 403 and frozen.json()["code"] == "wallet_frozen"
 
 

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from billfold.risk.gate import UNVERIFIED_DEVICE
 from billfold.risk.rules import RiskRules
 from billfold.wallet.users import grant_admin
+from tests.api.driver import balances, send, set_pin, verify
 
 MakePerson = Callable[..., Awaitable[Any]]
 NEW_DEVICE = "a device never seen for this user"
@@ -26,35 +27,6 @@ async def app(running: Any) -> AsyncIterator[FastAPI]:
     minutes old, as in test_risk.py), a generous time budget."""
     async with running(risk_rules=RiskRules(model_decides=False)) as app:
         yield app
-
-
-async def send(
-    client: httpx.AsyncClient, sender: Any, to: Any, amount: str, device: str | None, **more: str
-) -> httpx.Response:
-    headers = {**sender.auth, "Idempotency-Key": uuid.uuid4().hex, **more}
-    if device is not None:
-        headers["X-Device-Id"] = device
-    return await client.post(
-        "/api/v1/transfers",
-        json={"sender_id": sender.user_id, "recipient": to.username, "amount": amount},
-        headers=headers,
-    )
-
-
-async def verify(client: httpx.AsyncClient, person: Any, transfer_id: str, pin: str) -> Any:
-    return await client.post(
-        f"/api/v1/transfers/{transfer_id}/verify", json={"pin": pin}, headers=person.auth
-    )
-
-
-async def set_pin(client: httpx.AsyncClient, person: Any, **body: str) -> None:
-    answer = await client.put(f"/api/v1/users/{person.user_id}/pin", json=body, headers=person.auth)
-    assert answer.status_code == 204, answer.text
-
-
-async def balances(client: httpx.AsyncClient, person: Any) -> tuple[str, str]:
-    body = (await client.get(f"/api/v1/wallet/{person.user_id}", headers=person.auth)).json()
-    return body["balance"], body["available_balance"]
 
 
 async def reasons(app: FastAPI, response: httpx.Response) -> list[str]:
@@ -224,12 +196,10 @@ async def test_a_takeover_with_a_forged_device_token_is_declined_as_from_a_new_d
     signals, declined and frozen; nothing moves."""
     owner, friend, thief = await make_person("300.00"), await make_person(), await make_person()
     for amount in ("12.00", "8.50"):
-        sent = await send(
-            client, owner, friend, amount, owner.device_token, **{"X-Client-Country": "US"}
-        )
+        sent = await send(client, owner, friend, amount, owner.device_token, country="US")
         assert sent.json()["status"] == "COMPLETED"
     forged = owner.device_token.rsplit(".", 1)[0] + ".c2lnbmVkIGJ5IG5vYm9keQ"
-    drained = await send(client, owner, thief, "250.00", forged, **{"X-Client-Country": "RO"})
+    drained = await send(client, owner, thief, "250.00", forged, country="RO")
     assert drained.status_code == 403 and drained.json()["code"] == "declined_by_risk"
     assert {NEW_DEVICE, "country RO never seen for this user"} <= set(await reasons(app, drained))
     assert await balances(client, owner) == ("279.50", "279.50")

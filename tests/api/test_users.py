@@ -12,6 +12,8 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
+from tests.api.driver import put_pin
+
 MakePerson = Callable[..., Awaitable[Any]]
 
 
@@ -157,10 +159,6 @@ async def test_malformed_json_is_named_as_the_body(client: httpx.AsyncClient) ->
     )
 
 
-async def _set_pin(client: httpx.AsyncClient, person: Any, **body: str) -> httpx.Response:
-    return await client.put(f"/api/v1/users/{person.user_id}/pin", json=body, headers=person.auth)
-
-
 async def test_the_login_token_alone_cannot_set_or_change_the_pin(
     app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
 ) -> None:
@@ -170,31 +168,31 @@ async def test_the_login_token_alone_cannot_set_or_change_the_pin(
     person = await make_person()
     changed_at = "SELECT pin_hash IS NOT NULL, pin_changed_at FROM users WHERE id = $1"
     user_id = uuid.UUID(person.user_id)
-    alone = await _set_pin(client, person, pin="1234")
+    alone = await put_pin(client, person, pin="1234")
     assert alone.status_code == 403
     assert (alone.json()["code"], alone.json()["field"]) == (
         "reauthentication_required",
         "password",
     )
-    wrong = await _set_pin(client, person, pin="1234", password="not my password")
+    wrong = await put_pin(client, person, pin="1234", password="not my password")
     assert (wrong.status_code, wrong.json()["code"]) == (403, "wrong_password")
     assert "not my password" not in wrong.text
-    no_pin_yet = await _set_pin(client, person, pin="1234", current_pin="0000")
+    no_pin_yet = await put_pin(client, person, pin="1234", current_pin="0000")
     assert (no_pin_yet.status_code, no_pin_yet.json()["code"]) == (422, "pin_not_set")
     assert tuple(await app.state.pool.fetchrow(changed_at, user_id)) == (False, None)
-    first = await _set_pin(client, person, pin="1234", password=person.password)
+    first = await put_pin(client, person, pin="1234", password=person.password)
     assert first.status_code == 204, first.text
     assert tuple(await app.state.pool.fetchrow(changed_at, user_id)) == (True, None)
-    assert (await _set_pin(client, person, pin="5678")).status_code == 403
-    bad_pin = await _set_pin(client, person, pin="5678", current_pin="4321")
+    assert (await put_pin(client, person, pin="5678")).status_code == 403
+    bad_pin = await put_pin(client, person, pin="5678", current_pin="4321")
     assert (bad_pin.status_code, bad_pin.json()["code"]) == (403, "wrong_current_pin")
     assert bad_pin.json()["field"] == "current_pin" and "4321" not in bad_pin.text
-    changed = await _set_pin(client, person, pin="5678", current_pin="1234")
+    changed = await put_pin(client, person, pin="5678", current_pin="1234")
     assert changed.status_code == 204, changed.text
     has_pin, when = await app.state.pool.fetchrow(changed_at, user_id)
     assert has_pin and when is not None
-    assert (await _set_pin(client, person, pin="9999", current_pin="1234")).status_code == 403
-    malformed = await _set_pin(client, person, pin="12a4", password=person.password)
+    assert (await put_pin(client, person, pin="9999", current_pin="1234")).status_code == 403
+    malformed = await put_pin(client, person, pin="12a4", password=person.password)
     assert (malformed.status_code, malformed.json()["field"]) == (422, "pin")
 
 
@@ -204,11 +202,11 @@ async def test_ten_wrong_credentials_lock_pin_changes(
     """A session cannot try PIN after PIN: after ten wrong current PINs (or passwords) in a row,
     even the right one is refused with 429 and Retry-After, while login still works."""
     person = await make_person()
-    assert (await _set_pin(client, person, pin="2580", password=person.password)).status_code == 204
+    assert (await put_pin(client, person, pin="2580", password=person.password)).status_code == 204
     for guess in range(10):
-        wrong = await _set_pin(client, person, pin="1111", current_pin=f"{guess:04d}")
+        wrong = await put_pin(client, person, pin="1111", current_pin=f"{guess:04d}")
         assert wrong.status_code == 403
-    locked = await _set_pin(client, person, pin="1111", current_pin="2580")
+    locked = await put_pin(client, person, pin="1111", current_pin="2580")
     assert (locked.status_code, locked.json()["code"]) == (429, "pin_change_locked")
     assert 1700 < int(locked.headers["Retry-After"]) <= 1800
     login = await client.post(

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from billfold.config import Settings
-from billfold_bench.api import _count_timeouts, run_api_bench
+from billfold_bench.api import count_timeouts, run_api_bench
 from billfold_bench.cpu import per_unit_us, processes_cpu
 from billfold_bench.history import run_history_bench
 from billfold_bench.risk import run_risk_bench
@@ -131,11 +131,11 @@ def test_bench_api_counts_the_transfers_let_through_unscored() -> None:
     """A transfer whose scoring overran its budget went on unscored: `bench api` reports how
     many did in a phase, and the rate of the others, from the server's counter."""
     phase = {"transfers_per_s": 2_000.0, "statuses": {"201": 120_000, "409": 3}}
-    _count_timeouts(phase, 500.0, 30_500.0)
+    count_timeouts(phase, 500.0, 30_500.0)
     assert phase["risk_timeouts"] == 30_000
     assert phase["within_budget_per_s"] == 1_500.0
     nothing = {"transfers_per_s": 0.0, "statuses": {}}
-    _count_timeouts(nothing, 0.0, 0.0)
+    count_timeouts(nothing, 0.0, 0.0)
     assert nothing["within_budget_per_s"] == 0.0
 
 

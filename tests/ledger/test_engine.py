@@ -380,7 +380,7 @@ async def test_a_warmed_up_ledger_starts_with_a_ready_connection_for_each_batch_
     await ledger.warm_up()
     slots = settings.batch_concurrency
     assert in_use() == before + slots
-    for conn in ledger._idle:
+    for conn in ledger.warm_connections:
         prepared = await conn.fetchval(
             "SELECT count(*) FROM pg_prepared_statements WHERE name = $1", WRITE_BATCH_NAME
         )

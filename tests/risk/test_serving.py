@@ -453,8 +453,8 @@ async def test_a_person_paid_thousands_of_times_a_day_costs_a_window_not_a_day(
     movement = Movement("p2p", me, them, 5_000, "USD", ref=f"{tag}-probe")
     past, request, recipient = await batch_engine.past(movement, now)
     row = dict(past.row)
-    bounded = {name: serving._json(row[name]) for name in ("received", "their_received")}
-    bounded["their_sent"] = serving._json(row["their_sent"])
+    bounded = {name: serving.json_list(row[name]) for name in ("received", "their_received")}
+    bounded["their_sent"] = serving.json_list(row["their_sent"])
     for name, window in bounded.items():
         assert len(window) == serving.WINDOW, name
         amounts = sorted(entry[1] for entry in window) if name != "their_sent" else None
@@ -569,7 +569,7 @@ async def test_two_people_who_pay_each_other_thousands_of_times_cost_a_capped_re
     assert row is not None
     assert row["times_paid"] == serving.COUNT_CAP
     newest = now - timedelta(days=40)
-    at, amount = serving._json(row["paid_by_them"])
+    at, amount = serving.json_list(row["paid_by_them"])
     assert amount == 1000 + many and abs(at - newest.timestamp()) < 1
     read: list[tuple[str, int]] = []
 

@@ -96,6 +96,11 @@ class GroupCommit:
             self._idle.append(conn)  # stop() gives it back, or the pool's close closes it
             await store.lock_accounts(conn, [])
 
+    @property
+    def warm_connections(self) -> tuple[asyncpg.Connection, ...]:
+        """The connections waiting for a batch: those warm_up opened, until batches take them."""
+        return tuple(self._idle)
+
     async def stop(self) -> None:
         """Finish every command already submitted, then stop."""
         while self._waiting or self._running:

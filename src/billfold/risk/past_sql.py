@@ -15,7 +15,7 @@ PLACE_REFRESH = 3600.0
 # The lifetime count and the count of earlier payments to the recipient are read row by row;
 # counting further than the model tells apart would cost a heavy user's (or a rent or payroll
 # pair's) every movement reads and change no score. The shipped model splits them below 60 and
-# 3; tests/risk/test_risk_model.py fails for a model that splits either at the cap or above.
+# 3; tests/risk/test_model.py fails for a model that splits either at the cap or above.
 COUNT_CAP = 256
 # A window of a person's movements holds at most this many, the newest, as `UserHistory`'s
 # deques do in training: a payment to someone paid thousands of times a day reads as many rows

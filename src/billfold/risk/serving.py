@@ -108,7 +108,9 @@ class Past:
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> Past:
-        return cls(row, _json(row["events"]), _json(row["devices"]), _json(row["countries"]))
+        return cls(
+            row, json_list(row["events"]), json_list(row["devices"]), json_list(row["countries"])
+        )
 
     @property
     def frozen(self) -> bool:
@@ -158,7 +160,7 @@ class Past:
     def address_links(self) -> tuple[int, int]:
         """As `HistoryState.address_links`: the other new accounts at the movement's address,
         and those of its accounts the user has traded with; (0, 0) past the address's cap."""
-        found = _json(self.row["address_links"])
+        found = json_list(self.row["address_links"])
         if not found or found[2] > ADDRESS_MAX_ACCOUNTS:
             return 0, 0
         return int(found[0]), int(found[1])
@@ -182,7 +184,7 @@ def movement_of(event: Txn, ids: Mapping[int, str], ref: str) -> Movement:
     )
 
 
-def _json(value: Any) -> list[Any]:
+def json_list(value: Any) -> list[Any]:
     """A json column: decoded by the pool's codec (platform.db), or text from a bare connection."""
     if isinstance(value, str):
         return list(orjson.loads(value))
@@ -205,7 +207,7 @@ def past_of(past: Past, movement: Request, recipient_id: uuid.UUID | None) -> Hi
     # The latest outgoing movement, add-funds and incoming transfer: from the recent rows when
     # they hold one (oldest first), else as the query found them further back.
     last_out = row["last_out"]
-    last_add = _json(row["last_add"]) if row["last_add"] else None
+    last_add = json_list(row["last_add"]) if row["last_add"] else None
     for at, kind, to, amount, rail, new_payee, _action in past.events:
         me.amounts.append((at, amount))
         if is_near_threshold(amount):
@@ -219,7 +221,7 @@ def past_of(past: Past, movement: Request, recipient_id: uuid.UUID | None) -> Hi
             me.outs.append((at, amount, -1, False))
         if kind in OUTGOING:
             last_out = at
-    for at, amount, sender, sender_new in _json(row["received"]):
+    for at, amount, sender, sender_new in json_list(row["received"]):
         me.ins.append((at, amount, number(sender), bool(sender_new)))
     if row["last_at"] is not None:
         me.last_ts, me.last_device, me.last_country = (
@@ -248,13 +250,13 @@ def past_of(past: Past, movement: Request, recipient_id: uuid.UUID | None) -> Hi
         if past.times_paid:
             me.recipients[THEM] = past.times_paid
         if row["paid_by_them"]:
-            at, amount = _json(row["paid_by_them"])
+            at, amount = json_list(row["paid_by_them"])
             me.senders[THEM] = (at, amount)
         them = state.history(THEM)
         them.signup_ts = row["their_signup"]
-        for at, amount, sender, sender_new in _json(row["their_received"]):
+        for at, amount, sender, sender_new in json_list(row["their_received"]):
             them.ins.append((at, amount, number(sender), bool(sender_new)))
-        for at in _json(row["their_sent"]):
+        for at in json_list(row["their_sent"]):
             them.outs.append((at, 0, -1, False))
     return state
 
@@ -267,7 +269,7 @@ def _paid_by_them(row: Mapping[str, Any], at: datetime) -> tuple[datetime, int] 
     """The recipient's last transfer to the user, as (when, cents), if any."""
     if not row["paid_by_them"]:
         return None
-    epoch, amount = _json(row["paid_by_them"])
+    epoch, amount = json_list(row["paid_by_them"])
     return datetime.fromtimestamp(epoch, at.tzinfo), int(amount)
 
 

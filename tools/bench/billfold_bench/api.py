@@ -128,11 +128,11 @@ async def run_api_bench(
                 start = await _risk_scrape(port)
                 peak = await drive(rate=None)
                 before = await _risk_scrape(port)
-                _count_timeouts(peak, start.timeouts, before.timeouts)
+                count_timeouts(peak, start.timeouts, before.timeouts)
                 say(_line("throughput", peak))
                 steady = await drive(rate=rate)
                 after = await _risk_scrape(port)
-                _count_timeouts(steady, before.timeouts, after.timeouts)
+                count_timeouts(steady, before.timeouts, after.timeouts)
                 say(_line(f"steady {rate}/s", steady))
                 scoring = _quantiles(before.buckets, after.buckets)
                 if scoring:
@@ -143,7 +143,7 @@ async def run_api_bench(
                         port, people, tokens, offered, seconds, server=server.pid
                     )
                     end = await _risk_scrape(port)
-                    _count_timeouts(overloaded, after.timeouts, end.timeouts)
+                    count_timeouts(overloaded, after.timeouts, end.timeouts)
                     overloaded["shed_by_server"] = int(end.shed - after.shed)
                     overloaded["admitted_in_server"] = _quantiles(
                         after.served, end.served, "requests"
@@ -212,7 +212,7 @@ async def _risk_scrape(port: int) -> RiskScrape:
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
-def _count_timeouts(phase: dict[str, Any], before: float, after: float) -> None:
+def count_timeouts(phase: dict[str, Any], before: float, after: float) -> None:
     """Adds to a phase's figures the transfers that went on unscored, their budget overrun
     (with scoring off, only the idempotency claim is timed), between two counts of
     billfold_risk_timeouts_total, and the rate of the others. (The counter also counts
