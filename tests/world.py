@@ -171,14 +171,18 @@ class World:
         return await get_user(self.state.pool, user.id)
 
     async def bank(
-        self, user: User, number: str, account_type: str = "checking", *, verified: bool = True
+        self,
+        user: User,
+        number: str,
+        account_type: str = "checking",
+        *,
+        verified: bool = True,
+        holder: str = "Ada Lovelace",
     ) -> str:
-        """A bank account of the user's, linked and (unless `verified=False`) verified with its
-        micro-deposits; its id."""
+        """A bank account of the user's, held by `holder`, linked and (unless `verified=False`)
+        verified with its micro-deposits; its id."""
         funding = self.state.funding
-        request = bank_accounts.check_link_bank_account(
-            ROUTING, number, "Ada Lovelace", account_type
-        )
+        request = bank_accounts.check_link_bank_account(ROUTING, number, holder, account_type)
         linked = await bank_accounts.do_link_bank_account(funding, user.id, request)
         bank_id = str(linked["bank_account_id"])
         if not verified:

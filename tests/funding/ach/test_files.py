@@ -12,6 +12,7 @@ import pytest
 
 from billfold.config import Settings
 from billfold.funding import ach
+from billfold.funding.ach.fields import nacha_name
 from billfold.funding.ach.files import export_file, import_returns
 from billfold.funding.bank_accounts import TRACE_HELD
 from tests.world import World
@@ -130,3 +131,28 @@ async def test_trace_numbers_start_over_and_a_return_names_the_entry_sent_last(
         assert statuses == {old: "pending", reused: "returned"}
     finally:
         await pool.execute("SELECT setval('ach_trace_seq', $1)", before)
+
+
+async def test_a_name_the_file_cannot_carry_as_typed_is_written_without_accents(
+    world: World, tmp_path: Path
+) -> None:
+    """A holder's name outside printable ASCII (accents, another script, a tab) goes into the
+    day's file as ASCII, rather than stopping the whole file."""
+    person = await world.person(50_00)
+    bank_id = await world.bank(person, "99887766", holder="José Ñúñez\t测试")
+    added = await world.add_funds(person, "12.00", bank=bank_id)
+    path = tmp_path / "names.ach"
+    assert await export_file(world.state.funding, path) >= 1
+    trace = await world.state.pool.fetchval(
+        "SELECT trace_number FROM funding_transfers WHERE id = $1", added.id
+    )
+    sent = ach.parse(path.read_text())
+    (entry,) = [e for b in sent.batches for e in b.entries if e.trace_number == trace]
+    assert entry.individual_name.strip() == "JOSE NUNEZ"
+
+
+def test_nacha_names_keep_letters_and_drop_what_ascii_cannot_say() -> None:
+    assert nacha_name("Zoë O'Brien-Smith", 22) == "ZOE O'BRIEN-SMITH"
+    assert nacha_name("  Ada\x00 Lovelace ", 22) == "ADA LOVELACE"
+    assert nacha_name("Ｊｏｈｎ", 22) == "JOHN"
+    assert nacha_name("A" * 30, 22) == "A" * 22

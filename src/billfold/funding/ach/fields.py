@@ -5,6 +5,7 @@ are NACHA's own, 1-based and inclusive as the Operating Rules print them.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
 from typing import NamedTuple
 
@@ -84,6 +85,16 @@ def put_alpha(text: str, width: int, line: int, field: str) -> str:
     if not text.isascii() or find_control_character(text) is not None:
         raise NachaError(line, field, shown, f"{shown!r} is not printable ASCII")
     return text.ljust(width)
+
+
+def nacha_name(text: str, width: int) -> str:
+    """A person's name as a NACHA name field can carry it: letters without their accents
+    ("José Núñez" -> "JOSE NUNEZ"), upper case, any other character outside printable ASCII a
+    space, at most `width` characters. A name is what the person typed at linking; one the file
+    cannot carry as typed must not stop the day's file."""
+    plain = unicodedata.normalize("NFKD", text)
+    kept = "".join(c if " " <= c <= "~" else " " for c in plain if not unicodedata.combining(c))
+    return " ".join(kept.upper().split())[:width]
 
 
 def put_yymmdd(value: date | None, line: int, field: str) -> str:

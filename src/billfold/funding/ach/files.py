@@ -19,6 +19,7 @@ from pathlib import Path
 from billfold.config import Settings
 from billfold.funding import rails
 from billfold.funding.ach import nacha
+from billfold.funding.ach.fields import nacha_name
 from billfold.funding.ach.records import AchFile, Batch, EntryDetail, NachaFinding, check_digit
 from billfold.funding.bank_accounts import sealed_context
 from billfold.funding.service import Funding, FundingTransfer
@@ -91,7 +92,7 @@ async def export_file(funding: Funding, out: Path, now: datetime | None = None) 
                 account_number=number,
                 amount_minor=row["amount_minor"],
                 individual_id=row["id"].hex[:15].upper(),
-                individual_name=row["holder_name"][:22].upper(),
+                individual_name=nacha_name(row["holder_name"], 22),
                 discretionary_data="",
                 trace_number=row["trace_number"],
             )
