@@ -23,10 +23,11 @@ from typing import Any
 import asyncpg
 
 from billfold.config import Settings
+from billfold.events import outbox
 from billfold.ledger import store
 from billfold.ledger.apply import Target, apply_batch
 from billfold.ledger.errors import InvalidTransfer, LedgerBusy, LedgerError
-from billfold.ledger.model import AccountBalance, Command, Transfer
+from billfold.ledger.model import AccountBalance, Command, Kind, SideRow, Transfer
 from billfold.ledger.replay import Pending, answer_duplicate, answer_from_storage
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ RETRYABLE = (
     OSError,
 )
 ID_BLOCK = 1000  # must equal the transfer_ids sequence's INCREMENT
+# The transfers that complete a movement, each told by a `transfer.completed` event in the outbox.
+COMPLETING = (Kind.TRANSFER, Kind.POST)
 # The longest the after-commit hook may hold back a batch's answers.
 AFTER_COMMIT_TIMEOUT_S = 0.25
 
@@ -61,6 +64,11 @@ class GroupCommit:
         are written by, each taking one array parameter per column, as text."""
         self._pool = pool
         self._side_statements = dict(side_statements or {})
+        # The outbox's rows are written with the batch, in its statement (events.outbox).
+        self._outbox = settings.outbox
+        self._partitions = settings.events_partitions
+        if self._outbox:
+            self._side_statements[outbox.WRITE_NAME] = outbox.WRITE
         self._window_s = settings.batch_window_ms / 1000
         self._batch_max = batch_max or settings.batch_max
         self._retries = settings.batch_retries
@@ -332,6 +340,8 @@ class GroupCommit:
                 for c, outcome in zip(commands, result.outcomes, strict=True)
                 for name, values in c.rows
             ]
+            if self._outbox:
+                side_rows += self._events(result.transfers)
             await store.write_batch_and_commit(
                 conn, result.transfers, accounts.values(), outcomes, now, side_rows
             )
@@ -354,6 +364,34 @@ class GroupCommit:
                 pending.future.set_result(outcome)
             else:
                 pending.future.set_exception(outcome)
+
+    def _events(self, transfers: list[Transfer]) -> list[SideRow]:
+        """The outbox rows of a batch's completed transfers: `transfer.completed`, ordered by
+        the debited account (whose lock the batch holds, so its events' ids follow commits)."""
+        rows: list[SideRow] = []
+        for t in transfers:
+            if t.kind not in COMPLETING:
+                continue
+            debit = next(e for e in t.entries if e.amount_minor < 0)
+            credit = next(e for e in t.entries if e.amount_minor > 0)
+            data = {
+                "transfer_id": str(t.id),
+                "kind": t.kind.value,
+                "code": t.code,
+                "amount": outbox.amount(credit.amount_minor, t.currency),
+                "currency": t.currency,
+                "debit_account_id": str(debit.account_id),
+                "credit_account_id": str(credit.account_id),
+            }
+            event = outbox.Event(
+                "transfer.completed",
+                f"transfer/{t.id}",
+                f"account/{debit.account_id}",
+                t.created_at,
+                data,
+            )
+            rows.append((outbox.WRITE_NAME, event.row(self._partitions)))
+        return rows
 
     async def _reserve_ids(self, conn: asyncpg.Connection, count: int) -> None:
         while self._id_end - self._next_id < count:
