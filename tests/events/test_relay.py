@@ -12,9 +12,12 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import orjson
 import pytest
+from redis.asyncio import Redis
 
+from billfold.config import Settings
 from billfold.events import outbox
-from billfold.events.brokers import JetStream, Message
+from billfold.events.brokers import JetStream, Message, RedisStreams
+from billfold.events.cli import tail
 from billfold.events.relay import Relay, replay
 
 
@@ -143,3 +146,18 @@ async def test_jetstream_carries_the_event_id_and_drops_a_duplicate() -> None:
         await asyncio.gather(second, return_exceptions=True)
     finally:
         await broker.close()
+
+
+async def test_tail_prints_the_events_of_a_type_as_they_come(
+    settings: Settings, redis: Redis
+) -> None:
+    """`billfold events tail --type transfer.completed` prints those events, not the others."""
+    lines: list[str] = []
+    tailing = asyncio.create_task(tail(settings, ["transfer.completed"], lines.append, limit=1))
+    await asyncio.sleep(0.3)
+    broker = RedisStreams(redis)
+    other = Message(str(uuid.uuid4()), "billfold.test.happened.v1", b'{"type": "other"}')
+    wanted = Message(str(uuid.uuid4()), "billfold.transfer.completed.v1", b'{"type": "wanted"}')
+    await broker.publish([other, wanted])
+    await asyncio.wait_for(tailing, 5)
+    assert lines == ['{"type":"wanted"}']

@@ -109,7 +109,7 @@ async def connect(events_url: str | None, redis_url: str) -> Broker:
     """The broker the settings name: NATS JetStream for nats://, else Redis Streams."""
     if events_url and events_url.startswith("nats://"):
         return await JetStream.connect(events_url)
-    return RedisStreams(Redis.from_url(events_url or redis_url))
+    return RedisStreams(Redis.from_url(events_url or redis_url, decode_responses=True))
 
 
 def body_of(event: dict[str, object]) -> bytes:
