@@ -5,7 +5,7 @@
 -- are written under that account's lock, so their ids follow their commits.
 CREATE TABLE outbox (
     id           bigserial PRIMARY KEY,
-    event_id     uuid NOT NULL UNIQUE,
+    event_id     uuid NOT NULL DEFAULT gen_random_uuid(),
     type         text NOT NULL CHECK (type ~ '^billfold\.[a-z_.]+\.v[0-9]+$'),
     source       text NOT NULL,
     subject      text NOT NULL,
@@ -16,7 +16,14 @@ CREATE TABLE outbox (
     published_at timestamptz
 );
 
+-- The relay partition of an ordering key (events.relay): one relay at a time publishes one.
+CREATE FUNCTION outbox_partition(ordering_key text, partitions integer) RETURNS smallint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE WHEN partitions > 1 THEN (abs(hashtext(ordering_key)::bigint) % partitions)
+                ELSE 0 END;
+
 -- The relay's scan: a partition's unpublished rows in id order.
 CREATE INDEX outbox_unpublished_idx ON outbox (partition, id) WHERE published_at IS NULL;
--- Pruning and replay: published rows by time.
+-- Pruning and replay: rows by time (appended at its end, as time grows). No index on event_id:
+-- a random key's index costs every write, and nothing looks an event up by its id.
 CREATE INDEX outbox_time_idx ON outbox (time);

@@ -66,9 +66,9 @@ class GroupCommit:
         self._side_statements = dict(side_statements or {})
         # The outbox's rows are written with the batch, in its statement (events.outbox).
         self._outbox = settings.outbox
-        self._partitions = settings.events_partitions
         if self._outbox:
-            self._side_statements[outbox.WRITE_NAME] = outbox.WRITE
+            statement = outbox.transfers_completed(settings.events_partitions)
+            self._side_statements[outbox.TRANSFERS_COMPLETED_NAME] = statement
         self._window_s = settings.batch_window_ms / 1000
         self._batch_max = batch_max or settings.batch_max
         self._retries = settings.batch_retries
@@ -365,32 +365,18 @@ class GroupCommit:
             else:
                 pending.future.set_exception(outcome)
 
-    def _events(self, transfers: list[Transfer]) -> list[SideRow]:
-        """The outbox rows of a batch's completed transfers: `transfer.completed`, ordered by
-        the debited account (whose lock the batch holds, so its events' ids follow commits)."""
+    @staticmethod
+    def _events(transfers: list[Transfer]) -> list[SideRow]:
+        """The outbox rows of a batch's completed transfers (`transfer.completed`, keyed by
+        the debited account, whose lock the batch holds: its events' ids follow its commits).
+        Only the ids go: the statement reads the rest from the rows the batch writes."""
+        name = outbox.TRANSFERS_COMPLETED_NAME
         rows: list[SideRow] = []
         for t in transfers:
-            if t.kind not in COMPLETING:
-                continue
-            debit = next(e for e in t.entries if e.amount_minor < 0)
-            credit = next(e for e in t.entries if e.amount_minor > 0)
-            data = {
-                "transfer_id": str(t.id),
-                "kind": t.kind.value,
-                "code": t.code,
-                "amount": outbox.amount(credit.amount_minor, t.currency),
-                "currency": t.currency,
-                "debit_account_id": str(debit.account_id),
-                "credit_account_id": str(credit.account_id),
-            }
-            event = outbox.Event(
-                "transfer.completed",
-                f"transfer/{t.id}",
-                f"account/{debit.account_id}",
-                t.created_at,
-                data,
-            )
-            rows.append((outbox.WRITE_NAME, event.row(self._partitions)))
+            if t.kind in COMPLETING:
+                debit = next(e.account_id for e in t.entries if e.amount_minor < 0)
+                credit = next(e.account_id for e in t.entries if e.amount_minor > 0)
+                rows.append((name, (t.id, debit, credit)))
         return rows
 
     async def _reserve_ids(self, conn: asyncpg.Connection, count: int) -> None:
