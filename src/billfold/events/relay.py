@@ -102,14 +102,15 @@ class Relay:
                 if time.monotonic() - pruned_at > PRUNE_EVERY_S:
                     pruned_at = time.monotonic()
                     await self.prune()
-                if await self.publish_once():
-                    delay = IDLE_S
-                    continue
-                delay = IDLE_S
-            except (*BROKER_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-                log.warning("event relay failed, retrying in %.2fs: %r", delay, e)
+                published = await self.publish_once()
+            except (*BROKER_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 delay = min(delay * 2, RETRY_MAX_S)
-            await asyncio.sleep(delay)
+                log.warning("event relay failed, retrying in %.2fs: %r", delay, error)
+                await asyncio.sleep(delay)
+                continue
+            delay = IDLE_S
+            if not published:
+                await asyncio.sleep(IDLE_S)
 
 
 async def replay(pool: asyncpg.Pool, since: datetime) -> int:
