@@ -21,15 +21,7 @@ bench_app = typer.Typer(
     add_completion=False,
 )
 
-# "-no-outbox": the same load with no events written (the outbox's cost: issue 27).
-LEDGER_SCENARIOS = [
-    "uniform",
-    "hot",
-    "uniform-single",
-    "hot-single",
-    "uniform-no-outbox",
-    "hot-no-outbox",
-]
+LEDGER_SCENARIOS = ["uniform", "hot", "uniform-single", "hot-single"]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")]
 
 
