@@ -20,6 +20,7 @@ from billfold.api.inputs import InputRoute
 from billfold.api.middleware import RequestContextMiddleware
 from billfold.api.problems import install_problem_handlers
 from billfold.config import Settings, proxy_networks
+from billfold.events import relay
 from billfold.funding.cards import NoProcessor, SandboxProcessor
 from billfold.funding.recovery import keep_booking
 from billfold.funding.sandbox import auto_settle
@@ -135,6 +136,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(ledger.stop)
         sweeper = asyncio.create_task(_sweep_expired_holds(ledger), name="hold-sweeper")
         stack.callback(sweeper.cancel)
+        if settings.events_relay:
+            # One relay a process; it stops before the pool it reads closes (the stack unwinds).
+            relaying = asyncio.create_task(relay.serve(pool, settings, redis_url), name="relay")
+            stack.push_async_callback(_stop, relaying)
         app.state.funding = await Funding.start(pool, ledger, settings)
         app.state.cards = SandboxProcessor(pool) if settings.sandbox_enabled else NoProcessor()
         recovery = asyncio.create_task(
@@ -163,6 +168,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         tune_gc()
         yield
         log.info("stopping")
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _start_risk(

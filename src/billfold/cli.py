@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -31,6 +32,8 @@ ach_app = typer.Typer(help="ACH: the NACHA files exchanged with the bank.", no_a
 app.add_typer(ach_app, name="ach")
 keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+events_app = typer.Typer(help="Events: the stream of what changed.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 # The offline command groups, loaded only when asked: the service never imports them, and the
 # benchmarks are a package of their own (tools/bench), absent where only the service is installed.
 # Each takes the rest of the command line, --help included, to its own group.
@@ -118,6 +121,45 @@ def grant_admin(handle: Annotated[str, typer.Argument(help="Username, email or p
     settings = _load_settings()
     user = _run(_with_pool(settings, lambda pool: grant(pool, handle)), "grant the admin role")
     print(f"{user.username} ({user.id}) is now an admin")
+
+
+@events_app.command("tail")
+def events_tail(
+    type_: Annotated[
+        list[str] | None,
+        typer.Option("--type", help="Only events of this type (e.g. transfer.completed)."),
+    ] = None,
+) -> None:
+    """Print the events as they are published, one CloudEvents JSON a line, until interrupted."""
+    from billfold.events.cli import tail
+
+    settings = _load_settings()
+    try:
+        asyncio.run(tail(settings, type_ or [], lambda line: print(line, flush=True)))
+    except KeyboardInterrupt:
+        pass
+    except _environment_errors() as error:
+        _fail(f"cannot tail the events: {_describe(error)}")
+
+
+@events_app.command("replay")
+def events_replay(
+    from_: Annotated[
+        datetime,
+        typer.Option("--from", help="Publish again every event kept from this time on (UTC)."),
+    ],
+) -> None:
+    """Have the relays publish again the events from a time on (those not yet pruned), in
+    order; consumers drop what they had by the event id."""
+    from billfold.events.cli import replay_from
+
+    since = from_ if from_.tzinfo else from_.replace(tzinfo=UTC)
+    settings = _load_settings()
+    try:
+        count = asyncio.run(replay_from(settings, since))
+    except _environment_errors() as error:
+        _fail(f"cannot replay the events: {_describe(error)}")
+    print(f"{count} events will be published again")
 
 
 @ach_app.command("export")

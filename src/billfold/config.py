@@ -73,6 +73,17 @@ class Settings(BaseSettings):
 
     migrate_on_start: bool = True
 
+    # Events (events/): written to the outbox with every change (the ledger's batches too);
+    # published by a relay in each process to Redis Streams on the service's Redis, or to NATS
+    # JetStream when events_url is nats://. Published rows are kept events_retention_h hours.
+    outbox: bool = True
+    events_url: str | None = None
+    events_relay: bool = True
+    events_retention_h: float = 72.0
+    # Relays share the outbox by partition (of the ordering key): one relay at a time publishes
+    # a partition, in order. With one, every event is published in commit order.
+    events_partitions: int = Field(default=1, ge=1, le=1024)
+
     # Signs access tokens. Unset, a random key is made once and kept in the data dir (0600), so
     # that every worker on that dir shares it; set it in production.
     secret_key: str | None = Field(default=None, min_length=32)

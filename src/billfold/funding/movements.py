@@ -18,6 +18,7 @@ from billfold.funding import rails
 from billfold.funding.ach import add_banking_days
 from billfold.funding.bank_accounts import access_bank_account, next_trace_number
 from billfold.funding.cards import CardProcessor, access_card, card_token
+from billfold.funding.events import tell
 from billfold.funding.limits import check_limits, instant_minor
 from billfold.funding.service import (
     FUNDING_COLUMNS,
@@ -91,6 +92,7 @@ async def add_funds_ach(
             )
             assert row is not None
             found = FundingTransfer.from_row(row)
+            await tell(conn, "pending", found)
             replayed = False
         else:
             replayed = True
@@ -188,7 +190,9 @@ async def cash_out(
             *_risk_columns(held),
         )
         assert row is not None
-        return FundingTransfer.from_row(row), False
+        movement = FundingTransfer.from_row(row)
+        await tell(conn, "pending", movement)
+        return movement, False
 
 
 async def add_funds_card(

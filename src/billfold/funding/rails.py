@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from billfold.funding.bank_accounts import unlink
+from billfold.funding.events import tell
 from billfold.funding.service import FUNDING_COLUMNS, Funding, FundingTransfer
 from billfold.ledger.errors import HoldNotPending
 from billfold.ledger.model import Transfer
@@ -109,11 +110,14 @@ async def settle(funding: Funding, ft: FundingTransfer) -> Outcome:
         await funding.pool.execute(
             "UPDATE funding_transfers SET posted_id = $2 WHERE id = $1", ft.id, posted.id
         )
-    changed = await funding.pool.fetchval(
-        """UPDATE funding_transfers SET status = 'settled', settled_at = now()
-            WHERE id = $1 AND status = 'pending' RETURNING 1""",
-        ft.id,
-    )
+    async with funding.pool.acquire() as conn, conn.transaction():
+        changed = await conn.fetchval(
+            """UPDATE funding_transfers SET status = 'settled', settled_at = now()
+                WHERE id = $1 AND status = 'pending' RETURNING 1""",
+            ft.id,
+        )
+        if changed:
+            await tell(conn, "settled", ft)
     if ft.purpose == "add_funds":
         await debts.collect(funding.pool, funding.ledger, ft.user_id, wallet_id)
     if not changed:
@@ -148,16 +152,19 @@ async def return_(
         await _undo_cash_out(funding, ft)
     else:
         await _undo_micro_deposit(funding, ft)
-    changed = await funding.pool.fetchval(
-        """UPDATE funding_transfers
-              SET status = 'returned', return_code = $2, returned_at = now(),
-                  clawed_back_minor = $3, owed_minor = $4
-            WHERE id = $1 AND status <> 'returned' RETURNING 1""",
-        ft.id,
-        code,
-        clawed,
-        owed,
-    )
+    async with funding.pool.acquire() as conn, conn.transaction():
+        changed = await conn.fetchval(
+            """UPDATE funding_transfers
+                  SET status = 'returned', return_code = $2, returned_at = now(),
+                      clawed_back_minor = $3, owed_minor = $4
+                WHERE id = $1 AND status <> 'returned' RETURNING 1""",
+            ft.id,
+            code,
+            clawed,
+            owed,
+        )
+        if changed:
+            await tell(conn, "returned", replace(ft, return_code=code))
     if not changed:
         return Outcome("ignored", f"transfer {ft.id} was returned already")
     await _take_action(funding.pool, ft, code, action)

@@ -23,10 +23,11 @@ from typing import Any
 import asyncpg
 
 from billfold.config import Settings
+from billfold.events import outbox
 from billfold.ledger import store
 from billfold.ledger.apply import Target, apply_batch
 from billfold.ledger.errors import InvalidTransfer, LedgerBusy, LedgerError
-from billfold.ledger.model import AccountBalance, Command, Transfer
+from billfold.ledger.model import AccountBalance, Command, Kind, SideRow, Transfer
 from billfold.ledger.replay import Pending, answer_duplicate, answer_from_storage
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ RETRYABLE = (
     OSError,
 )
 ID_BLOCK = 1000  # must equal the transfer_ids sequence's INCREMENT
+# The transfers that complete a movement, each told by a `transfer.completed` event in the outbox.
+COMPLETING = (Kind.TRANSFER, Kind.POST)
 # The longest the after-commit hook may hold back a batch's answers.
 AFTER_COMMIT_TIMEOUT_S = 0.25
 
@@ -61,6 +64,11 @@ class GroupCommit:
         are written by, each taking one array parameter per column, as text."""
         self._pool = pool
         self._side_statements = dict(side_statements or {})
+        # The outbox's rows are written with the batch, in its statement (events.outbox).
+        self._outbox = settings.outbox
+        if self._outbox:
+            statement = outbox.transfers_completed(settings.events_partitions)
+            self._side_statements[outbox.TRANSFERS_COMPLETED_NAME] = statement
         self._window_s = settings.batch_window_ms / 1000
         self._batch_max = batch_max or settings.batch_max
         self._retries = settings.batch_retries
@@ -337,6 +345,8 @@ class GroupCommit:
                 for c, outcome in zip(commands, result.outcomes, strict=True)
                 for name, values in c.rows
             ]
+            if self._outbox:
+                side_rows += self._events(result.transfers)
             await store.write_batch_and_commit(
                 conn, result.transfers, accounts.values(), outcomes, now, side_rows
             )
@@ -359,6 +369,20 @@ class GroupCommit:
                 pending.future.set_result(outcome)
             else:
                 pending.future.set_exception(outcome)
+
+    @staticmethod
+    def _events(transfers: list[Transfer]) -> list[SideRow]:
+        """The outbox rows of a batch's completed transfers (`transfer.completed`, keyed by
+        the debited account, whose lock the batch holds: its events' ids follow its commits).
+        Only the ids go: the statement reads the rest from the rows the batch writes."""
+        name = outbox.TRANSFERS_COMPLETED_NAME
+        rows: list[SideRow] = []
+        for t in transfers:
+            if t.kind in COMPLETING:
+                debit = next(e.account_id for e in t.entries if e.amount_minor < 0)
+                credit = next(e.account_id for e in t.entries if e.amount_minor > 0)
+                rows.append((name, (t.id, debit, credit)))
+        return rows
 
     async def _reserve_ids(self, conn: asyncpg.Connection, count: int) -> None:
         while self._id_end - self._next_id < count:

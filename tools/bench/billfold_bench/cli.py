@@ -21,7 +21,15 @@ bench_app = typer.Typer(
     add_completion=False,
 )
 
-LEDGER_SCENARIOS = ["uniform", "hot", "uniform-single", "hot-single"]
+# "-no-outbox": the same load with no events written (the outbox's cost: issue 27).
+LEDGER_SCENARIOS = [
+    "uniform",
+    "hot",
+    "uniform-single",
+    "hot-single",
+    "uniform-no-outbox",
+    "hot-no-outbox",
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")]
 
 

@@ -95,6 +95,15 @@ async def run_ledger_bench(
         for base in ("uniform", "hot")
         if base in by_name and f"{base}-single" in by_name
     }
+    ratios.update(
+        {
+            f"{base}_outbox_vs_none": round(
+                by_name[base].transfers_per_s / by_name[f"{base}-no-outbox"].transfers_per_s, 2
+            )
+            for base in ("uniform", "hot")
+            if base in by_name and f"{base}-no-outbox" in by_name
+        }
+    )
     for key, value in ratios.items():
         say(f"{key}: {value}x")
     return {
@@ -142,6 +151,8 @@ async def _scenario(
 ) -> Result:
     single = scenario.endswith("-single")
     to_hot = scenario.startswith("hot")
+    if scenario.endswith("-no-outbox"):
+        settings = settings.model_copy(update={"outbox": False})
     if single:
         settings = settings.model_copy(update={"batch_window_ms": 0.0, "batch_concurrency": 20})
     ledger = Ledger(pool, settings, batch_max=1 if single else None)

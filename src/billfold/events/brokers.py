@@ -1,0 +1,124 @@
+"""The brokers the relay publishes to, behind one small interface (Broker): Redis Streams, the
+embedded default (stream `billfold:events`), and NATS JetStream (stream `BILLFOLD`, subjects
+`billfold.<type>`, `Nats-Msg-Id` the event id, so that JetStream drops a duplicate). Another
+(Kafka) is one more class here; producers write the outbox and never see a broker."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, NamedTuple, Protocol
+
+import nats
+import orjson
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+from nats.js.api import DeliverPolicy, StreamConfig
+from nats.js.errors import BadRequestError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+STREAM = "billfold:events"
+# Redis keeps about this many messages: the outbox, not the stream, is the record.
+STREAM_MAX_LEN = 1_000_000
+NATS_STREAM = "BILLFOLD"
+NATS_SUBJECTS = "billfold.>"
+# What a broker raises when it is down or slow: the relay retries, the rows wait.
+BROKER_ERRORS = (RedisError, NatsError, TimeoutError, OSError)
+
+
+class Message(NamedTuple):
+    """One event as sent: its id (for de-duplication), its type, its CloudEvents JSON."""
+
+    id: str
+    type: str
+    body: bytes
+
+
+class Broker(Protocol):
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Publish in the order given; return once the broker has them all, or raise."""
+
+    def tail(self) -> AsyncIterator[Message]:
+        """The messages published from now on, as they come."""
+
+    async def close(self) -> None: ...
+
+
+class RedisStreams:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for m in messages:
+                fields = {"id": m.id, "type": m.type, "event": m.body}
+                pipe.xadd(STREAM, fields, maxlen=STREAM_MAX_LEN, approximate=True)  # type: ignore[arg-type]
+            await pipe.execute()
+
+    async def tail(self) -> AsyncIterator[Message]:
+        last = "$"
+        while True:
+            found: Any = await self._redis.xread({STREAM: last}, count=100, block=1000)
+            for _, entries in found or ():
+                for entry_id, fields in entries:
+                    last = entry_id
+                    yield Message(
+                        _text(fields["id"]), _text(fields["type"]), _bytes(fields["event"])
+                    )
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+class JetStream:
+    def __init__(self, client: NatsClient) -> None:
+        self._client = client
+        self._js = client.jetstream()
+
+    @classmethod
+    async def connect(cls, url: str) -> JetStream:
+        """Connected, with the stream made if it is not there yet."""
+        client = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=-1)
+        broker = cls(client)
+        with contextlib.suppress(BadRequestError):
+            await broker._js.add_stream(StreamConfig(name=NATS_STREAM, subjects=[NATS_SUBJECTS]))
+        return broker
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        # One at a time: each waits for its acknowledgement, so the order holds.
+        for m in messages:
+            await self._js.publish(m.type, m.body, headers={"Nats-Msg-Id": m.id})
+
+    async def tail(self) -> AsyncIterator[Message]:
+        sub = await self._js.subscribe(
+            NATS_SUBJECTS, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW
+        )
+        try:
+            async for msg in sub.messages:
+                event_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+                yield Message(event_id, msg.subject, msg.data)
+        finally:
+            await sub.unsubscribe()
+
+    async def close(self) -> None:
+        await self._client.drain()
+
+
+async def connect(events_url: str | None, redis_url: str) -> Broker:
+    """The broker the settings name: NATS JetStream for nats://, else Redis Streams."""
+    if events_url and events_url.startswith("nats://"):
+        return await JetStream.connect(events_url)
+    return RedisStreams(Redis.from_url(events_url or redis_url, decode_responses=True))
+
+
+def body_of(event: dict[str, object]) -> bytes:
+    return orjson.dumps(event)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else value

@@ -1,0 +1,119 @@
+"""The outbox: events written in the transaction of the change they tell of, so that an event
+exists if and only if its change committed (never sent straight to a broker). Every context
+writes here (a low layer: this package imports only platform and config); the relay publishes.
+
+An event is a CloudEvents 1.0 message: `type` is versioned (`billfold.transfer.completed.v1`),
+`subject` names the thing changed, amounts are decimal strings with their currency, and no card
+or full account number is ever put in `data`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import orjson
+
+SOURCE = "/billfold"
+VERSION = 1
+# Currencies with no minor unit; every other one the service meets has two decimal places.
+ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"})
+
+# An event's row from a context's own transaction (`write`).
+WRITE = """
+INSERT INTO outbox (event_id, type, source, subject, ordering_key, partition, time, data)
+SELECT u.event_id, u.type, u.source, u.subject, u.ordering_key,
+       outbox_partition(u.ordering_key, $8), u.time, u.data
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+              $7::jsonb[]) WITH ORDINALITY
+       AS u(event_id, type, source, subject, ordering_key, time, data, n)
+ ORDER BY u.n
+"""
+
+# The `transfer.completed` events of a ledger batch's transfers, written in the batch's own
+# statement (a side statement: ledger.model.SideRow) after its transfers: given only the ids
+# and the two accounts of each, it reads the rest from the rows just written, so that the
+# ledger's process spends next to nothing on them. Rows are numbered in the batch's order.
+TRANSFERS_COMPLETED_NAME = "billfold_write_outbox"
+_TRANSFERS_COMPLETED = """
+INSERT INTO outbox (type, source, subject, ordering_key, partition, time, data)
+SELECT 'billfold.transfer.completed.v{version}', '{source}', 'transfer/' || t.id,
+       'account/' || u.debit, outbox_partition('account/' || u.debit, {partitions}),
+       t.created_at,
+       jsonb_build_object(
+           'transfer_id', t.id::text, 'kind', t.kind, 'code', t.code,
+           'amount', CASE WHEN t.currency = ANY('{{{zero}}}'::text[]) THEN t.amount_minor::text
+                          ELSE (t.amount_minor::numeric / 100)::numeric(20, 2)::text END,
+           'currency', t.currency,
+           'debit_account_id', u.debit::text, 'credit_account_id', u.credit::text)
+  FROM unnest($1::text::bigint[], $2::text::bigint[], $3::text::bigint[]) WITH ORDINALITY
+       AS u(id, debit, credit, n)
+  JOIN transfers t ON t.id = u.id
+ ORDER BY u.n
+"""
+
+
+def transfers_completed(partitions: int) -> str:
+    """The statement of TRANSFERS_COMPLETED_NAME for a number of relay partitions."""
+    return _TRANSFERS_COMPLETED.format(
+        version=VERSION, source=SOURCE, partitions=int(partitions), zero=",".join(ZERO_DECIMAL)
+    )
+
+
+def amount(minor: int, currency: str) -> str:
+    """An amount in minor units as a decimal string: 1234 USD is '12.34'."""
+    if currency in ZERO_DECIMAL:
+        return str(minor)
+    sign = "-" if minor < 0 else ""
+    whole, cents = divmod(abs(minor), 100)
+    return f"{sign}{whole}.{cents:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event. `kind` is the type without prefix or version (`transfer.completed`);
+    `ordering_key` (an account) is what the relay keeps the order of."""
+
+    kind: str
+    subject: str
+    ordering_key: str
+    time: datetime
+    data: Mapping[str, Any]
+    id: UUID = field(default_factory=uuid4)
+
+    @property
+    def type(self) -> str:
+        return f"billfold.{self.kind}.v{VERSION}"
+
+    def row(self) -> tuple[Any, ...]:
+        """The outbox row's columns, in WRITE's order."""
+        data = orjson.dumps(dict(self.data)).decode()
+        return (self.id, self.type, SOURCE, self.subject, self.ordering_key, self.time, data)
+
+
+def cloudevent(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The CloudEvents 1.0 JSON of an outbox row."""
+    data = row["data"]
+    return {
+        "specversion": "1.0",
+        "id": str(row["event_id"]),
+        "source": row["source"],
+        "type": row["type"],
+        "subject": row["subject"],
+        "time": row["time"].isoformat(),
+        "datacontenttype": "application/json",
+        "data": orjson.loads(data) if isinstance(data, str | bytes) else data,
+    }
+
+
+async def write(conn: asyncpg.Connection, events: Sequence[Event], partitions: int = 1) -> None:
+    """Write events in the caller's transaction (the caller holds it open: they commit with
+    the change or not at all)."""
+    if not events:
+        return
+    columns = [list(column) for column in zip(*(e.row() for e in events), strict=True)]
+    await conn.execute(WRITE, *columns, partitions)

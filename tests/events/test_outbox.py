@@ -1,0 +1,163 @@
+"""The outbox holds an event if and only if its change committed, and the relay publishes each."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+
+from billfold.config import Settings
+from billfold.events.brokers import STREAM, RedisStreams
+from billfold.events.outbox import amount
+from billfold.events.relay import Relay
+from billfold.ledger.engine import Ledger
+from billfold.ledger.errors import LedgerError
+from billfold.ledger.model import Transfer
+
+OpenWallet = Callable[[int], Awaitable[int]]
+# A step: from wallet, to wallet, amount (minor), and whether a retry of the same key is sent
+# through a second engine (another process) at once.
+steps = st.lists(
+    st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(1, 150), st.booleans()),
+    min_size=1,
+    max_size=20,
+)
+
+
+@pytest.fixture(scope="module")
+async def other_ledger(pool: asyncpg.Pool, settings: Settings) -> Any:
+    engine = Ledger(pool, settings)
+    await engine.start()
+    yield engine
+    await engine.stop()
+
+
+async def stream_events(redis: Redis) -> list[dict[str, Any]]:
+    """Every CloudEvent on the Redis stream, in stream order."""
+    entries = await redis.xrange(STREAM)
+    return [orjson.loads(fields["event"]) for _, fields in entries]
+
+
+async def drain(relay: Relay) -> None:
+    while await relay.publish_once():
+        pass
+
+
+def test_amounts_are_decimal_strings() -> None:
+    assert (amount(1234, "USD"), amount(5, "USD"), amount(-250, "USD")) == (
+        "12.34",
+        "0.05",
+        "-2.50",
+    )
+    assert amount(1234, "JPY") == "1234"
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(plan=steps)
+async def test_published_events_are_the_committed_transfers_in_order_per_account(
+    plan: list[tuple[int, int, int, bool]],
+    pool: asyncpg.Pool,
+    redis: Redis,
+    ledger: Ledger,
+    other_ledger: Ledger,
+    open_wallet: OpenWallet,
+) -> None:
+    """For an interleaving of committed, refused (no funds, same account) and raced retries
+    (whose batches roll back), the published events are the committed transfers, each at least
+    once, in commit order per account."""
+    wallets = [await open_wallet(200) for _ in range(3)]
+    calls = []
+    for debit, credit, amount_minor, retry in plan:
+        key = str(uuid.uuid4())
+        move: dict[str, Any] = {
+            "debit_account_id": wallets[debit],
+            "credit_account_id": wallets[credit],
+            "amount_minor": amount_minor,
+            "currency": "USD",
+            "code": "events_p2p",
+        }
+        calls.append(ledger.move("events", key, **move))
+        if retry:
+            calls.append(other_ledger.move("events", key, **move))
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(o, Transfer | LedgerError) for o in outcomes), outcomes
+    committed = {o.id for o in outcomes if isinstance(o, Transfer)}
+
+    await drain(Relay(pool, RedisStreams(redis)))
+
+    published = [
+        e
+        for e in await stream_events(redis)
+        if e.get("data", {}).get("code") == "events_p2p"
+        and int(e["data"]["debit_account_id"]) in wallets
+    ]
+    assert {int(e["data"]["transfer_id"]) for e in published} == committed
+    assert all(
+        e["specversion"] == "1.0" and e["type"] == "billfold.transfer.completed.v1"
+        for e in published
+    )
+    for wallet in wallets:
+        ids = [
+            int(e["data"]["transfer_id"])
+            for e in published
+            if str(wallet) in (e["data"]["debit_account_id"], e["data"]["credit_account_id"])
+        ]
+        # The account's commit order: its entries' sequence numbers (transfer ids are not,
+        # across engines: each takes its ids in blocks of its own).
+        booked = await pool.fetch(
+            "SELECT transfer_id FROM entries WHERE account_id = $1 AND transfer_id = ANY($2)"
+            " ORDER BY account_seq",
+            wallet,
+            list(committed),
+        )
+        assert list(dict.fromkeys(ids)) == [r["transfer_id"] for r in booked], (
+            f"account {wallet}: events out of commit order"
+        )
+    unpublished = await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE published_at IS NULL AND data->>'code' = 'events_p2p'"
+    )
+    assert unpublished == 0
+
+
+async def test_a_refused_transfer_writes_no_event(
+    pool: asyncpg.Pool, ledger: Ledger, open_wallet: OpenWallet
+) -> None:
+    """A command the ledger refuses in its batch leaves no outbox row; its neighbour's stands."""
+    poor, rich, payee = await open_wallet(10), await open_wallet(500), await open_wallet(1)
+    refused, done = await asyncio.gather(
+        ledger.move(
+            "events",
+            str(uuid.uuid4()),
+            debit_account_id=poor,
+            credit_account_id=payee,
+            amount_minor=50,
+            currency="USD",
+            code="p2p",
+        ),
+        ledger.move(
+            "events",
+            str(uuid.uuid4()),
+            debit_account_id=rich,
+            credit_account_id=payee,
+            amount_minor=50,
+            currency="USD",
+            code="p2p",
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(refused, LedgerError) and isinstance(done, Transfer)
+    rows = await pool.fetch(
+        "SELECT subject, data FROM outbox WHERE ordering_key = ANY($1::text[])",
+        [f"account/{poor}", f"account/{rich}"],
+    )
+    assert [r["subject"] for r in rows] == [f"transfer/{done.id}"]
