@@ -20,6 +20,7 @@ from billfold.api.inputs import InputRoute
 from billfold.api.middleware import RequestContextMiddleware
 from billfold.api.problems import install_problem_handlers
 from billfold.config import Settings, proxy_networks
+from billfold.events import consumer as events_consumer
 from billfold.events import relay
 from billfold.funding.cards import NoProcessor, SandboxProcessor
 from billfold.funding.recovery import keep_booking
@@ -140,6 +141,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             # One relay a process; it stops before the pool it reads closes (the stack unwinds).
             relaying = asyncio.create_task(relay.serve(pool, settings, redis_url), name="relay")
             stack.push_async_callback(_stop, relaying)
+        if settings.events_consumers:
+            for consumer in _consumers(pool, settings):
+                task = asyncio.create_task(
+                    events_consumer.serve(consumer, settings, redis_url), name=consumer.group
+                )
+                stack.push_async_callback(_stop, task)
         app.state.funding = await Funding.start(pool, ledger, settings)
         app.state.cards = SandboxProcessor(pool) if settings.sandbox_enabled else NoProcessor()
         recovery = asyncio.create_task(
@@ -168,6 +175,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         tune_gc()
         yield
         log.info("stopping")
+
+
+def _consumers(pool: asyncpg.Pool, settings: Settings) -> list[events_consumer.Consumer]:
+    """The stream's consumer groups this process takes part in (events.consumer)."""
+    return []
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

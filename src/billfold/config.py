@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     outbox: bool = True
     events_url: str | None = None
     events_relay: bool = True
+    # The consumer groups (notifications, webhooks, figures) run in every API process too.
+    events_consumers: bool = True
     events_retention_h: float = 72.0
     # Relays share the outbox by partition (of the ordering key): one relay at a time publishes
     # a partition, in order. With one, every event is published in commit order.

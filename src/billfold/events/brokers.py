@@ -6,6 +6,7 @@ embedded default (stream `billfold:events`), and NATS JetStream (stream `BILLFOL
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -13,10 +14,10 @@ import nats
 import orjson
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
-from nats.js.api import DeliverPolicy, StreamConfig
+from nats.js.api import ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import BadRequestError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 STREAM = "billfold:events"
 # Redis keeps about this many messages: the outbox, not the stream, is the record.
@@ -42,7 +43,27 @@ class Broker(Protocol):
     def tail(self) -> AsyncIterator[Message]:
         """The messages published from now on, as they come."""
 
+    async def group(self, name: str, member: str) -> Group:
+        """A member of a consumer group: the group's members share its messages, each message
+        goes to one of them, and what a member took and did not acknowledge (it died) goes to
+        another after a while. A new group starts at the oldest message the broker keeps."""
+
     async def close(self) -> None: ...
+
+
+class Taken(NamedTuple):
+    """A message taken by a group member, with what acknowledges it."""
+
+    message: Message
+    handle: Any
+
+
+class Group(Protocol):
+    async def take(self, count: int, wait_s: float) -> list[Taken]:
+        """Up to `count` messages, oldest first, waiting up to `wait_s` for the first."""
+
+    async def ack(self, taken: Sequence[Taken]) -> None:
+        """Done with these: the group will not hand them out again."""
 
 
 class RedisStreams:
@@ -67,8 +88,51 @@ class RedisStreams:
                         _text(fields["id"]), _text(fields["type"]), _bytes(fields["event"])
                     )
 
+    async def group(self, name: str, member: str) -> Group:
+        with contextlib.suppress(ResponseError):  # BUSYGROUP: it is there already
+            await self._redis.xgroup_create(STREAM, name, id="0", mkstream=True)
+        return RedisGroup(self._redis, name, member)
+
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+class RedisGroup:
+    """A member of a Redis Streams consumer group (XREADGROUP / XACK). Every CLAIM_EVERY_S it
+    first takes over what a member left unacknowledged for CLAIM_IDLE_S (XAUTOCLAIM)."""
+
+    CLAIM_IDLE_S = 30.0
+    CLAIM_EVERY_S = 10.0
+
+    def __init__(self, redis: Redis, name: str, member: str) -> None:
+        self._redis = redis
+        self._name = name
+        self._member = member
+        self._claimed_at = 0.0
+
+    async def take(self, count: int, wait_s: float) -> list[Taken]:
+        now = time.monotonic()
+        if now - self._claimed_at > self.CLAIM_EVERY_S:
+            self._claimed_at = now
+            reply: Any = await self._redis.xautoclaim(
+                STREAM, self._name, self._member, int(self.CLAIM_IDLE_S * 1000), "0-0", count
+            )
+            stale = [_redis_taken(i, f) for i, f in reply[1] if f]
+            if stale:
+                return stale
+        found: Any = await self._redis.xreadgroup(
+            self._name, self._member, {STREAM: ">"}, count=count, block=max(1, int(wait_s * 1000))
+        )
+        return [_redis_taken(i, f) for _, entries in found or () for i, f in entries if f]
+
+    async def ack(self, taken: Sequence[Taken]) -> None:
+        if taken:
+            await self._redis.xack(STREAM, self._name, *(t.handle for t in taken))
+
+
+def _redis_taken(entry_id: Any, fields: dict[str, Any]) -> Taken:
+    message = Message(_text(fields["id"]), _text(fields["type"]), _bytes(fields["event"]))
+    return Taken(message, entry_id)
 
 
 class JetStream:
@@ -101,8 +165,35 @@ class JetStream:
         finally:
             await sub.unsubscribe()
 
+    async def group(self, name: str, member: str) -> Group:
+        # A durable pull consumer is the group; JetStream hands a message not acknowledged
+        # within ack_wait (30 s) to another member.
+        sub = await self._js.pull_subscribe(
+            NATS_SUBJECTS, durable=name, stream=NATS_STREAM, config=ConsumerConfig(ack_wait=30)
+        )
+        return NatsGroup(sub)
+
     async def close(self) -> None:
         await self._client.drain()
+
+
+class NatsGroup:
+    def __init__(self, sub: Any) -> None:
+        self._sub = sub
+
+    async def take(self, count: int, wait_s: float) -> list[Taken]:
+        try:
+            msgs = await self._sub.fetch(count, timeout=wait_s)
+        except TimeoutError:
+            return []
+        return [
+            Taken(Message((m.headers or {}).get("Nats-Msg-Id", ""), m.subject, m.data), m)
+            for m in msgs
+        ]
+
+    async def ack(self, taken: Sequence[Taken]) -> None:
+        for t in taken:
+            await t.handle.ack()
 
 
 async def connect(events_url: str | None, redis_url: str) -> Broker:
