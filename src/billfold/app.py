@@ -33,7 +33,7 @@ from billfold.platform.logging import configure_logging, get_logger
 from billfold.platform.metrics import mark_worker_exited
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.redis import create_redis
-from billfold.platform.runtime import tune_gc
+from billfold.platform.runtime import stop_if_cancelled, tune_gc
 from billfold.risk.assessments import RECORD_WITH_TRANSFER, WITH_TRANSFER
 from billfold.risk.engine import PAST_POOL, RulesEngine, load_scorer
 from billfold.risk.gate import AllowAll, RiskEngine
@@ -136,7 +136,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ledger.start()
         stack.push_async_callback(ledger.stop)
         sweeper = asyncio.create_task(_sweep_expired_holds(ledger), name="hold-sweeper")
-        stack.callback(sweeper.cancel)
+        stack.push_async_callback(_stop, sweeper)
         if settings.events_relay:
             # One relay a process; it stops before the pool it reads closes (the stack unwinds).
             relaying = asyncio.create_task(relay.serve(pool, settings, redis_url), name="relay")
@@ -152,13 +152,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         recovery = asyncio.create_task(
             keep_booking(app.state.funding, app.state.cards), name="funding-recovery"
         )
-        stack.callback(recovery.cancel)
+        stack.push_async_callback(_stop, recovery)
         if settings.sandbox_enabled and settings.sandbox_settle_after_s > 0:
             settler = asyncio.create_task(
                 auto_settle(app.state.funding, settings.sandbox_settle_after_s),
                 name="sandbox-settler",
             )
-            stack.callback(settler.cancel)
+            stack.push_async_callback(_stop, settler)
         stack.callback(mark_worker_exited)
         app.state.pool = pool
         app.state.redis = redis
@@ -183,8 +183,12 @@ def _consumers(pool: asyncpg.Pool, settings: Settings) -> list[events_consumer.C
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait for it, for STOP_WAIT_S at most: shutting down never
+    hangs on one that does not stop (it is logged)."""
     task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    done, _ = await asyncio.wait([task], timeout=STOP_WAIT_S)
+    if not done:
+        log.error("background task did not stop", task=task.get_name())
 
 
 async def _start_risk(
@@ -222,6 +226,8 @@ def _package_version() -> str:
 
 # How often each process looks for expired holds to void.
 SWEEP_INTERVAL_S = 5.0
+# How long shutting down waits for each background task to stop (app._stop).
+STOP_WAIT_S = 10.0
 
 
 async def _sweep_expired_holds(ledger: Ledger) -> None:
@@ -232,6 +238,7 @@ async def _sweep_expired_holds(ledger: Ledger) -> None:
         try:
             voided = await ledger.void_expired_holds()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            stop_if_cancelled(error)
             log.warning("hold sweep failed", error=str(error))
             continue
         if voided:

@@ -163,3 +163,34 @@ async def test_tail_prints_the_events_of_a_type_as_they_come(
     await broker.publish([other, wanted])
     await asyncio.wait_for(tailing, 5)
     assert lines == ['{"type":"wanted"}']
+
+
+class Hangs(Recording):
+    """A broker whose publish never returns, and which, cancelled, raises the connection error
+    a client raises when its request is cut (as asyncpg's rollback does, cancelled mid-query)."""
+
+    def __init__(self) -> None:
+        super().__init__(set(), [])
+        self.entered = asyncio.Event()
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        self.entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise ConnectionResetError("request cut") from None
+
+
+async def test_a_relay_cancelled_mid_publish_stops_though_the_client_turns_it_into_an_error(
+    pool: asyncpg.Pool,
+) -> None:
+    """Cancelling a relay stops it even when the cancellation surfaces as a broker error: the
+    retry loop must not swallow it (a shutdown once hung on exactly this)."""
+    await write_events(pool, 3, 1)
+    broker = Hangs()
+    running = asyncio.create_task(Relay(pool, broker).run())
+    await asyncio.wait_for(broker.entered.wait(), 10)
+    running.cancel()
+    done, _ = await asyncio.wait([running], timeout=10)
+    assert done, "the relay went on after it was cancelled"
+    assert running.cancelled()

@@ -24,6 +24,7 @@ from prometheus_client import Counter
 
 from billfold.config import Settings
 from billfold.events.brokers import BROKER_ERRORS, Broker, Group, Taken, connect
+from billfold.platform.runtime import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ async def _handle(taken: Sequence[Taken], name: str, handle: Handler) -> None:
             await handle(events)
             return
         except Exception as error:  # noqa: BLE001 - any handler fault: retried, then dead-lettered
+            stop_if_cancelled(error)
             if attempt == POISON_TRIES:
                 break
             log.warning("event handler failed, retrying: %s %r", name, error)
@@ -99,7 +101,8 @@ async def _handle_one(event: CloudEvent, name: str, handle: Handler) -> None:
         try:
             await handle([event])
             return
-        except Exception:  # noqa: BLE001 - as in _handle
+        except Exception as error:  # noqa: BLE001 - as in _handle
+            stop_if_cancelled(error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
     await _give_up(event, name)
@@ -128,6 +131,7 @@ async def serve(consumer: Consumer, settings: Settings, redis_url: str) -> None:
                 await broker.close()
             raise
         except BROKER_ERRORS as error:
+            stop_if_cancelled(error)
             log.warning("event consumer %s: broker failed, retrying: %r", consumer.group, error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)

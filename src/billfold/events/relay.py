@@ -21,6 +21,7 @@ import asyncpg
 from billfold.config import Settings
 from billfold.events.brokers import BROKER_ERRORS, Broker, Message, body_of, connect
 from billfold.events.outbox import cloudevent
+from billfold.platform.runtime import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class Relay:
                     await self.prune()
                 published = await self.publish_once()
             except (*BROKER_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                stop_if_cancelled(error)
                 delay = min(delay * 2, RETRY_MAX_S)
                 log.warning("event relay failed, retrying in %.2fs: %r", delay, error)
                 await asyncio.sleep(delay)
@@ -128,6 +130,7 @@ async def serve(pool: asyncpg.Pool, settings: Settings, redis_url: str) -> None:
             broker = await connect(settings.events_url, redis_url)
             break
         except BROKER_ERRORS as error:
+            stop_if_cancelled(error)
             log.warning("event broker unreachable, retrying in %.2fs: %r", delay, error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
