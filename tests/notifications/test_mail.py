@@ -19,7 +19,6 @@ from billfold.config import Settings
 from billfold.notifications import sink
 from billfold.notifications.mail import BATCH, LocalSink
 from billfold.notifications.service import Notifications
-from billfold.wallet.users import User
 from tests.notifications import events
 from tests.notifications.conftest import MakeUser
 from tests.world import billfold
