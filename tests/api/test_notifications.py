@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from billfold.api.notifications import PreferencesIn
 from billfold.notifications import sink
+from billfold.notifications.kinds import CATEGORIES
 from billfold.notifications.service import Notifications
 from tests.api.driver import Person, add_funds, pay
 from tests.notifications import events
@@ -216,3 +218,8 @@ async def test_preferences_are_shown_changed_and_followed(
         "SELECT email_status FROM notifications WHERE id = $1", uuid.UUID(told["id"])
     )
     assert email == "none"
+
+
+def test_the_preferences_body_names_every_category() -> None:
+    """PUT /notifications/preferences takes one field a category, no more, no fewer."""
+    assert set(PreferencesIn.model_fields) == set(CATEGORIES)

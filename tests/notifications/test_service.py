@@ -118,3 +118,19 @@ async def test_a_transfer_completed_without_its_people_is_told_to_the_owner_of_i
     await told.handle([event])
     [row] = await rows_of(pool, ada)
     assert row["subject"] == f"You received $3.00 from @{bob.username}"
+
+
+async def test_notifications_past_the_retention_period_are_pruned(
+    pool: asyncpg.Pool, told: Notifications, make_user: MakeUser
+) -> None:
+    """The mailer's pruning deletes notifications older than the retention period, read or
+    not, and leaves the newer ones."""
+    ada = await make_user()
+    old, new = events.user_event("frozen", str(ada.id)), events.user_event("unfrozen", str(ada.id))
+    await told.handle([old, new])
+    await pool.execute(
+        "UPDATE notifications SET created_at = now() - interval '200 days' WHERE event_id = $1",
+        uuid.UUID(old["id"]),
+    )
+    assert await told.mailer.prune() >= 1
+    assert [r["kind"] for r in await rows_of(pool, ada)] == ["user_unfrozen"]
