@@ -1,7 +1,7 @@
 """The layers hold: handlers in api/ run no SQL and import no other router; the contexts import
-inwards only (platform < events < ledger < risk < wallet < funding), config imports none, and
-each table is written by the one context that owns it. Read from the source (ast), so that a new
-module is held to it too.
+inwards only (platform < events < ledger < risk < wallet < funding < notifications), config
+imports none, and each table is written by the one context that owns it. Read from the source
+(ast), so that a new module is held to it too.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ OWNERS = {
         "sandbox_card_tokens",
         "sandbox_card_charges",
     },
+    "notifications": {"notifications", "notification_preferences"},
 }
 # Folders that are no context: they call the contexts (and may write anything, as the
 # benchmarks' seeding does).
@@ -63,6 +64,7 @@ INWARDS = {
     "risk": BASE | {"events", "risk"},
     "wallet": BASE | {"events", "ledger", "risk", "wallet"},
     "funding": BASE | {"events", "ledger", "risk", "wallet", "funding"},
+    "notifications": BASE | {"events", "ledger", "risk", "wallet", "funding", "notifications"},
 }
 
 
@@ -164,8 +166,8 @@ def test_risk_imports_no_other_context() -> None:
 
 def test_contexts_import_inwards() -> None:
     """Each context imports only those below it: platform < events < ledger < risk < wallet <
-    funding (config, plain settings, sits with platform). None imports api/, the CLI or the
-    benchmarks: they call the contexts, never the other way round."""
+    funding < notifications (config, plain settings, sits with platform). None imports api/,
+    the CLI or the benchmarks: they call the contexts, never the other way round."""
     found = [
         line
         for context, allowed in INWARDS.items()

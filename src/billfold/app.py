@@ -13,7 +13,18 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from redis.asyncio import Redis
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from billfold.api import admin, auth, direct, docs, funding, health, history, sandbox, wallet
+from billfold.api import (
+    admin,
+    auth,
+    direct,
+    docs,
+    funding,
+    health,
+    history,
+    notifications,
+    sandbox,
+    wallet,
+)
 from billfold.api.admission import Admission
 from billfold.api.contract import document_responses
 from billfold.api.inputs import InputRoute
@@ -27,6 +38,7 @@ from billfold.funding.recovery import keep_booking
 from billfold.funding.sandbox import auto_settle
 from billfold.funding.service import Funding
 from billfold.ledger.engine import Ledger
+from billfold.notifications.service import Notifications
 from billfold.platform import db
 from billfold.platform.embedded import ensure_database, ensure_redis
 from billfold.platform.logging import configure_logging, get_logger
@@ -72,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(history.router)
     app.include_router(funding.router)
     app.include_router(admin.router)
+    app.include_router(notifications.router)
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
     routes = [context.original_route for context in iter_route_contexts(app.routes)]
@@ -142,7 +155,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             relaying = asyncio.create_task(relay.serve(pool, settings, redis_url), name="relay")
             stack.push_async_callback(_stop, relaying)
         if settings.events_consumers:
-            for consumer in _consumers(pool, settings):
+            # Its mailer stops after the consumers that feed it (the stack unwinds).
+            told = await Notifications.start(pool, settings)
+            stack.push_async_callback(told.stop)
+            for consumer in _consumers(pool, settings, told):
                 task = asyncio.create_task(
                     events_consumer.serve(consumer, settings, redis_url), name=consumer.group
                 )
@@ -177,9 +193,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("stopping")
 
 
-def _consumers(pool: asyncpg.Pool, settings: Settings) -> list[events_consumer.Consumer]:
+def _consumers(
+    pool: asyncpg.Pool, settings: Settings, told: Notifications
+) -> list[events_consumer.Consumer]:
     """The stream's consumer groups this process takes part in (events.consumer)."""
-    return []
+    return [events_consumer.Consumer("notifications", told.handle)]
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -1,4 +1,5 @@
-"""The `billfold` command: serve, migrate, demo, reconcile, users, ach, keys, risk, bench."""
+"""The `billfold` command: serve, migrate, demo, reconcile, users, ach, keys, events, mail, risk,
+bench."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help
 app.add_typer(keys_app, name="keys")
 events_app = typer.Typer(help="Events: the stream of what changed.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+mail_app = typer.Typer(help="Mail: what the local mail sink kept.", no_args_is_help=True)
+app.add_typer(mail_app, name="mail")
 # The offline command groups, loaded only when asked: the service never imports them, and the
 # benchmarks are a package of their own (tools/bench), absent where only the service is installed.
 # Each takes the rest of the command line, --help included, to its own group.
@@ -160,6 +163,42 @@ def events_replay(
     except _environment_errors() as error:
         _fail(f"cannot replay the events: {_describe(error)}")
     print(f"{count} events will be published again")
+
+
+@mail_app.command("list")
+def mail_list(
+    last: Annotated[int, typer.Option(min=1, help="Only the last N messages.")] = 50,
+) -> None:
+    """The emails the local mail sink kept (with no BILLFOLD_SMTP_URL), oldest first: id,
+    time, recipient, subject."""
+    from billfold.notifications.sink import list_messages, mail_dir
+
+    settings = _load_settings()
+    kept = list_messages(settings.data_dir, last)
+    for message in kept:
+        received = message.received_at.strftime("%Y-%m-%d %H:%M:%S")
+        typer.echo(f"{message.id}  {received}  {message.to}  {message.subject}")
+    if not kept:
+        typer.echo(f"no mail kept in {mail_dir(settings.data_dir)}", err=True)
+
+
+@mail_app.command("show")
+def mail_show(
+    message_id: Annotated[str, typer.Argument(help="An id `billfold mail list` printed.")],
+) -> None:
+    """One email the local mail sink kept, headers and text."""
+    from billfold.notifications.sink import read_message
+
+    settings = _load_settings()
+    try:
+        message = read_message(settings.data_dir, message_id)
+    except LookupError as error:
+        _fail(str(error))
+    for header in ("Date", "From", "To", "Subject", "Message-ID"):
+        typer.echo(f"{header}: {message.get(header, '')}")
+    part = message.get_body(("plain",))
+    typer.echo("")
+    typer.echo(part.get_content() if part is not None else message.as_string(), nl=False)
 
 
 @ach_app.command("export")

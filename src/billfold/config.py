@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -171,10 +172,36 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_FUNDING_LIMITS)
     )
 
+    # Notifications (notifications/): email goes to the SMTP server smtp_url names
+    # (smtp://host:port, or smtps:// for TLS from the start; user and password in the URL or in
+    # smtp_user / smtp_password). Unset, to the local sink: an SMTP server in one of the
+    # service's processes that keeps each message under data_dir/mail (`billfold mail list`).
+    smtp_url: str | None = None
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    mail_from: str = "Billfold <notifications@billfold.localhost>"
+    # Notifications are kept this many days, read or not (their emails too).
+    notifications_retention_days: int = Field(default=180, ge=1)
+
     @field_validator("trusted_proxies")
     @classmethod
     def _check_trusted_proxies(cls, value: str) -> str:
         return ",".join(str(network) for network in proxy_networks(value))
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("must be smtp://host[:port] or smtps://host[:port]")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number in range
+        except ValueError as error:
+            raise ValueError(f"has a bad port ({error})") from None
+        return value
 
     @field_validator("trust_forwarded_for")
     @classmethod

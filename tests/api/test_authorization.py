@@ -20,8 +20,10 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute, compile_path
 
+from billfold.notifications.service import Notifications
 from billfold.wallet.users import grant_admin
 from tests.api.driver import pay, set_pin
+from tests.notifications import events
 
 MakePerson = Callable[..., Awaitable[Any]]
 
@@ -99,6 +101,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", f"/api/v1/admin/users/{{subject_id}}/{action}"): {"reason": "matrix test"}
         for action in ("freeze", "unfreeze", "flag", "unflag")
     },
+    ("POST", "/api/v1/notifications/read"): {"up_to": "{notification_id}"},
+    ("PUT", "/api/v1/notifications/preferences"): {"money_received": {"email": True}},
     ("POST", "/api/v1/sandbox/cards/tokenize"): {
         "number": "4242424242424242",
         "exp_month": "12",
@@ -106,7 +110,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "cvc": "123",
     },
 }
-OWNER_FIELDS = {"sender_id", "user_id", "bank_account_id"}
+OWNER_FIELDS = {"sender_id", "user_id", "bank_account_id", "up_to"}
 # An id in this shape passes every format check but names nothing.
 MISSING_TRANSFER_ID = "999999999999999"
 
@@ -156,6 +160,7 @@ async def cast(
     ids = await funding_ids(client, link_bank, alice)
     ids["subject_id"] = (await make_person()).user_id
     ids |= await held_ids(app, client, make_person, alice)
+    ids["notification_id"] = await notification_id(app, alice)
     await app.state.risk.log.flush()
     ids["assessment_id"] = str(
         await app.state.pool.fetchval(
@@ -186,6 +191,16 @@ async def held_ids(
         "review_id": await sent(flagged, "home-phone", payer),
         "spare_review_id": await sent(flagged, "home-phone", payer),
     }
+
+
+async def notification_id(app: FastAPI, person: Any) -> str:
+    """A notification of the person's, recorded as the notifications consumer records one."""
+    event = events.user_event("unfrozen", person.user_id)
+    await Notifications(app.state.pool, app.state.settings).handle([event])
+    found = await app.state.pool.fetchval(
+        "SELECT id FROM notifications WHERE event_id = $1", uuid.UUID(event["id"])
+    )
+    return str(found)
 
 
 async def funding_ids(
@@ -289,6 +304,10 @@ def calls(app: FastAPI, ids: dict[str, str]) -> list[Call]:
 def _fill(template: Any, ids: dict[str, str]) -> Any:
     if isinstance(template, list):
         return [_fill(item, ids) for item in template]
+    if isinstance(template, dict):
+        return {k: _fill(v, ids) for k, v in template.items()}
+    if not isinstance(template, str):
+        return template
     return template.format(**ids)
 
 
