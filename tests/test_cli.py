@@ -62,6 +62,14 @@ def test_invalid_setting_is_named() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_an_invalid_url_setting_is_named_without_its_password() -> None:
+    result = run("migrate", BILLFOLD_SMTP_URL="smtp://mailer:s3cret-pw@mail.example:99999")
+
+    assert result.returncode == 2
+    assert "BILLFOLD_SMTP_URL 'smtp://mailer:***@mail.example:99999'" in result.stderr
+    assert "s3cret-pw" not in result.stderr
+
+
 def test_a_trusted_proxy_that_is_no_address_or_network_is_named() -> None:
     """BILLFOLD_TRUSTED_PROXIES takes addresses and CIDR networks; anything else (a network with
     host bits, `*`) stops the start with the entry named, rather than trusting the unintended."""

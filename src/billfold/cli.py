@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import pydantic
 import typer
@@ -446,7 +447,18 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 def _describe_setting(item: Any, setting: str | None = None) -> str:
     name = setting or (str(item["loc"][0]) if item["loc"] else "settings")
     variable = name if name.isupper() else f"BILLFOLD_{name.upper()}"
-    return f"{variable} {item.get('input')!r}: {item['msg']}"
+    return f"{variable} {_without_password(item.get('input'))!r}: {item['msg']}"
+
+
+def _without_password(value: Any) -> Any:
+    """A URL setting as shown in an error: its password (smtp://user:secret@host) masked."""
+    if not isinstance(value, str) or "@" not in value:
+        return value
+    parts = urlsplit(value)
+    if not parts.password:
+        return value
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _describe(error: BaseException) -> str:
