@@ -28,6 +28,9 @@ LOCK_SPACE = 0x0B0B  # the advisory locks' first key: the outbox's partitions
 BATCH_MAX = 500
 IDLE_S = 0.05
 RETRY_MAX_S = 5.0
+# A batch's publish gives up after this long: the relay holds its partition's lease and a
+# database transaction meanwhile, and a broker client's own timeouts are per call.
+PUBLISH_TIMEOUT_S = 30.0
 PRUNE_EVERY_S = 60.0
 PRUNE_MAX = 10_000
 
@@ -81,9 +84,10 @@ class Relay:
             rows = await conn.fetch(UNPUBLISHED, partition, self._batch_max)
             if not rows:
                 return 0
-            await self._broker.publish(
-                [Message(str(r["event_id"]), r["type"], body_of(cloudevent(r))) for r in rows]
-            )
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await self._broker.publish(
+                    [Message(str(r["event_id"]), r["type"], body_of(cloudevent(r))) for r in rows]
+                )
             await conn.execute(MARK, [r["id"] for r in rows])
         self.published += len(rows)
         return len(rows)
