@@ -21,7 +21,7 @@ from billfold.api.middleware import RequestContextMiddleware
 from billfold.api.problems import install_problem_handlers
 from billfold.config import Settings, proxy_networks
 from billfold.events import consumer as events_consumer
-from billfold.events import relay
+from billfold.events import figures, relay
 from billfold.funding.cards import NoProcessor, SandboxProcessor
 from billfold.funding.recovery import keep_booking
 from billfold.funding.sandbox import auto_settle
@@ -179,7 +179,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _consumers(pool: asyncpg.Pool, settings: Settings) -> list[events_consumer.Consumer]:
     """The stream's consumer groups this process takes part in (events.consumer)."""
-    return []
+    return [figures.consumer(pool, settings)]
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

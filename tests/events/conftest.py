@@ -29,6 +29,8 @@ from billfold.ledger.engine import Ledger
 from billfold.ledger.model import Account, AccountKind
 
 _counter = itertools.count()
+# Opens a USD wallet holding a balance (minor units); its account id.
+OpenWallet = Callable[[int], Awaitable[int]]
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +54,7 @@ async def bank(pool: asyncpg.Pool) -> Account:
 
 
 @pytest.fixture
-def open_wallet(
-    pool: asyncpg.Pool, ledger: Ledger, bank: Account
-) -> Callable[[int], Awaitable[int]]:
+def open_wallet(pool: asyncpg.Pool, ledger: Ledger, bank: Account) -> OpenWallet:
     async def open_(balance: int) -> int:
         account = await open_account(
             pool, kind=AccountKind.WALLET, owner=f"events:{next(_counter)}", currency="USD"
