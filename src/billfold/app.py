@@ -27,7 +27,7 @@ from billfold.funding.recovery import keep_booking
 from billfold.funding.sandbox import auto_settle
 from billfold.funding.service import Funding
 from billfold.ledger.engine import Ledger
-from billfold.platform import db
+from billfold.platform import db, tasks
 from billfold.platform.embedded import ensure_database, ensure_redis
 from billfold.platform.logging import configure_logging, get_logger
 from billfold.platform.metrics import mark_worker_exited
@@ -117,7 +117,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         database_url = await asyncio.to_thread(ensure_database, settings)
         redis_url = await asyncio.to_thread(ensure_redis, settings)
         pool = await db.create_pool(database_url, settings)
-        stack.push_async_callback(pool.close)
+        stack.push_async_callback(db.close_pool, pool)
         redis = await create_redis(redis_url)
         stack.push_async_callback(redis.aclose)
         if settings.migrate_on_start:
@@ -136,29 +136,29 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ledger.start()
         stack.push_async_callback(ledger.stop)
         sweeper = asyncio.create_task(_sweep_expired_holds(ledger), name="hold-sweeper")
-        stack.callback(sweeper.cancel)
+        stack.push_async_callback(tasks.stop, sweeper)
         if settings.events_relay:
             # One relay a process; it stops before the pool it reads closes (the stack unwinds).
             relaying = asyncio.create_task(relay.serve(pool, settings, redis_url), name="relay")
-            stack.push_async_callback(_stop, relaying)
+            stack.push_async_callback(tasks.stop, relaying)
         if settings.events_consumers:
             for consumer in _consumers(pool, settings):
                 task = asyncio.create_task(
                     events_consumer.serve(consumer, settings, redis_url), name=consumer.group
                 )
-                stack.push_async_callback(_stop, task)
+                stack.push_async_callback(tasks.stop, task)
         app.state.funding = await Funding.start(pool, ledger, settings)
         app.state.cards = SandboxProcessor(pool) if settings.sandbox_enabled else NoProcessor()
         recovery = asyncio.create_task(
             keep_booking(app.state.funding, app.state.cards), name="funding-recovery"
         )
-        stack.callback(recovery.cancel)
+        stack.push_async_callback(tasks.stop, recovery)
         if settings.sandbox_enabled and settings.sandbox_settle_after_s > 0:
             settler = asyncio.create_task(
                 auto_settle(app.state.funding, settings.sandbox_settle_after_s),
                 name="sandbox-settler",
             )
-            stack.callback(settler.cancel)
+            stack.push_async_callback(tasks.stop, settler)
         stack.callback(mark_worker_exited)
         app.state.pool = pool
         app.state.redis = redis
@@ -182,11 +182,6 @@ def _consumers(pool: asyncpg.Pool, settings: Settings) -> list[events_consumer.C
     return [figures.consumer(pool, settings)]
 
 
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-
-
 async def _start_risk(
     stack: AsyncExitStack, settings: Settings, database_url: str, pool: asyncpg.Pool, redis: Redis
 ) -> RiskEngine:
@@ -198,7 +193,7 @@ async def _start_risk(
         await allow.warm_up()
         return allow
     pasts = await db.create_pool(database_url, settings, **PAST_POOL)
-    stack.push_async_callback(pasts.close)
+    stack.push_async_callback(db.close_pool, pasts)
     engine = RulesEngine(
         pool,
         redis,

@@ -18,7 +18,6 @@ from redis.asyncio import Redis
 
 from billfold.config import Settings
 from billfold.events.brokers import (
-    OP_TIMEOUT_S,
     REDELIVER_AFTER_S,
     Broker,
     JetStream,
@@ -91,7 +90,7 @@ async def make_broker(request: pytest.FixtureRequest, redis_url: str) -> AsyncIt
     async def make(redeliver_after_s: float = REDELIVER_AFTER_S) -> Broker:
         broker: Broker
         if request.param == "redis":
-            client = Redis.from_url(redis_url, decode_responses=True, socket_timeout=OP_TIMEOUT_S)
+            client = Redis.from_url(redis_url, decode_responses=True)
             broker = RedisStreams(
                 client, stream=f"test:events:{tag}", redeliver_after_s=redeliver_after_s
             )

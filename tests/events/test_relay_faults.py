@@ -25,6 +25,7 @@ from billfold.events.brokers import Broker, Message, RedisStreams
 from billfold.events.consumer import CloudEvent, Consumer
 from billfold.events.relay import LOCK_SPACE, Relay
 from billfold.ledger.engine import Ledger
+from billfold.platform import tasks
 from billfold.platform.db import create_pool
 from tests.events.conftest import OpenWallet
 
@@ -310,8 +311,7 @@ async def test_a_broker_stopped_under_load_loses_no_event(
             await caught_up.wait()
     finally:
         for task in [*loaders, *background]:
-            task.cancel()
-        await asyncio.gather(*loaders, *background, return_exceptions=True)
+            await tasks.stop(task)
     assert len(down_latencies) >= OUTAGE_S * 10, "the transfers stopped while the broker was down"
     assert max(down_latencies) < SERVING_MAX_S
     for account in wallets:

@@ -292,13 +292,11 @@ async def connect(
     """The broker the settings name: NATS JetStream for nats://, else Redis Streams."""
     if events_url and events_url.startswith("nats://"):
         return await JetStream.connect(events_url, redeliver_after_s=redeliver_after_s)
-    # Reads block for a second at most (a group's take, the tail): a reply later than
-    # OP_TIMEOUT_S past that is a broker that hangs.
+    # Every call is bounded here (OP_TIMEOUT_S), not by a socket timeout: with one, redis-py
+    # sends each command under asyncio.wait_for, which on Python 3.11 can swallow a task's
+    # cancellation (platform.tasks).
     redis = Redis.from_url(
-        events_url or redis_url,
-        decode_responses=True,
-        socket_timeout=OP_TIMEOUT_S,
-        socket_connect_timeout=OP_TIMEOUT_S,
+        events_url or redis_url, decode_responses=True, socket_connect_timeout=OP_TIMEOUT_S
     )
     return RedisStreams(redis, redeliver_after_s=redeliver_after_s)
 

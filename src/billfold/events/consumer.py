@@ -27,6 +27,7 @@ from prometheus_client import Counter
 
 from billfold.config import Settings
 from billfold.events.brokers import BROKER_ERRORS, Broker, Group, Taken, connect
+from billfold.platform.tasks import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ async def _tried(events: list[CloudEvent], name: str, handle: Handler) -> bool:
     delay = RETRY_FIRST_S
     failures = 0
     while True:
+        raise_if_cancelling()
         try:
             await handle(events)
             return True
@@ -134,6 +136,7 @@ async def serve(consumer: Consumer, settings: Settings, redis_url: str) -> None:
     broker: Broker | None = None
     try:
         while True:
+            raise_if_cancelling()
             try:
                 if broker is None:
                     broker = await connect(
@@ -143,6 +146,7 @@ async def serve(consumer: Consumer, settings: Settings, redis_url: str) -> None:
                     )
                 group = await broker.group(consumer.group, member_name())
                 while True:
+                    raise_if_cancelling()
                     await consume_once(group, consumer.group, consumer.handle)
                     delay = RETRY_FIRST_S
             except BROKER_ERRORS as error:

@@ -21,6 +21,7 @@ import asyncpg
 from billfold.config import Settings
 from billfold.events.brokers import BROKER_ERRORS, Broker, Message, body_of, connect
 from billfold.events.outbox import cloudevent
+from billfold.platform.tasks import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class Relay:
         delay = IDLE_S
         pruned_at = 0.0
         while True:
+            raise_if_cancelling()
             try:
                 if time.monotonic() - pruned_at > PRUNE_EVERY_S:
                     pruned_at = time.monotonic()
@@ -128,6 +130,7 @@ async def serve(pool: asyncpg.Pool, settings: Settings, redis_url: str) -> None:
     down: the API goes on, the outbox keeps the events), publishes, and closes the broker."""
     delay = IDLE_S
     while True:
+        raise_if_cancelling()
         try:
             broker = await connect(settings.events_url, redis_url)
             break
