@@ -32,20 +32,20 @@ from billfold.api.middleware import RequestContextMiddleware
 from billfold.api.problems import install_problem_handlers
 from billfold.config import Settings, proxy_networks
 from billfold.events import consumer as events_consumer
-from billfold.events import relay
+from billfold.events import figures, relay
 from billfold.funding.cards import NoProcessor, SandboxProcessor
 from billfold.funding.recovery import keep_booking
 from billfold.funding.sandbox import auto_settle
 from billfold.funding.service import Funding
 from billfold.ledger.engine import Ledger
 from billfold.notifications.service import Notifications
-from billfold.platform import db
+from billfold.platform import db, tasks
 from billfold.platform.embedded import ensure_database, ensure_redis
 from billfold.platform.logging import configure_logging, get_logger
 from billfold.platform.metrics import mark_worker_exited
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.redis import create_redis
-from billfold.platform.runtime import stop_if_cancelled, tune_gc
+from billfold.platform.runtime import tune_gc
 from billfold.risk.assessments import RECORD_WITH_TRANSFER, WITH_TRANSFER
 from billfold.risk.engine import PAST_POOL, RulesEngine, load_scorer
 from billfold.risk.gate import AllowAll, RiskEngine
@@ -130,7 +130,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         database_url = await asyncio.to_thread(ensure_database, settings)
         redis_url = await asyncio.to_thread(ensure_redis, settings)
         pool = await db.create_pool(database_url, settings)
-        stack.push_async_callback(pool.close)
+        stack.push_async_callback(db.close_pool, pool)
         redis = await create_redis(redis_url)
         stack.push_async_callback(redis.aclose)
         if settings.migrate_on_start:
@@ -149,11 +149,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ledger.start()
         stack.push_async_callback(ledger.stop)
         sweeper = asyncio.create_task(_sweep_expired_holds(ledger), name="hold-sweeper")
-        stack.push_async_callback(_stop, sweeper)
+        stack.push_async_callback(tasks.stop, sweeper)
         if settings.events_relay:
             # One relay a process; it stops before the pool it reads closes (the stack unwinds).
             relaying = asyncio.create_task(relay.serve(pool, settings, redis_url), name="relay")
-            stack.push_async_callback(_stop, relaying)
+            stack.push_async_callback(tasks.stop, relaying)
         if settings.events_consumers:
             # Its mailer stops after the consumers that feed it (the stack unwinds).
             told = await Notifications.start(pool, settings)
@@ -162,19 +162,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 task = asyncio.create_task(
                     events_consumer.serve(consumer, settings, redis_url), name=consumer.group
                 )
-                stack.push_async_callback(_stop, task)
+                stack.push_async_callback(tasks.stop, task)
         app.state.funding = await Funding.start(pool, ledger, settings)
         app.state.cards = SandboxProcessor(pool) if settings.sandbox_enabled else NoProcessor()
         recovery = asyncio.create_task(
             keep_booking(app.state.funding, app.state.cards), name="funding-recovery"
         )
-        stack.push_async_callback(_stop, recovery)
+        stack.push_async_callback(tasks.stop, recovery)
         if settings.sandbox_enabled and settings.sandbox_settle_after_s > 0:
             settler = asyncio.create_task(
                 auto_settle(app.state.funding, settings.sandbox_settle_after_s),
                 name="sandbox-settler",
             )
-            stack.push_async_callback(_stop, settler)
+            stack.push_async_callback(tasks.stop, settler)
         stack.callback(mark_worker_exited)
         app.state.pool = pool
         app.state.redis = redis
@@ -197,16 +197,10 @@ def _consumers(
     pool: asyncpg.Pool, settings: Settings, told: Notifications
 ) -> list[events_consumer.Consumer]:
     """The stream's consumer groups this process takes part in (events.consumer)."""
-    return [events_consumer.Consumer("notifications", told.handle)]
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    """Cancel a background task and wait for it, for STOP_WAIT_S at most: shutting down never
-    hangs on one that does not stop (it is logged)."""
-    task.cancel()
-    done, _ = await asyncio.wait([task], timeout=STOP_WAIT_S)
-    if not done:
-        log.error("background task did not stop", task=task.get_name())
+    return [
+        events_consumer.Consumer("notifications", told.handle),
+        figures.consumer(pool, settings),
+    ]
 
 
 async def _start_risk(
@@ -220,7 +214,7 @@ async def _start_risk(
         await allow.warm_up()
         return allow
     pasts = await db.create_pool(database_url, settings, **PAST_POOL)
-    stack.push_async_callback(pasts.close)
+    stack.push_async_callback(db.close_pool, pasts)
     engine = RulesEngine(
         pool,
         redis,
@@ -244,8 +238,6 @@ def _package_version() -> str:
 
 # How often each process looks for expired holds to void.
 SWEEP_INTERVAL_S = 5.0
-# How long shutting down waits for each background task to stop (app._stop).
-STOP_WAIT_S = 10.0
 
 
 async def _sweep_expired_holds(ledger: Ledger) -> None:
@@ -256,7 +248,7 @@ async def _sweep_expired_holds(ledger: Ledger) -> None:
         try:
             voided = await ledger.void_expired_holds()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            stop_if_cancelled(error)
+            tasks.raise_if_cancelling()
             log.warning("hold sweep failed", error=str(error))
             continue
         if voided:

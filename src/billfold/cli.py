@@ -202,6 +202,28 @@ def mail_show(
     typer.echo(part.get_content() if part is not None else message.as_string(), nl=False)
 
 
+@events_app.command("figures")
+def events_figures(
+    day: Annotated[
+        datetime | None,
+        typer.Option(
+            "--day", formats=["%Y-%m-%d"], help="The day (UTC) to show; today by default."
+        ),
+    ] = None,
+) -> None:
+    """Print a day's figures of the stream: events and volume by type and currency, and the
+    hold and decline rates of person-to-person transfers (kept by the `figures` group)."""
+    from billfold.events.cli import figures_lines, figures_of
+
+    settings = _load_settings()
+    wanted = day.date() if day else datetime.now(UTC).date()
+    try:
+        figures = asyncio.run(figures_of(settings, wanted))
+    except _environment_errors() as error:
+        _fail(f"cannot read the figures: {_describe(error)}")
+    print("\n".join(figures_lines(figures)))
+
+
 @ach_app.command("export")
 def ach_export(
     out: Annotated[Path, typer.Option(help="Where to write the NACHA file.")] = Path(

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # The consumer groups (notifications, webhooks, figures) run in every API process too.
     events_consumers: bool = True
     events_retention_h: float = 72.0
+    # A consumer group's message that a member took and did not acknowledge (the process died)
+    # goes to another member after this long.
+    events_redeliver_after_s: float = Field(default=30.0, gt=0)
     # Relays share the outbox by partition (of the ordering key): one relay at a time publishes
     # a partition, in order. With one, every event is published in commit order.
     events_partitions: int = Field(default=1, ge=1, le=1024)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from billfold.events.brokers import STREAM
+from billfold.events.figures import day_figures
 
 MakePerson = Callable[..., Awaitable[Any]]
 ACCOUNT = "000123456789"
@@ -64,6 +67,42 @@ async def test_a_transfer_is_published_as_transfer_completed(
         "debit_account_id",
         "credit_account_id",
     }
+
+
+async def test_the_apps_figures_group_counts_a_transfer(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """The app runs the `figures` consumer group: a P2P transfer over HTTP adds, within a few
+    seconds, to the day's USD count and volume of transfer.completed and to its P2P decisions."""
+    alice, bob = await make_person("100.00"), await make_person()
+    today = datetime.now(UTC).date()
+
+    async def usd_completed() -> tuple[int, int, int]:
+        figures = await day_figures(app.state.pool, today)
+        count, volume = next(
+            (
+                (f.count, f.volume_minor)
+                for f in figures.by_type
+                if (f.type, f.currency) == ("billfold.transfer.completed.v1", "USD")
+            ),
+            (0, 0),
+        )
+        decisions = next((r.decisions for r in figures.rates if r.currency == "USD"), 0)
+        return count, volume, decisions
+
+    before = await usd_completed()
+    response = await client.post(
+        "/api/v1/transfers",
+        json={"sender_id": alice.user_id, "recipient": bob.username, "amount": "12.34"},
+        headers={**alice.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 201, response.text
+    after = before
+    async with asyncio.timeout(15):
+        while after[2] == before[2]:
+            await asyncio.sleep(0.1)
+            after = await usd_completed()
+    assert after[0] > before[0] and after[1] >= before[1] + 1234
 
 
 async def test_an_ach_add_funds_returned_is_told_pending_then_returned(

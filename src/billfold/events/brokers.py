@@ -5,9 +5,11 @@ embedded default (stream `billfold:events`), and NATS JetStream (stream `BILLFOL
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import nats
@@ -26,6 +28,16 @@ NATS_STREAM = "BILLFOLD"
 NATS_SUBJECTS = "billfold.>"
 # What a broker raises when it is down or slow: the relay retries, the rows wait.
 BROKER_ERRORS = (RedisError, NatsError, TimeoutError, OSError)
+# A message a group member took and did not acknowledge (it died) goes to another after this
+# long (Redis: XAUTOCLAIM's idle time; JetStream: the consumer's ack_wait).
+REDELIVER_AFTER_S = 30.0
+# Every call to a broker gives up after this long (TimeoutError, one of BROKER_ERRORS), on top of
+# any wait it asks for (a blocking read): a broker that hangs stalls the relay or a consumer this
+# long at most, and a shutdown never waits on it longer.
+OP_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 2.0
+
+log = logging.getLogger(__name__)
 
 
 class Message(NamedTuple):
@@ -48,7 +60,8 @@ class Broker(Protocol):
         goes to one of them, and what a member took and did not acknowledge (it died) goes to
         another after a while. A new group starts at the oldest message the broker keeps."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Disconnect, within CLOSE_TIMEOUT_S; never raises a broker's error."""
 
 
 class Taken(NamedTuple):
@@ -67,140 +80,246 @@ class Group(Protocol):
 
 
 class RedisStreams:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(
+        self, redis: Redis, *, stream: str = STREAM, redeliver_after_s: float = REDELIVER_AFTER_S
+    ) -> None:
         self._redis = redis
+        self._stream = stream
+        self._redeliver_after_s = redeliver_after_s
 
     async def publish(self, messages: Sequence[Message]) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with asyncio.timeout(OP_TIMEOUT_S), self._redis.pipeline(transaction=False) as pipe:
             for m in messages:
                 fields = {"id": m.id, "type": m.type, "event": m.body}
-                pipe.xadd(STREAM, fields, maxlen=STREAM_MAX_LEN, approximate=True)  # type: ignore[arg-type]
+                pipe.xadd(self._stream, fields, maxlen=STREAM_MAX_LEN, approximate=True)  # type: ignore[arg-type]
             await pipe.execute()
 
     async def tail(self) -> AsyncIterator[Message]:
         last = "$"
         while True:
-            found: Any = await self._redis.xread({STREAM: last}, count=100, block=1000)
+            async with asyncio.timeout(OP_TIMEOUT_S + 1):
+                found: Any = await self._redis.xread({self._stream: last}, count=100, block=1000)
             for _, entries in found or ():
                 for entry_id, fields in entries:
                     last = entry_id
-                    yield Message(
-                        _text(fields["id"]), _text(fields["type"]), _bytes(fields["event"])
-                    )
+                    yield _redis_message(fields)
 
     async def group(self, name: str, member: str) -> Group:
-        with contextlib.suppress(ResponseError):  # BUSYGROUP: it is there already
-            await self._redis.xgroup_create(STREAM, name, id="0", mkstream=True)
-        return RedisGroup(self._redis, name, member)
+        async with asyncio.timeout(OP_TIMEOUT_S):
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: it is there already
+                await self._redis.xgroup_create(self._stream, name, id="0", mkstream=True)
+        return RedisGroup(self._redis, self._stream, name, member, self._redeliver_after_s)
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await close_within(self._redis.aclose(), "Redis")
 
 
 class RedisGroup:
-    """A member of a Redis Streams consumer group (XREADGROUP / XACK). Every CLAIM_EVERY_S it
-    first takes over what a member left unacknowledged for CLAIM_IDLE_S (XAUTOCLAIM)."""
+    """A member of a Redis Streams consumer group (XREADGROUP / XACK). Every little while (a third
+    of `redeliver_after_s`, 10 s at most) it first takes over what a member left unacknowledged
+    for `redeliver_after_s` (XAUTOCLAIM), going through the group's pending list with a cursor so
+    that entries trimmed from the stream (which Redis 6.2 leaves pending) cannot hide the rest."""
 
-    CLAIM_IDLE_S = 30.0
-    CLAIM_EVERY_S = 10.0
-
-    def __init__(self, redis: Redis, name: str, member: str) -> None:
+    def __init__(
+        self, redis: Redis, stream: str, name: str, member: str, redeliver_after_s: float
+    ) -> None:
         self._redis = redis
+        self._stream = stream
         self._name = name
         self._member = member
+        self._idle_ms = max(1, int(redeliver_after_s * 1000))
+        self._claim_every_s = min(redeliver_after_s / 3, 10.0)
         self._claimed_at = 0.0
+        self._cursor = "0-0"
 
     async def take(self, count: int, wait_s: float) -> list[Taken]:
-        now = time.monotonic()
-        if now - self._claimed_at > self.CLAIM_EVERY_S:
-            self._claimed_at = now
-            reply: Any = await self._redis.xautoclaim(
-                STREAM, self._name, self._member, int(self.CLAIM_IDLE_S * 1000), "0-0", count
-            )
-            stale = [_redis_taken(i, f) for i, f in reply[1] if f]
+        async with asyncio.timeout(wait_s + OP_TIMEOUT_S):
+            stale = await self._claim(count)
             if stale:
                 return stale
-        found: Any = await self._redis.xreadgroup(
-            self._name, self._member, {STREAM: ">"}, count=count, block=max(1, int(wait_s * 1000))
+            found: Any = await self._redis.xreadgroup(
+                self._name,
+                self._member,
+                {self._stream: ">"},
+                count=count,
+                block=max(1, int(wait_s * 1000)),
+            )
+        return [Taken(_redis_message(f), i) for _, entries in found or () for i, f in entries if f]
+
+    async def _claim(self, count: int) -> list[Taken]:
+        now = time.monotonic()
+        if now - self._claimed_at < self._claim_every_s:
+            return []
+        reply: Any = await self._redis.xautoclaim(
+            self._stream, self._name, self._member, self._idle_ms, self._cursor, count
         )
-        return [_redis_taken(i, f) for _, entries in found or () for i, f in entries if f]
+        self._cursor = _text(reply[0])
+        if self._cursor == "0-0":  # through the pending list: wait a while before the next pass
+            self._claimed_at = now
+        return [Taken(_redis_message(f), i) for i, f in reply[1] if f]
 
     async def ack(self, taken: Sequence[Taken]) -> None:
         if taken:
-            await self._redis.xack(STREAM, self._name, *(t.handle for t in taken))
+            async with asyncio.timeout(OP_TIMEOUT_S):
+                await self._redis.xack(self._stream, self._name, *(t.handle for t in taken))
 
 
-def _redis_taken(entry_id: Any, fields: dict[str, Any]) -> Taken:
-    message = Message(_text(fields["id"]), _text(fields["type"]), _bytes(fields["event"]))
-    return Taken(message, entry_id)
+def _redis_message(fields: dict[str, Any]) -> Message:
+    return Message(_text(fields["id"]), _text(fields["type"]), _bytes(fields["event"]))
 
 
 class JetStream:
-    def __init__(self, client: NatsClient) -> None:
+    """NATS JetStream: stream `stream`, subjects `<subject_prefix>billfold.>`, a message on the
+    subject `<subject_prefix><type>`. The prefix and the stream's name let a test have a stream
+    of its own on a shared server; the service uses neither."""
+
+    def __init__(
+        self,
+        client: NatsClient,
+        *,
+        stream: str = NATS_STREAM,
+        subject_prefix: str = "",
+        redeliver_after_s: float = REDELIVER_AFTER_S,
+    ) -> None:
         self._client = client
-        self._js = client.jetstream()
+        # Every JetStream API call (a publish's acknowledgement too) waits OP_TIMEOUT_S at most.
+        self._js = client.jetstream(timeout=OP_TIMEOUT_S)
+        self._stream = stream
+        self._prefix = subject_prefix
+        self._redeliver_after_s = redeliver_after_s
+        self._groups: dict[str, Any] = {}
 
     @classmethod
-    async def connect(cls, url: str) -> JetStream:
-        """Connected, with the stream made if it is not there yet."""
-        client = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=-1)
-        broker = cls(client)
-        with contextlib.suppress(BadRequestError):
-            await broker._js.add_stream(StreamConfig(name=NATS_STREAM, subjects=[NATS_SUBJECTS]))
+    async def connect(
+        cls,
+        url: str,
+        *,
+        stream: str = NATS_STREAM,
+        subject_prefix: str = "",
+        redeliver_after_s: float = REDELIVER_AFTER_S,
+    ) -> JetStream:
+        """Connected, with the stream made if it is not there yet. Once connected the client
+        reconnects by itself for ever; the first connection is tried for OP_TIMEOUT_S (nats-py
+        would try it for ever too), and the caller retries."""
+        async with asyncio.timeout(OP_TIMEOUT_S):
+            client = await nats.connect(
+                url,
+                connect_timeout=2,
+                max_reconnect_attempts=-1,
+                error_cb=_nats_error,
+            )
+        broker = cls(
+            client,
+            stream=stream,
+            subject_prefix=subject_prefix,
+            redeliver_after_s=redeliver_after_s,
+        )
+        try:
+            with contextlib.suppress(BadRequestError):
+                subjects = [f"{subject_prefix}{NATS_SUBJECTS}"]
+                await broker._js.add_stream(StreamConfig(name=stream, subjects=subjects))
+        except BaseException:
+            await broker.close()
+            raise
         return broker
 
     async def publish(self, messages: Sequence[Message]) -> None:
         # One at a time: each waits for its acknowledgement, so the order holds.
         for m in messages:
-            await self._js.publish(m.type, m.body, headers={"Nats-Msg-Id": m.id})
+            await self._js.publish(self._prefix + m.type, m.body, headers={"Nats-Msg-Id": m.id})
 
     async def tail(self) -> AsyncIterator[Message]:
         sub = await self._js.subscribe(
-            NATS_SUBJECTS, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW
+            f"{self._prefix}{NATS_SUBJECTS}",
+            stream=self._stream,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW,
         )
         try:
             async for msg in sub.messages:
-                event_id = (msg.headers or {}).get("Nats-Msg-Id", "")
-                yield Message(event_id, msg.subject, msg.data)
+                yield self._message(msg)
         finally:
-            await sub.unsubscribe()
+            with contextlib.suppress(*BROKER_ERRORS):
+                await sub.unsubscribe()
 
     async def group(self, name: str, member: str) -> Group:
         # A durable pull consumer is the group; JetStream hands a message not acknowledged
-        # within ack_wait (30 s) to another member.
+        # within ack_wait to another member. A member asked again (after a broker's error)
+        # drops the subscription it had.
+        old = self._groups.pop(name, None)
+        if old is not None:
+            with contextlib.suppress(*BROKER_ERRORS):
+                await old.unsubscribe()
         sub = await self._js.pull_subscribe(
-            NATS_SUBJECTS, durable=name, stream=NATS_STREAM, config=ConsumerConfig(ack_wait=30)
+            f"{self._prefix}{NATS_SUBJECTS}",
+            durable=name,
+            stream=self._stream,
+            config=ConsumerConfig(ack_wait=self._redeliver_after_s),
         )
-        return NatsGroup(sub)
+        self._groups[name] = sub
+        return NatsGroup(sub, self._message)
+
+    def _message(self, msg: Any) -> Message:
+        event_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+        return Message(event_id, msg.subject.removeprefix(self._prefix), msg.data)
 
     async def close(self) -> None:
-        await self._client.drain()
+        # close, not drain: every publish waited for its acknowledgement already, and drain
+        # swallows a cancellation and waits on the server (30 s) when it is away.
+        await close_within(self._client.close(), "NATS")
 
 
 class NatsGroup:
-    def __init__(self, sub: Any) -> None:
+    def __init__(self, sub: Any, message: Any) -> None:
         self._sub = sub
+        self._message = message
 
     async def take(self, count: int, wait_s: float) -> list[Taken]:
         try:
             msgs = await self._sub.fetch(count, timeout=wait_s)
         except TimeoutError:
             return []
-        return [
-            Taken(Message((m.headers or {}).get("Nats-Msg-Id", ""), m.subject, m.data), m)
-            for m in msgs
-        ]
+        return [Taken(self._message(m), m) for m in msgs]
 
     async def ack(self, taken: Sequence[Taken]) -> None:
         for t in taken:
             await t.handle.ack()
 
 
-async def connect(events_url: str | None, redis_url: str) -> Broker:
+async def connect(
+    events_url: str | None, redis_url: str, *, redeliver_after_s: float = REDELIVER_AFTER_S
+) -> Broker:
     """The broker the settings name: NATS JetStream for nats://, else Redis Streams."""
     if events_url and events_url.startswith("nats://"):
-        return await JetStream.connect(events_url)
-    return RedisStreams(Redis.from_url(events_url or redis_url, decode_responses=True))
+        return await JetStream.connect(events_url, redeliver_after_s=redeliver_after_s)
+    # Every call is bounded here (OP_TIMEOUT_S), not by a socket timeout: with one, redis-py
+    # sends each command under asyncio.wait_for, which on Python 3.11 can swallow a task's
+    # cancellation (platform.tasks).
+    redis = Redis.from_url(
+        events_url or redis_url, decode_responses=True, socket_connect_timeout=OP_TIMEOUT_S
+    )
+    return RedisStreams(redis, redeliver_after_s=redeliver_after_s)
+
+
+async def close_within(closing: Awaitable[None], broker: str) -> None:
+    """Await a client's close for CLOSE_TIMEOUT_S at most, even if it swallows a cancellation
+    (nats-py's does, waiting for a reconnection): past that it is cancelled and left behind.
+    A failure to close is logged, never raised: the process is going away."""
+    task = asyncio.ensure_future(closing)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=CLOSE_TIMEOUT_S)
+        if not done:
+            log.warning("closing %s took over %.1fs; left behind", broker, CLOSE_TIMEOUT_S)
+        elif not task.cancelled() and task.exception() is not None:
+            log.warning("closing %s failed: %r", broker, task.exception())
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+async def _nats_error(error: Exception) -> None:
+    # nats-py's default prints a traceback at each failed reconnection: one line is enough.
+    log.warning("NATS: %r", error)
 
 
 def body_of(event: dict[str, object]) -> bytes:

@@ -6,7 +6,9 @@ that dies mid-batch has it handed to another (events.brokers.Group). A handler t
 what it has seen (by event id) and raises to have the batch tried again. A batch that keeps
 failing is tried one event at a time, and an event that still fails after POISON_TRIES is logged
 with its id, counted (billfold_events_dead) and acknowledged, so one bad event does not stop its
-group: `billfold events replay` puts it back once the cause is fixed.
+group: `billfold events replay` puts it back once the cause is fixed. A fault of the
+infrastructure (the database or a broker away: TRANSIENT) is no event's: it is retried until it
+passes, and counts for nothing.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import orjson
 from prometheus_client import Counter
 
 from billfold.config import Settings
 from billfold.events.brokers import BROKER_ERRORS, Broker, Group, Taken, connect
-from billfold.platform.runtime import stop_if_cancelled
+from billfold.platform.tasks import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,17 @@ WAIT_S = 1.0
 RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 5.0
 POISON_TRIES = 5
+# Faults of the infrastructure, not of an event: a handler failing with one is retried until it
+# passes (see _tried), never given up on.
+TRANSIENT = (
+    *BROKER_ERRORS,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
 
 EVENTS_CONSUMED = Counter(
     "billfold_events_consumed",
@@ -76,62 +90,69 @@ async def consume_once(group: Group, name: str, handle: Handler, batch_max: int 
 
 async def _handle(taken: Sequence[Taken], name: str, handle: Handler) -> None:
     events = [orjson.loads(t.message.body) for t in taken]
-    delay = RETRY_FIRST_S
-    for attempt in range(1, POISON_TRIES + 1):
-        try:
-            await handle(events)
-            return
-        except Exception as error:  # noqa: BLE001 - any handler fault: retried, then dead-lettered
-            stop_if_cancelled(error)
-            if attempt == POISON_TRIES:
-                break
-            log.warning("event handler failed, retrying: %s %r", name, error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_S)
+    if await _tried(events, name, handle):
+        return
     if len(events) > 1:
         for event in events:  # find the one that fails; the others go through
-            await _handle_one(event, name, handle)
+            if not await _tried([event], name, handle):
+                _give_up(event, name)
         return
-    await _give_up(events[0], name)
+    _give_up(events[0], name)
 
 
-async def _handle_one(event: CloudEvent, name: str, handle: Handler) -> None:
+async def _tried(events: list[CloudEvent], name: str, handle: Handler) -> bool:
+    """Whether the handler took `events` before failing POISON_TRIES times, with back-off. A
+    fault of the infrastructure (TRANSIENT) is not the events' and does not count: it is tried
+    again (every RETRY_MAX_S at most) until it passes or the member is stopped, so that a
+    database away for a minute does not turn every event of that minute into a dead one."""
     delay = RETRY_FIRST_S
-    for _ in range(POISON_TRIES):
+    failures = 0
+    while True:
+        raise_if_cancelling()
         try:
-            await handle([event])
-            return
-        except Exception as error:  # noqa: BLE001 - as in _handle
-            stop_if_cancelled(error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_S)
-    await _give_up(event, name)
+            await handle(events)
+            return True
+        except TRANSIENT as error:
+            log.warning("event handler of %s: infrastructure fault, retrying: %r", name, error)
+        except Exception as error:  # noqa: BLE001 - any handler fault: retried, then given up
+            failures += 1
+            if failures >= POISON_TRIES:
+                return False
+            log.warning("event handler of %s failed, retrying: %r", name, error)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_S)
 
 
-async def _give_up(event: CloudEvent, name: str) -> None:
+def _give_up(event: CloudEvent, name: str) -> None:
     log.error("event handler of %s gave up on event %s", name, event.get("id"))
     EVENTS_DEAD.labels(name).inc()
 
 
 async def serve(consumer: Consumer, settings: Settings, redis_url: str) -> None:
     """One process's member of a group, until cancelled: joins the group (retrying while the
-    broker is down; the events wait there), then takes and handles batches."""
+    broker is down; the events wait there), then takes and handles batches. What it took when
+    cancelled is not acknowledged: the group hands it to another member (events.brokers)."""
     delay = RETRY_FIRST_S
     broker: Broker | None = None
-    while True:
-        try:
-            if broker is None:
-                broker = await connect(settings.events_url, redis_url)
-            group = await broker.group(consumer.group, member_name())
-            while True:
-                await consume_once(group, consumer.group, consumer.handle)
-                delay = RETRY_FIRST_S
-        except asyncio.CancelledError:
-            if broker is not None:
-                await broker.close()
-            raise
-        except BROKER_ERRORS as error:
-            stop_if_cancelled(error)
-            log.warning("event consumer %s: broker failed, retrying: %r", consumer.group, error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_S)
+    try:
+        while True:
+            raise_if_cancelling()
+            try:
+                if broker is None:
+                    broker = await connect(
+                        settings.events_url,
+                        redis_url,
+                        redeliver_after_s=settings.events_redeliver_after_s,
+                    )
+                group = await broker.group(consumer.group, member_name())
+                while True:
+                    raise_if_cancelling()
+                    await consume_once(group, consumer.group, consumer.handle)
+                    delay = RETRY_FIRST_S
+            except BROKER_ERRORS as error:
+                log.warning("event consumer %s: broker failed, retrying: %r", consumer.group, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+    finally:
+        if broker is not None:
+            await broker.close()

@@ -21,7 +21,7 @@ import asyncpg
 from billfold.config import Settings
 from billfold.events.brokers import BROKER_ERRORS, Broker, Message, body_of, connect
 from billfold.events.outbox import cloudevent
-from billfold.platform.runtime import stop_if_cancelled
+from billfold.platform.tasks import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,9 @@ LOCK_SPACE = 0x0B0B  # the advisory locks' first key: the outbox's partitions
 BATCH_MAX = 500
 IDLE_S = 0.05
 RETRY_MAX_S = 5.0
+# A batch's publish gives up after this long: the relay holds its partition's lease and a
+# database transaction meanwhile, and a broker client's own timeouts are per call.
+PUBLISH_TIMEOUT_S = 30.0
 PRUNE_EVERY_S = 60.0
 PRUNE_MAX = 10_000
 
@@ -82,9 +85,10 @@ class Relay:
             rows = await conn.fetch(UNPUBLISHED, partition, self._batch_max)
             if not rows:
                 return 0
-            await self._broker.publish(
-                [Message(str(r["event_id"]), r["type"], body_of(cloudevent(r))) for r in rows]
-            )
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await self._broker.publish(
+                    [Message(str(r["event_id"]), r["type"], body_of(cloudevent(r))) for r in rows]
+                )
             await conn.execute(MARK, [r["id"] for r in rows])
         self.published += len(rows)
         return len(rows)
@@ -99,13 +103,13 @@ class Relay:
         delay = IDLE_S
         pruned_at = 0.0
         while True:
+            raise_if_cancelling()
             try:
                 if time.monotonic() - pruned_at > PRUNE_EVERY_S:
                     pruned_at = time.monotonic()
                     await self.prune()
                 published = await self.publish_once()
             except (*BROKER_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                stop_if_cancelled(error)
                 delay = min(delay * 2, RETRY_MAX_S)
                 log.warning("event relay failed, retrying in %.2fs: %r", delay, error)
                 await asyncio.sleep(delay)
@@ -126,11 +130,11 @@ async def serve(pool: asyncpg.Pool, settings: Settings, redis_url: str) -> None:
     down: the API goes on, the outbox keeps the events), publishes, and closes the broker."""
     delay = IDLE_S
     while True:
+        raise_if_cancelling()
         try:
             broker = await connect(settings.events_url, redis_url)
             break
         except BROKER_ERRORS as error:
-            stop_if_cancelled(error)
             log.warning("event broker unreachable, retrying in %.2fs: %r", delay, error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)

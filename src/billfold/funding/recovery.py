@@ -22,7 +22,7 @@ from billfold.funding.risk_holds import finish_release
 from billfold.funding.service import FUNDING_COLUMNS, CardDeclined, Funding, FundingTransfer
 from billfold.funding.webhooks import reapply_stale
 from billfold.platform.logging import get_logger
-from billfold.platform.runtime import stop_if_cancelled
+from billfold.platform.tasks import raise_if_cancelling
 from billfold.wallet.users import get_user
 
 log = get_logger("billfold.funding.recovery")
@@ -79,7 +79,7 @@ async def keep_booking(funding: Funding, processor: CardProcessor | None = None)
             asyncpg.InterfaceError,
             CardProcessorUnavailable,
         ) as error:
-            stop_if_cancelled(error)
+            raise_if_cancelling()
             log.warning("funding recovery failed", error=str(error))
             continue
         if booked or reapplied:

@@ -18,7 +18,7 @@ from billfold.funding import rails, webhooks
 from billfold.funding.service import Funding
 from billfold.platform.errors import NotFound
 from billfold.platform.logging import get_logger
-from billfold.platform.runtime import stop_if_cancelled
+from billfold.platform.tasks import raise_if_cancelling
 
 log = get_logger("billfold.sandbox")
 # The events a user may have the sandbox partner send about a movement of theirs, by the rail
@@ -59,7 +59,7 @@ async def auto_settle(funding: Funding, after_s: float) -> None:
             for row in rows:
                 await _deliver(funding, "ach.settled", {"transfer_id": str(row["id"])})
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            stop_if_cancelled(error)
+            raise_if_cancelling()
             log.warning("sandbox auto-settle failed", error=str(error))
 
 

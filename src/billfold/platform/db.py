@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -11,8 +12,12 @@ import orjson
 
 from billfold.config import Settings
 
+log = logging.getLogger(__name__)
+
 APPLICATION_NAME = "billfold"
 CONNECT_TIMEOUT_S = 10.0
+# A pool closing waits this long for its connections to be given back, then cuts them.
+CLOSE_TIMEOUT_S = 10.0
 # The first byte of a binary jsonb value is its format version; PostgreSQL only knows 1.
 _JSONB_VERSION = b"\x01"
 
@@ -91,6 +96,17 @@ async def open_connections(pool: asyncpg.Pool, count: int) -> None:
     held = await asyncio.gather(*(pool.acquire() for _ in range(count)))
     for conn in held:
         await pool.release(conn)
+
+
+async def close_pool(pool: asyncpg.Pool) -> None:
+    """Close the pool, waiting CLOSE_TIMEOUT_S at most for the connections in use (asyncpg's
+    close waits for ever for one a stuck task holds); past that, terminate them."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await pool.close()
+    except TimeoutError:
+        log.warning("database pool still in use after %.0fs; terminated", CLOSE_TIMEOUT_S)
+        pool.terminate()
 
 
 async def fetch(pool: asyncpg.Pool, query: str, *args: Any) -> list[asyncpg.Record]:

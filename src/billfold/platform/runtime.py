@@ -1,9 +1,7 @@
-"""Process-wide tuning applied once at start-up, by the server's workers and the benchmarks, and
-what the background loops share."""
+"""Process-wide tuning applied once at start-up, by the server's workers and the benchmarks."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 
 # Collect the youngest generation after 100,000 new objects instead of 700. A busy engine keeps
@@ -18,13 +16,3 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-
-
-def stop_if_cancelled(error: BaseException) -> None:
-    """Re-raise the cancellation a library turned into `error`. A background loop that retries
-    on errors calls this first: cancelled mid-query, asyncpg's rollback on the way out raises
-    InterfaceError ("another operation is in progress") in place of CancelledError, and a loop
-    that caught it would retry forever and never stop (a shutdown that hung)."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError from error
