@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import nats
@@ -136,32 +136,39 @@ def _redis_taken(entry_id: Any, fields: dict[str, Any]) -> Taken:
 
 
 class JetStream:
-    def __init__(self, client: NatsClient) -> None:
+    """`stream` and `prefix` (put before every subject) give a stream of one's own beside the
+    service's, on the same server: the benchmarks publish there, so that what they send never
+    reaches the service's consumer groups."""
+
+    def __init__(self, client: NatsClient, stream: str = NATS_STREAM, prefix: str = "") -> None:
         self._client = client
         self._js = client.jetstream()
+        self._stream = stream
+        self._prefix = prefix
 
     @classmethod
-    async def connect(cls, url: str) -> JetStream:
+    async def connect(cls, url: str, stream: str = NATS_STREAM, prefix: str = "") -> JetStream:
         """Connected, with the stream made if it is not there yet."""
         client = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=-1)
-        broker = cls(client)
+        broker = cls(client, stream, prefix)
         with contextlib.suppress(BadRequestError):
-            await broker._js.add_stream(StreamConfig(name=NATS_STREAM, subjects=[NATS_SUBJECTS]))
+            await broker._js.add_stream(
+                StreamConfig(name=stream, subjects=[prefix + NATS_SUBJECTS])
+            )
         return broker
 
     async def publish(self, messages: Sequence[Message]) -> None:
         # One at a time: each waits for its acknowledgement, so the order holds.
         for m in messages:
-            await self._js.publish(m.type, m.body, headers={"Nats-Msg-Id": m.id})
+            await self._js.publish(self._prefix + m.type, m.body, headers={"Nats-Msg-Id": m.id})
 
     async def tail(self) -> AsyncIterator[Message]:
         sub = await self._js.subscribe(
-            NATS_SUBJECTS, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW
+            self._prefix + NATS_SUBJECTS, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW
         )
         try:
             async for msg in sub.messages:
-                event_id = (msg.headers or {}).get("Nats-Msg-Id", "")
-                yield Message(event_id, msg.subject, msg.data)
+                yield self._message(msg)
         finally:
             await sub.unsubscribe()
 
@@ -169,27 +176,32 @@ class JetStream:
         # A durable pull consumer is the group; JetStream hands a message not acknowledged
         # within ack_wait (30 s) to another member.
         sub = await self._js.pull_subscribe(
-            NATS_SUBJECTS, durable=name, stream=NATS_STREAM, config=ConsumerConfig(ack_wait=30)
+            self._prefix + NATS_SUBJECTS,
+            durable=name,
+            stream=self._stream,
+            config=ConsumerConfig(ack_wait=30),
         )
-        return NatsGroup(sub)
+        return NatsGroup(sub, self._message)
+
+    def _message(self, msg: Any) -> Message:
+        event_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+        return Message(event_id, msg.subject.removeprefix(self._prefix), msg.data)
 
     async def close(self) -> None:
         await self._client.drain()
 
 
 class NatsGroup:
-    def __init__(self, sub: Any) -> None:
+    def __init__(self, sub: Any, message: Callable[[Any], Message]) -> None:
         self._sub = sub
+        self._message = message
 
     async def take(self, count: int, wait_s: float) -> list[Taken]:
         try:
             msgs = await self._sub.fetch(count, timeout=wait_s)
         except TimeoutError:
             return []
-        return [
-            Taken(Message((m.headers or {}).get("Nats-Msg-Id", ""), m.subject, m.data), m)
-            for m in msgs
-        ]
+        return [Taken(self._message(m), m) for m in msgs]
 
     async def ack(self, taken: Sequence[Taken]) -> None:
         for t in taken:
