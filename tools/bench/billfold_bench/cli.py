@@ -389,7 +389,11 @@ def events_bench(
         ),
     ] = None,
     broker: Annotated[
-        list[str] | None, typer.Option(help="Only these brokers: redis, nats; repeat.")
+        list[str] | None,
+        typer.Option(
+            help="Only these brokers: redis, nats, or nats-serial (JetStream publishing one "
+            "message at a time, the baseline of decision 124); repeat."
+        ),
     ] = None,
     part: Annotated[
         list[str] | None, typer.Option(help="Only these parts: lag, outbox, relay; repeat.")
@@ -399,11 +403,14 @@ def events_bench(
     """The event stream: commit-to-consumer lag at a steady rate on Redis Streams and NATS
     JetStream (target p99 <= 250 ms), the outbox's cost to bench ledger (target >= 0.9), and
     the relay's throughput flat out."""
-    from billfold_bench.events import BROKERS, PARTS, run_events_bench, table
+    from billfold_bench.events import BROKERS, PARTS, VARIANTS, run_events_bench, table
     from billfold_bench.server import bench_redis
 
     brokers, parts = broker or BROKERS, part or PARTS
-    for name, chosen, allowed in (("--broker", brokers, BROKERS), ("--part", parts, PARTS)):
+    for name, chosen, allowed in (
+        ("--broker", brokers, BROKERS + VARIANTS),
+        ("--part", parts, PARTS),
+    ):
         for value in chosen:
             if value not in allowed:
                 raise typer.BadParameter(f"{name} '{value}' is not one of {allowed}")

@@ -3,14 +3,15 @@
 - lag: at a steady rate of ledger transfers (1,000/s), the lag from each transfer's commit to
   a consumer receiving its event, on Redis Streams and on NATS JetStream (billfold_bench.lag);
 - outbox: what writing the outbox costs the ledger, as `bench ledger`'s throughput with the
-  outbox against without it, in the same run, the order alternating from run to run;
+  outbox against without it, in pairs of phases next to each other in one run, the order
+  alternating from pair to pair (no relay runs: the relay's own cost is the third part);
 - relay: how fast a relay drains a full outbox (N events) to each broker.
 
-Every part runs `runs` times; the figures are medians. The lag and relay parts share a scratch
-database (dropped afterwards) and publish to brokers of their own: the benchmarks' Redis
-database (billfold_bench.server.bench_redis) and a JetStream stream made for the run and
-deleted afterwards, on the server the service would use, so that nothing they send reaches the
-service's consumer groups.
+Every part runs `runs` times (pairs, for the outbox); the figures are medians. The lag and
+relay parts share a scratch database (dropped afterwards) and publish to brokers of their own:
+the benchmarks' Redis database (billfold_bench.server.bench_redis) and a JetStream stream made
+for the run and deleted afterwards, on the server the service would use, so that nothing they
+send reaches the service's consumer groups.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import contextlib
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -27,7 +28,7 @@ import nats
 from redis.asyncio import Redis
 
 from billfold.config import Settings
-from billfold.events.brokers import STREAM, Broker, JetStream, RedisStreams
+from billfold.events.brokers import STREAM, Broker, JetStream, Message, RedisStreams
 from billfold.events.relay import Relay
 from billfold.ledger.accounts import open_clearing_account
 from billfold.ledger.reconcile import reconcile
@@ -37,6 +38,7 @@ from billfold_bench.ledger import run_ledger_bench
 from billfold_bench.seed import fund_all, migrated_pool, scratch_database
 
 BROKERS = ["redis", "nats"]
+VARIANTS = ["nats-serial"]  # baselines, run only when asked for
 PARTS = ["lag", "outbox", "relay"]
 OUTBOX_SCENARIOS = ["uniform", "hot"]
 LAG_MS_P99_TARGET = 250.0
@@ -103,6 +105,15 @@ async def run_events_bench(
     return result
 
 
+class SerialJetStream(JetStream):
+    """JetStream as published before decision 124, one message at a time, each awaiting its
+    acknowledgement: `--broker nats-serial`, the baseline of the waves."""
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        for m in messages:
+            await self._js.publish(self._prefix + m.type, m.body, headers={"Nats-Msg-Id": m.id})
+
+
 class _Brokers:
     """Opens each broker for one phase, on the benchmarks' own stream, emptied before and
     deleted after."""
@@ -124,7 +135,8 @@ class _Brokers:
             return
         tag = uuid.uuid4().hex[:8]
         stream = f"BILLFOLD_BENCH_{tag}"
-        jetstream = await JetStream.connect(self.nats_url, stream=stream, prefix=f"bench{tag}.")
+        kind_class = SerialJetStream if kind == "nats-serial" else JetStream
+        jetstream = await kind_class.connect(self.nats_url, stream=stream, prefix=f"bench{tag}.")
         try:
             yield jetstream
         finally:
@@ -252,27 +264,29 @@ async def _relay_runs(
 async def _outbox_runs(
     settings: Settings, dsn: str, runs: int, accounts: int, submitters: int, seconds: float
 ) -> dict[str, Any]:
-    """`bench ledger`'s scenarios with and without the outbox, in each run, in turn."""
-    outcomes = []
-    for run in range(runs):
-        pairs = [[name, f"{name}-no-outbox"] for name in OUTBOX_SCENARIOS]
-        order = [s for pair in pairs for s in _alternated(pair, run)]
-        say(f"run {run + 1}/{runs}: bench ledger {', '.join(order)} ...")
-        outcomes.append(
-            await run_ledger_bench(
-                settings,
-                dsn,
-                accounts=accounts,
-                submitters=submitters,
-                seconds=seconds,
-                scenarios=order,
-                say=say,
-            )
-        )
+    """`bench ledger`'s scenarios with and without the outbox, `runs` pairs of each in one
+    database, the order within a pair alternating: each pair's ratio compares two phases next
+    to each other in time, as alike in the machine's load as they can be."""
+    order = [
+        scenario
+        for run in range(runs)
+        for name in OUTBOX_SCENARIOS
+        for scenario in _alternated([name, f"{name}-no-outbox"], run)
+    ]
+    say(f"bench ledger: {runs} pairs of {', '.join(OUTBOX_SCENARIOS)}, with and without the outbox")
+    outcome = await run_ledger_bench(
+        settings,
+        dsn,
+        accounts=accounts,
+        submitters=submitters,
+        seconds=seconds,
+        scenarios=order,
+        say=say,
+    )
     scenarios: dict[str, Any] = {}
     for name in OUTBOX_SCENARIOS:
-        per_s = [_per_s(o, name) for o in outcomes]
-        none_per_s = [_per_s(o, f"{name}-no-outbox") for o in outcomes]
+        per_s = _per_s(outcome, name)
+        none_per_s = _per_s(outcome, f"{name}-no-outbox")
         ratios = [round(a / b, 3) for a, b in zip(per_s, none_per_s, strict=True)]
         scenarios[name] = {
             "with_outbox_per_s": statistics.median(per_s),
@@ -287,13 +301,13 @@ async def _outbox_runs(
         "seconds": seconds,
         "target_ratio": OUTBOX_RATIO_TARGET,
         "scenarios": scenarios,
-        "reconciled": all(o["reconciled"] for o in outcomes),
+        "reconciled": outcome["reconciled"],
     }
 
 
-def _per_s(outcome: dict[str, Any], scenario: str) -> float:
-    row = next(r for r in outcome["results"] if r["scenario"] == scenario)
-    return float(row["transfers_per_s"])
+def _per_s(outcome: dict[str, Any], scenario: str) -> list[float]:
+    """The scenario's transfers/s in each of its phases, in order."""
+    return [float(r["transfers_per_s"]) for r in outcome["results"] if r["scenario"] == scenario]
 
 
 def _alternated(items: list[str], run: int) -> list[str]:
@@ -323,7 +337,7 @@ def table(result: dict[str, Any]) -> list[str]:
     if "outbox" in result:
         outbox = result["outbox"]
         lines.append(
-            f"bench ledger with the outbox / without, same run, medians of {result['runs']} "
+            f"bench ledger with the outbox / without, {result['runs']} pairs in one run, medians "
             f"(target >= {outbox['target_ratio']}):"
         )
         for name, s in outbox["scenarios"].items():
