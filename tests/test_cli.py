@@ -101,6 +101,7 @@ def test_the_offline_groups_are_loaded_when_asked() -> None:
     assert "Usage: billfold risk [OPTIONS] COMMAND" in risk.stdout and "evaluate" in risk.stdout
     assert "Usage: billfold bench [OPTIONS] COMMAND" in bench.stdout
     assert "transfer-cost" in bench.stdout and "--users" in bench_api.stdout
+    assert "events" in bench.stdout
 
 
 def test_bench_without_the_benchmarks_installed_says_how_to_get_them() -> None:

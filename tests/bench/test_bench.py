@@ -6,17 +6,21 @@ import os
 import subprocess
 import sys
 
+import nats
 import pytest
 from redis.asyncio import Redis
 
 from billfold.config import Settings
+from billfold.events.brokers import STREAM
 from billfold_bench.api import count_timeouts, run_api_bench
 from billfold_bench.cpu import per_unit_us, processes_cpu
+from billfold_bench.events import run_events_bench, table
 from billfold_bench.history import run_history_bench
 from billfold_bench.risk import run_risk_bench
 from billfold_bench.scoring import run_scoring_bench
 from billfold_bench.traffic import p99_ms
 from billfold_bench.transfer_cost import run_transfer_cost
+from tests.events.test_relay import NATS_URL, nats_or_skip
 
 
 @pytest.mark.parametrize("scoring", [True, False])
@@ -209,3 +213,56 @@ async def test_scoring_bench_compares_scoring_off_and_on_round_by_round(
         ]
         assert compared["added_p99_ms_by_round"] == by_round
         assert compared["added_p99_ms"] == round(sum(by_round) / 2, 2)
+
+
+async def test_events_bench_measures_lag_outbox_cost_and_relay_on_both_brokers(
+    settings: Settings, redis: Redis
+) -> None:
+    """A tiny `bench events`: on Redis Streams and on JetStream every measured transfer's event
+    reached the consumer, with a lag and its parts; the outbox's cost is the ratio of `bench
+    ledger` with and without it in each run; the relay drained every event it was given. The
+    bench's JetStream streams and its Redis stream are gone afterwards."""
+    assert settings.database_url and settings.redis_url
+    jetstream = await nats_or_skip()
+    await jetstream.close()
+    streams_before = await _bench_streams()
+    result = await run_events_bench(
+        settings,
+        settings.database_url,
+        settings.redis_url,
+        nats_url=NATS_URL,
+        brokers=["redis", "nats"],
+        parts=["lag", "outbox", "relay"],
+        runs=2,
+        rate=50,
+        seconds=1.0,
+        warmup=0.3,
+        accounts=20,
+        relay_events=300,
+        ledger_accounts=50,
+        ledger_seconds=0.3,
+        submitters=4,
+    )
+    assert result["reconciled"]
+    for broker in ("redis", "nats"):
+        runs = result["lag"]["runs"][broker]
+        assert len(runs) == 2 and all(r["missing"] == 0 and r["transfers"] > 0 for r in runs)
+        lag = result["lag"]["brokers"][broker]
+        assert 0 < lag["lag_ms_p50"] <= lag["lag_ms_p99"]
+        assert lag["parts_ms"]["commit_to_relay"]["p99"] > 0
+        assert result["relay"]["brokers"][broker]["events_per_s"] > 0
+    for scenario in ("uniform", "hot"):
+        outbox = result["outbox"]["scenarios"][scenario]
+        assert len(outbox["ratios"]) == 2 and outbox["ratio"] > 0
+    assert "relay flat out, 300 events, median of 2:" in table(result)
+    assert await _bench_streams() <= streams_before
+    assert await redis.exists(STREAM) == 0
+
+
+async def _bench_streams() -> set[str]:
+    client = await nats.connect(NATS_URL, connect_timeout=2)
+    try:
+        names = await client.jetstream().streams_info()
+        return {s.config.name for s in names if (s.config.name or "").startswith("BILLFOLD_BENCH")}
+    finally:
+        await client.close()

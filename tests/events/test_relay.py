@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import nats
 import orjson
 import pytest
 from redis.asyncio import Redis
 
 from billfold.config import Settings
 from billfold.events import outbox
-from billfold.events.brokers import JetStream, Message, RedisStreams
+from billfold.events.brokers import JetStream, Message, RedisStreams, waves
 from billfold.events.cli import tail
 from billfold.events.relay import Relay, replay
 
@@ -194,3 +195,41 @@ async def test_a_relay_cancelled_mid_publish_stops_though_the_client_turns_it_in
     done, _ = await asyncio.wait([running], timeout=10)
     assert done, "the relay went on after it was cancelled"
     assert running.cancelled()
+
+
+def test_a_jetstream_wave_never_holds_two_messages_of_one_key() -> None:
+    """JetStream gets a batch in waves, each sent without waiting in between: no wave holds two
+    messages of one ordering key, and the waves keep the batch's order."""
+    keys = ["a", "b", "a", "c", "c", "b", "d"]
+    messages = [Message(str(i), "billfold.test.happened.v1", b"{}", k) for i, k in enumerate(keys)]
+    cut = waves(messages)
+    assert [[m.key for m in wave] for wave in cut] == [["a", "b"], ["a", "c"], ["c", "b", "d"]]
+    assert [m for wave in cut for m in wave] == messages
+    assert waves([]) == []
+
+
+async def test_jetstream_publishes_a_batch_whole_and_in_order_on_a_stream_of_its_own() -> None:
+    """A batch of many messages over a few keys reaches JetStream whole and in order; given a
+    stream and a subject prefix, the broker publishes there, apart from the service's stream."""
+    await (await nats_or_skip()).close()
+    tag = uuid.uuid4().hex[:8]
+    stream = f"TEST_{tag}"
+    broker = await JetStream.connect(NATS_URL, stream=stream, subject_prefix=f"test{tag}.")
+    sent = [
+        Message(str(uuid.uuid4()), "billfold.test.happened.v1", b"%d" % i, f"account/{i % 5}")
+        for i in range(300)
+    ]
+    got: list[Message] = []
+    try:
+        await broker.publish(sent)
+        group = await broker.group("reader", "test")
+        for _ in range(30):  # bounded: a few batches are enough
+            got += [t.message for t in await group.take(100, 1.0)]
+            if len(got) >= len(sent):
+                break
+    finally:
+        await broker.close()
+        admin = await nats.connect(NATS_URL, connect_timeout=2)
+        await admin.jetstream().delete_stream(stream)
+        await admin.close()
+    assert [(m.id, m.type, m.body) for m in got] == [(m.id, m.type, m.body) for m in sent]

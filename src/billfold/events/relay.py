@@ -36,7 +36,7 @@ PRUNE_EVERY_S = 60.0
 PRUNE_MAX = 10_000
 
 UNPUBLISHED = """
-SELECT id, event_id, type, source, subject, time, data FROM outbox
+SELECT id, event_id, type, source, subject, ordering_key, time, data FROM outbox
  WHERE partition = $1 AND published_at IS NULL
  ORDER BY id LIMIT $2
 """
@@ -87,7 +87,15 @@ class Relay:
                 return 0
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await self._broker.publish(
-                    [Message(str(r["event_id"]), r["type"], body_of(cloudevent(r))) for r in rows]
+                    [
+                        Message(
+                            str(r["event_id"]),
+                            r["type"],
+                            body_of(cloudevent(r)),
+                            r["ordering_key"],
+                        )
+                        for r in rows
+                    ]
                 )
             await conn.execute(MARK, [r["id"] for r in rows])
         self.published += len(rows)

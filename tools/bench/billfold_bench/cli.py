@@ -30,6 +30,8 @@ LEDGER_SCENARIOS = [
     "uniform-no-outbox",
     "hot-no-outbox",
 ]
+# The JetStream server `bench events` uses when BILLFOLD_EVENTS_URL names none.
+NATS_LOCAL = "nats://127.0.0.1:4222"
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")]
 
 
@@ -357,5 +359,82 @@ def history_bench(
         workers=workers,
     )
     _report(result, json)
+    if not result["reconciled"]:
+        raise typer.Exit(1)
+
+
+@bench_app.command("events")
+def events_bench(
+    rate: Annotated[int, typer.Option(help="Ledger transfers/s of the lag part.")] = 1_000,
+    seconds: Annotated[float, typer.Option(help="Measured length of each lag phase.")] = 30.0,
+    warmup: Annotated[float, typer.Option(help="Transfers before each lag phase.")] = 5.0,
+    runs: Annotated[int, typer.Option(help="Repeat each part; report medians.")] = 3,
+    accounts: Annotated[int, typer.Option(help="Wallets the lag part's transfers use.")] = 10_000,
+    relay_events: Annotated[
+        int, typer.Option(help="Events in the outbox the relay part drains.")
+    ] = 50_000,
+    ledger_accounts: Annotated[
+        int, typer.Option(help="Wallets of the outbox part (bench ledger's --accounts).")
+    ] = 100_000,
+    ledger_seconds: Annotated[
+        float, typer.Option(help="Length of each bench ledger scenario of the outbox part.")
+    ] = 10.0,
+    submitters: Annotated[
+        int, typer.Option(help="Concurrent callers of the outbox part (bench ledger's).")
+    ] = 500,
+    nats_url: Annotated[
+        str | None,
+        typer.Option(
+            help="JetStream server (default: BILLFOLD_EVENTS_URL if nats://, else local)."
+        ),
+    ] = None,
+    broker: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only these brokers: redis, nats, or nats-serial (JetStream publishing one "
+            "message at a time, the baseline of decision 126); repeat."
+        ),
+    ] = None,
+    part: Annotated[
+        list[str] | None, typer.Option(help="Only these parts: lag, outbox, relay; repeat.")
+    ] = None,
+    json: JsonFlag = False,
+) -> None:
+    """The event stream: commit-to-consumer lag at a steady rate on Redis Streams and NATS
+    JetStream (target p99 <= 250 ms), the outbox's cost to bench ledger (target >= 0.9), and
+    the relay's throughput flat out."""
+    from billfold_bench.events import BROKERS, PARTS, VARIANTS, run_events_bench, table
+    from billfold_bench.server import bench_redis
+
+    brokers, parts = broker or BROKERS, part or PARTS
+    for name, chosen, allowed in (
+        ("--broker", brokers, BROKERS + VARIANTS),
+        ("--part", parts, PARTS),
+    ):
+        for value in chosen:
+            if value not in allowed:
+                raise typer.BadParameter(f"{name} '{value}' is not one of {allowed}")
+    if runs < 1 or rate < 1:
+        raise typer.BadParameter(f"--runs and --rate must be at least 1, got {runs} and {rate}")
+    settings = Settings()
+    events_url = settings.events_url or ""
+    result = _on_stack(
+        lambda s, dsn, redis_url, **options: run_events_bench(
+            s, dsn, bench_redis(redis_url), **options
+        ),
+        nats_url=nats_url or (events_url if events_url.startswith("nats://") else NATS_LOCAL),
+        brokers=brokers,
+        parts=parts,
+        runs=runs,
+        rate=rate,
+        seconds=seconds,
+        warmup=warmup,
+        accounts=accounts,
+        relay_events=relay_events,
+        ledger_accounts=ledger_accounts,
+        ledger_seconds=ledger_seconds,
+        submitters=submitters,
+    )
+    _report(result, json, *table(result))
     if not result["reconciled"]:
         raise typer.Exit(1)
