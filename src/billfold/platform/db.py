@@ -12,6 +12,10 @@ import orjson
 from billfold.config import Settings
 
 APPLICATION_NAME = "billfold"
+# Session parameters the outbox's statements read (events.outbox): whether events are written
+# at all (config.outbox) and into how many relay partitions (config.events_partitions).
+OUTBOX_SETTING = "billfold.outbox"
+PARTITIONS_SETTING = "billfold.events_partitions"
 CONNECT_TIMEOUT_S = 10.0
 # The first byte of a binary jsonb value is its format version; PostgreSQL only knows 1.
 _JSONB_VERSION = b"\x01"
@@ -133,6 +137,10 @@ def server_settings(settings: Settings) -> dict[str, str]:
         # The ledger's statements are short; JIT compiling a wide batch statement costs more
         # than running it.
         "jit": "off",
+        # Every producer of events reads these in SQL, so that none needs the settings handed
+        # down to it: BILLFOLD_OUTBOX=false means no event row from any of them.
+        OUTBOX_SETTING: "on" if settings.outbox else "off",
+        PARTITIONS_SETTING: str(settings.events_partitions),
     }
 
 
