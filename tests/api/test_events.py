@@ -66,7 +66,13 @@ async def test_a_transfer_is_published_as_transfer_completed(
         "currency",
         "debit_account_id",
         "credit_account_id",
+        "from_user_id",
+        "to_user_id",
     }
+    assert (event["data"]["from_user_id"], event["data"]["to_user_id"]) == (
+        alice.user_id,
+        bob.user_id,
+    )
 
 
 async def test_the_apps_figures_group_counts_a_transfer(

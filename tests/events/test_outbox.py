@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -16,11 +17,13 @@ from redis.asyncio import Redis
 
 from billfold.config import Settings
 from billfold.events.brokers import STREAM, RedisStreams
-from billfold.events.outbox import amount
+from billfold.events.outbox import Event, amount, with_command, write
 from billfold.events.relay import Relay
+from billfold.ledger.accounts import open_account
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import LedgerError
-from billfold.ledger.model import Transfer
+from billfold.ledger.model import Account, AccountKind, Transfer
+from billfold.platform.db import create_pool
 
 OpenWallet = Callable[[int], Awaitable[int]]
 # A step: from wallet, to wallet, amount (minor), and whether a retry of the same key is sent
@@ -161,3 +164,118 @@ async def test_a_refused_transfer_writes_no_event(
         [f"account/{poor}", f"account/{rich}"],
     )
     assert [r["subject"] for r in rows] == [f"transfer/{done.id}"]
+
+
+async def person_wallet(pool: asyncpg.Pool, owner: str, kind: AccountKind) -> int:
+    account = await open_account(pool, kind=kind, owner=owner, currency="USD")
+    return account.id
+
+
+async def test_a_completed_transfer_names_the_people_whose_wallets_it_moves(
+    pool: asyncpg.Pool, ledger: Ledger, bank: Account
+) -> None:
+    """from_user_id and to_user_id are the owners of wallets (`user:<uuid>`); null for the
+    bank's account and for a person's receivable, which is no wallet."""
+    ann, ben = uuid.uuid4(), uuid.uuid4()
+    ann_wallet = await person_wallet(pool, f"user:{ann}", AccountKind.WALLET)
+    ben_wallet = await person_wallet(pool, f"user:{ben}", AccountKind.WALLET)
+    ben_owes = await open_account(
+        pool,
+        kind=AccountKind.RECEIVABLE,
+        owner=f"user:{ben}",
+        currency="USD",
+        overdraft_limit_minor=10_000,
+    )
+    moves = [
+        (bank.id, ann_wallet, 500),
+        (ann_wallet, ben_wallet, 200),
+        (ben_owes.id, ben_wallet, 1),
+    ]
+    made = [
+        await ledger.move(
+            "events",
+            str(uuid.uuid4()),
+            debit_account_id=debit,
+            credit_account_id=credit,
+            amount_minor=amount,
+            currency="USD",
+            code="test",
+        )
+        for debit, credit, amount in moves
+    ]
+    rows = await pool.fetch(
+        "SELECT data FROM outbox WHERE subject = ANY($1::text[]) ORDER BY id",
+        [f"transfer/{t.id}" for t in made],
+    )
+    assert [(r["data"]["from_user_id"], r["data"]["to_user_id"]) for r in rows] == [
+        (None, str(ann)),
+        (str(ann), str(ben)),
+        (None, str(ben)),
+    ]
+
+
+async def test_an_event_a_command_carries_is_written_only_if_the_ledger_commits_it(
+    pool: asyncpg.Pool, ledger: Ledger, open_wallet: OpenWallet
+) -> None:
+    """outbox.with_command: the event of a committed command is written in its batch; the
+    event of a command the ledger refuses is not; a replay of the key writes nothing again."""
+    poor, rich, payee = await open_wallet(10), await open_wallet(500), await open_wallet(1)
+    subjects = [f"thing/{uuid.uuid4()}" for _ in range(2)]
+    keys = [str(uuid.uuid4()) for _ in range(2)]
+
+    async def move(debit: int, n: int) -> Any:
+        carried = Event("test.carried", subjects[n], f"account/{debit}", datetime.now(UTC), {})
+        return await ledger.move(
+            "events",
+            keys[n],
+            debit_account_id=debit,
+            credit_account_id=payee,
+            amount_minor=50,
+            currency="USD",
+            code="p2p",
+            rows=[with_command(carried)],
+        )
+
+    outcomes = await asyncio.gather(move(poor, 0), move(rich, 1), return_exceptions=True)
+    assert isinstance(outcomes[0], LedgerError) and isinstance(outcomes[1], Transfer)
+    assert (await move(rich, 1)).replayed
+    rows = await pool.fetch(
+        "SELECT subject, type FROM outbox WHERE subject = ANY($1::text[])", subjects
+    )
+    assert [tuple(r) for r in rows] == [(subjects[1], "billfold.test.carried.v1")]
+
+
+async def test_with_the_outbox_off_no_producer_writes_a_row(
+    settings: Settings, bank: Account
+) -> None:
+    """BILLFOLD_OUTBOX=false: the session says so to every producer's statement, so neither
+    `write`, nor the ledger's transfer.completed, nor an event a command carries is stored."""
+    off = settings.model_copy(update={"outbox": False})
+    assert off.database_url is not None
+    pool = await create_pool(off.database_url, off)
+    ledger = Ledger(pool, off)
+    await ledger.start()
+    subject = f"thing/{uuid.uuid4()}"
+    try:
+        wallet = await person_wallet(pool, f"user:{uuid.uuid4()}", AccountKind.WALLET)
+        carried = Event("test.off", subject, f"account/{wallet}", datetime.now(UTC), {})
+        async with pool.acquire() as conn, conn.transaction():
+            await write(conn, [carried])
+        moved = await ledger.move(
+            "events",
+            str(uuid.uuid4()),
+            debit_account_id=bank.id,
+            credit_account_id=wallet,
+            amount_minor=5,
+            currency="USD",
+            code="test",
+            rows=[with_command(carried)],
+        )
+        rows = await pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE subject = ANY($1::text[])",
+            [subject, f"transfer/{moved.id}"],
+        )
+    finally:
+        await ledger.stop()
+        await pool.close()
+    assert rows == 0

@@ -18,26 +18,57 @@ from uuid import UUID, uuid4
 import asyncpg
 import orjson
 
+from billfold.platform.db import OUTBOX_SETTING, PARTITIONS_SETTING
+
 SOURCE = "/billfold"
 VERSION = 1
 # Currencies with no minor unit; every other one the service meets has two decimal places.
 ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"})
 
-# An event's row from a context's own transaction (`write`).
-WRITE = """
+# Whether events are written (config.outbox) and into how many relay partitions
+# (config.events_partitions) are session parameters of every connection the service opens
+# (platform.db.server_settings): a producer writes without being handed the settings, and
+# BILLFOLD_OUTBOX=false means that no producer writes a row.
+_ON = f"coalesce(current_setting('{OUTBOX_SETTING}', true), '') <> 'off'"
+_PARTITIONS = f"nullif(current_setting('{PARTITIONS_SETTING}', true), '')::integer"
+
+# An event's row from a context's own transaction (`write`); $8: the partitions, if not the
+# session's. The data comes as JSON text, parsed here: the pool's jsonb codec would store a
+# str as a JSON string.
+WRITE = f"""
 INSERT INTO outbox (event_id, type, source, subject, ordering_key, partition, time, data)
 SELECT u.event_id, u.type, u.source, u.subject, u.ordering_key,
-       outbox_partition(u.ordering_key, $8), u.time, u.data
+       outbox_partition(u.ordering_key, coalesce($8, {_PARTITIONS}, 1)), u.time, u.data::jsonb
   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-              $7::jsonb[]) WITH ORDINALITY
+              $7::text[]) WITH ORDINALITY
        AS u(event_id, type, source, subject, ordering_key, time, data, n)
+ WHERE {_ON}
+ ORDER BY u.n
+"""
+
+# Events that ride with a ledger command (ledger.model.SideRow, `with_command`): written by the
+# command's batch, in its statement, if and only if the ledger committed the command and did
+# not refuse it, and once whatever its retries (a replay writes no side row). The parameters
+# come as text, as the ledger sends its own; the last one is the ledger's (refused or not).
+WITH_COMMAND_NAME = "billfold_write_events"
+WITH_COMMAND = f"""
+INSERT INTO outbox (event_id, type, source, subject, ordering_key, partition, time, data)
+SELECT u.event_id, u.type, '{SOURCE}', u.subject, u.ordering_key,
+       outbox_partition(u.ordering_key, coalesce({_PARTITIONS}, 1)), u.time, u.data
+  FROM unnest($1::text::uuid[], $2::text::text[], $3::text::text[], $4::text::text[],
+              $5::text::timestamptz[], $6::text::jsonb[], $7::text::boolean[]) WITH ORDINALITY
+       AS u(event_id, type, subject, ordering_key, time, data, refused, n)
+ WHERE NOT u.refused AND {_ON}
  ORDER BY u.n
 """
 
 # The `transfer.completed` events of a ledger batch's transfers, written in the batch's own
 # statement (a side statement: ledger.model.SideRow) after its transfers: given only the ids
 # and the two accounts of each, it reads the rest from the rows just written, so that the
-# ledger's process spends next to nothing on them. Rows are numbered in the batch's order.
+# ledger's process spends next to nothing on them. The people on either side are the owners of
+# the two accounts when they are wallets (`user:<uuid>`), read by primary key from rows the
+# batch has just locked and updated; null for any other account. Rows are numbered in the
+# batch's order.
 TRANSFERS_COMPLETED_NAME = "billfold_write_outbox"
 _TRANSFERS_COMPLETED = """
 INSERT INTO outbox (type, source, subject, ordering_key, partition, time, data)
@@ -49,10 +80,16 @@ SELECT 'billfold.transfer.completed.v{version}', '{source}', 'transfer/' || t.id
            'amount', CASE WHEN t.currency = ANY('{{{zero}}}'::text[]) THEN t.amount_minor::text
                           ELSE (t.amount_minor::numeric / 100)::numeric(20, 2)::text END,
            'currency', t.currency,
-           'debit_account_id', u.debit::text, 'credit_account_id', u.credit::text)
+           'debit_account_id', u.debit::text, 'credit_account_id', u.credit::text,
+           'from_user_id', CASE WHEN d.kind = 'wallet' AND d.owner LIKE 'user:%'
+                                THEN substr(d.owner, 6) END,
+           'to_user_id', CASE WHEN c.kind = 'wallet' AND c.owner LIKE 'user:%'
+                              THEN substr(c.owner, 6) END)
   FROM unnest($1::text::bigint[], $2::text::bigint[], $3::text::bigint[]) WITH ORDINALITY
        AS u(id, debit, credit, n)
   JOIN transfers t ON t.id = u.id
+  JOIN accounts d ON d.id = u.debit
+  JOIN accounts c ON c.id = u.credit
  ORDER BY u.n
 """
 
@@ -110,9 +147,20 @@ def cloudevent(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-async def write(conn: asyncpg.Connection, events: Sequence[Event], partitions: int = 1) -> None:
+def with_command(event: Event) -> tuple[str, tuple[Any, ...]]:
+    """The event as a side row of a ledger command (ledger.model.SideRow; WITH_COMMAND): it is
+    written with the command's outcome, unless the ledger refuses the command."""
+    data = orjson.dumps(dict(event.data)).decode()
+    row = (str(event.id), event.type, event.subject, event.ordering_key, event.time, data)
+    return WITH_COMMAND_NAME, row
+
+
+async def write(
+    conn: asyncpg.Connection, events: Sequence[Event], partitions: int | None = None
+) -> None:
     """Write events in the caller's transaction (the caller holds it open: they commit with
-    the change or not at all)."""
+    the change or not at all). `partitions`: the relay partitions, if not the session's
+    (config.events_partitions); nothing is written when the session's outbox is off."""
     if not events:
         return
     columns = [list(column) for column in zip(*(e.row() for e in events), strict=True)]

@@ -204,8 +204,9 @@ async def add_funds_card(
     key: str,
     held: RiskHold | None = None,
 ) -> tuple[FundingTransfer, bool]:
-    """Charge a card (amount plus fee) and credit the wallet at once. Held by risk: recorded,
-    the card not charged (funding.risk_holds charges it once released)."""
+    """Charge a card (amount plus fee) and credit the wallet at once: settled when charged
+    (`funding.settled`, in the transaction that records it). Held by risk: recorded, the card
+    not charged (funding.risk_holds charges it once released)."""
     card = await access_card(funding.pool, user.id, card_id)
     fee = card_fee_minor(funding, amount_minor)
     async with funding.user_locks.hold(user.id), funding.pool.acquire() as conn, conn.transaction():
@@ -263,6 +264,7 @@ async def add_funds_card(
             )
             assert row is not None
             found, replayed = FundingTransfer.from_row(row), False
+            await tell(conn, "settled", found)
         else:
             replayed = True
     with in_wallet_terms(user.account_id, amount_minor, WALLET_CURRENCY):

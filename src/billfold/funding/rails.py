@@ -131,9 +131,11 @@ async def return_(
     code: str,
     now: datetime | None = None,
     wallet_id: int | None = None,
+    reason: str | None = None,
 ) -> Outcome:
-    """Undo a movement the bank returned: void what is pending, claw back or reverse what was
-    settled, then take the return code's action."""
+    """Undo a movement the bank returned (or a card add-funds charged back, for `reason`):
+    void what is pending, claw back or reverse what was settled, then take the return code's
+    action."""
     if ft.status == "returned":
         return Outcome("ignored", f"transfer {ft.id} was returned already ({ft.return_code})")
     refused = not_sent(ft)
@@ -164,7 +166,7 @@ async def return_(
             owed,
         )
         if changed:
-            await tell(conn, "returned", replace(ft, return_code=code))
+            await tell(conn, "returned", replace(ft, return_code=code), reason)
     if not changed:
         return Outcome("ignored", f"transfer {ft.id} was returned already")
     await _take_action(funding.pool, ft, code, action)

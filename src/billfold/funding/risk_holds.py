@@ -19,7 +19,9 @@ from typing import Any
 
 import asyncpg
 
+from billfold.events import outbox
 from billfold.funding.cards import CARD_COLUMNS, CardProcessor, card_token
+from billfold.funding.events import review_decided, tell
 from billfold.funding.movements import CLIENT, book_add_funds, book_card_funding
 from billfold.funding.service import FUNDING_COLUMNS, CardDeclined, Funding, FundingTransfer
 from billfold.funding.views import STATUSES, funding_view
@@ -178,9 +180,10 @@ async def decide_movement(
     approve: bool,
     reason: str,
 ) -> str:
-    """Release or decline an add-funds or cash-out held for review, audited with its outcome;
-    its status after. A released add-funds is then booked (its card charged: a decline by the
-    processor declines it, a 402 after the approval is recorded).
+    """Release or decline an add-funds or cash-out held for review, audited with its outcome
+    and told (`review.decided`) in the decision's transaction; its status after. A released
+    add-funds is then booked (its card charged: a decline by the processor declines it, a 402
+    after the approval is recorded).
 
     Locks: the movement's row, from the check to the audit record (one transaction); what
     follows a release (finish_release) runs after it commits."""
@@ -190,6 +193,9 @@ async def decide_movement(
         )
         decide = do_release_movement if approve else do_decline_movement
         ft = await decide(conn, funding, ft)
+        # A release that finds the movement declined already (do_release_movement) tells that.
+        approved = approve and ft.status != "declined"
+        await outbox.write(conn, [review_decided(ft, approved=approved)])
         await operators.audit(
             conn,
             operator_id,
@@ -242,10 +248,16 @@ async def _charge_released(
     outcome = "status = 'settled', settled_at = now()"
     if decline_code is not None:
         outcome = "status = 'declined'"
-    # Whoever charges first records the outcome (the processor answers every retry alike).
-    await funding.pool.execute(
-        f"UPDATE funding_transfers SET {outcome} WHERE id = $1 AND status = 'pending'", ft.id
-    )
+    # Whoever charges first records the outcome (the processor answers every retry alike), and
+    # tells a settled one in the same transaction.
+    async with funding.pool.acquire() as conn, conn.transaction():
+        changed = await conn.fetchrow(
+            f"""UPDATE funding_transfers SET {outcome} WHERE id = $1 AND status = 'pending'
+                RETURNING {FUNDING_COLUMNS}""",
+            ft.id,
+        )
+        if changed is not None and changed["status"] == "settled":
+            await tell(conn, "settled", FundingTransfer.from_row(changed))
     row = await funding.pool.fetchrow(
         f"SELECT {FUNDING_COLUMNS} FROM funding_transfers WHERE id = $1", ft.id
     )

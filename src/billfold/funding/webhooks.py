@@ -32,6 +32,7 @@ TOLERANCE_S = 300
 EVENT_TYPES = ("ach.settled", "ach.returned", "card.chargeback")
 MAX_BODY_BYTES = 64 * 1024
 MAX_TIMESTAMP_DIGITS = 12
+MAX_REASON = 64  # a chargeback's reason, told to the person (funding.events)
 # A claim this old with nothing applied belongs to a process that died: a redelivery reapplies.
 STALE_CLAIM_S = 60.0
 
@@ -114,7 +115,25 @@ def check_event(event: object) -> dict[str, Any]:
             f"return code '{str(data.get('return_code'))[:8]}' is not a NACHA code like R01",
             field="return_code",
         )
+    reason = data.get("reason")
+    if kind == "card.chargeback" and reason is not None and not _plain_reason(reason):
+        raise ValidationFailed(
+            f"chargeback reason {shown(str(reason))} is not 1 to {MAX_REASON} printable "
+            "ASCII characters",
+            field="reason",
+        )
     return event
+
+
+def _plain_reason(reason: object) -> bool:
+    """A chargeback's reason as the processor gives it ("fraudulent", "10.4"): it goes into
+    the event told to the person, so only short printable ASCII."""
+    return (
+        isinstance(reason, str)
+        and 1 <= len(reason) <= MAX_REASON
+        and reason.isascii()
+        and reason.isprintable()
+    )
 
 
 def sign(secret: str, event: dict[str, Any]) -> tuple[dict[str, str], bytes]:
@@ -228,4 +247,4 @@ async def apply(funding: Funding, event: dict[str, Any]) -> rails.Outcome:
         return await rails.return_(funding, ft, data["return_code"])
     if ft.rail != "card":
         return rails.Outcome("refused", f"transfer {ft.id} is not a card transfer")
-    return await rails.return_(funding, ft, rails.CHARGEBACK)
+    return await rails.return_(funding, ft, rails.CHARGEBACK, reason=data.get("reason"))

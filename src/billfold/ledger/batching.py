@@ -64,8 +64,10 @@ class GroupCommit:
         are written by, each taking one array parameter per column, as text."""
         self._pool = pool
         self._side_statements = dict(side_statements or {})
-        # The outbox's rows are written with the batch, in its statement (events.outbox).
+        # The outbox's rows are written with the batch, in its statement (events.outbox): the
+        # batch's transfer.completed, and the events its commands carry (their side rows).
         self._outbox = settings.outbox
+        self._side_statements[outbox.WITH_COMMAND_NAME] = outbox.WITH_COMMAND
         if self._outbox:
             statement = outbox.transfers_completed(settings.events_partitions)
             self._side_statements[outbox.TRANSFERS_COMPLETED_NAME] = statement
@@ -340,10 +342,12 @@ class GroupCommit:
                 for c, o in zip(commands, result.outcomes, strict=True)
             ]
             # Each side row's statement also learns whether the ledger refused its command.
+            # With the outbox off, the events commands carry are dropped here.
             side_rows = [
                 (name, (*values, isinstance(outcome, LedgerError)))
                 for c, outcome in zip(commands, result.outcomes, strict=True)
                 for name, values in c.rows
+                if self._outbox or name != outbox.WITH_COMMAND_NAME
             ]
             if self._outbox:
                 side_rows += self._events(result.transfers)

@@ -33,10 +33,19 @@ class Ledger(GroupCommit):
         *,
         code: str,
         metadata: dict[str, Any] | None = None,
+        rows: Sequence[SideRow] = (),
     ) -> Transfer:
-        """Move money now along balanced legs."""
+        """Move money now along balanced legs. `rows`: see SideRow."""
         return await self.submit(
-            Command(Kind.TRANSFER, client_id, key, code, tuple(legs), metadata=metadata)
+            Command(
+                Kind.TRANSFER,
+                client_id,
+                key,
+                code,
+                tuple(legs),
+                metadata=metadata,
+                rows=tuple(rows),
+            )
         )
 
     async def move(

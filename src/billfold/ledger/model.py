@@ -29,8 +29,9 @@ COLLECTION_CODES = frozenset({"clawback", "debt_repayment"})
 # A row of another table that a command brings for its batch's transaction: written with the
 # command's outcome, in the same statement, so that it is stored if and only if the outcome is,
 # and once (a replay of the key writes nothing). The name is a statement the Ledger was given
-# (its `side_statements`); the values are its parameters, one element each of its arrays, and
-# the ledger adds a last one: whether it refused the command (its outcome an error).
+# (its `side_statements`), or the outbox's, which every Ledger has (events.outbox.with_command:
+# an event told of the command); the values are its parameters, one element each of its
+# arrays, and the ledger adds a last one: whether it refused the command (its outcome an error).
 SideRow = tuple[str, tuple[Any, ...]]
 
 

@@ -15,6 +15,10 @@ from billfold.config import Settings
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "billfold"
+# Session parameters the outbox's statements read (events.outbox): whether events are written
+# at all (config.outbox) and into how many relay partitions (config.events_partitions).
+OUTBOX_SETTING = "billfold.outbox"
+PARTITIONS_SETTING = "billfold.events_partitions"
 CONNECT_TIMEOUT_S = 10.0
 # A pool closing waits this long for its connections to be given back, then cuts them.
 CLOSE_TIMEOUT_S = 10.0
@@ -149,6 +153,10 @@ def server_settings(settings: Settings) -> dict[str, str]:
         # The ledger's statements are short; JIT compiling a wide batch statement costs more
         # than running it.
         "jit": "off",
+        # Every producer of events reads these in SQL, so that none needs the settings handed
+        # down to it: BILLFOLD_OUTBOX=false means no event row from any of them.
+        OUTBOX_SETTING: "on" if settings.outbox else "off",
+        PARTITIONS_SETTING: str(settings.events_partitions),
     }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from billfold.events import outbox
 from billfold.platform import db
 from billfold.platform.logging import get_logger
 from billfold.risk import serving
@@ -86,22 +87,35 @@ class AssessmentLog:
     every declined P2P transfer, and on every allowed one unless the ledger writes its
     assessment (RulesEngine's `with_transfers`; its places still come here). (A held one is
     written at once: its hold refers to it.) Rows still buffered when a process dies are lost,
-    the movements are not."""
+    the movements are not.
+
+    A declined transfer's event (`transfer.declined`: nothing else of it is written) is
+    written in the transaction that writes its assessment, so that it is told if and only if
+    its refusal is recorded."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._rows: list[tuple[Any, ...]] = []
         self._places: list[tuple[Any, ...]] = []
+        self._events: list[outbox.Event] = []
         self._flusher: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()
 
-    def add(self, row: tuple[Any, ...] | None, places: tuple[Any, ...] | None = None) -> None:
-        """An assessment to write (RECORD_MANY's columns), the places to remember, or both."""
+    def add(
+        self,
+        row: tuple[Any, ...] | None,
+        places: tuple[Any, ...] | None = None,
+        event: outbox.Event | None = None,
+    ) -> None:
+        """An assessment to write (RECORD_MANY's columns), the places to remember, or both;
+        with the assessment, the event that tells of it."""
         if len(self._rows) + len(self._places) >= BATCH_MAX:
             log.warning("assessment log full; an assessment was not recorded")
             return
         if row is not None:
             self._rows.append(row)
+            if event is not None:
+                self._events.append(event)
         if places is not None:
             self._places.append(places)
         if self._flusher is None:
@@ -117,17 +131,20 @@ class AssessmentLog:
         async with self._writing:
             rows, self._rows, self._flusher = self._rows, [], None
             places, self._places = self._places, []
+            events, self._events = self._events, []
             if not rows and not places:
                 return
             columns = [list(column) for column in zip(*rows, strict=True)]
             try:
-                if not places:  # most flushes: one statement, no transaction to open or reset
+                if not places and not events:  # most flushes: one statement, no transaction
                     await db.execute(self._pool, RECORD_MANY, *columns)
                     return
                 async with self._pool.acquire() as conn, conn.transaction():
                     if rows:
                         await conn.execute(RECORD_MANY, *columns)
-                    await conn.executemany(serving.REMEMBER, places)
+                    await outbox.write(conn, events)
+                    if places:
+                        await conn.executemany(serving.REMEMBER, places)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("assessments not recorded", count=len(rows), error=str(error))
 

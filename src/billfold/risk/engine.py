@@ -25,6 +25,7 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from billfold.events import outbox
 from billfold.platform import db
 from billfold.platform.coalesce import Coalescer
 from billfold.platform.errors import WalletFrozen
@@ -38,6 +39,7 @@ from billfold.risk.assessments import (
     joined,
     row_of,
 )
+from billfold.risk.events import declined_at_once
 from billfold.risk.features import FEATURE_NAMES
 from billfold.risk.gate import (
     CLAIM_TTL_MS,
@@ -228,7 +230,8 @@ class RulesEngine:
             if places is not None:
                 self.log.add(None, places)  # a known place's last-seen time: no hurry
         else:
-            recorded = self._later(movement.kind, row, decided, places)
+            told = declined_at_once(movement, at) if decided.action is Action.DECLINE else None
+            recorded = self._later(movement.kind, row, decided, places, told)
         if decided.freeze:
             await self._freeze(movement.user_id, "risk engine: " + "; ".join(decided.reasons)[:450])
         elif decided.action is Action.DECLINE and self.rules.declines_to_lock > 0:
@@ -271,15 +274,16 @@ class RulesEngine:
         row: tuple[Any, ...],
         decided: Verdict,
         places: tuple[Any, ...] | None = None,
+        told: outbox.Event | None = None,
     ) -> Recorded:
         """An assessment not written at once: an allowed P2P transfer's handed back for the
         ledger to write with the transfer (with `with_transfers`; its places still buffered),
-        any other buffered with its places (AssessmentLog)."""
+        any other buffered with its places and the event `told` of it (AssessmentLog)."""
         if self._with_transfers and kind == "p2p" and decided.action is Action.ALLOW:
             if places is not None:
                 self.log.add(None, places)
             return Recorded(with_transfer=(WITH_TRANSFER, as_text(row, decided)))
-        self.log.add((*row, joined(decided.reasons), joined(decided.aml)), places)
+        self.log.add((*row, joined(decided.reasons), joined(decided.aml)), places, told)
         return Recorded()
 
     async def past(

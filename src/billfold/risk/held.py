@@ -15,9 +15,11 @@ from typing import Any
 
 import asyncpg
 
+from billfold.events import outbox
 from billfold.platform.errors import BillfoldError, NotFound
 from billfold.platform.security import check_four_eyes
 from billfold.platform.strict import ascii_digits
+from billfold.risk.events import WAITING_FOR, transfer_event
 from billfold.risk.places import remember_places
 
 MAX_PIN_FAILURES = 3
@@ -65,22 +67,34 @@ async def record_hold(
     device_id: str | None,
     country: str | None,
 ) -> bool:
-    """Note a P2P hold the engine asked for; False if it was noted already (a replayed hold
-    is noted once, with the assessment it was first made under)."""
-    noted = await pool.fetchval(
-        """INSERT INTO held_transfers (hold_id, sender_id, recipient_id, amount_minor, status,
-               assessment_id, device_id, country)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (hold_id) DO NOTHING
-           RETURNING true""",
-        hold_id,
-        sender_id,
-        recipient_id,
-        amount_minor,
-        PENDING[action],
-        assessment_id,
-        device_id,
-        country,
-    )
+    """Note a P2P hold the engine asked for, told as `transfer.held` in the same transaction;
+    False if it was noted already (a replayed hold is noted, and told, once, with the
+    assessment it was first made under)."""
+    async with pool.acquire() as conn, conn.transaction():
+        noted = await conn.fetchval(
+            """INSERT INTO held_transfers (hold_id, sender_id, recipient_id, amount_minor,
+                   status, assessment_id, device_id, country)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (hold_id) DO NOTHING
+               RETURNING true""",
+            hold_id,
+            sender_id,
+            recipient_id,
+            amount_minor,
+            PENDING[action],
+            assessment_id,
+            device_id,
+            country,
+        )
+        if noted is not None:
+            held = transfer_event(
+                "transfer.held",
+                hold_id,
+                sender_id,
+                recipient_id,
+                amount_minor,
+                waiting_for=WAITING_FOR[action],
+            )
+            await outbox.write(conn, [held])
     return noted is not None
 
 
@@ -103,12 +117,21 @@ async def do_record_outcome(conn: asyncpg.Connection, held: Held, status: str) -
 
 async def do_send_to_review(conn: asyncpg.Connection, held: Held) -> str:
     """A transfer waiting for verification goes to review instead (its PIN changed within 24
-    hours answered the step-up), its money still held. The caller holds its row lock."""
+    hours answered the step-up), its money still held: told as `transfer.held` again, now
+    waiting for review. The caller holds its row lock."""
     await conn.execute(
         "UPDATE held_transfers SET status = 'PENDING_REVIEW' WHERE hold_id = $1", held.hold_id
     )
     await note_reason(conn, held.assessment_id, PIN_CHANGED_REASON)
+    await outbox.write(conn, [event_of(held, "transfer.held", waiting_for="review")])
     return "PENDING_REVIEW"
+
+
+def event_of(held: Held, kind: str, **extra: Any) -> outbox.Event:
+    """`kind` (risk.events.transfer_event) of the held transfer."""
+    return transfer_event(
+        kind, held.hold_id, held.sender_id, held.recipient_id, held.amount_minor, **extra
+    )
 
 
 async def do_note_wrong_pin(conn: asyncpg.Connection, held: Held) -> bool:

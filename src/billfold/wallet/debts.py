@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from billfold.events import outbox
 from billfold.ledger.accounts import (
     CLEARING_OVERDRAFT_MINOR,
     find_account,
@@ -28,6 +29,7 @@ from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import DebtOutstanding
 from billfold.ledger.model import AccountKind, Leg
 from billfold.platform.currency import WALLET_CURRENCY
+from billfold.wallet.events import debt_changed
 from billfold.wallet.money import format_amount
 
 # The ledger client claw-backs and repayments are made as: their idempotency keys are scoped by
@@ -71,11 +73,16 @@ async def claw_back(
     key: str,
 ) -> Clawback:
     """Take `amount_minor` back to `source_account_id` (the clearing account the money came
-    from): what the wallet holds first, the rest owed. Idempotent by `key`: a second call
-    replays the first one's split."""
+    from): what the wallet holds first, the rest owed, told as `debt.opened` by the ledger's
+    transaction that records it. Idempotent by `key`: a second call replays the first one's
+    split (and tells nothing again).
+
+    Locks: the user's debt lock (an advisory lock, for the transaction that reads what is
+    owed and moves the money); the ledger locks the accounts in its own transaction."""
     receivable_id = await receivable_account(pool, user_id)
     async with pool.acquire() as conn, conn.transaction():
         await _lock_user(conn, user_id)
+        owed_before = max(-(await get_account(pool, receivable_id)).posted_minor, 0)
         # A retry asks the ledger for exactly the transfer the first try made.
         stored = await ledger.stored_transfer(CLIENT, key)
         if stored is None:
@@ -92,15 +99,24 @@ async def claw_back(
         legs = [Leg(source_account_id, amount_minor, WALLET_CURRENCY)]
         if taken:
             legs.append(Leg(wallet_id, -taken, WALLET_CURRENCY))
+        rows = []
         if amount_minor - taken:
             legs.append(Leg(receivable_id, taken - amount_minor, WALLET_CURRENCY))
-        await ledger.transfer(CLIENT, key, legs, code=CLAWBACK, metadata={"user_id": str(user_id)})
+            owed = amount_minor - taken
+            opened = debt_changed("debt.opened", user_id, owed, owed_before + owed)
+            rows.append(outbox.with_command(opened))
+        await ledger.transfer(
+            CLIENT, key, legs, code=CLAWBACK, metadata={"user_id": str(user_id)}, rows=rows
+        )
         await _settle_flag(pool, wallet_id, receivable_id)
     return Clawback(taken, amount_minor - taken)
 
 
 async def collect(pool: asyncpg.Pool, ledger: Ledger, user_id: uuid.UUID, wallet_id: int) -> int:
-    """Repay what the user owes from what the wallet holds; return what is still owed."""
+    """Repay what the user owes from what the wallet holds, told as `debt.recovered` by the
+    ledger's transaction that repays it; return what is still owed.
+
+    Locks: the user's debt lock (as claw_back's); the ledger's, in its own transaction."""
     async with pool.acquire() as conn, conn.transaction():
         await _lock_user(conn, user_id)
         receivable = await find_account(conn, receivable_name(user_id))
@@ -110,6 +126,7 @@ async def collect(pool: asyncpg.Pool, ledger: Ledger, user_id: uuid.UUID, wallet
         wallet = await get_account(pool, wallet_id)
         repay = min(max(wallet.posted_minor - wallet.pending_debits_minor, 0), max(owed, 0))
         if repay:
+            recovered = debt_changed("debt.recovered", user_id, repay, max(owed, 0) - repay)
             # The receivable's version names this state: a retry of the same repayment replays.
             await ledger.move(
                 CLIENT,
@@ -120,6 +137,7 @@ async def collect(pool: asyncpg.Pool, ledger: Ledger, user_id: uuid.UUID, wallet
                 currency=WALLET_CURRENCY,
                 code=REPAYMENT,
                 metadata={"user_id": str(user_id)},
+                rows=[outbox.with_command(recovered)],
             )
         return await _settle_flag(pool, wallet_id, receivable.id)
 

@@ -15,12 +15,14 @@ from typing import Any
 
 import asyncpg
 
+from billfold.events import outbox
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import HoldNotPending
 from billfold.ledger.model import Kind
 from billfold.platform.currency import WALLET_CURRENCY
 from billfold.risk import held as risk_held
 from billfold.risk import operators
+from billfold.risk.events import DECLINED_BY_PIN, review_decided
 from billfold.risk.gate import Movement
 from billfold.risk.places import remember
 from billfold.wallet.pins import PinCheck, WrongPin, check_pin
@@ -58,15 +60,21 @@ async def do_confirm(
     conn: asyncpg.Connection, ledger: Ledger, held: risk_held.Held, pin: PinCheck, *, client: str
 ) -> str:
     """What a PIN does to a transfer waiting for verification; its status after. The caller
-    holds the row lock (risk.held.lock_held). The right PIN completes it, unless it was changed
-    within 24 hours: then the transfer goes to review, its money still held. A wrong PIN is
-    counted, and the MAX_PIN_FAILURES-th declines it."""
+    holds the row lock (risk.held.lock_held). The right PIN completes it (`transfer.verified`),
+    unless it was changed within 24 hours: then the transfer goes to review, its money still
+    held (`transfer.held`). A wrong PIN is counted, and the MAX_PIN_FAILURES-th declines it
+    (`transfer.declined`). Each event is written on `conn`, with the status it tells of."""
     if pin.right and pin.changed_recently:
         return await risk_held.do_send_to_review(conn, held)
     if pin.right:
-        return await resolve(conn, ledger, held, complete=True, client=client)
+        status = await resolve(conn, ledger, held, complete=True, client=client)
+        await outbox.write(conn, [risk_held.event_of(held, "transfer.verified")])
+        return status
     if await risk_held.do_note_wrong_pin(conn, held):
-        return await resolve(conn, ledger, held, complete=False, client=client)
+        status = await resolve(conn, ledger, held, complete=False, client=client)
+        declined = risk_held.event_of(held, "transfer.declined", reason=DECLINED_BY_PIN)
+        await outbox.write(conn, [declined])
+        return status
     return held.status
 
 
@@ -108,8 +116,9 @@ async def decide_held_transfer(
     reason: str,
 ) -> str:
     """An operator's decision on a transfer held for review: approve posts its hold, reject
-    voids it; audited with its outcome. Its status after: COMPLETED or DECLINED. Never on the
-    operator's own transfer (FourEyes).
+    voids it; audited with its outcome and told as `review.decided` (the one event of the
+    decision: a rejected transfer is not told as declined too). Its status after: COMPLETED or
+    DECLINED. Never on the operator's own transfer (FourEyes).
 
     Locks: the held transfer's row, from the check to the audit record (one transaction)."""
     async with pool.acquire() as conn, conn.transaction():
@@ -117,6 +126,10 @@ async def decide_held_transfer(
             conn, review_id, status="PENDING_REVIEW", sender_id=None, operator_id=operator_id
         )
         status = await resolve(conn, ledger, found, complete=approve, client=RISK_CLIENT)
+        decided = review_decided(
+            found.hold_id, found.sender_id, found.amount_minor, approved=approve
+        )
+        await outbox.write(conn, [decided])
         await operators.audit(
             conn,
             operator_id,

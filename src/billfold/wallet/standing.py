@@ -19,9 +19,11 @@ from typing import Any
 
 import asyncpg
 
+from billfold.events import outbox
 from billfold.platform.errors import NotFound
 from billfold.risk import lockout, operators
 from billfold.risk.gate import FreezeUser
+from billfold.wallet.events import BY_OPERATOR, BY_REVIEW, BY_RISK, standing_changed
 
 # action -> the users column it sets and its value
 USER_ACTIONS = {
@@ -47,8 +49,9 @@ async def do_user_action(
     detail: dict[str, Any] | None = None,
 ) -> ActionDone:
     """Freeze, unfreeze, flag or unflag a user (a freeze reaches the ledger in the same
-    transaction, through users.status), and audit it, with `detail` beside the change. No
-    operator: the risk engine acted. Never on the operator's own account
+    transaction, through users.status), and audit it, with `detail` beside the change; a change
+    of status is told (`user.frozen`, `user.unfrozen`) in that transaction too. No operator:
+    the risk engine acted. Never on the operator's own account
     (risk.operators.check_user_action).
 
     Locks: the user's row, for the transaction that reads, changes and audits it."""
@@ -62,6 +65,9 @@ async def do_user_action(
             raise NotFound(f"user '{subject[:40]}' does not exist", user_id=subject[:40])
         if before["value"] != value:
             await conn.execute(f"UPDATE users SET {column} = $2 WHERE id = $1", user_id, value)
+            if column == "status":
+                why_told = BY_RISK if operator_id is None else BY_OPERATOR
+                await outbox.write(conn, [standing_changed(user_id, str(value), why_told)])
         audit_id = await operators.audit(
             conn,
             operator_id,
@@ -86,8 +92,9 @@ def engine_freezer(pool: asyncpg.Pool) -> FreezeUser:
 async def do_decide_frozen_user(
     pool: asyncpg.Pool, operator_id: uuid.UUID, review_id: str, *, approve: bool, reason: str
 ) -> str:
-    """An operator's decision on a user the engine froze: approve unfreezes, reject keeps the
-    freeze; audited as the operator's unfreeze or freeze, in the transaction that checks that
+    """An operator's decision on a user the engine froze: approve unfreezes (told as
+    `user.unfrozen`), reject keeps the freeze (nothing changes, nothing is told); audited as
+    the operator's unfreeze or freeze, in the transaction that checks that
     the user still waits for it (risk.lockout.check_waiting: NotInReview, 409). The user's
     status after it: ACTIVE or FROZEN.
 
@@ -101,6 +108,7 @@ async def do_decide_frozen_user(
         after = "active" if approve else "frozen"
         if approve:
             await conn.execute("UPDATE users SET status = 'active' WHERE id = $1", user_id)
+            await outbox.write(conn, [standing_changed(user_id, "active", BY_REVIEW)])
         await operators.audit(
             conn,
             operator_id,
