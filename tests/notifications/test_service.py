@@ -105,21 +105,6 @@ async def test_a_batch_with_an_unreadable_event_records_the_others(
     assert "insufficient funds in the bank account" in row["body"]
 
 
-async def test_a_transfer_completed_without_its_people_is_told_to_the_owner_of_its_wallet(
-    pool: asyncpg.Pool, told: Notifications, make_user: MakeUser
-) -> None:
-    """The ledger's transfer.completed as written before the catalogue named the people (only
-    accounts): the recipient is found as the owner of the credited wallet."""
-    ada, bob = await make_user(), await make_user()
-    event = events.transfer_completed(None, None, "3.00")
-    data = event["data"]
-    del data["from_user_id"], data["to_user_id"]
-    data["debit_account_id"], data["credit_account_id"] = str(bob.account_id), str(ada.account_id)
-    await told.handle([event])
-    [row] = await rows_of(pool, ada)
-    assert row["subject"] == f"You received $3.00 from @{bob.username}"
-
-
 async def test_notifications_past_the_retention_period_are_pruned(
     pool: asyncpg.Pool, told: Notifications, make_user: MakeUser
 ) -> None:

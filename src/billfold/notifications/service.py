@@ -21,7 +21,7 @@ from prometheus_client import Counter
 
 from billfold.config import Settings
 from billfold.events.consumer import CloudEvent
-from billfold.notifications.kinds import Malformed, Notice, event_kind, notices_of
+from billfold.notifications.kinds import Malformed, Notice, notices_of
 from billfold.notifications.mail import LocalSink, Mailer, SmtpServer, transport
 from billfold.notifications.preferences import DEFAULT, Preference, read_preferences
 from billfold.notifications.texts import render
@@ -41,11 +41,6 @@ EVENTS_UNREAD = Counter(
 )
 
 _PEOPLE = "SELECT id, username, email FROM users WHERE id = ANY($1::uuid[])"
-# A transfer.completed from before its data named the people (migration 0023's events): who
-# owns its two accounts.
-_OWNERS = """
-SELECT w.account_id, w.user_id FROM wallets w WHERE w.account_id = ANY($1::bigint[])
-"""
 _RECORD = """
 INSERT INTO notifications (event_id, user_id, kind, category, subject, body, about, happened_at,
                            in_feed, email_status, email_to, email_next_at)
@@ -94,7 +89,7 @@ class Notifications:
     async def handle(self, events: Sequence[CloudEvent]) -> None:
         """Record what `events` tell, once per event and person; wake the mailer if an email
         is to go."""
-        notices = _readable(await self._with_owners(events))
+        notices = _readable(events)
         if not notices:
             return
         ids = {n.user_id for n in notices} | {n.counterpart for n in notices if n.counterpart}
@@ -112,40 +107,6 @@ class Notifications:
             NOTIFICATIONS.labels(row["kind"]).inc()
         if any(row["email_status"] == "pending" for row in recorded):
             self.mailer.wake.set()
-
-    async def _with_owners(self, events: Sequence[CloudEvent]) -> list[CloudEvent]:
-        """`events`, each transfer.completed that does not name its people given them, from
-        the owners of its accounts."""
-        bare = [e for e in events if event_kind(e) == "transfer.completed" and _unnamed(e)]
-        if not bare:
-            return list(events)
-        accounts = {_int(e["data"].get(k)) for e in bare for k in _ACCOUNTS} - {None}
-        rows = await self.pool.fetch(_OWNERS, list(accounts))
-        owners = {r["account_id"]: str(r["user_id"]) for r in rows}
-        unnamed = {id(e) for e in bare}
-        return [_named(e, owners) if id(e) in unnamed else e for e in events]
-
-
-_ACCOUNTS = ("debit_account_id", "credit_account_id")
-
-
-def _unnamed(event: CloudEvent) -> bool:
-    data = event.get("data")
-    return isinstance(data, Mapping) and "to_user_id" not in data
-
-
-def _named(event: CloudEvent, owners: Mapping[int | None, str]) -> CloudEvent:
-    data = dict(event["data"])
-    data["from_user_id"] = owners.get(_int(data.get("debit_account_id")))
-    data["to_user_id"] = owners.get(_int(data.get("credit_account_id")))
-    return {**event, "data": data}
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(str(value))
-    except ValueError:
-        return None
 
 
 def _readable(events: Sequence[CloudEvent]) -> list[Notice]:

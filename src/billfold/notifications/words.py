@@ -52,6 +52,7 @@ def return_reason(code: str | None) -> str:
 
 # Why a transfer was declined (transfer.declined's `reason`).
 DECLINE_REASONS = {
+    "wrong_pin": "the PIN was wrong too many times",
     "verification_failed": "the PIN was not confirmed",
     "pin_failed": "the PIN was not confirmed",
     "expired": "it was not confirmed in time",
