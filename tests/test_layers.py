@@ -49,6 +49,7 @@ OWNERS = {
         "sandbox_card_tokens",
         "sandbox_card_charges",
     },
+    "webhooks": {"webhook_endpoints", "webhook_deliveries", "webhook_attempts"},
 }
 # Folders that are no context: they call the contexts (and may write anything, as the
 # benchmarks' seeding does).
@@ -63,6 +64,7 @@ INWARDS = {
     "risk": BASE | {"events", "risk"},
     "wallet": BASE | {"events", "ledger", "risk", "wallet"},
     "funding": BASE | {"events", "ledger", "risk", "wallet", "funding"},
+    "webhooks": BASE | {"events", "ledger", "risk", "wallet", "funding", "webhooks"},
 }
 
 

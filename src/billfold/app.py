@@ -13,7 +13,18 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from redis.asyncio import Redis
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from billfold.api import admin, auth, direct, docs, funding, health, history, sandbox, wallet
+from billfold.api import (
+    admin,
+    auth,
+    direct,
+    docs,
+    funding,
+    health,
+    history,
+    sandbox,
+    wallet,
+    webhook_endpoints,
+)
 from billfold.api.admission import Admission
 from billfold.api.contract import document_responses
 from billfold.api.inputs import InputRoute
@@ -41,6 +52,8 @@ from billfold.risk.rules import RiskRules
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.standing import engine_freezer
 from billfold.wallet.users import UserCache
+from billfold.webhooks import dispatch, fanout
+from billfold.webhooks.service import Webhooks
 
 log = get_logger("billfold.app")
 # The endpoints served past the router (api.direct.HotRoutes): most of the traffic.
@@ -72,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(history.router)
     app.include_router(funding.router)
     app.include_router(admin.router)
+    app.include_router(webhook_endpoints.router)
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
     routes = [context.original_route for context in iter_route_contexts(app.routes)]
@@ -147,6 +161,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                     events_consumer.serve(consumer, settings, redis_url), name=consumer.group
                 )
                 stack.push_async_callback(_stop, task)
+        app.state.webhooks = Webhooks.start(pool, settings)
+        if settings.webhooks_dispatcher:
+            # On connections of its own: a slow receiver never holds one the money path needs.
+            hooks_pool = await db.create_pool(database_url, settings, size=dispatch.CONNECTIONS)
+            stack.push_async_callback(hooks_pool.close)
+            dispatching = asyncio.create_task(
+                dispatch.serve(hooks_pool, app.state.webhooks), name="webhook-dispatcher"
+            )
+            stack.push_async_callback(_stop, dispatching)
         app.state.funding = await Funding.start(pool, ledger, settings)
         app.state.cards = SandboxProcessor(pool) if settings.sandbox_enabled else NoProcessor()
         recovery = asyncio.create_task(
@@ -179,7 +202,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _consumers(pool: asyncpg.Pool, settings: Settings) -> list[events_consumer.Consumer]:
     """The stream's consumer groups this process takes part in (events.consumer)."""
-    return []
+    return [events_consumer.Consumer("webhooks", fanout.handler(pool))]
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
