@@ -51,6 +51,8 @@ PRUNE_EVERY_S = 300.0
 RETENTION = timedelta(days=30)
 PRUNE_MAX = 10_000
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+# The jitter's own generator: the global one's state is the program's (and its tests') to own.
+_jitter = random.Random()
 
 ATTEMPTS = Counter(
     "billfold_webhook_attempts",
@@ -113,7 +115,7 @@ class Attempt:
 def backoff_s(failures: int, first_s: float, max_s: float) -> float:
     """The wait before the next try after `failures` failures in a row: full jitter."""
     ceiling = min(max_s, first_s * 2 ** min(failures - 1, 62))
-    return random.uniform(0, ceiling)
+    return _jitter.uniform(0, ceiling)
 
 
 class Dispatcher:
