@@ -261,3 +261,30 @@ def test_the_backoff_grows_with_full_jitter_up_to_its_ceiling() -> None:
     assert max(waits[:200]) <= 5.0 < max(waits[200:400]) <= 10.0
     assert max(waits[800:]) > 40.0
     assert backoff_s(10_000, 5.0, 60.0) <= 60.0
+
+
+async def test_a_paused_endpoint_resumes_its_pending_deliveries(world: World) -> None:
+    """Disabled by its owner while a delivery is being retried, an endpoint gets nothing; once
+    enabled again (the receiver mended), the delivery goes through with a fresh window."""
+    owner = await world.person()
+    pool = world.state.pool
+    with receiving(always(500)) as receiver:
+        endpoint = await register(world, owner.id, receiver.url)
+        await tell(world, "debt.recovered", {"user_id": str(owner.id)})
+        assert await receiver.wait(lambda r: len(r.received) >= 2)
+        pause = endpoints.EndpointChange(None, None, None, enabled=False)
+        await endpoints.do_update_endpoint(pool, owner.id, endpoint["endpoint_id"], pause)
+        await asyncio.sleep(0.5)  # an attempt under way when it was paused ends meanwhile
+        tried = len(receiver.received)
+        receiver.answer = always(204)
+        await asyncio.sleep(4.5)  # past the retry window: paused, the delivery was not given up
+        assert len(receiver.received) == tried
+        [paused] = await deliveries_of(world, owner.id, endpoint["endpoint_id"])
+        assert paused["status"] == "pending"
+        resume = endpoints.EndpointChange(None, None, None, enabled=True)
+        await endpoints.do_update_endpoint(pool, owner.id, endpoint["endpoint_id"], resume)
+        assert await receiver.wait(lambda r: len(r.delivered()) == 1)
+        [done] = await until(lambda: _delivered(world, owner.id, endpoint["endpoint_id"]))
+    assert done["attempts"][-1]["status_code"] == 204
+    state = await endpoints.get_endpoint(pool, owner.id, endpoint["endpoint_id"])
+    assert state["enabled"] is True and state["failing_since"] is None
