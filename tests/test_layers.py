@@ -50,6 +50,7 @@ OWNERS = {
         "sandbox_card_charges",
     },
     "notifications": {"notifications", "notification_preferences"},
+    "webhooks": {"webhook_endpoints", "webhook_deliveries", "webhook_attempts"},
 }
 # Folders that are no context: they call the contexts (and may write anything, as the
 # benchmarks' seeding does).
@@ -65,6 +66,7 @@ INWARDS = {
     "wallet": BASE | {"events", "ledger", "risk", "wallet"},
     "funding": BASE | {"events", "ledger", "risk", "wallet", "funding"},
     "notifications": BASE | {"events", "ledger", "risk", "wallet", "funding", "notifications"},
+    "webhooks": BASE | {"events", "ledger", "risk", "wallet", "funding", "webhooks"},
 }
 
 

@@ -24,6 +24,7 @@ from billfold.api import (
     notifications,
     sandbox,
     wallet,
+    webhook_endpoints,
 )
 from billfold.api.admission import Admission
 from billfold.api.contract import document_responses
@@ -53,6 +54,8 @@ from billfold.risk.rules import RiskRules
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.standing import engine_freezer
 from billfold.wallet.users import UserCache
+from billfold.webhooks import dispatch, fanout
+from billfold.webhooks.service import Webhooks
 
 log = get_logger("billfold.app")
 # The endpoints served past the router (api.direct.HotRoutes): most of the traffic.
@@ -85,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(funding.router)
     app.include_router(admin.router)
     app.include_router(notifications.router)
+    app.include_router(webhook_endpoints.router)
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
     routes = [context.original_route for context in iter_route_contexts(app.routes)]
@@ -163,6 +167,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                     events_consumer.serve(consumer, settings, redis_url), name=consumer.group
                 )
                 stack.push_async_callback(tasks.stop, task)
+        app.state.webhooks = Webhooks.start(pool, settings)
+        if settings.webhooks_dispatcher:
+            # On connections of its own: a slow receiver never holds one the money path needs.
+            hooks_pool = await db.create_pool(database_url, settings, size=dispatch.CONNECTIONS)
+            stack.push_async_callback(hooks_pool.close)
+            dispatching = asyncio.create_task(
+                dispatch.serve(hooks_pool, app.state.webhooks), name="webhook-dispatcher"
+            )
+            stack.push_async_callback(tasks.stop, dispatching)
         app.state.funding = await Funding.start(pool, ledger, settings)
         app.state.cards = SandboxProcessor(pool) if settings.sandbox_enabled else NoProcessor()
         recovery = asyncio.create_task(
@@ -199,6 +212,7 @@ def _consumers(
     """The stream's consumer groups this process takes part in (events.consumer)."""
     return [
         events_consumer.Consumer("notifications", told.handle),
+        events_consumer.Consumer("webhooks", fanout.handler(pool)),
         figures.consumer(pool, settings),
     ]
 

@@ -90,6 +90,25 @@ class Settings(BaseSettings):
     # a partition, in order. With one, every event is published in commit order.
     events_partitions: int = Field(default=1, ge=1, le=1024)
 
+    # Webhooks to apps (webhooks/): a dispatcher in every process POSTs the deliveries that are
+    # due, at most webhooks_concurrency at once, each given up after webhooks_timeout_s. A
+    # failed one is tried again after a random wait of up to webhooks_retry_first_s doubled
+    # with each failure (at most webhooks_retry_max_s), until webhooks_retry_window_s after its
+    # first try; then the endpoint, if nothing succeeded meanwhile, is disabled.
+    webhooks_dispatcher: bool = True
+    webhooks_concurrency: int = Field(default=16, ge=1, le=256)
+    webhooks_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    webhooks_retry_first_s: float = Field(default=5.0, gt=0)
+    webhooks_retry_max_s: float = Field(default=6 * 3600.0, gt=0)
+    webhooks_retry_window_s: float = Field(default=3 * 86400.0, gt=0)
+    # How often an idle dispatcher looks for due deliveries.
+    webhooks_poll_s: float = Field(default=1.0, gt=0, le=60)
+    # After a secret is rotated, the old one signs beside the new one this long.
+    webhooks_secret_grace_s: float = Field(default=86400.0, ge=0)
+    # Endpoints on plain http or private addresses (loopback, 10/8, link-local...): refused
+    # (server-side request forgery) unless allowed; unset, allowed with the sandbox only.
+    webhooks_allow_local: bool | None = None
+
     # Signs access tokens. Unset, a random key is made once and kept in the data dir (0600), so
     # that every worker on that dir shares it; set it in production.
     secret_key: str | None = Field(default=None, min_length=32)
@@ -219,6 +238,12 @@ class Settings(BaseSettings):
     @property
     def sandbox_enabled(self) -> bool:
         return self.embedded_db if self.sandbox is None else self.sandbox
+
+    @property
+    def webhooks_local_allowed(self) -> bool:
+        if self.webhooks_allow_local is None:
+            return self.sandbox_enabled
+        return self.webhooks_allow_local
 
     @property
     def embedded_db(self) -> bool:

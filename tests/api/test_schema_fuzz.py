@@ -47,7 +47,14 @@ CHECKS = [
 OPERATORS_ROUTES = "/api/v1/admin/"
 # Generated ids almost never name anything; half the cases get real ones instead, so that the
 # code behind the ownership checks is fuzzed too.
-REAL_PATH_IDS = {"user_id", "transfer_id", "bank_account_id", "card_id", "funding_id"}
+REAL_PATH_IDS = {
+    "user_id",
+    "transfer_id",
+    "bank_account_id",
+    "card_id",
+    "funding_id",
+    "endpoint_id",
+}
 REAL_BODY_IDS = {"sender_id", "recipient", "user_id", "bank_account_id", "card_id"}
 SEND_TIMEOUT_S = 30
 
@@ -76,7 +83,14 @@ async def test_every_answer_to_a_generated_request_is_documented(
         headers={**alice.auth, "Idempotency-Key": str(uuid.uuid4())},
     )
     assert funded.status_code == 202, funded.text
+    endpoint = await client.post(
+        "/api/v1/webhook-endpoints",
+        json={"url": "https://hooks.example.com/in"},
+        headers=alice.auth,
+    )
+    assert endpoint.status_code == 201, endpoint.text
     real_ids = {
+        "endpoint_id": endpoint.json()["endpoint_id"],
         "user_id": alice.user_id,
         "sender_id": alice.user_id,
         "transfer_id": sent.json()["transfer_id"],

@@ -28,6 +28,8 @@ from billfold.wallet.money import MAX_AMOUNT_CHARS, amount_pattern, amount_schem
 from billfold.wallet.pins import MAX_PIN_DIGITS, MIN_PIN_DIGITS
 from billfold.wallet.transfers import MAX_NOTE_LENGTH
 from billfold.wallet.users import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from billfold.webhooks import endpoints as webhook_endpoints
+from billfold.webhooks.urls import MAX_URL_CHARS
 
 UUID = {"format": "uuid"}
 _UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -232,3 +234,29 @@ Cursor = Annotated[
     str | None,
     Query(max_length=CURSOR_MAX, description="A `next_cursor`.", json_schema_extra=CURSOR),
 ]
+
+# --- webhook endpoints (webhooks.endpoints and webhooks.urls judge them) ----------------------
+
+WebhookUrl = Annotated[
+    str,
+    Field(
+        max_length=MAX_URL_CHARS,
+        description="Where deliveries are POSTed: an https URL on a public address.",
+        json_schema_extra={"format": "uri", "pattern": "^https?://"},
+    ),
+]
+EventTypes = Annotated[
+    list[str],
+    Field(
+        max_length=len(webhook_endpoints.KINDS) + 1,
+        description="Kinds of the event catalogue (docs/events.md), or `*` for every kind.",
+        json_schema_extra={
+            "minItems": 1,
+            "items": {"enum": [webhook_endpoints.ALL, *webhook_endpoints.KINDS]},
+        },
+    ),
+]
+WebhookDescription = Annotated[
+    str, Field(max_length=1000, json_schema_extra={"maxLength": webhook_endpoints.MAX_DESCRIPTION})
+]
+DeliveryIdPath = Annotated[str, Path(json_schema_extra={"pattern": "^[0-9]{1,18}$"})]
