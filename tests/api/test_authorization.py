@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, compile_path
 
 from billfold.notifications.service import Notifications
 from billfold.wallet.users import grant_admin
+from billfold.webhooks import fanout
 from tests.api.driver import pay, set_pin
 from tests.notifications import events
 
@@ -56,6 +57,8 @@ PATH_PARAMS = {
     "subject_id",
     "review_id",
     "assessment_id",
+    "endpoint_id",
+    "delivery_id",
 }
 # Routes that would spoil the ids for the routes after them get ids of their own.
 OWN_IDS = {
@@ -65,7 +68,9 @@ OWN_IDS = {
     ("DELETE", "/api/v1/cards/{card_id}"): {"card_id": "spare_card_id"},
     ("POST", "/api/v1/transfers/{transfer_id}/verify"): {"transfer_id": "held_transfer_id"},
     ("POST", "/api/v1/admin/reviews/{review_id}/reject"): {"review_id": "spare_review_id"},
+    ("DELETE", "/api/v1/webhook-endpoints/{endpoint_id}"): {"endpoint_id": "spare_endpoint_id"},
 }
+HOOK_URL = "https://hooks.example.com/billfold"
 # The body sent to each protected route that takes one, filled in like the path. Fields that name
 # an owner must be listed in OWNER_FIELDS.
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -102,6 +107,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         for action in ("freeze", "unfreeze", "flag", "unflag")
     },
     ("POST", "/api/v1/notifications/read"): {"up_to": "{notification_id}"},
+    ("POST", "/api/v1/webhook-endpoints"): {"url": HOOK_URL},
+    ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): {"description": "matrix test"},
     ("PUT", "/api/v1/notifications/preferences"): {"money_received": {"email": True}},
     ("POST", "/api/v1/sandbox/cards/tokenize"): {
         "number": "4242424242424242",
@@ -161,6 +168,7 @@ async def cast(
     ids["subject_id"] = (await make_person()).user_id
     ids |= await held_ids(app, client, make_person, alice)
     ids["notification_id"] = await notification_id(app, alice)
+    ids |= await webhook_ids(app, client, alice)
     await app.state.risk.log.flush()
     ids["assessment_id"] = str(
         await app.state.pool.fetchval(
@@ -201,6 +209,24 @@ async def notification_id(app: FastAPI, person: Any) -> str:
         "SELECT id FROM notifications WHERE event_id = $1", uuid.UUID(event["id"])
     )
     return str(found)
+
+
+async def webhook_ids(app: FastAPI, client: httpx.AsyncClient, alice: Any) -> dict[str, str]:
+    """Two webhook endpoints of Alice's (one to delete), and a delivery to the first, written
+    as the webhooks consumer writes one."""
+    made = []
+    for _ in range(2):
+        created = await client.post(
+            "/api/v1/webhook-endpoints", json={"url": HOOK_URL}, headers=alice.auth
+        )
+        assert created.status_code == 201, created.text
+        made.append(created.json()["endpoint_id"])
+    await fanout.fan_out(app.state.pool, [events.user_event("unfrozen", alice.user_id)])
+    delivery = await app.state.pool.fetchval(
+        "SELECT min(id) FROM webhook_deliveries WHERE endpoint_id = $1", uuid.UUID(made[0])
+    )
+    assert delivery is not None
+    return {"endpoint_id": made[0], "spare_endpoint_id": made[1], "delivery_id": str(delivery)}
 
 
 async def funding_ids(
@@ -326,6 +352,7 @@ def missing_ids(cast: Cast) -> dict[str, str]:
         **cast.alices,
         **made_up,
         "assessment_id": str(2**62),
+        "delivery_id": str(2**62),
         "user_id": str(uuid.uuid4()),
         "transfer_id": MISSING_TRANSFER_ID,
         "recipient": cast.bob.username,
