@@ -68,7 +68,9 @@ async def test_a_transfer_is_published_as_transfer_completed(
         "credit_account_id",
         "from_user_id",
         "to_user_id",
+        "legs",
     }
+    assert event["data"]["legs"] is None
     assert (event["data"]["from_user_id"], event["data"]["to_user_id"]) == (
         alice.user_id,
         bob.user_id,

@@ -22,7 +22,7 @@ from billfold.events.relay import Relay
 from billfold.ledger.accounts import open_account
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import LedgerError
-from billfold.ledger.model import Account, AccountKind, Transfer
+from billfold.ledger.model import Account, AccountKind, Leg, Transfer
 from billfold.platform.db import create_pool
 
 OpenWallet = Callable[[int], Awaitable[int]]
@@ -212,6 +212,30 @@ async def test_a_completed_transfer_names_the_people_whose_wallets_it_moves(
         (str(ann), str(ben)),
         (None, str(ben)),
     ]
+
+
+async def test_a_transfer_of_three_legs_is_told_to_its_largest_credit_with_every_leg(
+    pool: asyncpg.Pool, ledger: Ledger, bank: Account
+) -> None:
+    """An add-funds with its fee (the bank pays 10.30: 10.00 to the wallet, 0.30 in fees) is
+    told from the bank to the person's wallet, not to the fee account, its legs listed; a
+    two-leg transfer has no legs."""
+    ann = uuid.uuid4()
+    wallet = await person_wallet(pool, f"user:{ann}", AccountKind.WALLET)
+    fees = await open_account(pool, kind=AccountKind.SYSTEM, owner="system", currency="USD")
+    made = await ledger.transfer(
+        "events",
+        str(uuid.uuid4()),
+        [Leg(bank.id, -1030, "USD"), Leg(fees.id, 30, "USD"), Leg(wallet, 1000, "USD")],
+        code="add_funds",
+    )
+    data = await pool.fetchval("SELECT data FROM outbox WHERE subject = $1", f"transfer/{made.id}")
+    assert (data["from_user_id"], data["to_user_id"]) == (None, str(ann))
+    assert (data["debit_account_id"], data["credit_account_id"]) == (str(bank.id), str(wallet))
+    assert data["amount"] == "10.30"
+    assert sorted((leg["account_id"], leg["amount"]) for leg in data["legs"]) == sorted(
+        [(str(bank.id), "-10.30"), (str(fees.id), "0.30"), (str(wallet), "10.00")]
+    )
 
 
 async def test_an_event_a_command_carries_is_written_only_if_the_ledger_commits_it(

@@ -106,6 +106,9 @@ Billfold demo: alice, bob and carol each hold $500.00 (password: {DEMO_PASSWORD}
                  {base}/api/v1/auth/token
   bank and ACH: POST /api/v1/bank-accounts, then /verify, /wallet/add-funds, /wallet/cash-out
                and /api/v1/sandbox/ach/<transfer_id>/settle (see /docs and docs/funding.md)
+  told:        curl -s "${{H[@]}}" {base}/api/v1/notifications   (dana's feed)
+               .venv/bin/billfold mail list   (the emails kept: bob's "You received $20.00")
+               .venv/bin/billfold events tail   (the event stream as it flows)
   the ledger:  .venv/bin/billfold reconcile   (in another terminal)
   logs:        warnings and errors below (BILLFOLD_LOG_LEVEL=INFO logs every request,
                BILLFOLD_LOG_JSON=true as JSON)

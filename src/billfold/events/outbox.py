@@ -84,9 +84,10 @@ SELECT 'billfold.transfer.completed.v{version}', '{source}', 'transfer/' || t.id
            'from_user_id', CASE WHEN d.kind = 'wallet' AND d.owner LIKE 'user:%'
                                 THEN substr(d.owner, 6) END,
            'to_user_id', CASE WHEN c.kind = 'wallet' AND c.owner LIKE 'user:%'
-                              THEN substr(c.owner, 6) END)
-  FROM unnest($1::text::bigint[], $2::text::bigint[], $3::text::bigint[]) WITH ORDINALITY
-       AS u(id, debit, credit, n)
+                              THEN substr(c.owner, 6) END,
+           'legs', u.legs::jsonb)
+  FROM unnest($1::text::bigint[], $2::text::bigint[], $3::text::bigint[], $4::text::text[])
+       WITH ORDINALITY AS u(id, debit, credit, legs, n)
   JOIN transfers t ON t.id = u.id
   JOIN accounts d ON d.id = u.debit
   JOIN accounts c ON c.id = u.credit

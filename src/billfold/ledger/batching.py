@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
 import asyncpg
+import orjson
 
 from billfold.config import Settings
 from billfold.events import outbox
@@ -378,14 +379,27 @@ class GroupCommit:
     def _events(transfers: list[Transfer]) -> list[SideRow]:
         """The outbox rows of a batch's completed transfers (`transfer.completed`, keyed by
         the debited account, whose lock the batch holds: its events' ids follow its commits).
-        Only the ids go: the statement reads the rest from the rows the batch writes."""
+        Only the ids go: the statement reads the rest from the rows the batch writes. A
+        transfer of more than two legs (an add-funds with its fee) is told from its largest
+        debit to its largest credit, with every leg in `legs`; a two-leg one has `legs` null."""
         name = outbox.TRANSFERS_COMPLETED_NAME
         rows: list[SideRow] = []
         for t in transfers:
             if t.kind in COMPLETING:
-                debit = next(e.account_id for e in t.entries if e.amount_minor < 0)
-                credit = next(e.account_id for e in t.entries if e.amount_minor > 0)
-                rows.append((name, (t.id, debit, credit)))
+                debit = min(t.entries, key=lambda e: e.amount_minor).account_id
+                credit = max(t.entries, key=lambda e: e.amount_minor).account_id
+                legs = None
+                if len(t.entries) > 2:
+                    legs = orjson.dumps(
+                        [
+                            {
+                                "account_id": str(e.account_id),
+                                "amount": outbox.amount(e.amount_minor, e.currency),
+                            }
+                            for e in t.entries
+                        ]
+                    ).decode()
+                rows.append((name, (t.id, debit, credit, legs)))
         return rows
 
     async def _reserve_ids(self, conn: asyncpg.Connection, count: int) -> None:
