@@ -183,3 +183,47 @@ async def test_ledger_reconciles_after_the_storms(pool: asyncpg.Pool) -> None:
     report = await reconcile(pool)
     assert report.problems == []
     assert report.transfers > 0 and report.entries > 0
+
+
+async def test_a_caller_that_gives_up_mid_batch_does_not_fail_its_neighbours(
+    pool: asyncpg.Pool, settings: Settings, open_wallet: OpenWallet
+) -> None:
+    """Two transfers committed in one batch; one caller is cancelled (a client gone) before the
+    batch answers: the other still gets its transfer, and both are committed."""
+    payer = await open_wallet(1_000)
+    payees = [await open_wallet(), await open_wallet()]
+    engine = Ledger(pool, settings)
+    entered, go = asyncio.Event(), asyncio.Event()
+
+    async def held_answers(_: object) -> None:
+        entered.set()
+        await go.wait()
+
+    engine.after_commit = held_answers
+    await engine.start()
+    try:
+        keys = [str(uuid.uuid4()), str(uuid.uuid4())]
+        calls = [
+            asyncio.create_task(
+                engine.move(
+                    "test",
+                    key,
+                    debit_account_id=payer,
+                    credit_account_id=payee,
+                    amount_minor=100,
+                    currency="USD",
+                    code="p2p",
+                )
+            )
+            for key, payee in zip(keys, payees, strict=True)
+        ]
+        await asyncio.wait_for(entered.wait(), 10)
+        calls[0].cancel()
+        go.set()
+        kept = await asyncio.wait_for(calls[1], 10)
+        assert isinstance(kept, Transfer)
+        assert calls[0].cancelled()
+    finally:
+        await engine.stop()
+    balances = [(await get_account(pool, payee)).posted_minor for payee in payees]
+    assert balances == [100, 100]

@@ -296,7 +296,8 @@ class GroupCommit:
                         "idempotency key"
                     )
                     for pending in todo:
-                        pending.future.set_exception(busy)
+                        if not pending.future.done():
+                            pending.future.set_exception(busy)
                     return
                 await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
             except (asyncpg.PostgresError, store.UnstorableText):
@@ -370,6 +371,8 @@ class GroupCommit:
                 ]
             )
         for pending, outcome in zip(batch, result.outcomes, strict=True):
+            if pending.future.done():
+                continue  # its caller gave up (cancelled); the others still get their answers
             if isinstance(outcome, Transfer):
                 pending.future.set_result(outcome)
             else:

@@ -42,6 +42,8 @@ async def answer_from_storage(pool: asyncpg.Pool, batch: list[Pending]) -> list[
 
 def _settle_replay(pending: Pending, row: asyncpg.Record, transfers: dict[int, Transfer]) -> None:
     command = pending.command
+    if pending.future.done():
+        return  # its caller gave up (cancelled)
     if bytes(row["request_hash"]) != command.request_hash:
         pending.future.set_exception(_reused(command))
     elif row["transfer_id"] is not None:
