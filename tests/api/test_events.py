@@ -71,6 +71,11 @@ async def test_a_transfer_is_published_as_transfer_completed(
         "legs",
     }
     assert event["data"]["legs"] is None
+    metrics = (await client.get("/metrics")).text
+    published = [line for line in metrics.splitlines() if line.startswith("billfold_events_pub")]
+    assert any(line.startswith("billfold_events_published_total ") for line in published)
+    assert float(published[0].split()[-1]) >= 1
+    assert "billfold_events_publish_age_seconds_bucket" in metrics
     assert (event["data"]["from_user_id"], event["data"]["to_user_id"]) == (
         alice.user_id,
         bob.user_id,

@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
+from prometheus_client import Counter, Histogram
 
 from billfold.config import Settings
 from billfold.events.brokers import BROKER_ERRORS, Broker, Message, body_of, connect
@@ -34,6 +35,21 @@ RETRY_MAX_S = 5.0
 PUBLISH_TIMEOUT_S = 30.0
 PRUNE_EVERY_S = 60.0
 PRUNE_MAX = 10_000
+
+EVENTS_PUBLISHED = Counter(
+    "billfold_events_published", "Outbox events the relays handed to the broker (at least once)."
+)
+RELAY_FAILURES = Counter(
+    "billfold_events_relay_failures",
+    "Relay rounds that failed (the broker or the database away) and were retried; the events "
+    "wait in the outbox.",
+)
+PUBLISHED_AGE = Histogram(
+    "billfold_events_publish_age_seconds",
+    "How old the oldest event of each batch the relay published was (commit to broker, and "
+    "how far the stream is behind while a broker was away).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
+)
 
 UNPUBLISHED = """
 SELECT id, event_id, type, source, subject, ordering_key, time, data FROM outbox
@@ -99,6 +115,8 @@ class Relay:
                 )
             await conn.execute(MARK, [r["id"] for r in rows])
         self.published += len(rows)
+        EVENTS_PUBLISHED.inc(len(rows))
+        PUBLISHED_AGE.observe(max(0.0, (datetime.now(UTC) - rows[0]["time"]).total_seconds()))
         return len(rows)
 
     async def prune(self) -> int:
@@ -118,6 +136,7 @@ class Relay:
                     await self.prune()
                 published = await self.publish_once()
             except (*BROKER_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                RELAY_FAILURES.inc()
                 delay = min(delay * 2, RETRY_MAX_S)
                 log.warning("event relay failed, retrying in %.2fs: %r", delay, error)
                 await asyncio.sleep(delay)
