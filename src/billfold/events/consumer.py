@@ -110,6 +110,15 @@ async def _give_up(event: CloudEvent, name: str) -> None:
     EVENTS_DEAD.labels(name).inc()
 
 
+def cancelling() -> bool:
+    """Whether this task has been asked to stop. On Python 3.11 asyncio.wait_for, which
+    redis-py writes each command with, returns its result and drops the CancelledError of a
+    cancel that arrives as the write completes: the request is still counted, and a loop that
+    checks it stops all the same (else the app's shutdown would wait for it forever)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def serve(consumer: Consumer, settings: Settings, redis_url: str) -> None:
     """One process's member of a group, until cancelled: joins the group (retrying while the
     broker is down; the events wait there), then takes and handles batches."""
@@ -120,9 +129,10 @@ async def serve(consumer: Consumer, settings: Settings, redis_url: str) -> None:
             if broker is None:
                 broker = await connect(settings.events_url, redis_url)
             group = await broker.group(consumer.group, member_name())
-            while True:
+            while not cancelling():
                 await consume_once(group, consumer.group, consumer.handle)
                 delay = RETRY_FIRST_S
+            raise asyncio.CancelledError
         except asyncio.CancelledError:
             if broker is not None:
                 await broker.close()
