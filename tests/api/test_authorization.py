@@ -6,6 +6,7 @@ this file; one whose path parameter or body this file cannot fill fails here unt
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -54,6 +55,8 @@ PATH_PARAMS = {
     "subject_id",
     "review_id",
     "assessment_id",
+    "endpoint_id",
+    "delivery_id",
 }
 # Routes that would spoil the ids for the routes after them get ids of their own.
 OWN_IDS = {
@@ -63,6 +66,7 @@ OWN_IDS = {
     ("DELETE", "/api/v1/cards/{card_id}"): {"card_id": "spare_card_id"},
     ("POST", "/api/v1/transfers/{transfer_id}/verify"): {"transfer_id": "held_transfer_id"},
     ("POST", "/api/v1/admin/reviews/{review_id}/reject"): {"review_id": "spare_review_id"},
+    ("DELETE", "/api/v1/webhook-endpoints/{endpoint_id}"): {"endpoint_id": "spare_endpoint_id"},
 }
 # The body sent to each protected route that takes one, filled in like the path. Fields that name
 # an owner must be listed in OWNER_FIELDS.
@@ -99,6 +103,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", f"/api/v1/admin/users/{{subject_id}}/{action}"): {"reason": "matrix test"}
         for action in ("freeze", "unfreeze", "flag", "unflag")
     },
+    ("POST", "/api/v1/webhook-endpoints"): {"url": "https://hooks.example.com/in"},
+    ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): {"description": "matrix test"},
     ("POST", "/api/v1/sandbox/cards/tokenize"): {
         "number": "4242424242424242",
         "exp_month": "12",
@@ -145,6 +151,7 @@ async def cast(
 ) -> Cast:
     """Alice sent Bob a dollar; Eve has money of her own and no part in it."""
     alice, bob, eve = await make_person("10.00"), await make_person(), await make_person("7.00")
+    endpoints = await webhook_endpoints(client, alice)
     sent = await client.post(
         "/api/v1/transfers",
         json={"sender_id": alice.user_id, "recipient": bob.username, "amount": "1.00"},
@@ -162,7 +169,36 @@ async def cast(
             "SELECT min(id) FROM risk_assessments WHERE user_id = $1", uuid.UUID(alice.user_id)
         )
     )
+    ids |= endpoints
+    ids["delivery_id"] = await a_delivery(app, endpoints["endpoint_id"])
     return Cast(alice, bob, eve, sent.json()["transfer_id"], ids)
+
+
+async def webhook_endpoints(client: httpx.AsyncClient, alice: Any) -> dict[str, str]:
+    """Two webhook endpoints of Alice's, made before the events that are delivered to them."""
+    made = []
+    for _ in range(2):
+        response = await client.post(
+            "/api/v1/webhook-endpoints",
+            json={"url": "https://hooks.example.com/in"},
+            headers=alice.auth,
+        )
+        assert response.status_code == 201, response.text
+        made.append(str(response.json()["endpoint_id"]))
+    return {"endpoint_id": made[0], "spare_endpoint_id": made[1]}
+
+
+async def a_delivery(app: FastAPI, endpoint_id: str) -> str:
+    """The id of a delivery to the endpoint (Alice's add-funds are told to it), within 10 s."""
+    for _ in range(200):
+        found = await app.state.pool.fetchval(
+            "SELECT min(id) FROM webhook_deliveries WHERE endpoint_id = $1",
+            uuid.UUID(endpoint_id),
+        )
+        if found is not None:
+            return str(found)
+        await asyncio.sleep(0.05)
+    raise AssertionError("no delivery to Alice's webhook endpoint within 10 s")
 
 
 async def held_ids(

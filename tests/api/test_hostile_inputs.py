@@ -626,6 +626,7 @@ BODY_OF_SCHEMA = {
     "VerifyIn": {"amounts": ["0.01", "0.02"]},
     "ReasonIn": {"reason": "hostile ids"},
     "ReturnIn": {"return_code": "R01"},
+    "EndpointPatch": {"description": "hostile ids"},
 }
 # Ids no operation can read as one: a superscript two (int() refuses it: a 500 before), other
 # scripts' digits (int() reads them as 12: another id), a number past a bigint, a negative one.
