@@ -19,6 +19,12 @@ STOP_WAIT_S = 5.0
 STOP_TRIES = 3
 
 
+def cancelling() -> bool:
+    """Whether the current task was asked to stop (even if what it awaited swallowed it)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def raise_if_cancelling() -> None:
     """Raise CancelledError if the current task was asked to stop, even if whatever it was
     awaiting then swallowed the request."""

@@ -35,6 +35,7 @@ from prometheus_client import Counter, Histogram
 from billfold.events import outbox
 from billfold.platform.crypto import DecryptionFailed
 from billfold.platform.logging import get_logger
+from billfold.platform.tasks import cancelling
 from billfold.webhooks import signing
 from billfold.webhooks.service import Webhooks
 from billfold.webhooks.urls import AddressRefused, route, without_query
@@ -145,7 +146,8 @@ class Dispatcher:
     async def _loop(self, client: httpx.AsyncClient) -> None:
         poll_s = self._hooks.settings.webhooks_poll_s
         pruned_at = time.monotonic()
-        while True:
+        # Checked, not only awaited: a library's wait_for may drop a cancel on Python 3.11.
+        while not cancelling():
             free = self._concurrency - len(self._in_flight)
             claimed: list[Due] = []
             try:
@@ -168,6 +170,7 @@ class Dispatcher:
                 )
             else:
                 await asyncio.sleep(poll_s)
+        raise asyncio.CancelledError
 
     async def claim(self, count: int) -> list[Due]:
         """Take up to `count` due deliveries for this dispatcher, leased."""
