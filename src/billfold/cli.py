@@ -302,16 +302,19 @@ def ach_import(
 def keys_rotate() -> None:
     """Re-wrap every encrypted field under the first key of BILLFOLD_DATA_KEYS, while the
     service runs. Afterwards the other keys can be removed."""
+    from billfold.funding import keys as funding_keys
     from billfold.funding.cli import run, say
-    from billfold.funding.keys import rotate
+    from billfold.platform.rewrap import rotate
+    from billfold.webhooks import signing
 
     settings = _load_settings()
+    sealed = (*funding_keys.SEALED, *signing.SEALED)
 
     def progress(done: int, total: int) -> None:
         say(f"keys rotate: {done}/{total} re-wrapped")
 
     try:
-        result = run(settings, lambda funding: rotate(funding, progress))
+        result = run(settings, lambda funding: rotate(funding.pool, funding.keys, sealed, progress))
     except _environment_errors() as error:
         _fail(f"cannot rotate keys: {_describe(error)}")
     print(f"{result.rewrapped} values re-wrapped; {result.remaining} under other keys")

@@ -19,11 +19,27 @@ from typing import Any
 from standardwebhooks.webhooks import Webhook
 
 from billfold.platform.crypto import KeyRing, Sealed
+from billfold.platform.rewrap import SealedColumn
 
 PREFIX = "whsec_"
 SECRET_BYTES = 32
 CURRENT = "secret"
 PREVIOUS = "previous"
+
+
+# The sealed columns `billfold keys rotate` re-wraps: the current secret and the previous one.
+SEALED = (
+    SealedColumn(
+        "webhook_endpoints", "secret_enc", "secret_dek", lambda id_: context(id_, CURRENT)
+    ),
+    SealedColumn(
+        "webhook_endpoints",
+        "previous_enc",
+        "previous_dek",
+        lambda id_: context(id_, PREVIOUS),
+        key_id="previous_key_id",
+    ),
+)
 
 
 def new_secret() -> str:

@@ -1,0 +1,31 @@
+"""`billfold keys rotate` re-wraps the webhook signing secrets too: after a rotation the
+endpoints sign with the new key alone, the current secret and the previous one in its grace."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from billfold.funding import keys as funding_keys
+from billfold.platform.rewrap import rotate
+from billfold.webhooks import endpoints, signing
+from tests.webhooks.conftest import register
+from tests.world import World
+
+
+async def test_a_key_rotation_keeps_every_signing_secret_readable(world: World) -> None:
+    owner = await world.person()
+    made = await register(world, owner.id, "https://hooks.example.com/keys")
+    rotated = await endpoints.do_rotate_secret(world.state.webhooks, owner.id, made["endpoint_id"])
+    new_keys = world.state.webhooks.keys.with_active("rotated-hooks", b"\x09" * 32)
+    result = await rotate(world.state.pool, new_keys, (*funding_keys.SEALED, *signing.SEALED))
+    assert result.remaining == 0 and result.rewrapped >= 2
+    row = await world.state.pool.fetchrow(
+        "SELECT * FROM webhook_endpoints WHERE id = $1", uuid.UUID(made["endpoint_id"])
+    )
+    assert (row["key_id"], row["previous_key_id"]) == ("rotated-hooks", "rotated-hooks")
+    alone = new_keys.only("rotated-hooks")
+    assert signing.signing_secrets(alone, row, datetime.now(UTC)) == [
+        rotated["secret"],
+        made["secret"],
+    ]
