@@ -8,16 +8,14 @@ older one (`up_to`: what a client showed, without what arrived since).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from billfold.platform import cursors
 from billfold.platform.errors import NotFound, ValidationFailed
-from billfold.platform.strict import ascii_digits
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
@@ -119,20 +117,11 @@ async def do_mark_read(pool: asyncpg.Pool, user_id: uuid.UUID, mark: MarkRead) -
 
 
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"n{seq}".encode()).decode().rstrip("=")
+    return cursors.encode("n", seq)
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        # A bigserial: 18 digits are always one.
-        if not text.startswith("n") or not ascii_digits(text[1:], 18):
-            raise ValueError(text)
-        return int(text[1:])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationFailed(
-            f"cursor '{cursor[:40]}' is not one this API gave out", field="cursor"
-        ) from None
+    return cursors.decode("n", cursor)
 
 
 def _view(row: asyncpg.Record) -> dict[str, Any]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from typing import Any
 
 import asyncpg
 
+from billfold.platform import cursors
 from billfold.platform.errors import NotFound, ValidationFailed
 from billfold.platform.strict import ascii_digits, shown
 from billfold.webhooks.endpoints import EndpointDisabled, access_endpoint
@@ -35,19 +34,11 @@ SELECT delivery_id, attempted_at, status_code, error, duration_ms FROM (
 
 
 def encode_cursor(delivery_id: int) -> str:
-    return base64.urlsafe_b64encode(f"d{delivery_id}".encode()).decode().rstrip("=")
+    return cursors.encode("d", delivery_id)
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("d") or not ascii_digits(text[1:], 18):
-            raise ValueError(text)
-        return int(text[1:])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationFailed(
-            f"cursor {shown(cursor)} is not one this API gave out", field="cursor"
-        ) from None
+    return cursors.decode("d", cursor)
 
 
 async def list_deliveries(
