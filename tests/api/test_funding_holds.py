@@ -193,11 +193,20 @@ async def test_a_stepped_up_cash_out_is_reserved_but_not_sent_until_the_right_pi
     assert await shown(client, person, funding_id) == "COMPLETED"
 
 
+async def told(app: FastAPI, funding_id: str) -> list[tuple[str, str | None]]:
+    """The types and reasons of the events told of a movement, from the outbox, in order."""
+    rows = await app.state.pool.fetch(
+        "SELECT type, data->>'reason' AS reason FROM outbox WHERE subject = $1 ORDER BY id",
+        f"funding/{funding_id}",
+    )
+    return [(r["type"].removeprefix("billfold.").rsplit(".v", 1)[0], r["reason"]) for r in rows]
+
+
 async def test_three_wrong_pins_decline_a_cash_out_and_give_the_money_back(
-    client: httpx.AsyncClient, ready: Callable[..., Awaitable[Any]]
+    app: FastAPI, client: httpx.AsyncClient, ready: Callable[..., Awaitable[Any]]
 ) -> None:
-    """The third wrong PIN declines it: the hold voided, the money spendable again; a replay, a
-    settle and a fourth PIN change nothing."""
+    """The third wrong PIN declines it: the hold voided, the money spendable again, told as
+    cashout.declined (wrong_pin); a replay, a settle and a fourth PIN change nothing."""
     person, path, source = await ready("cash_out")
     key = uuid.uuid4().hex
     funding_id = (await start(client, person, path, "45.00", source, STEP_UP, key)).json()[
@@ -214,6 +223,10 @@ async def test_three_wrong_pins_decline_a_cash_out_and_give_the_money_back(
     late = await verify(client, person, funding_id, PIN)
     assert late.status_code == 409 and late.json()["transfer_status"] == "DECLINED"
     assert await money(client, person) == ("100.00", "100.00", "0.00")
+    assert await told(app, funding_id) == [
+        ("cashout.requested", None),
+        ("cashout.declined", "wrong_pin"),
+    ]
 
 
 async def test_a_stepped_up_ach_add_funds_books_nothing_until_the_right_pin(
@@ -280,10 +293,10 @@ async def test_a_stepped_up_card_add_funds_is_charged_once_when_released_and_nev
 
 
 async def test_a_card_the_processor_declines_at_release_declines_the_add_funds(
-    client: httpx.AsyncClient, ready: Callable[..., Awaitable[Any]]
+    app: FastAPI, client: httpx.AsyncClient, ready: Callable[..., Awaitable[Any]]
 ) -> None:
     """Released with the right PIN, a card that declines: 402 card_declined naming the
-    movement DECLINED; nothing reaches the wallet."""
+    movement DECLINED, told as funding.declined (card_declined); nothing reaches the wallet."""
     person, path, source = await ready("card_add_funds", card_number="4000000000000002")
     funding_id = (await start(client, person, path, "25.00", source, STEP_UP)).json()["transfer_id"]
     refused = await verify(client, person, funding_id, PIN)
@@ -291,6 +304,7 @@ async def test_a_card_the_processor_declines_at_release_declines_the_add_funds(
     assert refused.json()["transfer_status"] == "DECLINED"
     assert await shown(client, person, funding_id) == "DECLINED"
     assert await money(client, person) == ("100.00", "100.00", "0.00")
+    assert await told(app, funding_id) == [("funding.declined", "card_declined")]
 
 
 @pytest.mark.parametrize("kind", KINDS)

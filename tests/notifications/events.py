@@ -82,6 +82,8 @@ def funding(
         "currency": "USD",
         "return_code": return_code,
     }
+    if status == "declined":
+        data["reason"] = "card_declined"
     return cloudevent(f"funding.{status}", f"funding/{funding_id}", data)
 
 
@@ -97,6 +99,8 @@ def cashout(status: str, user: str, return_code: str | None = None) -> CloudEven
     }
     if status == "returned":
         data["return_code"] = return_code
+    if status == "declined":
+        data["reason"] = "wrong_pin"
     return cloudevent(f"cashout.{status}", f"funding/{funding_id}", data)
 
 
@@ -146,7 +150,9 @@ def every_kind(user: str, other: str) -> list[CloudEvent]:
         review_decided(user, "rejected", funding=True),
         funding("settled", user),
         funding("returned", user, "R01"),
+        funding("declined", user),
         cashout("requested", user),
+        cashout("declined", user),
         cashout("paid", user),
         cashout("returned", user, "R02"),
         card_chargeback(user),

@@ -56,6 +56,14 @@ def test_every_return_code_funding_acts_on_has_words() -> None:
     assert words.return_reason(None) == "the bank gave no reason"
 
 
+def test_a_declined_movement_says_why_in_words() -> None:
+    """funding.declined (the card refused) and cashout.declined (wrong PINs) in words."""
+    [card] = notices_of(events.funding("declined", USER))
+    [pins] = notices_of(events.cashout("declined", USER))
+    assert "your card was declined" in texts.render(card.kind, card.values).body
+    assert "the PIN was wrong too many times" in texts.render(pins.kind, pins.values).body
+
+
 def test_money_received_is_told_for_person_to_person_moves_only() -> None:
     """transfer.completed tells its recipient of a P2P transfer; not an add-funds, a reversal,
     a move to or from a system account, nor a move to oneself."""

@@ -1,8 +1,11 @@
 """The events of a funding movement, for the outbox, written in the transaction that changes the
 movement's status. One change, one event, by what the movement is (docs/events.md):
 
-- an add-funds (and a micro-deposit): `funding.pending`, `funding.settled`, `funding.returned`;
-- a cash-out: `cashout.requested`, `cashout.paid`, `cashout.returned` (never `funding.*`);
+- an add-funds (and a micro-deposit): `funding.pending`, `funding.settled`, `funding.returned`,
+  and `funding.declined` when one the risk checks held is declined by wrong PINs or its card
+  refuses the charge after its release;
+- a cash-out: `cashout.requested`, `cashout.paid`, `cashout.returned`, `cashout.declined`
+  (never `funding.*`);
 - a card add-funds charged back: `card.chargeback` (not `funding.returned` as well).
 
 Each is told to the movement's person and keyed by them (their events stay in order). No bank
@@ -20,14 +23,24 @@ from billfold.events import outbox
 from billfold.funding.service import FundingTransfer
 
 # A cash-out's event for each status of its movement.
-CASH_OUT = {"pending": "requested", "settled": "paid", "returned": "returned"}
+CASH_OUT = {
+    "pending": "requested",
+    "settled": "paid",
+    "returned": "returned",
+    "declined": "declined",
+}
+# Why a held movement was declined (a `*.declined` event's `reason`); an operator's rejection is
+# told by `review.decided` alone.
+WRONG_PIN = "wrong_pin"
+CARD_DECLINED = "card_declined"
 # A chargeback's reason when the card processor gives none.
 CHARGEBACK = "chargeback"
 
 
 def funding_event(status: str, ft: FundingTransfer, reason: str | None = None) -> outbox.Event:
-    """The event of the movement's new `status` (pending, settled, returned); `reason`: a
-    chargeback's, as the card processor gave it."""
+    """The event of the movement's new `status` (pending, settled, returned, declined);
+    `reason`: a chargeback's, as the card processor gave it, or a decline's (WRONG_PIN,
+    CARD_DECLINED)."""
     base: dict[str, Any] = {"funding_id": str(ft.id), "user_id": str(ft.user_id)}
     amount = {"amount": outbox.amount(ft.amount_minor, ft.currency), "currency": ft.currency}
     if ft.purpose == "cash_out":
@@ -39,6 +52,8 @@ def funding_event(status: str, ft: FundingTransfer, reason: str | None = None) -
             **amount,
             "return_code": ft.return_code if status == "returned" else None,
         }
+        if status == "declined":
+            data["reason"] = reason
     elif ft.rail == "card" and status == "returned":
         kind = "card.chargeback"
         card = str(ft.card_id) if ft.card_id else None
@@ -54,6 +69,8 @@ def funding_event(status: str, ft: FundingTransfer, reason: str | None = None) -
             **amount,
             "return_code": ft.return_code if status == "returned" else None,
         }
+        if status == "declined":
+            data["reason"] = reason
     return outbox.Event(kind, f"funding/{ft.id}", f"user/{ft.user_id}", datetime.now(UTC), data)
 
 

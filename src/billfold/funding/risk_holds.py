@@ -21,7 +21,7 @@ import asyncpg
 
 from billfold.events import outbox
 from billfold.funding.cards import CARD_COLUMNS, CardProcessor, card_token
-from billfold.funding.events import review_decided, tell
+from billfold.funding.events import CARD_DECLINED, WRONG_PIN, review_decided, tell
 from billfold.funding.movements import CLIENT, book_add_funds, book_card_funding
 from billfold.funding.service import FUNDING_COLUMNS, CardDeclined, Funding, FundingTransfer
 from billfold.funding.views import STATUSES, funding_view
@@ -157,6 +157,7 @@ async def verify_movement(
             ft = await do_note_wrong_pin(conn, ft)
             if ft.pin_failures >= MAX_PIN_FAILURES:
                 ft = await do_decline_movement(conn, funding, ft)
+                await tell(conn, "declined", ft, WRONG_PIN)
     if not checked.right:
         status = funding_view(ft)["status"]
         raise WrongPin(
@@ -256,8 +257,10 @@ async def _charge_released(
                 RETURNING {FUNDING_COLUMNS}""",
             ft.id,
         )
-        if changed is not None and changed["status"] == "settled":
-            await tell(conn, "settled", FundingTransfer.from_row(changed))
+        if changed is not None:
+            status = "settled" if changed["status"] == "settled" else "declined"
+            reason = None if status == "settled" else CARD_DECLINED
+            await tell(conn, status, FundingTransfer.from_row(changed), reason)
     row = await funding.pool.fetchrow(
         f"SELECT {FUNDING_COLUMNS} FROM funding_transfers WHERE id = $1", ft.id
     )

@@ -172,6 +172,8 @@ def _funding(status: str) -> Callable[[_Base, Mapping[str, Any]], list[Notice]]:
         values = {"amount": _money(data), "source": _source(data)}
         if status == "returned":
             values["reason"] = words.return_reason(_code(data))
+        if status == "declined":
+            values["reason"] = words.decline_reason(_text(data.get("reason")))
         user = _uuid(data.get("user_id"), "user_id")
         return [base.notice(user, f"funding_{status}", FUNDING, values)]
 
@@ -183,6 +185,8 @@ def _cashout(status: str) -> Callable[[_Base, Mapping[str, Any]], list[Notice]]:
         values = {"amount": _money(data)}
         if status == "returned":
             values["reason"] = words.return_reason(_code(data))
+        if status == "declined":
+            values["reason"] = words.decline_reason(_text(data.get("reason")))
         user = _uuid(data.get("user_id"), "user_id")
         return [base.notice(user, f"cashout_{status}", FUNDING, values)]
 
@@ -232,9 +236,11 @@ READERS: dict[str, Callable[[_Base, Mapping[str, Any]], list[Notice]]] = {
     "review.decided": _review_decided,
     "funding.settled": _funding("settled"),
     "funding.returned": _funding("returned"),
+    "funding.declined": _funding("declined"),
     "cashout.requested": _cashout("requested"),
     "cashout.paid": _cashout("paid"),
     "cashout.returned": _cashout("returned"),
+    "cashout.declined": _cashout("declined"),
     "card.chargeback": _card_chargeback,
     "user.frozen": _user("user_frozen"),
     "user.unfrozen": _user("user_unfrozen"),
@@ -296,6 +302,10 @@ def _uuid(value: Any, name: str) -> uuid.UUID:
 
 def _optional_uuid(value: Any, name: str) -> uuid.UUID | None:
     return None if value is None else _uuid(value, name)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _subject(event: Mapping[str, Any]) -> str | None:

@@ -53,6 +53,7 @@ def return_reason(code: str | None) -> str:
 # Why a transfer was declined (transfer.declined's `reason`).
 DECLINE_REASONS = {
     "wrong_pin": "the PIN was wrong too many times",
+    "card_declined": "your card was declined",
     "verification_failed": "the PIN was not confirmed",
     "pin_failed": "the PIN was not confirmed",
     "expired": "it was not confirmed in time",
