@@ -302,13 +302,11 @@ def ach_import(
 def keys_rotate() -> None:
     """Re-wrap every encrypted field under the first key of BILLFOLD_DATA_KEYS, while the
     service runs. Afterwards the other keys can be removed."""
-    from billfold.funding import keys as funding_keys
     from billfold.funding.cli import run, say
     from billfold.platform.rewrap import rotate
-    from billfold.webhooks import signing
 
     settings = _load_settings()
-    sealed = (*funding_keys.SEALED, *signing.SEALED)
+    sealed = sealed_columns()
 
     def progress(done: int, total: int) -> None:
         say(f"keys rotate: {done}/{total} re-wrapped")
@@ -320,6 +318,14 @@ def keys_rotate() -> None:
     print(f"{result.rewrapped} values re-wrapped; {result.remaining} under other keys")
     if result.remaining:
         raise typer.Exit(1)
+
+
+def sealed_columns() -> tuple[Any, ...]:
+    """Every context's sealed columns, which `billfold keys rotate` re-wraps."""
+    from billfold.funding import keys as funding_keys
+    from billfold.webhooks import signing
+
+    return (*funding_keys.SEALED, *signing.SEALED)
 
 
 @app.command(context_settings=OFFLINE_GROUP, add_help_option=False)

@@ -1,11 +1,13 @@
-"""`billfold keys rotate` re-wraps the webhook signing secrets too: after a rotation the
-endpoints sign with the new key alone, the current secret and the previous one in its grace."""
+"""`billfold keys rotate` re-wraps the webhook signing secrets too (signing.SEALED, beside
+funding's): after a rotation the endpoints sign with the new key alone, the current secret and
+the previous one in its grace."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
 
+from billfold.cli import sealed_columns
 from billfold.funding import keys as funding_keys
 from billfold.platform.rewrap import rotate
 from billfold.webhooks import endpoints, signing
@@ -13,11 +15,15 @@ from tests.webhooks.conftest import register
 from tests.world import World
 
 
+def test_keys_rotate_re_wraps_the_signing_secrets_and_funding_s_values() -> None:
+    assert set(signing.SEALED) | set(funding_keys.SEALED) <= set(sealed_columns())
+
+
 async def test_a_key_rotation_keeps_every_signing_secret_readable(world: World) -> None:
     owner = await world.person()
     made = await register(world, owner.id, "https://hooks.example.com/keys")
     rotated = await endpoints.do_rotate_secret(world.state.webhooks, owner.id, made["endpoint_id"])
-    sealed = (*funding_keys.SEALED, *signing.SEALED)
+    sealed = signing.SEALED
     new_keys = world.state.webhooks.keys.with_active("rotated-hooks", b"\x09" * 32)
     result = await rotate(world.state.pool, new_keys, sealed)
     # The database is the session's: rotate back afterwards, for the apps of later modules.
