@@ -216,6 +216,14 @@ async def test_a_relay_whose_connection_is_terminated_is_taken_over(
             LOCK_SPACE,
         )
         assert await pool.fetchval("SELECT pg_terminate_backend($1)", holder)
+        # Termination is asynchronous: the lease goes once the backend has gone.
+        async with asyncio.timeout(10):
+            for _ in range(500):
+                if not await pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", holder
+                ):
+                    break
+                await asyncio.sleep(0.02)
         await drain(Relay(pool, broker))
         sent_meanwhile = [event_id for event_id, _ in await published(redis, stream)]
         assert_all_once_or_more_in_order(written, sent_meanwhile)
