@@ -67,6 +67,7 @@ INWARDS = {
     "funding": BASE | {"events", "ledger", "risk", "wallet", "funding"},
     "notifications": BASE | {"events", "ledger", "risk", "wallet", "funding", "notifications"},
     "webhooks": BASE | {"events", "ledger", "risk", "wallet", "funding", "webhooks"},
+    "merchants": BASE | {"events", "ledger", "risk", "wallet", "funding", "merchants"},
 }
 
 

@@ -1,0 +1,1 @@
+"""Merchants: business profiles, their keys, QR codes, checkout sessions, payments, refunds."""
