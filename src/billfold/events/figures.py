@@ -28,7 +28,7 @@ import asyncpg
 
 from billfold.config import Settings
 from billfold.events.consumer import CloudEvent, Consumer
-from billfold.events.outbox import ZERO_DECIMAL
+from billfold.platform.currency import minor_units
 
 GROUP = "figures"
 # How long past the outbox's retention an event's id is kept (and the oldest event counted).
@@ -151,7 +151,7 @@ def _tally(events: Iterable[tuple[datetime, CloudEvent]]) -> dict[tuple[date, st
 def _minor(amount: str, currency: str) -> int:
     """An event's decimal amount in minor units ('12.50' USD is 1250); raises if it has more
     decimals than the currency."""
-    minor = Decimal(amount).scaleb(0 if currency in ZERO_DECIMAL else 2)
+    minor = Decimal(amount).scaleb(minor_units(currency))
     if minor != minor.to_integral_value():
         raise ValueError(f"amount {amount!r} has too many decimal places for {currency}")
     return int(minor)

@@ -18,12 +18,11 @@ from uuid import UUID, uuid4
 import asyncpg
 import orjson
 
+from billfold.platform.currency import format_amount, places_sql
 from billfold.platform.db import OUTBOX_SETTING, PARTITIONS_SETTING
 
 SOURCE = "/billfold"
 VERSION = 1
-# Currencies with no minor unit; every other one the service meets has two decimal places.
-ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"})
 
 # Whether events are written (config.outbox) and into how many relay partitions
 # (config.events_partitions) are session parameters of every connection the service opens
@@ -77,8 +76,7 @@ SELECT 'billfold.transfer.completed.v{version}', '{source}', 'transfer/' || t.id
        t.created_at,
        jsonb_build_object(
            'transfer_id', t.id::text, 'kind', t.kind, 'code', t.code,
-           'amount', CASE WHEN t.currency = ANY('{{{zero}}}'::text[]) THEN t.amount_minor::text
-                          ELSE (t.amount_minor::numeric / 100)::numeric(20, 2)::text END,
+           'amount', round(t.amount_minor::numeric / power(10::numeric, {places}), {places})::text,
            'currency', t.currency,
            'debit_account_id', u.debit::text, 'credit_account_id', u.credit::text,
            'from_user_id', CASE WHEN d.kind = 'wallet' AND d.owner LIKE 'user:%'
@@ -98,17 +96,16 @@ SELECT 'billfold.transfer.completed.v{version}', '{source}', 'transfer/' || t.id
 def transfers_completed(partitions: int) -> str:
     """The statement of TRANSFERS_COMPLETED_NAME for a number of relay partitions."""
     return _TRANSFERS_COMPLETED.format(
-        version=VERSION, source=SOURCE, partitions=int(partitions), zero=",".join(ZERO_DECIMAL)
+        version=VERSION,
+        source=SOURCE,
+        partitions=int(partitions),
+        places=places_sql("t.currency"),
     )
 
 
 def amount(minor: int, currency: str) -> str:
     """An amount in minor units as a decimal string: 1234 USD is '12.34'."""
-    if currency in ZERO_DECIMAL:
-        return str(minor)
-    sign = "-" if minor < 0 else ""
-    whole, cents = divmod(abs(minor), 100)
-    return f"{sign}{whole}.{cents:02d}"
+    return format_amount(minor, currency)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,10 @@ import asyncpg
 from billfold.funding.ach import routing_checksum_ok
 from billfold.funding.service import Funding
 from billfold.platform.crypto import Sealed
-from billfold.platform.currency import WALLET_CURRENCY
+from billfold.platform.currency import WALLET_CURRENCY, format_amount
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.risk.flags import raise_flag
-from billfold.wallet.money import format_amount, parse_amount
+from billfold.wallet.money import parse_amount
 
 ACCOUNT_TYPES = ("checking", "savings")
 MAX_VERIFY_FAILURES = 3

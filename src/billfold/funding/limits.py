@@ -9,8 +9,7 @@ import asyncpg
 
 from billfold.config import DEFAULT_FUNDING_LIMITS, FundingLimits, Settings
 from billfold.funding.service import LimitExceeded
-from billfold.platform.currency import WALLET_CURRENCY
-from billfold.wallet.money import format_amount
+from billfold.platform.currency import WALLET_CURRENCY, format_amount
 
 # Rolling windows: a limit can't be doubled by straddling midnight or a month's end.
 WINDOWS = {"daily": timedelta(days=1), "monthly": timedelta(days=30)}

@@ -21,9 +21,9 @@ from billfold.funding.events import tell
 from billfold.funding.service import FUNDING_COLUMNS, Funding, FundingTransfer
 from billfold.ledger.errors import HoldNotPending
 from billfold.ledger.model import Transfer
+from billfold.platform.currency import format_amount
 from billfold.risk.flags import raise_flag
 from billfold.wallet import debts
-from billfold.wallet.money import format_amount
 from billfold.wallet.users import wallet_account
 
 CLIENT = "funding"

@@ -7,7 +7,7 @@ from typing import Any
 
 from billfold.funding.movements import ADD_FUNDS
 from billfold.funding.service import FundingTransfer
-from billfold.wallet.money import format_amount
+from billfold.platform.currency import format_amount
 
 STATUSES = {
     "pending": "PENDING",

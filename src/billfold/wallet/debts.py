@@ -28,9 +28,8 @@ from billfold.ledger.accounts import (
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import DebtOutstanding
 from billfold.ledger.model import AccountKind, Leg
-from billfold.platform.currency import WALLET_CURRENCY
+from billfold.platform.currency import WALLET_CURRENCY, format_amount
 from billfold.wallet.events import debt_changed
-from billfold.wallet.money import format_amount
 
 # The ledger client claw-backs and repayments are made as: their idempotency keys are scoped by
 # it, so it stays what it was when funding made them.

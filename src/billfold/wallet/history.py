@@ -23,11 +23,10 @@ from billfold.ledger.history import (
     search_entries,
 )
 from billfold.platform import cursors
-from billfold.platform.currency import WALLET_CURRENCY
+from billfold.platform.currency import WALLET_CURRENCY, format_amount
 from billfold.platform.errors import ValidationFailed
 from billfold.platform.strict import shown, to_utc
 from billfold.wallet.handles import parse_handle
-from billfold.wallet.money import format_amount
 from billfold.wallet.transfers import public_id
 from billfold.wallet.users import User, find_user
 

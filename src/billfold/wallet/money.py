@@ -9,20 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 from billfold.ledger.model import MAX_AMOUNT_MINOR
+from billfold.platform.currency import minor_units
 from billfold.platform.errors import BillfoldError
-
-# ISO 4217 minor units of the currencies Billfold serves; the rest have two.
-MINOR_UNITS = {"USD": 2, "EUR": 2, "GBP": 2, "JPY": 0, "KWD": 3}
 
 
 class InvalidAmount(BillfoldError):
     code = "invalid_amount"
     status = 422
     title = "Invalid amount"
-
-
-def minor_units(currency: str) -> int:
-    return MINOR_UNITS.get(currency, 2)
 
 
 # At most this many characters: a longer amount is refused before any arithmetic (Python
@@ -108,13 +102,3 @@ def _written(number: int | float | Decimal) -> str:
     """A JSON number as it was written: an int's digits, a Decimal's own text (platform.strict
     keeps it), and for a float (a caller in Python) its shortest repr."""
     return repr(number) if isinstance(number, float) else str(number)
-
-
-def format_amount(minor: int, currency: str) -> str:
-    """Minor units as a decimal string with the currency's places: 5000 USD -> '50.00'."""
-    places = minor_units(currency)
-    if places == 0:
-        return str(minor)
-    sign = "-" if minor < 0 else ""
-    whole, part = divmod(abs(minor), 10**places)
-    return f"{sign}{whole}.{part:0{places}d}"

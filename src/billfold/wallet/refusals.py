@@ -21,8 +21,8 @@ from billfold.ledger.errors import (
     InsufficientFunds,
     LedgerError,
 )
+from billfold.platform.currency import format_amount
 from billfold.platform.errors import BillfoldError, WalletFrozen
-from billfold.wallet.money import format_amount
 
 
 @contextmanager

@@ -13,13 +13,13 @@ from billfold.ledger.accounts import get_account
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import TransferNotFound
 from billfold.ledger.model import AccountBalance, SideRow, Transfer
-from billfold.platform.currency import WALLET_CURRENCY
+from billfold.platform.currency import WALLET_CURRENCY, format_amount
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed, WalletFrozen
 from billfold.platform.security import Unauthenticated
 from billfold.platform.strict import ascii_digits
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.handles import parse_handle
-from billfold.wallet.money import format_amount, parse_amount
+from billfold.wallet.money import parse_amount
 from billfold.wallet.refusals import in_wallet_terms
 from billfold.wallet.users import User, UserCache
 
