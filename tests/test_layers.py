@@ -51,6 +51,13 @@ OWNERS = {
     },
     "notifications": {"notifications", "notification_preferences"},
     "webhooks": {"webhook_endpoints", "webhook_deliveries", "webhook_attempts"},
+    "merchants": {
+        "merchants",
+        "merchant_api_keys",
+        "checkout_sessions",
+        "merchant_payments",
+        "merchant_refunds",
+    },
 }
 # Folders that are no context: they call the contexts (and may write anything, as the
 # benchmarks' seeding does).

@@ -21,6 +21,7 @@ from billfold.api import (
     funding,
     health,
     history,
+    merchants,
     notifications,
     sandbox,
     wallet,
@@ -89,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(notifications.router)
     app.include_router(webhook_endpoints.router)
+    app.include_router(merchants.router)
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
     routes = [context.original_route for context in iter_route_contexts(app.routes)]

@@ -59,6 +59,8 @@ PATH_PARAMS = {
     "assessment_id",
     "endpoint_id",
     "delivery_id",
+    "merchant_id",
+    "key_id",
 }
 # Routes that would spoil the ids for the routes after them get ids of their own.
 OWN_IDS = {
@@ -70,6 +72,7 @@ OWN_IDS = {
     ("POST", "/api/v1/admin/reviews/{review_id}/reject"): {"review_id": "spare_review_id"},
     ("DELETE", "/api/v1/webhook-endpoints/{endpoint_id}"): {"endpoint_id": "spare_endpoint_id"},
 }
+MERCHANT = {"name": "Matrix Cafe", "mcc": "5814", "city": "Oakland", "country": "US"}
 HOOK_URL = "https://hooks.example.com/billfold"
 # The body sent to each protected route that takes one, filled in like the path. Fields that name
 # an owner must be listed in OWNER_FIELDS.
@@ -108,6 +111,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("POST", "/api/v1/notifications/read"): {"up_to": "{notification_id}"},
     ("POST", "/api/v1/webhook-endpoints"): {"url": HOOK_URL},
+    ("POST", "/api/v1/merchants"): MERCHANT,
     ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): {"description": "matrix test"},
     ("PUT", "/api/v1/notifications/preferences"): {"money_received": {"email": True}},
     ("POST", "/api/v1/sandbox/cards/tokenize"): {
@@ -169,6 +173,7 @@ async def cast(
     ids |= await held_ids(app, client, make_person, alice)
     ids["notification_id"] = await notification_id(app, alice)
     ids |= await webhook_ids(app, client, alice)
+    ids |= await merchant_ids(client, alice)
     await app.state.risk.log.flush()
     ids["assessment_id"] = str(
         await app.state.pool.fetchval(
@@ -227,6 +232,16 @@ async def webhook_ids(app: FastAPI, client: httpx.AsyncClient, alice: Any) -> di
     )
     assert delivery is not None
     return {"endpoint_id": made[0], "spare_endpoint_id": made[1], "delivery_id": str(delivery)}
+
+
+async def merchant_ids(client: httpx.AsyncClient, alice: Any) -> dict[str, str]:
+    """A business profile of Alice's, and an API key of it."""
+    made = await client.post("/api/v1/merchants", json=MERCHANT, headers=alice.auth)
+    assert made.status_code == 201, made.text
+    merchant_id = made.json()["merchant_id"]
+    key = await client.post(f"/api/v1/merchants/{merchant_id}/api-keys", headers=alice.auth)
+    assert key.status_code == 201, key.text
+    return {"merchant_id": merchant_id, "key_id": key.json()["key_id"]}
 
 
 async def funding_ids(

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from billfold.merchants.keys import authenticate, is_merchant_secret
+from billfold.merchants.profiles import Merchant
 from billfold.platform.errors import NotFound
 from billfold.platform.security import TokenReader, Unauthenticated, device_key, secret_key
 from billfold.wallet.users import User, get_user
@@ -68,3 +70,20 @@ def device_signing_key(request: Request) -> bytes:
     if key is None:
         key = request.app.state.device_key = device_key(signing_key(request))
     return bytes(key)
+
+
+async def current_merchant(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Merchant:
+    """The merchant whose live API key (`Authorization: Bearer sk_...`) the request carries; 401
+    for a person's token, an unknown or a revoked key. Then the merchant's own rate limit, as a
+    person's (api.limits.limit_merchant)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("this endpoint needs a merchant key: 'Authorization: Bearer sk_...'")
+    if not is_merchant_secret(credentials.credentials):
+        raise Unauthenticated("this endpoint needs a merchant key (sk_...), not a person's token")
+    return await authenticate(request.app.state.pool, credentials.credentials)
+
+
+CurrentMerchant = Annotated[Merchant, Depends(current_merchant)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from billfold.api.identity import AuthenticatedId
+from billfold.api.identity import AuthenticatedId, CurrentMerchant
 from billfold.config import Settings
 from billfold.platform.ratelimit import Limit, hit
 
@@ -50,3 +50,20 @@ def client_address(request: Request) -> str:
     proxies name in X-Forwarded-For (see config.trusted_proxies; app.create_app reads the
     header)."""
     return request.client.host[:MAX_ADDRESS_LENGTH] if request.client else "unknown"
+
+
+async def limit_merchant(request: Request, merchant: CurrentMerchant) -> None:
+    """429 once a merchant's keys, or their address, have called too often: a merchant's server
+    is limited as a person is (money_limit_per_user, per merchant)."""
+    settings: Settings = request.app.state.settings
+    period_s = settings.rate_limit_period_s
+    await hit(
+        request.app.state.redis,
+        Limit("money_per_merchant", str(merchant.id), settings.money_limit_per_user, period_s),
+        Limit(
+            "money_per_address",
+            client_address(request),
+            settings.money_limit_per_address,
+            period_s,
+        ),
+    )

@@ -57,6 +57,11 @@ class Payload:
         return self.session_id is not None
 
 
+def printable(text: str) -> bool:
+    """Whether a code's field may hold `text` (EMV's "ans" set: printable ASCII)."""
+    return bool(_ANS.match(text))
+
+
 def crc16(text: str) -> str:
     """CRC-16/CCITT-FALSE (polynomial 0x1021, initial 0xFFFF) as 4 uppercase hex digits."""
     return f"{binascii.crc_hqx(text.encode('ascii'), 0xFFFF):04X}"
