@@ -91,24 +91,38 @@ CREATE TABLE merchant_payments (
 -- A session is paid by one payment at most.
 CREATE UNIQUE INDEX merchant_payments_session_idx ON merchant_payments (session_id)
     WHERE session_id IS NOT NULL AND status <> 'DECLINED';
--- The merchant's list (newest first, keyset) and a day's settlement report.
-CREATE INDEX merchant_payments_merchant_idx ON merchant_payments (merchant_id, created_at, id);
+-- The merchant's list, newest first, paged by keyset on the ledger's transfer ids (a batch's
+-- payments share one created_at); a day's settlement report, by when the money moved (a held
+-- payment's when it was decided).
+CREATE INDEX merchant_payments_merchant_idx ON merchant_payments (merchant_id, transfer_id);
+CREATE INDEX merchant_payments_moved_idx ON merchant_payments ((coalesce(decided_at, created_at)))
+    WHERE status = 'COMPLETED';
 CREATE INDEX merchant_payments_payer_idx ON merchant_payments (payer_id, created_at);
 
--- A refund: a ledger transfer from the merchant account back to the payer. Refunds of one
--- payment never sum past it (merchant_payments.refunded_minor, under the payment's row lock).
+-- A refund: a ledger transfer from the merchant account back to the payer. It is reserved
+-- first (PENDING, its amount added to merchant_payments.refunded_minor under the payment's row
+-- lock, so that refunds of one payment never sum past it, concurrent ones included), then the
+-- ledger's transaction that moves the money completes it, or fails it and gives the amount
+-- back (merchants.refunds.COMPLETE, a ledger side statement): refunded_minor counts PENDING and
+-- COMPLETED refunds.
 CREATE TABLE merchant_refunds (
     id               uuid        PRIMARY KEY,
     payment_id       uuid        NOT NULL REFERENCES merchant_payments (id),
     merchant_id      uuid        NOT NULL REFERENCES merchants (id),
-    transfer_id      bigint      NOT NULL UNIQUE,
+    transfer_id      bigint      UNIQUE,
     amount_minor     bigint      NOT NULL CHECK (amount_minor > 0),
     currency         text        NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
     reason           text        CHECK (length(reason) <= 280),
-    status           text        NOT NULL DEFAULT 'COMPLETED' CHECK (status IN ('COMPLETED')),
+    status           text        NOT NULL DEFAULT 'PENDING'
+                                 CHECK (status IN ('PENDING', 'COMPLETED', 'FAILED')),
     idempotency_key  text        NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (merchant_id, idempotency_key)
+    completed_at     timestamptz,
+    UNIQUE (merchant_id, idempotency_key),
+    CHECK ((status = 'COMPLETED') = (transfer_id IS NOT NULL)),
+    CHECK ((status = 'PENDING') = (completed_at IS NULL))
 );
 CREATE INDEX merchant_refunds_payment_idx ON merchant_refunds (payment_id, created_at);
-CREATE INDEX merchant_refunds_merchant_idx ON merchant_refunds (merchant_id, created_at, id);
+-- A day's settlement report: the refunds completed that day.
+CREATE INDEX merchant_refunds_completed_idx ON merchant_refunds (completed_at)
+    WHERE status = 'COMPLETED';

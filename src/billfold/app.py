@@ -21,6 +21,7 @@ from billfold.api import (
     funding,
     health,
     history,
+    merchant_sales,
     merchants,
     notifications,
     sandbox,
@@ -40,6 +41,7 @@ from billfold.funding.recovery import keep_booking
 from billfold.funding.sandbox import auto_settle
 from billfold.funding.service import Funding
 from billfold.ledger.engine import Ledger
+from billfold.merchants import refunds
 from billfold.notifications.service import Notifications
 from billfold.platform import db, tasks
 from billfold.platform.embedded import ensure_database, ensure_redis
@@ -91,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(notifications.router)
     app.include_router(webhook_endpoints.router)
     app.include_router(merchants.router)
+    app.include_router(merchant_sales.router)
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
     routes = [context.original_route for context in iter_route_contexts(app.routes)]
@@ -147,6 +150,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         scoring = settings.risk_engine == "rules"
         # With scoring, allowed transfers' assessments are written in the ledger's batches.
         side_statements = {WITH_TRANSFER: RECORD_WITH_TRANSFER} if scoring else {}
+        side_statements |= refunds.SIDE_STATEMENTS
         ledger = Ledger(pool, settings, side_statements=side_statements)
         balances = BalanceCache(redis)
         ledger.after_commit = balances.put_many

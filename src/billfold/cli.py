@@ -38,6 +38,8 @@ events_app = typer.Typer(help="Events: the stream of what changed.", no_args_is_
 app.add_typer(events_app, name="events")
 mail_app = typer.Typer(help="Mail: what the local mail sink kept.", no_args_is_help=True)
 app.add_typer(mail_app, name="mail")
+merchants_app = typer.Typer(help="Merchants: settlement and payouts.", no_args_is_help=True)
+app.add_typer(merchants_app, name="merchants")
 # The offline command groups, loaded only when asked: the service never imports them, and the
 # benchmarks are a package of their own (tools/bench), absent where only the service is installed.
 # Each takes the rest of the command line, --help included, to its own group.
@@ -222,6 +224,30 @@ def events_figures(
     except _environment_errors() as error:
         _fail(f"cannot read the figures: {_describe(error)}")
     print("\n".join(figures_lines(figures)))
+
+
+@merchants_app.command("settlement")
+def merchants_settlement(
+    day: Annotated[
+        datetime,
+        typer.Option("--date", formats=["%Y-%m-%d"], help="The day (UTC) to report."),
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the CSV report.")],
+) -> None:
+    """Write a day's settlement report as CSV: each payment completed and each refund made
+    that day, by merchant (gross, fee, net), then each merchant's totals."""
+    from billfold.merchants.cli import settlement
+
+    settings = _load_settings()
+    try:
+        totals = asyncio.run(settlement(settings, day.date(), out))
+    except _environment_errors() as error:
+        _fail(f"cannot write the report: {_describe(error)}")
+    print(
+        f"{len(totals)} merchants in {out}"
+        if totals
+        else f"no sales that day; {out} has headers only"
+    )
 
 
 @ach_app.command("export")

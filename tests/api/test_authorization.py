@@ -20,10 +20,13 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute, compile_path
 
+from billfold.api.identity import current_merchant
 from billfold.notifications.service import Notifications
 from billfold.wallet.users import grant_admin
 from billfold.webhooks import fanout
 from tests.api.driver import pay, set_pin
+from tests.api.merchants import Shop, open_shop
+from tests.api.merchants import pay as pay_merchant
 from tests.notifications import events
 
 MakePerson = Callable[..., Awaitable[Any]]
@@ -61,6 +64,7 @@ PATH_PARAMS = {
     "delivery_id",
     "merchant_id",
     "key_id",
+    "payment_id",
 }
 # Routes that would spoil the ids for the routes after them get ids of their own.
 OWN_IDS = {
@@ -112,6 +116,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/notifications/read"): {"up_to": "{notification_id}"},
     ("POST", "/api/v1/webhook-endpoints"): {"url": HOOK_URL},
     ("POST", "/api/v1/merchants"): MERCHANT,
+    ("POST", "/api/v1/payments/{payment_id}/refunds"): {"amount": "0.01"},
     ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): {"description": "matrix test"},
     ("PUT", "/api/v1/notifications/preferences"): {"money_received": {"email": True}},
     ("POST", "/api/v1/sandbox/cards/tokenize"): {
@@ -133,6 +138,12 @@ class Cast:
     eve: Any
     transfer_id: str
     alices: dict[str, str]  # her bank accounts, cards and funding transfers
+    keys: dict[str, dict[str, str]]  # Alice's and Eve's merchants' keys, as headers
+
+    def auth(self, call: Call, person: Any) -> dict[str, str]:
+        """What `person` signs a call in with: their merchant's key on a route that takes one
+        (api.identity.CurrentMerchant), else their token."""
+        return self.keys[person.username] if call.merchant_key else person.auth
 
 
 @dataclass
@@ -142,6 +153,7 @@ class Call:
     url: str
     body: dict[str, Any] | None
     owned_ids: list[str]
+    merchant_key: bool = False  # signed in with a merchant's key (CurrentMerchant)
 
     def send(self, client: httpx.AsyncClient, headers: dict[str, str]) -> Awaitable[httpx.Response]:
         headers = {**headers, "Idempotency-Key": str(uuid.uuid4())}
@@ -174,13 +186,17 @@ async def cast(
     ids["notification_id"] = await notification_id(app, alice)
     ids |= await webhook_ids(app, client, alice)
     ids |= await merchant_ids(client, alice)
+    alices_shop = Shop(ids["merchant_id"], MERCHANT["name"], ids.pop("merchant_key"), alice)
+    ids["payment_id"] = await pay_merchant(app, client, bob, alices_shop, "0.50")
+    eves_shop = await open_shop(client, eve)
     await app.state.risk.log.flush()
     ids["assessment_id"] = str(
         await app.state.pool.fetchval(
             "SELECT min(id) FROM risk_assessments WHERE user_id = $1", uuid.UUID(alice.user_id)
         )
     )
-    return Cast(alice, bob, eve, sent.json()["transfer_id"], ids)
+    keys = {alice.username: alices_shop.auth, eve.username: eves_shop.auth}
+    return Cast(alice, bob, eve, sent.json()["transfer_id"], ids, keys)
 
 
 async def held_ids(
@@ -235,13 +251,21 @@ async def webhook_ids(app: FastAPI, client: httpx.AsyncClient, alice: Any) -> di
 
 
 async def merchant_ids(client: httpx.AsyncClient, alice: Any) -> dict[str, str]:
-    """A business profile of Alice's, and an API key of it."""
+    """A business profile of Alice's, and two API keys of it: one it signs in with, one the
+    routes name (and one of them revokes)."""
     made = await client.post("/api/v1/merchants", json=MERCHANT, headers=alice.auth)
     assert made.status_code == 201, made.text
     merchant_id = made.json()["merchant_id"]
-    key = await client.post(f"/api/v1/merchants/{merchant_id}/api-keys", headers=alice.auth)
-    assert key.status_code == 201, key.text
-    return {"merchant_id": merchant_id, "key_id": key.json()["key_id"]}
+    keys = []
+    for _ in range(2):
+        key = await client.post(f"/api/v1/merchants/{merchant_id}/api-keys", headers=alice.auth)
+        assert key.status_code == 201, key.text
+        keys.append(key.json())
+    return {
+        "merchant_id": merchant_id,
+        "key_id": keys[1]["key_id"],
+        "merchant_key": keys[0]["secret"],
+    }
 
 
 async def funding_ids(
@@ -338,8 +362,22 @@ def calls(app: FastAPI, ids: dict[str, str]) -> list[Call]:
         body = {k: _fill(v, route_ids) for k, v in template.items()} if template else None
         owned = [route_ids[name] for name in sorted(params)]
         owned += [body[name] for name in sorted(OWNER_FIELDS & (body or {}).keys())]
-        made.append(Call(method, path, path.format(**route_ids), body, owned))
+        url = path.format(**route_ids)
+        made.append(Call(method, path, url, body, owned, _takes_merchant_key(route)))
     return made
+
+
+def _takes_merchant_key(route: BaseRoute) -> bool:
+    """Whether the route signs its caller in with a merchant's key (CurrentMerchant)."""
+    if not isinstance(route, APIRoute):
+        return False
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependant = pending.pop()
+        if dependant.call is current_merchant:
+            return True
+        pending += dependant.dependencies
+    return False
 
 
 def _fill(template: Any, ids: dict[str, str]) -> Any:
@@ -434,8 +472,8 @@ async def test_another_users_ids_are_404_like_missing_ones_and_change_nothing(
     wrong = []
     for theirs, missing in zip(owned, unowned, strict=True):
         answers = [
-            await theirs.send(client, cast.eve.auth),
-            await missing.send(client, cast.eve.auth),
+            await theirs.send(client, cast.auth(theirs, cast.eve)),
+            await missing.send(client, cast.auth(missing, cast.eve)),
         ]
         shapes = [
             (r.status_code, r.headers.get("content-type"), _masked(r.text, call.owned_ids))
@@ -453,7 +491,7 @@ async def test_the_requests_eve_is_refused_succeed_for_alice(
     """A control for the test above: its 404s come from ownership, not from a malformed request."""
     refused = []
     for call in calls(app, alices_ids(cast)):
-        response = await call.send(client, cast.alice.auth)
+        response = await call.send(client, cast.auth(call, cast.alice))
         if not response.is_success:
             refused.append(f"{call}: {response.status_code} {response.text}")
     assert not refused, "\n".join(refused)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Header, Path, Query
+from fastapi import Depends, Header, Path, Query
 from pydantic import Field
 from pydantic.config import JsonDict
 
@@ -24,7 +24,7 @@ from billfold.platform.currency import WALLET_CURRENCY
 from billfold.risk.operators import MAX_REASON
 from billfold.wallet import history
 from billfold.wallet.handles import MAX_EMAIL_LENGTH
-from billfold.wallet.money import MAX_AMOUNT_CHARS, amount_pattern, amount_schema
+from billfold.wallet.money import MAX_AMOUNT_CHARS, amount_pattern, amount_schema, parse_amount
 from billfold.wallet.pins import MAX_PIN_DIGITS, MIN_PIN_DIGITS
 from billfold.wallet.transfers import MAX_NOTE_LENGTH
 from billfold.wallet.users import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -260,3 +260,45 @@ WebhookDescription = Annotated[
     str, Field(max_length=1000, json_schema_extra={"maxLength": webhook_endpoints.MAX_DESCRIPTION})
 ]
 DeliveryIdPath = Annotated[str, Path(json_schema_extra={"pattern": "^[0-9]{1,18}$"})]
+
+
+# --- a history's filters (a wallet's, a merchant account's) ----------------------------------
+
+
+def history_query(
+    from_: MomentFrom = None,
+    to: MomentTo = None,
+    type_: HistoryTypes = None,
+    direction: Direction = None,
+    status: HistoryStatus = None,
+    min_amount: AmountQuery = None,
+    max_amount: AmountQuery = None,
+    counterparty: HandleQuery = None,
+    q: Annotated[str | None, Query(max_length=history.MAX_QUERY_LENGTH)] = None,
+    limit: Annotated[int, Query(ge=1, le=history.MAX_LIMIT)] = 50,
+    cursor: Cursor = None,
+) -> history.HistoryQuery:
+    """A history's filters, read from the query string (a wallet's, a merchant account's)."""
+    start = history.parse_moment(from_, "from", end_of_day=False)[0] if from_ else None
+    end, end_inclusive = history.parse_moment(to, "to", end_of_day=True) if to else (None, True)
+    return history.HistoryQuery(
+        start=start,
+        end=end,
+        end_inclusive=end_inclusive,
+        types=tuple(type_ or ()),
+        direction=direction,
+        status=status,
+        min_amount_minor=_amount(min_amount, "min_amount"),
+        max_amount_minor=_amount(max_amount, "max_amount"),
+        counterparty=counterparty,
+        text=q,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+HistoryParams = Annotated[history.HistoryQuery, Depends(history_query)]
+
+
+def _amount(raw: str | None, field: str) -> int | None:
+    return None if raw is None else parse_amount(raw, WALLET_CURRENCY, field)

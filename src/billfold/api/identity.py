@@ -5,16 +5,23 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from billfold.merchants.keys import authenticate, is_merchant_secret
-from billfold.merchants.profiles import Merchant
+from billfold.merchants.profiles import Merchant, merchant_not_found, owned_merchant
 from billfold.platform.errors import NotFound
 from billfold.platform.security import TokenReader, Unauthenticated, device_key, secret_key
 from billfold.wallet.users import User, get_user
 
 _bearer = HTTPBearer(auto_error=False)
+# A merchant's server signs in with its key; a scheme of its own, so that the OpenAPI document
+# says which operations take one.
+_merchant_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="MerchantKey",
+    description="A merchant's API key (`sk_...`), as `Authorization: Bearer sk_...`.",
+)
 
 
 async def authenticated_id(
@@ -74,7 +81,7 @@ def device_signing_key(request: Request) -> bytes:
 
 async def current_merchant(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_merchant_bearer)],
 ) -> Merchant:
     """The merchant whose live API key (`Authorization: Bearer sk_...`) the request carries; 401
     for a person's token, an unknown or a revoked key. Then the merchant's own rate limit, as a
@@ -87,3 +94,28 @@ async def current_merchant(
 
 
 CurrentMerchant = Annotated[Merchant, Depends(current_merchant)]
+
+
+async def merchant_of_caller(
+    request: Request,
+    merchant_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _key: Annotated[HTTPAuthorizationCredentials | None, Depends(_merchant_bearer)],
+) -> Merchant:
+    """The merchant of the path, for its own API key or for its owner's access token (`_key`
+    reads the same header: it documents the merchant key as an alternative); 401 for neither,
+    and 404 for another merchant's key or a person who does not own it (not told apart from a
+    merchant that does not exist)."""
+    pool = request.app.state.pool
+    if credentials is not None and is_merchant_secret(credentials.credentials):
+        if credentials.scheme.lower() != "bearer":
+            raise Unauthenticated("this endpoint needs an 'Authorization: Bearer' token or key")
+        merchant = await authenticate(pool, credentials.credentials)
+        if str(merchant.id) != merchant_id.lower():
+            raise merchant_not_found(merchant_id)
+        return merchant
+    user = await current_user(request, await authenticated_id(request, credentials))
+    return await owned_merchant(pool, user.id, merchant_id)
+
+
+MerchantOfCaller = Annotated[Merchant, Depends(merchant_of_caller)]

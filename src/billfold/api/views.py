@@ -30,3 +30,24 @@ class MovementOut(BaseModel):
 class DeliveryOut(BaseModel):
     status: str = Field(description="applied, ignored, refused or duplicate")
     detail: str
+
+
+# A wallet's or a merchant account's history (wallet.history).
+class HistoryItem(BaseModel):
+    id: str
+    type: str
+    direction: str
+    amount: str
+    fee: str = Field(description="what the movement cost on top of amount (a card's fee)")
+    total: str = Field(description="amount plus fee: for a card add-funds, what the card paid")
+    currency: str
+    counterparty: str | None
+    timestamp: str
+    status: str
+    note: str | None
+
+
+class HistoryOut(BaseModel):
+    transactions: list[HistoryItem]
+    balance: str
+    next_cursor: str | None

@@ -137,8 +137,15 @@ def decode_cursor(cursor: str) -> int:
 
 async def read_history(pool: asyncpg.Pool, user: User, query: HistoryQuery) -> dict[str, Any]:
     """One page of the user's history and the cursor of the next page (None on the last)."""
+    return await read_account_history(pool, user.account_id, query)
+
+
+async def read_account_history(
+    pool: asyncpg.Pool, account: int, query: HistoryQuery, named: Joined = COUNTERPARTY
+) -> dict[str, Any]:
+    """One page of an account's history (a wallet's, or a merchant account's: merchants.sales),
+    each row's counterparty named by `named`."""
     check_history_query(query)
-    account = user.account_id
     async with pool.acquire() as conn:
         upper = decode_cursor(query.cursor) if query.cursor else 2**62
         if query.end is not None:
@@ -159,9 +166,7 @@ async def read_history(pool: asyncpg.Pool, user: User, query: HistoryQuery) -> d
                 status=query.status.upper() if query.status else None,
                 account_seqs=seqs,
             )
-            rows = await entries_page(
-                conn, account, upper, lower, shown, query.limit + 1, COUNTERPARTY
-            )
+            rows = await entries_page(conn, account, upper, lower, shown, query.limit + 1, named)
         balance = await posted_balance(conn, account)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
@@ -212,12 +217,18 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# Movements whose fee the person pays on top (a card add-funds). A merchant payment's fee is
+# the merchant's, taken from what it receives: its payer pays the price, never more.
+PAID_FEES = frozenset({"add_funds"})
+
+
 def _row_view(row: asyncpg.Record) -> dict[str, Any]:
     """One row, named by the public id of its movement (the id a lookup at
-    `/transfers/{id}` takes); a card add-funds shows its fee and what the card paid."""
+    `/transfers/{id}` takes); a card add-funds shows its fee and what the card paid. A merchant
+    payment or refund names the merchant (its account is no person's wallet)."""
     amount = row["amount_minor"]
     metadata = row["metadata"] or row["hold_metadata"] or {}
-    fee = int(metadata.get("fee_minor") or 0)
+    fee = int(metadata.get("fee_minor") or 0) if row["code"] in PAID_FEES else 0
     currency = row["currency"]
     return {
         "id": public_id(row["transfer_id"], row["pending_id"], metadata),
@@ -227,7 +238,7 @@ def _row_view(row: asyncpg.Record) -> dict[str, Any]:
         "fee": format_amount(fee, currency),
         "total": format_amount(abs(amount) + fee, currency),
         "currency": currency,
-        "counterparty": row["counterparty"],
+        "counterparty": row["counterparty"] or metadata.get("merchant_name"),
         "timestamp": row["created_at"].isoformat(),
         "status": row["status"],
         "note": metadata.get("note"),
