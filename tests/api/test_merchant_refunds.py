@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from billfold.merchants import refunds, sales
 from billfold.merchants.profiles import get_merchant
 from tests.api.conftest import MakePerson
 from tests.api.merchants import Shop, open_shop, pay
+from tests.world import billfold
 
 
 @pytest.fixture(autouse=True)
@@ -88,6 +90,9 @@ async def test_partial_refunds_then_the_rest_never_more(
     assert await balance(app, shop) == before - 20_00
     listed = await client.get(f"/api/v1/payments/{paid}/refunds", headers=shop.auth)
     assert [r["amount"] for r in listed.json()] == ["5.00", "7.50", "7.50"]
+    told = await told_refunds(app, paid)
+    assert sorted(e["amount"] for e in told) == ["5.00", "7.50", "7.50"]
+    assert {(e["owner_id"], e["payer_id"]) for e in told} == {(owner.user_id, payer.user_id)}
 
 
 async def test_the_fee_is_not_refunded_and_a_refund_needs_the_money(
@@ -124,6 +129,17 @@ async def test_the_fee_is_not_refunded_and_a_refund_needs_the_money(
         uuid.UUID(paid),
     )
     assert [r["status"] for r in statuses] == ["FAILED", "COMPLETED"]
+    assert [e["amount"] for e in await told_refunds(app, paid)] == ["10.00"]  # not the refused
+
+
+async def told_refunds(app: FastAPI, payment_id: str) -> list[dict[str, Any]]:
+    """The `refund.completed` events of a payment in the outbox."""
+    rows = await app.state.pool.fetch(
+        """SELECT data FROM outbox WHERE type = 'billfold.refund.completed.v1'
+              AND data ->> 'payment_id' = $1""",
+        payment_id,
+    )
+    return [json.loads(r["data"]) if isinstance(r["data"], str) else r["data"] for r in rows]
 
 
 async def test_concurrent_refunds_never_sum_past_the_payment(
@@ -305,6 +321,19 @@ async def test_the_days_settlement_report(
     assert _minor(total["net"]) == 26_00 - fees
     assert totals[uuid.UUID(shop.merchant_id)].payments == 2
     assert await balance(app, shop) == 26_00 - fees
+
+    # The command writes the same report.
+    by_hand = tmp_path / "by-hand.csv"
+    day = datetime.now(UTC).date().isoformat()
+    done = billfold(
+        app.state.settings, "merchants", "settlement", "--date", day, "--out", str(by_hand)
+    )
+    assert done.returncode == 0, done.stderr
+    assert by_hand.read_text() == out.read_text()
+    bad = billfold(
+        app.state.settings, "merchants", "settlement", "--date", "06/12/2026", "--out", "x"
+    )
+    assert bad.returncode != 0 and "--date" in bad.stderr and "Traceback" not in bad.stderr
 
 
 async def test_a_reservation_whose_move_never_ran_is_resumed(

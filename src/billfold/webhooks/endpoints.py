@@ -42,6 +42,7 @@ KINDS = (
     "debt.opened",
     "debt.recovered",
     "webhook.endpoint.disabled",
+    "refund.completed",
 )
 ALL = "*"
 MAX_ENDPOINTS = 20

@@ -24,7 +24,10 @@ from billfold.events.consumer import CloudEvent, Handler
 GROUP = "webhooks"
 _TYPE = re.compile(r"^billfold\.([a-z_.]+)\.v[0-9]+$")
 # Whom each kind concerns, by the fields of its data; the others' `user_id`.
-PEOPLE = {"transfer.completed": ("from_user_id", "to_user_id")}
+PEOPLE = {
+    "transfer.completed": ("from_user_id", "to_user_id"),
+    "refund.completed": ("owner_id", "payer_id"),
+}
 PERSON = ("user_id",)
 
 FAN_OUT = """
