@@ -48,7 +48,11 @@ async def open_shop(client: httpx.AsyncClient, owner: Person, **profile: str) ->
 
 
 async def open_session(
-    client: httpx.AsyncClient, shop: Shop, amount: Any = "12.50", key: str | None = None, **more: Any
+    client: httpx.AsyncClient,
+    shop: Shop,
+    amount: Any = "12.50",
+    key: str | None = None,
+    **more: Any,
 ) -> httpx.Response:
     """POST /checkout/sessions with the shop's key."""
     headers = {**shop.auth, "Idempotency-Key": key or uuid.uuid4().hex}
