@@ -14,10 +14,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from billfold.events import outbox
 from billfold.ledger.reconcile import reconcile
 from billfold.merchants import checkout, qr
 from billfold.merchants.fees import merchant_fee_minor
 from billfold.wallet.users import grant_admin
+from billfold.webhooks import fanout
 from tests.api.driver import Person, balances, decide, problem, reviews, set_pin, verify
 from tests.merchants.shop import (
     fee_revenue,
@@ -579,3 +581,44 @@ async def test_a_payment_is_shown_to_its_payer_and_its_merchant_only(
         assert problem(await client.get(path, headers=headers)) == (404, "not_found")
     missing = f"/api/v1/payments/{uuid.uuid4()}"
     assert problem(await client.get(missing, headers=payer.auth)) == (404, "not_found")
+
+
+async def test_the_owners_and_the_payers_endpoints_get_the_payment_events(
+    app: FastAPI, client: httpx.AsyncClient, make_person: MakePerson
+) -> None:
+    """The events name the people they concern: the webhooks group delivers a session's
+    events to the merchant's owner, a payment's to the owner and the payer, each to the
+    endpoints that ask for its kind."""
+    owner, payer = await make_person(), await make_person("10.00")
+    shop = await open_shop(client, owner)
+    endpoints = {}
+    for name, person, kinds in (
+        ("owner", owner, ["payment.completed", "checkout.session.paid"]),
+        ("payer", payer, ["*"]),
+    ):
+        made = await client.post(
+            "/api/v1/webhook-endpoints",
+            json={"url": "https://hooks.example.com/shop", "event_types": kinds},
+            headers=person.auth,
+        )
+        assert made.status_code == 201, made.text
+        endpoints[name] = uuid.UUID(made.json()["endpoint_id"])
+    opened = await session(client, shop, "2.00")
+    assert (await pay(client, payer, session_id=opened["session_id"])).status_code == 201
+    rows = await app.state.pool.fetch(
+        "SELECT * FROM outbox WHERE data->>'session_id' = $1 ORDER BY id", opened["session_id"]
+    )
+    await fanout.fan_out(app.state.pool, [outbox.cloudevent(row) for row in rows])
+    delivered = await app.state.pool.fetch(
+        """SELECT endpoint_id, event_type FROM webhook_deliveries
+            WHERE endpoint_id = ANY($1) ORDER BY id""",
+        list(endpoints.values()),
+    )
+    by_endpoint = {
+        name: sorted(r["event_type"] for r in delivered if r["endpoint_id"] == endpoint)
+        for name, endpoint in endpoints.items()
+    }
+    assert by_endpoint == {
+        "owner": ["checkout.session.paid", "payment.completed"],
+        "payer": ["payment.completed"],
+    }

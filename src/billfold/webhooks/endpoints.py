@@ -42,6 +42,13 @@ KINDS = (
     "debt.opened",
     "debt.recovered",
     "webhook.endpoint.disabled",
+    "payment.completed",
+    "payment.held",
+    "payment.declined",
+    "checkout.session.created",
+    "checkout.session.paid",
+    "checkout.session.expired",
+    "checkout.session.canceled",
 )
 ALL = "*"
 MAX_ENDPOINTS = 20
