@@ -45,7 +45,7 @@ from billfold.ledger.engine import Ledger
 from billfold.merchants import checkout as merchant_checkout
 from billfold.merchants import holds as merchant_holds
 from billfold.merchants import records as merchant_records
-from billfold.merchants.payments import Merchants
+from billfold.merchants.service import Merchants
 from billfold.notifications.service import Notifications
 from billfold.platform import db, tasks
 from billfold.platform.embedded import ensure_database, ensure_redis

@@ -31,8 +31,10 @@ from billfold.ledger.errors import (
     LedgerBusy,
 )
 from billfold.merchants import checkout
-from billfold.merchants.payments import Merchants, PaymentRequest, SelfPayment, pay, show_payment
+from billfold.merchants.payments import PaymentRequest, SelfPayment, pay
 from billfold.merchants.profiles import MerchantSuspended
+from billfold.merchants.service import Merchants
+from billfold.merchants.views import show_payment
 from billfold.platform.errors import NotFound, ValidationFailed, WalletFrozen
 from billfold.risk.gate import DeclinedByRisk, RiskUnavailable
 from billfold.risk.held import PENDING

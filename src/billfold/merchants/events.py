@@ -108,3 +108,16 @@ def _merchant(payment: PaymentFacts) -> str:
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def completed_event(facts: PaymentFacts) -> outbox.Event:
+    """`payment.completed`. It names the payment (`GET /payments/{id}` shows its transfer, an
+    id the ledger gives when the command runs, after the event is made)."""
+    return payment_event("payment.completed", facts, "COMPLETED")
+
+
+def held_event(facts: PaymentFacts, hold_id: int, status: str) -> outbox.Event:
+    """`payment.held`, with the hold its payer confirms (`transfer_id`) and what it waits for."""
+    return payment_event(
+        "payment.held", facts, status, transfer_id=str(hold_id), waiting_for=WAITING_FOR[status]
+    )

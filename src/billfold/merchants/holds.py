@@ -15,14 +15,15 @@ import asyncpg
 from billfold.events import outbox
 from billfold.ledger.model import SideRow
 from billfold.merchants import checkout, records
-from billfold.merchants.events import DECLINED_BY_REVIEW, payment_event, session_event
-from billfold.merchants.payments import (
-    PAYMENT_CODE,
-    PAYMENT_SELECT,
+from billfold.merchants.events import (
+    DECLINED_BY_REVIEW,
     completed_event,
-    facts_of,
     held_event,
+    payment_event,
+    session_event,
 )
+from billfold.merchants.payments import PAYMENT_CODE
+from billfold.merchants.views import PAYMENT_SELECT, facts_of
 from billfold.risk import held as risk_held
 from billfold.wallet.held import HeldKind, register_held_kind
 

@@ -18,24 +18,24 @@ from typing import Any
 
 import asyncpg
 
-from billfold.config import Settings
 from billfold.events import outbox
-from billfold.ledger.accounts import open_system_account
-from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import DebtOutstanding, IdempotencyKeyReused, LedgerError
 from billfold.ledger.model import Leg, SideRow, Transfer
 from billfold.merchants import checkout, qr, records
 from billfold.merchants.events import (
     DECLINED_BY_RISK,
-    WAITING_FOR,
     PaymentFacts,
+    completed_event,
+    held_event,
     payment_event,
     session_event,
 )
 from billfold.merchants.fees import merchant_fee_minor
-from billfold.merchants.profiles import Merchant, MerchantSuspended, get_merchant, parse_id
+from billfold.merchants.profiles import Merchant, MerchantSuspended, get_merchant
+from billfold.merchants.service import Merchants
+from billfold.merchants.views import PAYMENT_SELECT, payment_view
 from billfold.platform.currency import WALLET_CURRENCY, format_amount
-from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed, WalletFrozen
+from billfold.platform.errors import BillfoldError, ValidationFailed, WalletFrozen
 from billfold.platform.logging import get_logger
 from billfold.risk import held as risk_held
 from billfold.risk.assessments import never_moved
@@ -54,41 +54,12 @@ PAYMENT_CODE = "merchant_payment"
 # payment, so the ledger sees the same request (its metadata holds the id).
 _PAYMENT_IDS = uuid.UUID("6d3a1f0e-8c4b-5e7a-9b2d-0f1e2d3c4b5a")
 View = tuple[dict[str, Any], bool]  # a payment's public form, and whether it is a replay
-PAYMENT_SELECT = """
-SELECT p.id, p.merchant_id, p.payer_id, p.session_id, p.transfer_id, p.amount_minor,
-       p.fee_minor, p.currency, p.status, p.note, p.created_at, m.name AS merchant_name,
-       m.owner_id
-  FROM merchant_payments p JOIN merchants m ON m.id = p.merchant_id
-"""
 
 
 class SelfPayment(BillfoldError):
     code = "self_payment"
     status = 422
     title = "Cannot pay your own merchant"
-
-
-@dataclass(frozen=True)
-class Merchants:
-    """What the payment path works with: the database, the ledger, the fee revenue account
-    (opened once, at start-up) and the fee's settings."""
-
-    pool: asyncpg.Pool
-    ledger: Ledger
-    fee_revenue: int
-    fee_bps: int
-    fee_fixed_minor: int
-
-    @classmethod
-    async def start(cls, pool: asyncpg.Pool, ledger: Ledger, settings: Settings) -> Merchants:
-        account = await open_system_account(pool, "fee_revenue", WALLET_CURRENCY, overdraft=False)
-        return cls(
-            pool,
-            ledger,
-            account.id,
-            settings.merchant_fee_bps,
-            settings.merchant_fee_fixed_minor,
-        )
 
 
 @dataclass(frozen=True)
@@ -395,33 +366,6 @@ async def _move(merchants: Merchants, checked: CheckedPayment) -> Transfer:
         )
 
 
-def completed_event(facts: PaymentFacts) -> outbox.Event:
-    """`payment.completed`. It names the payment (`GET /payments/{id}` shows its transfer, an
-    id the ledger gives when the command runs, after the event is made)."""
-    return payment_event("payment.completed", facts, "COMPLETED")
-
-
-def held_event(facts: PaymentFacts, hold_id: int, status: str) -> outbox.Event:
-    """`payment.held`, with the hold its payer confirms (`transfer_id`) and what it waits for."""
-    return payment_event(
-        "payment.held", facts, status, transfer_id=str(hold_id), waiting_for=WAITING_FOR[status]
-    )
-
-
-def facts_of(row: Any) -> PaymentFacts:
-    """A stored payment's facts (a PAYMENT_SELECT row)."""
-    return PaymentFacts(
-        row["id"],
-        row["merchant_id"],
-        row["merchant_name"],
-        row["owner_id"],
-        row["payer_id"],
-        row["amount_minor"],
-        row["currency"],
-        row["session_id"],
-    )
-
-
 async def _hold_for_risk(merchants: Merchants, checked: CheckedPayment, verdict: Verdict) -> View:
     """Reserve the payment's money, in the same three legs, for a payment the risk engine
     wants confirmed (the payer's PIN: POST /transfers/{transfer_id}/verify) or reviewed; its
@@ -539,46 +483,3 @@ def _made_row(checked: CheckedPayment, transfer: Transfer, status: str) -> dict[
         "note": checked.note,
         "created_at": transfer.created_at,
     }
-
-
-def payment_view(row: Any, *, payer_side: bool) -> dict[str, Any]:
-    """A payment as the payer sees it (the price, never the fee) or as its merchant does (the
-    fee, and what the merchant was paid, too)."""
-    currency = row["currency"]
-    view = {
-        "payment_id": str(row["id"]),
-        "status": row["status"],
-        "merchant_id": str(row["merchant_id"]),
-        "merchant_name": row["merchant_name"],
-        "amount": format_amount(row["amount_minor"], currency),
-        "currency": currency,
-        "session_id": str(row["session_id"]) if row["session_id"] else None,
-        "transfer_id": str(row["transfer_id"]),
-        "note": row["note"],
-        "created_at": row["created_at"].isoformat(),
-    }
-    if not payer_side:
-        view["fee"] = format_amount(row["fee_minor"], currency)
-        view["net_amount"] = format_amount(row["amount_minor"] - row["fee_minor"], currency)
-    return view
-
-
-async def show_payment(
-    pool: asyncpg.Pool, caller: User | Merchant, payment_id: str
-) -> dict[str, Any]:
-    """A payment, to its payer (a person's token) or its merchant (its key, or its owner's
-    token); to anyone else a 404, as for a payment that does not exist."""
-    found = parse_id(payment_id, "payment", "payment_id")
-    row = await pool.fetchrow(PAYMENT_SELECT + " WHERE p.id = $1", found)
-    missing = NotFound(f"payment '{payment_id[:40]}' does not exist", payment_id=payment_id[:40])
-    if row is None:
-        raise missing
-    if isinstance(caller, Merchant):
-        if row["merchant_id"] != caller.id:
-            raise missing
-        return payment_view(row, payer_side=False)
-    if row["payer_id"] == caller.id:
-        return payment_view(row, payer_side=True)
-    if row["owner_id"] == caller.id:
-        return payment_view(row, payer_side=False)
-    raise missing
