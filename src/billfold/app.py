@@ -16,6 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from billfold.api import (
     admin,
     auth,
+    checkout,
     direct,
     docs,
     funding,
@@ -24,6 +25,7 @@ from billfold.api import (
     merchant_sales,
     merchants,
     notifications,
+    payments,
     sandbox,
     wallet,
     webhook_endpoints,
@@ -41,7 +43,11 @@ from billfold.funding.recovery import keep_booking
 from billfold.funding.sandbox import auto_settle
 from billfold.funding.service import Funding
 from billfold.ledger.engine import Ledger
+from billfold.merchants import checkout as merchant_checkout
+from billfold.merchants import holds as merchant_holds
+from billfold.merchants import records as merchant_records
 from billfold.merchants import refunds
+from billfold.merchants.service import Merchants
 from billfold.notifications.service import Notifications
 from billfold.platform import db, tasks
 from billfold.platform.embedded import ensure_database, ensure_redis
@@ -94,6 +100,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(webhook_endpoints.router)
     app.include_router(merchants.router)
     app.include_router(merchant_sales.router)
+    app.include_router(checkout.router)
+    app.include_router(payments.router)
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
     routes = [context.original_route for context in iter_route_contexts(app.routes)]
@@ -150,7 +158,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         scoring = settings.risk_engine == "rules"
         # With scoring, allowed transfers' assessments are written in the ledger's batches.
         side_statements = {WITH_TRANSFER: RECORD_WITH_TRANSFER} if scoring else {}
-        side_statements |= refunds.SIDE_STATEMENTS
+        side_statements |= refunds.SIDE_STATEMENTS  # refunds completed with their money
+        # Merchant payments' rows, written with their money (merchants.records).
+        side_statements |= merchant_records.SIDE_STATEMENTS
         ledger = Ledger(pool, settings, side_statements=side_statements)
         balances = BalanceCache(redis)
         ledger.after_commit = balances.put_many
@@ -183,6 +193,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
             stack.push_async_callback(tasks.stop, dispatching)
         app.state.funding = await Funding.start(pool, ledger, settings)
+        app.state.merchants = await Merchants.start(pool, ledger, settings)
+        merchant_holds.register()
+        expiring = asyncio.create_task(
+            merchant_checkout.keep_expiring(pool), name="checkout-sweeper"
+        )
+        stack.push_async_callback(tasks.stop, expiring)
         app.state.cards = SandboxProcessor(pool) if settings.sandbox_enabled else NoProcessor()
         recovery = asyncio.create_task(
             keep_booking(app.state.funding, app.state.cards), name="funding-recovery"

@@ -190,6 +190,10 @@ class Settings(BaseSettings):
     # Card funding: the fee, in basis points of the amount plus a fixed part, paid by the user.
     card_fee_bps: int = Field(default=300, ge=0, le=10_000)
     card_fee_fixed_minor: int = Field(default=0, ge=0)
+    # Merchant payments: the fee, in basis points of the amount (rounded half up) plus a fixed
+    # part, paid by the merchant out of the price (merchants.fees: always below the amount).
+    merchant_fee_bps: int = Field(default=190, ge=0, le=10_000)
+    merchant_fee_fixed_minor: int = Field(default=10, ge=0)
     funding_limits: dict[str, FundingLimits] = Field(
         default_factory=lambda: dict(DEFAULT_FUNDING_LIMITS)
     )

@@ -20,13 +20,11 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute, compile_path
 
-from billfold.api.identity import current_merchant
+from billfold.merchants import qr
 from billfold.notifications.service import Notifications
 from billfold.wallet.users import grant_admin
 from billfold.webhooks import fanout
 from tests.api.driver import pay, set_pin
-from tests.api.merchants import Shop, open_shop
-from tests.api.merchants import pay as pay_merchant
 from tests.notifications import events
 
 MakePerson = Callable[..., Awaitable[Any]]
@@ -64,6 +62,7 @@ PATH_PARAMS = {
     "delivery_id",
     "merchant_id",
     "key_id",
+    "session_id",
     "payment_id",
 }
 # Routes that would spoil the ids for the routes after them get ids of their own.
@@ -75,6 +74,7 @@ OWN_IDS = {
     ("POST", "/api/v1/transfers/{transfer_id}/verify"): {"transfer_id": "held_transfer_id"},
     ("POST", "/api/v1/admin/reviews/{review_id}/reject"): {"review_id": "spare_review_id"},
     ("DELETE", "/api/v1/webhook-endpoints/{endpoint_id}"): {"endpoint_id": "spare_endpoint_id"},
+    ("POST", "/api/v1/checkout/sessions/{session_id}/cancel"): {"session_id": "spare_session_id"},
 }
 MERCHANT = {"name": "Matrix Cafe", "mcc": "5814", "city": "Oakland", "country": "US"}
 HOOK_URL = "https://hooks.example.com/billfold"
@@ -116,7 +116,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/notifications/read"): {"up_to": "{notification_id}"},
     ("POST", "/api/v1/webhook-endpoints"): {"url": HOOK_URL},
     ("POST", "/api/v1/merchants"): MERCHANT,
+    ("POST", "/api/v1/checkout/sessions"): {"amount": "1.00"},
+    # What Bob's payment of 0.10 left the shop after its fee (0.09).
     ("POST", "/api/v1/payments/{payment_id}/refunds"): {"amount": "0.01"},
+    # Alice pays a cent to Bob's shop (she cannot pay her own).
+    ("POST", "/api/v1/payments"): {"qr_payload": "{bobs_static_qr}", "amount": "0.01"},
     ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): {"description": "matrix test"},
     ("PUT", "/api/v1/notifications/preferences"): {"money_received": {"email": True}},
     ("POST", "/api/v1/sandbox/cards/tokenize"): {
@@ -138,12 +142,6 @@ class Cast:
     eve: Any
     transfer_id: str
     alices: dict[str, str]  # her bank accounts, cards and funding transfers
-    keys: dict[str, dict[str, str]]  # Alice's and Eve's merchants' keys, as headers
-
-    def auth(self, call: Call, person: Any) -> dict[str, str]:
-        """What `person` signs a call in with: their merchant's key on a route that takes one
-        (api.identity.CurrentMerchant), else their token."""
-        return self.keys[person.username] if call.merchant_key else person.auth
 
 
 @dataclass
@@ -153,7 +151,6 @@ class Call:
     url: str
     body: dict[str, Any] | None
     owned_ids: list[str]
-    merchant_key: bool = False  # signed in with a merchant's key (CurrentMerchant)
 
     def send(self, client: httpx.AsyncClient, headers: dict[str, str]) -> Awaitable[httpx.Response]:
         headers = {**headers, "Idempotency-Key": str(uuid.uuid4())}
@@ -185,18 +182,14 @@ async def cast(
     ids |= await held_ids(app, client, make_person, alice)
     ids["notification_id"] = await notification_id(app, alice)
     ids |= await webhook_ids(app, client, alice)
-    ids |= await merchant_ids(client, alice)
-    alices_shop = Shop(ids["merchant_id"], MERCHANT["name"], ids.pop("merchant_key"), alice)
-    ids["payment_id"] = await pay_merchant(app, client, bob, alices_shop, "0.50")
-    eves_shop = await open_shop(client, eve)
+    ids |= await merchant_ids(client, alice, bob, eve)
     await app.state.risk.log.flush()
     ids["assessment_id"] = str(
         await app.state.pool.fetchval(
             "SELECT min(id) FROM risk_assessments WHERE user_id = $1", uuid.UUID(alice.user_id)
         )
     )
-    keys = {alice.username: alices_shop.auth, eve.username: eves_shop.auth}
-    return Cast(alice, bob, eve, sent.json()["transfer_id"], ids, keys)
+    return Cast(alice, bob, eve, sent.json()["transfer_id"], ids)
 
 
 async def held_ids(
@@ -250,22 +243,60 @@ async def webhook_ids(app: FastAPI, client: httpx.AsyncClient, alice: Any) -> di
     return {"endpoint_id": made[0], "spare_endpoint_id": made[1], "delivery_id": str(delivery)}
 
 
-async def merchant_ids(client: httpx.AsyncClient, alice: Any) -> dict[str, str]:
-    """A business profile of Alice's, and two API keys of it: one it signs in with, one the
-    routes name (and one of them revokes)."""
-    made = await client.post("/api/v1/merchants", json=MERCHANT, headers=alice.auth)
-    assert made.status_code == 201, made.text
-    merchant_id = made.json()["merchant_id"]
-    keys = []
-    for _ in range(2):
-        key = await client.post(f"/api/v1/merchants/{merchant_id}/api-keys", headers=alice.auth)
-        assert key.status_code == 201, key.text
-        keys.append(key.json())
-    return {
+async def merchant_ids(client: httpx.AsyncClient, alice: Any, bob: Any, eve: Any) -> dict[str, str]:
+    """A business profile of Alice's, with an API key (for the route that revokes it), the key
+    its server signs in with (`merchant_key`) and one revoked; two checkout sessions (one to
+    cancel) and a payment Bob made to it. Eve's shop's key (another merchant's) and Bob's
+    shop's static code (Alice pays it)."""
+    shops = {}
+    for name, person in (("alice", alice), ("bob", bob), ("eve", eve)):
+        made = await client.post("/api/v1/merchants", json=MERCHANT, headers=person.auth)
+        assert made.status_code == 201, made.text
+        shops[name] = made.json()
+    merchant_id = shops["alice"]["merchant_id"]
+
+    async def key(person: Any, shop: dict[str, Any]) -> dict[str, Any]:
+        path = f"/api/v1/merchants/{shop['merchant_id']}/api-keys"
+        made = await client.post(path, headers=person.auth)
+        assert made.status_code == 201, made.text
+        return dict(made.json())
+
+    revoked = await key(alice, shops["alice"])
+    gone = await client.delete(
+        f"/api/v1/merchants/{merchant_id}/api-keys/{revoked['key_id']}", headers=alice.auth
+    )
+    assert gone.status_code == 204, gone.text
+    ids = {
         "merchant_id": merchant_id,
-        "key_id": keys[1]["key_id"],
-        "merchant_key": keys[0]["secret"],
+        "key_id": (await key(alice, shops["alice"]))["key_id"],
+        "merchant_key": (await key(alice, shops["alice"]))["secret"],
+        "revoked_merchant_key": revoked["secret"],
+        "eve_merchant_key": (await key(eve, shops["eve"]))["secret"],
     }
+    sessions = []
+    for _ in range(2):
+        opened = await client.post(
+            "/api/v1/checkout/sessions",
+            json={"amount": "0.10"},
+            headers={**bearer(ids["merchant_key"]), "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert opened.status_code == 201, opened.text
+        sessions.append(opened.json()["session_id"])
+    ids["session_id"], ids["spare_session_id"] = sessions
+    paid = await client.post(
+        "/api/v1/payments",
+        json={"session_id": sessions[0]},
+        headers={**bob.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert paid.status_code == 201, paid.text
+    ids["payment_id"] = paid.json()["payment_id"]
+    bobs = shops["bob"]
+    code = qr.Payload(
+        uuid.UUID(bobs["merchant_id"]), bobs["mcc"], "USD", bobs["country"], bobs["name"],
+        bobs["city"],
+    )  # fmt: skip
+    ids["bobs_static_qr"] = qr.encode(code)
+    return ids
 
 
 async def funding_ids(
@@ -311,6 +342,19 @@ async def funding_ids(
     assert pending.status_code == 202, pending.text
     ids["funding_id"] = pending.json()["transfer_id"]
     return ids
+
+
+def by_merchant_key(app: FastAPI, method: str, path: str) -> bool:
+    """Whether a merchant's key signs the route in (its OpenAPI security names MerchantKey)."""
+    operation = app.openapi()["paths"].get(path, {}).get(method.lower(), {})
+    return any("MerchantKey" in scheme for scheme in operation.get("security", []))
+
+
+def by_person(app: FastAPI, method: str, path: str) -> bool:
+    """Whether a person's token signs the route in."""
+    operation = app.openapi()["paths"].get(path, {}).get(method.lower(), {})
+    security = operation.get("security")
+    return security is None or any("MerchantKey" not in scheme for scheme in security)
 
 
 def protected_routes(app: FastAPI) -> list[tuple[str, str, BaseRoute]]:
@@ -363,21 +407,8 @@ def calls(app: FastAPI, ids: dict[str, str]) -> list[Call]:
         owned = [route_ids[name] for name in sorted(params)]
         owned += [body[name] for name in sorted(OWNER_FIELDS & (body or {}).keys())]
         url = path.format(**route_ids)
-        made.append(Call(method, path, url, body, owned, _takes_merchant_key(route)))
+        made.append(Call(method, path, url, body, owned))
     return made
-
-
-def _takes_merchant_key(route: BaseRoute) -> bool:
-    """Whether the route signs its caller in with a merchant's key (CurrentMerchant)."""
-    if not isinstance(route, APIRoute):
-        return False
-    pending = list(route.dependant.dependencies)
-    while pending:
-        dependant = pending.pop()
-        if dependant.call is current_merchant:
-            return True
-        pending += dependant.dependencies
-    return False
 
 
 def _fill(template: Any, ids: dict[str, str]) -> Any:
@@ -465,16 +496,69 @@ async def test_another_users_ids_are_404_like_missing_ones_and_change_nothing(
     app: FastAPI, client: httpx.AsyncClient, cast: Cast
 ) -> None:
     """Eve naming Alice's wallet or transfer gets the very answer a made-up id gets."""
+    await assert_ids_hidden(app, client, cast, cast.eve.auth, by_person)
+
+
+async def test_another_merchants_ids_are_404_like_missing_ones_and_change_nothing(
+    app: FastAPI, client: httpx.AsyncClient, cast: Cast
+) -> None:
+    """Eve's shop's key naming Alice's shop's sessions and payments gets the very answer a
+    made-up id gets."""
+    eves_key = bearer(cast.alices["eve_merchant_key"])
+    await assert_ids_hidden(app, client, cast, eves_key, by_merchant_key)
+
+
+async def test_merchant_routes_refuse_a_persons_token_and_a_bad_or_revoked_key(
+    app: FastAPI, client: httpx.AsyncClient, cast: Cast
+) -> None:
+    """A route only a merchant's key signs in: a person's valid token, an unknown key and a
+    revoked one are each a 401, and nothing changes."""
     before = await balances(client, cast)
-    owned = [call for call in calls(app, alices_ids(cast)) if call.owned_ids]
-    unowned = [call for call in calls(app, missing_ids(cast)) if call.owned_ids]
-    assert {(c.method, c.path) for c in owned} >= KNOWN_PROTECTED - {("GET", "/api/v1/users/me")}
+    merchant_only = [
+        call for call in calls(app, alices_ids(cast)) if not by_person(app, call.method, call.path)
+    ]
+    assert {(c.method, c.path) for c in merchant_only} >= {
+        ("POST", "/api/v1/checkout/sessions"),
+        ("GET", "/api/v1/checkout/sessions/{session_id}"),
+    }
+    wrong = []
+    for headers in (
+        cast.alice.auth,
+        bearer("sk_" + "x" * 43),
+        bearer(cast.alices["revoked_merchant_key"]),
+    ):
+        for call in merchant_only:
+            response = await call.send(client, headers)
+            if (response.status_code, _problem_code(response)) != (401, "unauthenticated"):
+                wrong.append(f"{call}: {response.status_code} {response.text}")
+    assert not wrong, "\n".join(wrong)
+    assert await balances(client, cast) == before
+
+
+async def assert_ids_hidden(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    cast: Cast,
+    headers: dict[str, str],
+    signs_in: Callable[[FastAPI, str, str], bool],
+) -> None:
+    """Each route `headers` signs in to that names an id of Alice's (or her shop's) answers
+    as for a made-up id: 404, the body the same but for the id."""
+    before = await balances(client, cast)
+
+    def routes(ids: dict[str, str]) -> list[Call]:
+        found = calls(app, ids)
+        return [c for c in found if c.owned_ids and signs_in(app, c.method, c.path)]
+
+    owned, unowned = routes(alices_ids(cast)), routes(missing_ids(cast))
+    if signs_in is by_person:
+        assert {(c.method, c.path) for c in owned} >= KNOWN_PROTECTED - {
+            ("GET", "/api/v1/users/me")
+        }
+    assert owned
     wrong = []
     for theirs, missing in zip(owned, unowned, strict=True):
-        answers = [
-            await theirs.send(client, cast.auth(theirs, cast.eve)),
-            await missing.send(client, cast.auth(missing, cast.eve)),
-        ]
+        answers = [await theirs.send(client, headers), await missing.send(client, headers)]
         shapes = [
             (r.status_code, r.headers.get("content-type"), _masked(r.text, call.owned_ids))
             for r, call in zip(answers, (theirs, missing), strict=True)
@@ -488,10 +572,13 @@ async def test_another_users_ids_are_404_like_missing_ones_and_change_nothing(
 async def test_the_requests_eve_is_refused_succeed_for_alice(
     app: FastAPI, client: httpx.AsyncClient, cast: Cast
 ) -> None:
-    """A control for the test above: its 404s come from ownership, not from a malformed request."""
+    """A control for the tests above: their 404s come from ownership, not from a malformed
+    request. A route a merchant's key signs in to is sent her shop's key."""
     refused = []
     for call in calls(app, alices_ids(cast)):
-        response = await call.send(client, cast.auth(call, cast.alice))
+        person = by_person(app, call.method, call.path)
+        headers = cast.alice.auth if person else bearer(cast.alices["merchant_key"])
+        response = await call.send(client, headers)
         if not response.is_success:
             refused.append(f"{call}: {response.status_code} {response.text}")
     assert not refused, "\n".join(refused)

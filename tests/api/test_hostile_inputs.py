@@ -28,7 +28,7 @@ from billfold.platform.errors import ValidationFailed
 from billfold.platform.security import issue_token
 from billfold.wallet.money import amount_pattern
 from billfold.wallet.users import grant_admin
-from tests.api.merchants import open_shop
+from tests.merchants.shop import Shop, open_shop
 
 Person = Any  # tests/api/driver.Person
 MakePerson = Callable[..., Awaitable[Person]]
@@ -49,7 +49,10 @@ SELECT (SELECT count(*) FROM users) AS users,
        (SELECT count(*) FROM operator_actions) AS operator_actions,
        (SELECT count(*) FROM risk_assessments) AS risk_assessments,
        (SELECT count(*) FROM users WHERE status <> 'active') AS not_active,
-       (SELECT count(*) FROM users WHERE pin_hash IS NOT NULL) AS pins
+       (SELECT count(*) FROM users WHERE pin_hash IS NOT NULL) AS pins,
+       (SELECT count(*) FROM checkout_sessions) AS checkout_sessions,
+       (SELECT count(*) FROM checkout_sessions WHERE claimed_by IS NOT NULL) AS claims,
+       (SELECT count(*) FROM merchant_payments) AS merchant_payments
 """
 
 
@@ -94,18 +97,6 @@ async def operator(app: FastAPI, make_person: MakePerson) -> Person:
     person = await make_person()
     await grant_admin(app.state.pool, person.username)
     return person
-
-
-@pytest.fixture
-async def operator_key(client: httpx.AsyncClient, operator: Person) -> dict[str, str]:
-    """The key of a merchant of the operator's: what an operation that takes a merchant's key
-    (security MerchantKey alone) is called with."""
-    return (await open_shop(client, operator)).auth
-
-
-def signed_in(operation: dict[str, Any], person: Person, key: dict[str, str]) -> dict[str, str]:
-    schemes = {name for item in operation.get("security", []) for name in item}
-    return key if schemes == {"MerchantKey"} else person.auth
 
 
 @pytest.fixture
@@ -248,6 +239,56 @@ def test_every_amount_field_states_the_grammar_in_the_schema(app: FastAPI) -> No
     history = spec["paths"]["/api/v1/wallet/{user_id}/transactions"]["get"]["parameters"]
     filters = [p["schema"] for p in history if p["name"] in ("min_amount", "max_amount")]
     assert [f["pattern"] for f in filters] == [pattern, pattern]
+
+
+@pytest.fixture
+async def bobs_shop(client: httpx.AsyncClient, bob: Person) -> Shop:
+    return await open_shop(client, bob)
+
+
+def merchant_calls(payer: Person, shop: Shop, amount: Any) -> list[Call]:
+    """The merchant operations that read an amount: a static code's payment, and a session."""
+    payment = {"qr_payload": shop.static_qr(), "amount": amount}
+    merchant_key = {**shop.auth, "Idempotency-Key": uuid.uuid4().hex}
+    return [
+        json_call("POST", "/api/v1/payments", payment, key(payer)),
+        json_call("POST", "/api/v1/checkout/sessions", {"amount": amount}, merchant_key),
+    ]
+
+
+@pytest.mark.parametrize("amount", HOSTILE_AMOUNTS)
+async def test_a_hostile_amount_is_refused_by_the_merchant_operations_naming_it(
+    app: FastAPI, client: httpx.AsyncClient, alice: Person, bobs_shop: Shop, amount: str
+) -> None:
+    """A payment to a static code and a checkout session read their amount with the same
+    parser: `invalid_amount` naming it, and nothing is paid, opened or claimed."""
+    before = await state(app)
+    for method, path, arguments in merchant_calls(alice, bobs_shop, amount):
+        response = await client.request(method, path, **arguments)
+        assert_problem(response, 422, "invalid_amount", f"amount '{amount}'")
+        assert response.json()["field"] == "amount"
+    assert await state(app) == before
+
+
+MERCHANT_TEXT_FIELDS = ["qr_payload", "session_id", "note", "idempotency_key", "reference"]
+
+
+@pytest.mark.parametrize("kind", ["nul", "surrogate"])
+@pytest.mark.parametrize("field", MERCHANT_TEXT_FIELDS)
+async def test_bad_text_in_a_merchant_operations_field_is_a_422_naming_it(
+    app: FastAPI, client: httpx.AsyncClient, alice: Person, bobs_shop: Shop, field: str, kind: str
+) -> None:
+    """The payment's and the checkout session's text fields, as every other body's."""
+    before = await state(app)
+    payment, session = merchant_calls(alice, bobs_shop, "1.00")
+    method, path, arguments = session if field == "reference" else payment
+    body = {**json.loads(arguments["content"]), field: BAD_TEXT[kind]}
+    response = await client.request(
+        method, path, **{**arguments, "content": json.dumps(body).encode()}
+    )
+    assert_problem(response, 422, "validation_error", f"{field} {SHOWN[kind]}", MESSAGE[kind])
+    assert response.json()["field"] == field
+    assert await state(app) == before
 
 
 # --- dates ------------------------------------------------------------------------------------
@@ -747,21 +788,25 @@ async def test_every_operation_refuses_a_body_too_large_mistyped_or_saying_a_key
 
 
 async def test_every_operation_finds_nothing_by_an_id_in_another_form(
-    app: FastAPI, client: httpx.AsyncClient, operator: Person, operator_key: dict[str, str]
+    app: FastAPI, client: httpx.AsyncClient, operator: Person
 ) -> None:
     """Each path parameter of every operation, as a superscript, other scripts' digits, a
     number past a bigint or a negative one, sent by an operator (who may call every route): a
     404 or 422 problem, and nothing changes. A superscript two was a 500 where a transfer's
     id is read, and ١٢ was read as transfer 12."""
     before = await state(app)
+    shop = await open_shop(client, operator)
     wrong = []
     for method, path, operation in documented(app):
         names = parameters(operation, "path")
         media_type, schema = body_of(operation)
         if not names:
             continue
-        auth = signed_in(operation, operator, operator_key)
-        arguments: dict[str, Any] = {"headers": {**auth, "Idempotency-Key": "k"}}
+        # A merchant's key for a route only a merchant's key signs in to.
+        signs_in = (
+            shop.auth if operation.get("security") == [{"MerchantKey": []}] else operator.auth
+        )
+        arguments: dict[str, Any] = {"headers": {**signs_in, "Idempotency-Key": "k"}}
         if media_type:
             name = schema.get("$ref", "").rpartition("/")[2]
             assert name in BODY_OF_SCHEMA, f"{method} {path}: add a {name} to BODY_OF_SCHEMA"

@@ -25,7 +25,8 @@ from billfold.ledger.reconcile import reconcile
 from billfold.merchants import refunds, sales
 from billfold.merchants.profiles import get_merchant
 from tests.api.conftest import MakePerson
-from tests.api.merchants import Shop, open_shop, pay
+from tests.merchants.shop import Shop, open_shop
+from tests.merchants.shop import pay as pay_request
 from tests.world import billfold
 
 
@@ -47,6 +48,21 @@ def refund(
     body: dict[str, Any] = {**({"amount": amount} if amount else {}), **extra}
     headers = {**shop.auth, "Idempotency-Key": key or str(uuid.uuid4())}
     return client.post(f"/api/v1/payments/{payment_id}/refunds", json=body, headers=headers)
+
+
+async def pay(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    payer: Any,
+    shop: Shop,
+    amount: str,
+    note: str | None = None,
+) -> str:
+    """A completed payment of `payer`'s to the shop by its static code; its id."""
+    extra = {"note": note} if note else {}
+    paid = await pay_request(client, payer, qr_payload=shop.static_qr(), amount=amount, **extra)
+    assert paid.status_code == 201, paid.text
+    return str(paid.json()["payment_id"])
 
 
 async def balance(app: FastAPI, shop: Shop) -> int:

@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from billfold.wallet.users import grant_admin
+from tests.merchants.shop import open_shop
 
 MakePerson = Callable[..., Awaitable[Any]]
 Send = Callable[[dict[str, Any]], httpx.Response]
@@ -45,6 +46,8 @@ CHECKS = [
     response_headers_conformance,
 ]
 OPERATORS_ROUTES = "/api/v1/admin/"
+# The security of the routes only a merchant's key signs in to (Bob's shop's, here).
+MERCHANT_KEY = [{"MerchantKey": []}]
 # Generated ids almost never name anything; half the cases get real ones instead, so that the
 # code behind the ownership checks is fuzzed too.
 REAL_PATH_IDS = {
@@ -54,8 +57,10 @@ REAL_PATH_IDS = {
     "card_id",
     "funding_id",
     "endpoint_id",
+    "session_id",
+    "payment_id",
 }
-REAL_BODY_IDS = {"sender_id", "recipient", "user_id", "bank_account_id", "card_id"}
+REAL_BODY_IDS = {"sender_id", "recipient", "user_id", "bank_account_id", "card_id", "session_id"}
 SEND_TIMEOUT_S = 30
 
 
@@ -103,6 +108,22 @@ async def test_every_answer_to_a_generated_request_is_documented(
         "user": {**alice.auth, "X-Device-Id": alice.device_token},
         "operator": {**operator.auth, "X-Device-Id": operator.device_token},
     }
+    # Bob's shop: its server's key signs the merchants' routes in; Alice paid it once.
+    shop = await open_shop(client, bob)
+    identities["merchant"] = shop.auth
+    opened = await client.post(
+        "/api/v1/checkout/sessions",
+        json={"amount": "1.00"},
+        headers={**shop.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert opened.status_code == 201, opened.text
+    paid = await client.post(
+        "/api/v1/payments",
+        json={"qr_payload": shop.static_qr(), "amount": "1.00"},
+        headers={**alice.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert paid.status_code == 201, paid.text
+    real_ids |= {"session_id": opened.json()["session_id"], "payment_id": paid.json()["payment_id"]}
     document = app.openapi()
     schema = schemathesis.openapi.from_dict(document, config=schemathesis.Config())
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -110,6 +131,8 @@ async def test_every_answer_to_a_generated_request_is_documented(
         f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item
     }
     assert {operation.label for operation in operations} == documented
+    signed_by_key = [o for o in operations if o.definition.raw.get("security") == MERCHANT_KEY]
+    assert len(signed_by_key) >= 3, "the merchants' routes are sent with a person's token"
     assert len(documented) > 30
     loop = asyncio.get_running_loop()
 
@@ -131,7 +154,9 @@ def fuzz(
     failures = []
     for operation in operations:
         operator = operation.path.startswith(OPERATORS_ROUTES)
-        headers = identities["operator" if operator else "user"]
+        security = operation.definition.raw.get("security")
+        who = "merchant" if security == MERCHANT_KEY else "user"
+        headers = identities["operator" if operator else who]
         has_inputs = any(operation.iter_parameters()) or bool(operation.body)
         modes = [GenerationMode.POSITIVE, *([GenerationMode.NEGATIVE] * has_inputs)]
         for mode in modes:

@@ -29,7 +29,8 @@ def cloudevent(kind: str, data: dict[str, Any], time: datetime | None = None) ->
 
 def test_whom_an_event_concerns() -> None:
     """user_id; for transfer.completed, its sender and recipient (null for a system account);
-    a malformed id, or another source's type, concerns no one."""
+    for a merchant payment its payer and the merchant's owner, for a checkout session the
+    owner; a malformed id, or another source's type, concerns no one."""
     alice, bob = uuid.uuid4(), uuid.uuid4()
     completed = {"from_user_id": str(alice), "to_user_id": None, "user_id": str(bob)}
     assert list(people("transfer.completed", completed)) == [alice]
@@ -39,6 +40,10 @@ def test_whom_an_event_concerns() -> None:
     assert list(people("user.frozen", {"user_id": "not-a-uuid"})) == []
     assert list(people("user.frozen", ["not", "an", "object"])) == []
     assert kind_of({"type": "billfold.funding.returned.v1"}) == "funding.returned"
+    paid = {"payer_id": str(alice), "owner_id": str(bob), "merchant_id": str(uuid.uuid4())}
+    assert list(people("payment.completed", paid)) == [alice, bob]
+    assert list(people("payment.declined", {**paid, "payment_id": None})) == [alice, bob]
+    assert list(people("checkout.session.paid", {"owner_id": str(bob)})) == [bob]
     assert kind_of({"type": "com.example.other"}) is None
 
 

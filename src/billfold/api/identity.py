@@ -15,12 +15,11 @@ from billfold.platform.security import TokenReader, Unauthenticated, device_key,
 from billfold.wallet.users import User, get_user
 
 _bearer = HTTPBearer(auto_error=False)
-# A merchant's server signs in with its key; a scheme of its own, so that the OpenAPI document
-# says which operations take one.
-_merchant_bearer = HTTPBearer(
+# The same header, documented as its own scheme: a merchant's server signs in with its key.
+_merchant_key = HTTPBearer(
     auto_error=False,
     scheme_name="MerchantKey",
-    description="A merchant's API key (`sk_...`), as `Authorization: Bearer sk_...`.",
+    description="A merchant's API key: `Authorization: Bearer sk_...`.",
 )
 
 
@@ -81,7 +80,7 @@ def device_signing_key(request: Request) -> bytes:
 
 async def current_merchant(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_merchant_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_merchant_key)],
 ) -> Merchant:
     """The merchant whose live API key (`Authorization: Bearer sk_...`) the request carries; 401
     for a person's token, an unknown or a revoked key. Then the merchant's own rate limit, as a
@@ -96,11 +95,28 @@ async def current_merchant(
 CurrentMerchant = Annotated[Merchant, Depends(current_merchant)]
 
 
+async def person_or_merchant(
+    request: Request,
+    person: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    merchant: Annotated[HTTPAuthorizationCredentials | None, Depends(_merchant_key)],
+) -> User | Merchant:
+    """For a route a person and a merchant's server may both call: the merchant a key names
+    (`sk_...`), or else the user a person's token names (401 for neither, as CurrentUser and
+    CurrentMerchant refuse)."""
+    credentials = merchant or person
+    if credentials is not None and is_merchant_secret(credentials.credentials):
+        return await current_merchant(request, credentials)
+    return await current_user(request, await authenticated_id(request, credentials))
+
+
+PersonOrMerchant = Annotated[User | Merchant, Depends(person_or_merchant)]
+
+
 async def merchant_of_caller(
     request: Request,
     merchant_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    _key: Annotated[HTTPAuthorizationCredentials | None, Depends(_merchant_bearer)],
+    _key: Annotated[HTTPAuthorizationCredentials | None, Depends(_merchant_key)],
 ) -> Merchant:
     """The merchant of the path, for its own API key or for its owner's access token (`_key`
     reads the same header: it documents the merchant key as an alternative); 401 for neither,

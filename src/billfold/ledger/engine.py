@@ -87,6 +87,32 @@ class Ledger(GroupCommit):
             Command(Kind.HOLD, client_id, key, code, legs, expires_at=expires_at, metadata=metadata)
         )
 
+    async def hold_legs(
+        self,
+        client_id: str,
+        key: str,
+        legs: Sequence[Leg],
+        *,
+        code: str,
+        expires_at: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+        rows: Sequence[SideRow] = (),
+    ) -> Transfer:
+        """Reserve money along balanced legs (a payment with its fee: three), until the hold is
+        posted in full or voided, or until it expires. `rows`: see SideRow."""
+        return await self.submit(
+            Command(
+                Kind.HOLD,
+                client_id,
+                key,
+                code,
+                tuple(legs),
+                expires_at=expires_at,
+                metadata=metadata,
+                rows=tuple(rows),
+            )
+        )
+
     async def post(
         self,
         client_id: str,
@@ -95,15 +121,35 @@ class Ledger(GroupCommit):
         *,
         amount_minor: int | None = None,
         code: str = "post",
+        rows: Sequence[SideRow] = (),
     ) -> Transfer:
-        """Post a hold, in full or (for a two-leg hold) in part; the rest is released."""
+        """Post a hold, in full or (for a two-leg hold) in part; the rest is released. `rows`:
+        see SideRow."""
         return await self.submit(
-            Command(Kind.POST, client_id, key, code, target_id=hold_id, amount_minor=amount_minor)
+            Command(
+                Kind.POST,
+                client_id,
+                key,
+                code,
+                target_id=hold_id,
+                amount_minor=amount_minor,
+                rows=tuple(rows),
+            )
         )
 
-    async def void(self, client_id: str, key: str, hold_id: int, *, code: str = "void") -> Transfer:
-        """Release a hold without moving money."""
-        return await self.submit(Command(Kind.VOID, client_id, key, code, target_id=hold_id))
+    async def void(
+        self,
+        client_id: str,
+        key: str,
+        hold_id: int,
+        *,
+        code: str = "void",
+        rows: Sequence[SideRow] = (),
+    ) -> Transfer:
+        """Release a hold without moving money. `rows`: see SideRow."""
+        return await self.submit(
+            Command(Kind.VOID, client_id, key, code, target_id=hold_id, rows=tuple(rows))
+        )
 
     async def reverse(
         self,

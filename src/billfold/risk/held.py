@@ -66,10 +66,12 @@ async def record_hold(
     assessment_id: int,
     device_id: str | None,
     country: str | None,
+    told: outbox.Event | None = None,
 ) -> bool:
-    """Note a P2P hold the engine asked for, told as `transfer.held` in the same transaction;
-    False if it was noted already (a replayed hold is noted, and told, once, with the
-    assessment it was first made under)."""
+    """Note a hold the engine asked for, told as `transfer.held` in the same transaction (or as
+    `told` says instead: a merchant payment's own event); False if it was noted already (a
+    replayed hold is noted, and told, once, with the assessment it was first made under). The
+    recipient of a merchant payment is the merchant's owner."""
     async with pool.acquire() as conn, conn.transaction():
         noted = await conn.fetchval(
             """INSERT INTO held_transfers (hold_id, sender_id, recipient_id, amount_minor,
@@ -86,7 +88,7 @@ async def record_hold(
             country,
         )
         if noted is not None:
-            held = transfer_event(
+            held = told or transfer_event(
                 "transfer.held",
                 hold_id,
                 sender_id,
@@ -115,15 +117,17 @@ async def do_record_outcome(conn: asyncpg.Connection, held: Held, status: str) -
     )
 
 
-async def do_send_to_review(conn: asyncpg.Connection, held: Held) -> str:
+async def do_send_to_review(conn: asyncpg.Connection, held: Held, *, tell: bool = True) -> str:
     """A transfer waiting for verification goes to review instead (its PIN changed within 24
     hours answered the step-up), its money still held: told as `transfer.held` again, now
-    waiting for review. The caller holds its row lock."""
+    waiting for review (unless `tell` is false: a movement that tells of itself). The caller
+    holds its row lock."""
     await conn.execute(
         "UPDATE held_transfers SET status = 'PENDING_REVIEW' WHERE hold_id = $1", held.hold_id
     )
     await note_reason(conn, held.assessment_id, PIN_CHANGED_REASON)
-    await outbox.write(conn, [event_of(held, "transfer.held", waiting_for="review")])
+    if tell:
+        await outbox.write(conn, [event_of(held, "transfer.held", waiting_for="review")])
     return "PENDING_REVIEW"
 
 

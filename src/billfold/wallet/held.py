@@ -11,6 +11,8 @@ here takes first (risk.held.lock_held) and keeps until its transaction commits.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -18,7 +20,7 @@ import asyncpg
 from billfold.events import outbox
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import HoldNotPending
-from billfold.ledger.model import Kind
+from billfold.ledger.model import Kind, SideRow
 from billfold.platform.currency import WALLET_CURRENCY
 from billfold.risk import held as risk_held
 from billfold.risk import operators
@@ -31,6 +33,58 @@ from billfold.wallet.users import User
 
 # The ledger client of operators' decisions on held transfers.
 RISK_CLIENT = "risk"
+# Why a held movement was declined, as a HeldKind's rows are told (risk.events' codes).
+BY_REVIEW = "review"
+
+# (the caller's connection, the held transfer, its status after, why it was declined or None)
+HeldRows = Callable[
+    [asyncpg.Connection, risk_held.Held, str, str | None], Awaitable[Sequence[SideRow]]
+]
+
+
+@dataclass(frozen=True)
+class HeldKind:
+    """How a held movement is resolved, by the transfer code of its ledger hold: the codes of
+    the post and the void. A movement of a context above the wallet (a merchant payment),
+    held through this module as a P2P transfer is (the payer's PIN, an operator's review),
+    brings `rows`: what the ledger writes with the post or void, in its own transaction (the
+    movement's record and its events, which then tell of it instead of `transfer.verified` and
+    `transfer.declined`); and `to_review`, what it writes, on the caller's connection, when a
+    recently changed PIN sends it to review (instead of `transfer.held`)."""
+
+    post_code: str
+    void_code: str
+    rows: HeldRows | None = None
+    to_review: Callable[[asyncpg.Connection, risk_held.Held], Awaitable[None]] | None = None
+
+    @property
+    def tells(self) -> bool:
+        """Whether the kind tells of its outcomes itself (else the wallet's events do)."""
+        return self.rows is not None
+
+
+P2P_HELD = HeldKind("p2p", "p2p_declined")
+# Kinds by their hold's transfer code; the contexts above the wallet register theirs
+# (register_held_kind), as merchants.holds does for merchant payments.
+_KINDS: dict[str, HeldKind] = {"p2p": P2P_HELD}
+
+
+def register_held_kind(code: str, kind: HeldKind) -> None:
+    """Resolve holds of transfer code `code` as `kind` says (in every process that imports the
+    module that registers it: the one that makes such holds)."""
+    _KINDS[code] = kind
+
+
+async def held_kind(ledger: Ledger, held: risk_held.Held) -> HeldKind:
+    """The kind of the held transfer, by its hold's code. A hold of a code no context
+    registered is refused rather than posted as a P2P transfer."""
+    hold = await ledger.get_transfer(held.hold_id)
+    if hold is None:  # held_transfers.hold_id references the ledger's hold
+        raise LookupError(f"hold {held.hold_id} is not in the ledger")
+    kind = _KINDS.get(hold.code)
+    if kind is None:
+        raise LookupError(f"hold {held.hold_id} has code {hold.code!r}, which no context resolves")
+    return kind
 
 
 async def resolve(
@@ -40,18 +94,28 @@ async def resolve(
     *,
     complete: bool,
     client: str,
+    kind: HeldKind | None = None,
+    reason: str | None = None,
 ) -> str:
-    """Post or void the hold (whoever asks first wins in the ledger) and record the status. The
-    caller holds the held transfer's row lock (risk.held.lock_held) on `conn`; the ledger locks
-    both wallets, in ascending account id order, in its own transaction."""
+    """Post or void the hold (whoever asks first wins in the ledger) and record the status, with
+    the codes and side rows of its kind (held_kind, unless given); `reason`: why it is
+    declined, for the kind's rows. The caller holds the held transfer's row lock
+    (risk.held.lock_held) on `conn`; the ledger locks the hold's accounts, in ascending account
+    id order, in its own transaction."""
+    kind = kind or await held_kind(ledger, held)
+    status = "COMPLETED" if complete else "DECLINED"
+    rows = await kind.rows(conn, held, status, reason) if kind.rows is not None else ()
     try:
         if complete:
-            await ledger.post(client, f"release:{held.hold_id}", held.hold_id, code="p2p")
+            await ledger.post(
+                client, f"release:{held.hold_id}", held.hold_id, code=kind.post_code, rows=rows
+            )
         else:
-            await ledger.void(client, f"decline:{held.hold_id}", held.hold_id, code="p2p_declined")
+            await ledger.void(
+                client, f"decline:{held.hold_id}", held.hold_id, code=kind.void_code, rows=rows
+            )
     except HoldNotPending:
         raise risk_held.NotPending(f"transfer {held.hold_id} was decided already") from None
-    status = "COMPLETED" if complete else "DECLINED"
     await risk_held.do_record_outcome(conn, held, status)
     return status
 
@@ -63,17 +127,26 @@ async def do_confirm(
     holds the row lock (risk.held.lock_held). The right PIN completes it (`transfer.verified`),
     unless it was changed within 24 hours: then the transfer goes to review, its money still
     held (`transfer.held`). A wrong PIN is counted, and the MAX_PIN_FAILURES-th declines it
-    (`transfer.declined`). Each event is written on `conn`, with the status it tells of."""
+    (`transfer.declined`). Each event is written on `conn`, with the status it tells of; a kind
+    that tells of itself (HeldKind.tells: a merchant payment) writes its own instead."""
+    kind = await held_kind(ledger, held)
     if pin.right and pin.changed_recently:
-        return await risk_held.do_send_to_review(conn, held)
+        status = await risk_held.do_send_to_review(conn, held, tell=not kind.tells)
+        if kind.to_review is not None:
+            await kind.to_review(conn, held)
+        return status
     if pin.right:
-        status = await resolve(conn, ledger, held, complete=True, client=client)
-        await outbox.write(conn, [risk_held.event_of(held, "transfer.verified")])
+        status = await resolve(conn, ledger, held, complete=True, client=client, kind=kind)
+        if not kind.tells:
+            await outbox.write(conn, [risk_held.event_of(held, "transfer.verified")])
         return status
     if await risk_held.do_note_wrong_pin(conn, held):
-        status = await resolve(conn, ledger, held, complete=False, client=client)
-        declined = risk_held.event_of(held, "transfer.declined", reason=DECLINED_BY_PIN)
-        await outbox.write(conn, [declined])
+        status = await resolve(
+            conn, ledger, held, complete=False, client=client, kind=kind, reason=DECLINED_BY_PIN
+        )
+        if not kind.tells:
+            declined = risk_held.event_of(held, "transfer.declined", reason=DECLINED_BY_PIN)
+            await outbox.write(conn, [declined])
         return status
     return held.status
 
@@ -117,15 +190,18 @@ async def decide_held_transfer(
 ) -> str:
     """An operator's decision on a transfer held for review: approve posts its hold, reject
     voids it; audited with its outcome and told as `review.decided` (the one event of the
-    decision: a rejected transfer is not told as declined too). Its status after: COMPLETED or
-    DECLINED. Never on the operator's own transfer (FourEyes).
+    decision: a rejected transfer is not told as declined too; a kind that tells of itself, a
+    merchant payment, is also told by its own event, for the merchant). Its status after:
+    COMPLETED or DECLINED. Never on the operator's own transfer (FourEyes).
 
     Locks: the held transfer's row, from the check to the audit record (one transaction)."""
     async with pool.acquire() as conn, conn.transaction():
         found = await risk_held.lock_held(
             conn, review_id, status="PENDING_REVIEW", sender_id=None, operator_id=operator_id
         )
-        status = await resolve(conn, ledger, found, complete=approve, client=RISK_CLIENT)
+        status = await resolve(
+            conn, ledger, found, complete=approve, client=RISK_CLIENT, reason=BY_REVIEW
+        )
         decided = review_decided(
             found.hold_id, found.sender_id, found.amount_minor, approved=approve
         )

@@ -43,6 +43,13 @@ KINDS = (
     "debt.recovered",
     "webhook.endpoint.disabled",
     "refund.completed",
+    "payment.completed",
+    "payment.held",
+    "payment.declined",
+    "checkout.session.created",
+    "checkout.session.paid",
+    "checkout.session.expired",
+    "checkout.session.canceled",
 )
 ALL = "*"
 MAX_ENDPOINTS = 20

@@ -2,7 +2,9 @@
 the people it concerns that asks for its kind.
 
 An event concerns the person its data names as `user_id`; a `transfer.completed`, its sender
-and its recipient (`from_user_id`, `to_user_id`; null for a system account). An endpoint gets
+and its recipient (`from_user_id`, `to_user_id`; null for a system account); a merchant
+payment's, its payer and the merchant's owner (`payer_id`, `owner_id`); a checkout session's,
+the merchant's owner. An endpoint gets
 the events from its registration on (a group reading the stream from its start must not send
 an app the past), while it is enabled. One statement writes a batch's deliveries; the pair
 (endpoint, event id) is unique, so an event seen twice makes no second delivery.
@@ -27,6 +29,14 @@ _TYPE = re.compile(r"^billfold\.([a-z_.]+)\.v[0-9]+$")
 PEOPLE = {
     "transfer.completed": ("from_user_id", "to_user_id"),
     "refund.completed": ("owner_id", "payer_id"),
+    **{
+        f"payment.{change}": ("payer_id", "owner_id")
+        for change in ("completed", "held", "declined")
+    },
+    **{
+        f"checkout.session.{change}": ("owner_id",)
+        for change in ("created", "paid", "expired", "canceled")
+    },
 }
 PERSON = ("user_id",)
 
