@@ -23,6 +23,7 @@ from billfold.api import (
     history,
     merchants,
     notifications,
+    payouts,
     sandbox,
     wallet,
     webhook_endpoints,
@@ -40,6 +41,7 @@ from billfold.funding.recovery import keep_booking
 from billfold.funding.sandbox import auto_settle
 from billfold.funding.service import Funding
 from billfold.ledger.engine import Ledger
+from billfold.merchants.schedule import keep_paying_out
 from billfold.notifications.service import Notifications
 from billfold.platform import db, tasks
 from billfold.platform.embedded import ensure_database, ensure_redis
@@ -50,7 +52,7 @@ from billfold.platform.redis import create_redis
 from billfold.platform.runtime import tune_gc
 from billfold.risk.assessments import RECORD_WITH_TRANSFER, WITH_TRANSFER
 from billfold.risk.engine import PAST_POOL, RulesEngine, load_scorer
-from billfold.risk.gate import AllowAll, RiskEngine
+from billfold.risk.gate import AllowAll, Gate, RiskEngine
 from billfold.risk.rules import RiskRules
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.standing import engine_freezer
@@ -91,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(notifications.router)
     app.include_router(webhook_endpoints.router)
     app.include_router(merchants.router)
+    app.include_router(payouts.router)
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
     routes = [context.original_route for context in iter_route_contexts(app.routes)]
@@ -202,6 +205,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.risk_slots = asyncio.Semaphore(settings.risk_concurrency) if bounded else None
         app.state.fail_closed_minor = settings.risk_fail_closed_minor if scoring else 0
         app.state.users = UserCache(settings.user_cache_ttl_s)
+        if settings.payouts_scheduler:
+            paying = asyncio.create_task(
+                keep_paying_out(app.state.funding, lambda: _gate(app), settings),
+                name="payout-scheduler",
+            )
+            stack.push_async_callback(tasks.stop, paying)
         log.info("started", workers=settings.workers, migrate_on_start=settings.migrate_on_start)
         tune_gc()
         yield
@@ -243,6 +252,13 @@ async def _start_risk(
     stack.push_async_callback(engine.log.flush)
     await engine.warm_up()
     return engine
+
+
+def _gate(app: FastAPI) -> Gate:
+    """The risk gate as a request would have it now (api.signals.risk_gate), for the work a
+    process does on its own (the daily payouts)."""
+    s = app.state
+    return Gate(s.risk, s.redis, s.settings.risk_budget_ms, s.fail_closed_minor, s.risk_slots)
 
 
 def _package_version() -> str:
