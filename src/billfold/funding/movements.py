@@ -1,4 +1,5 @@
-"""Starting money movements: ACH add-funds, card add-funds, cash-out.
+"""Starting money movements: ACH add-funds, card add-funds, cash-out (and a merchant's payout, a
+cash-out from its merchant account).
 
 Each starts the same way: under the user's row lock (so limits hold under concurrency), a
 request already made with the same Idempotency-Key is answered again; otherwise the limits are
@@ -313,7 +314,7 @@ async def book_card_funding(funding: Funding, user: User, ft: FundingTransfer) -
 
 
 async def access_movement(pool: asyncpg.Pool, user: User, funding_id: str) -> FundingTransfer:
-    """An add-funds or cash-out of the user's, by its uuid; any other id (another's, a
+    """An add-funds, cash-out or payout of the user's, by its uuid; any other id (another's, a
     micro-deposit, one that does not exist) is a 404."""
     ft = await rails.load(pool, funding_id)
     if ft is None or ft.user_id != user.id or ft.purpose == "micro_deposit":
