@@ -17,12 +17,12 @@ ALTER TABLE funding_transfers
     ADD CONSTRAINT funding_payout_names_its_merchant CHECK (
         (purpose = 'payout') = (account_id IS NOT NULL)
         AND (purpose = 'payout') = (merchant_id IS NOT NULL)),
-    -- Over ACH, its money held before its row is written: the hold's id orders the list.
+    -- Over ACH, its money held before its row is written: the hold's id breaks ties in time.
     ADD CONSTRAINT funding_payout_held CHECK (
         purpose <> 'payout' OR (rail = 'ach' AND hold_id IS NOT NULL));
 
--- A merchant's payouts, newest first (keyset on the hold id).
-CREATE INDEX funding_transfers_merchant ON funding_transfers (merchant_id, hold_id)
+-- A merchant's payouts, newest first (keyset on the time, then the hold id).
+CREATE INDEX funding_transfers_merchant ON funding_transfers (merchant_id, created_at, hold_id)
     WHERE merchant_id IS NOT NULL;
 
 -- The daily payouts (payout_schedule 'daily'): one row per merchant and day, claimed before the

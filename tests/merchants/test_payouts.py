@@ -14,6 +14,9 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
 from billfold.config import Settings
 from billfold.funding import ach, risk_holds
@@ -33,7 +36,7 @@ from billfold.wallet.pins import WrongPin
 from billfold.wallet.users import User
 from billfold_bench.rules import LOAD_TEST_RULES
 from tests.events.told import about, told_to
-from tests.world import World, running_app
+from tests.world import World, billfold, running_app
 
 pytestmark = pytest.mark.usefixtures("reconciled")
 NUMBER = "000123456789"
@@ -485,3 +488,57 @@ async def test_the_scheduler_pays_the_day_once_its_hour_has_come(world: World) -
         await tasks.stop(paying)
     assert await merchant_payouts(world, merchant) == [(4_00, "pending")]
     assert len(await told_to(world.state.pool, owner.id, "payout.requested")) == 1
+
+
+async def test_the_command_runs_a_day_once(world: World, settings: Settings) -> None:
+    """`billfold merchants payouts run --date D`, as an operator runs it: the day's daily
+    merchant paid (the others' days as they are); run again, nothing more."""
+    _, merchant = await daily_merchant(world, 6_00)
+    command = ("merchants", "payouts", "run", "--date", "2031-04-05")
+    first = await asyncio.to_thread(billfold, settings, *command)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[-1].startswith("2031-04-05: 1 paid,"), first.stdout
+    again = await asyncio.to_thread(billfold, settings, *command)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1].startswith("2031-04-05: 0 paid, 0 refused,")
+    assert await merchant_payouts(world, merchant) == [(6_00, "pending")]
+
+
+FATES = ("pending", "settled", "returned", "settled_then_returned")
+
+
+@settings_(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    plan=st.lists(st.tuples(st.integers(1, 60_00), st.sampled_from(FATES)), min_size=1, max_size=6)
+)
+async def test_the_merchant_account_follows_a_simple_model_of_its_payouts(
+    world: World, plan: list[tuple[int, str]]
+) -> None:
+    """Payouts asked one after another, each then left pending, settled, returned, or settled
+    and returned: one over what is available is refused; the merchant account's posted and
+    available balances are those of a model (posted: less what was paid and not returned;
+    available: less what is pending too); the owner's wallet never moves."""
+    owner, bank = await owner_with_bank(world, 7_00)
+    merchant = await merchant_of(world, owner, 100_00)
+    posted = available = 100_00
+    for amount_minor, fate in plan:
+        amount = f"{amount_minor // 100}.{amount_minor % 100:02d}"
+        if amount_minor > available:
+            with pytest.raises(InsufficientFunds):
+                await pay_out(world, owner, merchant, amount, bank)
+            continue
+        made = await movement(
+            world, (await pay_out(world, owner, merchant, amount, bank))["payout_id"]
+        )
+        available -= amount_minor
+        if fate in ("settled", "settled_then_returned"):
+            await world.partner(owner, "ach.settled", made)
+            posted -= amount_minor
+        if fate in ("returned", "settled_then_returned"):
+            await world.partner(owner, "ach.returned", made, return_code="R01")
+            posted += amount_minor if fate == "settled_then_returned" else 0
+            available += amount_minor
+    assert await balances(world, merchant) == (posted, available)
+    assert (await world.wallet(owner))["balance"] == "7.00"

@@ -4,8 +4,8 @@ movement made.
 `check_add_funds`, `check_cash_out` and `check_payout` validate a request and resolve what it
 names; `do_add_funds`, `do_cash_out` and `do_payout` have it scored at the risk gate, then make
 the movement (funding.movements), held back from its rail when the verdict asks for a step-up or
-a review (funding.risk_holds). A retry of a movement already made is not scored again: the movement it
-made answers.
+a review (funding.risk_holds). A retry of a movement already made is not scored again: the
+movement it made answers.
 """
 
 from __future__ import annotations

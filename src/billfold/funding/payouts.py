@@ -5,25 +5,28 @@ them). Funding knows a merchant by its id alone."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import asyncpg
 
 from billfold.funding.service import FUNDING_COLUMNS, FundingTransfer
 
-# Newest first by the hold's id: a payout's money is held before its row is written (migration
-# 0028), and the ledger's ids grow.
+# Newest first; the hold's id (a payout's money is held before its row is written: migration
+# 0028) breaks ties in time.
 _PAGE = f"""
 SELECT {FUNDING_COLUMNS} FROM funding_transfers
- WHERE merchant_id = $1 AND hold_id < $2
- ORDER BY hold_id DESC LIMIT $3
+ WHERE merchant_id = $1 AND ($2::timestamptz IS NULL OR (created_at, hold_id) < ($2, $3))
+ ORDER BY created_at DESC, hold_id DESC LIMIT $4
 """
 
 
 async def payouts_page(
-    pool: asyncpg.Pool, merchant_id: uuid.UUID, before: int, limit: int
+    pool: asyncpg.Pool, merchant_id: uuid.UUID, after: tuple[datetime, int] | None, limit: int
 ) -> list[FundingTransfer]:
-    """Up to `limit` of the merchant's payouts whose hold id is below `before`, newest first."""
-    rows = await pool.fetch(_PAGE, merchant_id, before, limit)
+    """Up to `limit` of the merchant's payouts, newest first, from just after the position
+    (created_at, hold id) `after` (None: the newest)."""
+    moment, hold_id = after if after is not None else (None, None)
+    rows = await pool.fetch(_PAGE, merchant_id, moment, hold_id, limit)
     return [FundingTransfer.from_row(row) for row in rows]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -39,7 +40,7 @@ SCHEDULES = ("manual", "daily")
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 _CURSOR = "p"
-_NEWEST = 2**62
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -98,16 +99,27 @@ async def list_payouts(
     last); 404 unless the merchant is the owner's."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit {limit} must be 1 to {MAX_LIMIT}", field="limit")
-    before = cursors.decode(_CURSOR, cursor) if cursor else _NEWEST
+    after = _position(cursors.decode_pair(_CURSOR, cursor)) if cursor else None
     merchant = await owned_merchant(pool, owner_id, merchant_id)
-    found = await kept.payouts_page(pool, merchant.id, before, limit + 1)
+    found = await kept.payouts_page(pool, merchant.id, after, limit + 1)
     page = found[:limit]
-    # A payout always has its hold (migration 0028): the page's last one's id pages on.
-    last = page[-1].hold_id if len(found) > limit else None
     return {
         "payouts": [payout_view(ft) for ft in page],
-        "next_cursor": cursors.encode(_CURSOR, last) if last is not None else None,
+        "next_cursor": _cursor(page[-1]) if len(found) > limit else None,
     }
+
+
+def _cursor(ft: FundingTransfer) -> str:
+    micros = (ft.created_at - EPOCH) // timedelta(microseconds=1)
+    # A payout always has its hold (migration 0028).
+    return cursors.encode_pair(_CURSOR, micros, ft.hold_id or 0)
+
+
+def _position(pair: tuple[int, int]) -> tuple[datetime, int]:
+    try:
+        return EPOCH + timedelta(microseconds=pair[0]), pair[1]
+    except OverflowError:
+        raise ValidationFailed("cursor is not one this API gave out", field="cursor") from None
 
 
 async def get_payout(
