@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 from billfold.config import Settings
 from billfold.funding import ach, risk_holds
 from billfold.funding.ach.files import export_file, import_returns
+from billfold.funding.actions import payout_key
 from billfold.funding.bank_accounts import unlink
+from billfold.funding.movements import movement_id
 from billfold.funding.reconcile import check_funding
 from billfold.funding.service import FundingTransfer
 from billfold.ledger.accounts import get_account, open_clearing_account
@@ -72,17 +74,22 @@ async def merchant_of(world: World, owner: User, balance_minor: int) -> Merchant
     new = profiles.check_create_merchant("Matrix Cafe", "5814", "Oakland", "US")
     merchant = await profiles.do_create_merchant(world.state.pool, owner.id, new)
     if balance_minor:
-        bank = await open_clearing_account(world.state.pool, "USD", name="test:bank_clearing:USD")
-        await world.state.ledger.move(
-            "test",
-            str(uuid.uuid4()),
-            debit_account_id=bank.id,
-            credit_account_id=merchant.account_id,
-            amount_minor=balance_minor,
-            currency="USD",
-            code="test",
-        )
+        await fund(world, merchant, balance_minor)
     return merchant
+
+
+async def fund(world: World, merchant: Merchant, amount_minor: int) -> None:
+    """Money into the merchant account from a test clearing account."""
+    bank = await open_clearing_account(world.state.pool, "USD", name="test:bank_clearing:USD")
+    await world.state.ledger.move(
+        "test",
+        str(uuid.uuid4()),
+        debit_account_id=bank.id,
+        credit_account_id=merchant.account_id,
+        amount_minor=amount_minor,
+        currency="USD",
+        code="test",
+    )
 
 
 async def owner_with_bank(world: World, wallet_minor: int = 0) -> tuple[User, str]:
@@ -423,16 +430,7 @@ async def test_a_day_left_unfinished_by_a_run_that_died_is_finished_once(world: 
         merchant.id,
         day,
     )
-    bank = await open_clearing_account(world.state.pool, "USD", name="test:bank_clearing:USD")
-    await world.state.ledger.move(
-        "test",
-        str(uuid.uuid4()),
-        debit_account_id=bank.id,
-        credit_account_id=merchant.account_id,
-        amount_minor=3_00,
-        currency="USD",
-        code="test",
-    )
+    await fund(world, merchant, 3_00)
     report = await run_day(world, day)
     assert report.paid == 1
     assert await merchant_payouts(world, merchant) == [(20_00, "pending")]
@@ -542,3 +540,46 @@ async def test_the_merchant_account_follows_a_simple_model_of_its_payouts(
             available += amount_minor
     assert await balances(world, merchant) == (posted, available)
     assert (await world.wallet(owner))["balance"] == "7.00"
+
+
+async def test_a_day_whose_run_died_after_the_hold_is_recorded_with_that_hold(
+    world: World,
+) -> None:
+    """A run held the day's payout in the ledger and died before recording it (a stale claim,
+    a hold of no recorded movement); money came in since. The next run asks for the held
+    amount, which the ledger answers with that hold: the payout is recorded, nothing held
+    twice, and funding reconciles (the fixture)."""
+    day = date(2031, 5, 6)
+    owner, merchant = await daily_merchant(world, 12_00)
+    key = payout_key(payouts.payee(merchant), schedule.daily_key(day))
+    funding = world.state.funding
+    await funding.ledger.hold(
+        "funding",
+        f"{movement_id(owner, key)}:hold",
+        debit_account_id=merchant.account_id,
+        credit_account_id=funding.accounts.bank_clearing,
+        amount_minor=12_00,
+        currency="USD",
+        code="payout",
+        metadata={
+            "funding_id": str(movement_id(owner, key)),
+            "user_id": str(owner.id),
+            "merchant_id": str(merchant.id),
+        },
+    )
+    await world.state.pool.execute(
+        """INSERT INTO merchant_payout_runs (merchant_id, day, claimed_at)
+           VALUES ($1, $2, now() - interval '1 hour')""",
+        merchant.id,
+        day,
+    )
+    await fund(world, merchant, 5_00)
+    report = await run_day(world, day)
+    recorded = await world.state.pool.fetchrow(
+        "SELECT outcome, detail FROM merchant_payout_runs WHERE merchant_id = $1 AND day = $2",
+        merchant.id,
+        day,
+    )
+    assert tuple(recorded) == ("paid", None), report
+    assert await merchant_payouts(world, merchant) == [(12_00, "pending")]
+    assert await balances(world, merchant) == (17_00, 5_00)

@@ -9,7 +9,10 @@ from datetime import datetime
 
 import asyncpg
 
-from billfold.funding.service import FUNDING_COLUMNS, FundingTransfer
+from billfold.funding.actions import payout_key
+from billfold.funding.movements import CLIENT, movement_id
+from billfold.funding.service import FUNDING_COLUMNS, Funding, FundingTransfer, Payee
+from billfold.wallet.users import User
 
 # Newest first; the hold's id (a payout's money is held before its row is written: migration
 # 0028) breaks ties in time.
@@ -40,3 +43,13 @@ async def find_payout(
         merchant_id,
     )
     return FundingTransfer.from_row(row) if row is not None else None
+
+
+async def held_under(funding: Funding, owner: User, payee: Payee, key: str) -> int | None:
+    """The amount a payout asked under `key` has held in the ledger, if its hold was made
+    (its process may have died before recording it): a retry must ask for that amount, which
+    the ledger then answers with that hold, and the movement is recorded."""
+    hold = await funding.ledger.stored_transfer(
+        CLIENT, f"{movement_id(owner, payout_key(payee, key))}:hold"
+    )
+    return hold.amount_minor if hold is not None else None

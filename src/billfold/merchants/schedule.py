@@ -26,7 +26,7 @@ from billfold.config import Settings
 from billfold.events import outbox
 from billfold.funding.actions import payout_key
 from billfold.funding.movements import movement_id
-from billfold.funding.payouts import find_payout
+from billfold.funding.payouts import find_payout, held_under
 from billfold.funding.service import Funding
 from billfold.ledger.accounts import get_account
 from billfold.ledger.errors import IdempotencyKeyReused
@@ -126,11 +126,14 @@ async def run_daily_payouts(
 async def _pay(
     funding: Funding, gate: Gate, merchant: Merchant, day: date, minimum_minor: int
 ) -> Outcome:
-    account = await get_account(funding.pool, merchant.account_id)
-    available = account.available_minor
-    if available < minimum_minor:
-        return Outcome("below_minimum")
     owner = await get_user(funding.pool, merchant.owner_id)
+    # A run that died after the ledger held the day's payout, before recording it, fixed its
+    # amount: this one asks for the same (the balance has changed since, by that hold too).
+    held = await held_under(funding, owner, payee(merchant), daily_key(day))
+    account = await get_account(funding.pool, merchant.account_id)
+    available = held if held is not None else account.available_minor
+    if held is None and available < minimum_minor:
+        return Outcome("below_minimum")
     bank = str(merchant.payout_bank_account_id)
     amount = format_amount(available, WALLET_CURRENCY)
     asked = PayoutAsked(str(merchant.id), amount, bank, daily_key(day))
