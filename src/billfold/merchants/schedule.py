@@ -5,7 +5,8 @@ Every process runs the schedule (`keep_paying_out`), and an operator may run a d
 (`billfold merchants payouts run --date`): a run claims each merchant's (merchant, day) row in
 merchant_payout_runs before paying it, so that of all of them one pays it, once. A claim left
 unfinished (its run died) is taken over after STALE_CLAIM; the payout's own idempotency key
-(`daily:<day>`, per merchant) makes paying it again a replay. A refusal (the risk checks, a
+(`daily:<day>`, per merchant) makes paying it again a replay (for the amount the dead run's
+hold holds, if it got that far). A refusal (the risk checks, a
 limit, the bank account no longer verified) is the day's outcome too, and is told to the owner
 as `payout.declined` naming its reason; a failure of the service itself (scoring or the ledger
 busy) leaves the merchant to a later run.
