@@ -43,10 +43,10 @@ def funding_event(status: str, ft: FundingTransfer, reason: str | None = None) -
     """The event of the movement's new `status` (pending, settled, returned, declined);
     `reason`: a chargeback's, as the card processor gave it, or a decline's (WRONG_PIN,
     CARD_DECLINED)."""
-    base: dict[str, Any] = {"funding_id": str(ft.id), "user_id": str(ft.user_id)}
-    amount = {"amount": outbox.amount(ft.amount_minor, ft.currency), "currency": ft.currency}
     if ft.purpose == "payout":
         return payout_event(status, ft, reason)
+    base: dict[str, Any] = {"funding_id": str(ft.id), "user_id": str(ft.user_id)}
+    amount = {"amount": outbox.amount(ft.amount_minor, ft.currency), "currency": ft.currency}
     if ft.purpose == "cash_out":
         kind = f"cashout.{CASH_OUT[status]}"
         data = {

@@ -134,7 +134,8 @@ async def do_decline_movement(
     if ft.purpose in OUTGOING and ft.hold_id is not None:
         # Nothing else resolves a held cash-out's hold (settling and returns are refused while
         # it is held), and a second decline replays this void.
-        await funding.ledger.void(CLIENT, _decline_key(ft), ft.hold_id, code="cash_out_declined")
+        code = f"{ft.purpose}_declined"  # cash_out_declined, payout_declined
+        await funding.ledger.void(CLIENT, _decline_key(ft), ft.hold_id, code=code)
     return await _update(
         conn, "status = 'declined', risk_status = NULL, risk_decided_at = now()", ft.id
     )
