@@ -57,6 +57,7 @@ OWNERS = {
         "checkout_sessions",
         "merchant_payments",
         "merchant_refunds",
+        "merchant_payout_runs",
     },
 }
 # Folders that are no context: they call the contexts (and may write anything, as the

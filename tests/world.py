@@ -49,11 +49,13 @@ async def running_app(settings: Settings, **overrides: Any) -> AsyncIterator[Fas
     partner and card processor on (as on the embedded stack by default), SECRET_KEY, a
     generous scoring budget (a shared test machine must not turn a slow assessment into a
     pass), and no rate limits (every test logs in from one address; test_limits.py tests
-    them); then `overrides`."""
+    them), and no daily payouts of their own (tests/merchants/test_payouts.py runs them); then
+    `overrides`."""
     unlimited = dict.fromkeys(
         ["login_limit_per_address", "money_limit_per_user", "money_limit_per_address"], 0
     )
     update = {"secret_key": SECRET_KEY, "sandbox": True, "risk_budget_ms": 5000.0, **unlimited}
+    update |= {"payouts_scheduler": False}
     app = create_app(settings.model_copy(update={**update, **overrides}))
     async with app.router.lifespan_context(app):
         yield app

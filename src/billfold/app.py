@@ -26,6 +26,7 @@ from billfold.api import (
     merchants,
     notifications,
     payments,
+    payouts,
     sandbox,
     wallet,
     webhook_endpoints,
@@ -47,6 +48,7 @@ from billfold.merchants import checkout as merchant_checkout
 from billfold.merchants import holds as merchant_holds
 from billfold.merchants import records as merchant_records
 from billfold.merchants import refunds
+from billfold.merchants.schedule import keep_paying_out
 from billfold.merchants.service import Merchants
 from billfold.notifications.service import Notifications
 from billfold.platform import db, tasks
@@ -58,7 +60,7 @@ from billfold.platform.redis import create_redis
 from billfold.platform.runtime import tune_gc
 from billfold.risk.assessments import RECORD_WITH_TRANSFER, WITH_TRANSFER
 from billfold.risk.engine import PAST_POOL, RulesEngine, load_scorer
-from billfold.risk.gate import AllowAll, RiskEngine
+from billfold.risk.gate import AllowAll, Gate, RiskEngine
 from billfold.risk.rules import RiskRules
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.standing import engine_freezer
@@ -102,6 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(merchant_sales.router)
     app.include_router(checkout.router)
     app.include_router(payments.router)
+    app.include_router(payouts.router)
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
     routes = [context.original_route for context in iter_route_contexts(app.routes)]
@@ -222,6 +225,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.risk_slots = asyncio.Semaphore(settings.risk_concurrency) if bounded else None
         app.state.fail_closed_minor = settings.risk_fail_closed_minor if scoring else 0
         app.state.users = UserCache(settings.user_cache_ttl_s)
+        if settings.payouts_scheduler:
+            paying = asyncio.create_task(
+                keep_paying_out(app.state.funding, lambda: _gate(app), settings),
+                name="payout-scheduler",
+            )
+            stack.push_async_callback(tasks.stop, paying)
         log.info("started", workers=settings.workers, migrate_on_start=settings.migrate_on_start)
         tune_gc()
         yield
@@ -263,6 +272,13 @@ async def _start_risk(
     stack.push_async_callback(engine.log.flush)
     await engine.warm_up()
     return engine
+
+
+def _gate(app: FastAPI) -> Gate:
+    """The risk gate as a request would have it now (api.signals.risk_gate), for the work a
+    process does on its own (the daily payouts)."""
+    s = app.state
+    return Gate(s.risk, s.redis, s.settings.risk_budget_ms, s.fail_closed_minor, s.risk_slots)
 
 
 def _package_version() -> str:

@@ -1,5 +1,5 @@
-"""The `billfold` command: serve, migrate, demo, reconcile, users, ach, keys, events, mail, risk,
-bench."""
+"""The `billfold` command: serve, migrate, demo, reconcile, users, ach, keys, events, mail,
+merchants, risk, bench."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ mail_app = typer.Typer(help="Mail: what the local mail sink kept.", no_args_is_h
 app.add_typer(mail_app, name="mail")
 merchants_app = typer.Typer(help="Merchants: settlement and payouts.", no_args_is_help=True)
 app.add_typer(merchants_app, name="merchants")
+payouts_app = typer.Typer(help="Merchants' payouts to their owners' banks.", no_args_is_help=True)
+merchants_app.add_typer(payouts_app, name="payouts")
 # The offline command groups, loaded only when asked: the service never imports them, and the
 # benchmarks are a package of their own (tools/bench), absent where only the service is installed.
 # Each takes the rest of the command line, --help included, to its own group.
@@ -257,7 +259,8 @@ def ach_export(
     ),
 ) -> None:
     """Write the outgoing NACHA file: every ACH entry not yet sent (add-funds debits, cash-out
-    and micro-deposit credits). The file holds full account numbers: it is written 0600."""
+    and micro-deposit credits, merchants' payouts in a CCD batch). The file holds full account
+    numbers: it is written 0600."""
     from billfold.funding.ach.files import export_file
     from billfold.funding.cli import run
 
@@ -322,6 +325,51 @@ def ach_import(
         print(f"  refused: {line}")
     if report.refused:
         raise typer.Exit(1)
+
+
+@payouts_app.command("run")
+def payouts_run(
+    day: Annotated[
+        datetime | None,
+        typer.Option(
+            "--date", formats=["%Y-%m-%d"], help="The day (UTC) to pay for; default today."
+        ),
+    ] = None,
+) -> None:
+    """Pay every merchant on daily payouts not yet paid for the day: its available balance, if
+    at least BILLFOLD_PAYOUT_MIN_MINOR, scored as the service scores it. Safe beside the
+    service's own scheduler and run again: each merchant is paid once a day. Exit 1 if some
+    were left for a later run (scoring or the ledger busy)."""
+    settings = _load_settings()
+    when = (day or datetime.now(UTC)).date()
+    report = _run(_run_payouts(settings, when), "run the payouts")
+    print(
+        f"{report.day}: {report.paid} paid, {report.refused} refused, {report.below_minimum}"
+        f" below the minimum, {report.left} left for a later run"
+    )
+    if report.left:
+        raise typer.Exit(1)
+
+
+async def _run_payouts(settings: Settings, day: Any) -> Any:
+    """The app's parts started as the service starts them (so payouts are scored by the same
+    engine), without the work a serving process does on its own, for one run of `day`."""
+    from billfold.app import create_app
+    from billfold.merchants.schedule import run_daily_payouts
+    from billfold.risk.gate import Gate
+
+    quiet = {
+        "events_relay": False,
+        "events_consumers": False,
+        "webhooks_dispatcher": False,
+        "payouts_scheduler": False,
+        "sandbox_settle_after_s": 0.0,
+    }
+    app = create_app(settings.model_copy(update=quiet))
+    async with app.router.lifespan_context(app):
+        state = app.state
+        gate = Gate(state.risk, state.redis, settings.risk_budget_ms, state.fail_closed_minor)
+        return await run_daily_payouts(state.funding, gate, day, settings.payout_min_minor)
 
 
 @keys_app.command("rotate")

@@ -20,6 +20,10 @@ class FundingLimits(BaseModel):
     add_funds_monthly_minor: int = Field(ge=0)
     cash_out_daily_minor: int = Field(ge=0)
     cash_out_monthly_minor: int = Field(ge=0)
+    # A merchant's payouts, summed over all of one owner's merchants: a business's takings,
+    # apart from the person's own cash-outs.
+    payout_daily_minor: int = Field(default=25_000_00, ge=0)
+    payout_monthly_minor: int = Field(default=100_000_00, ge=0)
 
 
 DEFAULT_FUNDING_LIMITS = {
@@ -36,6 +40,8 @@ DEFAULT_FUNDING_LIMITS = {
         add_funds_monthly_minor=40_000_00,
         cash_out_daily_minor=10_000_00,
         cash_out_monthly_minor=40_000_00,
+        payout_daily_minor=100_000_00,
+        payout_monthly_minor=400_000_00,
     ),
 }
 
@@ -197,6 +203,13 @@ class Settings(BaseSettings):
     funding_limits: dict[str, FundingLimits] = Field(
         default_factory=lambda: dict(DEFAULT_FUNDING_LIMITS)
     )
+
+    # Merchants' daily payouts (payout_schedule 'daily'): this process runs them (each merchant
+    # is paid once a day whatever the number of processes), from this hour (UTC) on, for a
+    # balance of at least payout_min_minor cents.
+    payouts_scheduler: bool = True
+    payout_hour_utc: int = Field(default=0, ge=0, le=23)
+    payout_min_minor: int = Field(default=100, ge=1)
 
     # Notifications (notifications/): email goes to the SMTP server smtp_url names
     # (smtp://host:port, or smtps:// for TLS from the start; user and password in the URL or in

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute, compile_path
 
+from billfold.ledger.accounts import open_clearing_account
 from billfold.merchants import qr
 from billfold.notifications.service import Notifications
 from billfold.wallet.users import grant_admin
@@ -64,6 +65,7 @@ PATH_PARAMS = {
     "key_id",
     "session_id",
     "payment_id",
+    "payout_id",
 }
 # Routes that would spoil the ids for the routes after them get ids of their own.
 OWN_IDS = {
@@ -121,6 +123,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/payments/{payment_id}/refunds"): {"amount": "0.01"},
     # Alice pays a cent to Bob's shop (she cannot pay her own).
     ("POST", "/api/v1/payments"): {"qr_payload": "{bobs_static_qr}", "amount": "0.01"},
+    ("POST", "/api/v1/merchants/{merchant_id}/payouts"): {
+        "amount": "1.00",
+        "bank_account_id": "{bank_account_id}",
+    },
+    ("PATCH", "/api/v1/merchants/{merchant_id}"): {"payout_schedule": "manual"},
     ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): {"description": "matrix test"},
     ("PUT", "/api/v1/notifications/preferences"): {"money_received": {"email": True}},
     ("POST", "/api/v1/sandbox/cards/tokenize"): {
@@ -183,6 +190,7 @@ async def cast(
     ids["notification_id"] = await notification_id(app, alice)
     ids |= await webhook_ids(app, client, alice)
     ids |= await merchant_ids(client, alice, bob, eve)
+    ids |= await payout_ids(app, client, alice, ids)
     await app.state.risk.log.flush()
     ids["assessment_id"] = str(
         await app.state.pool.fetchval(
@@ -297,6 +305,34 @@ async def merchant_ids(client: httpx.AsyncClient, alice: Any, bob: Any, eve: Any
     )  # fmt: skip
     ids["bobs_static_qr"] = qr.encode(code)
     return ids
+
+
+async def payout_ids(
+    app: FastAPI, client: httpx.AsyncClient, alice: Any, ids: dict[str, str]
+) -> dict[str, str]:
+    """Money in Alice's merchant account (moved in from a test clearing account, as payments
+    would), and a payout of it to her bank account."""
+    merchant_id = ids["merchant_id"]
+    account_id = await app.state.pool.fetchval(
+        "SELECT account_id FROM merchants WHERE id = $1", uuid.UUID(merchant_id)
+    )
+    bank = await open_clearing_account(app.state.pool, "USD", name="test:bank_clearing:USD")
+    await app.state.ledger.move(
+        "test",
+        str(uuid.uuid4()),
+        debit_account_id=bank.id,
+        credit_account_id=account_id,
+        amount_minor=10_00,
+        currency="USD",
+        code="test",
+    )
+    made = await client.post(
+        f"/api/v1/merchants/{merchant_id}/payouts",
+        json={"amount": "1.00", "bank_account_id": ids["bank_account_id"]},
+        headers={**alice.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert made.status_code == 202, made.text
+    return {"payout_id": made.json()["payout_id"]}
 
 
 async def funding_ids(

@@ -682,6 +682,8 @@ BODY_OF_SCHEMA = {
     "ReturnIn": {"return_code": "R01"},
     "EndpointPatch": {"description": "hostile ids"},
     "RefundIn": {"amount": "0.01"},
+    "PayoutIn": {"amount": "1.00", "bank_account_id": "00000000-0000-4000-8000-000000000000"},
+    "MerchantPatch": {"payout_schedule": "manual"},
 }
 # Ids no operation can read as one: a superscript two (int() refuses it: a 500 before), other
 # scripts' digits (int() reads them as 12: another id), a number past a bigint, a negative one.
@@ -842,6 +844,28 @@ async def test_a_cursor_past_a_bigint_is_a_422_naming_it(
     response = await client.get(url, params={"cursor": cursor}, headers=operator.auth)
     assert_problem(response, 422, "validation_error", "is not one this API gave out")
     assert response.json()["field"] == "cursor"
+
+
+async def test_a_payout_refuses_hostile_amounts_and_cursors_naming_them(
+    app: FastAPI, client: httpx.AsyncClient, alice: Person
+) -> None:
+    """A merchant's payouts read their amount with the one parser and their cursor strictly:
+    each bad one a 422 naming it, and nothing moves."""
+    merchant = {"name": "Hostile Cafe", "mcc": "5814", "city": "Oakland", "country": "US"}
+    made = await client.post("/api/v1/merchants", json=merchant, headers=alice.auth)
+    before = await state(app)
+    path = f"/api/v1/merchants/{made.json()['merchant_id']}/payouts"
+    for amount in HOSTILE_AMOUNTS:
+        body = {"amount": amount, "bank_account_id": str(uuid.uuid4())}
+        method, url, arguments = json_call("POST", path, body, key(alice))
+        response = await client.request(method, url, **arguments)
+        assert_problem(response, 422, "invalid_amount", f"amount '{amount}'")
+    for position in ("p" + "9" * 19 + ".1", "p1." + "9" * 19, "p1.١٢", "p12", "s1.2"):
+        cursor = base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+        response = await client.get(path, params={"cursor": cursor}, headers=alice.auth)
+        assert_problem(response, 422, "validation_error", "is not one this API gave out")
+        assert response.json()["field"] == "cursor"
+    assert await state(app) == before
 
 
 @pytest.mark.parametrize(("field", "value"), [("number", "²" * 16), ("cvc", "²²²")])

@@ -104,6 +104,23 @@ def cashout(status: str, user: str, return_code: str | None = None) -> CloudEven
     return cloudevent(f"cashout.{status}", f"funding/{funding_id}", data)
 
 
+def payout(status: str, user: str, reason: str | None = None) -> CloudEvent:
+    payout_id = str(uuid.uuid4())
+    data = {
+        "payout_id": payout_id,
+        "merchant_id": str(uuid.uuid4()),
+        "user_id": user,
+        "rail": "ach",
+        "bank_account_id": str(uuid.uuid4()),
+        "amount": "120.00",
+        "currency": "USD",
+        "return_code": reason if status == "returned" else None,
+    }
+    if status == "declined":
+        data["reason"] = reason
+    return cloudevent(f"payout.{status}", f"payout/{payout_id}", data)
+
+
 def card_chargeback(user: str, reason: str = "fraudulent") -> CloudEvent:
     funding_id = str(uuid.uuid4())
     data = {
@@ -155,6 +172,10 @@ def every_kind(user: str, other: str) -> list[CloudEvent]:
         cashout("declined", user),
         cashout("paid", user),
         cashout("returned", user, "R02"),
+        payout("requested", user),
+        payout("paid", user),
+        payout("returned", user, "R03"),
+        payout("declined", user, "not_found"),
         card_chargeback(user),
         user_event("frozen", user),
         user_event("unfrozen", user),

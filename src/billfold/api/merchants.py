@@ -12,6 +12,7 @@ from billfold.api.fields import UuidPath
 from billfold.api.identity import CurrentUser
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.problems import problem_responses
+from billfold.api.views import MerchantOut
 from billfold.merchants import keys, profiles, qr
 from billfold.platform.errors import NotFound, ValidationFailed
 
@@ -49,18 +50,6 @@ class MerchantIn(Body):
     mcc: Mcc
     city: City
     country: Country
-
-
-class MerchantOut(BaseModel):
-    merchant_id: str
-    name: str
-    mcc: str
-    city: str
-    country: str
-    status: str = Field(description="active or suspended")
-    payout_schedule: str = Field(description="manual or daily")
-    payout_bank_account_id: str | None
-    created_at: str
 
 
 class KeyOut(BaseModel):

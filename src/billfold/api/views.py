@@ -51,3 +51,16 @@ class HistoryOut(BaseModel):
     transactions: list[HistoryItem]
     balance: str
     next_cursor: str | None
+
+
+# A business profile (merchants.profiles.merchant_view): as created, read, or changed.
+class MerchantOut(BaseModel):
+    merchant_id: str
+    name: str
+    mcc: str
+    city: str
+    country: str
+    status: str = Field(description="active or suspended")
+    payout_schedule: str = Field(description="manual or daily")
+    payout_bank_account_id: str | None
+    created_at: str

@@ -1,10 +1,11 @@
-"""The write paths of add-funds and cash-out, from the parsed request to the movement made.
+"""The write paths of add-funds, cash-out and a merchant's payout, from the parsed request to the
+movement made.
 
-`check_add_funds` and `check_cash_out` validate a request and resolve what it names;
-`do_add_funds` and `do_cash_out` have it scored at the risk gate, then make the movement
-(funding.movements), held back from its rail when the verdict asks for a step-up or a review
-(funding.risk_holds). A retry of a movement already made is not scored again: the movement it
-made answers.
+`check_add_funds`, `check_cash_out` and `check_payout` validate a request and resolve what it
+names; `do_add_funds`, `do_cash_out` and `do_payout` have it scored at the risk gate, then make
+the movement (funding.movements), held back from its rail when the verdict asks for a step-up or
+a review (funding.risk_holds). A retry of a movement already made is not scored again: the
+movement it made answers.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import NamedTuple
 from billfold.funding import movements
 from billfold.funding.cards import CardProcessor
 from billfold.funding.risk_holds import REVIEW, VERIFICATION
-from billfold.funding.service import Funding, FundingTransfer, RiskHold
+from billfold.funding.service import Funding, FundingTransfer, Payee, RiskHold
 from billfold.platform.currency import WALLET_CURRENCY
-from billfold.platform.errors import NotFound, ValidationFailed
+from billfold.platform.errors import NotFound, ValidationFailed, WalletFrozen
 from billfold.risk.assessments import never_moved
 from billfold.risk.gate import Gate, Movement, Origin
 from billfold.wallet import debts
@@ -138,6 +139,77 @@ async def do_cash_out(
     scored = await _score(funding, gate, checked, origin)
     making = movements.cash_out(funding, user, amount, checked.source_id, key, scored.held)
     return await _made(funding, checked, scored, making)
+
+
+@dataclass(frozen=True)
+class PayoutRequest:
+    """A payout as its caller read it: the owner it is made for, the merchant account it
+    leaves (`payee`), the amount as given, the owner's bank account and the caller's
+    idempotency key (unique per payee)."""
+
+    owner: User
+    payee: Payee
+    amount: object
+    bank_account_id: str | None
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True)
+class CheckedPayout:
+    movement: CheckedMovement  # scored as its owner's cash-out, under the payee's key
+    payee: Payee
+
+
+def payout_key(payee: Payee, key: str) -> str:
+    """The key a payout is stored under: a merchant's keys are its own, apart from its
+    owner's cash-outs and their other merchants' payouts."""
+    return f"payout:{payee.merchant_id}:{key}"
+
+
+def check_payout(request: PayoutRequest) -> CheckedPayout:
+    """The request validated; an owner whose wallet is frozen sends nothing out, from any
+    account of theirs. Takes no lock."""
+    if not request.idempotency_key:
+        raise ValidationFailed(
+            "an Idempotency-Key header (or idempotency_key field) is required",
+            field="idempotency_key",
+        )
+    amount = parse_amount(request.amount, WALLET_CURRENCY)
+    if request.bank_account_id is None:
+        raise ValidationFailed("bank_account_id is required", field="bank_account_id")
+    if request.owner.frozen:
+        raise WalletFrozen("your wallet is frozen: nothing is paid out while it is")
+    key = payout_key(request.payee, request.idempotency_key)
+    bank = request.bank_account_id
+    return CheckedPayout(
+        CheckedMovement("cash_out", request.owner, amount, key, "ach", bank), request.payee
+    )
+
+
+async def do_payout(funding: Funding, gate: Gate, checked: CheckedPayout, origin: Origin) -> Made:
+    """As do_cash_out, from the payee's account: what the owner owes is repaid first (from
+    their wallet), the payout is scored as the owner's cash-out (the same money leaving to
+    the same bank accounts; the rules and the model know that kind), then held at once and
+    sent with the next ACH file unless the verdict holds it back.
+
+    Locks: those of do_cash_out (the owner's debt lock, then their row)."""
+    movement = checked.movement
+    owner = movement.user
+    owed = await debts.collect(funding.pool, funding.ledger, owner.id, owner.account_id)
+    if owed:
+        raise debts.debt_outstanding(owed)
+    await movements.check_source(funding, owner, movement.source_id, None)
+    scored = await _score(funding, gate, movement, origin)
+    making = movements.cash_out(
+        funding,
+        owner,
+        movement.amount_minor,
+        movement.source_id,
+        movement.key,
+        scored.held,
+        checked.payee,
+    )
+    return await _made(funding, movement, scored, making)
 
 
 async def _score(funding: Funding, gate: Gate, checked: CheckedMovement, origin: Origin) -> Scored:

@@ -6,6 +6,8 @@ movement's status. One change, one event, by what the movement is (docs/events.m
   refuses the charge after its release;
 - a cash-out: `cashout.requested`, `cashout.paid`, `cashout.returned`, `cashout.declined`
   (never `funding.*`);
+- a merchant's payout: `payout.requested`, `payout.paid`, `payout.returned`, `payout.declined`
+  (never `cashout.*` nor `funding.*`), told to the merchant's owner and naming the merchant;
 - a card add-funds charged back: `card.chargeback` (not `funding.returned` as well).
 
 Each is told to the movement's person and keyed by them (their events stay in order). No bank
@@ -41,6 +43,8 @@ def funding_event(status: str, ft: FundingTransfer, reason: str | None = None) -
     """The event of the movement's new `status` (pending, settled, returned, declined);
     `reason`: a chargeback's, as the card processor gave it, or a decline's (WRONG_PIN,
     CARD_DECLINED)."""
+    if ft.purpose == "payout":
+        return payout_event(status, ft, reason)
     base: dict[str, Any] = {"funding_id": str(ft.id), "user_id": str(ft.user_id)}
     amount = {"amount": outbox.amount(ft.amount_minor, ft.currency), "currency": ft.currency}
     if ft.purpose == "cash_out":
@@ -72,6 +76,24 @@ def funding_event(status: str, ft: FundingTransfer, reason: str | None = None) -
         if status == "declined":
             data["reason"] = reason
     return outbox.Event(kind, f"funding/{ft.id}", f"user/{ft.user_id}", datetime.now(UTC), data)
+
+
+def payout_event(status: str, ft: FundingTransfer, reason: str | None = None) -> outbox.Event:
+    """A payout's event: its id is the movement's, `user_id` the merchant's owner."""
+    data: dict[str, Any] = {
+        "payout_id": str(ft.id),
+        "merchant_id": str(ft.merchant_id),
+        "user_id": str(ft.user_id),
+        "rail": ft.rail,
+        "bank_account_id": str(ft.bank_account_id) if ft.bank_account_id else None,
+        "amount": outbox.amount(ft.amount_minor, ft.currency),
+        "currency": ft.currency,
+        "return_code": ft.return_code if status == "returned" else None,
+    }
+    if status == "declined":
+        data["reason"] = reason
+    kind = f"payout.{CASH_OUT[status]}"
+    return outbox.Event(kind, f"payout/{ft.id}", f"user/{ft.user_id}", datetime.now(UTC), data)
 
 
 def review_decided(ft: FundingTransfer, *, approved: bool) -> outbox.Event:

@@ -1,4 +1,5 @@
-"""Starting money movements: ACH add-funds, card add-funds, cash-out.
+"""Starting money movements: ACH add-funds, card add-funds, cash-out (and a merchant's payout, a
+cash-out from its merchant account).
 
 Each starts the same way: under the user's row lock (so limits hold under concurrency), a
 request already made with the same Idempotency-Key is answered again; otherwise the limits are
@@ -26,6 +27,7 @@ from billfold.funding.service import (
     CardDeclined,
     Funding,
     FundingTransfer,
+    Payee,
     RiskHold,
 )
 from billfold.ledger.errors import IdempotencyKeyReused
@@ -39,6 +41,7 @@ from billfold.wallet.users import User
 CLIENT = "funding"
 ADD_FUNDS = "add_funds"
 CASH_OUT = "cash_out"
+PAYOUT = "payout"
 
 
 async def check_source(
@@ -146,36 +149,43 @@ async def cash_out(
     bank_account_id: str,
     key: str,
     held: RiskHold | None = None,
+    payee: Payee | None = None,
 ) -> tuple[FundingTransfer, bool]:
     """Push money to a verified bank account: held at once, posted when it settles. Held by
-    risk, the money is reserved all the same, but the movement waits to be released."""
+    risk, the money is reserved all the same, but the movement waits to be released. With a
+    `payee`, a payout: the money leaves the payee's account rather than the user's wallet."""
     bank = await _verified_bank(funding, user, bank_account_id)
+    purpose = PAYOUT if payee is not None else CASH_OUT
+    source = payee.account_id if payee is not None else user.account_id
     async with funding.user_locks.hold(user.id), funding.pool.acquire() as conn, conn.transaction():
-        found = await _existing(conn, user, key, ("ach", CASH_OUT, amount_minor, bank["id"]))
+        found = await _existing(conn, user, key, ("ach", purpose, amount_minor, bank["id"]))
         if found is not None:
             return found, True
-        await check_limits(conn, funding.settings, user.id, CASH_OUT, amount_minor)
+        await check_limits(conn, funding.settings, user.id, purpose, amount_minor)
         funding_id = movement_id(user, key)
         # The hold first: a refusal (insufficient funds, frozen, money owed) rolls this
         # transaction back, so nothing is recorded and the request changed nothing. The
         # ledger keeps the refusal under the hold's key: a retry gets it again, as a replay.
-        with in_wallet_terms(user.account_id, amount_minor, WALLET_CURRENCY):
+        meta = {"funding_id": str(funding_id), "user_id": str(user.id)}
+        if payee is not None:
+            meta["merchant_id"] = str(payee.merchant_id)
+        with in_wallet_terms(source, amount_minor, WALLET_CURRENCY):
             hold = await funding.ledger.hold(
                 CLIENT,
                 f"{funding_id}:hold",
-                debit_account_id=user.account_id,
+                debit_account_id=source,
                 credit_account_id=funding.accounts.bank_clearing,
                 amount_minor=amount_minor,
                 currency=WALLET_CURRENCY,
-                code=CASH_OUT,
-                metadata={"funding_id": str(funding_id), "user_id": str(user.id)},
+                code=purpose,
+                metadata=meta,
             )
         row = await conn.fetchrow(
             f"""
             INSERT INTO funding_transfers (id, user_id, rail, purpose, bank_account_id,
                 amount_minor, currency, hold_id, estimated_completion, trace_number,
-                idempotency_key, risk_status, assessment_id)
-            VALUES ($1, $2, 'ach', 'cash_out', $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                idempotency_key, risk_status, assessment_id, account_id, merchant_id)
+            VALUES ($1, $2, 'ach', $12, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14)
             RETURNING {FUNDING_COLUMNS}
             """,
             funding_id,
@@ -188,6 +198,9 @@ async def cash_out(
             await next_trace_number(conn, funding.settings.ach_odfi_routing),
             key,
             *_risk_columns(held),
+            purpose,
+            payee.account_id if payee is not None else None,
+            payee.merchant_id if payee is not None else None,
         )
         assert row is not None
         movement = FundingTransfer.from_row(row)
@@ -301,7 +314,7 @@ async def book_card_funding(funding: Funding, user: User, ft: FundingTransfer) -
 
 
 async def access_movement(pool: asyncpg.Pool, user: User, funding_id: str) -> FundingTransfer:
-    """An add-funds or cash-out of the user's, by its uuid; any other id (another's, a
+    """An add-funds, cash-out or payout of the user's, by its uuid; any other id (another's, a
     micro-deposit, one that does not exist) is a 404."""
     ft = await rails.load(pool, funding_id)
     if ft is None or ft.user_id != user.id or ft.purpose == "micro_deposit":

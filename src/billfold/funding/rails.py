@@ -18,7 +18,7 @@ import asyncpg
 
 from billfold.funding.bank_accounts import unlink
 from billfold.funding.events import tell
-from billfold.funding.service import FUNDING_COLUMNS, Funding, FundingTransfer
+from billfold.funding.service import FUNDING_COLUMNS, OUTGOING, Funding, FundingTransfer
 from billfold.ledger.errors import HoldNotPending
 from billfold.ledger.model import Transfer
 from billfold.platform.currency import format_amount
@@ -150,7 +150,7 @@ async def return_(
     clawed = owed = 0
     if ft.purpose == "add_funds":
         clawed, owed = await _undo_add_funds(funding, ft, wallet_id)
-    elif ft.purpose == "cash_out":
+    elif ft.purpose in OUTGOING:
         await _undo_cash_out(funding, ft)
     else:
         await _undo_micro_deposit(funding, ft)
@@ -201,7 +201,8 @@ async def _undo_add_funds(funding: Funding, ft: FundingTransfer, wallet_id: int)
 
 
 async def _undo_cash_out(funding: Funding, ft: FundingTransfer) -> Transfer | None:
-    """The money never reached the bank account: release the hold, or put it back."""
+    """The money never reached the bank account: release the hold, or put it back, in the
+    account it left (a payout's merchant account, a cash-out's wallet)."""
     if ft.hold_id is None:
         return None
     try:

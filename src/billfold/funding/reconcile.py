@@ -21,9 +21,10 @@ CHECKS = [
     SELECT f.id, 'pending, but its hold ' ||
            CASE WHEN f.hold_id IS NULL THEN 'was never booked' ELSE 'is resolved' END
       FROM funding_transfers f
-     WHERE f.rail = 'ach' AND f.status = 'pending' AND f.purpose IN ('add_funds', 'cash_out')
+     WHERE f.rail = 'ach' AND f.status = 'pending'
+       AND f.purpose IN ('add_funds', 'cash_out', 'payout')
        AND f.amount_minor > f.advance_minor
-       AND (f.purpose = 'cash_out' OR f.risk_status IS NULL)
+       AND (f.purpose IN ('cash_out', 'payout') OR f.risk_status IS NULL)
        AND (f.hold_id IS NULL
             OR EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = f.hold_id))
     """,
@@ -53,13 +54,22 @@ CHECKS = [
                           AND k.transfer_id IS NOT NULL)
     """,
     """
-    SELECT f.id, 'a cash-out returned after it was paid, but its money was not put back'
+    SELECT f.id, 'a ' || f.purpose || ' returned after it was paid, but its money was not put back'
       FROM funding_transfers f
-     WHERE f.status = 'returned' AND f.purpose = 'cash_out'
+     WHERE f.status = 'returned' AND f.purpose IN ('cash_out', 'payout')
        AND EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = f.hold_id AND r.kind = 'post')
        AND NOT EXISTS (SELECT 1 FROM idempotency_keys k
                         WHERE k.client_id = 'funding' AND k.key = f.id || ':reverse'
                           AND k.transfer_id IS NOT NULL)
+    """,
+    # A payout's hold took its money from the account the payout names, for its amount.
+    """
+    SELECT f.id, 'a payout whose hold is not from its merchant account for its amount'
+      FROM funding_transfers f
+     WHERE f.purpose = 'payout'
+       AND NOT EXISTS (SELECT 1 FROM entries e
+                        WHERE e.transfer_id = f.hold_id AND e.account_id = f.account_id
+                          AND e.amount_minor = -f.amount_minor)
     """,
     # Card add-funds credited the wallet once charged.
     """
@@ -71,9 +81,9 @@ CHECKS = [
     """,
     # A declined cash-out gave its money back.
     """
-    SELECT f.id, 'a declined cash-out whose hold was not voided'
+    SELECT f.id, 'a declined ' || f.purpose || ' whose hold was not voided'
       FROM funding_transfers f
-     WHERE f.status = 'declined' AND f.purpose = 'cash_out'
+     WHERE f.status = 'declined' AND f.purpose IN ('cash_out', 'payout')
        AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = f.hold_id AND r.kind = 'void')
     """,
     # An add-funds the risk engine holds or declined moved nothing in the ledger.
@@ -91,7 +101,7 @@ CHECKS = [
     SELECT (t.metadata ->> 'funding_id')::uuid,
            'a ledger hold (' || t.id || ') of no recorded movement'
       FROM transfers t
-     WHERE t.kind = 'hold' AND t.code IN ('add_funds', 'cash_out')
+     WHERE t.kind = 'hold' AND t.code IN ('add_funds', 'cash_out', 'payout')
        AND t.metadata ? 'funding_id'
        AND NOT EXISTS (SELECT 1 FROM funding_transfers f
                         WHERE f.id = (t.metadata ->> 'funding_id')::uuid)

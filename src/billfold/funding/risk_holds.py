@@ -1,6 +1,7 @@
-"""Add-funds and cash-outs the risk engine held: recorded, not released to their rail, until the
-user confirms with their PIN (step-up) or an operator approves (review); three wrong PINs or a
-rejection decline them.
+"""Add-funds, cash-outs and payouts the risk engine held: recorded, not released to their rail,
+until the user confirms with their PIN (step-up) or an operator approves (review); three wrong
+PINs or a rejection decline them. A payout is held as a cash-out is (its money reserved in its
+merchant account), and its owner confirms it.
 
 While held, a cash-out's money is reserved by its ledger hold (as for any cash-out) but it is
 neither exported nor settled; an ACH add-funds books nothing and is not exported; a card is not
@@ -23,7 +24,13 @@ from billfold.events import outbox
 from billfold.funding.cards import CARD_COLUMNS, CardProcessor, card_token
 from billfold.funding.events import CARD_DECLINED, WRONG_PIN, review_decided, tell
 from billfold.funding.movements import CLIENT, book_add_funds, book_card_funding
-from billfold.funding.service import FUNDING_COLUMNS, CardDeclined, Funding, FundingTransfer
+from billfold.funding.service import (
+    FUNDING_COLUMNS,
+    OUTGOING,
+    CardDeclined,
+    Funding,
+    FundingTransfer,
+)
 from billfold.funding.views import STATUSES, funding_view
 from billfold.platform.errors import BillfoldError, NotFound
 from billfold.platform.security import check_four_eyes
@@ -103,7 +110,7 @@ async def do_release_movement(
 ) -> FundingTransfer:
     """Let a held movement go to its rail. The caller holds its row lock (access_held_movement)
     and calls `finish_release` once this transaction commits."""
-    declined = ft.purpose == "cash_out" and await funding.ledger.stored_transfer(
+    declined = ft.purpose in OUTGOING and await funding.ledger.stored_transfer(
         CLIENT, _decline_key(ft)
     )
     if declined:
@@ -124,10 +131,11 @@ async def do_decline_movement(
 ) -> FundingTransfer:
     """Decline a held movement: a cash-out's money back (its hold voided), an add-funds never
     booked nor charged. The caller holds its row lock (access_held_movement)."""
-    if ft.purpose == "cash_out" and ft.hold_id is not None:
+    if ft.purpose in OUTGOING and ft.hold_id is not None:
         # Nothing else resolves a held cash-out's hold (settling and returns are refused while
         # it is held), and a second decline replays this void.
-        await funding.ledger.void(CLIENT, _decline_key(ft), ft.hold_id, code="cash_out_declined")
+        code = f"{ft.purpose}_declined"  # cash_out_declined, payout_declined
+        await funding.ledger.void(CLIENT, _decline_key(ft), ft.hold_id, code=code)
     return await _update(
         conn, "status = 'declined', risk_status = NULL, risk_decided_at = now()", ft.id
     )

@@ -118,6 +118,8 @@ class FundingTransfer:
     risk_status: str | None  # what a movement the risk engine held waits for; None: released
     assessment_id: int | None  # the assessment that held it
     pin_failures: int
+    account_id: int | None  # a payout's: the ledger account its money left (else the wallet)
+    merchant_id: uuid.UUID | None  # a payout's: the merchant it is for
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> FundingTransfer:
@@ -125,6 +127,18 @@ class FundingTransfer:
 
 
 FUNDING_COLUMNS = ", ".join(FundingTransfer.__dataclass_fields__)
+# The movements that send money out to a bank account, held from an account of ours until
+# they settle: a cash-out (from the wallet) and a payout (from a merchant account).
+OUTGOING = ("cash_out", "payout")
+
+
+@dataclass(frozen=True)
+class Payee:
+    """Whom a payout is for: a merchant (its id, which funding only records and tells) and the
+    ledger account its money leaves."""
+
+    merchant_id: uuid.UUID
+    account_id: int
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,20 @@ def _cashout(status: str) -> Callable[[_Base, Mapping[str, Any]], list[Notice]]:
     return read
 
 
+def _payout(status: str) -> Callable[[_Base, Mapping[str, Any]], list[Notice]]:
+    # Told to the merchant's owner; its money comes from and goes back to the business account.
+    def read(base: _Base, data: Mapping[str, Any]) -> list[Notice]:
+        values = {"amount": _money(data)}
+        if status == "returned":
+            values["reason"] = words.return_reason(_code(data))
+        if status == "declined":
+            values["reason"] = words.payout_decline_reason(_text(data.get("reason")))
+        user = _uuid(data.get("user_id"), "user_id")
+        return [base.notice(user, f"payout_{status}", FUNDING, values)]
+
+    return read
+
+
 def _card_chargeback(base: _Base, data: Mapping[str, Any]) -> list[Notice]:
     reason = data.get("reason")
     values = {
@@ -241,6 +255,10 @@ READERS: dict[str, Callable[[_Base, Mapping[str, Any]], list[Notice]]] = {
     "cashout.paid": _cashout("paid"),
     "cashout.returned": _cashout("returned"),
     "cashout.declined": _cashout("declined"),
+    "payout.requested": _payout("requested"),
+    "payout.paid": _payout("paid"),
+    "payout.returned": _payout("returned"),
+    "payout.declined": _payout("declined"),
     "card.chargeback": _card_chargeback,
     "user.frozen": _user("user_frozen"),
     "user.unfrozen": _user("user_unfrozen"),

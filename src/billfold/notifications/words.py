@@ -73,6 +73,23 @@ def decline_reason(reason: str | None) -> str:
     return DECLINE_REASONS.get(reason or "", DECLINED_BY_CHECKS)
 
 
+# Why a payout was declined (payout.declined's `reason`): a held one's wrong PINs, or the code
+# of what refused a daily one (merchants.schedule).
+PAYOUT_DECLINE_REASONS = {
+    **DECLINE_REASONS,
+    "insufficient_funds": "there was not enough money in the business account",
+    "limit_exceeded": "it was over your payout limit",
+    "not_found": "its bank account is no longer linked",
+    "bank_account_not_verified": "its bank account is not verified",
+    "debt_outstanding": "you owe money from a returned deposit",
+    "merchant_suspended": "the business is suspended",
+}
+
+
+def payout_decline_reason(reason: str | None) -> str:
+    return PAYOUT_DECLINE_REASONS.get(reason or "", DECLINED_BY_CHECKS)
+
+
 CHARGEBACK_REASONS = {
     "fraudulent": "the card holder says they did not make the payment",
     "fraud": "the card holder says they did not make the payment",

@@ -27,6 +27,16 @@ from billfold.platform.crypto import Sealed
 from billfold.platform.errors import BillfoldError
 
 MAX_ENTRIES = 100_000
+# The batches of a file: (group, service class, SEC code, entry description). A person's
+# add-funds (debits) and cash-outs and micro-deposits (credits) are consumer entries (PPD); a
+# merchant's payout is a business's settlement, a corporate credit (CCD: the entry's name field
+# is the receiving company's, the bank account's holder).
+GROUPS = [
+    ("debits", 225, "PPD", "ADD FUNDS"),
+    ("credits", 220, "PPD", "PAYOUT"),
+    ("payouts", 220, "CCD", "SETTLEMENT"),
+]
+_GROUP_OF = {"add_funds": "debits", "payout": "payouts"}
 IMPORT_CONCURRENCY = 256
 
 _UNEXPORTED = """
@@ -79,8 +89,7 @@ async def export_file(funding: Funding, out: Path, now: datetime | None = None) 
         rows = await conn.fetch(_UNEXPORTED, MAX_ENTRIES)
         if not rows:
             return 0
-        debits: list[EntryDetail] = []
-        credits: list[EntryDetail] = []
+        entries: dict[str, list[EntryDetail]] = {group[0]: [] for group in GROUPS}
         for row in rows:
             sealed = Sealed(row["account_number_enc"], row["account_number_dek"], row["key_id"])
             number = funding.keys.open(sealed, sealed_context(row["bank_account_id"]))
@@ -96,13 +105,12 @@ async def export_file(funding: Funding, out: Path, now: datetime | None = None) 
                 discretionary_data="",
                 trace_number=row["trace_number"],
             )
-            (debits if debit else credits).append(entry)
+            entries[_GROUP_OF.get(row["purpose"], "credits")].append(entry)
         odfi = settings.ach_odfi_routing[:8]
-        groups = [(225, "ADD FUNDS", debits), (220, "PAYOUT", credits)]
         batches = [
-            _batch(settings, n, service_class, description, entries, now)
-            for n, (service_class, description, entries) in enumerate(
-                [g for g in groups if g[2]], 1
+            _batch(settings, n, service_class, sec, description, entries[group], now)
+            for n, (group, service_class, sec, description) in enumerate(
+                [g for g in GROUPS if entries[g[0]]], 1
             )
         ]
         text = nacha.write(
@@ -131,6 +139,7 @@ def _batch(
     settings: Settings,
     number: int,
     service_class: int,
+    sec_code: str,
     description: str,
     entries: list[EntryDetail],
     now: datetime,
@@ -140,7 +149,7 @@ def _batch(
         company_name=settings.ach_company_name.upper()[:16],
         company_discretionary_data="",
         company_id=settings.ach_company_id[:10],
-        sec_code="PPD",
+        sec_code=sec_code,
         entry_description=description,
         descriptive_date="",
         effective_entry_date=now.date(),
