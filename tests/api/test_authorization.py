@@ -72,6 +72,9 @@ OWN_IDS = {
     ("POST", "/api/v1/admin/reviews/{review_id}/reject"): {"review_id": "spare_review_id"},
     ("DELETE", "/api/v1/webhook-endpoints/{endpoint_id}"): {"endpoint_id": "spare_endpoint_id"},
 }
+# Routes a merchant's server calls with its API key (a person's token is refused there): sent with
+# a live key of Alice's merchant.
+KEY_ROUTES = {("GET", "/api/v1/merchant")}
 MERCHANT = {"name": "Matrix Cafe", "mcc": "5814", "city": "Oakland", "country": "US"}
 HOOK_URL = "https://hooks.example.com/billfold"
 # The body sent to each protected route that takes one, filled in like the path. Fields that name
@@ -235,13 +238,21 @@ async def webhook_ids(app: FastAPI, client: httpx.AsyncClient, alice: Any) -> di
 
 
 async def merchant_ids(client: httpx.AsyncClient, alice: Any) -> dict[str, str]:
-    """A business profile of Alice's, and an API key of it."""
+    """A business profile of Alice's, an API key of it (which a route revokes) and the secret of
+    another (for KEY_ROUTES)."""
     made = await client.post("/api/v1/merchants", json=MERCHANT, headers=alice.auth)
     assert made.status_code == 201, made.text
     merchant_id = made.json()["merchant_id"]
-    key = await client.post(f"/api/v1/merchants/{merchant_id}/api-keys", headers=alice.auth)
-    assert key.status_code == 201, key.text
-    return {"merchant_id": merchant_id, "key_id": key.json()["key_id"]}
+    keys = [
+        await client.post(f"/api/v1/merchants/{merchant_id}/api-keys", headers=alice.auth)
+        for _ in range(2)
+    ]
+    assert [key.status_code for key in keys] == [201, 201], keys[0].text
+    return {
+        "merchant_id": merchant_id,
+        "key_id": keys[0].json()["key_id"],
+        "merchant_key": keys[1].json()["secret"],
+    }
 
 
 async def funding_ids(
@@ -453,7 +464,9 @@ async def test_the_requests_eve_is_refused_succeed_for_alice(
     """A control for the test above: its 404s come from ownership, not from a malformed request."""
     refused = []
     for call in calls(app, alices_ids(cast)):
-        response = await call.send(client, cast.alice.auth)
+        key = bearer(cast.alices["merchant_key"])
+        by_key = (call.method, call.path) in KEY_ROUTES
+        response = await call.send(client, key if by_key else cast.alice.auth)
         if not response.is_success:
             refused.append(f"{call}: {response.status_code} {response.text}")
     assert not refused, "\n".join(refused)

@@ -30,7 +30,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from billfold.api.admin import admin_user
 from billfold.api.admission import BOUNDED_PREFIX, Overloaded
 from billfold.api.inputs import PayloadTooLarge, UnsupportedMediaType
-from billfold.api.limits import limit_login, limit_money
+from billfold.api.limits import limit_login, limit_merchant, limit_money
 from billfold.api.problems import (
     CODES_KEY,
     PROBLEM_SCHEMA_NAME,
@@ -48,6 +48,7 @@ Errors = tuple[type[BillfoldError], ...]
 DEPENDENCIES: dict[Callable[..., Any], Errors] = {
     limit_login: (TooManyRequests,),
     limit_money: (TooManyRequests,),
+    limit_merchant: (TooManyRequests,),
     # Not an operator: as for no route at all.
     admin_user: (NotFound,),
 }

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from billfold.api.fields import UuidPath
 from billfold.merchants.keys import authenticate, is_merchant_secret
-from billfold.merchants.profiles import Merchant
+from billfold.merchants.profiles import Merchant, merchant_not_found, owned_merchant, parse_id
 from billfold.platform.errors import NotFound
 from billfold.platform.security import TokenReader, Unauthenticated, device_key, secret_key
 from billfold.wallet.users import User, get_user
@@ -87,3 +88,26 @@ async def current_merchant(
 
 
 CurrentMerchant = Annotated[Merchant, Depends(current_merchant)]
+
+
+async def merchant_of_caller(
+    request: Request,
+    merchant_id: UuidPath,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Merchant:
+    """The merchant the path names, for its owner's token or one of its own live keys; 404 for
+    another's (either way: not told apart from none), 401 without valid credentials."""
+    bearer = (
+        credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else ""
+    )
+    if is_merchant_secret(bearer):
+        merchant = await authenticate(request.app.state.pool, bearer)
+        if merchant.id != parse_id(merchant_id, "merchant", "merchant_id"):
+            raise merchant_not_found(merchant_id)
+        return merchant
+    user = await current_user(request, await authenticated_id(request, credentials))
+    return await owned_merchant(request.app.state.pool, user.id, merchant_id)
+
+
+# A merchant's own, read by its owner or by its server.
+OwnedOrKeyMerchant = Annotated[Merchant, Depends(merchant_of_caller)]
