@@ -49,14 +49,17 @@ async def test_merchant_bench_pays_one_merchant_against_uniform_p2p(settings: Se
         settings,
         settings.database_url,
         settings.redis_url,
-        parts=["engine"],
-        wallets=60,
-        payers=20,
-        submitters=4,
-        seconds=0.3,
-        warmup=0.1,
-        rounds=2,
-        scenarios=["uniform", "hot", "hot-no-fee", "spread"],
+        parts={
+            "engine": {
+                "wallets": 60,
+                "payers": 20,
+                "submitters": 4,
+                "seconds": 0.3,
+                "warmup": 0.1,
+                "rounds": 2,
+                "scenarios": ["uniform", "hot", "hot-no-fee", "spread"],
+            }
+        },
     )
     engine = result["engine"]
     assert result["reconciled"] and engine["reconciled"]

@@ -481,17 +481,18 @@ def merchant_bench(
         raise typer.BadParameter(
             "--rounds and --submitters must be at least 1, and 0 < --payers <= --wallets (>= 2)"
         )
-    result = _on_stack(
-        run_merchant_bench,
-        parts=parts,
-        wallets=wallets,
-        payers=payers,
-        submitters=submitters,
-        seconds=seconds,
-        warmup=warmup,
-        rounds=rounds,
-        scenarios=scenarios,
-    )
+    options = {
+        "engine": {
+            "wallets": wallets,
+            "payers": payers,
+            "submitters": submitters,
+            "seconds": seconds,
+            "warmup": warmup,
+            "rounds": rounds,
+            "scenarios": scenarios,
+        }
+    }
+    result = _on_stack(run_merchant_bench, parts={name: options[name] for name in parts})
     _report(result, json, *table(result))
     if not result["reconciled"]:
         raise typer.Exit(1)
