@@ -59,6 +59,7 @@ REAL_PATH_IDS = {
     "endpoint_id",
     "session_id",
     "payment_id",
+    "merchant_id",
 }
 REAL_BODY_IDS = {"sender_id", "recipient", "user_id", "bank_account_id", "card_id", "session_id"}
 SEND_TIMEOUT_S = 30
@@ -94,6 +95,12 @@ async def test_every_answer_to_a_generated_request_is_documented(
         headers=alice.auth,
     )
     assert endpoint.status_code == 201, endpoint.text
+    merchant = await client.post(
+        "/api/v1/merchants",
+        json={"name": "Fuzz Cafe", "mcc": "5814", "city": "Oakland", "country": "US"},
+        headers=alice.auth,
+    )
+    assert merchant.status_code == 201, merchant.text
     real_ids = {
         "endpoint_id": endpoint.json()["endpoint_id"],
         "user_id": alice.user_id,
@@ -103,6 +110,7 @@ async def test_every_answer_to_a_generated_request_is_documented(
         "bank_account_id": bank_account_id,
         "card_id": await add_card(alice, "4242424242424242"),
         "funding_id": funded.json()["transfer_id"],
+        "merchant_id": merchant.json()["merchant_id"],
     }
     identities = {
         "user": {**alice.auth, "X-Device-Id": alice.device_token},

@@ -16,6 +16,8 @@ from billfold_bench.api import count_timeouts, run_api_bench
 from billfold_bench.cpu import per_unit_us, processes_cpu
 from billfold_bench.events import run_events_bench, table
 from billfold_bench.history import run_history_bench
+from billfold_bench.merchant import run_merchant_bench
+from billfold_bench.merchant import table as merchant_table
 from billfold_bench.risk import run_risk_bench
 from billfold_bench.scoring import run_scoring_bench
 from billfold_bench.traffic import p99_ms
@@ -37,6 +39,39 @@ async def test_transfer_cost_measures_real_transfers(settings: Settings, scoring
     )
     assert result["failed"] == 0 and result["reconciled"]
     assert result["cpu_us_per_transfer"]["app"] > 0
+
+
+async def test_merchant_bench_pays_one_merchant_against_uniform_p2p(settings: Settings) -> None:
+    """Every scenario runs each round and reconciles; the hot payments, and only they, credit
+    the one merchant, each with its fee to fee revenue; a ratio per round."""
+    assert settings.database_url and settings.redis_url
+    result = await run_merchant_bench(
+        settings,
+        settings.database_url,
+        settings.redis_url,
+        parts={
+            "engine": {
+                "wallets": 60,
+                "payers": 20,
+                "submitters": 4,
+                "seconds": 0.3,
+                "warmup": 0.1,
+                "rounds": 2,
+                "scenarios": ["uniform", "hot", "hot-no-fee", "spread"],
+            }
+        },
+    )
+    engine = result["engine"]
+    assert result["reconciled"] and engine["reconciled"]
+    runs = engine["runs"]
+    assert {name: len(phases) for name, phases in runs.items()} == dict.fromkeys(runs, 2)
+    assert all(p["payments"] > 0 and p["failed"] == 0 for phases in runs.values() for p in phases)
+    hot = sum(p["payments"] for p in runs["hot"])
+    assert engine["fee_revenue_credits"] == hot
+    assert engine["merchant_credits"] == hot + sum(p["payments"] for p in runs["hot-no-fee"])
+    assert len(engine["ratios"]) == 2
+    assert engine["ratio"] == pytest.approx(sum(engine["ratios"]) / 2)
+    assert merchant_table(result)[-1].startswith("  hot / uniform = ")
 
 
 async def test_history_bench_reads_pages_in_process_and_over_http(settings: Settings) -> None:

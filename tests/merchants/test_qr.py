@@ -7,11 +7,12 @@ import string
 import uuid
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billfold.merchants import qr
 from billfold.platform.errors import ValidationFailed
+from tests.merchants.scan import read_png, read_svg, scan
 
 ANS = st.text(alphabet=string.ascii_letters + string.digits + " .-&'", min_size=1)
 payloads = st.builds(
@@ -100,6 +101,32 @@ def test_a_good_static_payload_by_hand_is_read() -> None:
         "Reno",
     )
     assert read.amount_minor is None and not read.dynamic
+
+
+def test_a_dynamic_amount_is_written_with_the_currencys_places() -> None:
+    payload = qr.Payload(uuid.uuid4(), "5814", "USD", "US", "Cafe", "Oakland", 1005, "s1")
+    assert "540510.05" in qr.encode(payload)
+    assert qr.decode(qr.encode(payload)).amount_minor == 1005
+
+
+@settings(max_examples=25, deadline=None)
+@given(payloads, st.none() | dynamic, st.sampled_from(sorted(qr.IMAGE_TYPES)))
+def test_a_drawn_code_scans_back_to_its_payload_at_level_m(
+    payload: qr.Payload, sold: tuple[int, str] | None, kind: str
+) -> None:
+    """A real decoder (zxing-cpp) reads the PNG's or SVG's pixels: the text is the payload's,
+    at error correction M, and it decodes to the same payload."""
+    if sold is not None:
+        payload = qr.Payload(**{**_fields(payload), "amount_minor": sold[0], "session_id": sold[1]})
+    text = qr.encode(payload)
+    pixels = (read_png if kind == "png" else read_svg)(qr.image(text, kind))
+    assert scan(pixels) == (text, "M")
+    assert qr.decode(text) == payload
+
+
+def test_an_image_of_another_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="gif"):
+        qr.image("000201", "gif")
 
 
 def _fields(payload: qr.Payload) -> dict[str, object]:

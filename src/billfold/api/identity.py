@@ -9,7 +9,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from billfold.merchants.keys import authenticate, is_merchant_secret
-from billfold.merchants.profiles import Merchant, merchant_not_found, owned_merchant
+from billfold.merchants.profiles import Merchant, merchant_not_found, owned_merchant, parse_id
 from billfold.platform.errors import NotFound
 from billfold.platform.security import TokenReader, Unauthenticated, device_key, secret_key
 from billfold.wallet.users import User, get_user
@@ -127,7 +127,7 @@ async def merchant_of_caller(
         if credentials.scheme.lower() != "bearer":
             raise Unauthenticated("this endpoint needs an 'Authorization: Bearer' token or key")
         merchant = await authenticate(pool, credentials.credentials)
-        if str(merchant.id) != merchant_id.lower():
+        if merchant.id != parse_id(merchant_id, "merchant", "merchant_id"):
             raise merchant_not_found(merchant_id)
         return merchant
     user = await current_user(request, await authenticated_id(request, credentials))

@@ -3,14 +3,16 @@ server does with a key."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from billfold.api.fields import UuidPath
-from billfold.api.identity import CurrentUser
+from billfold.api.identity import CurrentMerchant, CurrentUser, MerchantOfCaller
 from billfold.api.inputs import Body, InputRoute
+from billfold.api.limits import limit_merchant
 from billfold.api.problems import problem_responses
 from billfold.api.views import MerchantOut
 from billfold.merchants import keys, profiles, qr
@@ -50,6 +52,31 @@ class MerchantIn(Body):
     mcc: Mcc
     city: City
     country: Country
+
+
+class QrFormat(StrEnum):
+    json = "json"
+    png = "png"
+    svg = "svg"
+
+
+class QrOut(BaseModel):
+    payload: str = Field(
+        description="The code's text (EMVCo merchant-presented, static: the payer types the "
+        "amount), to draw as a QR code."
+    )
+
+
+# The images GET /merchants/{id}/qr answers with `format=png` or `svg`, beside its JSON.
+QR_IMAGES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The payload as JSON, or drawn as a QR code (error correction M).",
+        "content": {
+            qr.IMAGE_TYPES["png"]: {"schema": {"type": "string", "format": "binary"}},
+            qr.IMAGE_TYPES["svg"]: {"schema": {"type": "string"}},
+        },
+    }
+}
 
 
 class KeyOut(BaseModel):
@@ -122,3 +149,32 @@ async def revoke_key(
 ) -> None:
     """Revoke the key: the next request made with it is refused (401)."""
     await keys.do_revoke_key(request.app.state.pool, user.id, merchant_id, key_id)
+
+
+@router.get(
+    "/merchants/{merchant_id}/qr",
+    response_model=QrOut,
+    responses={**QR_IMAGES, **problem_responses(NotFound)},
+)
+def get_qr(
+    merchant: MerchantOfCaller,
+    kind: Annotated[
+        QrFormat,
+        Query(alias="format", description="json (the payload), or the code as png or svg."),
+    ] = QrFormat.json,
+) -> Any:
+    """The merchant's static QR code, for its owner's token or its own API key: payers scan it
+    and type the amount."""
+    # A plain function, so that FastAPI runs it in its thread pool: drawing takes 10-15 ms of
+    # CPU, which the event loop should not wait on.
+    payload = profiles.static_payload(merchant)
+    if kind is QrFormat.json:
+        return {"payload": payload}
+    return Response(qr.image(payload, kind.value), media_type=qr.IMAGE_TYPES[kind.value])
+
+
+@router.get("/merchant", response_model=MerchantOut, dependencies=[Depends(limit_merchant)])
+async def who_am_i(merchant: CurrentMerchant) -> Any:
+    """The merchant whose API key (`Authorization: Bearer sk_...`) signs the request: a
+    merchant's server checks its key with it. Rate-limited per merchant, as every key call."""
+    return profiles.merchant_view(merchant)

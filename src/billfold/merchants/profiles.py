@@ -165,6 +165,21 @@ async def list_merchants(pool: asyncpg.Pool, owner_id: uuid.UUID) -> list[dict[s
     return [merchant_view(Merchant.from_row(row)) for row in rows]
 
 
+def static_payload(merchant: Merchant) -> str:
+    """The text of the merchant's static QR code (EMVCo MPM): who is paid; the payer types the
+    amount. The profile's fields were checked for the code when it was made."""
+    return qr.encode(
+        qr.Payload(
+            merchant.id,
+            merchant.mcc,
+            WALLET_CURRENCY,
+            merchant.country,
+            merchant.name,
+            merchant.city,
+        )
+    )
+
+
 def merchant_view(merchant: Merchant) -> dict[str, Any]:
     return {
         "merchant_id": str(merchant.id),

@@ -438,3 +438,61 @@ def events_bench(
     _report(result, json, *table(result))
     if not result["reconciled"]:
         raise typer.Exit(1)
+
+
+@bench_app.command("merchant")
+def merchant_bench(
+    payers: Annotated[int, typer.Option(help="Wallets that pay the one merchant.")] = 2_000,
+    wallets: Annotated[
+        int, typer.Option(help="Wallets in all: uniform P2P moves among them (payers included).")
+    ] = 100_000,
+    submitters: Annotated[
+        int, typer.Option(help="Concurrent callers, one payment at a time each.")
+    ] = 500,
+    seconds: Annotated[float, typer.Option(help="Length of each phase.")] = 10.0,
+    warmup: Annotated[float, typer.Option(help="Seconds of uniform P2P first, not counted.")] = 5.0,
+    rounds: Annotated[
+        int, typer.Option(help="Rounds of every scenario, the order alternating; medians.")
+    ] = 5,
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only these: uniform, hot, or the diagnostics hot-no-fee and spread; repeat."
+        ),
+    ] = None,
+    part: Annotated[
+        list[str] | None, typer.Option(help="Only these parts: engine; repeat.")
+    ] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Thousands of payers paying one merchant at once against uniform P2P in the same run
+    (target: the hot merchant at >= 0.9 of uniform's throughput)."""
+    from billfold_bench.merchant import DIAGNOSTICS, PARTS, SCENARIOS, run_merchant_bench, table
+
+    parts, scenarios = part or list(PARTS), scenario or SCENARIOS
+    for name, chosen, allowed in (
+        ("--part", parts, list(PARTS)),
+        ("--scenario", scenarios, SCENARIOS + DIAGNOSTICS),
+    ):
+        for value in chosen:
+            if value not in allowed:
+                raise typer.BadParameter(f"{name} '{value}' is not one of {allowed}")
+    if rounds < 1 or submitters < 1 or not 0 < payers <= wallets or wallets < 2:
+        raise typer.BadParameter(
+            "--rounds and --submitters must be at least 1, and 0 < --payers <= --wallets (>= 2)"
+        )
+    options = {
+        "engine": {
+            "wallets": wallets,
+            "payers": payers,
+            "submitters": submitters,
+            "seconds": seconds,
+            "warmup": warmup,
+            "rounds": rounds,
+            "scenarios": scenarios,
+        }
+    }
+    result = _on_stack(run_merchant_bench, parts={name: options[name] for name in parts})
+    _report(result, json, *table(result))
+    if not result["reconciled"]:
+        raise typer.Exit(1)
