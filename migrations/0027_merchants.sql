@@ -91,10 +91,11 @@ CREATE TABLE merchant_payments (
 -- A session is paid by one payment at most.
 CREATE UNIQUE INDEX merchant_payments_session_idx ON merchant_payments (session_id)
     WHERE session_id IS NOT NULL AND status <> 'DECLINED';
--- The merchant's list, newest first, paged by keyset on the ledger's transfer ids (a batch's
+-- The merchant's list, newest first, paged by keyset on (created_at, transfer id) (a batch's
 -- payments share one created_at); a day's settlement report, by when the money moved (a held
 -- payment's when it was decided).
-CREATE INDEX merchant_payments_merchant_idx ON merchant_payments (merchant_id, transfer_id);
+CREATE INDEX merchant_payments_merchant_idx
+    ON merchant_payments (merchant_id, created_at, transfer_id);
 CREATE INDEX merchant_payments_moved_idx ON merchant_payments ((coalesce(decided_at, created_at)))
     WHERE status = 'COMPLETED';
 CREATE INDEX merchant_payments_payer_idx ON merchant_payments (payer_id, created_at);

@@ -202,6 +202,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             merchant_checkout.keep_expiring(pool), name="checkout-sweeper"
         )
         stack.push_async_callback(tasks.stop, expiring)
+        # Refunds reserved by a process that died before moving them (merchants.refunds).
+        resuming = asyncio.create_task(refunds.keep_resuming(pool, ledger), name="refund-resumer")
+        stack.push_async_callback(tasks.stop, resuming)
         app.state.cards = SandboxProcessor(pool) if settings.sandbox_enabled else NoProcessor()
         recovery = asyncio.create_task(
             keep_booking(app.state.funding, app.state.cards), name="funding-recovery"

@@ -18,6 +18,7 @@ resumed by a retry with its key, or by `resume_pending` after STALE_AFTER_S.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,11 +28,12 @@ import asyncpg
 
 from billfold.events import outbox
 from billfold.ledger.engine import Ledger
-from billfold.ledger.errors import IdempotencyKeyReused
+from billfold.ledger.errors import IdempotencyKeyReused, LedgerBusy
 from billfold.merchants.profiles import Merchant, get_merchant, parse_id
 from billfold.platform.currency import format_amount
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.platform.logging import get_logger
+from billfold.platform.tasks import raise_if_cancelling
 from billfold.wallet.money import parse_amount
 from billfold.wallet.users import get_user
 
@@ -296,6 +298,22 @@ async def resume_pending(
             log.info("pending refund refused", refund_id=str(refund.id), code=refused.code)
         moved += 1
     return moved
+
+
+async def keep_resuming(pool: asyncpg.Pool, ledger: Ledger, interval_s: float = 60.0) -> None:
+    """resume_pending every `interval_s`, for as long as the process serves. A refund is moved
+    once whichever processes resume it (its ledger key); a failed round is logged and the next
+    one tries again."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            resumed = await resume_pending(pool, ledger)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, LedgerBusy) as error:
+            raise_if_cancelling()
+            log.warning("pending refunds not resumed", error=str(error))
+            continue
+        if resumed:
+            log.info("pending refunds resumed", count=resumed)
 
 
 async def get_refund(pool: asyncpg.Pool, merchant: Merchant, refund_id: str) -> dict[str, Any]:

@@ -40,12 +40,12 @@ _PAYMENTS = """
 SELECT p.id, p.session_id, p.transfer_id, p.amount_minor, p.fee_minor, p.refunded_minor,
        p.currency, p.status, p.note, p.created_at, p.decided_at, u.username AS payer
   FROM merchant_payments p JOIN users u ON u.id = p.payer_id
- WHERE p.merchant_id = $1 AND p.transfer_id < $2
-   AND ($3::text IS NULL OR p.status = $3)
-   AND ($4::timestamptz IS NULL OR p.created_at >= $4)
-   AND ($5::timestamptz IS NULL OR p.created_at < $5)
- ORDER BY p.transfer_id DESC
- LIMIT $6
+ WHERE p.merchant_id = $1 AND (p.created_at, p.transfer_id) < ($2, $3)
+   AND ($4::text IS NULL OR p.status = $4)
+   AND ($5::timestamptz IS NULL OR p.created_at >= $5)
+   AND ($6::timestamptz IS NULL OR p.created_at < $6)
+ ORDER BY p.created_at DESC, p.transfer_id DESC
+ LIMIT $7
 """
 
 
@@ -74,14 +74,17 @@ async def list_payments(
     pool: asyncpg.Pool, merchant: Merchant, query: PaymentsQuery
 ) -> dict[str, Any]:
     """One page of the merchant's payments, newest first, and the cursor of the next (None on
-    the last). Paged by keyset on the ledger's transfer ids: a payment made while a merchant
-    pages only ever adds rows above the first page."""
+    the last). Paged by keyset on (created_at, transfer id): the ledger's ids break ties within
+    a batch (whose payments share a moment) but are no order in time across processes, which
+    take them in blocks; a payment made while a merchant pages only adds rows above the first
+    page."""
     check_payments_query(query)
-    upper = cursors.decode(CURSOR_TAG, query.cursor) if query.cursor else 2**62
+    before, transfer = _position(query.cursor)
     rows = await pool.fetch(
         _PAYMENTS,
         merchant.id,
-        upper,
+        before,
+        transfer,
         query.status,
         query.start,
         query.end,
@@ -91,8 +94,28 @@ async def list_payments(
     rows = rows[: query.limit]
     return {
         "payments": [_payment_row(row) for row in rows],
-        "next_cursor": cursors.encode(CURSOR_TAG, rows[-1]["transfer_id"]) if more else None,
+        "next_cursor": _cursor(rows[-1]) if more else None,
     }
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_END = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def _cursor(row: asyncpg.Record) -> str:
+    micros = (row["created_at"] - _EPOCH) // ONE_TICK
+    return cursors.encode_pair(CURSOR_TAG, micros, row["transfer_id"])
+
+
+def _position(cursor: str | None) -> tuple[datetime, int]:
+    """The (created_at, transfer id) a cursor names; past everything without one."""
+    if cursor is None:
+        return _END, 2**62
+    micros, transfer = cursors.decode_pair(CURSOR_TAG, cursor)
+    try:
+        return _EPOCH + micros * ONE_TICK, transfer
+    except OverflowError:
+        raise ValidationFailed("cursor is not one this API gave out", field="cursor") from None
 
 
 def _payment_row(row: asyncpg.Record) -> dict[str, Any]:
