@@ -23,6 +23,9 @@ DEMO_PEOPLE = {
     "carol": "+14155550103",
 }
 OPENING_BALANCE_MINOR = 500_00
+# carol's coffee shop, and the key its till signs in with: published, demo data only.
+DEMO_SHOP = {"name": "Carol's Coffee", "mcc": "5814", "city": "San Francisco", "country": "US"}
+DEMO_SHOP_KEY = "sk_demo_carols_coffee_till_0000000000000000000"
 
 
 async def seed(pool: asyncpg.Pool, settings: Settings) -> None:
@@ -49,7 +52,30 @@ async def seed(pool: asyncpg.Pool, settings: Settings) -> None:
             )
     finally:
         await ledger.stop()
+    await _open_shop(pool)
     await _give_past(pool, settings)
+
+
+async def _open_shop(pool: asyncpg.Pool) -> None:
+    """carol's coffee shop, with DEMO_SHOP_KEY, once."""
+    from billfold.merchants.keys import digest
+    from billfold.merchants.profiles import check_create_merchant, do_create_merchant
+
+    carol = await find_user(pool, Handle("username", "carol"))
+    assert carol is not None
+    found = await pool.fetchval(
+        "SELECT id FROM merchants WHERE owner_id = $1 AND name = $2", carol.id, DEMO_SHOP["name"]
+    )
+    if found is None:
+        shop = await do_create_merchant(pool, carol.id, check_create_merchant(**DEMO_SHOP))
+        found = shop.id
+    await pool.execute(
+        """INSERT INTO merchant_api_keys (merchant_id, prefix, secret_hash) VALUES ($1, $2, $3)
+           ON CONFLICT (secret_hash) DO NOTHING""",
+        found,
+        DEMO_SHOP_KEY[:11],
+        digest(DEMO_SHOP_KEY),
+    )
 
 
 async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
@@ -93,16 +119,35 @@ WALKTHROUGH = r"""    B=<base>
     curl -s "${H[@]}" -H "Idempotency-Key: dana-2" $B/api/v1/transfers \
       -d "{\"sender_id\": \"$ME\", \"recipient\": \"@bob\", \"amount\": \"20.00\"}" | J status
 """
+# Then carol's coffee shop: dana pays its printed QR code, then a checkout session its till
+# opens (with the shop's demo key); the shop refunds part of it and lists its sales.
+SHOP_WALKTHROUGH = r"""    K=(-H "Authorization: Bearer <key>" -H "Content-Type: application/json")
+    SHOP=$(curl -s "${K[@]}" $B/api/v1/merchant | J merchant_id)
+    curl -s "${K[@]}" "$B/api/v1/merchants/$SHOP/qr?format=png" -o shop-qr.png
+    QR=$(curl -s "${K[@]}" $B/api/v1/merchants/$SHOP/qr | J payload)
+    curl -s "${H[@]}" -H "Idempotency-Key: dana-3" $B/api/v1/payments \
+      -d "{\"qr_payload\": \"$QR\", \"amount\": \"4.50\"}" | J status
+    SESSION=$(curl -s "${K[@]}" -H "Idempotency-Key: order-1" $B/api/v1/checkout/sessions \
+      -d '{"amount": "12.00", "reference": "order 1"}' | J session_id)
+    PAID=$(curl -s "${H[@]}" -H "Idempotency-Key: dana-4" $B/api/v1/payments \
+      -d "{\"session_id\": \"$SESSION\"}" | J payment_id)
+    curl -s "${K[@]}" -H "Idempotency-Key: refund-1" $B/api/v1/payments/$PAID/refunds \
+      -d '{"amount": "2.00", "reason": "no oat milk"}' | J status
+    curl -s "${K[@]}" $B/api/v1/merchants/$SHOP/payments
+"""
 
 
 def banner(base: str) -> str:
     """What `billfold demo` prints: where to look, and a new user's first minutes (WALKTHROUGH)."""
     walkthrough = WALKTHROUGH.replace("<base>", base)
+    shop = SHOP_WALKTHROUGH.replace("<key>", DEMO_SHOP_KEY)
     return f"""
 Billfold demo: alice, bob and carol each hold $500.00 (password: {DEMO_PASSWORD}).
   API docs:    {base}/docs
   a new user, in bash: sign up, store the sandbox's test card, add $100, pay bob $20
-{walkthrough}  alice:       curl -s -d username=alice -d password={DEMO_PASSWORD} \\
+{walkthrough}  a shop:      dana pays carol's coffee shop, whose till signs in with its key
+{shop}  the day's sales: .venv/bin/billfold merchants settlement --date $(date -u +%F) --out sales.csv
+  alice:       curl -s -d username=alice -d password={DEMO_PASSWORD} \\
                  {base}/api/v1/auth/token
   bank and ACH: POST /api/v1/bank-accounts, then /verify, /wallet/add-funds, /wallet/cash-out
                and /api/v1/sandbox/ach/<transfer_id>/settle (see /docs and docs/funding.md)

@@ -35,7 +35,8 @@ def is_merchant_secret(token: str) -> bool:
     return token.startswith(PREFIX)
 
 
-def _digest(secret: str) -> bytes:
+def digest(secret: str) -> bytes:
+    """What the table keeps of a key's secret."""
     return hashlib.sha256(secret.encode()).digest()
 
 
@@ -60,7 +61,7 @@ async def do_create_key(
                VALUES ($1, $2, $3) RETURNING id, prefix, created_at, last_used_at, revoked_at""",
             merchant.id,
             secret[: len(PREFIX) + SHOWN_CHARS],
-            _digest(secret),
+            digest(secret),
         )
     assert row is not None
     return {**key_view(row), "secret": secret}
@@ -105,7 +106,7 @@ async def authenticate(pool: asyncpg.Pool, secret: str) -> Merchant:
                    OR k.last_used_at < now() - make_interval(secs => $2) AS stale
               FROM merchant_api_keys k JOIN merchants m ON m.id = k.merchant_id
              WHERE k.secret_hash = $1 AND k.revoked_at IS NULL""",
-        _digest(secret),
+        digest(secret),
         USED_EVERY_S,
     )
     if row is None:
