@@ -248,7 +248,9 @@ async def test_a_payment_held_for_review_and_rejected_opens_the_session_again(
     payment = held.json()
     assert payment["status"] == "PENDING_REVIEW"
     queued = [r for r in await reviews(client, analyst) if r["review_id"] == payment["transfer_id"]]
-    assert [(r["sender_id"], r["recipient_id"]) for r in queued] == [(payer.user_id, owner.user_id)]
+    assert [(r["type"], r["sender_id"], r["recipient_id"]) for r in queued] == [
+        ("merchant_payment", payer.user_id, owner.user_id)
+    ]
     rejected = await decide(client, analyst, payment["transfer_id"], "reject")
     assert rejected.status_code == 200, rejected.text
     assert rejected.json()["status"] == "DECLINED"

@@ -98,7 +98,8 @@ async def user_audit(request: Request, subject_id: UuidPath, operator: AdminUser
 class ReviewOut(BaseModel):
     review_id: str
     type: str = Field(
-        description="p2p, add_funds or cash_out; frozen_user: a user the risk engine froze "
+        description="p2p, merchant_payment (recipient: the merchant's owner), add_funds, "
+        "cash_out or payout; frozen_user: a user the risk engine froze "
         "(review_id user:<id>; approve unfreezes, reject keeps the freeze)"
     )
     sender_id: str = Field(description="The user moving the money (or frozen).")

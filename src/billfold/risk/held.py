@@ -202,7 +202,7 @@ async def review_queue(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, A
     assessed activity."""
     rows = await pool.fetch(
         f"""SELECT h.hold_id, h.sender_id, h.recipient_id, h.amount_minor, h.created_at,
-                  a.score, a.reasons, {_RECENT.replace("$user", "h.sender_id")} AS recent
+                  a.kind, a.score, a.reasons, {_RECENT.replace("$user", "h.sender_id")} AS recent
              FROM held_transfers h JOIN risk_assessments a ON a.id = h.assessment_id
             WHERE h.status = 'PENDING_REVIEW'
             ORDER BY h.created_at
@@ -212,7 +212,7 @@ async def review_queue(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, A
     return [
         {
             "review_id": str(r["hold_id"]),
-            "type": "p2p",
+            "type": r["kind"],  # p2p or merchant_payment: what was assessed
             "sender_id": str(r["sender_id"]),
             "recipient_id": str(r["recipient_id"]),
             "amount_minor": r["amount_minor"],
