@@ -240,6 +240,7 @@ async def test_a_merchants_day_over_http(
     assert {problem(a) for a in answers if a.status_code == 409} == {(409, "session_not_open")}
     [winner] = [r for r, a in zip(racers, answers, strict=True) if a.status_code == 201]
     [race_payment] = [a.json() for a in answers if a.status_code == 201]
+    assert (race_payment["amount"], race_payment["session_id"]) == ("7.00", race["session_id"])
     books.paid(winner, 7_00)
     await books.check(shop, payers)
     race_told = [k for k, _ in await told(app, session_id=race["session_id"])]
@@ -479,5 +480,13 @@ async def test_a_merchants_day_over_http(
     assert named.count(("merchant_payment", "in", winner.username)) == 1
     assert named.count(("refund", "out", cathy.username)) == 4
     assert named.count(("refund", "out", dan.username)) == 2
+    paid_out = await client.get(
+        f"/api/v1/merchants/{merchant_id}/transactions",
+        params={"type": "payout"},
+        headers=owner.auth,
+    )
+    assert paid_out.status_code == 200, paid_out.text
+    assert sorted((r["id"], r["amount"], r["status"]) for r in paid_out.json()["transactions"]) == (
+        sorted((p["payout_id"], p["amount"], "COMPLETED") for p in payouts)
+    )
     await books.check(shop, payers)
-    assert race_payment["amount"] == "7.00"
