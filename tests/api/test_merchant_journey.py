@@ -261,7 +261,9 @@ async def test_a_merchants_day_over_http(
         "UPDATE checkout_sessions SET expires_at = now() - interval '1 second' WHERE id = $1",
         uuid.UUID(expiring["session_id"]),
     )
-    read = await client.get(f"/api/v1/checkout/sessions/{expiring['session_id']}", headers=shop.auth)
+    read = await client.get(
+        f"/api/v1/checkout/sessions/{expiring['session_id']}", headers=shop.auth
+    )
     assert read.json()["status"] == "expired", read.text
     too_late = await pay(client, late, qr_payload=expiring["qr_payload"])
     assert problem(too_late) == (409, "session_not_open")
@@ -377,8 +379,7 @@ async def test_a_merchants_day_over_http(
         if batch.sec_code == "CCD"
     }
     assert credits == {
-        uuid.UUID(p["payout_id"]).hex[:15].upper(): ("CCD", 22, minor(p["amount"]))
-        for p in payouts
+        uuid.UUID(p["payout_id"]).hex[:15].upper(): ("CCD", 22, minor(p["amount"])) for p in payouts
     }
     # The sandbox bank settles them: the merchant account is paid out.
     for payout in payouts:
@@ -462,8 +463,11 @@ async def test_a_merchants_day_over_http(
 
     # --- both sides' histories name each other --------------------------------------------------
     theirs = await client.get(f"/api/v1/wallet/{cathy.user_id}/transactions", headers=cathy.auth)
-    rows_of_cathy = {(r["type"], r["direction"], r["amount"], r["counterparty"]) for r in
-                     theirs.json()["transactions"] if r["type"] != "add_funds"}  # fmt: skip
+    rows_of_cathy = {
+        (r["type"], r["direction"], r["amount"], r["counterparty"])
+        for r in theirs.json()["transactions"]
+        if r["type"] != "add_funds"
+    }
     assert rows_of_cathy == {
         ("merchant_payment", "out", "120.00", BUSINESS["name"]),
         ("refund", "in", "25.00", BUSINESS["name"]),
