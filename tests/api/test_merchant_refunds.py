@@ -127,6 +127,17 @@ async def test_the_fee_is_not_refunded_and_a_refund_needs_the_money(
     refused = await refund(client, shop, paid, key=key)
     assert refused.status_code == 422, refused.text
     assert refused.json()["code"] == "insufficient_funds"
+    # In the merchant's terms: never the ledger's account id or raw minor units.
+    available = f"{net // 100}.{net % 100:02d}"
+    assert refused.json()["detail"] == (
+        f"the merchant account's available balance is {available} USD; the refund needs 10.00 USD"
+    )
+    assert {k: refused.json()[k] for k in ("available", "needed", "currency")} == {
+        "available": available,
+        "needed": "10.00",
+        "currency": "USD",
+    }
+    assert "account_id" not in refused.json() and "available_minor" not in refused.json()
     assert await balance(app, shop) == net
     row = await app.state.pool.fetchrow(
         "SELECT refunded_minor FROM merchant_payments WHERE id = $1", uuid.UUID(paid)
@@ -134,7 +145,8 @@ async def test_the_fee_is_not_refunded_and_a_refund_needs_the_money(
     assert row["refunded_minor"] == 0
     replayed = await refund(client, shop, paid, key=key)
     assert replayed.status_code == 422
-    assert replayed.json()["code"] == "insufficient_funds"
+    assert replayed.json() == refused.json()
+    assert replayed.headers["Idempotent-Replayed"] == "true"
 
     await pay(app, client, payer, shop, "5.00")
     done = await refund(client, shop, paid)

@@ -221,6 +221,8 @@ async def test_a_key_is_not_a_persons_token(
     for path in ("/api/v1/merchants", f"/api/v1/merchants/{merchant_id}", "/api/v1/users/me"):
         refused = await client.get(path, headers=key_auth(secret))
         assert problem(refused) == (401, "unauthenticated"), path
+        # Told which credential the endpoint takes, not that the key is a bad token.
+        assert "not a merchant key" in refused.json()["detail"], path
 
 
 async def test_keys_are_rate_limited_per_merchant_as_people_are(

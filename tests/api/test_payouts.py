@@ -106,6 +106,17 @@ async def test_a_payout_is_202_pending_answered_again_listed_and_settled(
     assert one.json()["status"] == "COMPLETED"
     transfer = await client.get(f"/api/v1/transfers/{payout['payout_id']}", headers=owner.auth)
     assert (transfer.json()["type"], transfer.json()["status"]) == ("payout", "COMPLETED")
+    history = await client.get(
+        f"/api/v1/merchants/{merchant['merchant_id']}/transactions",
+        params={"type": "payout"},
+        headers=owner.auth,
+    )
+    assert history.status_code == 200, history.text
+    rows = history.json()["transactions"]
+    assert [(r["id"], r["type"], r["amount"], r["status"]) for r in rows] == [
+        (payout["payout_id"], "payout", "12.50", "COMPLETED"),  # newest: settled after
+        (second.json()["payout_id"], "payout", "2.00", "PENDING"),
+    ]
 
 
 async def test_a_payout_over_the_merchants_balance_is_422_and_moves_nothing(

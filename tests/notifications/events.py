@@ -154,6 +154,22 @@ def endpoint_disabled(user: str, url: str = "https://hooks.example.com/billfold"
     return cloudevent("webhook.endpoint.disabled", f"webhook-endpoint/{endpoint_id}", data)
 
 
+def refund_completed(payer: str, owner: str, merchant_name: str = "Corner Bakery") -> CloudEvent:
+    refund_id = str(uuid.uuid4())
+    data = {
+        "refund_id": refund_id,
+        "payment_id": str(uuid.uuid4()),
+        "merchant_id": str(uuid.uuid4()),
+        "merchant_name": merchant_name,
+        "owner_id": owner,
+        "payer_id": payer,
+        "amount": "4.00",
+        "currency": "USD",
+        "reason": "call 555-0100 for your prize",
+    }
+    return cloudevent("refund.completed", f"refund/{refund_id}", data)
+
+
 def every_kind(user: str, other: str) -> list[CloudEvent]:
     """One event of each type the notifications tell, `user` told and `other` the
     counterparty; between them every template is used."""
@@ -176,6 +192,7 @@ def every_kind(user: str, other: str) -> list[CloudEvent]:
         payout("paid", user),
         payout("returned", user, "R03"),
         payout("declined", user, "not_found"),
+        refund_completed(user, other),
         card_chargeback(user),
         user_event("frozen", user),
         user_event("unfrozen", user),

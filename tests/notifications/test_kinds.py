@@ -25,7 +25,8 @@ def test_each_event_tells_its_person_a_rendered_message(event: events.CloudEvent
     assert notice.about == event["subject"]
     text = texts.render(notice.kind, notice.values)
     assert text.subject and text.body
-    for name in ("amount", "counterparty", "reason", "what", "source", "outstanding", "url"):
+    names = ("amount", "counterparty", "reason", "what", "source", "outstanding", "url", "merchant")
+    for name in names:
         assert f"${name}" not in text.subject + text.body
 
 
@@ -77,6 +78,22 @@ def test_money_received_is_told_for_person_to_person_moves_only() -> None:
     assert notices_of(events.transfer_completed(OTHER, USER, code="reversal")) == []
     assert notices_of(events.transfer_completed(OTHER, None)) == []
     assert notices_of(events.transfer_completed(USER, USER)) == []
+
+
+def test_a_refund_is_told_to_its_payer_naming_the_merchant() -> None:
+    """refund.completed tells the payer which merchant gave back how much (not "someone", as the
+    ledger's transfer.completed of the refund would: its debit is no person's wallet), and not
+    the merchant's own reason; the transfer.completed of a refund tells nobody."""
+    [notice] = notices_of(events.refund_completed(USER, OTHER, "Lovelace Coffee"))
+    assert (notice.kind, notice.user_id, notice.category) == (
+        "refund_received",
+        uuid.UUID(USER),
+        kinds.MONEY_RECEIVED,
+    )
+    text = texts.render(notice.kind, notice.values)
+    assert text.subject == "Lovelace Coffee refunded you $4.00"
+    assert "prize" not in text.subject + text.body
+    assert notices_of(events.transfer_completed(None, USER, code="refund")) == []
 
 
 def test_a_cash_out_is_told_by_its_own_events_not_funding_ones() -> None:

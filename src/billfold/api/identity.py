@@ -39,6 +39,8 @@ def bearer_user_id(request: Request, scheme: str, token: str) -> uuid.UUID:
     """The user id a bearer token names; 401 for any other scheme, no token, or a bad one."""
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("this endpoint needs an 'Authorization: Bearer' token")
+    if is_merchant_secret(token):
+        raise Unauthenticated("this endpoint needs a person's access token, not a merchant key")
     return token_reader(request).read(token)
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +30,7 @@ import asyncpg
 
 from billfold.events import outbox
 from billfold.ledger.engine import Ledger
-from billfold.ledger.errors import IdempotencyKeyReused, LedgerBusy
+from billfold.ledger.errors import IdempotencyKeyReused, InsufficientFunds, LedgerBusy
 from billfold.merchants.profiles import Merchant, get_merchant, parse_id
 from billfold.platform.currency import format_amount
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
@@ -248,32 +250,55 @@ async def _move(pool: asyncpg.Pool, ledger: Ledger, merchant: Merchant, refund: 
     payer = await get_user(pool, payer_id)
     client = ledger_client(merchant.id)
     told = refund_completed(merchant, refund, payer_id)
-    await ledger.move(
-        client,
-        refund.idempotency_key,
-        debit_account_id=merchant.account_id,
-        credit_account_id=payer.account_id,
-        amount_minor=refund.amount_minor,
-        currency=refund.currency,
-        code=REFUND,
-        metadata={
-            "refund_id": str(refund.id),
-            "payment_id": str(refund.payment_id),
-            "merchant_id": str(merchant.id),
-            "merchant_name": merchant.name,
-            "payer_id": str(payer_id),
-            **({"reason": refund.reason} if refund.reason else {}),
-        },
-        rows=(
-            (COMPLETE_NAME, (str(refund.id), client, refund.idempotency_key)),
-            outbox.with_command(told),
-        ),
-    )
+    with in_merchant_terms(merchant.account_id, refund.amount_minor, refund.currency):
+        await ledger.move(
+            client,
+            refund.idempotency_key,
+            debit_account_id=merchant.account_id,
+            credit_account_id=payer.account_id,
+            amount_minor=refund.amount_minor,
+            currency=refund.currency,
+            code=REFUND,
+            metadata={
+                "refund_id": str(refund.id),
+                "payment_id": str(refund.payment_id),
+                "merchant_id": str(merchant.id),
+                "merchant_name": merchant.name,
+                "payer_id": str(payer_id),
+                **({"reason": refund.reason} if refund.reason else {}),
+            },
+            rows=(
+                (COMPLETE_NAME, (str(refund.id), client, refund.idempotency_key)),
+                outbox.with_command(told),
+            ),
+        )
     row = await pool.fetchrow(
         f"SELECT {_REFUND_COLUMNS} FROM merchant_refunds WHERE id = $1", refund.id
     )
     assert row is not None
     return Refund.from_row(row)
+
+
+@contextmanager
+def in_merchant_terms(account_id: int, amount_minor: int, currency: str) -> Iterator[None]:
+    """The ledger's refusal of a refund for want of money (a replay of it too), said to the
+    merchant: its account's available balance and the refund's amount, never the ledger's
+    account id or raw minor units (as wallet.refusals says a person's)."""
+    try:
+        yield
+    except InsufficientFunds as error:
+        if error.fields.get("account_id") != account_id:
+            raise
+        available = format_amount(int(error.fields.get("available_minor", 0)), currency)
+        needed = format_amount(amount_minor, currency)
+        said = InsufficientFunds(
+            f"the merchant account's available balance is {available} {currency}; the refund"
+            f" needs {needed} {currency}",
+            available=available,
+            needed=needed,
+            currency=currency,
+        )
+        raise said.replaying(error) from None
 
 
 async def resume_pending(

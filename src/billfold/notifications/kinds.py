@@ -47,8 +47,9 @@ CATEGORIES = {c.name: c for c in (MONEY_RECEIVED, TRANSFERS, FUNDING, ACCOUNT, D
 
 # The transfer codes whose recipient is told of the money: one person paying another. Money
 # moved by the system (add-funds, micro-deposits, reversals, a debt's clawback and repayment)
-# is told by the event of its own movement, if at all.
-RECEIVED_CODES = frozenset({"p2p", "refund", "merchant_payment"})
+# is told by the event of its own movement, if at all; a merchant's refund by
+# `refund.completed`, which names the merchant (its account is no person's wallet).
+RECEIVED_CODES = frozenset({"p2p"})
 _TYPE = re.compile(r"^billfold\.([a-z_.]+)\.v([0-9]+)$")
 _AMOUNT = re.compile(r"^-?[0-9]{1,18}(\.[0-9]{1,4})?$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -124,6 +125,20 @@ def _transfer_completed(base: _Base, data: Mapping[str, Any]) -> list[Notice]:
         return []
     values = {"amount": _money(data), "counterparty": "someone"}
     return [base.notice(to_user, "money_received", MONEY_RECEIVED, values, from_user)]
+
+
+def _refund_completed(base: _Base, data: Mapping[str, Any]) -> list[Notice]:
+    """The payer is told, the merchant named (its name is printable ASCII: merchants.qr). The
+    merchant's own reason is not told: it is the merchant's text, not ours to mail."""
+    merchant = _text(data.get("merchant_name"))
+    if not merchant:
+        raise Malformed("refund.completed has no merchant_name")
+    values = {"amount": _money(data), "merchant": merchant}
+    return [
+        base.notice(
+            _uuid(data.get("payer_id"), "payer_id"), "refund_received", MONEY_RECEIVED, values
+        )
+    ]
 
 
 def _transfer_held(base: _Base, data: Mapping[str, Any]) -> list[Notice]:
@@ -265,6 +280,7 @@ READERS: dict[str, Callable[[_Base, Mapping[str, Any]], list[Notice]]] = {
     "debt.opened": lambda base, data: _debt(base, data, opened=True),
     "debt.recovered": lambda base, data: _debt(base, data, opened=False),
     "webhook.endpoint.disabled": _endpoint_disabled,
+    "refund.completed": _refund_completed,
 }
 
 

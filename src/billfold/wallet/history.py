@@ -30,7 +30,18 @@ from billfold.wallet.handles import parse_handle
 from billfold.wallet.transfers import public_id
 from billfold.wallet.users import User, find_user
 
-TYPES = ("p2p", "add_funds", "cash_out", "merchant_payment", "refund", "reversal", "fee")
+# The ledger codes a history filters by (`type`): a wallet's, and a merchant account's
+# (merchants.sales), whose money leaves as payouts.
+TYPES = (
+    "p2p",
+    "add_funds",
+    "cash_out",
+    "merchant_payment",
+    "refund",
+    "payout",
+    "reversal",
+    "fee",
+)
 STATUSES = ("COMPLETED", "PENDING", "CANCELLED")
 MAX_LIMIT = 200
 MAX_QUERY_LENGTH = 100
