@@ -230,11 +230,13 @@ def events_figures(
 
 @merchants_app.command("settlement")
 def merchants_settlement(
-    day: Annotated[
-        datetime,
-        typer.Option("--date", formats=["%Y-%m-%d"], help="The day (UTC) to report."),
-    ],
     out: Annotated[Path, typer.Option(help="Where to write the CSV report.")],
+    day: Annotated[
+        datetime | None,
+        typer.Option(
+            "--date", formats=["%Y-%m-%d"], help="The day (UTC) to report; today by default."
+        ),
+    ] = None,
 ) -> None:
     """Write a day's settlement report as CSV: each payment completed and each refund made
     that day, by merchant (gross, fee, net), then each merchant's totals."""
@@ -242,7 +244,8 @@ def merchants_settlement(
 
     settings = _load_settings()
     try:
-        totals = asyncio.run(settlement(settings, day.date(), out))
+        wanted = day.date() if day else datetime.now(UTC).date()
+        totals = asyncio.run(settlement(settings, wanted, out))
     except _environment_errors() as error:
         _fail(f"cannot write the report: {_describe(error)}")
     print(

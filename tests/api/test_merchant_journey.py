@@ -413,7 +413,7 @@ async def test_a_merchants_day_over_http(
     assert [line["type"] for line in lines].count("payment") == 3
     assert [line["type"] for line in lines].count("refund") == 6
     [total] = [line for line in lines if line["type"] == "total"]
-    assert total["id"] == "3 payments, 6 refunds"
+    assert total["id"] == "payments: 3; refunds: 6"
     assert (minor(total["gross"]), minor(total["fee"]), minor(total["net"])) == (
         167_00 - 140_00,
         books.fees,

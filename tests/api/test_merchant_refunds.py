@@ -358,6 +358,9 @@ async def test_the_days_settlement_report(
     )
     assert done.returncode == 0, done.stderr
     assert by_hand.read_text() == out.read_text()
+    today = billfold(app.state.settings, "merchants", "settlement", "--out", str(by_hand))
+    assert today.returncode == 0, today.stderr
+    assert by_hand.read_text() == out.read_text()  # today by default
     bad = billfold(
         app.state.settings, "merchants", "settlement", "--date", "06/12/2026", "--out", "x"
     )

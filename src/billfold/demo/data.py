@@ -146,8 +146,7 @@ Billfold demo: alice, bob and carol each hold $500.00 (password: {DEMO_PASSWORD}
   API docs:    {base}/docs
   a new user, in bash: sign up, store the sandbox's test card, add $100, pay bob $20
 {walkthrough}  a shop:      dana pays carol's coffee shop, whose till signs in with its key
-{shop}  the day's sales: .venv/bin/billfold merchants settlement --date $(date -u +%F) \\
-                 --out sales.csv
+{shop}  the day's sales: .venv/bin/billfold merchants settlement --out sales.csv
   alice:       curl -s -d username=alice -d password={DEMO_PASSWORD} \\
                  {base}/api/v1/auth/token
   bank and ACH: POST /api/v1/bank-accounts, then /verify, /wallet/add-funds, /wallet/cash-out

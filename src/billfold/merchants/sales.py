@@ -59,7 +59,7 @@ class PaymentsQuery:
 
 
 def check_payments_query(query: PaymentsQuery) -> None:
-    if query.status is not None and query.status not in PAYMENT_STATUSES:
+    if query.status is not None and query.status.upper() not in PAYMENT_STATUSES:
         raise ValidationFailed(
             f"status '{query.status[:40]}' is not one of {', '.join(PAYMENT_STATUSES)}",
             field="status",
@@ -85,7 +85,7 @@ async def list_payments(
         merchant.id,
         before,
         transfer,
-        query.status,
+        query.status.upper() if query.status else None,
         query.start,
         query.end,
         query.limit + 1,
@@ -233,7 +233,7 @@ def _total_lines(totals: dict[tuple[uuid.UUID, str, str], Totals]) -> Iterator[l
             str(merchant),
             _cell(name),
             "total",
-            f"{total.payments} payments, {total.refunds} refunds",
+            f"payments: {total.payments}; refunds: {total.refunds}",
             "",
             "",
             currency,
