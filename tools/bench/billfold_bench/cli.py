@@ -472,6 +472,13 @@ def merchant_bench(
     ] = 10.0,
     rate: Annotated[int, typer.Option(help="HTTP part: requests/s of the steady phases.")] = 1_000,
     workers: Annotated[int, typer.Option(help="HTTP part: server worker processes.")] = 2,
+    in_flight_max: Annotated[
+        int,
+        typer.Option(
+            help="HTTP part: the server's BILLFOLD_REQUESTS_IN_FLIGHT_MAX (0: no bound; the "
+            "connections bound what is in flight)."
+        ),
+    ] = 0,
     part: Annotated[
         list[str] | None, typer.Option(help="Only these parts: engine, http; repeat.")
     ] = None,
@@ -490,10 +497,14 @@ def merchant_bench(
         for value in chosen:
             if value not in allowed:
                 raise typer.BadParameter(f"{name} '{value}' is not one of {allowed}")
-    if min(rounds, submitters, clients, rate, workers) < 1 or not 1 < payers <= wallets:
+    if (
+        min(rounds, submitters, clients, rate, workers) < 1
+        or in_flight_max < 0
+        or not 1 < payers <= wallets
+    ):
         raise typer.BadParameter(
-            "--rounds, --submitters, --clients, --rate and --workers must be at least 1, and "
-            "1 < --payers <= --wallets"
+            "--rounds, --submitters, --clients, --rate and --workers must be at least 1, "
+            "--in-flight-max at least 0, and 1 < --payers <= --wallets"
         )
     options = {
         "engine": {
@@ -513,6 +524,7 @@ def merchant_bench(
             "rounds": rounds,
             "rate": rate,
             "workers": workers,
+            "in_flight_max": in_flight_max,
         },
     }
     result = _on_stack(run_merchant_bench, parts={name: options[name] for name in parts})

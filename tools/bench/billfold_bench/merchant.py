@@ -31,8 +31,9 @@ Each part is a function of PARTS, run in turn on the same stack:
   phase of each at a steady `rate` per second (open loop: latency counts from when a request
   was due), the order within a round alternating. Medians of the rounds; the ratio hot /
   uniform of the flat-out phases, round by round. Every answer but a 201 is counted (a 5xx
-  fails the run); afterwards the merchant account must hold the sum of (amount - fee) of the
-  payments answered 201, fee revenue their fees, and the ledger must reconcile.
+  fails the run, but a 503 `overloaded` under a bound asked for: in_flight_max); afterwards
+  the merchant account must hold the sum of (amount - fee) of the payments answered 201, fee
+  revenue their fees, and the ledger must reconcile.
 
 The command hands each part its own options.
 """
@@ -253,17 +254,34 @@ async def run_http_part(
     rounds: int,
     rate: int,
     workers: int,
+    in_flight_max: int = 0,
 ) -> dict[str, Any]:
-    """The HTTP part (module docstring)."""
+    """The HTTP part (module docstring). `in_flight_max`: the server's
+    BILLFOLD_REQUESTS_IN_FLIGHT_MAX; by default no bound, as the generator's `clients`
+    connections bound what is in flight (with 128 of them split unevenly over two workers, the
+    shipped bound of 64 a worker shed some of the flat-out phases' requests, each client then
+    waiting a second: what shedding costs is `bench api`'s overload phase's to measure)."""
     paid = Paid(settings.merchant_fee_bps, settings.merchant_fee_fixed_minor)
-    # The server's fee is the one the answers are checked at, whatever its environment says.
-    fees = {
+    server_settings = {
+        # The server's fee is the one the answers are checked at, whatever its environment says.
         "BILLFOLD_MERCHANT_FEE_BPS": str(paid.fee_bps),
         "BILLFOLD_MERCHANT_FEE_FIXED_MINOR": str(paid.fee_fixed_minor),
+        "BILLFOLD_REQUESTS_IN_FLIGHT_MAX": str(in_flight_max),
     }
     flat: dict[str, list[dict[str, Any]]] = {name: [] for name in SCENARIOS}
     steady: dict[str, list[dict[str, Any]]] = {name: [] for name in SCENARIOS}
     statuses: dict[str, dict[str, int]] = {name: {} for name in SCENARIOS}
+    # The 5xx answers by status and problem code: any but a 503 `overloaded` (shed under a
+    # bound, nothing done) fails the run.
+    failed: dict[str, int] = {}
+
+    def answered(name: str, status: int, body: bytes) -> None:
+        if status >= 500:
+            label = f"{status} {_problem_code(body)}"
+            failed[label] = failed.get(label, 0) + 1
+        if name == "hot":
+            paid.answered(status, body)
+
     async with scratch_database(dsn) as database_url:
         pool = await migrated_pool(database_url, settings)
         try:
@@ -281,7 +299,7 @@ async def run_http_part(
                     qr_payload=static_payload(merchant),
                 ),
             }
-            async with running_server(database_url, redis_url, key, workers, fees) as (
+            async with running_server(database_url, redis_url, key, workers, server_settings) as (
                 port,
                 server,
             ):
@@ -299,7 +317,7 @@ async def run_http_part(
                         rate=at,
                         server=server.pid,
                         send=sends[name],
-                        answered=paid.answered if name == "hot" else None,
+                        answered=functools.partial(answered, name),
                     )
                     after = await risk_scrape(port, kind, route)
                     figures["in_server"] = quantiles(before.served, after.served, "requests")
@@ -370,9 +388,9 @@ async def run_http_part(
         "runs": {"flat_out": flat, f"steady_{rate}": steady},
         "statuses": statuses,
         "not_201": not_made,
-        "server_errors": sum(
-            n for counted in statuses.values() for s, n in counted.items() if s.startswith("5")
-        ),
+        "answers_5xx": failed,
+        "shed": failed.get("503 overloaded", 0),
+        "server_errors": sum(n for label, n in failed.items() if label != "503 overloaded"),
         "money": money,
         "money_adds_up": (
             money["payments_answered_201"] == money["payments_stored"]
@@ -381,6 +399,15 @@ async def run_http_part(
         ),
         "reconciled": report.ok,
     }
+
+
+def _problem_code(body: bytes) -> str:
+    try:
+        problem = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "(no problem)"
+    code = problem.get("code") if isinstance(problem, dict) else None
+    return code if isinstance(code, str) else "(no code)"
 
 
 async def _open_merchant(pool: asyncpg.Pool, owner: str) -> Merchant:
@@ -596,7 +623,7 @@ def table(result: dict[str, Any]) -> list[str]:
             f"{'met' if http['p99_met'] else 'NOT met'}"
         )
         lines.append(
-            f"  not 201: {http['not_201']}; the merchant's money "
+            f"  not 201: {http['not_201']}; 5xx: {http['answers_5xx']}; the merchant's money "
             f"{'adds up' if http['money_adds_up'] else 'DOES NOT ADD UP'}: {http['money']}"
         )
     return lines
