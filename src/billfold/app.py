@@ -70,7 +70,7 @@ from billfold.webhooks.service import Webhooks
 
 log = get_logger("billfold.app")
 # The endpoints served past the router (api.direct.HotRoutes): most of the traffic.
-HOT_ENDPOINTS = (wallet.send_money,)
+HOT_ENDPOINTS = (wallet.send_money, payments.make_payment)
 
 
 def create_app(settings: Settings) -> FastAPI:

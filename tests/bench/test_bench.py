@@ -74,6 +74,49 @@ async def test_merchant_bench_pays_one_merchant_against_uniform_p2p(settings: Se
     assert merchant_table(result)[-1].startswith("  hot / uniform = ")
 
 
+async def test_merchant_bench_over_http_pays_one_merchant_and_its_money_adds_up(
+    settings: Settings,
+) -> None:
+    """The HTTP part: each load flat out and at a steady rate every round, every request
+    answered 201; the payments the server answered are the merchant's, and its account holds
+    their prices less their fees, fee revenue the fees; a ratio per round."""
+    assert settings.database_url and settings.redis_url
+    result = await run_merchant_bench(
+        settings,
+        settings.database_url,
+        settings.redis_url,
+        parts={
+            "http": {
+                "payers": 30,
+                "clients": 4,
+                "seconds": 1.0,
+                "warmup": 0.3,
+                "rounds": 2,
+                "rate": 20,
+                "workers": 1,
+            }
+        },
+    )
+    http = result["http"]
+    assert result["parts"] == ["http"] and result["reconciled"] and http["reconciled"]
+    assert set(http["runs"]) == {"flat_out", "steady_20"}
+    for phases in http["runs"].values():
+        assert {name: len(rows) for name, rows in phases.items()} == {"uniform": 2, "hot": 2}
+        assert all(p["transfers_per_s"] > 0 for rows in phases.values() for p in rows)
+    assert http["not_201"] == {"uniform": {}, "hot": {}}
+    assert http["answers_5xx"] == {} and http["server_errors"] == 0
+    money = http["money"]
+    assert money["payments_answered_201"] == http["statuses"]["hot"]["201"] > 0
+    assert money["payments_stored"] == money["payments_answered_201"]
+    assert money["merchant_minor"] == money["merchant_expected_minor"] > 0
+    assert money["fee_revenue_minor"] == money["fee_revenue_expected_minor"] > 0
+    assert http["money_adds_up"]
+    assert len(http["ratios"]) == 2 and http["ratio"] == pytest.approx(sum(http["ratios"]) / 2)
+    shown = merchant_table(result)
+    assert shown[0].startswith("over HTTP, medians of 2 rounds")
+    assert any(line.startswith("  hot / uniform = ") for line in shown)
+
+
 async def test_history_bench_reads_pages_in_process_and_over_http(settings: Settings) -> None:
     assert settings.database_url and settings.redis_url
     result = await run_history_bench(

@@ -56,6 +56,8 @@ IDEMPOTENCY_KEY = (
 IdempotencyKeyHeader = Annotated[
     str | None, Header(max_length=IDEMPOTENCY_KEY_MAX, description=IDEMPOTENCY_KEY)
 ]
+# The same header as an endpoint that reads its request through api.direct documents it.
+IDEMPOTENCY_HEADER = ("idempotency-key", IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY)
 
 # --- bodies ------------------------------------------------------------------------------------
 

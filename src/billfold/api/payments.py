@@ -5,24 +5,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
+from billfold.api import direct
 from billfold.api.fields import (
     ID_MAX,
+    IDEMPOTENCY_HEADER,
     UUID,
     Amount,
-    IdempotencyKeyHeader,
     IdempotencyKeyIn,
     Note,
     UuidPath,
 )
-from billfold.api.identity import CurrentUser, PersonOrMerchant
+from billfold.api.identity import PersonOrMerchant, current_user
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_money
 from billfold.api.problems import problem_responses
-from billfold.api.signals import RequestOrigin, risk_gate
+from billfold.api.signals import COUNTRY_HEADER, DEVICE_HEADER, origin_of, risk_gate
 from billfold.ledger.errors import (
     BalanceLimitExceeded,
     DebtOutstanding,
@@ -35,7 +36,7 @@ from billfold.merchants.payments import PaymentRequest, SelfPayment, pay
 from billfold.merchants.profiles import MerchantSuspended
 from billfold.merchants.service import Merchants
 from billfold.merchants.views import show_payment
-from billfold.platform.errors import NotFound, ValidationFailed, WalletFrozen
+from billfold.platform.errors import NotFound, TooManyRequests, ValidationFailed, WalletFrozen
 from billfold.risk.gate import DeclinedByRisk, RiskUnavailable
 from billfold.risk.held import PENDING
 from billfold.wallet.money import InvalidAmount
@@ -101,7 +102,6 @@ def merchants_of(request: Request) -> Merchants:
     status_code=201,
     response_model=PaymentOut,
     response_model_exclude_unset=True,
-    dependencies=[Depends(limit_money)],
     responses={
         202: {
             "model": PaymentOut,
@@ -123,35 +123,41 @@ def merchants_of(request: Request) -> Merchants:
             DeclinedByRisk,
             RiskUnavailable,
             LedgerBusy,
+            # Its rate limits are read as the dependency limit_money reads them (api.direct).
+            TooManyRequests,
         ),
     },
+    openapi_extra=direct.openapi(PaymentIn, IDEMPOTENCY_HEADER, DEVICE_HEADER, COUNTRY_HEADER),
 )
-async def make_payment(
-    request: Request,
-    response: Response,
-    body: PaymentIn,
-    user: CurrentUser,
-    origin: RequestOrigin,
-    idempotency_key: IdempotencyKeyHeader = None,
-) -> Any:
+async def make_payment(request: Request) -> Response:
     """Pay a merchant: its static QR code and an amount, a checkout session's QR code, or the
     session's id. 201 COMPLETED; 202 when the risk checks hold it (PENDING_VERIFICATION:
     confirm with your PIN at `POST /transfers/{transfer_id}/verify`; PENDING_REVIEW). A
     session is paid once: another payment of it is a 409. Retries with the same
     Idempotency-Key and body get the first answer (with `Idempotent-Replayed: true`)."""
+    # A hot path (many payers paying one merchant), read directly as POST /transfers is
+    # (api.direct): the same checks, in the order the dependencies made them.
+    user_id = direct.bearer_user_id(request)
+    await limit_money(request, user_id)
+    user = await current_user(request, user_id)
+    origin = origin_of(
+        request,
+        user_id,
+        direct.header(request, *DEVICE_HEADER[:2]),
+        direct.header(request, *COUNTRY_HEADER[:2]),
+    )
+    key_header = direct.header(request, *IDEMPOTENCY_HEADER[:2])
+    body = await direct.json_body(request, PaymentIn)
     paying = PaymentRequest(
         qr_payload=body.qr_payload,
         session_id=body.session_id,
         amount=body.amount,
         note=body.note,
-        idempotency_key=idempotency_key or body.idempotency_key,
+        idempotency_key=key_header or body.idempotency_key,
     )
     view, replayed = await pay(merchants_of(request), risk_gate(request), user, paying, origin)
-    if view["status"] in PENDING.values():
-        response.status_code = 202
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return view
+    status = 202 if view["status"] in PENDING.values() else 201
+    return direct.json_response(view, status, {"Idempotent-Replayed": "true"} if replayed else None)
 
 
 @router.get(

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from billfold.api import direct
 from billfold.api.fields import (
-    IDEMPOTENCY_KEY,
+    IDEMPOTENCY_HEADER,
     Amount,
     IdempotencyKeyIn,
     Note,
@@ -97,14 +97,6 @@ async def get_wallet(request: Request, user_id: uuid.UUID, user: CurrentUser) ->
     if user_id != user.id:
         raise NotFound(f"wallet '{user_id}' does not exist", user_id=str(user_id))
     return await wallet_view(request.app.state.pool, request.app.state.balances, user)
-
-
-IDEMPOTENCY_KEY_MAX = 255
-IDEMPOTENCY_HEADER = (
-    "idempotency-key",
-    IDEMPOTENCY_KEY_MAX,
-    IDEMPOTENCY_KEY,
-)
 
 
 # What moving money out of a wallet may be refused for, once the request is read.

@@ -34,6 +34,7 @@ from billfold.merchants.fees import merchant_fee_minor
 from billfold.merchants.profiles import Merchant, MerchantSuspended, get_merchant
 from billfold.merchants.service import Merchants
 from billfold.merchants.views import PAYMENT_SELECT, payment_view
+from billfold.platform import db
 from billfold.platform.currency import WALLET_CURRENCY, format_amount
 from billfold.platform.errors import BillfoldError, ValidationFailed, WalletFrozen
 from billfold.platform.logging import get_logger
@@ -446,7 +447,8 @@ async def stored_payment(pool: asyncpg.Pool, checked: CheckedPayment) -> dict[st
     """The payment this payer's key made, as the payer sees it now, if it is this same request
     (merchant, amount, session, note); IdempotencyKeyReused if the key made another; None if
     it made none."""
-    row = await pool.fetchrow(
+    row = await db.fetchrow(
+        pool,
         PAYMENT_SELECT + " WHERE p.payer_id = $1 AND p.idempotency_key = $2",
         checked.payer.id,
         checked.key,

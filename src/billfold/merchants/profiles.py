@@ -14,6 +14,7 @@ import asyncpg
 from billfold.ledger.accounts import open_account
 from billfold.ledger.model import AccountKind
 from billfold.merchants import qr
+from billfold.platform import db
 from billfold.platform.currency import WALLET_CURRENCY
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 
@@ -141,7 +142,13 @@ async def get_merchant(
 ) -> Merchant:
     """A merchant by id, whoever owns it (the caller checks access); 404 if there is none."""
     found = parse_id(merchant_id, "merchant", "merchant_id")
-    row = await pool.fetchrow(f"SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = $1", found)
+    query = f"SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = $1"
+    # From a pool, its connection goes back without a reset (platform.db): a payment reads it.
+    row = await (
+        db.fetchrow(pool, query, found)
+        if isinstance(pool, asyncpg.Pool)
+        else pool.fetchrow(query, found)
+    )
     if row is None:
         raise merchant_not_found(merchant_id)
     return Merchant.from_row(row)

@@ -34,6 +34,7 @@ import re
 import secrets
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -52,6 +53,7 @@ from billfold_bench.traffic import (
     COUNTRY,
     SLICE_S,
     AppTokens,
+    Send,
     app_tokens,
     p99_ms,
     phase_cpu,
@@ -125,16 +127,16 @@ async def run_api_bench(
                 if warmup > 0:
                     warm = await drive(rate=None, seconds=warmup)
                     say(_line("warm-up", warm))
-                start = await _risk_scrape(port)
+                start = await risk_scrape(port)
                 peak = await drive(rate=None)
-                before = await _risk_scrape(port)
+                before = await risk_scrape(port)
                 count_timeouts(peak, start.timeouts, before.timeouts)
                 say(_line("throughput", peak))
                 steady = await drive(rate=rate)
-                after = await _risk_scrape(port)
+                after = await risk_scrape(port)
                 count_timeouts(steady, before.timeouts, after.timeouts)
                 say(_line(f"steady {rate}/s", steady))
-                scoring = _quantiles(before.buckets, after.buckets)
+                scoring = quantiles(before.buckets, after.buckets)
                 if scoring:
                     say(f"scoring in the steady phase (server-side): {scoring}")
                 if overload > 0 and peak["transfers_per_s"] > 0:
@@ -142,10 +144,10 @@ async def run_api_bench(
                     overloaded = await drive_open_loop(
                         port, people, tokens, offered, seconds, server=server.pid
                     )
-                    end = await _risk_scrape(port)
+                    end = await risk_scrape(port)
                     count_timeouts(overloaded, after.timeouts, end.timeouts)
                     overloaded["shed_by_server"] = int(end.shed - after.shed)
-                    overloaded["admitted_in_server"] = _quantiles(
+                    overloaded["admitted_in_server"] = quantiles(
                         after.served, end.served, "requests"
                     )
                     overloaded["goodput_vs_throughput"] = round(
@@ -174,17 +176,20 @@ async def run_api_bench(
 
 
 class RiskScrape(NamedTuple):
-    """From the server's metrics (all workers'), for P2P transfers."""
+    """From the server's metrics (all workers'), for one kind of movement (P2P transfers
+    unless asked otherwise)."""
 
     buckets: dict[float, float]  # billfold_risk_assessment_seconds: upper bound -> cumulative
     timeouts: float  # billfold_risk_timeouts_total: overran the budget, went on unscored
     shed: float  # billfold_requests_shed_total: refused with 503 overloaded (any route)
-    # billfold_http_request_duration_seconds of POST /api/v1/transfers: upper bound ->
+    # billfold_http_request_duration_seconds of POST /api/v1/transfers (or the route asked
+    # for): upper bound ->
     # cumulative. The time in the server from admission to the answer (not the wait before).
     served: dict[float, float]
 
 
-async def _risk_scrape(port: int) -> RiskScrape:
+async def risk_scrape(port: int, kind: str = "p2p", route: str = "/api/v1/transfers") -> RiskScrape:
+    """The figures of RiskScrape for movements of `kind` and requests to POST `route`."""
     connection = Connection("127.0.0.1", port)
     try:
         status, body = await connection.request("GET", "/metrics", {})
@@ -193,18 +198,18 @@ async def _risk_scrape(port: int) -> RiskScrape:
     buckets: dict[float, float] = {}
     served: dict[float, float] = {}
     timeouts = shed = 0.0
-    prefix = 'billfold_risk_assessment_seconds_bucket{kind="p2p",le="'
+    prefix = f'billfold_risk_assessment_seconds_bucket{{kind="{kind}",le="'
     for line in body.decode().splitlines() if status == 200 else ():
         if line.startswith(prefix):
             bound, _, count = line[len(prefix) :].partition('"} ')
             buckets[float(bound)] = float(count)
-        elif line.startswith('billfold_risk_timeouts_total{kind="p2p"} '):
+        elif line.startswith(f'billfold_risk_timeouts_total{{kind="{kind}"}} '):
             timeouts = float(line.rpartition(" ")[2])
         elif line.startswith("billfold_requests_shed_total "):
             shed = float(line.rpartition(" ")[2])
         elif line.startswith("billfold_http_request_duration_seconds_bucket{"):
             labels = dict(_LABEL.findall(line))
-            if labels.get("method") == "POST" and labels.get("route") == "/api/v1/transfers":
+            if labels.get("method") == "POST" and labels.get("route") == route:
                 served[float(labels["le"])] = float(line.rpartition(" ")[2])
     return RiskScrape(buckets, timeouts, shed, served)
 
@@ -225,7 +230,7 @@ def count_timeouts(phase: dict[str, Any], before: float, after: float) -> None:
     phase["within_budget_per_s"] = round(phase["transfers_per_s"] * share, 1)
 
 
-def _quantiles(
+def quantiles(
     before: dict[float, float], after: dict[float, float], counted: str = "assessments"
 ) -> dict[str, Any]:
     """p50 and p99 of the assessments (or requests) between two scrapes, as the bucket bound
@@ -267,9 +272,13 @@ async def drive_http(
     rate: int | None,
     probe: bool = False,
     server: int | None = None,
+    send: Send | None = None,
+    answered: Callable[[int, bytes], None] | None = None,
 ) -> dict[str, Any]:
     """`clients` connections send transfers (or, with `probe`, GET /healthz: the HTTP stack's
-    own ceiling on this machine, the baseline for the transfer figures)."""
+    own ceiling on this machine, the baseline for the transfer figures). `send` draws another
+    request to send instead of a transfer (one made is a 201 too); `answered` is handed each
+    one's status and body."""
     latencies: list[float] = []
     slices: dict[int, list[float]] = {}  # transfer latencies by SLICE_S of the phase
     statuses: dict[int, int] = {}
@@ -296,9 +305,15 @@ async def drive_http(
                 statuses[status] = statuses.get(status, 0) + 1
                 latencies.append(time.perf_counter() - now)
                 continue
-            headers, body = transfer_request(rng, people, tokens)
-            status, _ = await connection.request("POST", "/api/v1/transfers", headers, body)
+            if send is None:
+                headers, body = transfer_request(rng, people, tokens)
+                path = "/api/v1/transfers"
+            else:
+                path, headers, body = send(rng)
+            status, answer = await connection.request("POST", path, headers, body)
             statuses[status] = statuses.get(status, 0) + 1
+            if answered is not None:
+                answered(status, answer)
             latency = time.perf_counter() - (due if rate else now)
             latencies.append(latency)
             slices.setdefault(int((now - started) // SLICE_S), []).append(latency)

@@ -18,15 +18,32 @@ Each part is a function of PARTS, run in turn on the same stack:
   A warm-up phase (uniform, not counted) first; then `rounds` rounds, the order within a round
   alternating, so that each round's ratio compares phases next to each other in time. Medians
   of the rounds. The ledger reconciles afterwards.
-- http (to come with the payments API): the same two loads through `POST /api/v1/payments`
-  against the real server, p99 at a steady 1,000/s. It is a function beside `run_engine_part`,
-  of the same signature, registered in PARTS; the command hands each part its own options.
+- http: the real server (`billfold serve`, its workers, as `bench api` runs it: LOAD_TEST_RULES,
+  rate limits off), in a scratch database of its own with `payers` people signed up, funded
+  and known on their device (bench.api.seed_people), and one merchant owned by one more
+  person. `bench api`'s generator (bench.api.drive_http: `clients` keep-alive connections)
+  sends two loads:
+  - uniform: `POST /api/v1/transfers` between random pairs of the payers;
+  - hot: `POST /api/v1/payments`, a random payer paying the merchant's static QR code and an
+    amount.
+  A warm-up of each load flat out (`warmup` seconds, not counted); then `rounds` rounds, each
+  a flat-out phase (closed loop: each connection sends when answered) of each load, then a
+  phase of each at a steady `rate` per second (open loop: latency counts from when a request
+  was due), the order within a round alternating. Medians of the rounds; the ratio hot /
+  uniform of the flat-out phases, round by round. Every answer but a 201 is counted (a 5xx
+  fails the run, but a 503 `overloaded` under a bound asked for: in_flight_max); afterwards
+  the merchant account must hold the sum of (amount - fee) of the payments answered 201, fee
+  revenue their fees, and the ledger must reconcile.
+
+The command hands each part its own options.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
+import secrets
 import statistics
 import time
 import uuid
@@ -35,15 +52,34 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import asyncpg
+import orjson
 
 from billfold.config import Settings
-from billfold.ledger.accounts import open_account, open_clearing_account, open_system_account
+from billfold.ledger.accounts import (
+    find_account,
+    open_account,
+    open_clearing_account,
+    open_system_account,
+    posted_balance,
+)
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import LedgerError
 from billfold.ledger.model import AccountKind, Leg
 from billfold.ledger.reconcile import reconcile
+from billfold.merchants.fees import merchant_fee_minor
+from billfold.merchants.profiles import (
+    Merchant,
+    check_create_merchant,
+    do_create_merchant,
+    static_payload,
+)
+from billfold.platform.currency import WALLET_CURRENCY
+from billfold.wallet.money import parse_amount
 from billfold_bench import say
+from billfold_bench.api import drive_http, quantiles, risk_scrape, seed_people
 from billfold_bench.seed import fund_all, migrated_pool, scratch_database
+from billfold_bench.server import running_server
+from billfold_bench.traffic import Send, app_tokens, payment_request
 
 RATIO_TARGET = 0.9
 HTTP_RATE = 1_000
@@ -171,9 +207,249 @@ async def run_engine_part(
     }
 
 
+# The HTTP part's merchant, as its owner would sign it up.
+SHOP = {"name": "Bench Coffee", "mcc": "5814", "city": "Springfield", "country": "US"}
+# The two loads' routes, and the kind of movement each is scored as (the server's metrics).
+ROUTES = {
+    "uniform": ("/api/v1/transfers", "p2p"),
+    "hot": ("/api/v1/payments", "merchant_payment"),
+}
+# Figures of a phase of drive_http kept for the medians; "transfers_per_s" counts 201s.
+HTTP_FIGURES = ("transfers_per_s", "latency_ms_p50", "latency_ms_p99")
+
+
+@dataclass
+class Paid:
+    """The hot payments the server answered 201, as the answers say: their count, prices,
+    and what the merchant and fee revenue are owed at the server's fee settings."""
+
+    fee_bps: int
+    fee_fixed_minor: int
+    payments: int = 0
+    amount_minor: int = 0
+    fees_minor: int = 0
+
+    def answered(self, status: int, body: bytes) -> None:
+        if status != 201:
+            return
+        amount = parse_amount(orjson.loads(body)["amount"], WALLET_CURRENCY)
+        self.payments += 1
+        self.amount_minor += amount
+        self.fees_minor += merchant_fee_minor(amount, self.fee_bps, self.fee_fixed_minor)
+
+    @property
+    def net_minor(self) -> int:
+        return self.amount_minor - self.fees_minor
+
+
+async def run_http_part(
+    settings: Settings,
+    dsn: str,
+    redis_url: str,
+    *,
+    payers: int,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    rounds: int,
+    rate: int,
+    workers: int,
+    in_flight_max: int = 0,
+) -> dict[str, Any]:
+    """The HTTP part (module docstring). `in_flight_max`: the server's
+    BILLFOLD_REQUESTS_IN_FLIGHT_MAX; by default no bound, as the generator's `clients`
+    connections bound what is in flight (with 128 of them split unevenly over two workers, the
+    shipped bound of 64 a worker shed some of the flat-out phases' requests, each client then
+    waiting a second: what shedding costs is `bench api`'s overload phase's to measure)."""
+    paid = Paid(settings.merchant_fee_bps, settings.merchant_fee_fixed_minor)
+    server_settings = {
+        # The server's fee is the one the answers are checked at, whatever its environment says.
+        "BILLFOLD_MERCHANT_FEE_BPS": str(paid.fee_bps),
+        "BILLFOLD_MERCHANT_FEE_FIXED_MINOR": str(paid.fee_fixed_minor),
+        "BILLFOLD_REQUESTS_IN_FLIGHT_MAX": str(in_flight_max),
+    }
+    flat: dict[str, list[dict[str, Any]]] = {name: [] for name in SCENARIOS}
+    steady: dict[str, list[dict[str, Any]]] = {name: [] for name in SCENARIOS}
+    statuses: dict[str, dict[str, int]] = {name: {} for name in SCENARIOS}
+    # The 5xx answers by status and problem code: any but a 503 `overloaded` (shed under a
+    # bound, nothing done) fails the run.
+    failed: dict[str, int] = {}
+
+    def answered(name: str, status: int, body: bytes) -> None:
+        if status >= 500:
+            label = f"{status} {_problem_code(body)}"
+            failed[label] = failed.get(label, 0) + 1
+        if name == "hot":
+            paid.answered(status, body)
+
+    async with scratch_database(dsn) as database_url:
+        pool = await migrated_pool(database_url, settings)
+        try:
+            people = await seed_people(pool, settings, payers + 1)
+            owner = people.pop()  # bench_{payers + 1}: the merchant's, paying no one
+            merchant = await _open_merchant(pool, owner)
+            key = secrets.token_urlsafe(48)
+            tokens = app_tokens(people, key, 3600 * 4)
+            sends: dict[str, Send | None] = {
+                "uniform": None,  # drive_http's own: a transfer between two of `people`
+                "hot": functools.partial(
+                    payment_request,
+                    payers=len(people),
+                    tokens=tokens,
+                    qr_payload=static_payload(merchant),
+                ),
+            }
+            async with running_server(database_url, redis_url, key, workers, server_settings) as (
+                port,
+                server,
+            ):
+                say(f"server up with {workers} workers; {clients} clients; {payers:,} payers")
+
+                async def drive(name: str, length: float, at: int | None) -> dict[str, Any]:
+                    route, kind = ROUTES[name]
+                    before = await risk_scrape(port, kind, route)
+                    figures = await drive_http(
+                        port,
+                        people,
+                        tokens,
+                        clients,
+                        seconds=length,
+                        rate=at,
+                        server=server.pid,
+                        send=sends[name],
+                        answered=functools.partial(answered, name),
+                    )
+                    after = await risk_scrape(port, kind, route)
+                    figures["in_server"] = quantiles(before.served, after.served, "requests")
+                    figures["scoring_in_server"] = quantiles(before.buckets, after.buckets)
+                    figures["risk_timeouts"] = int(after.timeouts - before.timeouts)
+                    for status, count in figures["statuses"].items():
+                        statuses[name][status] = statuses[name].get(status, 0) + count
+                    return figures
+
+                if warmup > 0:
+                    for name in SCENARIOS:
+                        say(_http_line(f"warm-up {name}", await drive(name, warmup, None)))
+                for run in range(rounds):
+                    order = _alternated(SCENARIOS, run)
+                    for name in order:
+                        flat[name].append(await drive(name, seconds, None))
+                        say(_http_line(f"round {run + 1}/{rounds}: {name}", flat[name][-1]))
+                    for name in order:
+                        steady[name].append(await drive(name, seconds, rate))
+                        label = f"round {run + 1}/{rounds}: {name} at {rate:,}/s"
+                        say(_http_line(label, steady[name][-1]))
+            books = await _merchant_books(pool, merchant)
+            say("reconciling ...")
+            report = await reconcile(pool)
+            say(report.render().splitlines()[0] + (": ok" if report.ok else ": DISCREPANCIES"))
+        finally:
+            await pool.close()
+    ratios = [
+        round(hot["transfers_per_s"] / uniform["transfers_per_s"], 3)
+        for hot, uniform in zip(flat["hot"], flat["uniform"], strict=True)
+        if uniform["transfers_per_s"]
+    ]
+    ratio = statistics.median(ratios) if ratios else None
+    medians = {
+        name: {
+            "flat_out": _http_medians(flat[name]),
+            f"steady_{rate}": _http_medians(steady[name]),
+        }
+        for name in SCENARIOS
+    }
+    hot_p99 = medians["hot"][f"steady_{rate}"]["latency_ms_p99"]
+    not_made = {
+        name: {s: n for s, n in counted.items() if s != "201"} for name, counted in statuses.items()
+    }
+    money = {
+        "payments_answered_201": paid.payments,
+        "payments_stored": books["payments"],
+        "merchant_minor": books["merchant_minor"],
+        "merchant_expected_minor": paid.net_minor,
+        "fee_revenue_minor": books["fee_revenue_minor"],
+        "fee_revenue_expected_minor": paid.fees_minor,
+    }
+    return {
+        "payers": payers,
+        "clients": clients,
+        "workers": workers,
+        "seconds": seconds,
+        "warmup": warmup,
+        "rounds": rounds,
+        "rate": rate,
+        "target_ratio": RATIO_TARGET,
+        "target_p99_ms": HTTP_P99_TARGET_MS,
+        "scenarios": medians,
+        "ratios": ratios,
+        "ratio": ratio,
+        "ratio_met": ratio is not None and ratio >= RATIO_TARGET,
+        "p99_met": hot_p99 is not None and rate >= HTTP_RATE and hot_p99 <= HTTP_P99_TARGET_MS,
+        "runs": {"flat_out": flat, f"steady_{rate}": steady},
+        "statuses": statuses,
+        "not_201": not_made,
+        "answers_5xx": failed,
+        "shed": failed.get("503 overloaded", 0),
+        "server_errors": sum(n for label, n in failed.items() if label != "503 overloaded"),
+        "money": money,
+        "money_adds_up": (
+            money["payments_answered_201"] == money["payments_stored"]
+            and money["merchant_minor"] == money["merchant_expected_minor"]
+            and money["fee_revenue_minor"] == money["fee_revenue_expected_minor"]
+        ),
+        "reconciled": report.ok,
+    }
+
+
+def _problem_code(body: bytes) -> str:
+    try:
+        problem = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "(no problem)"
+    code = problem.get("code") if isinstance(problem, dict) else None
+    return code if isinstance(code, str) else "(no code)"
+
+
+async def _open_merchant(pool: asyncpg.Pool, owner: str) -> Merchant:
+    """The one merchant, signed up as its owner would (merchants.profiles)."""
+    new = check_create_merchant(SHOP["name"], SHOP["mcc"], SHOP["city"], SHOP["country"])
+    return await do_create_merchant(pool, uuid.UUID(owner), new)
+
+
+async def _merchant_books(pool: asyncpg.Pool, merchant: Merchant) -> dict[str, int]:
+    """What the database says: the merchant's payments, its account's balance and fee
+    revenue's (the run's payments its only credits)."""
+    fee_revenue = await find_account(pool, f"system:fee_revenue:{WALLET_CURRENCY}")
+    return {
+        "payments": await pool.fetchval(
+            "SELECT count(*) FROM merchant_payments WHERE merchant_id = $1", merchant.id
+        ),
+        "merchant_minor": await posted_balance(pool, merchant.account_id),
+        "fee_revenue_minor": fee_revenue.posted_minor if fee_revenue else 0,
+    }
+
+
+def _http_medians(phases: list[dict[str, Any]]) -> dict[str, float | None]:
+    medians: dict[str, float | None] = {}
+    for key in HTTP_FIGURES:
+        values = [p[key] for p in phases if p[key] is not None]
+        name = "per_s" if key == "transfers_per_s" else key
+        medians[name] = round(statistics.median(values), 2) if values else None
+    return medians
+
+
+def _http_line(label: str, figures: dict[str, Any]) -> str:
+    server = figures["in_server"]
+    return (
+        f"{label:<30} {figures['transfers_per_s']:>7,.0f}/s  p50 {figures['latency_ms_p50']} ms"
+        f"  p99 {figures['latency_ms_p99']} ms  statuses {figures['statuses']}"
+        f"  (in the server: p99 <= {server.get('p99_ms_at_most')} ms)"
+    )
+
+
 # The parts, by name; `--part` picks among them.
 Part = Callable[..., Awaitable[dict[str, Any]]]
-PARTS: dict[str, Part] = {"engine": run_engine_part}
+PARTS: dict[str, Part] = {"engine": run_engine_part, "http": run_http_part}
 
 
 async def _open_accounts(
@@ -321,4 +597,33 @@ def table(result: dict[str, Any]) -> list[str]:
                 f"{', '.join(f'{r:.3f}' for r in engine['ratios'])}; target >= "
                 f"{engine['target_ratio']}): {'met' if engine['met'] else 'NOT met'}"
             )
+    http = result.get("http")
+    if http:
+        steady = f"steady_{http['rate']}"
+        lines.append(
+            f"over HTTP, medians of {http['rounds']} rounds of {http['seconds']:g} s, "
+            f"{http['clients']} clients, {http['workers']} workers, {http['payers']:,} payers:"
+        )
+        for name, m in http["scenarios"].items():
+            f, s = m["flat_out"], m[steady]
+            lines.append(
+                f"  {name:<8} flat out {f['per_s']:>7,.0f}/s  p50 {f['latency_ms_p50']} ms  p99 "
+                f"{f['latency_ms_p99']} ms; at {http['rate']:,}/s {s['per_s']:,.0f}/s  p50 "
+                f"{s['latency_ms_p50']} ms  p99 {s['latency_ms_p99']} ms"
+            )
+        if http["ratio"] is not None:
+            lines.append(
+                f"  hot / uniform = {http['ratio']:.3f} (rounds: "
+                f"{', '.join(f'{r:.3f}' for r in http['ratios'])}; target >= "
+                f"{http['target_ratio']}): {'met' if http['ratio_met'] else 'NOT met'}"
+            )
+        lines.append(
+            f"  hot p99 at {http['rate']:,}/s: {http['scenarios']['hot'][steady]['latency_ms_p99']}"
+            f" ms (target <= {http['target_p99_ms']:g} ms at {HTTP_RATE:,}/s): "
+            f"{'met' if http['p99_met'] else 'NOT met'}"
+        )
+        lines.append(
+            f"  not 201: {http['not_201']}; 5xx: {http['answers_5xx']}; the merchant's money "
+            f"{'adds up' if http['money_adds_up'] else 'DOES NOT ADD UP'}: {http['money']}"
+        )
     return lines

@@ -1,12 +1,15 @@
 """What the API benchmarks send and how they count it: each person's app tokens, a P2P transfer
-request as an app sends it, the CPU of each process, and the p99 of a phase."""
+request and a merchant payment as an app sends them, the CPU of each process, and the p99 of a
+phase."""
 
 from __future__ import annotations
 
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
@@ -50,6 +53,18 @@ def p99_ms(latencies: list[float], digits: int) -> float:
     return round(latencies[int(len(latencies) * 0.99)] * 1000, digits)
 
 
+class Request(NamedTuple):
+    """A POST as a load generator sends it."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+# What a generator's client sends next, drawn with its own random numbers.
+Send = Callable[[random.Random], Request]
+
+
 def transfer_request(
     rng: random.Random, people: list[str], tokens: AppTokens
 ) -> tuple[dict[str, str], bytes]:
@@ -61,14 +76,30 @@ def transfer_request(
         {
             "sender_id": people[sender],
             "recipient": f"bench_{recipient + 1}",
-            "amount": f"{rng.randint(1, 500)}.{rng.randint(0, 99):02d}",
+            "amount": random_amount(rng),
         }
     )
-    headers = {
-        "Authorization": f"Bearer {tokens.access[sender]}",
+    return _app_headers(tokens, sender), body
+
+
+def random_amount(rng: random.Random) -> str:
+    """An amount as a person types it, 1.00 to 500.99."""
+    return f"{rng.randint(1, 500)}.{rng.randint(0, 99):02d}"
+
+
+def payment_request(rng: random.Random, payers: int, tokens: AppTokens, qr_payload: str) -> Request:
+    """`POST /api/v1/payments` by a random one of the first `payers` people (their tokens), of
+    a merchant's static QR code and an amount, as their app sends it."""
+    payer = rng.randrange(payers)
+    body = orjson.dumps({"qr_payload": qr_payload, "amount": random_amount(rng)})
+    return Request("/api/v1/payments", _app_headers(tokens, payer), body)
+
+
+def _app_headers(tokens: AppTokens, person: int) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {tokens.access[person]}",
         "Idempotency-Key": uuid.uuid4().hex,
         "Content-Type": "application/json",
-        "X-Device-Id": tokens.device[sender],
+        "X-Device-Id": tokens.device[person],
         "X-Client-Country": COUNTRY,
     }
-    return headers, body
