@@ -16,6 +16,7 @@ send reaches the service's consumer groups.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import statistics
 import time
@@ -28,7 +29,14 @@ import nats
 from redis.asyncio import Redis
 
 from billfold.config import Settings
-from billfold.events.brokers import STREAM, Broker, JetStream, Message, RedisStreams
+from billfold.events.brokers import (
+    STREAM,
+    Broker,
+    JetStream,
+    Message,
+    RedisStreams,
+    close_within,
+)
 from billfold.events.relay import Relay
 from billfold.ledger.accounts import open_clearing_account
 from billfold.ledger.reconcile import reconcile
@@ -45,6 +53,7 @@ WARM_UP = "uniform-no-outbox"
 LAG_MS_P99_TARGET = 250.0
 OUTBOX_RATIO_TARGET = 0.9
 FUNDING_MINOR = 1_000_000_00
+ADMIN_TIMEOUT_S = 10.0  # a call to delete the bench's stream, bounded
 
 # The relay part's events: `transfer.completed` rows as the ledger writes them (events.outbox),
 # spread over 10,000 accounts.
@@ -146,11 +155,13 @@ class _Brokers:
             await jetstream.close()
             # Deleted once closed: deleting it under the consumer's cancelled fetch leaves the
             # client's drain waiting for its 30-s timeout.
-            admin = await nats.connect(self.nats_url, connect_timeout=2)
+            async with asyncio.timeout(ADMIN_TIMEOUT_S):
+                admin = await nats.connect(self.nats_url, connect_timeout=2, allow_reconnect=False)
             try:
-                await admin.jetstream().delete_stream(stream)
+                async with asyncio.timeout(ADMIN_TIMEOUT_S):
+                    await admin.jetstream().delete_stream(stream)
             finally:
-                await admin.close()
+                await close_within(admin.close(), "NATS")
 
 
 async def _wallets(pool: asyncpg.Pool, settings: Settings, count: int) -> list[int]:

@@ -35,6 +35,7 @@ from billfold.events.consumer import consume_once
 from billfold.events.relay import Relay
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import LedgerError
+from billfold.platform.tasks import raise_if_cancelling, stop
 from billfold_bench import say
 
 TICK_S = 0.005  # the driver starts the transfers due every tick
@@ -117,9 +118,10 @@ async def measure_lag(
         measured_s = driver.elapsed
         await _wait_for(committed, received)
     finally:
+        # Bounded: a worker whose await swallowed its cancellation (Python 3.11's wait_for,
+        # nats-py's fetch) would otherwise hold the benchmark, and a test of it, for ever.
         for worker in workers:
-            worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+            await stop(worker)
         await ledger.stop()
     return _figures(committed, received, from_event_time, timed, measured_s, driver.refused)
 
@@ -182,6 +184,7 @@ class Driver:
 
 async def _consume(group: Group, handle: Any) -> None:
     while True:
+        raise_if_cancelling()
         await consume_once(group, "bench", handle)
 
 
