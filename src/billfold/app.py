@@ -65,6 +65,7 @@ from billfold.risk.rules import RiskRules
 from billfold.wallet.balances import BalanceCache
 from billfold.wallet.standing import engine_freezer
 from billfold.wallet.users import UserCache
+from billfold.web import site as web
 from billfold.webhooks import dispatch, fanout
 from billfold.webhooks.service import Webhooks
 
@@ -107,6 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(payouts.router)
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
+    web.install(app)
     routes = [context.original_route for context in iter_route_contexts(app.routes)]
     # Every request passes the input gate (api.inputs): a router without it, or a route of
     # another kind (a mount, a plain Starlette route), would let a NUL, a duplicate key or an

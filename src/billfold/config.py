@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     token_ttl_s: int = 3600
     # After this many wrong passwords in a row a person (every handle of theirs) is locked for
     # login_lock_s seconds; a handle that names nobody is locked alone.
+    # The web app's sessions (web.sessions): one ends after this long without a request, and
+    # in any case this long after the login.
+    web_session_idle_s: int = Field(default=1800, ge=60)
+    web_session_max_s: int = Field(default=43200, ge=60)
     login_max_failures: int = 10
     login_lock_s: int = 1800
     # The risk engine must score a movement within this budget, or the movement goes on (with
