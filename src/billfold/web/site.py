@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Form, Request, Response
 from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException
 from fastapi.responses import FileResponse, RedirectResponse
+from starlette.exceptions import HTTPException
 
 from billfold.api.inputs import InputRoute
 from billfold.api.limits import limit_login
