@@ -4,7 +4,6 @@ the security headers, error pages, and axe-core on each page."""
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 import httpx
@@ -14,26 +13,7 @@ from fastapi import FastAPI
 from billfold.web.pages import CONTENT_SECURITY_POLICY
 from billfold.web.sessions import SESSION_COOKIE, _key
 from tests.web.browser import assert_accessible, screenshot
-
-PASSWORD = "correct horse battery"
-
-
-def new_person() -> dict[str, str]:
-    tag = uuid.uuid4().hex[:10]
-    return {
-        "username": f"w_{tag}",
-        "email": f"{tag}@example.com",
-        "phone": f"+1415{5_600_000 + int(tag[:6], 16) % 400_000:07d}",
-        "password": PASSWORD,
-    }
-
-
-async def sign_up(page: Any, person: dict[str, str]) -> None:
-    await page.goto("/app/signup")
-    for name in ("username", "email", "phone", "password"):
-        await page.get_by_label(re.compile(f"^{name}", re.I)).fill(person[name])
-    await page.get_by_role("button", name="Open my account").click()
-    await page.wait_for_url("**/app")
+from tests.web.people import PASSWORD, new_person, sign_up
 
 
 async def test_sign_up_lands_on_an_empty_wallet_and_each_page_is_accessible(page: Any) -> None:
