@@ -14,7 +14,7 @@ from billfold.ledger.accounts import open_clearing_account
 from billfold.ledger.engine import Ledger
 from billfold.platform.currency import WALLET_CURRENCY
 from billfold.wallet.handles import Handle
-from billfold.wallet.users import check_sign_up, do_create_user, find_user
+from billfold.wallet.users import check_sign_up, do_create_user, find_user, grant_admin
 
 DEMO_PASSWORD = "billfold-demo"  # noqa: S105 - a published demo password, demo data only
 DEMO_PEOPLE = {
@@ -23,6 +23,8 @@ DEMO_PEOPLE = {
     "carol": "+14155550103",
 }
 OPENING_BALANCE_MINOR = 500_00
+# An operator for the console (/console): no money, the admin role.
+DEMO_OPERATOR = ("olivia", "+14155550109")
 # carol's coffee shop, and the key its till signs in with: published, demo data only.
 DEMO_SHOP = {"name": "Carol's Coffee", "mcc": "5814", "city": "San Francisco", "country": "US"}
 DEMO_SHOP_KEY = "sk_demo_carols_coffee_till_0000000000000000000"
@@ -52,8 +54,17 @@ async def seed(pool: asyncpg.Pool, settings: Settings) -> None:
             )
     finally:
         await ledger.stop()
+    await _add_operator(pool)
     await _open_shop(pool)
     await _give_past(pool, settings)
+
+
+async def _add_operator(pool: asyncpg.Pool) -> None:
+    """olivia, who may open the console, once."""
+    name, phone = DEMO_OPERATOR
+    if await find_user(pool, Handle("username", name)) is None:
+        await do_create_user(pool, check_sign_up(name, f"{name}@example.com", phone, DEMO_PASSWORD))
+    await grant_admin(pool, name)
 
 
 async def _open_shop(pool: asyncpg.Pool) -> None:
@@ -143,6 +154,9 @@ def banner(base: str) -> str:
     shop = SHOP_WALKTHROUGH.replace("<key>", DEMO_SHOP_KEY)
     return f"""
 Billfold demo: alice, bob and carol each hold $500.00 (password: {DEMO_PASSWORD}).
+  wallet:      {base}/app   (log in as alice, bob or carol, password {DEMO_PASSWORD})
+  business:    {base}/app/merchant   (carol's coffee shop: log in as carol)
+  console:     {base}/console   (log in as {DEMO_OPERATOR[0]}, an operator, same password)
   API docs:    {base}/docs
   a new user, in bash: sign up, store the sandbox's test card, add $100, pay bob $20
 {walkthrough}  a shop:      dana pays carol's coffee shop, whose till signs in with its key

@@ -363,6 +363,32 @@ def history_bench(
         raise typer.Exit(1)
 
 
+@bench_app.command("web")
+def web_bench(
+    entries: Annotated[int, typer.Option(help="Entries in the ledger.")] = 1_000_000,
+    accounts: Annotated[int, typer.Option(help="Wallets they spread over.")] = 10_000,
+    hero_entries: Annotated[
+        int, typer.Option(help="Movements of the person whose pages are read.")
+    ] = 100_000,
+    requests: Annotated[int, typer.Option(help="Requests timed per page.")] = 200,
+    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
+    json: JsonFlag = False,
+) -> None:
+    """The web app's pages (wallet, history, console) for a person with many movements:
+    p50/p99 per page, over HTTP with a session cookie; target p99 <= 50 ms."""
+    from billfold_bench.web import run_web_bench
+
+    result = _on_stack(
+        run_web_bench,
+        entries=entries,
+        accounts=accounts,
+        hero_entries=hero_entries,
+        requests=requests,
+        workers=workers,
+    )
+    _report(result, json)
+
+
 @bench_app.command("events")
 def events_bench(
     rate: Annotated[int, typer.Option(help="Ledger transfers/s of the lag part.")] = 1_000,
