@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # uv installs into .venv, never downloads a Python, and keeps pip and itself (--inexact).
 UV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(BIN)/uv
 
-.PHONY: setup runtime demo serve test lint format lock clean
+.PHONY: setup runtime demo serve test screenshots lint format lock clean
 
 # Everything, for tests, lint and benchmarks: the service's dependencies, the dev group (pytest,
 # ruff, mypy, ...) and the bench group it includes (tools/bench, `billfold bench`).
@@ -43,6 +43,10 @@ serve: runtime
 
 test: setup
 	$(BIN)/pytest
+
+# The web app's pages as the browser tests see them, into docs/screenshots/ (needs chromium).
+screenshots: setup
+	BILLFOLD_SCREENSHOTS=1 $(BIN)/pytest tests/web
 
 lint: setup
 	$(BIN)/ruff check src tools tests

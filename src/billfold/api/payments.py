@@ -22,22 +22,14 @@ from billfold.api.fields import (
 from billfold.api.identity import PersonOrMerchant, current_user
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_money
-from billfold.api.problems import problem_responses
+from billfold.api.problems import MONEY_REFUSALS, problem_responses
 from billfold.api.signals import COUNTRY_HEADER, DEVICE_HEADER, origin_of, risk_gate
-from billfold.ledger.errors import (
-    BalanceLimitExceeded,
-    DebtOutstanding,
-    IdempotencyKeyReused,
-    InsufficientFunds,
-    LedgerBusy,
-)
 from billfold.merchants import checkout
 from billfold.merchants.payments import PaymentRequest, SelfPayment, pay
 from billfold.merchants.profiles import MerchantSuspended
 from billfold.merchants.service import Merchants
 from billfold.merchants.views import show_payment
-from billfold.platform.errors import NotFound, TooManyRequests, ValidationFailed, WalletFrozen
-from billfold.risk.gate import DeclinedByRisk, RiskUnavailable
+from billfold.platform.errors import NotFound, TooManyRequests, ValidationFailed
 from billfold.risk.held import PENDING
 from billfold.wallet.money import InvalidAmount
 from billfold.wallet.p2p import IdempotencyKeyInUse
@@ -115,14 +107,7 @@ def merchants_of(request: Request) -> Merchants:
             MerchantSuspended,
             checkout.SessionNotOpen,
             IdempotencyKeyInUse,
-            InsufficientFunds,
-            BalanceLimitExceeded,
-            WalletFrozen,
-            DebtOutstanding,
-            IdempotencyKeyReused,
-            DeclinedByRisk,
-            RiskUnavailable,
-            LedgerBusy,
+            *MONEY_REFUSALS,
             # Its rate limits are read as the dependency limit_money reads them (api.direct).
             TooManyRequests,
         ),

@@ -20,8 +20,16 @@ from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from billfold.platform.errors import BillfoldError, problem_body
+from billfold.ledger.errors import (
+    BalanceLimitExceeded,
+    DebtOutstanding,
+    IdempotencyKeyReused,
+    InsufficientFunds,
+    LedgerBusy,
+)
+from billfold.platform.errors import BillfoldError, WalletFrozen, problem_body
 from billfold.platform.strict import SECRET_FIELDS
+from billfold.risk.gate import DeclinedByRisk, RiskUnavailable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 # Values echoed back in a validation problem are cut to this many characters.
@@ -38,6 +46,19 @@ _HTTP_CODES = {
     413: ("payload_too_large", "Payload too large"),
     415: ("unsupported_media_type", "Unsupported media type"),
 }
+
+# What moving money out of a wallet may be refused for, once the request is read: every
+# endpoint that does (a transfer, a merchant payment) lists them.
+MONEY_REFUSALS: tuple[type[BillfoldError], ...] = (
+    InsufficientFunds,
+    BalanceLimitExceeded,
+    WalletFrozen,
+    DebtOutstanding,
+    IdempotencyKeyReused,
+    DeclinedByRisk,
+    RiskUnavailable,
+    LedgerBusy,
+)
 
 
 class ProblemResponse(Response):

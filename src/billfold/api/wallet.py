@@ -23,7 +23,7 @@ from billfold.api.fields import (
 from billfold.api.identity import CurrentUser, current_user
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.limits import limit_money
-from billfold.api.problems import problem_responses
+from billfold.api.problems import MONEY_REFUSALS, problem_responses
 from billfold.api.signals import COUNTRY_HEADER, DEVICE_HEADER, origin_of, risk_gate
 from billfold.api.views import MovementOut
 from billfold.funding import movements, risk_holds
@@ -32,20 +32,13 @@ from billfold.funding.service import CardDeclined
 from billfold.funding.views import funding_view
 from billfold.ledger.errors import (
     BalanceLimitExceeded,
-    DebtOutstanding,
     HoldExpired,
     HoldNotPending,
-    IdempotencyKeyReused,
-    InsufficientFunds,
     LedgerBusy,
     TransferNotFound,
 )
-from billfold.platform.errors import NotFound, TooManyRequests, ValidationFailed, WalletFrozen
+from billfold.platform.errors import NotFound, TooManyRequests, ValidationFailed
 from billfold.risk import held as held_transfers
-from billfold.risk.gate import (
-    DeclinedByRisk,
-    RiskUnavailable,
-)
 from billfold.wallet import held, p2p
 from billfold.wallet.money import InvalidAmount
 from billfold.wallet.pins import PinNotSet, WrongPin
@@ -97,19 +90,6 @@ async def get_wallet(request: Request, user_id: uuid.UUID, user: CurrentUser) ->
     if user_id != user.id:
         raise NotFound(f"wallet '{user_id}' does not exist", user_id=str(user_id))
     return await wallet_view(request.app.state.pool, request.app.state.balances, user)
-
-
-# What moving money out of a wallet may be refused for, once the request is read.
-MONEY_REFUSALS = (
-    InsufficientFunds,
-    BalanceLimitExceeded,
-    WalletFrozen,
-    DebtOutstanding,
-    IdempotencyKeyReused,
-    DeclinedByRisk,
-    RiskUnavailable,
-    LedgerBusy,
-)
 
 
 @router.post(
