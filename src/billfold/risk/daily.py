@@ -1,5 +1,6 @@
 """The risk engine's days, for the operator console's charts: per day (UTC) of the last 30, how
-many movements it assessed, the money it let move and how many it declined. Read from
+many movements it assessed, their money less what was declined (by the engine, by a
+review, by wrong PINs or refused later), and how many the engine declined. Read from
 risk_assessments by its time index (migration 0018), days without a movement included."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ MAX_DAYS = 90
 _DAYS = """
 SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
        count(*) AS movements,
-       coalesce(sum(amount_minor) FILTER (WHERE action = 'allow' AND NOT declined_later), 0)
+       coalesce(sum(amount_minor) FILTER (WHERE action <> 'decline' AND NOT declined_later), 0)::bigint
            AS volume_minor,
        count(*) FILTER (WHERE action = 'decline') AS declined
   FROM risk_assessments
@@ -26,7 +27,8 @@ SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
 class Day:
     day: date
     movements: int  # assessed
-    volume_minor: int  # allowed at once, and not refused later (money that moved)
+    # Moved, or held and still waiting: every movement but those declined (at once or later).
+    volume_minor: int
     declined: int
 
     @property

@@ -135,7 +135,7 @@ def _user_id(raw: str | None) -> uuid.UUID | None:
         return uuid.UUID(raw)
     except ValueError:
         raise ValidationFailed(
-            f"user id '{raw[:40]}' is not a user id (a UUID)", field="user_id"
+            f"user_id '{raw[:40]}' is not a user id (a UUID)", field="user_id"
         ) from None
 
 
