@@ -14,8 +14,8 @@ MAX_DAYS = 90
 _DAYS = """
 SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
        count(*) AS movements,
-       coalesce(sum(amount_minor) FILTER (WHERE action <> 'decline' AND NOT declined_later), 0)::bigint
-           AS volume_minor,
+       coalesce(sum(amount_minor) FILTER (WHERE action <> 'decline' AND NOT declined_later),
+                0)::bigint AS volume_minor,
        count(*) FILTER (WHERE action = 'decline') AS declined
   FROM risk_assessments
  WHERE created_at >= $1 AND created_at < $2

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 WIDTH = 600
 HEIGHT = 200
-# Room at the foot of the chart for the axis line, and at its head for the tallest bar's value.
+# Room at the foot of the chart for the axis line, and at its head for the label of the peak.
 FOOT = 4
-HEAD = 8
+HEAD = 18
 
 
 @dataclass(frozen=True, slots=True)
