@@ -93,11 +93,16 @@ async def test_an_operator_approves_a_held_transfer_and_the_money_moves(
     await page.set_viewport_size({"width": 390, "height": 844})
     await assert_accessible(page)
     await page.set_viewport_size({"width": 1280, "height": 900})
+    # A second tab with the queue open: its decision comes after the first and changes nothing.
+    other_tab = await page.context.new_page()
+    await other_tab.goto("/console")
     await decide_in_console(page, review_id, "known customer, paying rent", "Approve")
     await page.wait_for_url("**/console?decided=*")
+    await decide_in_console(other_tab, review_id, "looks like fraud", "Reject")
 
     assert f"Review {review_id}: COMPLETED" in await page.get_by_role("status").first.inner_text()
     assert await page.get_by_test_id(f"review-{review_id}").count() == 0
+    assert "transfer_not_pending" in await other_tab.get_by_role("alert").inner_text()
     assert await risk_held.status_of(pool, int(review_id)) == "COMPLETED"
     assert await posted_balance(pool, bob.account_id) == 2_500
     assert await posted_balance(pool, ann.account_id) == 7_500

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import APIRouter, Form, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from billfold.api.inputs import InputRoute
@@ -151,7 +151,11 @@ def _moment(raw: str | None, field: str) -> datetime | None:
 
 
 @router.get("/console/assessments/{assessment_id}")
-async def explanation(request: Request, assessment_id: int, operator: Operator) -> Response:
+async def explanation(
+    request: Request,
+    assessment_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    operator: Operator,
+) -> Response:
     """Why the model scored one assessment: its features again as of its time, the top five."""
     state = request.app.state
     try:
