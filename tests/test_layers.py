@@ -29,7 +29,7 @@ WRITE = re.compile(r"\b(?:INSERT INTO|UPDATE|DELETE FROM)\s+([a-z_][a-z0-9_]*)")
 OWNERS = {
     "platform": {"schema_migrations"},
     "events": {"outbox", "event_figures", "event_figures_seen"},
-    "ledger": {"accounts", "transfers", "entries", "idempotency_keys"},
+    "ledger": {"accounts", "transfers", "entries", "idempotency_keys", "reconcile_runs"},
     "wallet": {"users", "wallets"},
     "risk": {
         "risk_flags",

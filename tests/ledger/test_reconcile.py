@@ -12,7 +12,7 @@ from billfold.config import Settings
 from billfold.ledger.accounts import open_account
 from billfold.ledger.engine import Ledger
 from billfold.ledger.model import AccountKind
-from billfold.ledger.reconcile import reconcile
+from billfold.ledger.reconcile import last_run, reconcile, reconcile_and_record
 from billfold.platform.db import create_pool
 from billfold.platform.migrate import apply_migrations
 
@@ -104,3 +104,30 @@ async def test_each_kind_of_corruption_is_reported(
     assert f"account {b}: pending debits/credits stored 0/0, open holds sum to 0/200" in text
     assert "USD: total debits 1600 differ from total credits 1607" in text
     assert not report.ok
+
+
+async def test_each_run_is_stored_and_the_last_is_read_back(
+    scratch_pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """A run's outcome is stored with its counts, totals and differences (the other contexts'
+    too), and `last_run` reads the latest: balanced, then not."""
+    assert await last_run(scratch_pool) is None
+    _, b, _ = await _some_activity(scratch_pool, settings)
+    await reconcile_and_record(scratch_pool, "cli")
+    first = await last_run(scratch_pool)
+    assert first is not None and first["balanced"] and first["source"] == "cli"
+    assert (first["transfers"], first["entries"], first["accounts"]) == (4, 8, 3)
+    assert first["totals"] == [{"currency": "USD", "debits_minor": 1_600, "credits_minor": 1_600}]
+    async with scratch_pool.acquire() as conn:
+        await conn.execute("UPDATE accounts SET pending_credits_minor = 0 WHERE id = $1", b)
+
+    async def funding_check(pool: asyncpg.Pool) -> list[str]:
+        return ["movement x: no ledger transfer"]
+
+    await reconcile_and_record(scratch_pool, "console", more_checks=funding_check)
+    second = await last_run(scratch_pool)
+    assert second is not None and not second["balanced"] and second["source"] == "console"
+    assert second["problems"] == [
+        f"account {b}: pending debits/credits stored 0/0, open holds sum to 0/200",
+        "movement x: no ledger transfer",
+    ]

@@ -15,7 +15,7 @@ from billfold.api.fields import UUID, Cursor, Reason, ReviewIdPath, UuidPath
 from billfold.api.identity import CurrentUser
 from billfold.api.inputs import Body, InputRoute
 from billfold.api.problems import problem_responses
-from billfold.funding import risk_holds
+from billfold.funding import reviews as reviews_of
 from billfold.funding.cards import CardProcessorUnavailable
 from billfold.funding.service import CardDeclined
 from billfold.ledger.errors import BalanceLimitExceeded, HoldExpired, HoldNotPending, LedgerBusy
@@ -24,7 +24,6 @@ from billfold.platform.security import FourEyes
 from billfold.platform.strict import to_utc
 from billfold.risk import explain, held, listing, lockout, operators
 from billfold.risk.gate import Action
-from billfold.wallet import held as held_transfers
 from billfold.wallet import standing
 from billfold.wallet.users import User
 
@@ -120,14 +119,7 @@ class DecisionOut(BaseModel):
 async def reviews(request: Request, operator: AdminUser) -> Any:
     """Transfers, add-funds and cash-outs held for review, and users the risk engine froze,
     oldest first, with score, reasons and recent activity."""
-    pool = request.app.state.pool
-    waiting = await held.review_queue(pool, risk_holds.REVIEW_PAGE)
-    waiting += await lockout.review_queue(pool, risk_holds.REVIEW_PAGE)
-    held_movements = await risk_holds.review_queue(pool, risk_holds.REVIEW_PAGE)
-    about = await held.assessments(pool, [m["assessment_id"] for m in held_movements])
-    waiting += [{**m, **about[m["assessment_id"]]} for m in held_movements]
-    waiting.sort(key=lambda row: datetime.fromisoformat(row["created_at"]))
-    return waiting[: risk_holds.REVIEW_PAGE]
+    return await reviews_of.review_queue(request.app.state.funding)
 
 
 def _decision_route(approve: bool) -> Any:
@@ -135,20 +127,9 @@ def _decision_route(approve: bool) -> Any:
         request: Request, review_id: ReviewIdPath, body: ReasonIn, operator: AdminUser
     ) -> dict[str, Any]:
         state = request.app.state
-        why = operators.check_reason(body.reason)
-        if lockout.is_user_review(review_id):
-            status = await standing.do_decide_frozen_user(
-                state.pool, operator.id, review_id, approve=approve, reason=why
-            )
-            return {"review_id": review_id, "status": status}
-        if risk_holds.is_movement_id(review_id):
-            status = await risk_holds.decide_movement(
-                state.funding, state.cards, operator.id, review_id, approve=approve, reason=why
-            )
-        else:
-            status = await held_transfers.decide_held_transfer(
-                state.pool, state.ledger, operator.id, review_id, approve=approve, reason=why
-            )
+        status = await reviews_of.decide_review(
+            state.funding, state.cards, operator.id, review_id, approve=approve, reason=body.reason
+        )
         return {"review_id": review_id, "status": status}
 
     decide_review.__name__ = "approve_review" if approve else "reject_review"

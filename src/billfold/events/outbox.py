@@ -163,3 +163,12 @@ async def write(
         return
     columns = [list(column) for column in zip(*(e.row() for e in events), strict=True)]
     await conn.execute(WRITE, *columns, partitions)
+
+
+async def backlog(pool: asyncpg.Pool) -> dict[str, Any]:
+    """What the relay has not published yet (for operators): how many rows, and the time of the
+    oldest (None when none waits). Reads the relay's partial index."""
+    row = await pool.fetchrow(
+        "SELECT count(*) AS unpublished, min(time) AS oldest FROM outbox WHERE published_at IS NULL"
+    )
+    return {"unpublished": row["unpublished"], "oldest": row["oldest"]}

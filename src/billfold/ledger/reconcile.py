@@ -20,6 +20,8 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -27,6 +29,9 @@ from billfold.config import Settings
 
 CHUNKS = 64
 MAX_EXAMPLES = 20
+# A run's differences kept with its outcome (reconcile_runs.problems holds at most 200).
+MAX_STORED_PROBLEMS = 200
+MoreChecks = Callable[[asyncpg.Pool], Awaitable[list[str]]]
 
 TRANSFER_CHUNK = """
 WITH sums AS (
@@ -225,14 +230,67 @@ async def _check_accounts(conn: asyncpg.Connection, lo: int, hi: int, report: Re
             report.problem(f"account {r['id']}: {r['broken']} entries break the running balance")
 
 
+async def reconcile_and_record(
+    pool: asyncpg.Pool,
+    source: str,
+    *,
+    workers: int = 2,
+    more_checks: MoreChecks | None = None,
+    progress: Progress | None = None,
+) -> tuple[Report, list[str]]:
+    """`reconcile`, then `more_checks` (the other contexts' checks against the ledger), and the
+    outcome stored as a row of reconcile_runs (`source`: cli or console), so that operators see
+    the last one (`last_run`)."""
+    started_at = datetime.now(UTC)
+    report = await reconcile(pool, workers=workers, progress=progress)
+    more = await more_checks(pool) if more_checks is not None else []
+    problems = (report.problems + more)[:MAX_STORED_PROBLEMS]
+    await pool.execute(
+        """INSERT INTO reconcile_runs (started_at, seconds, transfers, entries, accounts,
+               totals, problems, balanced, source)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        started_at,
+        report.seconds,
+        report.transfers,
+        report.entries,
+        report.accounts,
+        report.totals,
+        problems,
+        not problems,
+        source,
+    )
+    return report, more
+
+
+async def last_run(pool: asyncpg.Pool) -> dict[str, Any] | None:
+    """The outcome of the latest reconciliation (None before the first): when it started, how
+    long it took, what it checked, whether the ledger balanced and each difference found."""
+    row = await pool.fetchrow(
+        """SELECT started_at, seconds, transfers, entries, accounts, totals, problems, balanced,
+                  source
+             FROM reconcile_runs ORDER BY id DESC LIMIT 1"""
+    )
+    if row is None:
+        return None
+    return {
+        **dict(row),
+        "totals": [
+            {"currency": currency, "debits_minor": debits, "credits_minor": credits}
+            for currency, (debits, credits) in sorted(row["totals"].items())
+        ],
+        "problems": list(row["problems"]),
+    }
+
+
 def run_cli(
     settings: Settings,
     *,
     workers: int = 2,
-    more_checks: Callable[[asyncpg.Pool], Awaitable[list[str]]] | None = None,
+    more_checks: MoreChecks | None = None,
 ) -> None:
     """`billfold reconcile`: print the report, progress on stderr; exit 1 on any discrepancy.
-    `more_checks` are the other contexts' checks against the ledger, one line per problem."""
+    `more_checks` are the other contexts' checks against the ledger, one line per problem.
+    The outcome is stored (reconcile_runs) for the operator console."""
     report, more = asyncio.run(_reconcile_configured(settings, workers, more_checks))
     print(report.render())
     if more_checks is not None:
@@ -244,7 +302,7 @@ def run_cli(
 async def _reconcile_configured(
     settings: Settings,
     workers: int,
-    more_checks: Callable[[asyncpg.Pool], Awaitable[list[str]]] | None,
+    more_checks: MoreChecks | None,
 ) -> tuple[Report, list[str]]:
     from billfold.platform.db import create_pool
     from billfold.platform.embedded import ensure_database
@@ -253,8 +311,9 @@ async def _reconcile_configured(
     sized = settings.model_copy(update={"db_pool_min": 1, "db_pool_max": workers + 1})
     pool = await create_pool(dsn, sized)
     try:
-        report = await reconcile(pool, workers=workers, progress=_print_progress)
-        return report, await more_checks(pool) if more_checks is not None else []
+        return await reconcile_and_record(
+            pool, "cli", workers=workers, more_checks=more_checks, progress=_print_progress
+        )
     finally:
         await pool.close()
 

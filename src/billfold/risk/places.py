@@ -47,3 +47,21 @@ def where_of(
     device = None if device_id == UNVERIFIED_DEVICE else device_id
     prefix = ip_prefix(ip) if ip else None
     return (uuid.UUID(user_id), device, country, prefix, at, address_of(ip))
+
+
+async def known_places(pool: asyncpg.Pool, user_id: uuid.UUID, limit: int = 50) -> dict[str, Any]:
+    """The devices and countries known for a user, most recently seen first (for operators)."""
+    async with pool.acquire() as conn:
+        devices = await conn.fetch(
+            """SELECT device_id, first_seen_at, last_seen_at FROM user_devices
+                WHERE user_id = $1 ORDER BY last_seen_at DESC LIMIT $2""",
+            user_id,
+            limit,
+        )
+        countries = await conn.fetch(
+            """SELECT country, first_seen_at, last_seen_at FROM user_countries
+                WHERE user_id = $1 ORDER BY last_seen_at DESC LIMIT $2""",
+            user_id,
+            limit,
+        )
+    return {"devices": [dict(r) for r in devices], "countries": [dict(r) for r in countries]}

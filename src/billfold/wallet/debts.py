@@ -167,3 +167,9 @@ async def _settle_flag(pool: asyncpg.Pool, wallet_id: int, receivable_id: int) -
 
 async def _lock_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"owes:{user_id}")
+
+
+async def owed_minor(pool: asyncpg.Pool, user_id: uuid.UUID) -> int:
+    """What the user owes (their receivable, negative by it), in minor units; 0 for none."""
+    account = await find_account(pool, receivable_name(user_id))
+    return max(0, -account.posted_minor) if account is not None else 0

@@ -118,3 +118,11 @@ async def do_decide_frozen_user(
             {"before": "frozen", "after": after, "review": "approve" if approve else "reject"},
         )
     return after.upper()
+
+
+async def read_standing(pool: asyncpg.Pool, user_id: uuid.UUID) -> dict[str, Any]:
+    """A user's status (active or frozen) and whether they are flagged; 404 for no user."""
+    row = await pool.fetchrow("SELECT status, flagged FROM users WHERE id = $1", user_id)
+    if row is None:
+        raise NotFound(f"user '{user_id}' does not exist", user_id=str(user_id))
+    return dict(row)

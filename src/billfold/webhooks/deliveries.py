@@ -126,3 +126,22 @@ def _delivery_not_found(delivery_id: str) -> NotFound:
     return NotFound(
         f"webhook delivery {shown(delivery_id)} does not exist", delivery_id=delivery_id[:64]
     )
+
+
+async def delivery_health(pool: asyncpg.Pool) -> dict[str, Any]:
+    """Outbound webhooks as operators watch them: deliveries pending (and the oldest's time),
+    deliveries given up in the last day, endpoints failing (enabled, failing since a time) and
+    endpoints disabled."""
+    row = await pool.fetchrow(
+        """SELECT
+             (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') AS pending,
+             (SELECT min(created_at) FROM webhook_deliveries WHERE status = 'pending')
+                 AS oldest_pending,
+             (SELECT count(*) FROM webhook_deliveries
+               WHERE status = 'failed' AND created_at > now() - interval '1 day')
+                 AS failed_today,
+             (SELECT count(*) FROM webhook_endpoints
+               WHERE enabled AND failing_since IS NOT NULL) AS failing_endpoints,
+             (SELECT count(*) FROM webhook_endpoints WHERE NOT enabled) AS disabled_endpoints"""
+    )
+    return dict(row)
