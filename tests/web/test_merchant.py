@@ -160,6 +160,17 @@ async def test_a_shop_is_paid_and_refunds_part_of_a_payment(
     assert await wallet_minor(app, payer) == 35_00
     assert await posted(app, merchant) == 14_52
 
+    await page.get_by_role("link", name="Activity").click()
+    await page.get_by_label("Kind").select_option("refund")
+    await page.get_by_role("button", name="Filter").click()
+    await page.wait_for_url("**/activity?type=refund*")
+    rows = page.locator("tbody tr")
+    assert await rows.count() == 1
+    assert "−$5.00" in await rows.inner_text()
+    assert f"@{payer.username}" in await rows.inner_text()
+    await assert_accessible(page)
+    await screenshot(page, "merchant-activity")
+
 
 async def posted(app: FastAPI, merchant: Merchant) -> int:
     """The merchant account's posted balance in the ledger, in cents."""
@@ -365,6 +376,7 @@ async def test_another_person_finds_none_of_a_shops_pages(app: FastAPI, page: An
     for path in (
         here,
         f"{here}/payments",
+        f"{here}/activity",
         f"{here}/qr",
         f"{here}/qr.png",
         f"{here}/keys",

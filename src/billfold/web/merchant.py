@@ -19,7 +19,7 @@ from billfold.merchants import checkout, profiles, qr, refunds, sales
 from billfold.merchants.profiles import Merchant
 from billfold.merchants.views import show_payment
 from billfold.platform.errors import BillfoldError, ValidationFailed
-from billfold.wallet.history import parse_moment
+from billfold.wallet.history import HistoryQuery, parse_moment
 from billfold.web import merchant_tools, pages
 from billfold.web.business import Business, Key, Short, base, render
 from billfold.web.identity import Poster, WebUser
@@ -127,6 +127,48 @@ async def payments(
         filters=filters,
         statuses=sales.PAYMENT_STATUSES,
     )
+
+
+# The merchant account's movements, as the activity page's filter names them.
+ACTIVITY_TYPES = {"merchant_payment": "Payments", "refund": "Refunds", "payout": "Payouts"}
+
+
+@router.get("/app/merchant/{merchant_id}/activity")
+async def activity(
+    request: Request,
+    merchant: Business,
+    type: str = "",
+    start: str = "",
+    end: str = "",
+    cursor: str = "",
+) -> Response:
+    """The merchant account's history (payments in, refunds and payouts out), filtered by kind
+    and dates, keyset paged, as GET /merchants/{id}/transactions reads it."""
+    filters = {"type": type[:32], "start": start[:32], "end": end[:32]}
+    ctx: dict[str, Any] = {"page": "activity", "filters": filters, "types": ACTIVITY_TYPES}
+    try:
+        until, inclusive = parse_moment(end, "end", end_of_day=True) if end else (None, True)
+        query = HistoryQuery(
+            start=parse_moment(start, "start", end_of_day=False)[0] if start else None,
+            end=until,
+            end_inclusive=inclusive,
+            types=(type,) if type else (),
+            limit=PAGE_SIZE,
+            cursor=cursor[:64] or None,
+        )
+        found = await sales.read_merchant_history(request.app.state.pool, merchant, query)
+    except BillfoldError as error:
+        empty = {"transactions": [], "next_cursor": None}
+        return render(
+            request,
+            merchant,
+            "activity.html",
+            status=error.status,
+            error=error,
+            found=empty,
+            **ctx,
+        )
+    return render(request, merchant, "activity.html", found=found, **ctx)
 
 
 def _end_of(text: str) -> Any:
