@@ -403,3 +403,37 @@ async def test_another_person_finds_none_of_a_shops_pages(app: FastAPI, page: An
 async def _csrf(page: Any) -> str:
     value: str = await page.locator("input[name=csrf_token]").first.input_value()
     return value
+
+
+async def test_bad_input_is_a_page_naming_the_field(app: FastAPI, page: Any) -> None:
+    """A person's mistake (or a hand-edited address) is a 4xx page that names what was wrong,
+    never a 500; onboarding keeps what was typed."""
+    owner = await make_user(app)
+    merchant = await shop_of(app, owner)
+    await log_in(page, owner.username)
+    await page.goto("/app/merchant")
+    await page.get_by_label("Business name").fill("Café Olé")
+    await page.get_by_label("Merchant category code").fill("5462")
+    await page.get_by_label("City").fill("Oakland")
+    await page.get_by_role("button", name="Open the business").click()
+    assert (
+        "name 'Café Olé' must be 1 to 25 printable ASCII"
+        in await page.get_by_role("alert").inner_text()
+    )
+    assert await page.get_by_label("City").input_value() == "Oakland"
+    await assert_accessible(page)
+    here = f"/app/merchant/{merchant.id}"
+    for path, status, text in (
+        (f"{here}/payments?start=yesterday", 422, "start"),
+        (f"{here}/payments?status=LOST", 422, "status 'LOST'"),
+        (f"{here}/payments?cursor=bm9wZQ", 422, "cursor"),
+        (f"{here}/activity?type=p3p", 422, "type 'p3p'"),
+        (f"{here}/payments/not-a-payment", 404, "not-a-payment"),
+        (f"{here}/payments/{uuid.uuid4()}", 404, "does not exist"),
+        (f"{here}/checkout/{uuid.uuid4()}", 404, "does not exist"),
+        (f"{here}/qr.gif", 422, "gif"),
+        (f"{here}/webhooks/{uuid.uuid4()}", 404, "does not exist"),
+    ):
+        response = await page.goto(path)
+        assert response.status == status, path
+        assert text in await page.locator("main").inner_text(), path

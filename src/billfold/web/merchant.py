@@ -158,7 +158,7 @@ async def activity(
         )
         found = await sales.read_merchant_history(request.app.state.pool, merchant, query)
     except BillfoldError as error:
-        empty = {"transactions": [], "next_cursor": None}
+        empty: dict[str, Any] = {"transactions": [], "next_cursor": None}
         return render(
             request,
             merchant,

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Request, Response
 from billfold.api.inputs import InputRoute
 from billfold.api.signals import risk_gate
 from billfold.funding.bank_accounts import list_bank_accounts
-from billfold.merchants import keys, payouts
+from billfold.merchants import keys, payouts, sales
 from billfold.merchants.profiles import Merchant
 from billfold.platform.errors import BillfoldError
 from billfold.wallet.users import User
@@ -182,6 +182,7 @@ async def _payouts_page(
     banks = [b for b in await list_bank_accounts(pool, user.id) if b["status"] == "verified"]
     found = await payouts.list_payouts(pool, user.id, str(merchant.id), PAYOUTS_PAGE, cursor)
     ctx.setdefault("form", {})
+    ctx["balance"] = await sales.merchant_balance(pool, merchant)
     return render(
         request,
         merchant,
