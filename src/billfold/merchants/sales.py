@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from billfold.ledger.accounts import get_account
 from billfold.ledger.history import Joined
 from billfold.merchants.profiles import Merchant
 from billfold.platform import cursors
@@ -141,6 +142,21 @@ async def read_merchant_history(
     """One page of the merchant account's history, as a person's wallet history reads
     (wallet.history), each payment and refund naming its payer."""
     return await read_account_history(pool, merchant.account_id, query, PAYER)
+
+
+async def merchant_balance(pool: asyncpg.Pool, merchant: Merchant) -> dict[str, Any]:
+    """The merchant account's balance as its owner reads it: posted, available (less what
+    payouts on their way hold) and pending in (payments a risk review holds)."""
+    account = await get_account(pool, merchant.account_id)
+    currency = account.currency
+    return {
+        "currency": currency,
+        "balance": format_amount(account.posted_minor, currency),
+        "available_balance": format_amount(
+            account.posted_minor - account.pending_debits_minor, currency
+        ),
+        "pending_balance": format_amount(account.pending_credits_minor, currency),
+    }
 
 
 # --- the settlement report ----------------------------------------------------------------------
