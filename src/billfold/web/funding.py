@@ -234,6 +234,8 @@ async def _movement_form(
         banks=banks,
         cards=card_list,
         wallet=await wallet_view(state.pool, state.balances, user),
+        card_fee_percent=f"{state.settings.card_fee_bps / 100:g}%",
+        card_fee_fixed_minor=state.settings.card_fee_fixed_minor,
         error=error,
         fields=kept,
         idempotency_key=kept["idempotency_key"] if retry else _key(),
@@ -309,12 +311,14 @@ async def _movement(
     request: Request, user: Any, funding_id: str, error: BillfoldError | None = None
 ) -> Response:
     ft = await movements.access_movement(request.app.state.pool, user, funding_id[:40])
-    view = funding_view(ft)
+    # A banking day, not a moment: shown as a date, in no time zone.
+    expected = ft.estimated_completion.strftime("%b %-d, %Y") if ft.estimated_completion else None
     return pages.render(
         request,
         "wallet/movement.html",
         status=error.status if error else 200,
-        movement=view,
+        movement=funding_view(ft),
+        expected=expected,
         error=error,
     )
 
