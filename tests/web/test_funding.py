@@ -240,3 +240,34 @@ async def test_add_funds_on_a_phone(page: Any, app: FastAPI) -> None:
     await assert_accessible(page)
     assert await page.get_by_label("Amount (USD)").is_visible()
     await screenshot(page, "funding-add-funds-phone")
+
+
+async def test_a_refused_card_number_is_never_repeated(page: Any, app: FastAPI) -> None:
+    """A card number with a wrong check digit, or one the input gate refuses, is refused on the
+    page naming the field, never the number; the CVC neither; no card is stored."""
+    user = await make_user(app)
+    await log_in(page, user.username)
+    await page.goto("/app/banks")
+    await page.get_by_label("Card number").fill("4242 4242 4242 4241")
+    await page.get_by_label("Expiry month").fill("12")
+    await page.get_by_label("Expiry year").fill("2030")
+    await page.get_by_label("Security code (CVC)").fill("987")
+    refused = await _submit(page, "Add card", "/app/cards")
+    assert refused.status == 422
+    assert "card number is not a valid card number" in await page.get_by_role("alert").inner_text()
+    assert await page.get_by_label("Card number").get_attribute("aria-invalid") == "true"
+    text = await refused.text()
+    assert "4242424242424241" not in text and "4242 4242 4242 4241" not in text
+    assert 'value="987"' not in text
+    await assert_accessible(page)
+    form = {
+        "csrf_token": await page.locator("input[name=csrf_token]").first.input_value(),
+        "number": "4242424242424242\x00",
+        "exp_month": "12",
+        "exp_year": "2030",
+        "cvc": "987\x00",
+    }
+    sent = await page.context.request.post("/app/cards", form=form)
+    assert sent.status == 422 and "4242424242424242" not in await sent.text()
+    stored = await app.state.pool.fetchval("SELECT count(*) FROM cards WHERE user_id = $1", user.id)
+    assert stored == 0

@@ -102,6 +102,12 @@ async def test_change_the_password_then_log_in_with_the_new_one(page: Any, app: 
         assert refused.status == status
         assert said in await page.get_by_role("alert").inner_text()
     await assert_accessible(page)
+    # A password the input gate refuses (a NUL) is not repeated in the refusal.
+    secret = "hunter2\x00hunter2"
+    form = {"csrf_token": await page.locator("input[name=csrf_token]").first.input_value()}
+    form |= dict.fromkeys(["current_password", "new_password", "new_password_again"], secret)
+    sent = await page.context.request.post("/app/settings/password", form=form)
+    assert sent.status == 422 and "hunter2" not in await sent.text()
     after = await app.state.pool.fetchval("SELECT password_hash FROM users WHERE id = $1", user.id)
     assert after == before
 
