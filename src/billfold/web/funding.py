@@ -16,7 +16,7 @@ processor's own form (POST /api/v1/cards with its token).
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
@@ -30,6 +30,7 @@ from billfold.funding.views import funding_view
 from billfold.platform.errors import BillfoldError, ValidationFailed
 from billfold.wallet.pins import check_pin_format
 from billfold.wallet.transfers import wallet_view
+from billfold.wallet.users import User
 from billfold.web import pages
 from billfold.web.identity import Poster, WebUser, web_origin
 
@@ -70,7 +71,7 @@ async def banks_page(request: Request, user: WebUser) -> Response:
 
 async def _banks(
     request: Request,
-    user: Any,
+    user: User,
     *,
     error: BillfoldError | None = None,
     form: str | None = None,
@@ -212,7 +213,7 @@ async def cash_out_page(request: Request, user: WebUser) -> Response:
 
 async def _movement_form(
     request: Request,
-    user: Any,
+    user: User,
     kind: str,
     *,
     error: BillfoldError | None = None,
@@ -274,8 +275,11 @@ async def cash_out(
 ) -> Response:
     """As POST /api/v1/wallet/cash-out: what is owed repaid, scored, then held and sent."""
     state = request.app.state
-    kept = {"bank_account_id": bank_account_id, "amount": amount}
-    kept["idempotency_key"] = idempotency_key
+    kept = {
+        "bank_account_id": bank_account_id,
+        "amount": amount,
+        "idempotency_key": idempotency_key,
+    }
     try:
         await limit_money(request, user.id)
         bank = bank_account_id or None
@@ -308,7 +312,7 @@ async def movement_page(request: Request, funding_id: str, user: WebUser) -> Res
 
 
 async def _movement(
-    request: Request, user: Any, funding_id: str, error: BillfoldError | None = None
+    request: Request, user: User, funding_id: str, error: BillfoldError | None = None
 ) -> Response:
     ft = await movements.access_movement(request.app.state.pool, user, funding_id[:40])
     # A banking day, not a moment: shown as a date, in no time zone.

@@ -5,7 +5,7 @@ current one required, wrong ones counted as failed logins), and the time zone th
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse
 from billfold.api.inputs import InputRoute
 from billfold.platform.errors import BillfoldError, ValidationFailed
 from billfold.wallet import pins, users
+from billfold.wallet.users import User
 from billfold.web import pages
 from billfold.web.identity import Poster, WebUser
 
@@ -32,7 +33,7 @@ async def settings_page(request: Request, user: WebUser) -> Response:
 
 async def _settings(
     request: Request,
-    user: Any,
+    user: User,
     *,
     error: BillfoldError | None = None,
     form: str | None = None,
