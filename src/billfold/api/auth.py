@@ -32,7 +32,6 @@ from billfold.wallet.pins import (
     PinNotSet,
     ReauthenticationRequired,
     WrongCurrentPin,
-    WrongPassword,
     check_set_pin,
     do_set_pin,
 )
@@ -40,6 +39,7 @@ from billfold.wallet.transfers import parse_user_id
 from billfold.wallet.users import (
     HandleTaken,
     LoginLocked,
+    WrongPassword,
     authenticate,
     check_sign_up,
     do_create_user,

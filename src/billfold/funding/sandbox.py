@@ -68,3 +68,17 @@ async def _deliver(funding: Funding, event_type: str, data: dict[str, Any]) -> w
         webhooks.webhook_secret(funding.settings), {"type": event_type, "data": data}
     )
     return await webhooks.receive(funding, headers, body)
+
+
+async def micro_deposit_amounts(pool: asyncpg.Pool, user_id: uuid.UUID) -> dict[str, list[int]]:
+    """The micro-deposits (in minor units) the sandbox bank sent to each of the user's accounts
+    still awaiting verification, by account id: what the person would read on their bank's
+    statement. For the sandbox only (the web app shows them as a sandbox aid); a real bank's
+    amounts are read at the bank."""
+    rows = await pool.fetch(
+        """SELECT id, micro_amounts FROM bank_accounts
+            WHERE user_id = $1 AND status = 'pending_verification'
+            ORDER BY created_at LIMIT 100""",
+        user_id,
+    )
+    return {str(row["id"]): list(row["micro_amounts"]) for row in rows}

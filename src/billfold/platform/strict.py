@@ -28,7 +28,21 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # CVCs, secrets (a device token is one: with the access token, it makes a request look like
 # the user's own).
 SECRET_FIELDS = frozenset(
-    {"account_number", "number", "cvc", "password", "pin", "current_pin", "token", "x-device-id"}
+    {
+        "account_number",
+        "number",
+        "cvc",
+        "password",
+        "pin",
+        "current_pin",
+        "token",
+        "x-device-id",
+        # The web app's forms (web/settings.py).
+        "pin_again",
+        "current_password",
+        "new_password",
+        "new_password_again",
+    }
 )
 
 

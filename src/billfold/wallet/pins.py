@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from billfold.config import Settings
 from billfold.platform.errors import BillfoldError, NotFound, TooManyRequests, ValidationFailed
 from billfold.platform.security import hash_password, verify_password
-from billfold.wallet.users import clear_failures, take_attempt
+from billfold.wallet.users import WrongPassword, clear_failures, take_attempt
 
 # A PIN changed this recently does not clear a step-up.
 PIN_CHANGE_COOLING = timedelta(hours=24)
@@ -41,12 +41,6 @@ class ReauthenticationRequired(BillfoldError):
     code = "reauthentication_required"
     status = 403
     title = "Confirm it is you"
-
-
-class WrongPassword(BillfoldError):
-    code = "wrong_password"
-    status = 403
-    title = "Wrong password"
 
 
 class WrongCurrentPin(BillfoldError):
@@ -156,6 +150,12 @@ async def do_set_pin(pool: asyncpg.Pool, change: PinChange) -> None:
     )
     if stored is None:
         raise PinChangedMeanwhile("the PIN was set or changed meanwhile; try again")
+
+
+async def has_pin(pool: asyncpg.Pool, user_id: uuid.UUID) -> bool:
+    """Whether the user has set a PIN."""
+    found = await pool.fetchval("SELECT pin_hash IS NOT NULL FROM users WHERE id = $1", user_id)
+    return bool(found)
 
 
 async def check_pin(pool: asyncpg.Pool, user_id: uuid.UUID, pin: str) -> PinCheck:

@@ -46,6 +46,18 @@ class LoginLocked(TooManyRequests):
     title = "Too many failed logins"
 
 
+class WrongPassword(BillfoldError):
+    code = "wrong_password"
+    status = 403
+    title = "Wrong password"
+
+
+class PasswordChangedMeanwhile(BillfoldError):
+    code = "password_changed_meanwhile"
+    status = 409
+    title = "The password changed meanwhile"
+
+
 @dataclass(frozen=True)
 class User:
     id: uuid.UUID
@@ -69,12 +81,25 @@ class SignUp:
     password: str
 
 
-def check_sign_up(username: str, email: str, phone: str, password: str) -> SignUp:
+@dataclass(frozen=True)
+class PasswordChange:
+    user_id: uuid.UUID
+    password_hash: str  # the new password's Argon2 hash
+    replaces: str  # the hash of the password it replaces, as checked
+
+
+def check_password(password: str, field: str = "password") -> str:
+    """A new password as sign-up takes one (its length; the value is never named)."""
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise ValidationFailed(
-            f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
-            field="password",
+            f"{field} must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
+            field=field,
         )
+    return password
+
+
+def check_sign_up(username: str, email: str, phone: str, password: str) -> SignUp:
+    check_password(password)
     return SignUp(
         normalise_username(username), normalise_email(email), normalise_phone(phone), password
     )
@@ -244,7 +269,7 @@ async def authenticate(
         f"SELECT u.id, u.password_hash FROM users u WHERE u.{handle.kind} = $1", handle.value
     )
     if row is not None:
-        lock_key = f"login-failures:user:{row['id']}"
+        lock_key = login_lock_key(row["id"])
     else:
         lock_key = f"login-failures:{handle.kind}:{handle.value}"
     await take_attempt(redis, settings, lock_key)
@@ -255,6 +280,52 @@ async def authenticate(
         raise Unauthenticated("wrong handle or password")
     await clear_failures(redis, lock_key)
     return await get_user(pool, row["id"])
+
+
+def login_lock_key(user_id: uuid.UUID) -> str:
+    """Where a person's failed logins (and failed password changes) are counted."""
+    return f"login-failures:user:{user_id}"
+
+
+async def check_change_password(
+    pool: asyncpg.Pool,
+    redis: Redis,
+    settings: Settings,
+    user_id: uuid.UUID,
+    current_password: str,
+    new_password: str,
+) -> PasswordChange:
+    """The change, once the caller proved it is the user with their current password. A wrong
+    one counts as a failed login does, against the same count (a session cannot try passwords
+    faster than the login form can): at login_max_failures in a row both are locked for
+    login_lock_s seconds. The new password is checked as sign-up's. No password is ever named
+    in an error."""
+    check_password(new_password, "new_password")
+    stored = await pool.fetchval("SELECT password_hash FROM users WHERE id = $1", user_id)
+    if stored is None:
+        raise NotFound(f"user {user_id} does not exist", user_id=str(user_id))
+    lock_key = login_lock_key(user_id)
+    await take_attempt(redis, settings, lock_key)
+    # Argon2 takes a sizeable fraction of a second by design: off the event loop.
+    if not await asyncio.to_thread(verify_password, stored, current_password):
+        raise WrongPassword("the current password is wrong", field="current_password")
+    await clear_failures(redis, lock_key)
+    hashed = await asyncio.to_thread(hash_password, new_password)
+    return PasswordChange(user_id, hashed, stored)
+
+
+async def do_change_password(pool: asyncpg.Pool, change: PasswordChange) -> None:
+    """Stores the new password's hash under the user's row lock (the UPDATE takes it), if the
+    password is still the one check_change_password checked: of two changes proved with one
+    password at once, the second is refused (PasswordChangedMeanwhile)."""
+    stored = await pool.fetchval(
+        "UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3 RETURNING true",
+        change.user_id,
+        change.password_hash,
+        change.replaces,
+    )
+    if stored is None:
+        raise PasswordChangedMeanwhile("the password was changed meanwhile; try again")
 
 
 async def take_attempt(

@@ -17,6 +17,7 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request, Response
@@ -81,10 +82,11 @@ def money(amount: Any, currency: str = "USD") -> str:
 
 
 def zone(name: str | None) -> ZoneInfo:
-    """The person's time zone (the browser tells it, web/static/app.js); UTC if unknown."""
+    """The person's time zone (the browser tells it, web/static/app.js, percent-encoded as
+    'Asia%2FTokyo'); UTC if unknown."""
     if name and len(name) <= 64:
         try:
-            return ZoneInfo(name)
+            return ZoneInfo(unquote(name))
         except (ZoneInfoNotFoundError, ValueError):
             pass
     return ZoneInfo("UTC")
