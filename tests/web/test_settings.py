@@ -88,6 +88,10 @@ async def test_change_the_password_then_log_in_with_the_new_one(page: Any, app: 
     signs in."""
     user = await make_user(app)
     await log_in(page, user.username)
+    # Another browser signed in as them, which the change signs out.
+    elsewhere = await page.context.browser.new_context(base_url=page.url.split("/app")[0])
+    other = await elsewhere.new_page()
+    await log_in(other, user.username)
     await page.goto("/app/settings")
     before = await app.state.pool.fetchval("SELECT password_hash FROM users WHERE id = $1", user.id)
     for current, new, again, status, said in [
@@ -117,6 +121,11 @@ async def test_change_the_password_then_log_in_with_the_new_one(page: Any, app: 
     await page.get_by_role("button", name="Change password").click()
     await page.wait_for_url("**/app/settings?done=password")
     assert "password is changed" in await page.get_by_role("status").first.inner_text()
+    await page.goto("/app")  # this session goes on
+    await page.wait_for_url("**/app")
+    await other.goto("/app")
+    await other.wait_for_url("**/app/login?next=/app")
+    await elsewhere.close()
     await page.get_by_role("button", name="Log out").click()
     await page.wait_for_url("**/app/login")
 

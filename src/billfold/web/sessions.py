@@ -21,6 +21,8 @@ from billfold.config import Settings
 
 SESSION_COOKIE = "bf_session"
 _PREFIX = "web:session:"
+# A person's sessions (the digests of their ids), so that a password change can end the others.
+_PERSON = "web:sessions-of:"
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,11 @@ async def open_session(redis: Redis, settings: Settings, user_id: uuid.UUID) -> 
     """A new session for `user_id`, just signed in."""
     session = WebSession(secrets.token_urlsafe(32), user_id, time.time())
     body = orjson.dumps({"user_id": str(user_id), "started": session.started})
-    await redis.set(_key(session.id), body, ex=settings.web_session_idle_s)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(_key(session.id), body, ex=settings.web_session_idle_s)
+        pipe.sadd(_PERSON + str(user_id), _key(session.id))
+        pipe.expire(_PERSON + str(user_id), settings.web_session_max_s)
+        await pipe.execute()
     return session
 
 
@@ -66,3 +72,18 @@ async def close_session(redis: Redis, session_id: str | None) -> None:
     """Log out: the session is gone at once."""
     if session_id and len(session_id) <= 128:
         await redis.delete(_key(session_id))
+
+
+async def close_other_sessions(redis: Redis, user_id: uuid.UUID, keep: str | None) -> int:
+    """End every session of `user_id`'s but `keep` (the one asking: a password change); how
+    many ended."""
+    index = _PERSON + str(user_id)
+    kept = _key(keep) if keep else None
+    others = [key for key in await redis.smembers(index) if key != kept]
+    if others:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.delete(*others)
+            pipe.srem(index, *others)
+            results = await pipe.execute()
+        return int(results[0])
+    return 0

@@ -16,6 +16,7 @@ from billfold.wallet import pins, users
 from billfold.wallet.users import User
 from billfold.web import pages
 from billfold.web.identity import Poster, WebUser
+from billfold.web.sessions import SESSION_COOKIE, close_other_sessions
 
 router = APIRouter(route_class=InputRoute, include_in_schema=False)
 Secret = Annotated[str, Form(max_length=users.MAX_PASSWORD_LENGTH + 1)]
@@ -102,4 +103,6 @@ async def change_password(
         await users.do_change_password(state.pool, change)
     except BillfoldError as error:
         return await _settings(request, user, error=error, form="password")
+    # Whoever else was signed in as this person (a stolen cookie, another browser) is not now.
+    await close_other_sessions(state.redis, user.id, request.cookies.get(SESSION_COOKIE))
     return pages.harden(request, RedirectResponse("/app/settings?done=password", status_code=303))
