@@ -34,10 +34,12 @@ Field = Annotated[str, Form(max_length=FIELD_MAX)]
 
 def install(app: FastAPI) -> None:
     """The web app's routes, and its HTML error pages for the paths it serves."""
-    from billfold.web import wallet
+    from billfold.web import activity, money, wallet
 
     app.include_router(router)
     app.include_router(wallet.router)
+    app.include_router(money.router)
+    app.include_router(activity.router)
     for kind in (BillfoldError, HTTPException, RequestValidationError):
         api_handler = app.exception_handlers[kind]
         app.add_exception_handler(kind, _web_or(api_handler))
