@@ -42,7 +42,8 @@ PAGE_SIZE = 25
 # How many earlier pages a "previous" link can go back through (their cursors ride in the URL).
 BACK_MAX = 20
 CURSOR_MAX = 200
-# A CSV export reads at most this many pages of MAX_LIMIT rows (a million rows).
+# A CSV export reads pages of CSV_PAGE rows, at most CSV_MAX_PAGES of them (a million rows).
+CSV_PAGE = MAX_LIMIT
 CSV_MAX_PAGES = 5000
 CSV_COLUMNS = (
     "id",
@@ -150,7 +151,7 @@ async def history_csv(request: Request, user: WebUser) -> Response:
     """Every row the filters match, as CSV, read page by page with the history's keyset read
     and sent as it is read. A bad filter is refused before the first byte."""
     filters = history_filters(request)
-    query = history_query(filters, MAX_LIMIT, None)
+    query = history_query(filters, CSV_PAGE, None)
     first = await read_history(request.app.state.pool, user, query)
     response = StreamingResponse(
         _csv_lines(request, user, query, first),
