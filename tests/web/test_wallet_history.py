@@ -4,6 +4,7 @@ written as text)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
@@ -118,4 +119,5 @@ async def test_the_csv_holds_every_matching_row_and_no_formula(
 
 
 async def _text(download: Any) -> str:
-    return Path(await download.path()).read_text(encoding="utf-8")
+    path = Path(await download.path())
+    return await asyncio.to_thread(path.read_text, encoding="utf-8")
