@@ -158,6 +158,42 @@ async def test_three_wrong_pins_decline_the_transfer_and_the_money_comes_back(
     assert await balance_minor(app, fay) == (0, 0)
 
 
+async def test_a_transfer_held_for_review_says_so_with_the_money_reserved(
+    app: FastAPI, page: Any
+) -> None:
+    """Paying someone the risk engine flagged goes to the operators' queue."""
+    mo, flagged = await make_user(app), await make_user(app)
+    await do_user_action(app.state.pool, None, "flag", str(flagged.id), "a test of a review")
+    await fund(app, mo, 20_00)
+    await log_in(page, mo.username)
+    await send_in_browser(page, flagged.username, "8.00")
+    await page.wait_for_url(re.compile(r"/app/transfers/\d+$"))
+    assert "Held for review" in await page.get_by_test_id("outcome").inner_text()
+    assert await page.get_by_label("Your PIN").count() == 0
+    await assert_accessible(page)
+    await screenshot(page, "wallet-held-for-review")
+    assert await balance_minor(app, mo) == (20_00, 8_00)
+    assert await balance_minor(app, flagged) == (0, 0)
+
+
+async def test_a_transfer_declined_by_the_risk_checks_is_told_and_nothing_moves(
+    app: FastAPI, page: Any
+) -> None:
+    """A new device in a new country (a takeover's look) declines it."""
+    ola, pia = await make_user(app), await make_user(app)
+    await remember_places(app.state.pool, str(ola.id), "their-old-phone", "US", None)
+    await fund(app, ola, 20_00)
+    await page.set_extra_http_headers({"X-Client-Country": "FR"})
+    await log_in(page, ola.username)
+    async with page.expect_response(lambda r: r.request.method == "POST") as answered:
+        await send_in_browser(page, pia.username, "9.00")
+    assert (await answered.value).status == 403
+    assert "Declined by risk checks" in await page.get_by_role("alert").inner_text()
+    await assert_accessible(page)
+    assert await balance_minor(app, ola) == (20_00, 0)
+    assert await balance_minor(app, pia) == (0, 0)
+
+
 async def test_a_business_is_paid_from_a_picture_of_its_qr_code(
     app: FastAPI, page: Any, tmp_path: Path
 ) -> None:
