@@ -11,17 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import segno
 from fastapi import FastAPI
 
 from billfold.config import Settings
 from billfold.merchants import qr
+from billfold.merchants.checkout import check_create_session, do_create_session, get_session
 from billfold.merchants.profiles import check_create_merchant, do_create_merchant, static_payload
 from billfold.risk.places import remember_places
 from billfold.risk.rules import RiskRules
 from billfold.wallet.pins import check_set_pin, do_set_pin
 from billfold.wallet.standing import do_user_action
 from billfold.wallet.users import User
-from tests.web.browser import assert_accessible, screenshot
+from tests.web.browser import assert_accessible, chromium_or_skip, screenshot
 from tests.web.people import PASSWORD, fund, log_in, make_user
 from tests.world import running_app
 
@@ -229,6 +231,102 @@ async def test_a_business_is_paid_from_a_picture_of_its_qr_code(
         "SELECT posted_minor FROM accounts WHERE id = $1", shop.account_id
     )
     assert credited == 4_75 - fee
+
+
+def y4m_of(text: str, path: Path) -> Path:
+    """A one-frame Y4M video (what Chromium's fake camera plays, looped) of the QR code of
+    `text`, dark on light in the middle of a 640x480 frame."""
+    width, height, scale = 640, 480, 6
+    matrix = segno.make_qr(text, error="m", boost_error=False).matrix
+    size = len(matrix) * scale
+    left, top = (width - size) // 2, (height - size) // 2
+    luma = bytearray(b"\xff" * (width * height))
+    for y, row in enumerate(matrix):
+        for x, dark in enumerate(row):
+            if dark:
+                for dy in range(scale):
+                    at = (top + y * scale + dy) * width + left + x * scale
+                    luma[at : at + scale] = b"\x00" * scale
+    chroma = b"\x80" * (width * height // 2)
+    header = f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode()
+    path.write_bytes(header + b"FRAME\n" + bytes(luma) + chroma)
+    return path
+
+
+async def test_a_checkout_code_is_scanned_with_the_camera_and_paid(
+    app: FastAPI, browser: Any, base_url: str, tmp_path: Path
+) -> None:
+    """Chromium's fake camera shows a checkout session's code: the page reads it, stops the
+    camera, and the server shows its amount; the payer pays it, once."""
+    owner, rae = await make_user(app), await make_user(app)
+    pool = app.state.pool
+    shop = await do_create_merchant(
+        pool, owner.id, check_create_merchant("Night Market", "5812", "Austin", "US")
+    )
+    checkout_key = str(uuid.uuid4())
+    opened, _ = await do_create_session(
+        pool, shop, check_create_session(shop, "12.50", None, None, checkout_key)
+    )
+    video = y4m_of(opened["qr_payload"], tmp_path / "camera.y4m")
+    await fund(app, rae, 30_00)
+    camera = await browser.browser_type.launch(
+        executable_path=chromium_or_skip(),
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}",
+        ],
+    )
+    try:
+        context = await camera.new_context(base_url=base_url, permissions=["camera"])
+        page = await context.new_page()
+        await log_in(page, rae.username)
+        await page.goto("/app/pay")
+        # Keep the page when the code is read, to see that the camera was stopped.
+        await page.evaluate(
+            """() => {
+              window.tracks = [];
+              const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+              navigator.mediaDevices.getUserMedia = async (c) => {
+                const media = await real(c);
+                window.tracks.push(...media.getTracks());
+                return media;
+              };
+              window.hold = (e) => e.preventDefault();
+              document.querySelector("[data-scan-form]").addEventListener("submit", window.hold);
+            }"""
+        )
+        await page.get_by_role("button", name="Scan with the camera").click()
+        payload = page.get_by_label("Or paste the code's text")
+        for _ in range(100):  # the camera's frames are read until one holds the code
+            if await payload.input_value():
+                break
+            await page.wait_for_timeout(100)
+        assert await payload.input_value() == opened["qr_payload"]
+        assert await page.evaluate(
+            "window.tracks.length > 0 && window.tracks.every(t => t.readyState === 'ended')"
+        )
+        assert await page.locator("video").is_hidden()
+        await page.evaluate(
+            """() => document.querySelector("[data-scan-form]")
+                 .removeEventListener("submit", window.hold)"""
+        )
+        await page.get_by_role("button", name="Read the code").click()
+        assert await page.get_by_test_id("code-amount").inner_text() == "$12.50"
+        assert await page.get_by_label("Amount (USD)").count() == 0
+        await page.get_by_role("button", name="Pay Night Market").click()
+        await page.wait_for_url(re.compile(r"/app/transfers/\d+$"))
+        assert await page.get_by_test_id("status").inner_text() == "COMPLETED"
+        await context.close()
+    finally:
+        await camera.close()
+    assert await balance_minor(app, rae) == (17_50, 0)
+    paid = await get_session(pool, opened["session_id"])
+    assert paid.status == "paid"
 
 
 async def test_a_pasted_code_that_is_not_one_is_refused_naming_its_field(
