@@ -86,6 +86,15 @@ async def test_history_filters_and_search_as_the_api_does(app: FastAPI, page: An
     await page.get_by_role("button", name="Show").click()
     assert await rows.count() == 4  # lunches 25 to 27, and the $2.00
     await assert_accessible(page)
+    await page.goto("/app/history")
+    await page.get_by_label("From", exact=True).fill("2099-01-01")
+    await page.get_by_role("button", name="Show").click()
+    assert await rows.count() == 0
+    assert await page.get_by_text("Nothing matches").is_visible()
+    await page.get_by_label("To", exact=True).fill("2098-12-31")
+    await page.get_by_role("button", name="Show").click()
+    assert "'from' must be before 'to'" in await page.get_by_role("alert").inner_text()
+    await page.goto("/app/history")
     await page.get_by_label("At least (USD)").fill("lots")
     async with page.expect_response("**/app/history?*") as answered:
         await page.get_by_role("button", name="Show").click()
