@@ -129,9 +129,15 @@ async def test_a_step_up_is_answered_with_the_pin(app: FastAPI, page: Any) -> No
     await assert_accessible(page)
     await screenshot(page, "wallet-step-up")
     await page.get_by_label("Your PIN").fill(PIN)
+    token = await page.locator("input[name=csrf_token]").first.input_value()
     await page.get_by_role("button", name="Confirm").click()
     await page.wait_for_url(re.compile(r"/app/transfers/\d+$"))
     assert await page.get_by_test_id("status").inner_text() == "COMPLETED"
+    # The PIN sent again (a double submit): the movement's page, nothing moved twice.
+    again = await page.request.post(
+        page.url + "/verify", form={"csrf_token": token, "pin": PIN}, max_redirects=0
+    )
+    assert again.status == 303 and page.url.endswith(again.headers["location"])
     assert await balance_minor(app, cy) == (25_00, 0)
     assert await balance_minor(app, dee) == (15_00, 0)
 

@@ -27,6 +27,7 @@ from billfold.ledger.errors import LedgerBusy, TransferNotFound
 from billfold.merchants import qr
 from billfold.merchants.payments import PaymentRequest, pay
 from billfold.platform.errors import BillfoldError, ValidationFailed
+from billfold.risk import held as risk_held
 from billfold.risk.gate import RiskUnavailable
 from billfold.wallet import held, p2p
 from billfold.wallet.money import MAX_AMOUNT_CHARS
@@ -189,7 +190,7 @@ async def movement(request: Request, user: WebUser, transfer_id: str) -> Respons
         view = funding_view(await movements.access_movement(state.pool, user, transfer_id))
     else:
         view = await held.show_transfer(state.pool, state.ledger, user, transfer_id)
-    return pages.render(request, "wallet/movement.html", view=view, form={"key": new_key()})
+    return pages.render(request, "wallet/movement.html", view=view)
 
 
 @router.post("/app/transfers/{transfer_id}/verify")
@@ -206,6 +207,9 @@ async def verify(request: Request, user: Poster, transfer_id: str, pin: PinField
             await risk_holds.verify_movement(state.funding, state.cards, user, transfer_id, pin)
         else:
             await held.verify_transfer(state.pool, state.ledger, user, transfer_id, pin)
+    except risk_held.NotPending:
+        # Decided already (a PIN sent twice, a review meanwhile): its page says how.
+        return _to_movement(request, transfer_id)
     except WrongPin as error:
         outcome: dict[str, Any] = {
             "transfer_id": transfer_id,
