@@ -399,6 +399,13 @@ async def test_the_wallet_and_the_send_form_fit_a_phone(app: FastAPI, page: Any)
     await screenshot(page, "wallet-send-phone")
     await send_in_browser(page, "nobody_" + uuid.uuid4().hex[:8], "1.00")
     assert "nobody_" in await page.get_by_role("alert").inner_text()
+    recipient = page.get_by_label("To (username, email or phone)")
+    assert await recipient.get_attribute("aria-invalid") == "true"
+    await recipient.fill(ned.username)
+    await page.get_by_label("Amount (USD)").fill("50.00")
+    await page.get_by_role("button", name="Send", exact=True).click()
+    assert "insufficient_funds" in await page.get_by_role("alert").inner_text()
+    assert await page.get_by_label("Amount (USD)").get_attribute("aria-invalid") == "true"
     await page.get_by_label("To (username, email or phone)").fill(ned.username)
     await page.get_by_label("Amount (USD)").fill("1.234")
     async with page.expect_response("**/app/send") as answered:
