@@ -319,7 +319,7 @@ async def _movement(
     expected = ft.estimated_completion.strftime("%b %-d, %Y") if ft.estimated_completion else None
     return pages.render(
         request,
-        "wallet/movement.html",
+        "wallet/funding_movement.html",
         status=error.status if error else 200,
         movement=funding_view(ft),
         expected=expected,

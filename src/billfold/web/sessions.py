@@ -40,11 +40,9 @@ async def open_session(redis: Redis, settings: Settings, user_id: uuid.UUID) -> 
     """A new session for `user_id`, just signed in."""
     session = WebSession(secrets.token_urlsafe(32), user_id, time.time())
     body = orjson.dumps({"user_id": str(user_id), "started": session.started})
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.set(_key(session.id), body, ex=settings.web_session_idle_s)
-        pipe.sadd(_PERSON + str(user_id), _key(session.id))
-        pipe.expire(_PERSON + str(user_id), settings.web_session_max_s)
-        await pipe.execute()
+    await redis.set(_key(session.id), body, ex=settings.web_session_idle_s)
+    await redis.sadd(_PERSON + str(user_id), _key(session.id))
+    await redis.expire(_PERSON + str(user_id), settings.web_session_max_s)
     return session
 
 
@@ -80,10 +78,8 @@ async def close_other_sessions(redis: Redis, user_id: uuid.UUID, keep: str | Non
     index = _PERSON + str(user_id)
     kept = _key(keep) if keep else None
     others = [key for key in await redis.smembers(index) if key != kept]
-    if others:
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.delete(*others)
-            pipe.srem(index, *others)
-            results = await pipe.execute()
-        return int(results[0])
-    return 0
+    if not others:
+        return 0
+    ended = await redis.delete(*others)
+    await redis.srem(index, *others)
+    return int(ended)

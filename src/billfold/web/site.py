@@ -34,10 +34,12 @@ Field = Annotated[str, Form(max_length=FIELD_MAX)]
 
 def install(app: FastAPI) -> None:
     """The web app's routes, and its HTML error pages for the paths it serves."""
-    from billfold.web import console, funding, merchant, settings, wallet
+    from billfold.web import activity, console, funding, merchant, money, settings, wallet
 
     app.include_router(router)
     app.include_router(wallet.router)
+    app.include_router(money.router)
+    app.include_router(activity.router)
     app.include_router(funding.router)
     app.include_router(settings.router)
     app.include_router(console.router)
