@@ -22,6 +22,7 @@ from billfold_bench.risk import run_risk_bench
 from billfold_bench.scoring import run_scoring_bench
 from billfold_bench.traffic import p99_ms
 from billfold_bench.transfer_cost import run_transfer_cost
+from billfold_bench.web import run_web_bench
 from tests.events.test_relay import NATS_URL, nats_or_skip
 
 
@@ -137,6 +138,28 @@ async def test_history_bench_reads_pages_in_process_and_over_http(settings: Sett
     # the hero's P2P transfers (half of 400 over a year are P2P: about 16 in 30 days).
     assert pages["http_first_page"]["rows_per_page"] == pages["first_page"]["rows_per_page"] == 50
     assert 0 < pages["http_type_and_30_days"]["rows_per_page"] < 50
+
+
+async def test_web_bench_reads_every_page_as_the_signed_in_hero(settings: Settings) -> None:
+    """A tiny `bench web`: every page answered 200 to the hero's session cookie (the bench
+    refuses any other answer), with its p50 and p99."""
+    assert settings.database_url and settings.redis_url
+    result = await run_web_bench(
+        settings,
+        settings.database_url,
+        settings.redis_url,
+        entries=4_000,
+        accounts=50,
+        hero_entries=400,
+        requests=3,
+        workers=1,
+        runs=1,
+    )
+    pages = result["results"]
+    assert {"wallet home", "history, deep page", "console, a person"} <= set(pages)
+    for label, figures in pages.items():
+        assert 0 < figures["latency_ms_p50"] <= figures["latency_ms_p99"], label
+        assert figures["kib"] > 1, label
 
 
 async def test_risk_bench_times_each_part_and_payments_to_a_popular_person_and_a_pair(

@@ -372,6 +372,7 @@ def web_bench(
     ] = 100_000,
     requests: Annotated[int, typer.Option(help="Requests timed per page.")] = 200,
     workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
+    runs: Annotated[int, typer.Option(help="Read every page this many times; medians.")] = 3,
     json: JsonFlag = False,
 ) -> None:
     """The web app's pages (wallet, history, console) for a person with many movements:
@@ -385,6 +386,7 @@ def web_bench(
         hero_entries=hero_entries,
         requests=requests,
         workers=workers,
+        runs=runs,
     )
     _report(result, json)
 

@@ -52,7 +52,18 @@ def pages(hero: dict[str, Any]) -> dict[str, Path]:
         ),
         "history, text search": lambda r: f"/app/history?q=note+{r.randrange(1000)}",
         "a transfer": lambda r: f"/app/transfers/{r.choice(transfer_ids)}",
+        "send": lambda _r: "/app/send",
+        "pay": lambda _r: "/app/pay",
+        "notifications": lambda _r: "/app/notifications",
+        "banks and cards": lambda _r: "/app/banks",
+        "settings": lambda _r: "/app/settings",
+        "businesses": lambda _r: "/app/merchant",
+        "console, review queue": lambda _r: "/console",
+        "console, assessments": lambda _r: "/console/assessments",
         "console, a person": lambda _r: f"/console/people/{uid}",
+        "console, the account": lambda r: "/console/ledger?account_id=1",
+        "console, a transfer": lambda r: f"/console/ledger?transfer_id={r.choice(transfer_ids)}",
+        "console, charts": lambda _r: "/console/charts",
     }
 
 
@@ -66,6 +77,7 @@ async def run_web_bench(
     hero_entries: int,
     requests: int,
     workers: int,
+    runs: int,
 ) -> dict[str, Any]:
     async with scratch_database(dsn) as database_url:
         sized = settings.model_copy(update={"statement_timeout_ms": 0})
@@ -86,7 +98,7 @@ async def run_web_bench(
             "entries": hero_entries,
             "transfer_ids": [row["transfer_id"] for row in ids],
         }
-        results = await _over_http(database_url, redis_url, hero, requests, workers)
+        results = await _over_http(database_url, redis_url, hero, requests, workers, runs)
     for label, figures in results.items():
         mark = "met" if figures["met"] else "MISSED"
         say(
@@ -98,6 +110,7 @@ async def run_web_bench(
         "entries": entries,
         "hero_entries": hero_entries,
         "requests_per_page": requests,
+        "runs": runs,
         "target_ms_p99": TARGET_MS_P99,
         "results": results,
         "met": all(f["met"] for f in results.values()),
@@ -105,8 +118,14 @@ async def run_web_bench(
 
 
 async def _over_http(
-    database_url: str, redis_url: str, hero: dict[str, Any], requests: int, workers: int
+    database_url: str,
+    redis_url: str,
+    hero: dict[str, Any],
+    requests: int,
+    workers: int,
+    runs: int,
 ) -> dict[str, Any]:
+    """Every page, `runs` times over: each page's p50 and p99 are the medians of its runs'."""
     key = secrets.token_urlsafe(48)
     async with running_server(database_url, redis_url, key, workers) as (port, _server):
         redis = Redis.from_url(bench_redis(redis_url), decode_responses=True)
@@ -117,13 +136,28 @@ async def _over_http(
         say(f"server up with {workers} workers; reading pages as the hero ...")
         headers = {"Cookie": f"{SESSION_COOKIE}={session.id}"}
         connection = Connection("127.0.0.1", port)
+        by_page: dict[str, list[dict[str, Any]]] = {}
         try:
-            return {
-                label: await _time(connection, headers, path, requests)
-                for label, path in pages(hero).items()
-            }
+            for run in range(runs):
+                say(f"run {run + 1}/{runs} ...")
+                for label, path in pages(hero).items():
+                    by_page.setdefault(label, []).append(
+                        await _time(connection, headers, path, requests)
+                    )
         finally:
             await connection.close()
+    return {label: _medians(rows) for label, rows in by_page.items()}
+
+
+def _medians(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    p99 = statistics.median(r["latency_ms_p99"] for r in rows)
+    return {
+        "latency_ms_p50": round(statistics.median(r["latency_ms_p50"] for r in rows), 2),
+        "latency_ms_p99": round(p99, 2),
+        "p99_runs": [r["latency_ms_p99"] for r in rows],
+        "kib": rows[0]["kib"],
+        "met": p99 <= TARGET_MS_P99,
+    }
 
 
 async def _time(
@@ -142,10 +176,8 @@ async def _time(
             latencies.append(elapsed)
             sizes.append(len(body))
     latencies.sort()
-    p99 = round(latencies[int(len(latencies) * 0.99)] * 1000, 2)
     return {
         "latency_ms_p50": round(statistics.median(latencies) * 1000, 2),
-        "latency_ms_p99": p99,
+        "latency_ms_p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
         "kib": round(statistics.mean(sizes) / 1024, 1),
-        "met": p99 <= TARGET_MS_P99,
     }
