@@ -23,6 +23,7 @@ async def test_sign_up_lands_on_an_empty_wallet_and_each_page_is_accessible(page
     await screenshot(page, "login")
     await page.get_by_role("link", name="Open an account").click()
     await assert_accessible(page)
+    await screenshot(page, "signup")
     person = new_person()
     await sign_up(page, person)
     assert await page.get_by_test_id("balance").inner_text() == "$0.00"
