@@ -17,6 +17,8 @@ from billfold.wallet.handles import Handle
 from billfold.wallet.users import check_sign_up, do_create_user, find_user, grant_admin
 
 DEMO_PASSWORD = "billfold-demo"  # noqa: S105 - a published demo password, demo data only
+# The demo people's PIN: a movement from a device they never used is held for it (step-up).
+DEMO_PIN = "1234"
 DEMO_PEOPLE = {
     "alice": "+14155550101",
     "bob": "+14155550102",
@@ -90,10 +92,12 @@ async def _open_shop(pool: asyncpg.Pool) -> None:
 
 
 async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
+    """The demo people's PIN (DEMO_PIN, once) and their ordinary past (demo.past)."""
     from billfold.demo.past import give_ordinary_past
     from billfold.platform.redis import create_redis
     from billfold.risk.engine import RulesEngine
     from billfold.risk.rules import RiskRules
+    from billfold.wallet import pins
     from billfold.wallet.standing import engine_freezer
 
     if settings.redis_url is None:
@@ -102,6 +106,18 @@ async def _give_past(pool: asyncpg.Pool, settings: Settings) -> None:
     try:
         people = [await find_user(pool, Handle("username", name)) for name in DEMO_PEOPLE]
         ids = [str(user.id) for user in people if user is not None]
+        for user in people:
+            if user is not None and not await pins.has_pin(pool, user.id):
+                change = await pins.check_set_pin(
+                    pool,
+                    redis,
+                    settings,
+                    user.id,
+                    DEMO_PIN,
+                    password=DEMO_PASSWORD,
+                    current_pin=None,
+                )
+                await pins.do_set_pin(pool, change)
         rules = RiskRules.model_validate(settings.risk_rules)
         engine = RulesEngine(pool, redis, rules, freeze=engine_freezer(pool))
         await give_ordinary_past(pool, engine, ids)
@@ -154,7 +170,8 @@ def banner(base: str) -> str:
     shop = SHOP_WALKTHROUGH.replace("<key>", DEMO_SHOP_KEY)
     return f"""
 Billfold demo: alice, bob and carol each hold $500.00 (password: {DEMO_PASSWORD}).
-  wallet:      {base}/app   (log in as alice, bob or carol, password {DEMO_PASSWORD})
+  wallet:      {base}/app   (log in as alice, bob or carol, password {DEMO_PASSWORD};
+               a first send from a new browser asks for the PIN: {DEMO_PIN})
   business:    {base}/app/merchant   (carol's coffee shop: log in as carol)
   console:     {base}/console   (log in as {DEMO_OPERATOR[0]}, an operator, same password)
   API docs:    {base}/docs
