@@ -11,11 +11,13 @@ bearer token, so the figures include authentication, validation and the JSON res
 
 from __future__ import annotations
 
+import contextlib
 import random
 import secrets
 import statistics
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -101,30 +103,25 @@ async def run_history_bench(
     queries: int,
     workers: int,
 ) -> dict[str, Any]:
-    async with scratch_database(dsn) as database_url:
-        sized = settings.model_copy(update={"statement_timeout_ms": 0})
-        pool = await create_pool(database_url, sized)
-        try:
-            async with pool.acquire() as conn:
-                await apply_migrations(conn)
-                await _generate(conn, entries, accounts, hero_entries)
-            hero_id = await pool.fetchval("SELECT user_id FROM wallets WHERE account_id = 1")
-            hero = await get_user(pool, hero_id)
-            results = {
-                "first_page": await _time(pool, hero, queries, lambda _r: HistoryQuery()),
-                "type_and_30_days": await _time(pool, hero, queries, _type_and_window),
-                # A text search scans the user's whole history (see docs/benchmarks.md): fewer.
-                "q_text_search": await _time(
-                    pool,
-                    hero,
-                    max(10, queries // 10),
-                    lambda r: HistoryQuery(text=f"note {r.randrange(1000)}"),
-                ),
-            }
-            results |= await _over_http(database_url, redis_url, hero_id, queries, workers)
-            report = await reconcile(pool)
-        finally:
-            await pool.close()
+    async with generated_ledger(settings, dsn, entries, accounts, hero_entries) as (
+        database_url,
+        pool,
+        hero_id,
+    ):
+        hero = await get_user(pool, hero_id)
+        results = {
+            "first_page": await _time(pool, hero, queries, lambda _r: HistoryQuery()),
+            "type_and_30_days": await _time(pool, hero, queries, _type_and_window),
+            # A text search scans the user's whole history (see docs/benchmarks.md): fewer.
+            "q_text_search": await _time(
+                pool,
+                hero,
+                max(10, queries // 10),
+                lambda r: HistoryQuery(text=f"note {r.randrange(1000)}"),
+            ),
+        }
+        results |= await _over_http(database_url, redis_url, hero_id, queries, workers)
+        report = await reconcile(pool)
     for label, figures in results.items():
         say(
             f"{label:<22} p50 {figures['latency_ms_p50']} ms  p99 {figures['latency_ms_p99']} ms"
@@ -137,6 +134,25 @@ async def run_history_bench(
         "results": results,
         "reconciled": report.ok,
     }
+
+
+@contextlib.asynccontextmanager
+async def generated_ledger(
+    settings: Settings, dsn: str, entries: int, accounts: int, hero_entries: int
+) -> AsyncIterator[tuple[str, asyncpg.Pool, uuid.UUID]]:
+    """A scratch database holding the generated ledger (GENERATE): its URL, a pool on it (closed
+    on the way out) and the hero's user id."""
+    async with scratch_database(dsn) as database_url:
+        sized = settings.model_copy(update={"statement_timeout_ms": 0})
+        pool = await create_pool(database_url, sized)
+        try:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn)
+                await _generate(conn, entries, accounts, hero_entries)
+            hero_id = await pool.fetchval("SELECT user_id FROM wallets WHERE account_id = 1")
+            yield database_url, pool, hero_id
+        finally:
+            await pool.close()
 
 
 async def _generate(conn: asyncpg.Connection, entries: int, accounts: int, hero: int) -> None:

@@ -21,14 +21,11 @@ from typing import Any
 from redis.asyncio import Redis
 
 from billfold.config import Settings
-from billfold.platform.db import create_pool
-from billfold.platform.migrate import apply_migrations
 from billfold.wallet.history import encode_cursor
 from billfold.web.sessions import SESSION_COOKIE, open_session
 from billfold_bench import say
-from billfold_bench.history import _generate, _type_and_window_params
+from billfold_bench.history import _type_and_window_params, generated_ledger
 from billfold_bench.http import Connection
-from billfold_bench.seed import scratch_database
 from billfold_bench.server import bench_redis, running_server
 
 TARGET_MS_P99 = 50.0
@@ -79,20 +76,15 @@ async def run_web_bench(
     workers: int,
     runs: int,
 ) -> dict[str, Any]:
-    async with scratch_database(dsn) as database_url:
-        sized = settings.model_copy(update={"statement_timeout_ms": 0})
-        pool = await create_pool(database_url, sized)
-        try:
-            async with pool.acquire() as conn:
-                await apply_migrations(conn)
-                await _generate(conn, entries, accounts, hero_entries)
-            hero_id = await pool.fetchval("SELECT user_id FROM wallets WHERE account_id = 1")
-            await pool.execute("UPDATE users SET is_admin = true WHERE id = $1", hero_id)
-            ids = await pool.fetch(
-                "SELECT transfer_id FROM entries WHERE account_id = 1 ORDER BY random() LIMIT 200"
-            )
-        finally:
-            await pool.close()
+    async with generated_ledger(settings, dsn, entries, accounts, hero_entries) as (
+        database_url,
+        pool,
+        hero_id,
+    ):
+        await pool.execute("UPDATE users SET is_admin = true WHERE id = $1", hero_id)
+        ids = await pool.fetch(
+            "SELECT transfer_id FROM entries WHERE account_id = 1 ORDER BY random() LIMIT 200"
+        )
         hero = {
             "user_id": str(hero_id),
             "entries": hero_entries,
