@@ -281,4 +281,5 @@ async def verify_payout(
         )
     status = str(made["status"]).replace("_", " ").lower()
     shown = money(made["amount"], made["currency"])
-    return await _payouts_page(request, user, merchant, flash=f"Payout of {shown} confirmed: {status}.")
+    flash = f"Payout of {shown} confirmed: {status}."
+    return await _payouts_page(request, user, merchant, flash=flash)
