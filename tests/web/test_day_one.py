@@ -85,8 +85,11 @@ async def test_sign_up_add_money_by_card_and_send_to_a_friend(
     await page.get_by_label("Add funds").check()
     await page.get_by_role("button", name="Show").click()
     assert await rows.count() == 1 and "Add funds" in await rows.first.inner_text()
+    # The wallet got $50.00; the card paid that and its fee.
+    assert "+$50.00" in await rows.first.inner_text()
+    assert "charged, fee" in await rows.first.inner_text()
     assert await page.get_by_label("Add funds").is_checked()
-    await page.get_by_label("P2p").check()
+    await page.get_by_label("Person to person").check()
     await page.get_by_role("button", name="Show").click()
     assert await rows.count() == 2
     assert "type=p2p&type=add_funds" in page.url
