@@ -69,3 +69,30 @@ async def test_review_approve_and_reject_race_and_exactly_one_wins(world: World)
         "SELECT count(*) FROM operator_actions WHERE subject = $1", f"transfer:{review_id}"
     )
     assert trail == 1
+
+
+async def test_a_transfers_page_names_the_other_person_on_each_side(world: World) -> None:
+    """show_transfer_named: the sender sees the recipient, the recipient the sender (a held
+    transfer too, by its hold's id); money in from the bank names nobody."""
+    gil, hal = await world.person(40_00), await world.person()
+    s = world.state
+    sent = await world.send(gil, hal, "5.00", origin=world.origin(gil, country="US"))
+    mine = await held.show_transfer_named(s.pool, s.ledger, gil, sent["transfer_id"])
+    theirs = await held.show_transfer_named(s.pool, s.ledger, hal, sent["transfer_id"])
+    assert (mine["counterparty"], mine["counterparty_kind"]) == (hal.username, "person")
+    assert (theirs["counterparty"], theirs["counterparty_kind"]) == (gil.username, "person")
+    assert {k: v for k, v in mine.items() if not k.startswith("counterparty")} == (
+        await held.show_transfer(s.pool, s.ledger, gil, sent["transfer_id"])
+    )
+    await world.set_pin(gil, "1357")
+    stolen = world.origin(gil, "stolen", "US")
+    waiting = await world.send(gil, hal, "6.00", origin=stolen)
+    assert waiting["status"] == "PENDING_VERIFICATION"
+    shown = await held.show_transfer_named(s.pool, s.ledger, hal, waiting["transfer_id"])
+    assert (shown["status"], shown["counterparty"]) == ("PENDING_VERIFICATION", gil.username)
+    funded = await s.pool.fetchval(
+        "SELECT transfer_id FROM entries WHERE account_id = $1 ORDER BY account_seq LIMIT 1",
+        gil.account_id,
+    )
+    came_in = await held.show_transfer_named(s.pool, s.ledger, gil, str(funded))
+    assert (came_in["counterparty"], came_in["counterparty_kind"]) == (None, None)

@@ -142,6 +142,41 @@ async def test_a_step_up_is_answered_with_the_pin(app: FastAPI, page: Any) -> No
     assert await balance_minor(app, dee) == (15_00, 0)
 
 
+async def test_a_step_up_without_a_pin_set_leads_to_the_settings(app: FastAPI, page: Any) -> None:
+    """Someone with no PIN yet is stepped up on a new device: confirming is refused with
+    pin_not_set and a link to the settings, where the first PIN is set (not a change: no
+    review); then it completes, once."""
+    ivy, jon = await make_user(app), await make_user(app)
+    await remember_places(app.state.pool, str(ivy.id), "their-old-phone", None, None)
+    await fund(app, ivy, 20_00)
+    await log_in(page, ivy.username)
+    await send_in_browser(page, jon.username, "5.00")
+    await page.wait_for_url(re.compile(r"/app/transfers/\d+$"))
+    held_at = page.url
+    assert await page.get_by_test_id("counterparty").inner_text() == "@" + jon.username
+    await page.get_by_label("Your PIN").fill(PIN)
+    async with page.expect_response(lambda r: r.url.endswith("/verify")) as answered:
+        await page.get_by_role("button", name="Confirm").click()
+    assert (await answered.value).status == 422
+    assert "pin_not_set" in await page.get_by_role("alert").inner_text()
+    await assert_accessible(page)
+    await page.get_by_role("link", name="Set a PIN in Settings").click()
+    await page.wait_for_url("**/app/settings")
+    await page.get_by_label("New PIN", exact=True).fill(PIN)
+    await page.get_by_label("New PIN again").fill(PIN)
+    await page.get_by_label("Your password").fill(PASSWORD)
+    await page.get_by_role("button", name="Set PIN").click()
+    await page.wait_for_load_state()
+    assert await balance_minor(app, ivy) == (20_00, 5_00)
+    await page.goto(held_at)
+    await page.get_by_label("Your PIN").fill(PIN)
+    await page.get_by_role("button", name="Confirm").click()
+    await page.wait_for_url(held_at)
+    assert await page.get_by_test_id("status").inner_text() == "COMPLETED"
+    assert await balance_minor(app, ivy) == (15_00, 0)
+    assert await balance_minor(app, jon) == (5_00, 0)
+
+
 async def test_three_wrong_pins_decline_the_transfer_and_the_money_comes_back(
     app: FastAPI, page: Any
 ) -> None:
@@ -229,6 +264,7 @@ async def test_a_business_is_paid_from_a_picture_of_its_qr_code(
     await page.wait_for_url(re.compile(r"/app/transfers/\d+$"))
     assert await page.get_by_test_id("status").inner_text() == "COMPLETED"
     assert await page.get_by_test_id("balance-after").inner_text() == "$15.25"
+    assert await page.get_by_test_id("counterparty").inner_text() == "Corner Bakery"
     assert await balance_minor(app, gus) == (15_25, 0)
     fee = await pool.fetchval(
         "SELECT fee_minor FROM merchant_payments WHERE merchant_id = $1", shop.id

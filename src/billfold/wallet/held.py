@@ -20,7 +20,7 @@ import asyncpg
 from billfold.events import outbox
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import HoldNotPending
-from billfold.ledger.model import Kind, SideRow
+from billfold.ledger.model import Kind, SideRow, Transfer
 from billfold.platform.currency import WALLET_CURRENCY
 from billfold.risk import held as risk_held
 from billfold.risk import operators
@@ -29,7 +29,7 @@ from billfold.risk.gate import Movement
 from billfold.risk.places import remember
 from billfold.wallet.pins import PinCheck, WrongPin, check_pin
 from billfold.wallet.transfers import access_transfer, ledger_client, transfer_view
-from billfold.wallet.users import User
+from billfold.wallet.users import User, get_user
 
 # The ledger client of operators' decisions on held transfers.
 RISK_CLIENT = "risk"
@@ -222,11 +222,31 @@ async def show_transfer(
 ) -> dict[str, Any]:
     """A transfer the user sent or received, by its public id, as they see it; a held one with
     the status of its hold."""
+    return (await _shown(pool, ledger, user, transfer_id))[1]
+
+
+async def show_transfer_named(
+    pool: asyncpg.Pool, ledger: Ledger, user: User, transfer_id: str
+) -> dict[str, Any]:
+    """show_transfer's view, with who was on the other side as the person's history names
+    them: `counterparty`, the other person's username or the business's name (None for money
+    in from the system's own accounts), and `counterparty_kind`, "person" or "business"."""
+    transfer, view = await _shown(pool, ledger, user, transfer_id)
+    name, kind = (transfer.metadata or {}).get("merchant_name"), "business"
+    other = view["recipient_id"] if view["sender_id"] == str(user.id) else view["sender_id"]
+    if name is None and other is not None:
+        name, kind = (await get_user(pool, uuid.UUID(other))).username, "person"
+    return {**view, "counterparty": name, "counterparty_kind": kind if name else None}
+
+
+async def _shown(
+    pool: asyncpg.Pool, ledger: Ledger, user: User, transfer_id: str
+) -> tuple[Transfer, dict[str, Any]]:
     transfer = await access_transfer(ledger, user, transfer_id)
     if transfer.kind is Kind.HOLD:
         status = await risk_held.status_of(pool, transfer.id)
-        return transfer_view(transfer, user.account_id, status)
-    return transfer_view(transfer, user.account_id)
+        return transfer, transfer_view(transfer, user.account_id, status)
+    return transfer, transfer_view(transfer, user.account_id)
 
 
 def _movement_of(held: risk_held.Held) -> Movement:

@@ -11,8 +11,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
 
+from billfold.api.fields import PIN_MAX
 from billfold.api.inputs import InputRoute
+from billfold.api.limits import limit_money
 from billfold.api.signals import risk_gate
+from billfold.funding import risk_holds
 from billfold.funding.bank_accounts import list_bank_accounts
 from billfold.merchants import keys, payouts, sales
 from billfold.merchants.profiles import Merchant
@@ -28,6 +31,7 @@ DELIVERIES_PAGE = 20
 PAYOUTS_PAGE = 20
 Url = Annotated[str, Form(max_length=2048)]
 Text = Annotated[str, Form(max_length=600)]
+PinField = Annotated[str, Form(max_length=PIN_MAX)]
 
 
 # --- API keys ------------------------------------------------------------------------------------
@@ -242,6 +246,7 @@ async def pay_out(
         str(merchant.id), amount.strip(), bank_account_id or None, idempotency_key
     )
     try:
+        await limit_money(request, user.id)
         made, _ = await payouts.request_payout(
             state.funding, risk_gate(request), user, asked, web_origin(request, user)
         )
@@ -252,4 +257,29 @@ async def pay_out(
         )
     shown = money(made["amount"], made["currency"])
     flash = f"Payout of {shown} requested: {made['status'].replace('_', ' ').lower()}."
+    return await _payouts_page(request, user, merchant, flash=flash)
+
+
+@router.post("/app/merchant/{merchant_id}/payouts/{payout_id}/verify")
+async def verify_payout(
+    request: Request, user: Poster, merchant: Business, payout_id: str, pin: PinField = ""
+) -> Response:
+    """A payout the risk checks held for the owner's PIN, confirmed as POST
+    /transfers/{payout_id}/verify does (risk_holds.verify_movement): right, it goes to the
+    bank (or to review, for a PIN changed within a day); the third wrong one declines it and
+    the money is back in the merchant account. Only a payout of this business's is taken."""
+    state = request.app.state
+    try:
+        await limit_money(request, user.id)
+        await payouts.get_payout(state.pool, user.id, str(merchant.id), payout_id[:40])
+        made = await risk_holds.verify_movement(
+            state.funding, state.cards, user, payout_id[:40], pin
+        )
+    except BillfoldError as error:
+        return await _payouts_page(
+            request, user, merchant, status=error.status, error=error, held_error=payout_id[:40]
+        )
+    status = str(made["status"]).replace("_", " ").lower()
+    shown = money(made["amount"], made["currency"])
+    flash = f"Payout of {shown} confirmed: {status}."
     return await _payouts_page(request, user, merchant, flash=flash)

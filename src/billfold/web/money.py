@@ -21,8 +21,7 @@ from billfold.api.fields import HANDLE_MAX, IDEMPOTENCY_KEY_MAX, PIN_MAX
 from billfold.api.inputs import InputRoute
 from billfold.api.limits import limit_money
 from billfold.api.signals import risk_gate
-from billfold.funding import movements, risk_holds
-from billfold.funding.views import funding_view
+from billfold.funding import risk_holds
 from billfold.ledger.errors import LedgerBusy, TransferNotFound
 from billfold.merchants import qr
 from billfold.merchants.payments import PaymentRequest, pay
@@ -41,7 +40,7 @@ router = APIRouter(route_class=InputRoute, include_in_schema=False)
 # Refusals after which the outcome of the key may still be unknown: the form keeps its key.
 KEEP_KEY = (LedgerBusy, RiskUnavailable, p2p.IdempotencyKeyInUse)
 PAYLOAD_MAX = 512
-# The movement ids of the path: a transfer's number or a funding movement's uuid.
+# The movement ids of the path: a transfer's number (or a funding movement's uuid, redirected).
 ID_MAX = 40
 
 Handle = Annotated[str, Form(max_length=HANDLE_MAX)]
@@ -182,31 +181,32 @@ def _readable(payload: str) -> qr.Payload | None:
 
 @router.get("/app/transfers/{transfer_id}")
 async def movement(request: Request, user: WebUser, transfer_id: str) -> Response:
-    """A movement the person took part in, as GET /api/v1/transfers/{id} reads it."""
+    """A transfer the person took part in, as GET /api/v1/transfers/{id} reads it, naming the
+    other person or the business. An add-funds or cash-out (a uuid, as the API knows it too)
+    has its own page: /app/movements/{id}."""
     state = request.app.state
     if len(transfer_id) > ID_MAX:
         raise TransferNotFound(f"transfer '{transfer_id[:40]}' does not exist")
     if risk_holds.is_movement_id(transfer_id):
-        view = funding_view(await movements.access_movement(state.pool, user, transfer_id))
-    else:
-        view = await held.show_transfer(state.pool, state.ledger, user, transfer_id)
+        return pages.harden(
+            request, RedirectResponse(f"/app/movements/{transfer_id}", status_code=303)
+        )
+    view = await held.show_transfer_named(state.pool, state.ledger, user, transfer_id)
     return pages.render(request, "wallet/movement.html", view=view)
 
 
 @router.post("/app/transfers/{transfer_id}/verify")
 async def verify(request: Request, user: Poster, transfer_id: str, pin: PinField = "") -> Response:
-    """The PIN for a movement held for verification, as POST /api/v1/transfers/{id}/verify
+    """The PIN for a transfer held for verification, as POST /api/v1/transfers/{id}/verify
     takes it: right, it goes on (or to review, for a PIN changed within a day); the third
-    wrong one declines it and the money is back."""
+    wrong one declines it and the money is back. (An add-funds' or cash-out's PIN goes to
+    /app/movements/{id}/verify.)"""
     state = request.app.state
     if len(transfer_id) > ID_MAX:
         raise TransferNotFound(f"transfer '{transfer_id[:40]}' does not exist")
     try:
         await limit_money(request, user.id)
-        if risk_holds.is_movement_id(transfer_id):
-            await risk_holds.verify_movement(state.funding, state.cards, user, transfer_id, pin)
-        else:
-            await held.verify_transfer(state.pool, state.ledger, user, transfer_id, pin)
+        await held.verify_transfer(state.pool, state.ledger, user, transfer_id, pin)
     except risk_held.NotPending:
         # Decided already (a PIN sent twice, a review meanwhile): its page says how.
         return _to_movement(request, transfer_id)
