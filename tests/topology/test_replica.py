@@ -21,6 +21,7 @@ from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
 from billfold.ledger.store import WAL_POSITION
 from billfold.platform.replica import READS, REPLAYED
+from billfold.risk import held
 from billfold.wallet.history import HistoryQuery, read_history
 from billfold.wallet.users import User
 from billfold_bench.rules import LOAD_TEST_RULES
@@ -154,6 +155,13 @@ async def test_own_movement_shows_at_once_with_the_replica_paused(world: World) 
     assert (await history(world, ann))[0] == sent["transfer_id"]
     assert set(since(before)) <= {"replica", "replica_waited"}
     assert sum(since(before).values()) == 1
+
+
+async def test_an_operators_list_is_read_on_the_replica_as_it_stands(world: World) -> None:
+    """A read of no one's own movements (the AML candidates) goes to the replica at once."""
+    before = served()
+    assert isinstance(await world.state.reads.run(None, held.aml_candidates), list)
+    assert since(before) == {"replica": 1}
 
 
 async def test_with_the_replica_down_the_primary_answers(world: World, pair: pg.Pair) -> None:

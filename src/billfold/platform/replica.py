@@ -10,7 +10,8 @@ replica that refuses a connection or a query is left alone for a few seconds and
 answers. Without a replica (DATABASE_REPLICA_URL unset) every read is the primary's.
 
 Only reads that decide nothing go through here (decision record 150): a person's history and
-its searches. Every read that a write depends on stays on the primary, in the write's
+its searches (read-your-writes), and an operator's AML candidates and daily charts (as the
+replica stands). Every read that a write depends on stays on the primary, in the write's
 transaction.
 """
 
@@ -110,13 +111,14 @@ class Reads:
 
     async def run(
         self,
-        account_id: int,
+        account_id: int | None,
         read: Callable[Concatenate[asyncpg.Pool, P], Awaitable[T]],
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
         """`read(pool, *args)` on the replica when it holds the account's last write, else on
-        the primary."""
+        the primary. Account None: a read of no one's own movements (an operator's lists), on
+        the replica as it stands."""
         if self.replica is None:
             return await read(self.primary, *args, **kwargs)
         served_by = await self._choose(account_id)
@@ -132,12 +134,14 @@ class Reads:
         READS.labels(served_by).inc()
         return await read(self.primary, *args, **kwargs)
 
-    async def _choose(self, account_id: int) -> str:
+    async def _choose(self, account_id: int | None) -> str:
         """Where a read of the account goes (READS' labels), waiting for the replica a bounded
         time when it is behind the account's last write."""
         assert self.replica is not None
         if time.monotonic() < self.left_alone_until:
             return "primary_down"
+        if account_id is None:
+            return "replica"
         try:
             remembered = await self._redis.get(_key(account_id))
         except RedisError:
