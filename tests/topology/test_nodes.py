@@ -20,13 +20,13 @@ from billfold.events.brokers import STREAM
 from billfold.ledger.accounts import get_account
 from billfold.ledger.model import Transfer
 from billfold.ledger.reconcile import reconcile
-from billfold.merchants import checkout, profiles
+from billfold.merchants import checkout, payments, profiles, refunds
 from billfold.platform import leases
 from billfold.platform.errors import BillfoldError
 from billfold_bench.rules import LOAD_TEST_RULES
 from tests.merchants.test_payouts import daily_merchant, merchant_payouts, run_day
 from tests.webhooks.conftest import until
-from tests.world import World, running_app
+from tests.world import NOWHERE, World, running_app
 
 pytestmark = pytest.mark.usefixtures("reconciled")
 BOUND_S = 20.0  # the longest any wait below may take
@@ -216,6 +216,34 @@ async def test_checkout_sessions_expire_once_across_the_fleet(nodes: list[World]
         [f"checkout-session/{i}" for i in ids],
     )
     assert sorted(collections.Counter(r["subject"] for r in told).values()) == [1] * 40
+
+
+async def test_refunds_left_reserved_are_resumed_once_across_the_fleet(
+    nodes: list[World],
+) -> None:
+    """Five refunds reserved but never moved (their process died), resumed by three nodes at
+    once: one node moves them, each once; the others do nothing."""
+    owner, payer = await nodes[0].person(), await nodes[0].person(50_00)
+    new = profiles.check_create_merchant("Corner Bakery", "5462", "Oakland", "US")
+    merchant = await profiles.do_create_merchant(nodes[0].state.pool, owner.id, new)
+    made = checkout.check_create_session(merchant, "10.00", None, 60, uuid.uuid4().hex)
+    session, _ = await checkout.do_create_session(nodes[0].state.pool, merchant, made)
+    paying = payments.PaymentRequest(None, session["session_id"], None, None, uuid.uuid4().hex)
+    paid, _ = await payments.pay(nodes[0].state.merchants, nodes[0].gate(), payer, paying, NOWHERE)
+    for _ in range(5):
+        wanted = refunds.RefundRequest(paid["payment_id"], "1.00", None, uuid.uuid4().hex)
+        await refunds._reserve(nodes[0].state.pool, refunds.check_refund(merchant, wanted))
+    sent = sum(n.state.ledger.commands for n in nodes)
+    resumed = await asyncio.gather(
+        *(refunds.resume_pending(n.state.pool, n.state.ledger, older_than_s=0) for n in nodes)
+    )
+    assert sorted(resumed) == [0, 0, 5]
+    assert sum(n.state.ledger.commands for n in nodes) - sent == 5
+    statuses = await nodes[0].state.pool.fetch(
+        "SELECT status FROM merchant_refunds WHERE payment_id = $1", uuid.UUID(paid["payment_id"])
+    )
+    assert [r["status"] for r in statuses] == ["COMPLETED"] * 5
+    assert (await get_account(nodes[0].state.pool, payer.account_id)).posted_minor == 45_00
 
 
 async def test_the_relays_of_three_nodes_publish_each_event_once(nodes: list[World]) -> None:

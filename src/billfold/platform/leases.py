@@ -6,7 +6,7 @@ Every node runs the same background loops (the hold sweeper, the refund resumer,
 recovery). Their work is idempotent by ledger keys, so two nodes doing it at once moved no money
 twice, but they did the same work twice: each read the same rows and sent the same commands,
 one executing and the others replaying. A round taken under a lease is done by one node; the
-others skip that round and find nothing left at their next.
+others skip that round and find nothing left at their next (decision record 151).
 """
 
 from __future__ import annotations
