@@ -171,7 +171,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         balances = BalanceCache(redis)
         ledger.after_commit = balances.put_many
         app.state.reads = await _start_reads(stack, settings, pool, redis)
-        ledger.after_commit_position = app.state.reads.remember
+        if app.state.reads.replica is not None:
+            # Read-your-writes on the replica: each batch's WAL position, by account.
+            ledger.after_commit_position = app.state.reads.remember
         await db.open_connections(pool, settings.db_pool_max)
         await ledger.warm_up()
         await ledger.start()

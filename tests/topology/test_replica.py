@@ -15,19 +15,21 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
 from billfold.ledger.store import WAL_POSITION
 from billfold.platform.replica import READS, REPLAYED
+from billfold.platform.security import issue_token
 from billfold.risk import held
 from billfold.wallet.history import HistoryQuery, read_history
 from billfold.wallet.users import User
 from billfold_bench.rules import LOAD_TEST_RULES
 from tests.topology import pg
 from tests.webhooks.conftest import until
-from tests.world import World, running_app
+from tests.world import SECRET_KEY, World, running_app
 
 pytestmark = [
     pytest.mark.skipif(pg.available() is not None, reason=str(pg.available())),
@@ -155,6 +157,31 @@ async def test_own_movement_shows_at_once_with_the_replica_paused(world: World) 
     assert (await history(world, ann))[0] == sent["transfer_id"]
     assert set(since(before)) <= {"replica", "replica_waited"}
     assert sum(since(before).values()) == 1
+
+
+async def test_the_history_endpoint_shows_ones_own_transfer_with_the_replica_paused(
+    world: World,
+) -> None:
+    """Over HTTP (GET /api/v1/wallet/{id}/transactions): replay paused, the caller's new
+    transfer is in their history, read from the primary after the bounded wait."""
+    ann, bob = await world.person(20_00), await world.person()
+    await caught_up(world)
+    token = issue_token(ann.id, SECRET_KEY, 600)
+    transport = httpx.ASGITransport(app=world.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+        await replay(world, paused=True)
+        try:
+            sent = await send(world, ann, bob, "2.00")
+            before = served()
+            found = await client.get(
+                f"/api/v1/wallet/{ann.id}/transactions",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        finally:
+            await replay(world, paused=False)
+    assert found.status_code == 200, found.text
+    assert found.json()["transactions"][0]["id"] == sent["transfer_id"]
+    assert since(before) == {"primary_behind": 1}
 
 
 async def test_an_operators_list_is_read_on_the_replica_as_it_stands(world: World) -> None:
