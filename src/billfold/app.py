@@ -57,6 +57,7 @@ from billfold.platform.logging import configure_logging, get_logger
 from billfold.platform.metrics import mark_worker_exited
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.redis import create_redis
+from billfold.platform.replica import Reads
 from billfold.platform.runtime import tune_gc
 from billfold.risk.assessments import RECORD_WITH_TRANSFER, WITH_TRANSFER
 from billfold.risk.engine import PAST_POOL, RulesEngine, load_scorer
@@ -169,6 +170,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         ledger = Ledger(pool, settings, side_statements=side_statements)
         balances = BalanceCache(redis)
         ledger.after_commit = balances.put_many
+        app.state.reads = await _start_reads(stack, settings, pool, redis)
+        if app.state.reads.replica is not None:
+            # Read-your-writes on the replica: each batch's WAL position, by account.
+            ledger.after_commit_position = app.state.reads.remember
         await db.open_connections(pool, settings.db_pool_max)
         await ledger.warm_up()
         await ledger.start()
@@ -277,6 +282,18 @@ async def _start_risk(
     stack.push_async_callback(engine.log.flush)
     await engine.warm_up()
     return engine
+
+
+async def _start_reads(
+    stack: AsyncExitStack, settings: Settings, pool: asyncpg.Pool, redis: Redis
+) -> Reads:
+    """Where reads that may be stale run: the replica's pool beside the primary's, if there is
+    a replica (platform.replica)."""
+    replica = None
+    if settings.database_replica_url:
+        replica = await db.create_pool(settings.database_replica_url, settings)
+        stack.push_async_callback(db.close_pool, replica)
+    return Reads.of(pool, replica, redis, settings)
 
 
 def _gate(app: FastAPI) -> Gate:

@@ -227,6 +227,15 @@ class Settings(BaseSettings):
     # Notifications are kept this many days, read or not (their emails too).
     notifications_retention_days: int = Field(default=180, ge=1)
 
+    # Reads that may be stale (a person's history and its searches) go to this streaming
+    # replica of DATABASE_URL (platform.replica); unset, everything reads the primary. A read of
+    # an account waits at most replica_wait_ms for the replica to replay the account's last
+    # write, else reads the primary; each write's position is remembered in Redis for
+    # replica_remember_s (keep it well above the replica's worst lag).
+    database_replica_url: str | None = Field(default=None, validation_alias="DATABASE_REPLICA_URL")
+    replica_wait_ms: float = Field(default=100.0, ge=0, le=10_000)
+    replica_remember_s: float = Field(default=600.0, gt=0)
+
     @field_validator("trusted_proxies")
     @classmethod
     def _check_trusted_proxies(cls, value: str) -> str:

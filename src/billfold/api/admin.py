@@ -190,7 +190,8 @@ class AmlOut(BaseModel):
 async def aml(request: Request, operator: AdminUser) -> Any:
     """Report candidates, newest first: `ctr` (cash-equivalent money over $10,000 in a business
     day) and `sar` (suspicious activity of $2,000 or more)."""
-    return await held.aml_candidates(request.app.state.pool)
+    # An operator's list: as the replica stands (platform.replica).
+    return await request.app.state.reads.run(None, held.aml_candidates)
 
 
 class TopFeatureOut(BaseModel):

@@ -13,6 +13,7 @@ from billfold.api.inputs import InputRoute
 from billfold.api.problems import problem_responses
 from billfold.api.views import HistoryOut
 from billfold.platform.errors import NotFound, ValidationFailed
+from billfold.platform.replica import Reads
 from billfold.wallet.history import read_history
 from billfold.wallet.money import InvalidAmount
 
@@ -30,4 +31,6 @@ async def transactions(
     """The caller's transactions, newest first. Filters combine; `next_cursor` pages on."""
     if user_id != user.id:
         raise NotFound(f"wallet '{user_id}' does not exist", user_id=str(user_id))
-    return await read_history(request.app.state.pool, user, query)
+    # From the replica once it holds the caller's last movement (platform.replica).
+    reads: Reads = request.app.state.reads
+    return await reads.run(user.account_id, read_history, user, query)

@@ -21,6 +21,7 @@ from billfold.funding.movements import book_add_funds, book_card_funding
 from billfold.funding.risk_holds import finish_release
 from billfold.funding.service import FUNDING_COLUMNS, CardDeclined, Funding, FundingTransfer
 from billfold.funding.webhooks import reapply_stale
+from billfold.platform import leases
 from billfold.platform.logging import get_logger
 from billfold.platform.tasks import raise_if_cancelling
 from billfold.wallet.users import get_user
@@ -71,8 +72,12 @@ async def keep_booking(funding: Funding, processor: CardProcessor | None = None)
     while True:
         await asyncio.sleep(INTERVAL_S)
         try:
-            booked = await book_unbooked(funding, processor=processor)
-            reapplied = await reapply_stale(funding)
+            # One node of the fleet recovers at a time (platform.leases).
+            async with leases.lease(funding.pool, leases.FUNDING_RECOVERY) as held:
+                if not held:
+                    continue
+                booked = await book_unbooked(funding, processor=processor)
+                reapplied = await reapply_stale(funding)
         except (
             OSError,
             asyncpg.PostgresError,

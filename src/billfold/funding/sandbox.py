@@ -16,6 +16,7 @@ import asyncpg
 
 from billfold.funding import rails, webhooks
 from billfold.funding.service import Funding
+from billfold.platform import leases
 from billfold.platform.errors import NotFound
 from billfold.platform.logging import get_logger
 from billfold.platform.tasks import raise_if_cancelling
@@ -45,22 +46,31 @@ async def deliver_event(
 async def auto_settle(funding: Funding, after_s: float) -> None:
     """Settle every pending ACH transfer `after_s` seconds after it started, as a bank would
     some days later; one the risk engine holds was never sent, so it waits until released.
-    Runs in each process; the inbox and the ledger keys make that safe."""
+    Runs in each process, one round at a time across the fleet; the inbox and the ledger keys
+    would make two at once safe too."""
     while True:
         await asyncio.sleep(min(after_s, 5.0))
         try:
-            rows = await funding.pool.fetch(
-                """SELECT id FROM funding_transfers
-                    WHERE rail = 'ach' AND status = 'pending' AND risk_status IS NULL
-                      AND created_at < now() - make_interval(secs => $1)
-                    ORDER BY created_at LIMIT 500""",
-                after_s,
-            )
-            for row in rows:
-                await _deliver(funding, "ach.settled", {"transfer_id": str(row["id"])})
+            await _settle_due(funding, after_s)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise_if_cancelling()
             log.warning("sandbox auto-settle failed", error=str(error))
+
+
+async def _settle_due(funding: Funding, after_s: float) -> None:
+    """One round of auto_settle, by one node of the fleet at a time (platform.leases)."""
+    async with leases.lease(funding.pool, leases.SANDBOX_SETTLE) as held:
+        if not held:
+            return
+        rows = await funding.pool.fetch(
+            """SELECT id FROM funding_transfers
+                WHERE rail = 'ach' AND status = 'pending' AND risk_status IS NULL
+                  AND created_at < now() - make_interval(secs => $1)
+                ORDER BY created_at LIMIT 500""",
+            after_s,
+        )
+        for row in rows:
+            await _deliver(funding, "ach.settled", {"transfer_id": str(row["id"])})
 
 
 async def _deliver(funding: Funding, event_type: str, data: dict[str, Any]) -> webhooks.Delivery:

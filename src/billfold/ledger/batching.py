@@ -92,6 +92,12 @@ class GroupCommit:
         # follow the ledger (see wallet/balances.py). It runs before the callers get their
         # answers, for at most AFTER_COMMIT_TIMEOUT_S.
         self.after_commit: Callable[[list[AccountBalance]], Coroutine[Any, Any, None]] | None = None
+        # Called, when set, with the ids of the accounts a batch changed and the primary's WAL
+        # position after its commit (a byte offset), for reads on a replica to wait for a
+        # person's own writes (platform.replica). In the same bounded time as after_commit.
+        self.after_commit_position: Callable[[list[int], int], Coroutine[Any, Any, None]] | None = (
+            None
+        )
         self.batches = 0
         self.commands = 0
 
@@ -241,14 +247,25 @@ class GroupCommit:
                 held[leg.account_id] = held.get(leg.account_id, 0) + 1
         return batch
 
-    async def _after_commit(self, balances: list[AccountBalance]) -> None:
-        """Run the after-commit hook before the batch's callers get their answers, so that a
-        caller who reads a balance after a transfer sees it. Bounded: a slow or failing hook
-        (the balance cache, when Redis is down) is logged and costs at most its time limit."""
-        assert self.after_commit is not None
+    async def _after_commit(self, conn: asyncpg.Connection, balances: list[AccountBalance]) -> None:
+        """Run the after-commit hooks before the batch's callers get their answers, so that a
+        caller who reads a balance or their history after a transfer sees it. Bounded: a slow
+        or failing hook (the balance cache, when Redis is down) is logged and costs at most its
+        time limit."""
         try:
             async with asyncio.timeout(AFTER_COMMIT_TIMEOUT_S):
-                await self.after_commit(balances)
+                if self.after_commit_position is None:
+                    assert self.after_commit is not None
+                    await self.after_commit(balances)
+                    return
+                # Read after the COMMIT returned: at or past the end of its WAL record. Read
+                # while the balances go to their cache, to keep the batch's time short.
+                reading = conn.fetchval(store.WAL_POSITION)
+                if self.after_commit is not None:
+                    position, _ = await asyncio.gather(reading, self.after_commit(balances))
+                else:
+                    position = await reading
+                await self.after_commit_position([b.account_id for b in balances], position)
         except Exception as error:  # noqa: BLE001 - money is committed; the hook is a courtesy
             log.warning("after-commit hook failed: %r", error)
 
@@ -362,13 +379,14 @@ class GroupCommit:
                 with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                     await conn.execute("ROLLBACK")
             raise
-        if self.after_commit is not None:
+        if self.after_commit is not None or self.after_commit_position is not None:
             await self._after_commit(
+                conn,
                 [
                     AccountBalance(a.id, a.posted, a.pending_debits, a.pending_credits, a.version)
                     for a in accounts.values()
                     if a.changed
-                ]
+                ],
             )
         for pending, outcome in zip(batch, result.outcomes, strict=True):
             if pending.future.done():

@@ -14,7 +14,7 @@ from billfold.ledger import store
 from billfold.ledger.batching import GroupCommit
 from billfold.ledger.errors import InvalidTransfer
 from billfold.ledger.model import Command, Kind, Leg, SideRow, Transfer
-from billfold.platform import db
+from billfold.platform import db, leases
 
 EXPIRY_BATCH = 500
 SYSTEM_CLIENT = "system"
@@ -176,15 +176,18 @@ class Ledger(GroupCommit):
 
     async def void_expired_holds(self, limit: int = EXPIRY_BATCH) -> int:
         """Void up to `limit` holds whose expiry has passed, releasing their money; return how
-        many. Each void's idempotency key names the hold, so engines in several processes
-        sweeping at once void each hold once (the others replay it)."""
-        async with self._pool.acquire() as conn:
-            ids = await conn.fetch(store.EXPIRED_HOLDS, limit)
-        voids = [
-            self.void(SYSTEM_CLIENT, f"expire:{row['id']}", row["id"], code="hold_expired")
-            for row in ids
-        ]
-        outcomes = await asyncio.gather(*voids, return_exceptions=True)
+        many. One node of the fleet sweeps at a time (platform.leases): another node's sweep
+        meanwhile does nothing. Each void's idempotency key names the hold as well, so a hold
+        is voided once even by a sweep that outlived its lease (its connection lost)."""
+        async with leases.lease(self._pool, leases.HOLD_SWEEP) as held:
+            if not held:
+                return 0
+            ids = await db.fetch(self._pool, store.EXPIRED_HOLDS, limit)
+            voids = [
+                self.void(SYSTEM_CLIENT, f"expire:{row['id']}", row["id"], code="hold_expired")
+                for row in ids
+            ]
+            outcomes = await asyncio.gather(*voids, return_exceptions=True)
         return sum(isinstance(o, Transfer) and not o.replayed for o in outcomes)
 
     async def has_outcome(self, client_id: str, key: str) -> bool:

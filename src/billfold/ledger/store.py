@@ -72,6 +72,9 @@ SELECT h.id FROM transfers h
  LIMIT $1
 """
 
+# The primary's WAL insert position as a byte offset: read after a commit, at or past its end.
+WAL_POSITION = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"
+
 HAS_OUTCOME = "SELECT 1 FROM idempotency_keys WHERE client_id = $1 AND key = $2"
 
 LOAD_OUTCOMES = """

@@ -32,6 +32,7 @@ from billfold.events import outbox
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import IdempotencyKeyReused, InsufficientFunds, LedgerBusy
 from billfold.merchants.profiles import Merchant, get_merchant, parse_id
+from billfold.platform import leases
 from billfold.platform.currency import format_amount
 from billfold.platform.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.platform.logging import get_logger
@@ -306,7 +307,14 @@ async def resume_pending(
 ) -> int:
     """Move the refunds reserved more than `older_than_s` ago whose move never ran (the process
     that reserved one died before the ledger answered, and no retry came): the merchant asked
-    for them. How many were moved (a refusal fails the refund, as it would have then)."""
+    for them. How many were moved (a refusal fails the refund, as it would have then). One
+    node of the fleet resumes at a time (platform.leases); another's round meanwhile does
+    nothing, and a refund's ledger key keeps it moved once even so."""
+    async with leases.lease(pool, leases.REFUND_RESUME) as held:
+        return await _resume_pending(pool, ledger, older_than_s) if held else 0
+
+
+async def _resume_pending(pool: asyncpg.Pool, ledger: Ledger, older_than_s: float) -> int:
     rows = await pool.fetch(
         f"""SELECT {_REFUND_COLUMNS} FROM merchant_refunds
              WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => $1)

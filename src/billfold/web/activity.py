@@ -128,7 +128,7 @@ async def history(request: Request, user: WebUser, cursor: str = "", back: str =
     }
     try:
         query = history_query(filters, PAGE_SIZE, cursor[:CURSOR_MAX] or None)
-        found = await read_history(request.app.state.pool, user, query)
+        found = await request.app.state.reads.run(user.account_id, read_history, user, query)
     except BillfoldError as error:
         return pages.render(
             request, "wallet/history.html", status=error.status, error=error, rows=[], **context
@@ -152,7 +152,7 @@ async def history_csv(request: Request, user: WebUser) -> Response:
     and sent as it is read. A bad filter is refused before the first byte."""
     filters = history_filters(request)
     query = history_query(filters, CSV_PAGE, None)
-    first = await read_history(request.app.state.pool, user, query)
+    first = await request.app.state.reads.run(user.account_id, read_history, user, query)
     response = StreamingResponse(
         _csv_lines(request, user, query, first),
         media_type="text/csv; charset=utf-8",
@@ -171,7 +171,7 @@ async def _csv_lines(
         if not page["next_cursor"]:
             return
         query = replace(query, cursor=page["next_cursor"])
-        page = await read_history(request.app.state.pool, user, query)
+        page = await request.app.state.reads.run(user.account_id, read_history, user, query)
 
 
 def _csv_cell(row: dict[str, Any], column: str) -> str:

@@ -181,7 +181,8 @@ async def explanation(
 @router.get("/console/aml")
 async def aml(request: Request, operator: Operator) -> Response:
     """Report candidates, newest first: CTR and SAR."""
-    candidates = await held.aml_candidates(request.app.state.pool)
+    # An operator's list: as the replica stands (platform.replica).
+    candidates = await request.app.state.reads.run(None, held.aml_candidates)
     return _page(request, "aml.html", page="aml", candidates=candidates)
 
 
@@ -306,7 +307,7 @@ async def reconcile_now(request: Request, operator: OperatorPoster) -> Response:
 @router.get("/console/charts")
 async def daily_charts(request: Request, operator: Operator) -> Response:
     """Daily volumes and decline rates of the last 30 days, as SVG drawn here, with a table."""
-    days = await daily.daily_decisions(request.app.state.pool)
+    days = await request.app.state.reads.run(None, daily.daily_decisions)
     return _page(
         request,
         "charts.html",

@@ -30,6 +30,9 @@ LEDGER_SCENARIOS = [
     "uniform-no-outbox",
     "hot-no-outbox",
 ]
+# Run only when asked for: "uniform-positions" is uniform with each batch's WAL position
+# remembered in Redis for its accounts (platform.replica's read-your-writes: its write cost).
+LEDGER_EXTRA_SCENARIOS = ["uniform-positions"]
 # The JetStream server `bench events` uses when BILLFOLD_EVENTS_URL names none.
 NATS_LOCAL = "nats://127.0.0.1:4222"
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")]
@@ -68,16 +71,18 @@ def ledger(
     json: JsonFlag = False,
 ) -> None:
     """Transfers per second and p50/p99 latency of the ledger engine, batched and not."""
-    from billfold.platform.embedded import ensure_database
+    from billfold.platform.embedded import ensure_database, ensure_redis
     from billfold_bench.ledger import run_ledger_bench
 
     settings = Settings()
     dsn = ensure_database(settings)
     tune_gc()
     chosen = scenario or LEDGER_SCENARIOS
+    known = LEDGER_SCENARIOS + LEDGER_EXTRA_SCENARIOS
     for name in chosen:
-        if name not in LEDGER_SCENARIOS:
-            raise typer.BadParameter(f"scenario '{name}' is not one of {LEDGER_SCENARIOS}")
+        if name not in known:
+            raise typer.BadParameter(f"scenario '{name}' is not one of {known}")
+    redis_url = ensure_redis(settings) if "uniform-positions" in chosen else None
     outcomes = []
     for run in range(1, runs + 1):
         typer.echo(f"run {run}/{runs}", err=True)
@@ -90,6 +95,7 @@ def ledger(
                     submitters=submitters,
                     seconds=seconds,
                     scenarios=chosen,
+                    redis_url=redis_url,
                 )
             )
         )

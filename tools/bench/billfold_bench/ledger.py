@@ -7,7 +7,9 @@ concurrent callers, each awaiting one transfer at a time:
 - uniform: random transfers among all the wallets, through the group-commit engine;
 - hot: every transfer credits one hot account, through the group-commit engine;
 - uniform-single and hot-single: the same through the engine with batching off (a batch of one,
-  one transaction per transfer, on as many connections), the plain path for comparison.
+  one transaction per transfer, on as many connections), the plain path for comparison;
+- uniform-positions (only when asked for): uniform, each batch's WAL position remembered in
+  Redis for its accounts after the commit, as a node with a replica does (platform.replica).
 
 The engine's checks are all on: idempotency keys and outcomes, limits, entries, running balances,
 the deferred balance check. After the runs the ledger is reconciled.
@@ -32,6 +34,8 @@ from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import LedgerError
 from billfold.ledger.model import AccountKind
 from billfold.ledger.reconcile import reconcile
+from billfold.platform.redis import create_redis
+from billfold.platform.replica import Reads
 from billfold_bench.seed import fund_all, migrated_pool, scratch_database
 
 FUNDING_MINOR = 1_000_000_00
@@ -68,6 +72,7 @@ async def run_ledger_bench(
     seconds: float,
     scenarios: list[str],
     say: Any = None,
+    redis_url: str | None = None,
 ) -> dict[str, Any]:
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
     async with scratch_database(dsn) as database_url:
@@ -78,7 +83,7 @@ async def run_ledger_bench(
             results = []
             for scenario in scenarios:
                 result = await _scenario(
-                    pool, bench_settings, scenario, wallets, hot, submitters, seconds
+                    pool, bench_settings, scenario, wallets, hot, submitters, seconds, redis_url
                 )
                 say(result.line())
                 results.append(result)
@@ -104,6 +109,10 @@ async def run_ledger_bench(
             if base in by_name and f"{base}-no-outbox" in by_name
         }
     )
+    if "uniform" in by_name and "uniform-positions" in by_name:
+        ratios["uniform_positions_vs_none"] = round(
+            by_name["uniform-positions"].transfers_per_s / by_name["uniform"].transfers_per_s, 2
+        )
     for key, value in ratios.items():
         say(f"{key}: {value}x")
     return {
@@ -148,6 +157,7 @@ async def _scenario(
     hot: int,
     submitters: int,
     seconds: float,
+    redis_url: str | None = None,
 ) -> Result:
     single = scenario.endswith("-single")
     to_hot = scenario.startswith("hot")
@@ -156,6 +166,12 @@ async def _scenario(
     if single:
         settings = settings.model_copy(update={"batch_window_ms": 0.0, "batch_concurrency": 20})
     ledger = Ledger(pool, settings, batch_max=1 if single else None)
+    redis = None
+    if scenario.endswith("-positions") and redis_url is not None:
+        # Positions are remembered only with a replica; the primary stands in for one here,
+        # as nothing is read.
+        redis = await create_redis(redis_url)
+        ledger.after_commit_position = Reads(pool, pool, redis).remember
     await ledger.start()
     latencies: list[float] = []
     failed = 0
@@ -195,6 +211,8 @@ async def _scenario(
     await asyncio.gather(*(submitter(n) for n in range(submitters)))
     elapsed = time.perf_counter() - started
     await ledger.stop()
+    if redis is not None:
+        await redis.aclose()
     latencies.sort()
     return Result(
         scenario=scenario,
