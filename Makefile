@@ -41,8 +41,9 @@ demo: runtime
 serve: runtime
 	$(BIN)/billfold serve
 
+# PYTEST_ARGS: more pytest arguments (.ci/run leaves the browser and topology tests to one pass).
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The web app's pages as the browser tests see them, into docs/screenshots/ (needs chromium).
 screenshots: setup
