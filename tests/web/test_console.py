@@ -87,6 +87,8 @@ async def test_an_operator_approves_a_held_transfer_and_the_money_moves(
     await page.goto("/console")
     card = page.get_by_test_id(f"review-{review_id}")
     assert "$25.00" in await card.inner_text()
+    assert f"@{ann.username}" in await card.inner_text()  # the parties by name, not by id
+    assert f"@{bob.username}" in await card.inner_text()
     assert await card.get_by_test_id("score").is_visible()
     await assert_accessible(page)
     await screenshot(page, "console-queue")

@@ -15,7 +15,7 @@ from billfold.funding.cards import CardProcessor
 from billfold.funding.service import Funding
 from billfold.risk import held, lockout, operators
 from billfold.wallet import held as held_transfers
-from billfold.wallet import standing
+from billfold.wallet import standing, users
 
 
 async def review_queue(
@@ -30,7 +30,14 @@ async def review_queue(
     about = await held.assessments(pool, [m["assessment_id"] for m in held_movements])
     waiting += [{**m, **about[m["assessment_id"]]} for m in held_movements]
     waiting.sort(key=lambda row: datetime.fromisoformat(row["created_at"]))
-    return waiting[:limit]
+    waiting = waiting[:limit]
+    names = await users.usernames(
+        pool, [row[k] for row in waiting for k in ("sender_id", "recipient_id") if row.get(k)]
+    )
+    for row in waiting:
+        row["sender_name"] = names.get(row.get("sender_id") or "")
+        row["recipient_name"] = names.get(row.get("recipient_id") or "")
+    return waiting
 
 
 async def decide_review(

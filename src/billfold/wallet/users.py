@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
@@ -170,6 +171,17 @@ async def grant_admin(pool: asyncpg.Pool, handle_text: str) -> User:
         raise NotFound(f"no user has the {handle.kind} '{handle.value}'", handle=handle_text[:60])
     await pool.execute("UPDATE users SET is_admin = true WHERE id = $1", user.id)
     return await get_user(pool, user.id)
+
+
+async def usernames(
+    source: asyncpg.Pool | asyncpg.Connection, user_ids: Iterable[str]
+) -> dict[str, str]:
+    """The username of each of `user_ids` (uuid strings) that names a user; one query."""
+    ids = sorted({uuid.UUID(text) for text in user_ids if text})
+    if not ids:
+        return {}
+    rows = await source.fetch("SELECT id, username FROM users WHERE id = ANY($1::uuid[])", ids)
+    return {str(row["id"]): row["username"] for row in rows}
 
 
 async def wallet_account(conn: asyncpg.Pool | asyncpg.Connection, user_id: uuid.UUID) -> int:
