@@ -324,8 +324,8 @@ async def replicated_stream(lay: Layout) -> None:
     """The events stream, kept by all three servers (R3), made before any node makes its own
     (with one replica, the stream would stop with the server that holds it)."""
     import nats
-    from nats.js.api import StreamConfig
     from nats.errors import TimeoutError as NatsTimeout
+    from nats.js.api import StreamConfig
     from nats.js.errors import BadRequestError, ServiceUnavailableError
 
     from billfold.events.brokers import NATS_STREAM, NATS_SUBJECTS
