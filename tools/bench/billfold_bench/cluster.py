@@ -96,6 +96,40 @@ def tiers_cpu(state: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
+IDLE_S = 5.0
+
+
+async def idle_cpu(state: dict[str, Any], seconds: float) -> dict[str, float | None]:
+    """Each tier's CPU milliseconds a second with no load (the generator's excepted)."""
+    before = tiers_cpu(state)
+    await asyncio.sleep(seconds)
+    after = tiers_cpu(state)
+    return {
+        tier: None
+        if tier == "generator" or before[tier] is None or after[tier] is None
+        else round((after[tier] - before[tier]) / seconds * 1000, 1)  # type: ignore[operator]
+        for tier in TIERS
+    }
+
+
+def per_transfer(
+    before: dict[str, float | None],
+    after: dict[str, float | None],
+    made: int,
+    less: dict[str, float] | None = None,
+) -> dict[str, int | None]:
+    """Microseconds of CPU a transfer for each tier, less `less` seconds of it if given."""
+    figures: dict[str, int | None] = {}
+    for tier in TIERS:
+        start, end = before[tier], after[tier]
+        if start is None or end is None or not made:
+            figures[tier] = None
+            continue
+        spent = end - start - (less or {}).get(tier, 0.0)
+        figures[tier] = round(spent / made * 1e6)
+    return figures
+
+
 async def run_cluster_bench(
     settings: Settings,
     *,
@@ -148,6 +182,8 @@ async def _measure(
     key = (await asyncio.to_thread(Path(state["secret_key_file"]).read_text)).strip()
     tokens = app_tokens(people, key, 3600 * 4)
     port = int(state["api"].rpartition(":")[2])
+    idle = await idle_cpu(state, IDLE_S)
+    say("idle, CPU ms a second: " + "  ".join(f"{t} {v}" for t, v in idle.items()))
     results: dict[str, Any] = {}
     for count in range(1, len(state["nodes"]) + 1):
         use_nodes(state, count)
@@ -155,16 +191,15 @@ async def _measure(
             await drive_http(port, people, tokens, clients, seconds=warmup, rate=None)
         phases = []
         for _ in range(runs):
-            before = tiers_cpu(state)
+            before, started = tiers_cpu(state), time.perf_counter()
             phase = await drive_http(port, people, tokens, clients, seconds=seconds, rate=None)
-            after = tiers_cpu(state)
+            after, elapsed = tiers_cpu(state), time.perf_counter() - started
             made = phase["statuses"].get("201", 0)
-            phase["cpu_us_per_transfer"] = {
-                tier: None
-                if before[tier] is None or after[tier] is None or not made
-                else round((after[tier] - before[tier]) / made * 1e6)  # type: ignore[operator]
-                for tier in TIERS
-            }
+            phase["cpu_us_per_transfer"] = per_transfer(before, after, made)
+            # Less what the tier spends at rest (relays, consumers, health checks) meanwhile.
+            phase["cpu_us_per_transfer_over_idle"] = per_transfer(
+                before, after, made, {t: (idle[t] or 0) / 1000 * elapsed for t in TIERS}
+            )
             phases.append(phase)
         results[str(count)] = _median(phases)
         say(_line(count, results[str(count)]))
@@ -182,6 +217,7 @@ async def _measure(
         "seconds": seconds,
         "runs": runs,
         "cores": os.cpu_count(),
+        "idle_cpu_ms_per_s": idle,
         "nodes": results,
         "reconciled": report.ok,
     }
@@ -201,14 +237,19 @@ def _median(phases: list[dict[str, Any]]) -> dict[str, Any]:
         "cpu_us_per_transfer": {
             tier: median_of([p["cpu_us_per_transfer"][tier] for p in phases]) for tier in TIERS
         },
+        "cpu_us_per_transfer_over_idle": {
+            tier: median_of([p["cpu_us_per_transfer_over_idle"][tier] for p in phases])
+            for tier in TIERS
+        },
     }
 
 
 def _line(count: int, figures: dict[str, Any]) -> str:
     cpu = "  ".join(f"{t} {v}" for t, v in figures["cpu_us_per_transfer"].items())
+    over = "  ".join(f"{t} {v}" for t, v in figures["cpu_us_per_transfer_over_idle"].items())
     return (
         f"{count} node(s): {figures['transfers_per_s']:,.0f} transfers/s "
         f"(runs {figures['transfers_per_s_runs']})  p50 {figures['latency_ms_p50']} ms  "
         f"p99 {figures['latency_ms_p99']} ms  errors {figures['errors']}\n"
-        f"   CPU us a transfer: {cpu}"
+        f"   CPU us a transfer: {cpu}\n   over idle: {over}"
     )
