@@ -22,8 +22,9 @@ from billfold.config import Settings
 from billfold.events.brokers import NATS_STREAM
 from billfold.ledger.reconcile import reconcile
 from billfold.platform.db import create_pool
+from billfold_bench.cluster import measure
 from billfold_bench.http import Connection
-from tests.cluster.conftest import Cluster, Outcome, load
+from tests.cluster.conftest import PEOPLE, Cluster, Outcome, load
 
 PG_CTL = "/usr/lib/postgresql/15/bin/pg_ctl"
 SETTLE_WITHIN_S = 30.0
@@ -105,7 +106,7 @@ async def test_killed_api_node_loses_and_duplicates_nothing(cluster: Cluster) ->
     outcome = await load(cluster, 4.0, kill_node)
     await wait_until("HAProxy marks node2 down", lambda: haproxy_sees(cluster, "node2", "DOWN"))
     await assert_exactly_once(cluster, outcome, since)
-    cluster.up()  # brings the node back (up is idempotent)
+    await asyncio.to_thread(cluster.up)  # brings the node back (up is idempotent)
     await wait_until("node2 back in HAProxy", lambda: haproxy_sees(cluster, "node2", "UP"))
 
 
@@ -147,7 +148,7 @@ async def test_killed_nats_server_events_keep_flowing(cluster: Cluster) -> None:
                 await asyncio.sleep(0.2)
     finally:
         await reader.close()
-    cluster.up()
+    await asyncio.to_thread(cluster.up)
 
 
 def replica_processes(cluster: Cluster) -> list[int]:
@@ -222,3 +223,20 @@ async def test_restarted_primary_loses_nothing_acknowledged(cluster: Cluster) ->
     await assert_exactly_once(cluster, outcome, since)
     for url in cluster.state["nodes"]:
         await wait_until(f"{url} ready", lambda url=url: http_status(f"{url}/readyz") == 200)
+    await asyncio.to_thread(cluster.up)  # the primary's new process id, for what follows
+
+
+async def test_bench_cluster_reports_each_tier_for_one_to_three_nodes(cluster: Cluster) -> None:
+    """`billfold bench cluster`'s measuring, briefly, on the module's cluster: a rate and a CPU
+    cost for every tier with 1, 2 and 3 nodes, and a ledger that reconciles."""
+    settings = Settings().model_copy(update={"database_url": cluster.state["database_url"]})
+    result = await measure(
+        settings, cluster.state, PEOPLE, clients=4, seconds=1.0, warmup=0.0, runs=1, idle_s=0.5
+    )
+    assert result["reconciled"]
+    assert sorted(result["nodes"]) == ["1", "2", "3"]
+    for figures in result["nodes"].values():
+        assert figures["transfers_per_s"] > 0
+        assert figures["errors"] == 0
+        costs = figures["cpu_us_per_transfer"]
+        assert all(costs[tier] is not None for tier in ("api", "postgresql", "nats", "haproxy"))
