@@ -207,7 +207,9 @@ class JetStream:
         would try it for ever too), and the caller retries."""
         async with asyncio.timeout(OP_TIMEOUT_S):
             client = await nats.connect(
-                url,
+                # A comma-separated list names several servers of a cluster (the client also
+                # learns the others from the first it reaches).
+                url.split(","),
                 connect_timeout=2,
                 max_reconnect_attempts=-1,
                 error_cb=_nats_error,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -565,4 +566,39 @@ def merchant_bench(
     _report(result, json, *table(result))
     http = result.get("http", {})
     if not result["reconciled"] or http.get("server_errors") or http.get("money_adds_up") is False:
+        raise typer.Exit(1)
+
+
+@bench_app.command("cluster")
+def cluster_bench(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="The local cluster's directory (started if not up).")
+    ] = Path(".cluster"),
+    base_port: Annotated[int, typer.Option(help="The local cluster's base port.")] = 7400,
+    users: Annotated[int, typer.Option(help="People signed up, each funded.")] = 2_000,
+    clients: Annotated[int, typer.Option(help="Concurrent keep-alive connections.")] = 64,
+    seconds: Annotated[float, typer.Option(help="Length of each measured phase.")] = 10.0,
+    warmup: Annotated[
+        float, typer.Option(help="Seconds of transfers before each node count.")
+    ] = 5.0,
+    runs: Annotated[int, typer.Option(help="Measured phases per node count (the median).")] = 3,
+    json: JsonFlag = False,
+) -> None:
+    """Transfers/s through HAProxy with 1, 2 and 3 API nodes, and CPU per transfer per tier."""
+    from billfold_bench.cluster import run_cluster_bench
+
+    result = uvloop.run(
+        run_cluster_bench(
+            Settings(),
+            directory=directory,
+            base_port=base_port,
+            users=users,
+            clients=clients,
+            seconds=seconds,
+            warmup=warmup,
+            runs=runs,
+        )
+    )
+    _report(result, json)
+    if not result["reconciled"]:
         raise typer.Exit(1)
