@@ -57,7 +57,7 @@ from billfold.platform.logging import configure_logging, get_logger
 from billfold.platform.metrics import mark_worker_exited
 from billfold.platform.migrate import apply_migrations
 from billfold.platform.redis import create_redis
-from billfold.platform.replica import Reads
+from billfold.platform.replica import REPLICA_COMMAND_TIMEOUT_S, Reads
 from billfold.platform.runtime import tune_gc
 from billfold.risk.assessments import RECORD_WITH_TRANSFER, WITH_TRANSFER
 from billfold.risk.engine import PAST_POOL, RulesEngine, load_scorer
@@ -291,7 +291,9 @@ async def _start_reads(
     a replica (platform.replica)."""
     replica = None
     if settings.database_replica_url:
-        replica = await db.create_pool(settings.database_replica_url, settings)
+        replica = await db.create_pool(
+            settings.database_replica_url, settings, command_timeout_s=REPLICA_COMMAND_TIMEOUT_S
+        )
         stack.push_async_callback(db.close_pool, replica)
     return Reads.of(pool, replica, redis, settings)
 

@@ -70,6 +70,28 @@ class Server:
     def running(self) -> bool:
         return (self.data / "postmaster.pid").exists()
 
+    def processes(self) -> list[int]:
+        """The server's postmaster and every process under it."""
+        import psutil
+
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        found = psutil.Process(postmaster)
+        return [postmaster, *(child.pid for child in found.children(recursive=True))]
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server stopped dead (SIGSTOP: it hangs rather than refuses), then resumed."""
+        import signal
+
+        pids = self.processes()
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+
 
 @dataclass
 class Pair:

@@ -21,7 +21,7 @@ import pytest
 from billfold.config import Settings
 from billfold.ledger.reconcile import reconcile
 from billfold.ledger.store import WAL_POSITION
-from billfold.platform.replica import READS, REPLAYED
+from billfold.platform.replica import READS, REPLAYED, REPLICA_COMMAND_TIMEOUT_S
 from billfold.platform.security import issue_token
 from billfold.risk import held
 from billfold.wallet.history import HistoryQuery, read_history
@@ -209,3 +209,29 @@ async def test_with_the_replica_down_the_primary_answers(world: World, pair: pg.
     before = served()
     assert (await history(world, ann))[0] == sent["transfer_id"]
     assert since(before) == {"replica": 1}
+
+
+async def test_a_replica_that_hangs_is_left_for_the_primary_within_a_bound(
+    world: World, pair: pg.Pair
+) -> None:
+    """Replica frozen (it accepts nothing and refuses nothing): a read of a person's own new
+    movement, waiting for the replica's position, and a read that goes straight to it, both come
+    back from the primary within the replica's command timeout, and the reads after them go to
+    the primary at once (the replica is left alone)."""
+    ann, bob = await world.person(20_00), await world.person()
+    sent = await send(world, ann, bob, "5.00")
+    await caught_up(world)
+    world.state.reads.left_alone_until = 0.0
+    with pair.replica.frozen():
+        other = await world.person()
+        started = time.monotonic()
+        # ann's own write was remembered: her read waits for the replica's position.
+        assert (await history(world, ann))[0] == sent["transfer_id"]
+        assert time.monotonic() - started < 3 * REPLICA_COMMAND_TIMEOUT_S + 1
+        before = served()
+        started = time.monotonic()
+        assert await history(world, other) == []
+        assert time.monotonic() - started < 1.0
+        assert since(before) == {"primary_down": 1}
+    world.state.reads.left_alone_until = 0.0  # as DOWN_FOR_S later
+    await caught_up(world)

@@ -55,7 +55,12 @@ async def _reset(conn: BillfoldConnection) -> None:
 
 
 async def create_pool(
-    dsn: str, settings: Settings, *, size: int | None = None, generic_plans: bool = False
+    dsn: str,
+    settings: Settings,
+    *,
+    size: int | None = None,
+    generic_plans: bool = False,
+    command_timeout_s: float | None = None,
 ) -> asyncpg.Pool:
     """A pool of settings.db_pool_min..db_pool_max connections (or exactly `size`), each set up
     by `init_connection`. With `generic_plans`, PostgreSQL plans each statement once per
@@ -63,7 +68,9 @@ async def create_pool(
     planning costs more than running them, and whose plan fits every value alike. Such a plan
     makes no bitmap scans: made without knowing how many rows a value has, a plan for "the
     newest rows of this person" could otherwise read all of that person's rows, and sort them,
-    before its LIMIT stops it (migration 0016)."""
+    before its LIMIT stops it (migration 0016). With `command_timeout_s`, a statement the server
+    does not answer in time raises TimeoutError, and so does cancelling it (the connection is
+    then dropped): for a server that may hang rather than fail (a replica, platform.replica)."""
     session = server_settings(settings)
     if generic_plans:
         session["plan_cache_mode"] = "force_generic_plan"
@@ -77,6 +84,7 @@ async def create_pool(
         init=init_connection,
         connection_class=BillfoldConnection,
         reset=_reset,
+        command_timeout=command_timeout_s,
     )
 
 

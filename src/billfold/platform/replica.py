@@ -36,6 +36,12 @@ T = TypeVar("T")
 
 # The replica is not asked again for this long after it failed.
 DOWN_FOR_S = 5.0
+# A statement the replica does not answer within this is a failure (its pool's command_timeout):
+# a replica that hangs (stopped, its host unreachable) must not hang the reads sent to it.
+REPLICA_COMMAND_TIMEOUT_S = 2.0
+# A wait for the replica's position that overran its bound by this much was a replica that did
+# not answer, not one that was behind: it is left alone as a failed one is.
+UNANSWERED_S = 0.5
 POLL_S = 0.005  # how often a read waiting for the replica asks how far it has replayed
 # A replica's replay position (NULL on a server not in recovery: a promoted replica, which is
 # never behind itself).
@@ -162,6 +168,9 @@ class Reads:
                     polls += 1
                     await asyncio.sleep(POLL_S)
         except TimeoutError:
+            if time.monotonic() - started > self._wait_s + UNANSWERED_S:
+                self._left_alone(TimeoutError("the replica did not answer"))
+                return "primary_down"
             return "primary_behind"
         except REPLICA_ERRORS as error:
             self._left_alone(error)
