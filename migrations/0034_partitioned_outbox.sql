@@ -16,9 +16,11 @@ $$;
 -- Create the partition of `parent` for the month of `month`, unless it exists; whether it was
 -- created. Rows the default partition holds for that month move into it, in the same
 -- transaction. Callers serialise on an advisory lock (platform.partitions); the check for an
--- existing partition comes first, so that the common call takes no lock on the table.
+-- existing partition comes first, so that the common call takes no lock on the table. It runs
+-- as the tables' owner (SECURITY DEFINER): the service's role, which creates the months ahead,
+-- owns no table.
 CREATE FUNCTION partition_ensure(parent regclass, month date) RETURNS boolean
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     first date := date_trunc('month', month)::date;
     -- Months begin at midnight UTC, whatever the session's time zone.
