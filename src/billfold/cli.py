@@ -228,10 +228,13 @@ def partitions_detach(
     settings = _load_settings()
     guards = {"outbox": DETACH_GUARD}
     report = lambda line: print(line, flush=True)  # noqa: E731
-    detached, kept = _run(
-        _with_pool(settings, lambda pool: detach(pool, month, guards, report)),
-        "detach the partitions",
-    )
+    try:
+        detached, kept = _run(
+            _with_pool(settings, lambda pool: detach(pool, month, guards, report)),
+            "detach the partitions",
+        )
+    except ValueError as error:
+        _fail(str(error))
     print(f"detached {len(detached)} partitions; kept {len(kept)}")
 
 

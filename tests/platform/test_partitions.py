@@ -4,9 +4,13 @@ processes at once, detaching old months into `archive`, and pruning in the plans
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -75,26 +79,32 @@ async def test_detach_archives_old_months_but_keeps_one_with_unpublished_events(
 ) -> None:
     """Months before the given one leave the table for the `archive` schema with their rows;
     one that still holds an unpublished event stays."""
-    await ensure(pool, 1, today=date(2031, 1, 1))
+    await ensure(pool, 1, today=date(2021, 1, 1))
     published, waiting = str(uuid.uuid4()), str(uuid.uuid4())
-    at = datetime(2031, 1, 10, tzinfo=UTC)
+    at = datetime(2021, 1, 10, tzinfo=UTC)
     await pool.fetchval(INSERT, published, at, at)
-    await pool.fetchval(INSERT, waiting, datetime(2031, 2, 10, tzinfo=UTC), None)
+    await pool.fetchval(INSERT, waiting, datetime(2021, 2, 10, tzinfo=UTC), None)
     lines: list[str] = []
     detached, kept = await detach(
-        pool, parse_month("2031-03"), {"outbox": DETACH_GUARD}, lines.append
+        pool, parse_month("2021-03"), {"outbox": DETACH_GUARD}, lines.append
     )
-    assert "outbox_p2031_01" in detached and kept == ["outbox_p2031_02"]
+    assert "outbox_p2021_01" in detached and kept == ["outbox_p2021_02"]
     assert all(line.startswith("[") for line in lines) and len(lines) >= 2
     assert await _where(pool, published) == []
     archived = await pool.fetchval(
-        "SELECT count(*) FROM archive.outbox_p2031_01 WHERE ordering_key = $1", published
+        "SELECT count(*) FROM archive.outbox_p2021_01 WHERE ordering_key = $1", published
     )
     assert archived == 1
-    assert await _where(pool, waiting) == ["outbox_p2031_02"]
+    assert await _where(pool, waiting) == ["outbox_p2021_02"]
     async with pool.acquire() as conn:
         names = {p.name for p in await list_partitions(conn)}
-    assert "outbox_p2031_01" not in names and "outbox_p2031_02" in names
+    assert "outbox_p2021_01" not in names and "outbox_p2021_02" in names
+    # A month made again after it was detached stays: the archive has that name.
+    await ensure(pool, 0, today=date(2021, 1, 1))
+    again, kept = await detach(pool, parse_month("2021-02"), {}, lines.append)
+    assert (again, kept) == ([], ["outbox_p2021_01"])
+    with pytest.raises(ValueError, match="has not begun"):
+        await detach(pool, add_months(datetime.now(UTC).date().replace(day=1), 1), {})
 
 
 async def test_a_read_by_time_scans_only_its_months(pool: asyncpg.Pool) -> None:
@@ -118,3 +128,24 @@ def test_months_are_read_and_counted_exactly() -> None:
     assert add_months(date(2026, 1, 1), 23) == date(2027, 12, 1)
     with pytest.raises(ValueError, match="'2026-13' is not YYYY-MM"):
         parse_month("2026-13")
+
+
+def test_the_command_lists_ensures_and_detaches_with_progress(
+    isolated_settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """`billfold partitions ensure|list|detach` on the module's database; a bad month is named."""
+    assert isolated_settings.database_url is not None
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "DATABASE_URL": isolated_settings.database_url or ""}
+        command = [str(Path(sys.executable).with_name("billfold")), "partitions", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    ensured = run("ensure", "--months-ahead", "3")
+    assert ensured.returncode == 0 and ensured.stdout.startswith("created "), ensured.stderr
+    month = f"{datetime.now(UTC).date().replace(day=1):%Y_%m}"
+    assert f"outbox_p{month}" in run("list").stdout
+    detached = run("detach", "--before", "2020-01")
+    assert (detached.returncode, detached.stdout) == (0, "detached 0 partitions; kept 0\n")
+    bad = run("detach", "--before", "2029-1x")
+    assert (bad.returncode, bad.stderr.strip()) == (1, "error: month '2029-1x' is not YYYY-MM")

@@ -142,7 +142,12 @@ async def detach(
 ) -> tuple[list[str], list[str]]:
     """Detach every monthly partition whose month ends by `before` (its first day) into the
     `archive` schema, one at a time, telling `progress` of each; the names detached, and those
-    kept because rows its table's guard names (a condition: `guards[table]`) are still in them."""
+    kept because rows its table's guard names (a condition: `guards[table]`) are still in them,
+    or because the archive has one of that name already (a month made again after it was
+    detached: drop or rename the archived one first). Only months that have ended go."""
+    this_month = datetime.now(UTC).date().replace(day=1)
+    if before > this_month:
+        raise ValueError(f"month {before:%Y-%m} has not begun: only ended months are detached")
     async with pool.acquire() as conn:
         old = [
             p
@@ -158,6 +163,10 @@ async def detach(
             if guard and await conn.fetchval(held):
                 kept.append(part.name)
                 progress(f"{step}: kept, it still has rows where {guard}")
+                continue
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"archive.{part.name}"):
+                kept.append(part.name)
+                progress(f"{step}: kept, archive.{part.name} exists already")
                 continue
             await _detach_one(conn, part)
             detached.append(part.name)
