@@ -28,7 +28,7 @@ WRITE = re.compile(r"\b(?:INSERT INTO|UPDATE|DELETE FROM)\s+([a-z_][a-z0-9_]*)")
 # whose they are: 0001 the ledger's, 0003 the wallet's, 0006 funding's, 0008-0020 risk's).
 OWNERS = {
     "platform": {"schema_migrations"},
-    "events": {"outbox", "event_figures", "event_figures_seen"},
+    "events": {"outbox", "outbox_default", "event_figures", "event_figures_seen"},
     "ledger": {"accounts", "transfers", "entries", "idempotency_keys", "reconcile_runs"},
     "wallet": {"users", "wallets"},
     "risk": {

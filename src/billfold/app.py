@@ -43,7 +43,9 @@ from billfold.funding.cards import NoProcessor, SandboxProcessor
 from billfold.funding.recovery import keep_booking
 from billfold.funding.sandbox import auto_settle
 from billfold.funding.service import Funding
+from billfold.funding.webhooks import purge_inbox
 from billfold.ledger.engine import Ledger
+from billfold.ledger.retention import purge_idempotency_keys
 from billfold.merchants import checkout as merchant_checkout
 from billfold.merchants import holds as merchant_holds
 from billfold.merchants import records as merchant_records
@@ -51,7 +53,7 @@ from billfold.merchants import refunds
 from billfold.merchants.schedule import keep_paying_out
 from billfold.merchants.service import Merchants
 from billfold.notifications.service import Notifications
-from billfold.platform import db, tasks
+from billfold.platform import db, partitions, retention, tasks
 from billfold.platform.embedded import ensure_database, ensure_redis
 from billfold.platform.logging import configure_logging, get_logger
 from billfold.platform.metrics import mark_worker_exited
@@ -180,6 +182,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(ledger.stop)
         sweeper = asyncio.create_task(_sweep_expired_holds(ledger), name="hold-sweeper")
         stack.push_async_callback(tasks.stop, sweeper)
+        for task in _upkeep(pool, settings):
+            stack.push_async_callback(tasks.stop, task)
         if settings.events_relay:
             # One relay a process; it stops before the pool it reads closes (the stack unwinds).
             relaying = asyncio.create_task(relay.serve(pool, settings, redis_url), name="relay")
@@ -310,6 +314,23 @@ def _package_version() -> str:
         return version("billfold")
     except PackageNotFoundError:
         return "0.0.0"
+
+
+def _upkeep(pool: asyncpg.Pool, settings: Settings) -> list[asyncio.Task[None]]:
+    """Every process keeps the months ahead partitioned and purges what is past retention
+    (both safe with several processes at it)."""
+    purging = retention.keep_purging(
+        settings.purge_every_s,
+        lambda: purge_idempotency_keys(
+            pool, settings.idempotency_retention_h, settings.purge_batch
+        ),
+        lambda: purge_inbox(pool, settings.funding_inbox_retention_days, settings.purge_batch),
+    )
+    ensuring = partitions.keep_ensuring(pool, settings.partitions_months_ahead)
+    return [
+        asyncio.create_task(purging, name="retention-purge"),
+        asyncio.create_task(ensuring, name="partitions"),
+    ]
 
 
 # How often each process looks for expired holds to void.

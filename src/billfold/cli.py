@@ -36,6 +36,10 @@ keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help
 app.add_typer(keys_app, name="keys")
 events_app = typer.Typer(help="Events: the stream of what changed.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+partitions_app = typer.Typer(
+    help="Monthly partitions of the tables that grow with traffic.", no_args_is_help=True
+)
+app.add_typer(partitions_app, name="partitions")
 mail_app = typer.Typer(help="Mail: what the local mail sink kept.", no_args_is_help=True)
 app.add_typer(mail_app, name="mail")
 merchants_app = typer.Typer(help="Merchants: settlement and payouts.", no_args_is_help=True)
@@ -168,6 +172,70 @@ def events_replay(
     except _environment_errors() as error:
         _fail(f"cannot replay the events: {_describe(error)}")
     print(f"{count} events will be published again")
+
+
+@partitions_app.command("list")
+def partitions_list() -> None:
+    """Every partition of every partitioned table: its month, rows (estimated) and size."""
+    from billfold.platform.partitions import list_partitions
+
+    settings = _load_settings()
+
+    async def work(pool: Any) -> Any:
+        async with pool.acquire() as conn:
+            return await list_partitions(conn)
+
+    for part in _run(_with_pool(settings, work), "list the partitions"):
+        month = f"{part.month:%Y-%m}" if part.month else "default"
+        print(
+            f"{part.parent:<20} {part.name:<28} {month:<8} {part.rows_estimate:>12,} rows "
+            f"{part.bytes / 2**20:>10,.1f} MiB"
+        )
+
+
+@partitions_app.command("ensure")
+def partitions_ensure(
+    months_ahead: Annotated[
+        int | None, typer.Option(help="Months ahead (default: partitions_months_ahead).")
+    ] = None,
+) -> None:
+    """Create the partitions of this month and the months ahead that are missing (each process
+    does it too, hourly)."""
+    from billfold.platform.partitions import ensure
+
+    settings = _load_settings()
+    ahead = settings.partitions_months_ahead if months_ahead is None else months_ahead
+    made = _run(_with_pool(settings, lambda pool: ensure(pool, ahead)), "create the partitions")
+    names = [name for names in made.values() for name in names]
+    print(f"created {len(names)} partitions" + (f": {', '.join(names)}" if names else ""))
+
+
+@partitions_app.command("detach")
+def partitions_detach(
+    before: Annotated[
+        str, typer.Option(help="Detach the months before this one (YYYY-MM), into `archive`.")
+    ],
+) -> None:
+    """Detach the monthly partitions before a month into the `archive` schema (dump them with
+    pg_dump, then drop them); a month that still holds unpublished events stays."""
+    from billfold.events.outbox import DETACH_GUARD
+    from billfold.platform.partitions import detach, parse_month
+
+    try:
+        month = parse_month(before)
+    except ValueError as error:
+        _fail(str(error))
+    settings = _load_settings()
+    guards = {"outbox": DETACH_GUARD}
+    report = lambda line: print(line, flush=True)  # noqa: E731
+    try:
+        detached, kept = _run(
+            _with_pool(settings, lambda pool: detach(pool, month, guards, report)),
+            "detach the partitions",
+        )
+    except ValueError as error:
+        _fail(str(error))
+    print(f"detached {len(detached)} partitions; kept {len(kept)}")
 
 
 @mail_app.command("list")

@@ -226,6 +226,15 @@ class Settings(BaseSettings):
     mail_from: str = "Billfold <notifications@billfold.localhost>"
     # Notifications are kept this many days, read or not (their emails too).
     notifications_retention_days: int = Field(default=180, ge=1)
+    # Retention (ledger.retention, platform.retention): people's idempotency keys are kept this
+    # many hours (a retry after that is a new transfer), the bank's applied webhooks this many
+    # days; every process purges them each purge_every_s, purge_batch rows a transaction.
+    idempotency_retention_h: float = Field(default=24.0, gt=0)
+    funding_inbox_retention_days: int = Field(default=30, ge=1)
+    purge_every_s: float = Field(default=300.0, gt=0)
+    purge_batch: int = Field(default=5_000, ge=1, le=100_000)
+    # Monthly partitions (platform.partitions) are created this many months ahead.
+    partitions_months_ahead: int = Field(default=2, ge=0, le=24)
 
     # Reads that may be stale (a person's history and its searches) go to this streaming
     # replica of DATABASE_URL (platform.replica); unset, everything reads the primary. A read of

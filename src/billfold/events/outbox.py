@@ -31,6 +31,10 @@ VERSION = 1
 _ON = f"coalesce(current_setting('{OUTBOX_SETTING}', true), '') <> 'off'"
 _PARTITIONS = f"nullif(current_setting('{PARTITIONS_SETTING}', true), '')::integer"
 
+# A month of the outbox is detached (platform.partitions) only once every event in it was
+# published.
+DETACH_GUARD = "published_at IS NULL"
+
 # An event's row from a context's own transaction (`write`); $8: the partitions, if not the
 # session's. The data comes as JSON text, parsed here: the pool's jsonb codec would store a
 # str as a JSON string.

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from billfold.config import Settings
 from billfold.funding import rails
 from billfold.funding.service import Funding
+from billfold.platform import retention
 from billfold.platform.errors import BillfoldError, ValidationFailed
 from billfold.platform.security import kept_secret
 from billfold.platform.strict import loads, shown
@@ -248,3 +250,20 @@ async def apply(funding: Funding, event: dict[str, Any]) -> rails.Outcome:
     if ft.rail != "card":
         return rails.Outcome("refused", f"transfer {ft.id} is not a card transfer")
     return await rails.return_(funding, ft, rails.CHARGEBACK, reason=data.get("reason"))
+
+
+# Applied events only: one not applied yet is work still to do (reapply_stale).
+PURGE_INBOX = """
+DELETE FROM webhook_inbox WHERE webhook_id = ANY(ARRAY(
+    SELECT webhook_id FROM webhook_inbox
+     WHERE applied_at IS NOT NULL AND received_at < now() - make_interval(days => $2)
+     ORDER BY received_at LIMIT $1
+       FOR UPDATE SKIP LOCKED))
+"""
+
+
+async def purge_inbox(pool: asyncpg.Pool, retention_days: int, batch: int) -> int:
+    """Delete the applied webhooks received more than `retention_days` ago, `batch` at a time;
+    how many. A delivery of one after that would be applied again, and every effect is
+    idempotent (keyed by the funding transfer), so it changes nothing."""
+    return await retention.purge(pool, "webhook_inbox", PURGE_INBOX, retention_days, batch=batch)
