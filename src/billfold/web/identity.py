@@ -12,7 +12,6 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from billfold.api.limits import limit_money
 from billfold.api.signals import origin_of
 from billfold.platform.errors import BillfoldError, NotFound
 from billfold.risk.gate import Origin
@@ -64,17 +63,6 @@ async def web_user_posting(request: Request, user: WebUser) -> User:
 
 # A POST by the person signed in: session and CSRF token checked.
 Poster = Annotated[User, Depends(web_user_posting)]
-
-
-async def web_user_moving_money(request: Request, user: Poster) -> User:
-    """The person signed in, for a form that moves money: its CSRF token checked, then the
-    API's money rate limits (per person and per address; 429 past them)."""
-    await limit_money(request, user.id)
-    return user
-
-
-# A POST that moves money: session, CSRF token and the money rate limits checked.
-MoneyPoster = Annotated[User, Depends(web_user_moving_money)]
 
 
 async def operator(request: Request, user: WebUser) -> User:
