@@ -80,14 +80,14 @@ async def test_unbalanced_transfer_is_refused_at_commit(
         async with conn.transaction():
             await _raw_transfer(conn, 10**13 + 2, [(b, 5)])
             await conn.execute(
-                "INSERT INTO entries VALUES ($1, 1, $2, -5, 'USD', false, -5, now())",
-                a,
-                10**13 + 2,
-            )
-            await conn.execute(
                 "UPDATE accounts SET kind = 'system', overdraft_limit_minor = 5, posted_minor = -5,"
                 " version = 1 WHERE id = $1",
                 a,
+            )
+            await conn.execute(
+                "INSERT INTO entries VALUES ($1, 1, $2, -5, 'USD', false, -5, now())",
+                a,
+                10**13 + 2,
             )
             await conn.execute("UPDATE accounts SET posted_minor = 5, version = 1 WHERE id = $1", b)
 
@@ -101,9 +101,10 @@ async def test_entries_cannot_join_an_earlier_transfer(
     async with pool.acquire() as conn:
         with pytest.raises(asyncpg.ForeignKeyViolationError, match="must be written"):
             async with conn.transaction():
+                await conn.execute("UPDATE accounts SET version = 2 WHERE id IN ($1, $2)", a, b)
                 await conn.execute(
-                    """INSERT INTO entries VALUES ($1, 100, $3, -1, 'USD', false, 0, now()),
-                                                  ($2, 100, $3, 1, 'USD', false, 0, now())""",
+                    """INSERT INTO entries VALUES ($1, 2, $3, -1, 'USD', false, 0, now()),
+                                                  ($2, 2, $3, 1, 'USD', false, 0, now())""",
                     a,
                     b,
                     transfer_id,
@@ -141,9 +142,14 @@ async def _raw_transfer(
         transfer_id,
     )
     for account_id, amount in legs:
+        # The next place in the account's history, as the engine takes it (migration 0035).
+        seq = await conn.fetchval(
+            "UPDATE accounts SET version = version + 1 WHERE id = $1 RETURNING version", account_id
+        )
         await conn.execute(
-            "INSERT INTO entries VALUES ($1, 1, $2, $3, 'USD', false, $3, now())",
+            "INSERT INTO entries VALUES ($1, $2, $3, $4, 'USD', false, $4, now())",
             account_id,
+            seq,
             transfer_id,
             amount,
         )

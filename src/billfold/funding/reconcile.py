@@ -26,29 +26,29 @@ CHECKS = [
        AND f.amount_minor > f.advance_minor
        AND (f.purpose IN ('cash_out', 'payout') OR f.risk_status IS NULL)
        AND (f.hold_id IS NULL
-            OR EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = f.hold_id))
+            OR EXISTS (SELECT 1 FROM hold_resolutions r WHERE r.hold_id = f.hold_id))
     """,
     # Settled movements have their hold posted.
     """
     SELECT f.id, 'settled, but its hold was not posted'
       FROM funding_transfers f
      WHERE f.status = 'settled' AND f.hold_id IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = f.hold_id AND r.kind = 'post')
+       AND NOT EXISTS (SELECT 1 FROM hold_resolutions r WHERE r.hold_id = f.hold_id AND r.kind = 'post')
     """,
     # Returned movements: nothing still pending, and money that arrived was taken back.
     """
     SELECT f.id, 'returned, but its hold is still pending'
       FROM funding_transfers f
      WHERE f.status = 'returned' AND f.hold_id IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = f.hold_id)
+       AND NOT EXISTS (SELECT 1 FROM hold_resolutions r WHERE r.hold_id = f.hold_id)
     """,
     """
     SELECT f.id, 'returned after reaching the wallet, but nothing was clawed back'
       FROM funding_transfers f
      WHERE f.status = 'returned' AND f.purpose = 'add_funds'
        AND (f.rail = 'card' OR f.advance_minor > 0
-            OR EXISTS (SELECT 1 FROM transfers r
-                        WHERE r.pending_id = f.hold_id AND r.kind = 'post'))
+            OR EXISTS (SELECT 1 FROM hold_resolutions r
+                        WHERE r.hold_id = f.hold_id AND r.kind = 'post'))
        AND NOT EXISTS (SELECT 1 FROM idempotency_keys k
                         WHERE k.client_id = 'funding' AND k.key = f.id || ':clawback'
                           AND k.transfer_id IS NOT NULL)
@@ -57,7 +57,7 @@ CHECKS = [
     SELECT f.id, 'a ' || f.purpose || ' returned after it was paid, but its money was not put back'
       FROM funding_transfers f
      WHERE f.status = 'returned' AND f.purpose IN ('cash_out', 'payout')
-       AND EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = f.hold_id AND r.kind = 'post')
+       AND EXISTS (SELECT 1 FROM hold_resolutions r WHERE r.hold_id = f.hold_id AND r.kind = 'post')
        AND NOT EXISTS (SELECT 1 FROM idempotency_keys k
                         WHERE k.client_id = 'funding' AND k.key = f.id || ':reverse'
                           AND k.transfer_id IS NOT NULL)
@@ -84,7 +84,7 @@ CHECKS = [
     SELECT f.id, 'a declined ' || f.purpose || ' whose hold was not voided'
       FROM funding_transfers f
      WHERE f.status = 'declined' AND f.purpose IN ('cash_out', 'payout')
-       AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = f.hold_id AND r.kind = 'void')
+       AND NOT EXISTS (SELECT 1 FROM hold_resolutions r WHERE r.hold_id = f.hold_id AND r.kind = 'void')
     """,
     # An add-funds the risk engine holds or declined moved nothing in the ledger.
     """

@@ -16,7 +16,7 @@ CURSOR_TAG = "L"
 _TRANSFER = """
 SELECT id, kind, code, pending_id, reverses_id, amount_minor, currency, expires_at, metadata,
        created_at,
-       (SELECT id FROM transfers r WHERE r.pending_id = t.id) AS resolved_by
+       (SELECT transfer_id FROM hold_resolutions r WHERE r.hold_id = t.id) AS resolved_by
   FROM transfers t WHERE id = $1
 """
 _TRANSFER_ENTRIES = """
@@ -34,7 +34,7 @@ SELECT id, kind, owner, name, currency, posted_minor, pending_debits_minor,
 _ACCOUNT_ENTRIES = """
 SELECT e.account_seq, e.transfer_id, e.amount_minor, e.pending, e.balance_after_minor,
        e.created_at, t.kind, t.code
-  FROM entries e JOIN transfers t ON t.id = e.transfer_id
+  FROM entries e JOIN transfers t ON t.id = e.transfer_id AND t.created_at = e.created_at
  WHERE e.account_id = $1 AND e.account_seq < $2
  ORDER BY e.account_seq DESC
  LIMIT $3

@@ -27,11 +27,12 @@ WITH page AS (
            END AS status,
            other.account_id AS other_account_id
       FROM entries e
-      JOIN transfers t ON t.id = e.transfer_id
-      LEFT JOIN transfers r ON t.kind = 'hold' AND r.pending_id = t.id
+      JOIN transfers t ON t.id = e.transfer_id AND t.created_at = e.created_at
+      LEFT JOIN hold_resolutions r ON t.kind = 'hold' AND r.hold_id = t.id
       LEFT JOIN LATERAL (
             SELECT o.account_id FROM entries o
-             WHERE o.transfer_id = e.transfer_id AND o.account_id <> e.account_id
+             WHERE o.transfer_id = e.transfer_id AND o.created_at = e.created_at
+               AND o.account_id <> e.account_id
              ORDER BY o.account_id LIMIT 1
       ) other ON true
      WHERE e.account_id = $1
@@ -68,14 +69,14 @@ _FOUND = (
 _SEARCH = """
 SELECT e.account_seq
   FROM (
-        SELECT t.id FROM transfers t
+        SELECT t.id, t.created_at FROM transfers t
          WHERE $4::tsquery IS NOT NULL AND t.metadata ? 'note'
            AND to_tsvector('simple', t.metadata ->> 'note') @@ $4
         UNION
-        SELECT o.transfer_id FROM entries o
+        SELECT o.transfer_id, o.created_at FROM entries o
          WHERE o.account_id = ANY ($5::bigint[])
        ) m
-  JOIN entries e ON e.transfer_id = m.id AND e.account_id = $1
+  JOIN entries e ON e.transfer_id = m.id AND e.created_at = m.created_at AND e.account_id = $1
  WHERE e.account_seq < $2 AND e.account_seq > $3
  ORDER BY e.account_seq DESC
  LIMIT $6

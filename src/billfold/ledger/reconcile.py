@@ -94,9 +94,9 @@ WITH open_legs AS (
     SELECT e.account_id,
            sum(-e.amount_minor) FILTER (WHERE e.amount_minor < 0) AS debits,
            sum(e.amount_minor) FILTER (WHERE e.amount_minor > 0) AS credits
-      FROM transfers h JOIN entries e ON e.transfer_id = h.id
+      FROM transfers h JOIN entries e ON e.transfer_id = h.id AND e.created_at = h.created_at
      WHERE h.kind = 'hold'
-       AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = h.id)
+       AND NOT EXISTS (SELECT 1 FROM hold_resolutions r WHERE r.hold_id = h.id)
      GROUP BY e.account_id
 )
 SELECT a.id, a.pending_debits_minor, a.pending_credits_minor,

@@ -47,7 +47,7 @@ CLOCK = "SELECT clock_timestamp()"
 
 TARGET_RESOLUTION = """
 SELECT t.id,
-       EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = t.id) AS resolved,
+       EXISTS (SELECT 1 FROM hold_resolutions r WHERE r.hold_id = t.id) AS resolved,
        coalesce((SELECT sum(r.amount_minor) FROM transfers r WHERE r.reverses_id = t.id), 0)::bigint
            AS reversed_minor
   FROM unnest($1::bigint[]) AS t(id)
@@ -59,7 +59,8 @@ SELECT t.id, t.kind, t.code, t.amount_minor, t.currency, t.pending_id, t.reverse
        coalesce((SELECT jsonb_agg(jsonb_build_array(e.account_id, e.account_seq, e.amount_minor,
                                                     e.currency, e.pending, e.balance_after_minor)
                                   ORDER BY e.account_id)
-                   FROM entries e WHERE e.transfer_id = t.id), '[]'::jsonb) AS entries
+                   FROM entries e WHERE e.transfer_id = t.id AND e.created_at = t.created_at),
+                '[]'::jsonb) AS entries
   FROM transfers t WHERE t.id = ANY($1::bigint[])
 """
 
@@ -67,7 +68,7 @@ SELECT t.id, t.kind, t.code, t.amount_minor, t.currency, t.pending_id, t.reverse
 EXPIRED_HOLDS = """
 SELECT h.id FROM transfers h
  WHERE h.kind = 'hold' AND h.expires_at <= now()
-   AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = h.id)
+   AND NOT EXISTS (SELECT 1 FROM hold_resolutions r WHERE r.hold_id = h.id)
  ORDER BY h.expires_at, h.id
  LIMIT $1
 """
