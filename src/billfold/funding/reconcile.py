@@ -33,7 +33,8 @@ CHECKS = [
     SELECT f.id, 'settled, but its hold was not posted'
       FROM funding_transfers f
      WHERE f.status = 'settled' AND f.hold_id IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM hold_resolutions r WHERE r.hold_id = f.hold_id AND r.kind = 'post')
+       AND NOT EXISTS (SELECT 1 FROM hold_resolutions r
+                        WHERE r.hold_id = f.hold_id AND r.kind = 'post')
     """,
     # Returned movements: nothing still pending, and money that arrived was taken back.
     """
@@ -84,7 +85,8 @@ CHECKS = [
     SELECT f.id, 'a declined ' || f.purpose || ' whose hold was not voided'
       FROM funding_transfers f
      WHERE f.status = 'declined' AND f.purpose IN ('cash_out', 'payout')
-       AND NOT EXISTS (SELECT 1 FROM hold_resolutions r WHERE r.hold_id = f.hold_id AND r.kind = 'void')
+       AND NOT EXISTS (SELECT 1 FROM hold_resolutions r
+                        WHERE r.hold_id = f.hold_id AND r.kind = 'void')
     """,
     # An add-funds the risk engine holds or declined moved nothing in the ledger.
     """
