@@ -23,7 +23,7 @@ _TRANSFER_ENTRIES = """
 SELECT e.account_id, e.account_seq, e.amount_minor, e.currency, e.pending,
        e.balance_after_minor, a.kind AS account_kind, a.owner, a.name
   FROM entries e JOIN accounts a ON a.id = e.account_id
- WHERE e.transfer_id = $1
+ WHERE e.transfer_id = $1 AND e.created_at = $2
  ORDER BY e.amount_minor, e.account_id
 """
 _ACCOUNT = """
@@ -34,10 +34,15 @@ SELECT id, kind, owner, name, currency, posted_minor, pending_debits_minor,
 _ACCOUNT_ENTRIES = """
 SELECT e.account_seq, e.transfer_id, e.amount_minor, e.pending, e.balance_after_minor,
        e.created_at, t.kind, t.code
-  FROM entries e JOIN transfers t ON t.id = e.transfer_id AND t.created_at = e.created_at
- WHERE e.account_id = $1 AND e.account_seq < $2
+  FROM (SELECT * FROM entries e
+         WHERE e.account_id = $1 AND e.account_seq < $2
+         ORDER BY e.account_seq DESC LIMIT $3) e
+  -- Its transfer in the entry's month: one partition probed an entry (ledger.history).
+  CROSS JOIN LATERAL (
+        SELECT t.kind, t.code FROM transfers t
+         WHERE t.id = e.transfer_id AND t.created_at = e.created_at OFFSET 0
+  ) t
  ORDER BY e.account_seq DESC
- LIMIT $3
 """
 
 
@@ -48,7 +53,7 @@ async def transfer_with_entries(pool: asyncpg.Pool, transfer_id: int) -> dict[st
         row = await conn.fetchrow(_TRANSFER, transfer_id)
         if row is None:
             raise TransferNotFound(f"transfer {transfer_id} does not exist")
-        entries = await conn.fetch(_TRANSFER_ENTRIES, transfer_id)
+        entries = await conn.fetch(_TRANSFER_ENTRIES, transfer_id, row["created_at"])
     return {
         **dict(row),
         "entries": [dict(e) for e in entries],
