@@ -29,7 +29,17 @@ WRITE = re.compile(r"\b(?:INSERT INTO|UPDATE|DELETE FROM)\s+([a-z_][a-z0-9_]*)")
 OWNERS = {
     "platform": {"schema_migrations"},
     "events": {"outbox", "outbox_default", "event_figures", "event_figures_seen"},
-    "ledger": {"accounts", "transfers", "entries", "idempotency_keys", "reconcile_runs"},
+    "ledger": {
+        "accounts",
+        "transfers",
+        "transfers_default",
+        "entries",
+        "entries_default",
+        "hold_resolutions",
+        "ledger_archived",
+        "idempotency_keys",
+        "reconcile_runs",
+    },
     "wallet": {"users", "wallets"},
     "risk": {
         "risk_flags",

@@ -66,8 +66,8 @@ SELECT u.event_id, u.type, '{SOURCE}', u.subject, u.ordering_key,
 """
 
 # The `transfer.completed` events of a ledger batch's transfers, written in the batch's own
-# statement (a side statement: ledger.model.SideRow) after its transfers: given only the ids
-# and the two accounts of each, it reads the rest from the rows just written, so that the
+# statement (a side statement: ledger.model.SideRow) after its transfers: given only the ids,
+# times and the two accounts of each, it reads the rest from the rows just written, so that the
 # ledger's process spends next to nothing on them. The people on either side are the owners of
 # the two accounts when they are wallets (`user:<uuid>`), read by primary key from rows the
 # batch has just locked and updated; null for any other account. Rows are numbered in the
@@ -88,9 +88,11 @@ SELECT 'billfold.transfer.completed.v{version}', '{source}', 'transfer/' || t.id
            'to_user_id', CASE WHEN c.kind = 'wallet' AND c.owner LIKE 'user:%'
                               THEN substr(c.owner, 6) END,
            'legs', u.legs::jsonb)
-  FROM unnest($1::text::bigint[], $2::text::bigint[], $3::text::bigint[], $4::text::text[])
-       WITH ORDINALITY AS u(id, debit, credit, legs, n)
-  JOIN transfers t ON t.id = u.id
+  FROM unnest($1::text::bigint[], $2::text::bigint[], $3::text::bigint[], $4::text::text[],
+              $5::text::timestamptz[])
+       WITH ORDINALITY AS u(id, debit, credit, legs, at, n)
+  -- The transfer's time names its month: one partition probed a transfer.
+  JOIN transfers t ON t.id = u.id AND t.created_at = u.at
   JOIN accounts d ON d.id = u.debit
   JOIN accounts c ON c.id = u.credit
  ORDER BY u.n

@@ -400,7 +400,8 @@ class GroupCommit:
     def _events(transfers: list[Transfer]) -> list[SideRow]:
         """The outbox rows of a batch's completed transfers (`transfer.completed`, keyed by
         the debited account, whose lock the batch holds: its events' ids follow its commits).
-        Only the ids go: the statement reads the rest from the rows the batch writes. A
+        Only the ids and times go: the statement reads the rest from the rows the batch
+        writes. A
         transfer of more than two legs (an add-funds with its fee) is told from its largest
         debit to its largest credit, with every leg in `legs`; a two-leg one has `legs` null."""
         name = outbox.TRANSFERS_COMPLETED_NAME
@@ -420,7 +421,7 @@ class GroupCommit:
                             for e in t.entries
                         ]
                     ).decode()
-                rows.append((name, (t.id, debit, credit, legs)))
+                rows.append((name, (t.id, debit, credit, legs, t.created_at)))
         return rows
 
     async def _reserve_ids(self, conn: asyncpg.Connection, count: int) -> None:

@@ -30,7 +30,8 @@ WITH made AS (
            AS u(id, merchant_id, payer_id, session_id, client_id, key, amount_minor,
                 fee_minor, currency, status, note, refused)
       JOIN idempotency_keys k ON k.client_id = u.client_id AND k.key = u.key
-      JOIN transfers t ON t.id = k.transfer_id
+      -- A key's outcome and its transfer are written with one time: one month probed.
+      JOIN transfers t ON t.id = k.transfer_id AND t.created_at = k.created_at
      WHERE NOT u.refused
     RETURNING id, session_id, status, created_at
 )
