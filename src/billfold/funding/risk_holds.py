@@ -44,6 +44,10 @@ MAX_PIN_FAILURES = 3
 VERIFICATION = "pending_verification"
 REVIEW = "pending_review"
 REVIEW_PAGE = 100
+# Beside risk.held's: a month of assessments stays while a movement refers to one of them (the
+# foreign key of migration 0036; one under review or waiting for a PIN among them).
+ASSESSMENTS_DETACH_GUARD = """(id, created_at) IN
+    (SELECT assessment_id, assessment_at FROM funding_transfers WHERE assessment_id IS NOT NULL)"""
 
 
 class MovementNotHeld(BillfoldError):

@@ -194,6 +194,15 @@ async def _detach_one(conn: asyncpg.Connection, part: Partition) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
         await conn.execute(f"ALTER TABLE {part.parent} DETACH PARTITION {part.name}")
         await conn.execute(f"ALTER TABLE {part.name} SET SCHEMA archive")
+        # An archived month refers to nothing: a foreign key it kept (to another partitioned
+        # table's month) would keep that month from being detached in turn.
+        keys = await conn.fetch(
+            """SELECT conname FROM pg_constraint
+                WHERE conrelid = $1::regclass AND contype = 'f' AND conparentid = 0""",
+            f"archive.{part.name}",
+        )
+        for key in keys:
+            await conn.execute(f'ALTER TABLE archive.{part.name} DROP CONSTRAINT "{key[0]}"')
 
 
 def _name(parent: str, month: date) -> str:
