@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -233,13 +234,18 @@ async def review_queue(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, A
     ]
 
 
-async def assessments(pool: asyncpg.Pool, ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Score, reasons and the user's recent assessed activity of these assessments, by id: what
-    the review queue shows of a movement held in another context (an add-funds, a cash-out)."""
+async def assessments(
+    pool: asyncpg.Pool, keys: list[tuple[int, datetime]]
+) -> dict[int, dict[str, Any]]:
+    """Score, reasons and the user's recent assessed activity of these assessments (by their
+    key, id and time: each read in its month), by id: what the review queue shows of a movement
+    held in another context (an add-funds, a cash-out)."""
     rows = await pool.fetch(
         f"""SELECT a.id, a.score, a.reasons, {_RECENT.replace("$user", "a.user_id")} AS recent
-             FROM risk_assessments a WHERE a.id = ANY($1::bigint[])""",
-        ids,
+             FROM unnest($1::bigint[], $2::timestamptz[]) AS k(id, at)
+             JOIN risk_assessments a ON a.id = k.id AND a.created_at = k.at""",
+        [key[0] for key in keys],
+        [key[1] for key in keys],
     )
     return {
         r["id"]: {
