@@ -45,6 +45,7 @@ OWNERS = {
         "risk_flags",
         "operator_actions",
         "risk_assessments",
+        "risk_assessments_default",
         "held_transfers",
         "user_devices",
         "user_countries",
@@ -60,7 +61,13 @@ OWNERS = {
         "sandbox_card_charges",
     },
     "notifications": {"notifications", "notification_preferences"},
-    "webhooks": {"webhook_endpoints", "webhook_deliveries", "webhook_attempts"},
+    "webhooks": {
+        "webhook_endpoints",
+        "webhook_deliveries",
+        "webhook_deliveries_default",
+        "webhook_attempts",
+        "webhook_attempts_default",
+    },
     "merchants": {
         "merchants",
         "merchant_api_keys",

@@ -210,6 +210,22 @@ def partitions_ensure(
     print(f"created {len(names)} partitions" + (f": {', '.join(names)}" if names else ""))
 
 
+def detach_guards() -> dict[str, str]:
+    """Each partitioned table's rows that keep their month from being detached: the outbox's
+    unpublished events, the assessments a held movement refers to, the deliveries still to be
+    sent (and their attempts)."""
+    from billfold.events.outbox import DETACH_GUARD
+    from billfold.funding.risk_holds import ASSESSMENTS_DETACH_GUARD
+    from billfold.risk.held import DETACH_GUARD as HELD_GUARD
+    from billfold.webhooks.dispatch import DETACH_GUARDS as WEBHOOK_GUARDS
+
+    return {
+        "outbox": DETACH_GUARD,
+        "risk_assessments": f"({HELD_GUARD}) OR ({ASSESSMENTS_DETACH_GUARD})",
+        **WEBHOOK_GUARDS,
+    }
+
+
 @partitions_app.command("detach")
 def partitions_detach(
     before: Annotated[
@@ -217,9 +233,9 @@ def partitions_detach(
     ],
 ) -> None:
     """Detach the monthly partitions before a month into the `archive` schema (dump them with
-    pg_dump, then drop them); a month that still holds unpublished events or unresolved holds
-    stays, and the ledger's accounts' positions are carried forward first."""
-    from billfold.events.outbox import DETACH_GUARD
+    pg_dump, then drop them); a month that still holds unpublished events, unresolved holds,
+    assessments a held movement refers to or deliveries still to be sent stays, and the
+    ledger's accounts' positions are carried forward first."""
     from billfold.ledger.archive import DETACH_HOOKS
     from billfold.platform.partitions import detach, parse_month
 
@@ -228,7 +244,7 @@ def partitions_detach(
     except ValueError as error:
         _fail(str(error))
     settings = _load_settings()
-    guards = {"outbox": DETACH_GUARD}
+    guards = detach_guards()
     report = lambda line: print(line, flush=True)  # noqa: E731
     try:
         detached, kept = _run(

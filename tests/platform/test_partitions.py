@@ -89,7 +89,8 @@ async def test_detach_archives_old_months_but_keeps_one_with_unpublished_events(
     detached, kept = await detach(
         pool, parse_month("2021-03"), {"outbox": DETACH_GUARD}, lines.append
     )
-    assert "outbox_p2021_01" in detached and kept == ["outbox_p2021_02"]
+    assert "outbox_p2021_01" in detached
+    assert [name for name in kept if name.startswith("outbox")] == ["outbox_p2021_02"]
     assert "entries_p2021_01" in detached  # empty: nothing to carry forward
     assert all(line.startswith("[") for line in lines) and len(lines) >= 2
     assert await _where(pool, published) == []
@@ -104,7 +105,9 @@ async def test_detach_archives_old_months_but_keeps_one_with_unpublished_events(
     # A month made again after it was detached stays: the archive has that name.
     await ensure(pool, 0, today=date(2021, 1, 1))
     again, kept = await detach(pool, parse_month("2021-02"), {}, lines.append)
-    assert again == [] and "outbox_p2021_01" in kept
+    assert again == [] and [name for name in kept if name.startswith("outbox")] == [
+        "outbox_p2021_01"
+    ]
     with pytest.raises(ValueError, match="has not begun"):
         await detach(pool, add_months(datetime.now(UTC).date().replace(day=1), 1), {})
 

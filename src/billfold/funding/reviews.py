@@ -27,7 +27,8 @@ async def review_queue(
     waiting = await held.review_queue(pool, limit)
     waiting += await lockout.review_queue(pool, limit)
     held_movements = await risk_holds.review_queue(pool, limit)
-    about = await held.assessments(pool, [m["assessment_id"] for m in held_movements])
+    keys = [(m["assessment_id"], m.pop("assessment_at")) for m in held_movements]
+    about = await held.assessments(pool, keys)
     waiting += [{**m, **about[m["assessment_id"]]} for m in held_movements]
     waiting.sort(key=lambda row: datetime.fromisoformat(row["created_at"]))
     waiting = waiting[:limit]

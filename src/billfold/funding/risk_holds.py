@@ -44,6 +44,10 @@ MAX_PIN_FAILURES = 3
 VERIFICATION = "pending_verification"
 REVIEW = "pending_review"
 REVIEW_PAGE = 100
+# Beside risk.held's: a month of assessments stays while a movement still held (under review
+# or waiting for a PIN) refers to one of them.
+ASSESSMENTS_DETACH_GUARD = """(id, created_at) IN
+    (SELECT assessment_id, assessment_at FROM funding_transfers WHERE risk_status IS NOT NULL)"""
 
 
 class MovementNotHeld(BillfoldError):
@@ -288,7 +292,8 @@ async def _charge_released(
 async def review_queue(pool: asyncpg.Pool, limit: int = REVIEW_PAGE) -> list[dict[str, Any]]:
     """Movements held for review, oldest first, with the assessment that held them."""
     rows = await pool.fetch(
-        """SELECT id, user_id, purpose, rail, amount_minor, assessment_id, created_at
+        """SELECT id, user_id, purpose, rail, amount_minor, assessment_id, assessment_at,
+                  created_at
              FROM funding_transfers WHERE risk_status = 'pending_review'
             ORDER BY created_at LIMIT $1""",
         limit,
@@ -301,6 +306,7 @@ async def review_queue(pool: asyncpg.Pool, limit: int = REVIEW_PAGE) -> list[dic
             "recipient_id": None,
             "amount_minor": r["amount_minor"],
             "assessment_id": r["assessment_id"],
+            "assessment_at": r["assessment_at"],  # with the id, the assessment's key
             "created_at": r["created_at"].isoformat(),
         }
         for r in rows

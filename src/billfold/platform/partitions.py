@@ -33,6 +33,8 @@ ENSURE_EVERY_S = 3600.0
 # rather than queue every writer behind it.
 LOCK_TIMEOUT_MS = 5_000
 MAX_MONTHS_AHEAD = 24
+# A month's detach is tried this many times when its table's lock is not had in time.
+DETACH_TRIES = 3
 
 PARTITIONS_CREATED = Counter(
     "billfold_partitions_created", "Monthly partitions created ahead, by table.", ["table"]
@@ -176,7 +178,7 @@ async def detach(
                 kept.append(part.name)
                 progress(f"{step}: kept, archive.{part.name} exists already")
                 continue
-            reason = await _detach_one(conn, part, (hooks or {}).get(part.parent))
+            reason = await _detach_retrying(conn, part, (hooks or {}).get(part.parent))
             if reason is not None:
                 kept.append(part.name)
                 progress(f"{step}: kept, {reason}")
@@ -200,6 +202,21 @@ async def keep_ensuring(pool: asyncpg.Pool, months_ahead: int) -> None:
         await asyncio.sleep(ENSURE_EVERY_S)
 
 
+async def _detach_retrying(
+    conn: asyncpg.Connection, part: Partition, hook: BeforeDetach | None
+) -> str | None:
+    """_detach_one, again after a deadlock or a lock not had in time (a writer that read the
+    table before writing it, queued behind the detach's lock), up to DETACH_TRIES times."""
+    for attempt in range(1, DETACH_TRIES + 1):
+        try:
+            return await _detach_one(conn, part, hook)
+        except (asyncpg.DeadlockDetectedError, asyncpg.LockNotAvailableError) as error:
+            if attempt == DETACH_TRIES:
+                return f"its table stayed busy ({error.sqlstate}): run again"
+            await asyncio.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
 async def _detach_one(
     conn: asyncpg.Connection, part: Partition, hook: BeforeDetach | None
 ) -> str | None:
@@ -210,6 +227,15 @@ async def _detach_one(
             return reason
         await conn.execute(f"ALTER TABLE {part.parent} DETACH PARTITION {part.name}")
         await conn.execute(f"ALTER TABLE {part.name} SET SCHEMA archive")
+        # An archived month refers to nothing: a foreign key it kept (to another partitioned
+        # table's month) would keep that month from being detached in turn.
+        keys = await conn.fetch(
+            """SELECT conname FROM pg_constraint
+                WHERE conrelid = $1::regclass AND contype = 'f' AND conparentid = 0""",
+            f"archive.{part.name}",
+        )
+        for key in keys:
+            await conn.execute(f'ALTER TABLE archive.{part.name} DROP CONSTRAINT "{key[0]}"')
     return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -40,6 +41,14 @@ class NotPending(BillfoldError):
     code = "transfer_not_pending"
     status = 409
     title = "The transfer is not waiting for this"
+
+
+# A month of assessments is detached (platform.partitions) only once no held transfer still
+# under review or waiting for a PIN refers to one of them: the review queues read those. A
+# settled one keeps its row, without its assessment. See funding.risk_holds for movements'.
+DETACH_GUARD = """(id, created_at) IN
+    (SELECT assessment_id, assessment_at FROM held_transfers
+      WHERE status IN ('PENDING_VERIFICATION', 'PENDING_REVIEW'))"""
 
 
 @dataclass(frozen=True)
@@ -203,7 +212,9 @@ async def review_queue(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, A
     rows = await pool.fetch(
         f"""SELECT h.hold_id, h.sender_id, h.recipient_id, h.amount_minor, h.created_at,
                   a.kind, a.score, a.reasons, {_RECENT.replace("$user", "h.sender_id")} AS recent
-             FROM held_transfers h JOIN risk_assessments a ON a.id = h.assessment_id
+             FROM held_transfers h
+             JOIN risk_assessments a
+               ON a.id = h.assessment_id AND a.created_at = h.assessment_at
             WHERE h.status = 'PENDING_REVIEW'
             ORDER BY h.created_at
             LIMIT $1""",
@@ -225,13 +236,18 @@ async def review_queue(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, A
     ]
 
 
-async def assessments(pool: asyncpg.Pool, ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Score, reasons and the user's recent assessed activity of these assessments, by id: what
-    the review queue shows of a movement held in another context (an add-funds, a cash-out)."""
+async def assessments(
+    pool: asyncpg.Pool, keys: list[tuple[int, datetime]]
+) -> dict[int, dict[str, Any]]:
+    """Score, reasons and the user's recent assessed activity of these assessments (by their
+    key, id and time: each read in its month), by id: what the review queue shows of a movement
+    held in another context (an add-funds, a cash-out)."""
     rows = await pool.fetch(
         f"""SELECT a.id, a.score, a.reasons, {_RECENT.replace("$user", "a.user_id")} AS recent
-             FROM risk_assessments a WHERE a.id = ANY($1::bigint[])""",
-        ids,
+             FROM unnest($1::bigint[], $2::timestamptz[]) AS k(id, at)
+             JOIN risk_assessments a ON a.id = k.id AND a.created_at = k.at""",
+        [key[0] for key in keys],
+        [key[1] for key in keys],
     )
     return {
         r["id"]: {

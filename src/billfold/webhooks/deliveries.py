@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -17,7 +18,7 @@ MAX_LIMIT = 100
 ATTEMPTS_SHOWN = 20
 
 DELIVERY_COLUMNS = """
-id, event_id, event_type, status, attempts, next_attempt_at, created_at, delivered_at
+id, event_id, event_type, status, attempts, next_attempt_at, created_at, delivered_at, event_time
 """
 PAGE = f"""
 SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries
@@ -27,7 +28,8 @@ SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries
 ATTEMPTS = """
 SELECT delivery_id, attempted_at, status_code, error, duration_ms FROM (
     SELECT a.*, row_number() OVER (PARTITION BY delivery_id ORDER BY id DESC) AS newest
-      FROM webhook_attempts a WHERE delivery_id = ANY($1::bigint[])) latest
+      FROM webhook_attempts a
+     WHERE delivery_id = ANY($1::bigint[]) AND event_time BETWEEN $3 AND $4) latest
  WHERE newest <= $2
  ORDER BY delivery_id, attempted_at, id
 """
@@ -54,7 +56,10 @@ async def list_deliveries(
     more = len(rows) > limit
     rows = rows[:limit]
     attempts: dict[int, list[dict[str, Any]]] = {row["id"]: [] for row in rows}
-    for attempt in await pool.fetch(ATTEMPTS, list(attempts), ATTEMPTS_SHOWN):
+    # A delivery's attempts share its month (migration 0036): only the page's months are read.
+    times = [row["event_time"] for row in rows] or [datetime.now(UTC)]
+    found = await pool.fetch(ATTEMPTS, list(attempts), ATTEMPTS_SHOWN, min(times), max(times))
+    for attempt in found:
         attempts[attempt["delivery_id"]].append(attempt_view(attempt))
     return {
         "deliveries": [delivery_view(row, attempts[row["id"]]) for row in rows],

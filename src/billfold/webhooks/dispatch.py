@@ -51,6 +51,13 @@ USER_AGENT = "Billfold-Webhooks/1"
 PRUNE_EVERY_S = 300.0
 RETENTION = timedelta(days=30)
 PRUNE_MAX = 10_000
+# A month of deliveries, and of their attempts, is detached (platform.partitions) only once
+# none of its deliveries is still to be sent.
+DETACH_GUARDS = {
+    "webhook_attempts": """(delivery_id, event_time) IN
+        (SELECT id, event_time FROM webhook_deliveries WHERE status = 'pending')""",
+    "webhook_deliveries": "status = 'pending'",
+}
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 # The jitter's own generator: the global one's state is the program's (and its tests') to own.
 _jitter = random.Random()
@@ -73,27 +80,32 @@ ENDPOINTS_DISABLED = Counter(
 
 CLAIM = """
 WITH due AS (
-    SELECT d.id FROM webhook_deliveries d
+    SELECT d.id, d.event_time FROM webhook_deliveries d
       JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled
      WHERE d.status = 'pending' AND d.next_attempt_at <= now()
      ORDER BY d.next_attempt_at LIMIT $1
        FOR UPDATE OF d SKIP LOCKED)
 UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $2)
   FROM due, webhook_endpoints e
- WHERE d.id = due.id AND e.id = d.endpoint_id
-RETURNING d.id AS delivery_id, d.event_id, d.body, e.id, e.url, e.secret_enc, e.secret_dek,
-          e.key_id, e.previous_enc, e.previous_dek, e.previous_key_id, e.previous_expires_at
+ WHERE d.id = due.id AND d.event_time = due.event_time AND e.id = d.endpoint_id
+RETURNING d.id AS delivery_id, d.event_time, d.event_id, d.body, e.id, e.url, e.secret_enc,
+          e.secret_dek, e.key_id, e.previous_enc, e.previous_dek, e.previous_key_id,
+          e.previous_expires_at
 """
+# A delivery is made after its event: the bound on the event's time is implied (give or take
+# the clocks' skew), and keeps the months of the retention period out of the plan.
 PRUNE = """
-DELETE FROM webhook_deliveries WHERE id IN (
-    SELECT id FROM webhook_deliveries
-     WHERE created_at < now() - $1::interval AND status <> 'pending' LIMIT $2)
+DELETE FROM webhook_deliveries WHERE (id, event_time) IN (
+    SELECT id, event_time FROM webhook_deliveries
+     WHERE created_at < now() - $1::interval AND event_time < now() - $1::interval
+       AND status <> 'pending' LIMIT $2)
 """
 
 
 @dataclass(frozen=True)
 class Due:
     delivery_id: int
+    event_time: datetime  # the delivery's key is (delivery_id, event_time): one month read
     endpoint_id: uuid.UUID
     event_id: uuid.UUID
     url: str
@@ -187,7 +199,15 @@ class Dispatcher:
                 )
                 keys = []
             found.append(
-                Due(row["delivery_id"], row["id"], row["event_id"], row["url"], row["body"], keys)
+                Due(
+                    row["delivery_id"],
+                    row["event_time"],
+                    row["id"],
+                    row["event_id"],
+                    row["url"],
+                    row["body"],
+                    keys,
+                )
             )
         return found
 
@@ -250,22 +270,25 @@ class Dispatcher:
             )
             delivery = await conn.fetchrow(
                 """SELECT status, attempts, retry_from FROM webhook_deliveries
-                    WHERE id = $1 FOR UPDATE""",
+                    WHERE id = $1 AND event_time = $2 FOR UPDATE""",
                 due.delivery_id,
+                due.event_time,
             )
             if endpoint is None or delivery is None:
                 return  # deleted meanwhile
             # The failures in a row of this retry window (a resend starts a new one) before it.
             earlier = await conn.fetchval(
                 """SELECT count(*) FROM webhook_attempts
-                    WHERE delivery_id = $1 AND attempted_at >= $2""",
+                    WHERE delivery_id = $1 AND event_time = $2 AND attempted_at >= $3""",
                 due.delivery_id,
+                due.event_time,
                 delivery["retry_from"],
             )
             await conn.execute(
-                """INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, error,
-                       duration_ms) VALUES ($1, $2, $3, $4, $5)""",
+                """INSERT INTO webhook_attempts (delivery_id, event_time, attempted_at,
+                       status_code, error, duration_ms) VALUES ($1, $2, $3, $4, $5, $6)""",
                 due.delivery_id,
+                due.event_time,
                 attempt.at,
                 attempt.status_code,
                 attempt.error,
@@ -325,8 +348,9 @@ async def _delivered(conn: asyncpg.Connection, due: Due) -> None:
         """UPDATE webhook_deliveries
               SET status = 'delivered', delivered_at = now(), next_attempt_at = NULL,
                   attempts = attempts + 1
-            WHERE id = $1""",
+            WHERE id = $1 AND event_time = $2""",
         due.delivery_id,
+        due.event_time,
     )
     await conn.execute(
         """UPDATE webhook_endpoints SET last_success_at = now(), failing_since = NULL
@@ -343,9 +367,10 @@ async def _failed(
         """UPDATE webhook_deliveries
               SET attempts = attempts + 1, next_attempt_at = $2,
                   status = CASE WHEN $2::timestamptz IS NULL THEN 'failed' ELSE 'pending' END
-            WHERE id = $1""",
+            WHERE id = $1 AND event_time = $3""",
         due.delivery_id,
         next_at,
+        due.event_time,
     )
     await conn.execute(
         """UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, $2)

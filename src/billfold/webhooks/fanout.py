@@ -7,7 +7,9 @@ payment's, its payer and the merchant's owner (`payer_id`, `owner_id`); a checko
 the merchant's owner. An endpoint gets
 the events from its registration on (a group reading the stream from its start must not send
 an app the past), while it is enabled. One statement writes a batch's deliveries; the pair
-(endpoint, event id) is unique, so an event seen twice makes no second delivery.
+(endpoint, event id) is unique, so an event seen twice makes no second delivery. The table is
+partitioned by the event's time (migration 0036), which every copy of an event carries the
+same, so the unique key (endpoint, event id, event time) is that pair's.
 """
 
 from __future__ import annotations
@@ -41,15 +43,16 @@ PEOPLE = {
 PERSON = ("user_id",)
 
 FAN_OUT = """
-INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, body, next_attempt_at)
-SELECT e.id, u.event_id, u.kind, u.body, now()
+INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, body, next_attempt_at,
+                                event_time)
+SELECT e.id, u.event_id, u.kind, u.body, now(), u.time
   FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[])
        AS u(event_id, kind, user_id, body, time)
   JOIN webhook_endpoints e
     ON e.user_id = u.user_id AND e.enabled AND e.created_at <= u.time
    AND ('*' = ANY(e.event_types) OR u.kind = ANY(e.event_types))
  ORDER BY u.time, e.id
-    ON CONFLICT (endpoint_id, event_id) DO NOTHING
+    ON CONFLICT (endpoint_id, event_id, event_time) DO NOTHING
 """
 
 
