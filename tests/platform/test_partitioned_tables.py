@@ -134,13 +134,20 @@ async def test_an_event_fanned_out_at_once_by_several_consumers_is_one_delivery(
 
 
 async def test_detach_keeps_months_still_needed(world: World) -> None:
-    """Months whose assessments nothing holds and whose deliveries were all sent leave, the
-    attempts' before their deliveries'; a month with a held transfer's assessment, or with a
-    delivery still to be sent, stays."""
+    """Months whose assessments no movement under review needs and whose deliveries were all
+    sent leave, the attempts' before their deliveries'; a month with the assessment of a held
+    transfer still under review, or with a delivery still to be sent, stays."""
     pool = world.state.pool
     await ensure(pool, 2, today=date(2018, 1, 1))
     alice, bob = await world.person(), await world.person()
     await pool.fetchrow(ASSESS, alice.id, "old", bob.id, "allow", at(2018, 1, 10))
+    # January's held transfer was settled: its row stays, its month of assessments may go.
+    settled = await pool.fetchrow(ASSESS, alice.id, "settled", bob.id, "review", at(2018, 1, 12))
+    settled_hold = uuid.uuid4().int >> 72
+    await pool.execute(HOLD, settled_hold, alice.id, bob.id, settled["id"], None)
+    await pool.execute(
+        "UPDATE held_transfers SET status = 'COMPLETED' WHERE hold_id = $1", settled_hold
+    )
     held = await pool.fetchrow(ASSESS, alice.id, "held", bob.id, "review", at(2018, 2, 10))
     await pool.execute(HOLD, uuid.uuid4().int >> 72, alice.id, bob.id, held["id"], None)
     endpoint = await register(world, alice.id, NOWHERE)
@@ -179,6 +186,12 @@ async def test_detach_keeps_months_still_needed(world: World) -> None:
     assert await pool.fetchval("SELECT count(*) FROM archive.webhook_attempts_p2018_01") >= 1
     assert (
         await pool.fetchval("SELECT count(*) FROM risk_assessments WHERE id = $1", held["id"]) == 1
+    )
+    assert (
+        await pool.fetchval(
+            "SELECT assessment_at FROM held_transfers WHERE hold_id = $1", settled_hold
+        )
+        == settled["created_at"]
     )
 
 
