@@ -218,11 +218,33 @@ BEGIN
 END;
 $$;
 
--- An account's version (the number of its entries) never goes down: with the check below, that
--- no place in an account's history is ever written twice.
-CREATE TRIGGER accounts_version_never_decreases
+-- An account's version (the number of its entries) only grows, and whoever raises it says from
+-- what and in which transaction: version_before must be the version it had, version_xact the
+-- transaction. With the check in ledger_note_new_entries (a statement's new entries of an
+-- account are exactly the places version_before + 1 .. version, raised by this transaction) no
+-- place in an account's history is written twice, in any month, but by one transaction that
+-- writes its newest places again without raising the version in between (reconcile finds
+-- that). The WHEN clause is evaluated without calling a plpgsql function: the engine's updates
+-- cost nothing more.
+ALTER TABLE accounts ADD COLUMN version_before bigint NOT NULL DEFAULT 0,
+                     ADD COLUMN version_xact xid8;
+
+CREATE FUNCTION ledger_refuse_version() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'account %: its version goes from % to % with version_before %: a version '
+                    'only grows, from the version it had, in the transaction that says so',
+                    OLD.id, OLD.version, NEW.version, NEW.version_before
+        USING ERRCODE = 'check_violation';
+END;
+$$;
+
+CREATE TRIGGER accounts_version_only_grows
     BEFORE UPDATE OF version ON accounts FOR EACH ROW
-    WHEN (NEW.version < OLD.version) EXECUTE FUNCTION ledger_refuse_change();
+    WHEN (NEW.version <> OLD.version
+          AND (NEW.version < OLD.version OR NEW.version_before <> OLD.version
+               OR NEW.version_xact IS DISTINCT FROM pg_current_xact_id()))
+    EXECUTE FUNCTION ledger_refuse_version();
 
 CREATE OR REPLACE FUNCTION ledger_note_new_transfers() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -258,19 +280,20 @@ BEGIN
             bad.currency, bad.account_id, bad.account_currency
             USING ERRCODE = 'check_violation';
     END IF;
-    -- The statement's entries of an account are its newest places, each once, up to its
-    -- version as this statement left it.
-    SELECT s.account_id, s.first, s.last, a.version INTO bad
+    -- The statement's entries of an account are the places it took, each once: from the
+    -- version it had to the version this statement left it.
+    SELECT s.account_id, s.first, s.last, a.version_before, a.version INTO bad
       FROM (SELECT account_id, min(account_seq) AS first, max(account_seq) AS last,
                    count(*) AS n, count(DISTINCT account_seq) AS places
               FROM new_rows GROUP BY account_id) s
       JOIN accounts a ON a.id = s.account_id
-     WHERE s.last <> a.version OR s.places <> s.n OR s.last - s.first + 1 <> s.n
+     WHERE s.first <> a.version_before + 1 OR s.last <> a.version OR s.places <> s.n
+        OR s.last - s.first + 1 <> s.n OR a.version_xact IS DISTINCT FROM pg_current_xact_id()
      LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'entries % to % on account % are not the newest places of its '
-                        'history (its version is %)', bad.first, bad.last, bad.account_id,
-                        bad.version
+        RAISE EXCEPTION 'entries % to % on account % are not the places this transaction '
+                        'took (its version went from % to %)', bad.first, bad.last,
+                        bad.account_id, bad.version_before, bad.version
             USING ERRCODE = 'unique_violation';
     END IF;
     PERFORM ledger_append_setting('billfold.transfers_with_entries',
@@ -319,3 +342,28 @@ END;
 $$;
 
 SELECT billfold_grant_service_role(role) FROM ledger_grantees;
+
+-- History's time bounds (wallet.history): the last place of an account's history before a
+-- moment. Times never decrease along an account's places (the engine reads the clock after the
+-- account's lock), so the newest entry before the moment has it: the months after the moment are
+-- pruned, the others each give their newest entry of the account. Archived places count.
+CREATE OR REPLACE FUNCTION ledger_last_seq_before(account bigint, moment timestamptz,
+                                                  inclusive boolean)
+RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    found bigint;
+BEGIN
+    IF inclusive THEN
+        SELECT account_seq INTO found FROM entries
+         WHERE account_id = account AND created_at <= moment
+         ORDER BY account_seq DESC LIMIT 1;
+    ELSE
+        SELECT account_seq INTO found FROM entries
+         WHERE account_id = account AND created_at < moment
+         ORDER BY account_seq DESC LIMIT 1;
+    END IF;
+    RETURN greatest(coalesce(found, 0),
+                    coalesce((SELECT seq FROM ledger_archived WHERE account_id = account), 0));
+END;
+$$;

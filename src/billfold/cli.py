@@ -217,8 +217,10 @@ def partitions_detach(
     ],
 ) -> None:
     """Detach the monthly partitions before a month into the `archive` schema (dump them with
-    pg_dump, then drop them); a month that still holds unpublished events stays."""
+    pg_dump, then drop them); a month that still holds unpublished events or unresolved holds
+    stays, and the ledger's accounts' positions are carried forward first."""
     from billfold.events.outbox import DETACH_GUARD
+    from billfold.ledger.archive import DETACH_HOOKS
     from billfold.platform.partitions import detach, parse_month
 
     try:
@@ -230,7 +232,7 @@ def partitions_detach(
     report = lambda line: print(line, flush=True)  # noqa: E731
     try:
         detached, kept = _run(
-            _with_pool(settings, lambda pool: detach(pool, month, guards, report)),
+            _with_pool(settings, lambda pool: detach(pool, month, guards, report, DETACH_HOOKS)),
             "detach the partitions",
         )
     except ValueError as error:

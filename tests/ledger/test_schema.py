@@ -81,7 +81,8 @@ async def test_unbalanced_transfer_is_refused_at_commit(
             await _raw_transfer(conn, 10**13 + 2, [(b, 5)])
             await conn.execute(
                 "UPDATE accounts SET kind = 'system', overdraft_limit_minor = 5, posted_minor = -5,"
-                " version = 1 WHERE id = $1",
+                " version = 1, version_before = 0, version_xact = pg_current_xact_id()"
+                " WHERE id = $1",
                 a,
             )
             await conn.execute(
@@ -101,7 +102,12 @@ async def test_entries_cannot_join_an_earlier_transfer(
     async with pool.acquire() as conn:
         with pytest.raises(asyncpg.ForeignKeyViolationError, match="must be written"):
             async with conn.transaction():
-                await conn.execute("UPDATE accounts SET version = 2 WHERE id IN ($1, $2)", a, b)
+                await conn.execute(
+                    "UPDATE accounts SET version = 2, version_before = 1,"
+                    " version_xact = pg_current_xact_id() WHERE id IN ($1, $2)",
+                    a,
+                    b,
+                )
                 await conn.execute(
                     """INSERT INTO entries VALUES ($1, 2, $3, -1, 'USD', false, 0, now()),
                                                   ($2, 2, $3, 1, 'USD', false, 0, now())""",
@@ -144,7 +150,10 @@ async def _raw_transfer(
     for account_id, amount in legs:
         # The next place in the account's history, as the engine takes it (migration 0035).
         seq = await conn.fetchval(
-            "UPDATE accounts SET version = version + 1 WHERE id = $1 RETURNING version", account_id
+            "UPDATE accounts SET version = version + 1, version_before = version,"
+            " version_xact = pg_current_xact_id() WHERE id = $1"
+            " RETURNING version",
+            account_id,
         )
         await conn.execute(
             "INSERT INTO entries VALUES ($1, $2, $3, $4, 'USD', false, $4, now())",

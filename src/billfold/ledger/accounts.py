@@ -6,7 +6,7 @@ from datetime import datetime
 
 import asyncpg
 
-from billfold.ledger.errors import AccountNotFound, InvalidTransfer
+from billfold.ledger.errors import AccountNotFound, ArchivedMoment, InvalidTransfer
 from billfold.ledger.model import Account, AccountKind, check_currency
 
 ACCOUNT_COLUMNS = """
@@ -82,17 +82,30 @@ async def find_account(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> Ac
 
 
 async def balance_at(conn: asyncpg.Connection | asyncpg.Pool, account_id: int, at: datetime) -> int:
-    """The account's posted balance at a past moment, read from its entries' running balances."""
-    value = await conn.fetchval(
+    """The account's posted balance at a past moment, read from its entries' running balances
+    (the months after the moment pruned), or from the position its archived months carried
+    forward (ledger.archive); ArchivedMoment if the moment falls inside those months."""
+    row = await conn.fetchrow(
         """
-        SELECT balance_after_minor FROM entries
-         WHERE account_id = $1 AND created_at <= $2
-         ORDER BY account_seq DESC LIMIT 1
+        SELECT (SELECT balance_after_minor FROM entries
+                 WHERE account_id = $1 AND created_at <= $2
+                 ORDER BY account_seq DESC LIMIT 1) AS balance,
+               x.balance_minor AS archived, x.through
+          FROM (SELECT 1) one LEFT JOIN ledger_archived x ON x.account_id = $1
         """,
         account_id,
         at,
     )
-    return int(value or 0)
+    if row["balance"] is not None:
+        return int(row["balance"])
+    if row["through"] is None:
+        return 0
+    if at < row["through"]:
+        raise ArchivedMoment(
+            f"account {account_id}'s entries before {row['through']:%Y-%m-%d} are archived",
+            account_id=account_id,
+        )
+    return int(row["archived"])
 
 
 def account_from_row(row: asyncpg.Record) -> Account:

@@ -24,6 +24,14 @@ class AccountNotFound(LedgerError):
     title = "Account not found"
 
 
+class ArchivedMoment(LedgerError):
+    """The moment asked about falls in months archived out of the database (ledger.archive)."""
+
+    code = "moment_archived"
+    status = 422
+    title = "Moment archived"
+
+
 class TransferNotFound(LedgerError):
     code = "transfer_not_found"
     status = 404

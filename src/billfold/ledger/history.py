@@ -163,7 +163,8 @@ async def last_seq_before(
     conn: asyncpg.Connection, account_id: int, moment: datetime, inclusive: bool
 ) -> int:
     """The sequence number of the account's last entry before `moment` (or at it, if
-    `inclusive`); 0 when there is none. A binary search over the primary key (migration 0004)."""
+    `inclusive`); 0 when there is none. The newest entry before it, the months after it pruned
+    (migration 0035)."""
     value = await conn.fetchval(
         "SELECT ledger_last_seq_before($1, $2, $3)", account_id, moment, inclusive
     )

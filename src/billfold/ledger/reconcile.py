@@ -61,6 +61,9 @@ SELECT
     (SELECT coalesce(sum(1), 0) FROM sums) AS groups
 """
 
+# An account whose oldest months were archived (ledger.archive) starts from the position
+# carried forward in ledger_archived: its first entry here is the next place, its running
+# balance goes on from the archived one, and its balance and version count what was archived.
 ACCOUNT_CHUNK = """
 WITH e AS (
     SELECT account_id, account_seq, amount_minor, pending, balance_after_minor,
@@ -72,19 +75,31 @@ WITH e AS (
     SELECT account_id,
            coalesce(sum(amount_minor) FILTER (WHERE NOT pending), 0) AS posted,
            count(*) AS entries,
-           count(*) FILTER (WHERE account_seq <> coalesce(previous_seq, 0) + 1) AS gaps,
-           count(*) FILTER (WHERE balance_after_minor <> coalesce(previous_balance, 0)
-                            + CASE WHEN pending THEN 0 ELSE amount_minor END) AS broken
+           count(*) FILTER (WHERE previous_seq IS NOT NULL
+                            AND account_seq <> previous_seq + 1) AS gaps,
+           count(*) FILTER (WHERE previous_seq IS NOT NULL
+                            AND balance_after_minor <> previous_balance
+                            + CASE WHEN pending THEN 0 ELSE amount_minor END) AS broken,
+           min(account_seq) AS first_seq,
+           min(balance_after_minor - CASE WHEN pending THEN 0 ELSE amount_minor END)
+               FILTER (WHERE previous_seq IS NULL) AS opening
       FROM e GROUP BY account_id
+), checked AS (
+    SELECT a.id, a.posted_minor, a.version,
+           coalesce(x.balance_minor, 0) + coalesce(p.posted, 0) AS entries_posted,
+           coalesce(x.seq, 0) + coalesce(p.entries, 0) AS entries,
+           coalesce(p.gaps, 0) + CASE WHEN p.first_seq <> coalesce(x.seq, 0) + 1 THEN 1 ELSE 0 END
+               AS gaps,
+           coalesce(p.broken, 0) + CASE WHEN p.opening <> coalesce(x.balance_minor, 0) THEN 1
+                                        ELSE 0 END AS broken
+      FROM accounts a
+      LEFT JOIN per_account p ON p.account_id = a.id
+      LEFT JOIN ledger_archived x ON x.account_id = a.id
+     WHERE a.id >= $1 AND a.id < $2
 )
-SELECT a.id, a.posted_minor, a.version,
-       coalesce(p.posted, 0) AS entries_posted, coalesce(p.entries, 0) AS entries,
-       coalesce(p.gaps, 0) AS gaps, coalesce(p.broken, 0) AS broken,
-       (SELECT count(*) FROM entries WHERE account_id >= $1 AND account_id < $2) AS scanned
-  FROM accounts a LEFT JOIN per_account p ON p.account_id = a.id
- WHERE a.id >= $1 AND a.id < $2
-   AND (a.posted_minor <> coalesce(p.posted, 0) OR a.version <> coalesce(p.entries, 0)
-        OR coalesce(p.gaps, 0) > 0 OR coalesce(p.broken, 0) > 0)
+SELECT c.*, (SELECT count(*) FROM entries WHERE account_id >= $1 AND account_id < $2) AS scanned
+  FROM checked c
+ WHERE c.posted_minor <> c.entries_posted OR c.version <> c.entries OR c.gaps > 0 OR c.broken > 0
 """
 
 ENTRY_COUNT = "SELECT count(*) FROM entries WHERE account_id >= $1 AND account_id < $2"

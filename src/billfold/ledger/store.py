@@ -114,7 +114,9 @@ balances AS (
        SET posted_minor = a.posted_minor + d.posted,
            pending_debits_minor = a.pending_debits_minor + d.pending_debits,
            pending_credits_minor = a.pending_credits_minor + d.pending_credits,
-           version = a.version + d.version
+           version = a.version + d.version,
+           version_before = a.version,
+           version_xact = pg_current_xact_id()
       FROM unnest($18::text::bigint[], $19::text::bigint[], $20::text::bigint[],
                   $21::text::bigint[], $22::text::bigint[])
            AS d(id, posted, pending_debits, pending_credits, version)

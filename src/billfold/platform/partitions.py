@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -68,6 +68,11 @@ class Partition:
     month: date | None
     rows_estimate: int
     bytes: int
+
+
+# What a table does before one of its months leaves, in the detaching transaction, under the
+# partitions' lock: a reason to keep the month, or None once it has done what must come first.
+BeforeDetach = Callable[[asyncpg.Connection, Partition], Awaitable[str | None]]
 
 
 def month_of(name: str) -> date | None:
@@ -139,12 +144,15 @@ async def detach(
     before: date,
     guards: Mapping[str, str],
     progress: Callable[[str], None] = lambda line: None,
+    hooks: Mapping[str, BeforeDetach] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Detach every monthly partition whose month ends by `before` (its first day) into the
-    `archive` schema, one at a time, telling `progress` of each; the names detached, and those
-    kept because rows its table's guard names (a condition: `guards[table]`) are still in them,
-    or because the archive has one of that name already (a month made again after it was
-    detached: drop or rename the archived one first). Only months that have ended go."""
+    `archive` schema, one at a time and oldest first, telling `progress` of each; the names
+    detached, and those kept because rows its table's guard names (a condition:
+    `guards[table]`) are still in them, because its table's hook (`hooks[table]`, run in the
+    detaching transaction) gave a reason, or because the archive has one of that name already
+    (a month made again after it was detached: drop or rename the archived one first). Only
+    months that have ended go."""
     this_month = datetime.now(UTC).date().replace(day=1)
     if before > this_month:
         raise ValueError(f"month {before:%Y-%m} has not begun: only ended months are detached")
@@ -168,7 +176,11 @@ async def detach(
                 kept.append(part.name)
                 progress(f"{step}: kept, archive.{part.name} exists already")
                 continue
-            await _detach_one(conn, part)
+            reason = await _detach_one(conn, part, (hooks or {}).get(part.parent))
+            if reason is not None:
+                kept.append(part.name)
+                progress(f"{step}: kept, {reason}")
+                continue
             detached.append(part.name)
             size = f"~{part.rows_estimate:,} rows, {part.bytes / 2**20:,.1f} MiB"
             progress(f"{step}: detached into archive.{part.name} ({size})")
@@ -188,12 +200,17 @@ async def keep_ensuring(pool: asyncpg.Pool, months_ahead: int) -> None:
         await asyncio.sleep(ENSURE_EVERY_S)
 
 
-async def _detach_one(conn: asyncpg.Connection, part: Partition) -> None:
+async def _detach_one(
+    conn: asyncpg.Connection, part: Partition, hook: BeforeDetach | None
+) -> str | None:
     async with conn.transaction():
         await conn.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
         await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
+        if hook is not None and (reason := await hook(conn, part)) is not None:
+            return reason
         await conn.execute(f"ALTER TABLE {part.parent} DETACH PARTITION {part.name}")
         await conn.execute(f"ALTER TABLE {part.name} SET SCHEMA archive")
+    return None
 
 
 def _name(parent: str, month: date) -> str:
