@@ -83,6 +83,7 @@ async def run_history_bench(
     hero_entries: int,
     queries: int,
     workers: int,
+    http: bool = True,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     async with generated_ledger(settings, dsn, entries, accounts, hero_entries) as (
@@ -92,6 +93,10 @@ async def run_history_bench(
     ):
         # From an empty database to a vacuumed ledger.
         generated = round(time.perf_counter() - started)
+        # The whole ledger reconciled first (`bench reconcile`'s check, here on this ledger).
+        say("reconciling ...")
+        report = await reconcile(pool)
+        say(report.render())
         hero = await get_user(pool, hero_id)
         results = {
             "first_page": await _time(pool, hero, queries, lambda _r: HistoryQuery()),
@@ -104,10 +109,8 @@ async def run_history_bench(
                 lambda r: HistoryQuery(text=f"note {r.randrange(1000)}"),
             ),
         }
-        results |= await _over_http(database_url, redis_url, hero_id, queries, workers)
-        say("reconciling ...")
-        report = await reconcile(pool)
-    say(report.render())
+        if http:
+            results |= await _over_http(database_url, redis_url, hero_id, queries, workers)
     for label, figures in results.items():
         say(
             f"{label:<22} p50 {figures['latency_ms_p50']} ms  p99 {figures['latency_ms_p99']} ms"
