@@ -18,6 +18,7 @@ from billfold_bench.events import run_events_bench, table
 from billfold_bench.history import run_history_bench
 from billfold_bench.merchant import run_merchant_bench
 from billfold_bench.merchant import table as merchant_table
+from billfold_bench.reconcile import run_reconcile_bench
 from billfold_bench.risk import run_risk_bench
 from billfold_bench.scoring import run_scoring_bench
 from billfold_bench.traffic import p99_ms
@@ -116,6 +117,24 @@ async def test_merchant_bench_over_http_pays_one_merchant_and_its_money_adds_up(
     shown = merchant_table(result)
     assert shown[0].startswith("over HTTP, medians of 2 rounds")
     assert any(line.startswith("  hot / uniform = ") for line in shown)
+
+
+async def test_reconcile_bench_spreads_its_ledger_over_twelve_monthly_partitions(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every month gets its own partitions and its share of the rows, none the default ones;
+    entries numbered and summed on across months, so the ledger reconciles."""
+    assert settings.database_url
+    result = await run_reconcile_bench(
+        settings, settings.database_url, entries=6_000, accounts=40, workers=2
+    )
+    assert result["ok"] and result["entries"] == 6_000 and result["transfers"] == 3_000
+    shown = capsys.readouterr().err.splitlines()
+    months = [line for line in shown if line.startswith("  20") and " transfers, " in line]
+    assert len(months) == 12
+    # 3,000 transfers over a year: 230-255 a month (28 to 31 days).
+    assert all(225 <= int(line.split()[1].replace(",", "")) <= 260 for line in months)
+    assert "  rows in transfers_default and entries_default: 0" in shown
 
 
 async def test_history_bench_reads_pages_in_process_and_over_http(settings: Settings) -> None:

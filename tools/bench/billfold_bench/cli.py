@@ -352,6 +352,7 @@ def history_bench(
     hero_entries: Annotated[int, typer.Option(help="Entries of the user read.")] = 100_000,
     queries: Annotated[int, typer.Option(help="Pages read per kind of query.")] = 300,
     workers: Annotated[int, typer.Option(help="Server worker processes (over HTTP).")] = 2,
+    http: Annotated[bool, typer.Option(help="Also read the pages over HTTP.")] = True,
     json: JsonFlag = False,
 ) -> None:
     """History page latency for one user with many transactions, in a large ledger."""
@@ -364,6 +365,7 @@ def history_bench(
         hero_entries=hero_entries,
         queries=queries,
         workers=workers,
+        http=http,
     )
     _report(result, json)
     if not result["reconciled"]:

@@ -32,7 +32,7 @@ from billfold.platform.migrate import apply_migrations
 from billfold.platform.security import issue_token
 from billfold.wallet.history import HistoryQuery, read_history
 from billfold.wallet.users import get_user
-from billfold_bench import say
+from billfold_bench import monthly, say
 from billfold_bench.http import Connection
 from billfold_bench.seed import scratch_database
 from billfold_bench.server import running_server
@@ -54,40 +54,21 @@ GENERATE = [
     INSERT INTO wallets (user_id, currency, account_id)
     SELECT substr(owner, 6)::uuid, 'USD', id FROM opened
     """,
-    # Transfer g happens at a time that grows with g, over one year; every (T / H)-th one
-    # involves account 1, the hero, alternately paying and being paid.
+    # Transfer g happens at a time that grows with g, over one year (`monthly`); every
+    # (T / H)-th one involves account 1, the hero, alternately paying and being paid ($3: the
+    # accounts, $4: T / H).
     """
-    INSERT INTO transfers (id, kind, code, amount_minor, currency, metadata, created_at)
-    SELECT g, 'transfer', (ARRAY['p2p', 'p2p', 'add_funds', 'cash_out'])[1 + g % 4],
-           1 + g % 997, 'USD', jsonb_build_object('note', 'note ' || g % 1000),
-           $2::timestamptz + (g * interval '1 second' * (31536000.0 / $1))
-      FROM generate_series(1, $1::bigint) g
-    """,
-    """
-    INSERT INTO entries (account_id, account_seq, transfer_id, amount_minor, currency, pending,
-                         balance_after_minor, created_at)
-    SELECT account_id, row_number() OVER w, transfer_id, amount_minor, 'USD', false,
-           sum(amount_minor) OVER (w ROWS UNBOUNDED PRECEDING), created_at
-      FROM (
-            SELECT t.id AS transfer_id, t.created_at,
-                   CASE WHEN t.id % $2 = 0 AND (t.id / $2) % 2 = 0 THEN 1
-                        ELSE 2 + (t.id * 7919) % ($1 - 1) END AS account_id,
-                   -t.amount_minor AS amount_minor
-              FROM transfers t
-            UNION ALL
-            SELECT t.id, t.created_at,
-                   CASE WHEN t.id % $2 = 0 AND (t.id / $2) % 2 = 1 THEN 1
-                        ELSE 2 + (t.id * 7919 + 1 + t.id % ($1 - 2)) % ($1 - 1) END,
-                   t.amount_minor
-              FROM transfers t
-           ) legs
-    WINDOW w AS (PARTITION BY account_id ORDER BY transfer_id)
-    """,
-    """
-    UPDATE accounts a SET posted_minor = s.total, version = s.n
-      FROM (SELECT account_id, sum(amount_minor) AS total, count(*) AS n
-              FROM entries GROUP BY account_id) s
-     WHERE a.id = s.account_id
+    SELECT t.id AS transfer_id, t.created_at,
+           CASE WHEN t.id % $4 = 0 AND (t.id / $4) % 2 = 0 THEN 1
+                ELSE 2 + (t.id * 7919) % ($3 - 1) END AS account_id,
+           -t.amount_minor AS amount_minor
+      FROM month t
+    UNION ALL
+    SELECT t.id, t.created_at,
+           CASE WHEN t.id % $4 = 0 AND (t.id / $4) % 2 = 1 THEN 1
+                ELSE 2 + (t.id * 7919 + 1 + t.id % ($3 - 2)) % ($3 - 1) END,
+           t.amount_minor
+      FROM month t
     """,
 ]
 
@@ -102,12 +83,20 @@ async def run_history_bench(
     hero_entries: int,
     queries: int,
     workers: int,
+    http: bool = True,
 ) -> dict[str, Any]:
+    started = time.perf_counter()
     async with generated_ledger(settings, dsn, entries, accounts, hero_entries) as (
         database_url,
         pool,
         hero_id,
     ):
+        # From an empty database to a vacuumed ledger.
+        generated = round(time.perf_counter() - started)
+        # The whole ledger reconciled first (`bench reconcile`'s check, here on this ledger).
+        say("reconciling ...")
+        report = await reconcile(pool)
+        say(report.render())
         hero = await get_user(pool, hero_id)
         results = {
             "first_page": await _time(pool, hero, queries, lambda _r: HistoryQuery()),
@@ -120,8 +109,8 @@ async def run_history_bench(
                 lambda r: HistoryQuery(text=f"note {r.randrange(1000)}"),
             ),
         }
-        results |= await _over_http(database_url, redis_url, hero_id, queries, workers)
-        report = await reconcile(pool)
+        if http:
+            results |= await _over_http(database_url, redis_url, hero_id, queries, workers)
     for label, figures in results.items():
         say(
             f"{label:<22} p50 {figures['latency_ms_p50']} ms  p99 {figures['latency_ms_p99']} ms"
@@ -133,6 +122,8 @@ async def run_history_bench(
         "hero_entries": hero_entries,
         "results": results,
         "reconciled": report.ok,
+        "reconcile_seconds": round(report.seconds, 1),
+        "generate_seconds": generated,
     }
 
 
@@ -159,16 +150,23 @@ async def _generate(conn: asyncpg.Connection, entries: int, accounts: int, hero:
     transfers = entries // 2
     say(f"generating {entries:,} entries over {accounts:,} wallets, {hero:,} of them the hero's")
     started = time.perf_counter()
-    async with conn.transaction():
-        await conn.execute("SET LOCAL session_replication_role = replica")
-        await conn.execute("SET LOCAL work_mem = '1GB'")
-        await conn.execute(GENERATE[0], accounts)
-        await conn.execute(GENERATE[1], transfers, YEAR_START)
-        await conn.execute(GENERATE[2], accounts, max(1, transfers // hero))
-        await conn.execute(GENERATE[3])
+    await conn.execute(GENERATE[0], accounts)
+    await monthly.generate(
+        conn,
+        transfers=transfers,
+        start=YEAR_START,
+        code="(ARRAY['p2p', 'p2p', 'add_funds', 'cash_out'])[1 + g % 4]",
+        metadata="jsonb_build_object('note', 'note ' || g % 1000)",
+        legs=GENERATE[1],
+        legs_args=(accounts, max(1, transfers // hero)),
+    )
+    written = time.perf_counter() - started
     for table in ("accounts", "transfers", "entries", "users", "wallets"):
         await conn.execute(f"VACUUM ANALYZE {table}")
-    say(f"generated in {time.perf_counter() - started:.0f}s; reading history ...")
+    say(
+        f"generated in {written:.0f}s, vacuumed in {time.perf_counter() - started - written:.0f}s;"
+        " reading history ..."
+    )
 
 
 def _type_and_window(rng: random.Random) -> HistoryQuery:
