@@ -39,18 +39,26 @@ WITH page AS (
                AND ($6::bigint IS NULL OR abs(e.amount_minor) >= $6)
                AND ($7::bigint IS NULL OR abs(e.amount_minor) <= $7)
                AND ($10::bigint[] IS NULL OR e.account_seq = ANY ($10))
+               -- The months of a time window only (pruned when the page is planned).
+               AND ($12::timestamptz IS NULL OR e.created_at >= $12)
+               AND ($13::timestamptz IS NULL OR e.created_at <= $13)
              ORDER BY e.account_seq DESC OFFSET 0
       ) e
       -- Its transfer, in the entry's month (the same created_at): a probe of one partition for
       -- each entry the page reads.
       CROSS JOIN LATERAL (
             SELECT t.code, t.kind, t.metadata, t.pending_id, t.id FROM transfers t
-             WHERE t.id = e.transfer_id AND t.created_at = e.created_at OFFSET 0
+             WHERE t.id = e.transfer_id AND t.created_at = e.created_at
+               AND ($12::timestamptz IS NULL OR t.created_at >= $12)
+               AND ($13::timestamptz IS NULL OR t.created_at <= $13)
+             OFFSET 0
       ) t
       LEFT JOIN hold_resolutions r ON t.kind = 'hold' AND r.hold_id = t.id
       LEFT JOIN LATERAL (
             SELECT o.account_id FROM entries o
              WHERE o.transfer_id = e.transfer_id AND o.created_at = e.created_at
+               AND ($12::timestamptz IS NULL OR o.created_at >= $12)
+               AND ($13::timestamptz IS NULL OR o.created_at <= $13)
                AND o.account_id <> e.account_id
              ORDER BY o.account_id LIMIT 1
       ) other ON true
@@ -85,15 +93,23 @@ SELECT e.account_seq
         SELECT t.id, t.created_at FROM transfers t
          WHERE $4::tsquery IS NOT NULL AND t.metadata ? 'note'
            AND to_tsvector('simple', t.metadata ->> 'note') @@ $4
+           AND ($7::timestamptz IS NULL OR t.created_at >= $7)
+           AND ($8::timestamptz IS NULL OR t.created_at <= $8)
         UNION
         SELECT o.transfer_id, o.created_at FROM entries o
          WHERE o.account_id = ANY ($5::bigint[])
+           AND ($7::timestamptz IS NULL OR o.created_at >= $7)
+           AND ($8::timestamptz IS NULL OR o.created_at <= $8)
        ) m
   JOIN entries e ON e.transfer_id = m.id AND e.created_at = m.created_at AND e.account_id = $1
  WHERE e.account_seq < $2 AND e.account_seq > $3
  ORDER BY e.account_seq DESC
  LIMIT $6
 """
+
+
+# History's reads are planned for their own arguments (see entries_page).
+CUSTOM_PLAN = "SET LOCAL plan_cache_mode = force_custom_plan"
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,10 @@ class EntryFilter:
     other_account_id: int | None = None  # the account on the other side
     status: str | None = None  # COMPLETED, PENDING or CANCELLED
     account_seqs: Sequence[int] | None = None  # only these entries (what a search found)
+    # A time window the sequence bounds already keep to, given for the months outside it to
+    # be pruned from the plan: entries at `since` or after, at `until` or before.
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 async def entries_page(
@@ -136,7 +156,7 @@ async def entries_page(
     after five runs) cannot tell an account of a hundred entries, whose months are best read
     whole and sorted, from one of a hundred thousand, whose months' indexes must be merged."""
     async with conn.transaction():
-        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        await conn.execute(CUSTOM_PLAN)
         return await _page(conn, account_id, upper, lower, shown, limit, joined)
 
 
@@ -162,6 +182,8 @@ async def _page(
         shown.status,
         list(shown.account_seqs) if shown.account_seqs is not None else None,
         limit,
+        shown.since,
+        shown.until,
     )
     return rows
 
@@ -180,13 +202,18 @@ async def search_entries(
     words: str | None,
     other_account_ids: Sequence[int],
     limit: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[int]:
     """The sequence numbers of the account's entries between `lower` and `upper` (exclusive)
     whose transfer's note matches `words` (a tsquery), or whose transfer moved money of one of
-    `other_account_ids`; newest first, at most `limit`."""
-    rows = await conn.fetch(
-        _SEARCH, account_id, upper, lower, words, list(other_account_ids), limit
-    )
+    `other_account_ids`; newest first, at most `limit`. `since` and `until`: as EntryFilter's.
+    Planned for its arguments every time, as entries_page."""
+    async with conn.transaction():
+        await conn.execute(CUSTOM_PLAN)
+        rows = await conn.fetch(
+            _SEARCH, account_id, upper, lower, words, list(other_account_ids), limit, since, until
+        )
     return [row["account_seq"] for row in rows]
 
 

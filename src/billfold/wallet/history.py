@@ -164,7 +164,11 @@ async def read_account_history(
             upper = min(upper, last + 1)
         lower = await last_seq_before(conn, account, query.start, False) if query.start else 0
         other = await _counterparty_account(conn, query.counterparty)
-        seqs = await _search(conn, account, upper, lower, query.text) if query.text else None
+        seqs = (
+            await _search(conn, account, upper, lower, query.text, query.start, query.end)
+            if query.text
+            else None
+        )
         if other == -1 or seqs == []:
             rows: list[asyncpg.Record] = []
         else:
@@ -176,6 +180,8 @@ async def read_account_history(
                 other_account_id=other,
                 status=query.status.upper() if query.status else None,
                 account_seqs=seqs,
+                since=query.start,
+                until=query.end,
             )
             rows = await entries_page(conn, account, upper, lower, shown, query.limit + 1, named)
         balance = await posted_balance(conn, account)
@@ -201,7 +207,13 @@ async def _counterparty_account(conn: asyncpg.Connection, handle_text: str | Non
 
 
 async def _search(
-    conn: asyncpg.Connection, account: int, upper: int, lower: int, text: str
+    conn: asyncpg.Connection,
+    account: int,
+    upper: int,
+    lower: int,
+    text: str,
+    since: datetime | None,
+    until: datetime | None,
 ) -> list[int]:
     """The sequence numbers of the account's entries below `upper` that `text` finds, newest
     first, at most SEARCH_MAX. (With other filters as well, a page holds those of these that
@@ -221,7 +233,9 @@ async def _search(
         else []
     )
     others = [r["account_id"] for r in counterparties]
-    return await search_entries(conn, account, upper, lower, matcher, others, SEARCH_MAX)
+    return await search_entries(
+        conn, account, upper, lower, matcher, others, SEARCH_MAX, since, until
+    )
 
 
 def _escape_like(text: str) -> str:
