@@ -18,7 +18,7 @@ from billfold.ledger.accounts import AccountKind, balance_at, open_account
 from billfold.ledger.archive import DETACH_HOOKS
 from billfold.ledger.engine import Ledger
 from billfold.ledger.errors import ArchivedMoment
-from billfold.ledger.history import last_seq_before
+from billfold.ledger.history import EntryFilter, entries_page, last_seq_before
 from billfold.ledger.reconcile import reconcile
 from billfold.platform.db import create_pool
 from billfold.platform.migrate import apply_migrations
@@ -302,3 +302,28 @@ async def test_reads_by_time_prune_the_months_they_cannot_need(pool: asyncpg.Poo
         )
     )
     assert "Subplans Removed" in joined or "never executed" in joined
+
+
+async def test_a_page_reads_on_past_its_scan_when_the_filters_pass_few(
+    ledger: Ledger, pool: asyncpg.Pool, open_wallet: OpenWallet
+) -> None:
+    """A page statement scans at most SCAN_PER_ROW entries a row asked; when its filters let
+    fewer through, the next statement goes on below the last entry scanned, and the page is
+    whole, newest first."""
+    a, b = await open_wallet(1000), await open_wallet()
+    for n in range(45):
+        await ledger.move(
+            "c",
+            str(uuid.uuid4()),
+            debit_account_id=a,
+            credit_account_id=b,
+            amount_minor=1,
+            currency="USD",
+            code="rare" if n in (2, 5) else "p2p",
+        )
+    async with pool.acquire() as conn:
+        page = await entries_page(conn, a, 2**62, 0, EntryFilter(codes=["rare"]), 2)
+        everything = await entries_page(conn, a, 2**62, 0, EntryFilter(), 100)
+    # Places 4 and 7 (the funding took place 1): far below the first scan of 40 entries.
+    assert [r["account_seq"] for r in page] == [7, 4]
+    assert [r["account_seq"] for r in everything] == list(range(46, 0, -1))

@@ -27,9 +27,10 @@ WITH page AS (
            END AS status,
            other.account_id AS other_account_id
       FROM (
-            -- The account's entries newest first: each month's index read backwards, merged.
-            -- OFFSET 0 keeps that order below the joins, so that the page stops at its limit
-            -- instead of joining and sorting all of an account's entries (a generic plan would).
+            -- The account's entries newest first: each month's index read backwards, merged,
+            -- at most $14 of them (entries_page reads on if the page is still short). The
+            -- bound lets the planner see that a page reads few of a big account's entries:
+            -- without it, it may sort them all.
             SELECT e.account_id, e.account_seq, e.transfer_id, e.amount_minor, e.currency,
                    e.created_at
               FROM entries e
@@ -42,7 +43,7 @@ WITH page AS (
                -- The months of a time window only (pruned when the page is planned).
                AND ($12::timestamptz IS NULL OR e.created_at >= $12)
                AND ($13::timestamptz IS NULL OR e.created_at <= $13)
-             ORDER BY e.account_seq DESC OFFSET 0
+             ORDER BY e.account_seq DESC LIMIT $14
       ) e
       -- Its transfer, in the entry's month (the same created_at): a probe of one partition for
       -- each entry the page reads.
@@ -78,6 +79,24 @@ SELECT page.*{columns}, hold.metadata AS hold_metadata
   LEFT JOIN transfers hold ON hold.id = page.pending_id
  ORDER BY page.account_seq DESC
 """
+# The place of the `$9`-th entry the page statement would scan from `upper` down: where the
+# next statement starts when a page came back short only because its scan stopped.
+_SCANNED_TO = """
+SELECT e.account_seq FROM entries e
+ WHERE e.account_id = $1
+   AND e.account_seq < $2 AND e.account_seq > $3
+   AND ($4::int IS NULL OR sign(e.amount_minor) = $4)
+   AND ($5::bigint IS NULL OR abs(e.amount_minor) >= $5)
+   AND ($6::bigint IS NULL OR abs(e.amount_minor) <= $6)
+   AND ($7::bigint[] IS NULL OR e.account_seq = ANY ($7))
+   AND ($8::timestamptz IS NULL OR e.created_at >= $8)
+   AND ($10::timestamptz IS NULL OR e.created_at <= $10)
+ ORDER BY e.account_seq DESC
+ OFFSET $9 - 1 LIMIT 1
+"""
+# Entries a page statement scans, at most, for each row it is to return.
+SCAN_PER_ROW = 20
+
 # A search's page reads just the entries it found, by their keys, instead of filtering a scan.
 _FOUND = (
     "AND ($10::bigint[] IS NULL OR e.account_seq = ANY ($10))",
@@ -148,7 +167,8 @@ async def entries_page(
     joined: Joined = Joined(),
 ) -> list[asyncpg.Record]:
     """Up to `limit` of the account's entries with a sequence number below `upper` and above
-    `lower` that `shown` lets through, newest first, in one statement with what `joined` adds:
+    `lower` that `shown` lets through, newest first, with what `joined` adds (one statement,
+    another only when the filters let few of the entries it scanned through):
     account_seq, transfer_id, amount_minor, currency, created_at, code, kind, metadata,
     pending_id, status, other_account_id, hold_metadata (a posted hold's own metadata).
 
@@ -157,7 +177,30 @@ async def entries_page(
     whole and sorted, from one of a hundred thousand, whose months' indexes must be merged."""
     async with conn.transaction():
         await conn.execute(CUSTOM_PLAN)
-        return await _page(conn, account_id, upper, lower, shown, limit, joined)
+        rows: list[asyncpg.Record] = []
+        while True:
+            scan = max(limit - len(rows), 1) * SCAN_PER_ROW
+            rows += await _page(
+                conn, account_id, upper, lower, shown, limit - len(rows), joined, scan
+            )
+            if len(rows) >= limit:
+                return rows
+            # Short: the account has no more, or the filters let few of the scanned through.
+            upper = await conn.fetchval(
+                _SCANNED_TO,
+                account_id,
+                upper,
+                lower,
+                shown.sign,
+                shown.min_amount_minor,
+                shown.max_amount_minor,
+                list(shown.account_seqs) if shown.account_seqs is not None else None,
+                shown.since,
+                scan,
+                shown.until,
+            )
+            if upper is None:
+                return rows
 
 
 async def _page(
@@ -168,6 +211,7 @@ async def _page(
     shown: EntryFilter,
     limit: int,
     joined: Joined,
+    scan: int,
 ) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         _statement(joined, shown.account_seqs is not None),
@@ -184,6 +228,7 @@ async def _page(
         limit,
         shown.since,
         shown.until,
+        scan,
     )
     return rows
 
