@@ -22,8 +22,8 @@ WITH page AS (
     SELECT e.account_seq, e.transfer_id, e.amount_minor, e.currency, e.created_at,
            t.code, t.kind, t.metadata, t.pending_id,
            CASE WHEN t.kind <> 'hold' THEN 'COMPLETED'
-                WHEN r.kind IS NULL THEN 'PENDING'
-                WHEN r.kind = 'void' THEN 'CANCELLED'
+                WHEN t.resolution IS NULL THEN 'PENDING'
+                WHEN t.resolution = 'void' THEN 'CANCELLED'
            END AS status,
            other.account_id AS other_account_id
       FROM (
@@ -46,15 +46,19 @@ WITH page AS (
              ORDER BY e.account_seq DESC LIMIT $14
       ) e
       -- Its transfer, in the entry's month (the same created_at): a probe of one partition for
-      -- each entry the page reads.
+      -- each entry the page reads, and a hold's resolution. Every join is a lateral probe, so
+      -- the page keeps the entries' order and stops at its limit.
       CROSS JOIN LATERAL (
-            SELECT t.code, t.kind, t.metadata, t.pending_id, t.id FROM transfers t
+            SELECT t.code, t.kind, t.metadata, t.pending_id, t.id,
+                   CASE WHEN t.kind = 'hold'
+                        THEN (SELECT r.kind FROM hold_resolutions r WHERE r.hold_id = t.id)
+                   END AS resolution
+              FROM transfers t
              WHERE t.id = e.transfer_id AND t.created_at = e.created_at
                AND ($12::timestamptz IS NULL OR t.created_at >= $12)
                AND ($13::timestamptz IS NULL OR t.created_at <= $13)
              OFFSET 0
       ) t
-      LEFT JOIN hold_resolutions r ON t.kind = 'hold' AND r.hold_id = t.id
       LEFT JOIN LATERAL (
             SELECT o.account_id FROM entries o
              WHERE o.transfer_id = e.transfer_id AND o.created_at = e.created_at
@@ -64,11 +68,11 @@ WITH page AS (
              ORDER BY o.account_id LIMIT 1
       ) other ON true
      -- A posted hold shows as the transfer that posted it, not twice.
-     WHERE (t.kind <> 'hold' OR r.kind IS DISTINCT FROM 'post')
+     WHERE (t.kind <> 'hold' OR t.resolution IS DISTINCT FROM 'post')
        AND ($4::text[] IS NULL OR t.code = ANY ($4))
        AND ($8::bigint IS NULL OR other.account_id = $8)
        AND ($9::text IS NULL OR (CASE WHEN t.kind <> 'hold' THEN 'COMPLETED'
-                                      WHEN r.kind IS NULL THEN 'PENDING'
+                                      WHEN t.resolution IS NULL THEN 'PENDING'
                                       ELSE 'CANCELLED' END) = $9)
      ORDER BY e.account_seq DESC
      LIMIT $11
