@@ -423,6 +423,8 @@ async def _check_the_generic_plan(dsn: str, settings: Settings) -> None:
     for index, condition in scans:
         if index == "(no index)":
             continue  # a bitmap heap scan: its index scan is a child, checked there
+        if index.startswith("risk_assessments_default"):
+            continue  # empty unless a month's partition was not made: any index is cheap there
         assert f"({leading[index]} = " in condition, (index, condition)
 
 
