@@ -166,6 +166,16 @@ async def test_a_hold_is_resolved_once_when_two_resolutions_race(
         await pool.fetchval("SELECT transfer_id FROM hold_resolutions WHERE hold_id = $1", hold.id)
         == 10**13 + 61
     )
+    # The void went in below the engine: its balances are released by hand, so that the ledger
+    # still reconciles for the tests after this one.
+    await pool.execute(
+        "UPDATE accounts SET pending_debits_minor = pending_debits_minor - 5 WHERE id = $1", a
+    )
+    await pool.execute(
+        "UPDATE accounts SET pending_credits_minor = pending_credits_minor - 5 WHERE id = $1", b
+    )
+    problems = (await reconcile(pool)).problems
+    assert not [p for p in problems if f"account {a}:" in p or f"account {b}:" in p]
 
 
 async def test_a_month_of_the_ledger_is_not_truncated(pool: asyncpg.Pool) -> None:
